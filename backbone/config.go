@@ -1,0 +1,184 @@
+// Package backbone holds the two MDLM denoiser networks of spec §3: the DiT
+// (models/dit.py: DIT, DDiTBlock, DDitFinalLayer, TimestepEmbedder, Rotary) and the
+// causal AR transformer (models/autoregressive.py), written as GoMLX graphs over
+// explicitly named parameters.
+//
+// Parameter names are the PyTorch state-dict names of the reference (the released
+// OpenWebText checkpoint adds a "backbone." prefix), so loading a checkpoint is one
+// table lookup per tensor with a shape check: see Specs and Weights.
+//
+// Shape legend (spec conventions): B batch, L sequence length, V model vocabulary
+// (mask included), D hidden size, H heads, Dh = D/H head size, C cond_dim.
+package backbone
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Arch names a backbone architecture.
+type Arch string
+
+const (
+	// DiT is the bidirectional diffusion transformer with adaLN conditioning (§3.1).
+	DiT Arch = "dit"
+	// AR is the causal transformer baseline (§3.7): DiT blocks without adaLN.
+	AR Arch = "ar"
+)
+
+// Config sizes a backbone. The JSON names follow the reference's config.json.
+type Config struct {
+	Arch   Arch `json:"arch"`
+	Vocab  int  `json:"vocab_size"`  // V, including [MASK]
+	Hidden int  `json:"hidden_size"` // D
+	Heads  int  `json:"n_heads"`     // H; D/H must be even for rotate-half RoPE
+	Blocks int  `json:"n_blocks"`    // N
+	Cond   int  `json:"cond_dim"`    // C, width of the timestep embedder (DiT only)
+	Length int  `json:"length"`      // L the model is trained at (RoPE tables are built per call)
+	// Dropout is applied on the two residual branches in training only (0.1 in the reference).
+	Dropout float64 `json:"dropout"`
+	// MaskIndex is the [MASK] id (V-1 when the tokenizer has none; 50257 for GPT-2).
+	MaskIndex int `json:"mask_index"`
+}
+
+// Sizes of the reference's configs/model/*.yaml (all with cond_dim 128, dropout 0.1).
+var presets = map[string]Config{
+	"tiny":   {Hidden: 512, Heads: 8, Blocks: 8, Cond: 128},
+	"small":  {Hidden: 768, Heads: 12, Blocks: 12, Cond: 128},
+	"medium": {Hidden: 1024, Heads: 16, Blocks: 24, Cond: 128},
+}
+
+// PresetNames lists the named sizes.
+func PresetNames() []string {
+	names := make([]string, 0, len(presets))
+	for n := range presets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Preset returns a named size (tiny, small, medium) for the given architecture,
+// vocabulary and length, with the reference's dropout 0.1 and mask at V-1.
+func Preset(name string, arch Arch, vocab, length int) (Config, error) {
+	c, ok := presets[name]
+	if !ok {
+		return Config{}, fmt.Errorf("unknown model config %q (known: %s)", name, strings.Join(PresetNames(), ", "))
+	}
+	c.Arch, c.Vocab, c.Length, c.Dropout, c.MaskIndex = arch, vocab, length, 0.1, vocab-1
+	return c, c.Validate()
+}
+
+// HeadDim is D/H.
+func (c Config) HeadDim() int { return c.Hidden / c.Heads }
+
+// Validate checks sizes, naming the offending field.
+func (c Config) Validate() error {
+	switch c.Arch {
+	case DiT, AR:
+	default:
+		return fmt.Errorf("model config: arch %q is not one of dit, ar", c.Arch)
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"vocab_size", c.Vocab}, {"hidden_size", c.Hidden}, {"n_heads", c.Heads}, {"n_blocks", c.Blocks}} {
+		if f.v <= 0 {
+			return fmt.Errorf("model config: %s must be positive, got %d", f.name, f.v)
+		}
+	}
+	if c.Arch == DiT && c.Cond <= 0 {
+		return fmt.Errorf("model config: cond_dim must be positive for the DiT, got %d", c.Cond)
+	}
+	if c.Hidden%c.Heads != 0 {
+		return fmt.Errorf("model config: n_heads %d does not divide hidden_size %d", c.Heads, c.Hidden)
+	}
+	if c.HeadDim()%2 != 0 {
+		return fmt.Errorf("model config: head size %d (hidden_size/n_heads) must be even for rotary embeddings", c.HeadDim())
+	}
+	if c.MaskIndex < 0 || c.MaskIndex >= c.Vocab {
+		return fmt.Errorf("model config: mask_index %d outside the vocabulary [0, %d)", c.MaskIndex, c.Vocab)
+	}
+	if c.Dropout < 0 || c.Dropout >= 1 {
+		return fmt.Errorf("model config: dropout %g must be in [0, 1)", c.Dropout)
+	}
+	return nil
+}
+
+// timestepFreqDim is the width of the sinusoidal timestep features (frequency_embedding_size).
+const timestepFreqDim = 256
+
+// InitKind says how a parameter is initialised (spec §3.2).
+type InitKind int
+
+const (
+	InitZero      InitKind = iota // adaLN modulation and the output layer
+	InitOne                       // LayerNorm weights
+	InitFanIn                     // PyTorch Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+	InitEmbedding                 // Kaiming-uniform a=sqrt(5) with fan_in = D: U(-1/sqrt(D), 1/sqrt(D))
+)
+
+// Spec names one parameter, its shape ([out, in] for Linear weights), its
+// initialisation and the fan-in used for the bound.
+type Spec struct {
+	Name  string
+	Shape []int
+	Init  InitKind
+	FanIn int
+}
+
+// Size is the number of elements.
+func (s Spec) Size() int {
+	n := 1
+	for _, d := range s.Shape {
+		n *= d
+	}
+	return n
+}
+
+// Specs lists every trainable parameter in PyTorch registration order (the order of
+// backbone.parameters(), which the reference's EMA shadow list follows, spec §3.5).
+// The rotary inv_freq buffer is not a parameter and is not listed.
+func (c Config) Specs() []Spec {
+	D, C, V := c.Hidden, c.Cond, c.Vocab
+	linear := func(name string, out, in int, bias bool, init InitKind) []Spec {
+		s := []Spec{{name + ".weight", []int{out, in}, init, in}}
+		if bias {
+			s = append(s, Spec{name + ".bias", []int{out}, init, in})
+		}
+		return s
+	}
+	specs := []Spec{{"vocab_embed.embedding", []int{V, D}, InitEmbedding, D}}
+	if c.Arch == DiT {
+		specs = append(specs, linear("sigma_map.mlp.0", C, timestepFreqDim, true, InitFanIn)...)
+		specs = append(specs, linear("sigma_map.mlp.2", C, C, true, InitFanIn)...)
+	}
+	for i := 0; i < c.Blocks; i++ {
+		p := fmt.Sprintf("blocks.%d.", i)
+		specs = append(specs, Spec{p + "norm1.weight", []int{D}, InitOne, D})
+		specs = append(specs, linear(p+"attn_qkv", 3*D, D, false, InitFanIn)...)
+		specs = append(specs, linear(p+"attn_out", D, D, false, InitFanIn)...)
+		specs = append(specs, Spec{p + "norm2.weight", []int{D}, InitOne, D})
+		specs = append(specs, linear(p+"mlp.0", 4*D, D, true, InitFanIn)...)
+		specs = append(specs, linear(p+"mlp.2", D, 4*D, true, InitFanIn)...)
+		if c.Arch == DiT {
+			specs = append(specs, linear(p+"adaLN_modulation", 6*D, C, true, InitZero)...)
+		}
+	}
+	specs = append(specs, Spec{"output_layer.norm_final.weight", []int{D}, InitOne, D})
+	specs = append(specs, linear("output_layer.linear", V, D, true, InitZero)...)
+	if c.Arch == DiT {
+		specs = append(specs, linear("output_layer.adaLN_modulation", 2*D, C, true, InitZero)...)
+	}
+	return specs
+}
+
+// NumParams is the trainable parameter count.
+func (c Config) NumParams() int {
+	n := 0
+	for _, s := range c.Specs() {
+		n += s.Size()
+	}
+	return n
+}

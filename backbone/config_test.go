@@ -1,0 +1,97 @@
+package backbone
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParameterCounts(t *testing.T) {
+	cases := []struct {
+		preset string
+		arch   Arch
+		want   int
+	}{
+		{"small", DiT, 169_627_218}, // spec §3.4, GPT-2 vocabulary + [MASK]
+		{"small", AR, 162_246_482},  // spec §3.7
+	}
+	for _, c := range cases {
+		cfg, err := Preset(c.preset, c.arch, 50258, 1024)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.NumParams(); got != c.want {
+			t.Errorf("%s %s: %d parameters, want %d", c.preset, c.arch, got, c.want)
+		}
+	}
+	small, _ := Preset("small", DiT, 50258, 1024)
+	perBlock := 0
+	for _, s := range small.Specs() {
+		if strings.HasPrefix(s.Name, "blocks.0.") {
+			perBlock += s.Size()
+		}
+	}
+	if perBlock != 7_677_696 {
+		t.Errorf("small DiT block: %d parameters, want 7,677,696", perBlock)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	good := Config{Arch: DiT, Vocab: 10, Hidden: 8, Heads: 2, Blocks: 1, Cond: 4, MaskIndex: 9}
+	cases := []struct {
+		name    string
+		mutate  func(*Config)
+		mention string
+	}{
+		{"ok", func(*Config) {}, ""},
+		{"arch", func(c *Config) { c.Arch = "mamba" }, "arch"},
+		{"heads divide", func(c *Config) { c.Heads = 3 }, "does not divide"},
+		{"odd head", func(c *Config) { c.Hidden, c.Heads = 6, 2 }, "even"},
+		{"mask", func(c *Config) { c.MaskIndex = 10 }, "mask_index"},
+		{"vocab", func(c *Config) { c.Vocab = 0 }, "vocab_size"},
+		{"cond", func(c *Config) { c.Cond = 0 }, "cond_dim"},
+		{"dropout", func(c *Config) { c.Dropout = 1 }, "dropout"},
+	}
+	for _, c := range cases {
+		cfg := good
+		c.mutate(&cfg)
+		err := cfg.Validate()
+		if c.mention == "" {
+			if err != nil {
+				t.Errorf("%s: %v", c.name, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), c.mention) {
+			t.Errorf("%s: err = %v, want mention of %q", c.name, err, c.mention)
+		}
+	}
+}
+
+func TestRotaryInvFreq(t *testing.T) {
+	inv := RotaryInvFreq(64)
+	if len(inv) != 32 || inv[0] != 1 || inv[1] < 0.749893 || inv[1] > 0.749895 {
+		t.Errorf("inv_freq = %v..., want [1, 0.749894, ...]", inv[:2])
+	}
+}
+
+// At initialisation the output layer is zero, so the DiT's logits are exactly 0
+// (spec §10: uniform SUBS over the real vocabulary).
+func TestInitialLogitsAreZero(t *testing.T) {
+	cfg := Config{Arch: DiT, Vocab: 16, Hidden: 8, Heads: 2, Blocks: 2, Cond: 4, Length: 5, MaskIndex: 15}
+	w, err := NewWeights(cfg, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := runForward(t, w, []int32{1, 2, 3, 15, 15}, 1, 5, []float32{0.3})
+	for i, v := range out {
+		if v != 0 {
+			t.Fatalf("logit %d = %g, want 0", i, v)
+		}
+	}
+	emb := w.Data["vocab_embed.embedding"]
+	for _, v := range emb {
+		if v > 1/float32(2.8284) || v < -1/float32(2.8284) { // U(−1/√D, 1/√D), D = 8
+			t.Fatalf("embedding entry %g outside ±1/sqrt(8)", v)
+		}
+	}
+}

@@ -1,0 +1,92 @@
+package backbone
+
+import (
+	"fmt"
+
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
+)
+
+// Forward runs the backbone: indices [B, L] (int) and, for the DiT, sigma [B]
+// (float32; the caller passes zeros when the model is not time-conditioned)
+// give raw logits [B, L, V] (DiT, spec §3.1) or, for the AR model, log-probabilities
+// [B, L, V] with the [MASK] logit forced to −1000 (spec §3.7, §2.9).
+// invFreq is the rotary buffer; drop may be nil (evaluation).
+func Forward(cfg Config, p Params, invFreq []float32, indices, sigma *Node, drop *Dropout) *Node {
+	switch cfg.Arch {
+	case DiT:
+		return forwardDiT(cfg, p, invFreq, indices, sigma, drop)
+	case AR:
+		return forwardAR(cfg, p, invFreq, indices, drop)
+	}
+	panic(fmt.Sprintf("backbone: unknown arch %q", cfg.Arch))
+}
+
+func embed(p Params, indices *Node) *Node {
+	return Gather(p["vocab_embed.embedding"], ExpandAxes(indices, -1)) // [B, L, D]
+}
+
+func forwardDiT(cfg Config, p Params, invFreq []float32, indices, sigma *Node, drop *Dropout) *Node {
+	x := embed(p, indices)
+	// c = SiLU(W2·SiLU(W1·emb(σ) + b1) + b2): the outer SiLU is DIT.forward's.
+	dt := p["vocab_embed.embedding"].DType()
+	e := ConvertDType(timestepEmbedding(sigma), dt) // computed in float32, as torch does
+	h := linear(silu(linear(e, p["sigma_map.mlp.0.weight"], p["sigma_map.mlp.0.bias"])),
+		p["sigma_map.mlp.2.weight"], p["sigma_map.mlp.2.bias"])
+	c := silu(h) // [B, C]
+	cos, sin := rotaryTables(x.Graph(), invFreq, x.Shape().Dimensions[1], dt)
+	D := cfg.Hidden
+	for i := 0; i < cfg.Blocks; i++ {
+		b := fmt.Sprintf("blocks.%d.", i)
+		mod := linear(c, p[b+"adaLN_modulation.weight"], p[b+"adaLN_modulation.bias"]) // [B, 6D]
+		chunk := func(k int) *Node { return Slice(mod, AxisRange(), AxisRange(k*D, (k+1)*D)) }
+		shiftMSA, scaleMSA, gateMSA := chunk(0), chunk(1), chunk(2)
+		shiftMLP, scaleMLP, gateMLP := chunk(3), chunk(4), chunk(5)
+
+		a := modulate(layerNorm(x, p[b+"norm1.weight"]), shiftMSA, scaleMSA)
+		a = attention(a, p[b+"attn_qkv.weight"], cos, sin, cfg.Heads, false)
+		a = linear(a, p[b+"attn_out.weight"], nil)
+		x = Add(x, Mul(ExpandAxes(gateMSA, 1), drop.Apply(a)))
+
+		m := modulate(layerNorm(x, p[b+"norm2.weight"]), shiftMLP, scaleMLP)
+		m = mlp(p, b, m)
+		x = Add(x, Mul(ExpandAxes(gateMLP, 1), drop.Apply(m)))
+	}
+	mod := linear(c, p["output_layer.adaLN_modulation.weight"], p["output_layer.adaLN_modulation.bias"]) // [B, 2D]
+	shift := Slice(mod, AxisRange(), AxisRange(0, D))
+	scale := Slice(mod, AxisRange(), AxisRange(D, 2*D))
+	x = modulate(layerNorm(x, p["output_layer.norm_final.weight"]), shift, scale)
+	return linear(x, p["output_layer.linear.weight"], p["output_layer.linear.bias"])
+}
+
+func mlp(p Params, b string, x *Node) *Node {
+	x = geluTanh(linear(x, p[b+"mlp.0.weight"], p[b+"mlp.0.bias"]))
+	return linear(x, p[b+"mlp.2.weight"], p[b+"mlp.2.bias"])
+}
+
+// ARMaskLogit is the value the AR backbone writes into the [MASK] logit.
+const ARMaskLogit = -1000.0
+
+func forwardAR(cfg Config, p Params, invFreq []float32, indices *Node, drop *Dropout) *Node {
+	x := embed(p, indices)
+	cos, sin := rotaryTables(x.Graph(), invFreq, x.Shape().Dimensions[1], x.DType())
+	for i := 0; i < cfg.Blocks; i++ {
+		b := fmt.Sprintf("blocks.%d.", i)
+		a := attention(layerNorm(x, p[b+"norm1.weight"]), p[b+"attn_qkv.weight"], cos, sin, cfg.Heads, true)
+		x = Add(x, drop.Apply(linear(a, p[b+"attn_out.weight"], nil)))
+		x = Add(x, drop.Apply(mlp(p, b, layerNorm(x, p[b+"norm2.weight"]))))
+	}
+	x = layerNorm(x, p["output_layer.norm_final.weight"])
+	logits := linear(x, p["output_layer.linear.weight"], p["output_layer.linear.bias"])
+	logits = SetLastAxisValue(logits, cfg.MaskIndex, ARMaskLogit)
+	return LogSoftmax(logits, -1)
+}
+
+// SetLastAxisValue overwrites entry idx of the last axis with a constant.
+func SetLastAxisValue(x *Node, idx int, value float64) *Node {
+	g := x.Graph()
+	dims := x.Shape().Dimensions
+	V := dims[len(dims)-1]
+	sel := Equal(Iota(g, shapesOf(V, x.Rank()), x.Rank()-1), Scalar(g, dtypesInt32, idx))
+	sel = BroadcastToDims(sel, dims...)
+	return Where(sel, BroadcastToDims(Scalar(g, x.DType(), value), dims...), x)
+}

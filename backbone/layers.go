@@ -1,0 +1,159 @@
+package backbone
+
+import (
+	"math"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read like math
+)
+
+// Params maps reference parameter names to graph nodes.
+type Params map[string]*Node
+
+// ParamsFromNodes pairs nodes given in Specs order with their names.
+func ParamsFromNodes(cfg Config, nodes []*Node) Params {
+	p := make(Params, len(nodes))
+	for i, s := range cfg.Specs() {
+		p[s.Name] = nodes[i]
+	}
+	return p
+}
+
+// Dropout draws keep masks for the residual branches. A nil *Dropout, or Rate 0,
+// is the identity (evaluation mode). RNG is threaded through: read it back after
+// the forward pass to carry the generator state to the next step.
+type Dropout struct {
+	Rate float64
+	RNG  *Node
+}
+
+// Apply is torch's F.dropout: zero with probability Rate, scale survivors by 1/(1-Rate).
+func (d *Dropout) Apply(x *Node) *Node {
+	if d == nil || d.Rate == 0 {
+		return x
+	}
+	var u *Node
+	d.RNG, u = RandomUniform(d.RNG, x.Shape())
+	keep := GreaterOrEqual(u, Scalar(x.Graph(), x.DType(), d.Rate))
+	return Where(keep, MulScalar(x, 1/(1-d.Rate)), ZerosLike(x))
+}
+
+// linear is torch's nn.Linear: y = x W^T + b with W stored [out, in]; x is [..., in].
+func linear(x, w, b *Node) *Node {
+	dims := x.Shape().Dimensions
+	in := dims[len(dims)-1]
+	flat := Reshape(x, -1, in)
+	y := DotGeneral(flat, []int{1}, nil, w, []int{1}, nil) // [N, out]
+	if b != nil {
+		y = Add(y, ExpandAxes(b, 0))
+	}
+	out := append(append([]int(nil), dims[:len(dims)-1]...), w.Shape().Dimensions[0])
+	return Reshape(y, out...)
+}
+
+// layerNorm is the reference LayerNorm: F.layer_norm without affine (eps 1e-5, in
+// float32), then an elementwise multiply by the learned weight (no bias).
+// 1/sqrt is written as Div(1, Sqrt) because Rsqrt has no gradient in GoMLX v0.28.2.
+func layerNorm(x, weight *Node) *Node {
+	axis := x.Rank() - 1
+	mean := ReduceAndKeep(x, ReduceMean, axis)
+	centered := Sub(x, mean)
+	variance := ReduceAndKeep(Square(centered), ReduceMean, axis)
+	inv := Reciprocal(Sqrt(AddScalar(variance, 1e-5)))
+	return Mul(Mul(centered, inv), broadcastLast(weight, x.Rank()))
+}
+
+// broadcastLast reshapes a [D] vector to rank r ([1, ..., 1, D]) so binary ops see
+// equal ranks.
+func broadcastLast(v *Node, r int) *Node {
+	dims := make([]int, r)
+	for i := range dims {
+		dims[i] = 1
+	}
+	dims[r-1] = v.Shape().Dimensions[0]
+	return Reshape(v, dims...)
+}
+
+// modulate is x·(1 + scale) + shift with scale and shift of shape [B, D]
+// broadcast over L (modulate_fused in the reference).
+func modulate(x, shift, scale *Node) *Node {
+	scale = ExpandAxes(scale, 1)
+	shift = ExpandAxes(shift, 1)
+	return Add(Mul(x, OnePlus(scale)), shift)
+}
+
+// geluTanh is 0.5·z·(1 + tanh(√(2/π)·(z + 0.044715 z³))) (nn.GELU(approximate="tanh")),
+// with z³ as z·z·z rather than a Pow.
+func geluTanh(z *Node) *Node {
+	cube := Mul(Mul(z, z), z)
+	inner := MulScalar(Add(z, MulScalar(cube, 0.044715)), math.Sqrt(2/math.Pi))
+	return Mul(MulScalar(z, 0.5), OnePlus(Tanh(inner)))
+}
+
+func silu(x *Node) *Node { return Mul(x, Logistic(x)) }
+
+// timestepEmbedding is TimestepEmbedder.timestep_embedding: for sigma [B],
+// f_j = exp(-ln(10000)·j/half), a = σ·f, and [cos(a), sin(a)] of width 256.
+func timestepEmbedding(sigma *Node) *Node {
+	g := sigma.Graph()
+	half := timestepFreqDim / 2
+	freqs := make([]float32, half)
+	for j := range freqs {
+		freqs[j] = float32(math.Exp(-math.Log(10000) * float64(float32(j)) / float64(half)))
+	}
+	f := Const(g, [][]float32{freqs})                                  // [1, half]
+	args := Mul(ExpandAxes(ConvertDType(sigma, dtypes.Float32), 1), f) // [B, half]
+	return Concatenate([]*Node{Cos(args), Sin(args)}, 1)
+}
+
+// rotaryTables returns cos and sin of θ[p, j] = p·inv_freq_j, each [L, Dh/2],
+// computed in float32 (as the reference does) and cast to dt.
+func rotaryTables(g *Graph, invFreq []float32, length int, dt dtypes.DType) (cos, sin *Node) {
+	pos := Iota(g, shapes.Make(dtypes.Float32, length, 1), 0)
+	theta := Mul(pos, Const(g, [][]float32{invFreq}))
+	return ConvertDType(Cos(theta), dt), ConvertDType(Sin(theta), dt)
+}
+
+// applyRotary rotates u [B, L, H, Dh] by rotate-half RoPE over the whole head:
+// u'_j = u_j cos θ_j − u_{j+Dh/2} sin θ_j and u'_{j+Dh/2} = u_{j+Dh/2} cos θ_j + u_j sin θ_j.
+func applyRotary(u, cos, sin *Node) *Node {
+	dh := u.Shape().Dimensions[3]
+	half := dh / 2
+	L := u.Shape().Dimensions[1]
+	c := Reshape(cos, 1, L, 1, half)
+	s := Reshape(sin, 1, L, 1, half)
+	u1 := Slice(u, AxisRange(), AxisRange(), AxisRange(), AxisRange(0, half))
+	u2 := Slice(u, AxisRange(), AxisRange(), AxisRange(), AxisRange(half, dh))
+	return Concatenate([]*Node{
+		Sub(Mul(u1, c), Mul(u2, s)),
+		Add(Mul(u2, c), Mul(u1, s)),
+	}, 3)
+}
+
+// attention runs fused-qkv multi-head attention with RoPE on q and k:
+// x [B, L, D] -> [B, L, D] (before attn_out). qkv dims are laid out (3, H, Dh).
+func attention(x, wqkv, cos, sin *Node, heads int, causal bool) *Node {
+	dims := x.Shape().Dimensions
+	B, L, D := dims[0], dims[1], dims[2]
+	dh := D / heads
+	qkv := Reshape(linear(x, wqkv, nil), B, L, 3, heads, dh)
+	pick := func(i int) *Node {
+		return Reshape(Slice(qkv, AxisRange(), AxisRange(), AxisElem(i)), B, L, heads, dh)
+	}
+	q := applyRotary(pick(0), cos, sin)
+	k := applyRotary(pick(1), cos, sin)
+	v := pick(2)
+	scores := MulScalar(Einsum("bqhd,bkhd->bhqk", q, k), 1/math.Sqrt(float64(dh))) // [B, H, L, L]
+	if causal {
+		g := x.Graph()
+		row := Iota(g, shapes.Make(dtypes.Int32, L, L), 0)
+		col := Iota(g, shapes.Make(dtypes.Int32, L, L), 1)
+		allowed := Reshape(GreaterOrEqual(row, col), 1, 1, L, L)
+		allowed = BroadcastToDims(allowed, B, heads, L, L)
+		scores = Where(allowed, scores, BroadcastToDims(Scalar(g, scores.DType(), math.Inf(-1)), B, heads, L, L))
+	}
+	probs := Softmax(scores, -1)
+	out := Einsum("bhqk,bkhd->bqhd", probs, v) // [B, L, H, Dh]
+	return Reshape(out, B, L, D)
+}

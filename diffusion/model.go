@@ -1,0 +1,114 @@
+package diffusion
+
+import (
+	"fmt"
+
+	"github.com/gomlx/compute/dtypes"
+
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
+
+	"github.com/mdlm-go/mdlm/backbone"
+)
+
+// Model is one MDLM training objective: a backbone, a parameterization, the time
+// discretisation T (0 = continuous time) and whether the backbone sees σ.
+type Model struct {
+	Backbone         backbone.Config
+	Param            Parameterization
+	T                int
+	TimeConditioning bool
+	Schedule         Schedule
+	// SamplingEps is the training time floor (training.sampling_eps, 1e-3).
+	SamplingEps float64
+	Antithetic  bool
+}
+
+// Validate enforces the reference's combinations (§2.2–§2.9).
+func (m Model) Validate() error {
+	if err := m.Backbone.Validate(); err != nil {
+		return err
+	}
+	switch m.Param {
+	case SUBS:
+	case D3PM:
+		if m.T <= 0 {
+			return fmt.Errorf("parameterization d3pm needs T > 0 (got T=%d)", m.T)
+		}
+	case SEDD:
+		if !m.TimeConditioning {
+			return fmt.Errorf("parameterization sedd needs time conditioning (log(expm1(0)) = -inf otherwise)")
+		}
+		if m.T > 0 {
+			return fmt.Errorf("parameterization sedd is continuous-time only (got T=%d)", m.T)
+		}
+	case ARP:
+		if m.Backbone.Arch != backbone.AR {
+			return fmt.Errorf("parameterization ar needs the ar backbone, not %q", m.Backbone.Arch)
+		}
+		return nil
+	default:
+		return fmt.Errorf("unknown parameterization %q (known: subs, d3pm, sedd, ar)", m.Param)
+	}
+	if m.Backbone.Arch != backbone.DiT {
+		return fmt.Errorf("parameterization %s needs the dit backbone, not %q", m.Param, m.Backbone.Arch)
+	}
+	if m.T < 0 {
+		return fmt.Errorf("T must be >= 0, got %d", m.T)
+	}
+	return nil
+}
+
+// DiffusionInputs are the host-prepared, per-batch inputs of a diffusion loss.
+type DiffusionInputs struct {
+	X0, XT        *Node // [B, L] int32
+	T             *Node // [B] float32 (on the grid when T > 0)
+	Sigma, DSigma *Node // [B] float32, σ(t) and σ'(t)
+}
+
+// as converts the float inputs to the model's dtype.
+func (in DiffusionInputs) as(dt dtypes.DType) DiffusionInputs {
+	in.T, in.Sigma, in.DSigma = ConvertDType(in.T, dt), ConvertDType(in.Sigma, dt), ConvertDType(in.DSigma, dt)
+	return in
+}
+
+// PerTokenLoss runs the backbone and returns the per-token loss [B, L] of §2.4,
+// §2.6 or §2.8. The backbone sees σ only when the model is time-conditioned.
+func (m Model) PerTokenLoss(p backbone.Params, invFreq []float32, in DiffusionInputs, drop *backbone.Dropout) *Node {
+	in = in.as(p["vocab_embed.embedding"].DType())
+	cond := in.Sigma
+	if !m.TimeConditioning {
+		cond = ZerosLike(in.Sigma)
+	}
+	logits := backbone.Forward(m.Backbone, p, invFreq, in.XT, cond, drop)
+	mask := m.Backbone.MaskIndex
+	switch m.Param {
+	case SEDD:
+		return ScoreEntropyLoss(SEDDLogScore(logits, in.XT, in.Sigma), in.X0, in.XT, in.Sigma, in.DSigma, mask)
+	case D3PM:
+		logp := D3PMLogProbs(logits, mask, false)
+		return m.d3pmWithReconstruction(p, invFreq, logp, in, drop)
+	}
+	logp := SUBSLogProbs(logits, in.XT, mask)
+	if m.T > 0 {
+		return D3PMLoss(logp, in.X0, in.XT, in.T, m.T, mask) // SUBS: reconstruction term is 0
+	}
+	return SUBSLoss(logp, in.X0, in.Sigma, in.DSigma)
+}
+
+// d3pmWithReconstruction adds −log p_θ(x0 | x0, σ(0) = 0) for d3pm (§2.6).
+func (m Model) d3pmWithReconstruction(p backbone.Params, invFreq []float32, logp *Node, in DiffusionInputs, drop *backbone.Dropout) *Node {
+	diff := D3PMLoss(logp, in.X0, in.XT, in.T, m.T, m.Backbone.MaskIndex)
+	clean := backbone.Forward(m.Backbone, p, invFreq, in.X0, ZerosLike(in.Sigma), drop)
+	recon := Neg(Pick(D3PMLogProbs(clean, m.Backbone.MaskIndex, false), in.X0))
+	return Add(diff, recon)
+}
+
+// ARPerTokenLoss is the AR objective: input x[:, :-1], target x[:, 1:] (§2.9).
+// x is [B, L]; the result is [B, L-1].
+func (m Model) ARPerTokenLoss(p backbone.Params, invFreq []float32, x *Node, drop *backbone.Dropout) *Node {
+	L := x.Shape().Dimensions[1]
+	input := Slice(x, AxisRange(), AxisRange(0, L-1))
+	target := Slice(x, AxisRange(), AxisRange(1, L))
+	logp := backbone.Forward(m.Backbone, p, invFreq, input, nil, drop)
+	return ARLoss(logp, target)
+}

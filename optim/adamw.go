@@ -1,0 +1,122 @@
+// Package optim holds AdamW exactly as torch.optim.AdamW computes it, clipping by
+// the global gradient norm as torch.nn.utils.clip_grad_norm_ does (GoMLX v0.28.2
+// has no global-norm clip), and the learning-rate schedules of spec §6.1.
+//
+// Step-dependent scalars (bias corrections, step size) are computed on the host in
+// float64, as torch does in Python, and enter the graph as one small vector, so a
+// compiled step serves every step number.
+package optim
+
+import (
+	"fmt"
+	"math"
+
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
+)
+
+// AdamW hyperparameters (torch.optim.AdamW arguments).
+type AdamW struct {
+	LR          float64 `json:"lr"`
+	Beta1       float64 `json:"beta1"`
+	Beta2       float64 `json:"beta2"`
+	Eps         float64 `json:"eps"`
+	WeightDecay float64 `json:"weight_decay"`
+}
+
+// DefaultAdamW is the reference optimizer (configs/config.yaml: lr 3e-4,
+// betas 0.9/0.999, eps 1e-8, weight decay 0).
+func DefaultAdamW() AdamW { return AdamW{LR: 3e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8} }
+
+// Validate names the bad field.
+func (a AdamW) Validate() error {
+	switch {
+	case a.LR < 0:
+		return fmt.Errorf("adamw: lr %g must be >= 0", a.LR)
+	case a.Beta1 < 0 || a.Beta1 >= 1:
+		return fmt.Errorf("adamw: beta1 %g must be in [0, 1)", a.Beta1)
+	case a.Beta2 < 0 || a.Beta2 >= 1:
+		return fmt.Errorf("adamw: beta2 %g must be in [0, 1)", a.Beta2)
+	case a.Eps <= 0:
+		return fmt.Errorf("adamw: eps %g must be > 0", a.Eps)
+	case a.WeightDecay < 0:
+		return fmt.Errorf("adamw: weight_decay %g must be >= 0", a.WeightDecay)
+	}
+	return nil
+}
+
+// NumScalars is the length of the vector Scalars returns.
+const NumScalars = 3
+
+// Scalars are the per-step values torch computes in Python for step k (1-based,
+// after the increment) at learning rate lr:
+// [1 − lr·wd, lr/(1 − β1^k), sqrt(1 − β2^k)].
+func (a AdamW) Scalars(k int, lr float64) []float32 {
+	bc1 := 1 - math.Pow(a.Beta1, float64(k))
+	bc2 := 1 - math.Pow(a.Beta2, float64(k))
+	return []float32{float32(1 - lr*a.WeightDecay), float32(lr / bc1), float32(math.Sqrt(bc2))}
+}
+
+// Update applies one AdamW step to every parameter (torch's foreach path):
+//
+//	p ← p·(1 − lr·wd)
+//	m ← lerp(m, g, 1 − β1)
+//	v ← β2·v + (1 − β2)·g²
+//	p ← p − step_size · m / (sqrt(v)/sqrt(1 − β2^k) + eps)
+//
+// scalars is the [NumScalars] float32 vector of Scalars.
+func (a AdamW) Update(params, grads, m, v []*Node, scalars *Node) (newP, newM, newV []*Node) {
+	decay := Slice(scalars, AxisElem(0))
+	stepSize := Slice(scalars, AxisElem(1))
+	bc2Sqrt := Slice(scalars, AxisElem(2))
+	for i, p := range params {
+		g := grads[i]
+		scalar := func(s *Node) *Node { return Reshape(ConvertDType(s, p.DType())) }
+		// lerp(m, g, w) = m + w·(g − m) for w < 0.5, as torch computes it.
+		mi := Add(m[i], MulScalar(Sub(g, m[i]), 1-a.Beta1))
+		vi := Add(MulScalar(v[i], a.Beta2), MulScalar(Mul(g, g), 1-a.Beta2))
+		denom := AddScalar(Div(Sqrt(vi), scalar(bc2Sqrt)), a.Eps)
+		pi := p
+		if a.WeightDecay != 0 {
+			pi = Mul(pi, scalar(decay))
+		}
+		pi = Sub(pi, Mul(scalar(stepSize), Div(mi, denom)))
+		newP, newM, newV = append(newP, pi), append(newM, mi), append(newV, vi)
+	}
+	return
+}
+
+// GlobalNorm is the L2 norm over all gradients: sqrt(Σ_g ||g||²), in the dtype
+// of the first gradient.
+func GlobalNorm(grads []*Node) *Node {
+	var total *Node
+	for _, g := range grads {
+		sq := ReduceAllSum(Mul(g, g))
+		if total != nil {
+			sq = ConvertDType(sq, total.DType())
+		}
+		if total == nil {
+			total = sq
+		} else {
+			total = Add(total, sq)
+		}
+	}
+	return Sqrt(total)
+}
+
+// ClipByGlobalNorm is clip_grad_norm_(norm_type=2): every gradient is multiplied by
+// min(1, maxNorm/(norm + 1e-6)). It returns the clipped gradients and the norm
+// before clipping.
+func ClipByGlobalNorm(grads []*Node, maxNorm float64) ([]*Node, *Node) {
+	norm := GlobalNorm(grads)
+	if maxNorm <= 0 {
+		return grads, norm
+	}
+	g := norm.Graph()
+	dt := norm.DType()
+	coef := Min(Div(Scalar(g, dt, maxNorm), AddScalar(norm, 1e-6)), Scalar(g, dt, 1))
+	out := make([]*Node, len(grads))
+	for i, gr := range grads {
+		out[i] = Mul(gr, ConvertDType(coef, gr.DType()))
+	}
+	return out, norm
+}

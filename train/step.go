@@ -1,0 +1,160 @@
+// Package train builds the compiled training step of MDLM and its baselines: the
+// forward pass, the per-token loss and its token mean (spec §2.10), gradients,
+// global-norm clipping and one AdamW update, all in one GoMLX graph whose state
+// (parameters, Adam moments, dropout RNG) lives on the device between steps.
+package train
+
+import (
+	"fmt"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
+	gtensors "github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/diffusion"
+	"github.com/mdlm-go/mdlm/optim"
+)
+
+// Batch is one host-prepared micro-batch. For diffusion models XT, T, Sigma and
+// DSigma come from PrepareDiffusion; for AR only X0 and TokenMask are used.
+type Batch struct {
+	B, L          int
+	X0, XT        []int32   // [B·L]
+	T             []float32 // [B]
+	Sigma, DSigma []float32 // [B]
+	TokenMask     []float32 // [B·L] (AR: only positions 1..L-1 are targets)
+}
+
+// State is everything a step reads and rewrites: parameters and AdamW moments in
+// backbone.Config.Specs order, the number of updates taken, and the dropout RNG.
+type State struct {
+	Params, M, V []*gtensors.Tensor
+	Step         int
+	RNG          *gtensors.Tensor
+}
+
+// NewState starts training from weights: zero moments, step 0, RNG from seed.
+// dt is the master dtype of parameters and moments (Float32; Float64 for checks).
+func NewState(w *backbone.Weights, seed int64, dt dtypes.DType) (*State, error) {
+	st := &State{Params: w.TensorsAs(dt)}
+	for _, s := range w.Config.Specs() {
+		st.M = append(st.M, gtensors.FromShape(shapes.Make(dt, s.Shape...)))
+		st.V = append(st.V, gtensors.FromShape(shapes.Make(dt, s.Shape...)))
+	}
+	rng, err := RNGStateFromSeed(seed)
+	if err != nil {
+		return nil, err
+	}
+	st.RNG = rng
+	return st, nil
+}
+
+// Step is a compiled training step.
+type Step struct {
+	Model    diffusion.Model
+	Opt      optim.AdamW
+	LR       optim.LRSchedule
+	ClipNorm float64 // global-norm clip (1.0 in the reference); <= 0 disables
+	InvFreq  []float32
+	exec     *Exec
+}
+
+// NewStep compiles lazily (on the first Run) for the given backend.
+func NewStep(b compute.Backend, m diffusion.Model, opt optim.AdamW, lr optim.LRSchedule, clip float64, invFreq []float32) (*Step, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	if err := opt.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Step{Model: m, Opt: opt, LR: lr, ClipNorm: clip, InvFreq: invFreq}
+	exec, err := NewExec(b, s.graph)
+	if err != nil {
+		return nil, err
+	}
+	s.exec = exec.WithName("mdlm_train_step")
+	return s, nil
+}
+
+// numInputs excluding the parameter/moment triples.
+const batchInputs = 7 // x0, xt, t, sigma, dsigma, token mask, optimizer scalars
+
+// Loss builds the batch loss (token mean) from parameters and batch nodes.
+func (s *Step) Loss(p backbone.Params, x0, xt, t, sigma, dsigma, tokenMask *Node, drop *backbone.Dropout) *Node {
+	if s.Model.Param == diffusion.ARP {
+		loss := s.Model.ARPerTokenLoss(p, s.InvFreq, x0, drop)
+		L := tokenMask.Shape().Dimensions[1]
+		return diffusion.TokenMean(loss, Slice(tokenMask, AxisRange(), AxisRange(1, L)))
+	}
+	loss := s.Model.PerTokenLoss(p, s.InvFreq, diffusion.DiffusionInputs{X0: x0, XT: xt, T: t, Sigma: sigma, DSigma: dsigma}, drop)
+	return diffusion.TokenMean(loss, tokenMask)
+}
+
+// graph: inputs [params(n), m(n), v(n), x0, xt, t, sigma, dsigma, mask, scalars, rng];
+// outputs [params'(n), m'(n), v'(n), loss, grad norm, rng'].
+func (s *Step) graph(g *Graph, in []*Node) []*Node {
+	n := (len(in) - batchInputs - 1) / 3
+	params, m, v := in[:n], in[n:2*n], in[2*n:3*n]
+	b := in[3*n:]
+	drop := &backbone.Dropout{Rate: s.Model.Backbone.Dropout, RNG: b[7]}
+	p := backbone.ParamsFromNodes(s.Model.Backbone, params)
+	loss := s.Loss(p, b[0], b[1], b[2], b[3], b[4], b[5], drop)
+	grads := Gradient(loss, params...)
+	grads, norm := optim.ClipByGlobalNorm(grads, s.ClipNorm)
+	newP, newM, newV := s.Opt.Update(params, grads, m, v, b[6])
+	out := append(append(append([]*Node{}, newP...), newM...), newV...)
+	return append(out, ConvertDType(loss, dtypes.Float32), ConvertDType(norm, dtypes.Float32), drop.RNG)
+}
+
+// Result of one step.
+type Result struct {
+	Loss, GradNorm float32
+	LR             float64
+}
+
+// Run takes one optimizer step on batch, replacing st's tensors (the old device
+// buffers are donated to the step).
+func (s *Step) Run(st *State, batch Batch) (Result, error) {
+	n := len(st.Params)
+	lr := s.LR.LR(st.Step)
+	args := make([]any, 0, 3*n+batchInputs+1)
+	for _, group := range [][]*gtensors.Tensor{st.Params, st.M, st.V} {
+		for _, x := range group {
+			args = append(args, x)
+		}
+	}
+	B, L := batch.B, batch.L
+	xt, t, sigma, dsigma := batch.XT, batch.T, batch.Sigma, batch.DSigma
+	if xt == nil { // AR: unused placeholders keep one graph signature
+		xt, t, sigma, dsigma = batch.X0, make([]float32, B), make([]float32, B), make([]float32, B)
+	}
+	args = append(args,
+		gtensors.FromFlatDataAndDimensions(batch.X0, B, L),
+		gtensors.FromFlatDataAndDimensions(xt, B, L),
+		gtensors.FromFlatDataAndDimensions(t, B),
+		gtensors.FromFlatDataAndDimensions(sigma, B),
+		gtensors.FromFlatDataAndDimensions(dsigma, B),
+		gtensors.FromFlatDataAndDimensions(batch.TokenMask, B, L),
+		gtensors.FromFlatDataAndDimensions(s.Opt.Scalars(st.Step+1, lr), optim.NumScalars),
+		st.RNG)
+	out, err := s.exec.Call(args...)
+	if err != nil {
+		return Result{}, fmt.Errorf("train step %d: %w", st.Step+1, err)
+	}
+	for _, group := range [][]*gtensors.Tensor{st.Params, st.M, st.V} {
+		for _, x := range group {
+			x.FinalizeAll()
+		}
+	}
+	st.Params, st.M, st.V = out[:n], out[n:2*n], out[2*n:3*n]
+	st.RNG = out[3*n+2]
+	st.Step++
+	return Result{
+		Loss:     gtensors.MustCopyFlatData[float32](out[3*n])[0],
+		GradNorm: gtensors.MustCopyFlatData[float32](out[3*n+1])[0],
+		LR:       lr,
+	}, nil
+}
