@@ -140,6 +140,9 @@ func WriteAtomic(path string, write func(io.Writer) error) (err error) {
 			os.Remove(tmp.Name())
 		}
 	}()
+	if err = tmp.Chmod(0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
 	bw := bufio.NewWriterSize(tmp, 1<<20)
 	if err = write(bw); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)

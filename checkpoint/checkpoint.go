@@ -1,0 +1,119 @@
+// Package checkpoint is the on-disk model format of mdlm, the checkpoint/v1
+// artifact:
+//
+//	<dir>/
+//	  artifact.json      manifest: type checkpoint/v1, files with sha256 (package artifact)
+//	  config.json        Config: backbone sizes and the diffusion method settings
+//	  model.safetensors  weights under the reference's state-dict names (no prefix),
+//	                     in registration order, plus the rotary_emb.inv_freq buffer
+//
+// Weights keep the PyTorch names and layouts, so a checkpoint's model.safetensors
+// loads into the reference DIT with load_state_dict as is; Export adds the
+// "backbone." prefix for the Lightning / Hugging Face layout.
+package checkpoint
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/mdlm-go/mdlm/artifact"
+	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/tensors"
+)
+
+// Type is the artifact type this package reads and writes.
+const Type = "checkpoint/v1"
+
+// File names inside a checkpoint directory.
+const (
+	ConfigFile  = "config.json"
+	WeightsFile = "model.safetensors"
+)
+
+// Method holds the diffusion settings a checkpoint was trained with (spec §2, §6.1).
+type Method struct {
+	Parameterization string `json:"parameterization"` // subs, d3pm, sedd, ar
+	T                int    `json:"T"`                // 0: continuous time
+	TimeConditioning bool   `json:"time_conditioning"`
+	Noise            string `json:"noise"` // loglinear, ...
+}
+
+// Config is a checkpoint's config.json.
+type Config struct {
+	Model     backbone.Config `json:"model"`
+	Method    Method          `json:"method"`
+	Tokenizer string          `json:"tokenizer,omitempty"`
+}
+
+// DefaultMethod is the reference MDLM: SUBS, continuous time, no time conditioning,
+// loglinear noise; the AR backbone gets the ar parameterization.
+func DefaultMethod(arch backbone.Arch) Method {
+	if arch == backbone.AR {
+		return Method{Parameterization: "ar", Noise: "loglinear"}
+	}
+	return Method{Parameterization: "subs", Noise: "loglinear"}
+}
+
+// Checkpoint is a loaded checkpoint.
+type Checkpoint struct {
+	Dir      string
+	Config   Config
+	Weights  *backbone.Weights
+	Manifest artifact.Manifest
+}
+
+// Save publishes weights and config as a checkpoint/v1 artifact at dir.
+func Save(dir string, cfg Config, w *backbone.Weights, m artifact.Manifest) (artifact.Manifest, error) {
+	if err := cfg.Model.Validate(); err != nil {
+		return m, err
+	}
+	m.Type = Type
+	return artifact.Publish(dir, m, func(tmp string) error {
+		raw, err := json.MarshalIndent(cfg, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(tmp, ConfigFile), append(raw, '\n'), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", ConfigFile, err)
+		}
+		meta := map[string]string{"format": "pt", "mdlm_config": string(raw)}
+		return tensors.WriteFile(filepath.Join(tmp, WeightsFile), w.SafetensorsTensors(""), meta)
+	})
+}
+
+// Load reads a checkpoint directory; with verify set, every file is re-hashed
+// against the manifest first.
+func Load(dir string, verify bool) (*Checkpoint, error) {
+	m, err := artifact.Read(dir, Type)
+	if err != nil {
+		return nil, err
+	}
+	if verify {
+		if err := artifact.Verify(dir, m); err != nil {
+			return nil, err
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, ConfigFile))
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	var cfg Config
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return nil, fmt.Errorf("checkpoint %s/%s: %w", dir, ConfigFile, err)
+	}
+	if err := cfg.Model.Validate(); err != nil {
+		return nil, fmt.Errorf("checkpoint %s/%s: %w", dir, ConfigFile, err)
+	}
+	f, err := tensors.OpenMmap(filepath.Join(dir, WeightsFile))
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	defer f.Close()
+	w, err := backbone.LoadWeights(f, cfg.Model)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	return &Checkpoint{Dir: dir, Config: cfg, Weights: w, Manifest: m}, nil
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"text/tabwriter"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/mdlm-go/mdlm/checkpoint"
+	stage "github.com/mdlm-go/mdlm/stages/checkpoint"
+)
+
+// CheckpointCmd groups the checkpoint subcommands.
+type CheckpointCmd struct {
+	Inspect CheckpointInspectCmd `cmd:"" help:"Describe a safetensors state dict or a checkpoint directory (verifying its checksums)."`
+	Import  CheckpointImportCmd  `cmd:"" help:"Convert a PyTorch MDLM state dict (.safetensors) into a checkpoint directory."`
+	Export  CheckpointExportCmd  `cmd:"" help:"Write a checkpoint's weights as a PyTorch state dict (.safetensors)."`
+}
+
+// CheckpointInspectCmd is `mdlm checkpoint inspect`.
+type CheckpointInspectCmd struct {
+	Path string `arg:"" help:"A .safetensors file or a checkpoint directory." type:"existingfile|existingdir"`
+	JSON bool   `help:"Print the report as JSON."`
+	All  bool   `help:"List every tensor (default: the first 12)."`
+}
+
+// Run prints the report.
+func (c *CheckpointInspectCmd) Run(kctx *kong.Context) error {
+	r, err := stage.Inspect(c.Path)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		enc := json.NewEncoder(kctx.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	w := tabwriter.NewWriter(kctx.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "path\t%s\nkind\t%s\n", r.Path, r.Kind)
+	cfg := r.Config
+	fmt.Fprintf(w, "arch\t%s\nvocab_size\t%d\nhidden_size\t%d\nn_heads\t%d\nn_blocks\t%d\ncond_dim\t%d\nlength\t%d\nmask_index\t%d\n",
+		cfg.Arch, cfg.Vocab, cfg.Hidden, cfg.Heads, cfg.Blocks, cfg.Cond, cfg.Length, cfg.MaskIndex)
+	if r.Method != nil {
+		fmt.Fprintf(w, "parameterization\t%s\nT\t%d\ntime_conditioning\t%v\nnoise\t%s\n",
+			r.Method.Parameterization, r.Method.T, r.Method.TimeConditioning, r.Method.Noise)
+	}
+	fmt.Fprintf(w, "parameters\t%d\ntensors\t%d\n", r.NumParams, len(r.Tensors))
+	if r.Digest != "" {
+		fmt.Fprintf(w, "digest\t%s\nchecksums\tverified\n", r.Digest)
+	}
+	w.Flush()
+	w = tabwriter.NewWriter(kctx.Stdout, 0, 4, 2, ' ', 0)
+	for i, t := range r.Tensors {
+		if i == 12 && !c.All {
+			fmt.Fprintf(w, "  ... %d more (--all)\n", len(r.Tensors)-12)
+			break
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%v\n", t.Name, t.DType, t.Shape)
+	}
+	return w.Flush()
+}
+
+// CheckpointImportCmd is `mdlm checkpoint import`.
+type CheckpointImportCmd struct {
+	Src              string `arg:"" help:"PyTorch state dict: a .safetensors file (bare or 'backbone.'-prefixed names) or a folder with model.safetensors." type:"path"`
+	Out              string `short:"o" required:"" help:"Checkpoint directory to create." type:"path"`
+	ConfigJSON       string `name:"config-json" help:"config.json with the sizes (Hugging Face MDLMConfig or fixture keys); default: the one beside SRC, if any." type:"existingfile"`
+	Heads            int    `help:"Number of attention heads, when neither the tensors nor a config.json say."`
+	Length           int    `help:"Model sequence length to record."`
+	Parameterization string `help:"Diffusion parameterization the weights were trained with." enum:",subs,d3pm,sedd,ar" default:""`
+	T                int    `name:"T" help:"Time discretisation the model was trained with (0: continuous)."`
+	TimeConditioning bool   `help:"The backbone was trained with sigma conditioning (SEDD, D3PM)."`
+	Noise            string `help:"Noise schedule." default:"loglinear" enum:"loglinear,cosine,cosinesqr,linear,geometric"`
+}
+
+// Run imports.
+func (c *CheckpointImportCmd) Run(log *slog.Logger) error {
+	opts := stage.ImportOptions{Src: c.Src, Out: c.Out, ConfigJSON: c.ConfigJSON, Heads: c.Heads, Length: c.Length, Tool: "mdlm " + toolVersion()}
+	if c.Parameterization != "" {
+		opts.Method = checkpoint.Method{Parameterization: c.Parameterization, T: c.T, TimeConditioning: c.TimeConditioning, Noise: c.Noise}
+	}
+	m, err := stage.Import(opts)
+	if err != nil {
+		return err
+	}
+	log.Info("imported checkpoint", "src", c.Src, "out", c.Out, "digest", m.Digest())
+	return nil
+}
+
+// CheckpointExportCmd is `mdlm checkpoint export`.
+type CheckpointExportCmd struct {
+	Src    string `arg:"" help:"Checkpoint directory." type:"existingdir"`
+	Out    string `short:"o" required:"" help:"The .safetensors file to write." type:"path"`
+	Prefix string `help:"Prefix for every tensor name; 'backbone.' gives the Lightning / Hugging Face layout." default:""`
+}
+
+// Run exports.
+func (c *CheckpointExportCmd) Run(log *slog.Logger) error {
+	if err := stage.Export(stage.ExportOptions{Src: c.Src, Dst: c.Out, Prefix: c.Prefix}); err != nil {
+		return err
+	}
+	log.Info("exported checkpoint", "src", c.Src, "out", c.Out)
+	return nil
+}

@@ -1,0 +1,83 @@
+// Command mdlm is the masked diffusion language model toolkit: one binary whose
+// subcommands are the pipeline stages. Each subcommand is a thin adapter over a
+// library package under stages/ (the CLI is one more client of the library).
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+
+	"github.com/alecthomas/kong"
+)
+
+// Globals are flags every command accepts.
+type Globals struct {
+	LogLevel string `help:"Log level: debug, info, warn, error." default:"info" enum:"debug,info,warn,error" env:"MDLM_LOG_LEVEL"`
+}
+
+// CLI is the command tree.
+type CLI struct {
+	Globals
+
+	Version    VersionCmd    `cmd:"" help:"Print the mdlm version and its compute libraries."`
+	Checkpoint CheckpointCmd `cmd:"" help:"Inspect, import and export model checkpoints."`
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run parses args and executes the command; it returns the exit code.
+func run(args []string, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			c, ok := r.(exitCode)
+			if !ok {
+				panic(r)
+			}
+			code = int(c)
+		}
+	}()
+	var cli CLI
+	parser, err := kong.New(&cli,
+		kong.Name("mdlm"),
+		kong.Description("Masked diffusion language models (MDLM, Sahoo et al. 2024): preprocess, train, evaluate and sample."),
+		kong.UsageOnError(),
+		kong.Exit(func(code int) { panic(exitCode(code)) }),
+		kong.Writers(stdout, stderr),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "mdlm: %v\n", err)
+		return 2
+	}
+	logger := newLogger(stderr, cli.LogLevel)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	kctx.BindTo(ctx, (*context.Context)(nil))
+	kctx.Bind(logger, &cli.Globals)
+	kctx.Stdout = stdout
+	if err := kctx.Run(); err != nil {
+		fmt.Fprintf(stderr, "mdlm: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// exitCode carries kong's exit request (after --help) back to run.
+type exitCode int
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mdlm-go/mdlm/internal/reffix"
+)
+
+func mdlm(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+func TestCLI(t *testing.T) {
+	fx := reffix.All(t)[0]
+	dir := t.TempDir()
+	ck := filepath.Join(dir, "ck")
+	exported := filepath.Join(dir, "dit.safetensors")
+	cases := []struct {
+		args     []string
+		code     int
+		contains string
+	}{
+		{[]string{"--help"}, 0, "checkpoint import"},
+		{[]string{"version"}, 0, "github.com/gomlx/gomlx v0.28.2"},
+		{[]string{"checkpoint", "import", filepath.Join(fx.Dir, "dit.safetensors"), "-o", ck}, 0, ""},
+		{[]string{"checkpoint", "inspect", ck}, 0, "verified"},
+		{[]string{"checkpoint", "inspect", "--json", filepath.Join(fx.Dir, "ar.safetensors")}, 0, `"arch": "ar"`},
+		{[]string{"checkpoint", "export", ck, "-o", exported, "--prefix", "backbone."}, 0, ""},
+		{[]string{"checkpoint", "inspect", exported}, 0, "backbone.vocab_embed.embedding"},
+		{[]string{"checkpoint", "import", filepath.Join(fx.Dir, "dit.safetensors")}, 2, "--out"},
+		{[]string{"checkpoint", "import", filepath.Join(dir, "nope.safetensors"), "-o", filepath.Join(dir, "x")}, 1, "nope.safetensors"},
+		{[]string{"checkpoint", "import", "--noise", "polynomial", filepath.Join(fx.Dir, "dit.safetensors"), "-o", filepath.Join(dir, "x")}, 2, "--noise"},
+	}
+	for _, c := range cases {
+		out, errOut, code := mdlm(t, c.args...)
+		if code != c.code || !strings.Contains(out+errOut, c.contains) {
+			t.Errorf("mdlm %s = exit %d, output:\n%s%s\nwant exit %d containing %q", strings.Join(c.args, " "), code, out, errOut, c.code, c.contains)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "x")); err == nil {
+		t.Error("a failed import created its output")
+	}
+}

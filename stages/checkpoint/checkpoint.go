@@ -1,0 +1,206 @@
+// Package checkpoint is the `mdlm checkpoint` stage: import a PyTorch state dict
+// (the reference's DIT or AR backbone, bare or under the "backbone." prefix of the
+// released Lightning and Hugging Face checkpoints) into a checkpoint/v1 artifact,
+// export one back to a safetensors file PyTorch loads, and inspect either.
+package checkpoint
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/mdlm-go/mdlm/artifact"
+	"github.com/mdlm-go/mdlm/backbone"
+	ckpt "github.com/mdlm-go/mdlm/checkpoint"
+	"github.com/mdlm-go/mdlm/tensors"
+)
+
+// ImportOptions configures Import. Sizes the shapes do not determine come from a
+// config.json (Hugging Face MDLMConfig keys or the reference fixture's keys), then
+// from the explicit overrides.
+type ImportOptions struct {
+	Src        string // .safetensors file, or a folder holding model.safetensors
+	ConfigJSON string // optional; default: config.json beside Src if present
+	Out        string // checkpoint directory to publish
+	Heads      int    // override n_heads (0: from config.json or the rotary buffer)
+	Length     int    // override the model length
+	Method     ckpt.Method
+	Tool       string // tool version for the manifest
+}
+
+// Import converts a PyTorch safetensors state dict into a checkpoint/v1 artifact.
+func Import(opts ImportOptions) (artifact.Manifest, error) {
+	src := opts.Src
+	if st, err := os.Stat(src); err == nil && st.IsDir() {
+		src = filepath.Join(src, "model.safetensors")
+	}
+	f, err := tensors.OpenMmap(src)
+	if err != nil {
+		return artifact.Manifest{}, fmt.Errorf("import: %w", err)
+	}
+	defer f.Close()
+	cfg, err := backbone.InferConfig(f)
+	if err != nil {
+		return artifact.Manifest{}, fmt.Errorf("import: %w", err)
+	}
+	method := opts.Method
+	if method.Parameterization == "" {
+		method = ckpt.DefaultMethod(cfg.Arch)
+	}
+	cfgPath := opts.ConfigJSON
+	if cfgPath == "" {
+		if p := filepath.Join(filepath.Dir(src), "config.json"); fileExists(p) {
+			cfgPath = p
+		}
+	}
+	if cfgPath != "" {
+		if err := applyConfigJSON(cfgPath, &cfg, &method); err != nil {
+			return artifact.Manifest{}, fmt.Errorf("import: %w", err)
+		}
+	}
+	if opts.Heads > 0 {
+		cfg.Heads = opts.Heads
+	}
+	if opts.Length > 0 {
+		cfg.Length = opts.Length
+	}
+	if cfg.Heads == 0 {
+		return artifact.Manifest{}, fmt.Errorf("import %s: n_heads is not in the tensors (no rotary_emb.inv_freq) nor in a config.json; pass --heads", src)
+	}
+	w, err := backbone.LoadWeights(f, cfg)
+	if err != nil {
+		return artifact.Manifest{}, fmt.Errorf("import: %w", err)
+	}
+	m := artifact.Manifest{Stage: "checkpoint import", Tool: opts.Tool,
+		Params: map[string]any{"src": filepath.Base(src), "config_json": filepath.Base(cfgPath)}}
+	return ckpt.Save(opts.Out, ckpt.Config{Model: cfg, Method: method}, w, m)
+}
+
+// applyConfigJSON overlays the keys it knows: Hugging Face MDLMConfig
+// (hidden_dim, n_heads, n_blocks, cond_dim, vocab_size, model_length, dropout,
+// time_conditioning) and the reference fixtures' (hidden_size, length, mask_index).
+func applyConfigJSON(path string, cfg *backbone.Config, method *ckpt.Method) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	ints := []struct {
+		keys []string
+		dst  *int
+	}{
+		{[]string{"hidden_dim", "hidden_size"}, &cfg.Hidden},
+		{[]string{"n_heads"}, &cfg.Heads},
+		{[]string{"n_blocks"}, &cfg.Blocks},
+		{[]string{"cond_dim"}, &cfg.Cond},
+		{[]string{"vocab_size"}, &cfg.Vocab},
+		{[]string{"model_length", "length"}, &cfg.Length},
+		{[]string{"mask_index"}, &cfg.MaskIndex},
+	}
+	for _, e := range ints {
+		for _, k := range e.keys {
+			if v, ok := m[k]; ok {
+				n, ok := v.(float64)
+				if !ok || n != float64(int(n)) {
+					return fmt.Errorf("%s: field %q = %v is not an integer", path, k, v)
+				}
+				*e.dst = int(n)
+			}
+		}
+	}
+	if v, ok := m["dropout"].(float64); ok {
+		cfg.Dropout = v
+	}
+	if v, ok := m["time_conditioning"].(bool); ok {
+		method.TimeConditioning = v
+	}
+	return nil
+}
+
+// ExportOptions configures Export.
+type ExportOptions struct {
+	Src    string // checkpoint directory
+	Dst    string // .safetensors file to write
+	Prefix string // e.g. "backbone." for the Lightning / Hugging Face layout
+}
+
+// Export writes a checkpoint's weights as a PyTorch state dict (atomically).
+func Export(opts ExportOptions) error {
+	c, err := ckpt.Load(opts.Src, true)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	meta := map[string]string{"format": "pt"}
+	if err := tensors.WriteFile(opts.Dst, c.Weights.SafetensorsTensors(opts.Prefix), meta); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	return nil
+}
+
+// Report is what Inspect finds.
+type Report struct {
+	Path      string          `json:"path"`
+	Kind      string          `json:"kind"` // "safetensors" or "checkpoint/v1"
+	Config    backbone.Config `json:"config"`
+	Method    *ckpt.Method    `json:"method,omitempty"`
+	NumParams int             `json:"num_params"`
+	Tensors   []TensorInfo    `json:"tensors"`
+	Digest    string          `json:"digest,omitempty"`
+	Verified  bool            `json:"verified,omitempty"`
+}
+
+// TensorInfo is one line of a report.
+type TensorInfo struct {
+	Name  string        `json:"name"`
+	DType tensors.DType `json:"dtype"`
+	Shape []int         `json:"shape"`
+}
+
+// Inspect describes a safetensors file or a checkpoint directory (whose files are
+// verified against the manifest).
+func Inspect(path string) (*Report, error) {
+	r := &Report{Path: path, Kind: "safetensors"}
+	file := path
+	if st, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("inspect: %w", err)
+	} else if st.IsDir() {
+		c, err := ckpt.Load(path, true)
+		if err != nil {
+			return nil, fmt.Errorf("inspect: %w", err)
+		}
+		r.Kind, r.Config, r.Method = ckpt.Type, c.Config.Model, &c.Config.Method
+		r.Digest, r.Verified = c.Manifest.Digest(), true
+		file = filepath.Join(path, ckpt.WeightsFile)
+	}
+	f, err := tensors.OpenMmap(file)
+	if err != nil {
+		return nil, fmt.Errorf("inspect: %w", err)
+	}
+	defer f.Close()
+	for _, info := range f.Tensors() {
+		r.Tensors = append(r.Tensors, TensorInfo{info.Name, info.DType, info.Shape})
+		if !strings.HasSuffix(info.Name, backbone.InvFreqName) {
+			r.NumParams += info.NumElements()
+		}
+	}
+	if r.Kind == "safetensors" {
+		if cfg, err := backbone.InferConfig(f); err == nil {
+			r.Config = cfg
+		}
+	}
+	return r, nil
+}
+
+func hasSuffix(s, suffix string) bool {
+	return len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
