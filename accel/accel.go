@@ -28,13 +28,25 @@ func Backend() (compute.Backend, error) {
 	return shared, initErr
 }
 
-// New creates a backend from $GOMLX_BACKEND, defaulting to "go".
+// DefaultConfig is the pure-Go backend with an unbounded worker pool.
+//
+// compute v0.1.2's default pool (one worker per core) deadlocks: when as many
+// large matmuls run at once as there are workers, each holds a worker and waits in
+// workerspool.Pool.Saturate for a free one (seen in a train step on 2 cores within
+// a few steps). "go:ops_sequential" avoids it but made a tiny-model train step
+// 1.8x slower (5.86 s vs 3.2 s); parallelism=-1 lets op tasks run as goroutines,
+// keeps the default's speed and did not hang in our stress runs (see README).
+const DefaultConfig = "go:parallelism=-1"
+
+// New creates a backend from $GOMLX_BACKEND, defaulting to DefaultConfig.
 func New() (b compute.Backend, err error) {
 	os.Setenv("GOMLX_NO_AUTO_INSTALL", "1")
 	config := os.Getenv(EnvBackend)
 	if config == "" {
-		config = "go"
+		config = DefaultConfig
 	}
+	restore := quietStdout() // the Go backend prints its parallelism setting to stdout
+	defer restore()
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("compute backend %q (from $%s): %v; available: %v", config, EnvBackend, r, compute.List())
@@ -50,4 +62,19 @@ func New() (b compute.Backend, err error) {
 // Describe is a one-line description for logs and manifests.
 func Describe(b compute.Backend) string {
 	return fmt.Sprintf("%s (%s)", b.Name(), b.Description())
+}
+
+// quietStdout sends os.Stdout to /dev/null until the returned func is called, so
+// library chatter at backend creation never mixes into a command's output.
+func quietStdout() func() {
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		return func() {}
+	}
+	saved := os.Stdout
+	os.Stdout = devnull
+	return func() {
+		os.Stdout = saved
+		devnull.Close()
+	}
 }

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Times one MDLM training step (forward, loss, backward, clip, AdamW) for the
+# fixture-size model and the reference's tiny DiT (GPT-2 vocabulary) on the CPU
+# backend, and reports peak memory. On a GPU machine, build with -tags xla and set
+# GOMLX_BACKEND=xla:cuda to add the small config at 16 x 1024.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOEXPERIMENT=simd
+tags=${MDLM_BENCH_TAGS:-}
+go test -c ${tags:+-tags $tags} -o /tmp/mdlm-train.test ./train/
+/usr/bin/time -v /tmp/mdlm-train.test -test.run '^$' -test.bench 'BenchmarkTrainStep' \
+  -test.benchtime "${MDLM_BENCH_STEPS:-5}x" 2>&1 | grep -E 'Benchmark|Maximum resident' |
+  sed 's/Maximum resident set size (kbytes)/peak RSS of the whole run (KiB)/'

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The project's test command (README, .ci/run): formatting, vet (including the
+# build-tagged XLA backend), and every test with the reference parity fixtures.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOEXPERIMENT=simd # compute v0.1.2 compiles its fast matmul kernels only with it
+command -v go >/dev/null || { echo "test.sh: Go 1.26 is required (https://go.dev/dl/)" >&2; exit 1; }
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt needed on:" $unformatted >&2
+  exit 1
+fi
+go vet ./...
+go vet -tags xla ./accel/
+go test -count=1 -timeout 20m ./... 2>&1 | tee /tmp/mdlm-test.log
+# A short fuzz pass over the safetensors reader on every run.
+go test -run '^$' -fuzz '^FuzzReader$' -fuzztime 15s ./tensors/

@@ -1,0 +1,103 @@
+package train
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/gomlx/compute/dtypes"
+
+	"github.com/mdlm-go/mdlm/accel"
+	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/diffusion"
+	"github.com/mdlm-go/mdlm/optim"
+)
+
+// syntheticBatch draws a MDLM training batch the way the trainer will: antithetic
+// t with the 1e-3 floor, loglinear σ, masking with probability 1 − e^{−σ}.
+func syntheticBatch(m diffusion.Model, B, L int, rng *rand.Rand) Batch {
+	x0 := make([]int32, B*L)
+	for i := range x0 {
+		x0[i] = int32(rng.IntN(m.Backbone.Vocab - 1))
+	}
+	u := make([]float32, B)
+	for i := range u {
+		u[i] = rng.Float32()
+	}
+	t := diffusion.SampleT(u, true, 1e-3)
+	sigma, dsigma := diffusion.SigmaDSigma(m.Schedule, t)
+	um := make([]float32, B*L)
+	for i := range um {
+		um[i] = rng.Float32()
+	}
+	mask := make([]float32, B*L)
+	for i := range mask {
+		mask[i] = 1
+	}
+	return Batch{B: B, L: L, X0: x0, XT: diffusion.Mask(x0, um, sigma, int32(m.Backbone.MaskIndex)),
+		T: t, Sigma: sigma, DSigma: dsigma, TokenMask: mask}
+}
+
+// BenchmarkTrainStep times one full MDLM step (forward, SUBS loss, backward,
+// clip, AdamW) on the configured backend ($GOMLX_BACKEND, default the pure-Go
+// CPU backend). "fixture" is the reference fixture's size; "tiny" is the
+// reference's tiny DiT (D 512, 8 heads, 8 blocks) with the GPT-2 vocabulary;
+// "small" (GPU) is the paper's model at 16 x 1024.
+func BenchmarkTrainStep(b *testing.B) {
+	cases := []struct {
+		name            string
+		cfg             backbone.Config
+		batch, length   int
+		skipOnGoBackend bool
+	}{
+		{"fixture", backbone.Config{Arch: backbone.DiT, Vocab: 512, Hidden: 64, Heads: 4, Blocks: 2, Cond: 32, MaskIndex: 511}, 4, 32, false},
+		{"tiny", mustPreset("tiny"), 2, 128, false},
+		{"small", mustPreset("small"), 16, 1024, true},
+	}
+	backend, err := accel.Backend()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range cases {
+		b.Run(fmt.Sprintf("%s/B%dxL%d", c.name, c.batch, c.length), func(b *testing.B) {
+			if c.skipOnGoBackend && backend.Name() == "go" {
+				b.Skip("GPU-size case; run with GOMLX_BACKEND=xla:cuda")
+			}
+			c.cfg.Length = c.length
+			m := diffusion.Model{Backbone: c.cfg, Param: diffusion.SUBS, Schedule: diffusion.LogLinear{Eps: diffusion.LogLinearEps}}
+			w, err := backbone.NewWeights(c.cfg, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			step, err := NewStep(backend, m, optim.DefaultAdamW(), optim.ConstantWarmup{Peak: 3e-4, Warmup: 10}, 1, w.RotaryInvFreqOrDefault())
+			if err != nil {
+				b.Fatal(err)
+			}
+			st, err := NewState(w, 1, dtypes.Float32)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			batch := syntheticBatch(m, c.batch, c.length, rng)
+			if _, err := step.Run(st, batch); err != nil { // compile outside the timing
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := step.Run(st, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(c.batch*c.length*b.N)/b.Elapsed().Seconds(), "tokens/s")
+		})
+	}
+}
+
+func mustPreset(name string) backbone.Config {
+	c, err := backbone.Preset(name, backbone.DiT, 50258, 1024)
+	if err != nil {
+		panic(err)
+	}
+	c.Dropout = 0.1
+	return c
+}
