@@ -70,6 +70,63 @@ func D3PMLogProbs(logits *Node, maskIndex int, subsMasking bool) *Node {
 // perRow reshapes a [B] vector to [B, 1] for broadcasting over positions.
 func perRow(v *Node) *Node { return ExpandAxes(v, 1) }
 
+// PickFlat returns x[b, i, ids[b, i]] by a gather on the flattened tensor: B·L
+// reads instead of a pass over [B, L, V] (Pick).
+func PickFlat(x, ids *Node) *Node {
+	dims := x.Shape().Dimensions
+	B, L, V := dims[0], dims[1], dims[2]
+	g := x.Graph()
+	base := MulScalar(Iota(g, shapes.Make(dtypes.Int32, B, L), 0), L*V)
+	base = Add(base, MulScalar(Iota(g, shapes.Make(dtypes.Int32, B, L), 1), V))
+	idx := Add(base, ConvertDType(ids, dtypes.Int32))
+	return Reshape(Gather(Reshape(x, B*L*V, 1), ExpandAxes(idx, -1)), B, L)
+}
+
+// LogSumExp over the last axis: [B, L, V] -> [B, L], shifted by the (constant) max.
+func LogSumExp(x *Node) *Node {
+	m := StopGradient(ReduceMax(x, -1))
+	shifted := Sub(x, BroadcastToDims(ExpandAxes(m, -1), x.Shape().Dimensions...))
+	return Add(Log(ReduceSum(Exp(shifted), -1)), m)
+}
+
+// WithZeroMasking returns params whose output bias has −1e6 added at [MASK]: the
+// backbone's logits are then exactly SUBS's zero-masked logits (§2.3 step 1), at
+// the cost of a [V] add instead of a [B, L, V] one.
+func WithZeroMasking(p map[string]*Node, maskIndex int) map[string]*Node {
+	const name = "output_layer.linear.bias"
+	b := p[name]
+	g := b.Graph()
+	V := b.Shape().Dimensions[0]
+	isMask := Equal(Iota(g, shapes.Make(dtypes.Int32, V), 0), Scalar(g, dtypes.Int32, maskIndex))
+	out := make(map[string]*Node, len(p))
+	for k, v := range p {
+		out[k] = v
+	}
+	out[name] = Add(b, Where(isMask, Scalar(g, b.DType(), NegInfinity), ZerosLike(b)))
+	return out
+}
+
+// SUBSTokenLogProbs gives, from zero-masked logits, log p_θ at the clean token and
+// at [MASK] for every position ([B, L] each), without the [B, L, V] tensor of
+// SUBSLogProbs. Carry-over makes both meaningless at unmasked positions, where
+// every SUBS loss term is 0; callers mask them.
+func SUBSTokenLogProbs(zeroMaskedLogits, x0 *Node, maskIndex int) (logpX0, logpMask *Node) {
+	lse := LogSumExp(zeroMaskedLogits)
+	logpX0 = Sub(PickFlat(zeroMaskedLogits, x0), lse)
+	maskCol := Slice(zeroMaskedLogits, AxisRange(), AxisRange(), AxisElem(maskIndex))
+	logpMask = Sub(Reshape(maskCol, lse.Shape().Dimensions...), lse)
+	return logpX0, logpMask
+}
+
+// SUBSLossAt is SUBSLoss from log p_θ(x0) at masked positions: −logp·σ'/expm1(σ)
+// where z_t is masked, exactly 0 elsewhere.
+func SUBSLossAt(logpX0, xt, sigma, dsigma *Node, maskIndex int) *Node {
+	g := logpX0.Graph()
+	weight := perRow(Div(dsigma, Expm1(sigma)))
+	isMask := Equal(xt, Scalar(g, xt.DType(), maskIndex))
+	return Where(isMask, Mul(Neg(logpX0), weight), ZerosLike(logpX0))
+}
+
 // SUBSLoss is the continuous-time SUBS NELBO per token (§2.4):
 // loss[b, i] = −log p_θ(x0[b, i] | z_t) · σ'_b / expm1(σ_b); 0 wherever z_t is
 // unmasked, since carry-over makes log p exactly 0 there.
@@ -78,7 +135,8 @@ func SUBSLoss(logp, x0, sigma, dsigma *Node) *Node {
 	return Mul(Neg(Pick(logp, x0)), perRow(weight))
 }
 
-// D3PMLoss is _d3pm_loss (§2.6) for T > 0, with t already on the grid:
+// D3PMLoss is _d3pm_loss (§2.6) for T > 0, with t already on the grid, given
+// log p_θ at the clean token and at [MASK] ([B, L] each):
 // with dt = 1/T, t ← clamp(t, 0, 1−1e-4), α_t = 1 − t, α_s = 1 − (t − dt),
 // p_m = exp(logp[mask]),
 // term1 = (dt/t)·[log(α_t·p_m/t + 1) − logp[x0]],
@@ -87,25 +145,24 @@ func SUBSLoss(logp, x0, sigma, dsigma *Node) *Node {
 //
 // One deliberate deviation: at t = 1/T the reference divides 0 by 0 in term2
 // (whose coefficient is then 0) and returns NaN; here that log term is taken as 0.
-func D3PMLoss(logp, x0, xt, t *Node, T int, maskIndex int) *Node {
-	g := logp.Graph()
+func D3PMLoss(logpX0, logpMask, xt, t *Node, T int, maskIndex int) *Node {
+	g := logpX0.Graph()
 	dt := 1 / float64(T)
 	tc := perRow(Min(t, Scalar(g, t.DType(), 1-1e-4)))
 	tc = Max(tc, ZerosLike(tc))
 	alphaT := OneMinus(tc)
 	alphaS := OneMinus(AddScalar(tc, -dt))
-	pm := Exp(Slice(logp, AxisRange(), AxisRange(), AxisElem(maskIndex)))
-	pm = Reshape(pm, pm.Shape().Dimensions[:2]...)
+	pm := Exp(logpMask)
 	logNr := Log(OnePlus(Div(Mul(alphaT, pm), tc)))
 	tMinusDt := AddScalar(tc, -dt)
 	positive := GreaterThan(tMinusDt, ZerosLike(tMinusDt))
 	safeDen := Where(positive, tMinusDt, OnesLike(tMinusDt))
 	logDr2 := Where(BroadcastToDims(positive, pm.Shape().Dimensions...),
 		Log(OnePlus(Div(Mul(alphaS, pm), safeDen))), ZerosLike(pm))
-	coef1 := Div(Scalar(g, t.DType(), dt), tc)
-	term1 := Mul(coef1, Sub(logNr, Pick(logp, x0)))
+	coef1 := Mul(Reciprocal(tc), Scalar(g, t.DType(), dt))
+	term1 := Mul(coef1, Sub(logNr, logpX0))
 	term2 := Mul(OneMinus(coef1), Sub(logNr, logDr2))
-	isMask := ConvertDType(Equal(xt, Scalar(g, xt.DType(), maskIndex)), logp.DType())
+	isMask := ConvertDType(Equal(xt, Scalar(g, xt.DType(), maskIndex)), logpX0.DType())
 	return MulScalar(Mul(Add(term1, term2), isMask), float64(T))
 }
 

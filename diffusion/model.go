@@ -79,28 +79,32 @@ func (m Model) PerTokenLoss(p backbone.Params, invFreq []float32, in DiffusionIn
 	if !m.TimeConditioning {
 		cond = ZerosLike(in.Sigma)
 	}
-	logits := backbone.Forward(m.Backbone, p, invFreq, in.XT, cond, drop)
 	mask := m.Backbone.MaskIndex
 	switch m.Param {
 	case SEDD:
+		logits := backbone.Forward(m.Backbone, p, invFreq, in.XT, cond, drop)
 		return ScoreEntropyLoss(SEDDLogScore(logits, in.XT, in.Sigma), in.X0, in.XT, in.Sigma, in.DSigma, mask)
 	case D3PM:
-		logp := D3PMLogProbs(logits, mask, false)
-		return m.d3pmWithReconstruction(p, invFreq, logp, in, drop)
+		logits := backbone.Forward(m.Backbone, p, invFreq, in.XT, cond, drop)
+		logpX0, logpMask := SUBSTokenLogProbs(logits, in.X0, mask) // plain log-softmax: no zero masking
+		return m.d3pmWithReconstruction(p, invFreq, logpX0, logpMask, in, drop)
 	}
-	logp := SUBSLogProbs(logits, in.XT, mask)
+	// SUBS: zero masking folded into the output bias; carry-over makes the loss 0
+	// wherever z_t is unmasked, so only log p_θ(x0) at masked positions is needed.
+	logits := backbone.Forward(m.Backbone, WithZeroMasking(p, mask), invFreq, in.XT, cond, drop)
+	logpX0, logpMask := SUBSTokenLogProbs(logits, in.X0, mask)
 	if m.T > 0 {
-		return D3PMLoss(logp, in.X0, in.XT, in.T, m.T, mask) // SUBS: reconstruction term is 0
+		return D3PMLoss(logpX0, logpMask, in.XT, in.T, m.T, mask) // SUBS: reconstruction term is 0
 	}
-	return SUBSLoss(logp, in.X0, in.Sigma, in.DSigma)
+	return SUBSLossAt(logpX0, in.XT, in.Sigma, in.DSigma, mask)
 }
 
 // d3pmWithReconstruction adds −log p_θ(x0 | x0, σ(0) = 0) for d3pm (§2.6).
-func (m Model) d3pmWithReconstruction(p backbone.Params, invFreq []float32, logp *Node, in DiffusionInputs, drop *backbone.Dropout) *Node {
-	diff := D3PMLoss(logp, in.X0, in.XT, in.T, m.T, m.Backbone.MaskIndex)
+func (m Model) d3pmWithReconstruction(p backbone.Params, invFreq []float32, logpX0, logpMask *Node, in DiffusionInputs, drop *backbone.Dropout) *Node {
+	diff := D3PMLoss(logpX0, logpMask, in.XT, in.T, m.T, m.Backbone.MaskIndex)
 	clean := backbone.Forward(m.Backbone, p, invFreq, in.X0, ZerosLike(in.Sigma), drop)
-	recon := Neg(Pick(D3PMLogProbs(clean, m.Backbone.MaskIndex, false), in.X0))
-	return Add(diff, recon)
+	cleanX0, _ := SUBSTokenLogProbs(clean, in.X0, m.Backbone.MaskIndex)
+	return Sub(diff, cleanX0)
 }
 
 // ARPerTokenLoss is the AR objective: input x[:, :-1], target x[:, 1:] (§2.9).

@@ -1,6 +1,7 @@
 package diffusion
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
@@ -176,6 +177,7 @@ func TestReferenceLosses(t *testing.T) {
 			reffix.Compare(t, "mdlm/sigma", sigma, wantSigma, reffix.OutputTol(wantSigma), nil)
 			reffix.Compare(t, "mdlm/dsigma", dsigma, wantDSigma, reffix.OutputTol(wantDSigma), nil)
 			xt, _ := reffix.Int64(t, mdlm, "mdlm/xt")
+			checkSUBSLogProbs(t, w, mdlm, i32(xt), B, L)
 			base := Model{Backbone: bcfg, Param: SUBS, Schedule: sched}
 			check("mdlm", mdlm, base, tm, xt)
 
@@ -194,4 +196,43 @@ func TestReferenceLosses(t *testing.T) {
 			check("sedd", losses, m, tSEDD, xt)
 		})
 	}
+}
+
+// checkSUBSLogProbs compares the full SUBS log-probabilities: entries above −1e5
+// within tolerance, and every −1e6 fill of the reference below −1e5 in ours.
+func checkSUBSLogProbs(t *testing.T, w *backbone.Weights, f *tensors.File, xt []int32, B, L int) {
+	t.Helper()
+	b, err := accel.Backend()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := w.Config
+	n := len(cfg.Specs())
+	exec := MustNewExec(b, func(g *Graph, in []*Node) *Node {
+		p := backbone.ParamsFromNodes(cfg, in[:n])
+		logits := backbone.Forward(cfg, p, w.RotaryInvFreqOrDefault(), in[n], ZerosLike(in[n+1]), nil)
+		return SUBSLogProbs(logits, in[n], cfg.MaskIndex)
+	})
+	var args []any
+	for _, x := range w.Tensors() {
+		args = append(args, x)
+	}
+	args = append(args, gtensors.FromFlatDataAndDimensions(xt, B, L), gtensors.FromFlatDataAndDimensions(make([]float32, B), B))
+	got := gtensors.MustCopyFlatData[float32](exec.MustCall(args...)[0])
+	want, _ := reffix.Float32(t, f, "mdlm/subs_logprobs")
+	finite := func(i int) bool { return want[i] > -1e5 }
+	var finiteVals []float32
+	fills := 0
+	for i, v := range want {
+		if finite(i) {
+			finiteVals = append(finiteVals, v)
+		} else {
+			fills++
+			if got[i] > -1e5 {
+				t.Errorf("subs_logprobs[%d] = %g, the reference's −1e6 fill must stay below −1e5", i, got[i])
+			}
+		}
+	}
+	reffix.Compare(t, fmt.Sprintf("mdlm/subs_logprobs (%d entries > -1e5, %d fills)", len(finiteVals), fills),
+		got, want, reffix.OutputTol(finiteVals), finite)
 }

@@ -74,12 +74,14 @@ func (a AdamW) Update(params, grads, m, v []*Node, scalars *Node) (newP, newM, n
 		// lerp(m, g, w) = m + w·(g − m) for w < 0.5, as torch computes it.
 		mi := Add(m[i], MulScalar(Sub(g, m[i]), 1-a.Beta1))
 		vi := Add(MulScalar(v[i], a.Beta2), MulScalar(Mul(g, g), 1-a.Beta2))
+		// Scalars go on the right-hand side: the Go backend's binary ops have a
+		// fast path for a scalar rhs only.
 		denom := AddScalar(Div(Sqrt(vi), scalar(bc2Sqrt)), a.Eps)
 		pi := p
 		if a.WeightDecay != 0 {
 			pi = Mul(pi, scalar(decay))
 		}
-		pi = Sub(pi, Mul(scalar(stepSize), Div(mi, denom)))
+		pi = Sub(pi, Mul(Div(mi, denom), scalar(stepSize)))
 		newP, newM, newV = append(newP, pi), append(newM, mi), append(newV, vi)
 	}
 	return
