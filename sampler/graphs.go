@@ -1,0 +1,100 @@
+package sampler
+
+import (
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
+
+	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/diffusion"
+)
+
+// Graph pieces of the samplers. Shapes: x [B, L] int32, probabilities and scores
+// [B, L, V] float32, per-row scalars [B] float32, uniforms u [B, L, V].
+
+// categorical is _sample_categorical: argmax_v w_v / (1e-10 − log(u_v + 1e-10)).
+// w may be unnormalised (any non-negative weights).
+func categorical(w, u *Node) *Node {
+	norm := Neg(Log(AddScalar(u, 1e-10)))
+	norm = AddScalar(norm, 1e-10)
+	return ArgMax(Div(w, norm), -1, dtypes.Int32)
+}
+
+func isMaskColumn(g *Graph, V, mask int) *Node {
+	return Equal(Iota(g, shapes.Make(dtypes.Int32, 1, 1, V), 2), Scalar(g, dtypes.Int32, mask))
+}
+
+func col(v *Node) *Node { return ExpandAxes(v, 1, 2) } // [B] -> [B, 1, 1]
+
+// subsProbs is exp(SUBS log-probabilities): x_θ(z_t) of the denoiser.
+func subsProbs(m diffusion.Model, p backbone.Params, invFreq []float32, x, cond *Node) *Node {
+	logits := backbone.Forward(m.Backbone, p, invFreq, x, cond, nil)
+	return Exp(diffusion.SUBSLogProbs(logits, x, m.Backbone.MaskIndex))
+}
+
+// subsArgmax is the ddpm noise-removal step: argmax_v of the SUBS log-probabilities.
+func subsArgmax(m diffusion.Model, p backbone.Params, invFreq []float32, x, cond *Node) *Node {
+	logits := backbone.Forward(m.Backbone, p, invFreq, x, cond, nil)
+	return ArgMax(diffusion.SUBSLogProbs(logits, x, m.Backbone.MaskIndex), -1, dtypes.Int32)
+}
+
+// ddpmUpdate is _ddpm_update / _ddpm_caching_update after the denoiser:
+// q_v = p_v·(mc_t − mc_s), q_mask = mc_s, draw x' ~ q, keep unmasked tokens.
+func ddpmUpdate(x, probs, mct, mcs, u *Node, mask int) *Node {
+	g := x.Graph()
+	dims := probs.Shape().Dimensions
+	q := Mul(probs, col(Sub(mct, mcs)))
+	q = Where(BroadcastToDims(isMaskColumn(g, dims[2], mask), dims...), BroadcastToDims(col(mcs), dims...), q)
+	draw := categorical(q, u)
+	return Where(Equal(x, Scalar(g, dtypes.Int32, mask)), draw, x)
+}
+
+// seddScore is get_score for the sedd parameterization: exp of the log-score.
+func seddScore(m diffusion.Model, p backbone.Params, invFreq []float32, x, sigma *Node) *Node {
+	logits := backbone.Forward(m.Backbone, p, invFreq, x, sigma, nil)
+	return Exp(diffusion.SEDDLogScore(logits, x, sigma))
+}
+
+// analyticUpdate is _analytic_update (final=false, with dσ) or _denoiser_update
+// (final=true, with σ and p[mask] = 0):
+// S̃ = S·e^{dσ}, S̃_mask += (1 − e^{dσ})·Σ_y S_y; E = e^{−dσ}·onehot(x) plus
+// (1 − e^{−dσ}) on every entry of masked positions; draw from S̃ ⊙ E.
+func analyticUpdate(x, score, dsigma, u *Node, mask int, final bool) *Node {
+	g := x.Graph()
+	dims := score.Shape().Dimensions
+	B, L, V := dims[0], dims[1], dims[2]
+	e := Exp(dsigma)                                                     // [B]
+	extra := Mul(OneMinus(col(e)), ExpandAxes(ReduceSum(score, -1), -1)) // [B, L, 1]
+	stag := Mul(score, col(e))
+	maskCol := BroadcastToDims(isMaskColumn(g, V, mask), dims...)
+	stag = Where(maskCol, Add(stag, BroadcastToDims(extra, dims...)), stag)
+	eneg := col(Exp(Neg(dsigma))) // [B, 1, 1]
+	onehot := ConvertDType(Equal(Iota(g, shapes.Make(dtypes.Int32, B, L, V), 2), BroadcastToDims(ExpandAxes(x, -1), dims...)), score.DType())
+	edge := Mul(onehot, eneg)
+	isMaskPos := ConvertDType(Equal(x, Scalar(g, dtypes.Int32, mask)), score.DType()) // [B, L]
+	edge = Add(edge, BroadcastToDims(ExpandAxes(Mul(isMaskPos, ExpandAxes(OneMinus(Exp(Neg(dsigma))), 1)), -1), dims...))
+	probs := Mul(stag, edge)
+	if final {
+		probs = Where(maskCol, ZerosLike(probs), probs)
+	}
+	return categorical(probs, u)
+}
+
+// mergeRows returns cache with rows replaced from fresh where sel[b]: row b takes
+// fresh[idx[b]]. cache [B, L, V], fresh [k, L, V], sel [B] bool, idx [B] int32.
+func mergeRows(cache, fresh, sel, idx *Node) *Node {
+	picked := Gather(fresh, ExpandAxes(idx, -1)) // [B, L, V]
+	return Where(BroadcastToDims(col(sel), cache.Shape().Dimensions...), picked, cache)
+}
+
+// arNext is one AR sampling step on the full-length buffer: the causal model's
+// log-probabilities at position i (later positions cannot influence it), plus
+// Gumbel noise, argmax. pos is a scalar int32; gumbel is [B, V].
+func arNext(m diffusion.Model, p backbone.Params, invFreq []float32, x, pos, gumbel *Node) *Node {
+	logp := backbone.Forward(m.Backbone, p, invFreq, x, nil, nil) // [B, L, V]
+	dims := logp.Shape().Dimensions
+	B, L, V := dims[0], dims[1], dims[2]
+	atPos := Equal(Iota(x.Graph(), shapes.Make(dtypes.Int32, B, L, V), 1), BroadcastToDims(pos, B, L, V))
+	row := ReduceSum(Where(atPos, logp, ZerosLike(logp)), 1) // [B, V]
+	return ArgMax(Add(row, gumbel), -1, dtypes.Int32)
+}

@@ -1,0 +1,425 @@
+package sampler
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
+	gtensors "github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/diffusion"
+)
+
+// Kind names a sampler.
+type Kind string
+
+const (
+	// DDPM is the ancestral sampler (_ddpm_update): one denoiser call per step.
+	DDPM Kind = "ddpm"
+	// DDPMCache is the reference's cache (_ddpm_caching_update): the denoiser
+	// output is reused only when no token of the whole batch changed.
+	DDPMCache Kind = "ddpm_cache"
+	// RowCache re-runs the denoiser only on the rows that changed since their last
+	// evaluation; same samples as DDPMCache, fewer evaluations at batch > 1.
+	RowCache Kind = "ddpm_rowcache"
+	// Analytic is SEDD's Tweedie τ-leaping sampler; needs a time-conditioned SEDD model.
+	Analytic Kind = "analytic"
+	// AR samples the autoregressive baseline left to right.
+	AR Kind = "ar"
+)
+
+// Kinds lists the samplers.
+var Kinds = []Kind{DDPM, DDPMCache, RowCache, Analytic, AR}
+
+// Options configure a run.
+type Options struct {
+	Kind  Kind
+	Steps int // reverse steps (the reference's sampling.steps)
+	// Eps is the end of the time grid linspace(1, Eps, Steps+1) (1e-5).
+	Eps float64
+	// NoiseRemoval runs the final denoising step at t = Eps (default on in the reference).
+	NoiseRemoval bool
+}
+
+// Validate checks the options against the model before any compute.
+func (o Options) Validate(m diffusion.Model, length int) error {
+	known := false
+	for _, k := range Kinds {
+		known = known || o.Kind == k
+	}
+	if !known {
+		names := make([]string, len(Kinds))
+		for i, k := range Kinds {
+			names[i] = string(k)
+		}
+		return fmt.Errorf("unknown sampler %q (known: %s)", o.Kind, strings.Join(names, ", "))
+	}
+	switch {
+	case o.Kind == AR && m.Param != diffusion.ARP:
+		return fmt.Errorf("sampler ar needs an AR model, this one is %s", m.Param)
+	case o.Kind != AR && m.Param == diffusion.ARP:
+		return fmt.Errorf("sampler %s needs a diffusion model; an AR model samples with --sampler ar", o.Kind)
+	case o.Kind == Analytic && (m.Param != diffusion.SEDD || !m.TimeConditioning):
+		return fmt.Errorf("sampler analytic needs a time-conditioned SEDD model (this one: %s, time_conditioning=%v)", m.Param, m.TimeConditioning)
+	case o.Kind != Analytic && o.Kind != AR && m.Param == diffusion.SEDD:
+		return fmt.Errorf("sampler %s needs a SUBS model; SEDD samples with --sampler analytic", o.Kind)
+	case o.Kind != AR && o.Steps < 1:
+		return fmt.Errorf("steps must be >= 1, got %d", o.Steps)
+	case o.Kind != AR && (o.Eps <= 0 || o.Eps >= 1):
+		return fmt.Errorf("sampling eps %g must be in (0, 1)", o.Eps)
+	case length > m.Backbone.Length && m.Backbone.Length > 0:
+		return fmt.Errorf("sequence length %d exceeds the model length %d", length, m.Backbone.Length)
+	}
+	return nil
+}
+
+// Uniforms supplies the uniform draws of categorical sampling, in the order the
+// reference draws them ([B, L, V] per draw, row-major). A nil Uniforms means the
+// seeded in-graph generator.
+type Uniforms interface {
+	Next(shape []int) ([]float32, error)
+}
+
+// Result of a run.
+type Result struct {
+	Tokens []int32 // [B·L] row-major
+	B, L   int
+	// NFE counts denoiser evaluations per row (the final noise removal included).
+	NFE []int
+}
+
+// Sampler runs one model with one set of weights.
+type Sampler struct {
+	backend compute.Backend
+	model   diffusion.Model
+	params  []*gtensors.Tensor
+	invFreq []float32
+	rng     *gtensors.Tensor
+	draws   Uniforms
+	execs   map[string]*Exec
+}
+
+// New prepares a sampler; seed drives the in-graph generator, draws (if not nil)
+// replaces it.
+func New(b compute.Backend, m diffusion.Model, w *backbone.Weights, seed int64, draws Uniforms) (*Sampler, error) {
+	rng, err := RNGStateFromSeed(seed)
+	if err != nil {
+		return nil, err
+	}
+	return &Sampler{backend: b, model: m, params: w.Tensors(), invFreq: w.RotaryInvFreqOrDefault(),
+		rng: rng, draws: draws, execs: map[string]*Exec{}}, nil
+}
+
+// exec returns (building once) an executable whose graph gets the parameters first.
+func (s *Sampler) exec(name string, fn func(p backbone.Params, in []*Node) []*Node) *Exec {
+	if e, ok := s.execs[name]; ok {
+		return e
+	}
+	n := len(s.params)
+	e := MustNewExec(s.backend, func(g *Graph, in []*Node) []*Node {
+		return fn(backbone.ParamsFromNodes(s.model.Backbone, in[:n]), in[n:])
+	}).WithName("sampler_" + name)
+	s.execs[name] = e
+	return e
+}
+
+func (s *Sampler) call(name string, fn func(p backbone.Params, in []*Node) []*Node, args ...any) ([]*gtensors.Tensor, error) {
+	all := make([]any, 0, len(s.params)+len(args))
+	for _, p := range s.params {
+		all = append(all, p)
+	}
+	return s.exec(name, fn).Call(append(all, args...)...)
+}
+
+// draw returns the uniform argument of an update graph and whether it is host-fed;
+// for the in-graph generator the argument is the RNG state.
+func (s *Sampler) draw(shape []int) (any, error) {
+	if s.draws == nil {
+		return s.rng, nil
+	}
+	u, err := s.draws.Next(shape)
+	if err != nil {
+		return nil, err
+	}
+	return gtensors.FromFlatDataAndDimensions(u, shape...), nil
+}
+
+// uniformNode turns the draw argument into uniforms (and the next RNG state).
+func (s *Sampler) uniformNode(arg *Node, shape []int) (u, rngOut *Node) {
+	if s.draws != nil {
+		return arg, nil
+	}
+	rng, u := RandomUniform(arg, shapes.Make(dtypes.Float32, shape...))
+	return u, rng
+}
+
+// withRNG appends the new RNG state to outputs when the generator is in-graph, and
+// stores it after the call.
+func (s *Sampler) keepRNG(out []*gtensors.Tensor) []*gtensors.Tensor {
+	if s.draws == nil {
+		s.rng = out[len(out)-1]
+		return out[:len(out)-1]
+	}
+	return out
+}
+
+func appendRNG(out []*Node, rng *Node) []*Node {
+	if rng != nil {
+		return append(out, rng)
+	}
+	return out
+}
+
+// Sample runs the reverse process from x (the prior: all [MASK], or a template
+// whose unmasked tokens are kept — infilling), B rows of L tokens.
+func (s *Sampler) Sample(ctx context.Context, opts Options, x []int32, B, L int, progress func(step, total int)) (*Result, error) {
+	if err := opts.Validate(s.model, L); err != nil {
+		return nil, err
+	}
+	if len(x) != B*L {
+		return nil, fmt.Errorf("sampler: %d initial tokens for %d x %d", len(x), B, L)
+	}
+	if opts.Kind == AR {
+		return s.sampleAR(ctx, x, B, L, progress)
+	}
+	r := &Result{Tokens: append([]int32(nil), x...), B: B, L: L, NFE: make([]int, B)}
+	times := Linspace(1, float32(opts.Eps), opts.Steps+1)
+	dt := (1 - opts.Eps) / float64(opts.Steps)
+	var err error
+	switch opts.Kind {
+	case Analytic:
+		err = s.runAnalytic(ctx, opts, r, times, dt, progress)
+	default:
+		err = s.runDDPM(ctx, opts, r, times, dt, progress)
+	}
+	return r, err
+}
+
+// condFor is the σ the backbone sees: σ(t), or zeros without time conditioning.
+func (s *Sampler) condFor(t float32, B int) []float32 {
+	c := make([]float32, B)
+	if s.model.TimeConditioning {
+		sig := float32(s.model.Schedule.Sigma(float64(t)))
+		for i := range c {
+			c[i] = sig
+		}
+	}
+	return c
+}
+
+func fill(v float32, n int) []float32 {
+	out := make([]float32, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
+}
+
+// moveChances returns (mc_t, mc_s) for a step from t to s = t − dt in float32 as
+// the reference computes them: ddpm via 1 − exp(−σ); the caches use t and t − dt
+// directly (loglinear only, where the (1−ε) factor cancels).
+func (s *Sampler) moveChances(kind Kind, t float32, dt float64) (float32, float32) {
+	_, loglinear := s.model.Schedule.(diffusion.LogLinear)
+	if kind != DDPM && loglinear {
+		return t, t - float32(dt)
+	}
+	ts := t - float32(dt)
+	mc := func(x float32) float32 {
+		sig := float32(s.model.Schedule.Sigma(float64(x)))
+		return 1 - float32(math.Exp(float64(-sig)))
+	}
+	return mc(t), mc(ts)
+}
+
+func (s *Sampler) runDDPM(ctx context.Context, opts Options, r *Result, times []float32, dt float64, progress func(int, int)) error {
+	B, L, V := r.B, r.L, s.model.Backbone.Vocab
+	mask := s.model.Backbone.MaskIndex
+	cache := newRowCache(B)
+	for i := 0; i < opts.Steps; i++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		t := times[i]
+		probs, err := s.denoise(opts.Kind, cache, r, t)
+		if err != nil {
+			return err
+		}
+		mct, mcs := s.moveChances(opts.Kind, t, dt)
+		u, err := s.draw([]int{B, L, V})
+		if err != nil {
+			return err
+		}
+		out, err := s.call("ddpm_update", func(_ backbone.Params, in []*Node) []*Node {
+			uu, rng := s.uniformNode(in[4], []int{B, L, V})
+			return appendRNG([]*Node{ddpmUpdate(in[0], in[1], in[2], in[3], uu, mask)}, rng)
+		}, gtensors.FromFlatDataAndDimensions(r.Tokens, B, L), probs,
+			gtensors.FromFlatDataAndDimensions(fill(mct, B), B), gtensors.FromFlatDataAndDimensions(fill(mcs, B), B), u)
+		if err != nil {
+			return fmt.Errorf("sampler step %d: %w", i, err)
+		}
+		out = s.keepRNG(out)
+		next := gtensors.MustCopyFlatData[int32](out[0])
+		cache.afterStep(opts.Kind, r.Tokens, next, L, s.model.TimeConditioning)
+		r.Tokens = next
+		if progress != nil {
+			progress(i+1, opts.Steps)
+		}
+	}
+	if opts.NoiseRemoval {
+		t := times[len(times)-1]
+		out, err := s.call("subs_argmax", func(p backbone.Params, in []*Node) []*Node {
+			return []*Node{subsArgmax(s.model, p, s.invFreq, in[0], in[1])}
+		}, gtensors.FromFlatDataAndDimensions(r.Tokens, B, L), gtensors.FromFlatDataAndDimensions(s.finalCond(t, B), B))
+		if err != nil {
+			return fmt.Errorf("sampler noise removal: %w", err)
+		}
+		r.Tokens = gtensors.MustCopyFlatData[int32](out[0])
+		for b := range r.NFE {
+			r.NFE[b]++
+		}
+	}
+	for b := range r.NFE {
+		r.NFE[b] += cache.nfe[b]
+	}
+	return nil
+}
+
+// finalCond is the reference's noise-removal conditioning, σ(t) (zeroed without
+// time conditioning).
+func (s *Sampler) finalCond(t float32, B int) []float32 { return s.condFor(t, B) }
+
+// denoise returns x_θ for the current tokens, using and refreshing the cache as
+// the sampler kind allows.
+func (s *Sampler) denoise(kind Kind, c *rowCache, r *Result, t float32) (*gtensors.Tensor, error) {
+	B, L := r.B, r.L
+	stale := c.staleRows(kind)
+	if len(stale) == 0 {
+		return c.probs, nil
+	}
+	fn := func(p backbone.Params, in []*Node) []*Node {
+		return []*Node{subsProbs(s.model, p, s.invFreq, in[0], in[1])}
+	}
+	if len(stale) == B {
+		out, err := s.call(fmt.Sprintf("denoise_%d", B), fn,
+			gtensors.FromFlatDataAndDimensions(r.Tokens, B, L), gtensors.FromFlatDataAndDimensions(s.condFor(t, B), B))
+		if err != nil {
+			return nil, fmt.Errorf("denoiser: %w", err)
+		}
+		c.store(out[0], stale)
+		return c.probs, nil
+	}
+	// Per-row cache: evaluate only the stale rows, then merge them in.
+	k := len(stale)
+	rows := make([]int32, 0, k*L)
+	for _, b := range stale {
+		rows = append(rows, r.Tokens[b*L:(b+1)*L]...)
+	}
+	out, err := s.call(fmt.Sprintf("denoise_%d", k), fn,
+		gtensors.FromFlatDataAndDimensions(rows, k, L), gtensors.FromFlatDataAndDimensions(s.condFor(t, k), k))
+	if err != nil {
+		return nil, fmt.Errorf("denoiser: %w", err)
+	}
+	sel := make([]bool, B)
+	idx := make([]int32, B)
+	for j, b := range stale {
+		sel[b], idx[b] = true, int32(j)
+	}
+	merged, err := s.call("merge_rows", func(_ backbone.Params, in []*Node) []*Node {
+		return []*Node{mergeRows(in[0], in[1], in[2], in[3])}
+	}, c.probs, out[0], gtensors.FromFlatDataAndDimensions(sel, B), gtensors.FromFlatDataAndDimensions(idx, B))
+	if err != nil {
+		return nil, fmt.Errorf("merge cached rows: %w", err)
+	}
+	c.store(merged[0], stale)
+	return c.probs, nil
+}
+
+func (s *Sampler) runAnalytic(ctx context.Context, opts Options, r *Result, times []float32, dt float64, progress func(int, int)) error {
+	B, L, V := r.B, r.L, s.model.Backbone.Vocab
+	mask := s.model.Backbone.MaskIndex
+	step := func(t, dsig float32, final bool) error {
+		sigma := float32(s.model.Schedule.Sigma(float64(t)))
+		u, err := s.draw([]int{B, L, V})
+		if err != nil {
+			return err
+		}
+		name := "analytic_update"
+		if final {
+			name = "analytic_denoise"
+		}
+		out, err := s.call(name, func(p backbone.Params, in []*Node) []*Node {
+			score := seddScore(s.model, p, s.invFreq, in[0], in[1])
+			uu, rng := s.uniformNode(in[3], []int{B, L, V})
+			return appendRNG([]*Node{analyticUpdate(in[0], score, in[2], uu, mask, final)}, rng)
+		}, gtensors.FromFlatDataAndDimensions(r.Tokens, B, L), gtensors.FromFlatDataAndDimensions(fill(sigma, B), B),
+			gtensors.FromFlatDataAndDimensions(fill(dsig, B), B), u)
+		if err != nil {
+			return fmt.Errorf("analytic step: %w", err)
+		}
+		out = s.keepRNG(out)
+		r.Tokens = gtensors.MustCopyFlatData[int32](out[0])
+		for b := range r.NFE {
+			r.NFE[b]++
+		}
+		return nil
+	}
+	for i := 0; i < opts.Steps; i++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		t := times[i]
+		curr := float32(s.model.Schedule.Sigma(float64(t)))
+		next := float32(s.model.Schedule.Sigma(float64(t - float32(dt))))
+		if err := step(t, curr-next, false); err != nil {
+			return err
+		}
+		if progress != nil {
+			progress(i+1, opts.Steps)
+		}
+	}
+	if opts.NoiseRemoval {
+		t := times[len(times)-1]
+		return step(t, float32(s.model.Schedule.Sigma(float64(t))), true)
+	}
+	return nil
+}
+
+// sampleAR is _ar_sampler: position 0 holds the given BOS; every later position
+// is argmax(log p + Gumbel) given the prefix. Gumbel noise g = −log(−log u).
+func (s *Sampler) sampleAR(ctx context.Context, x []int32, B, L int, progress func(int, int)) (*Result, error) {
+	V := s.model.Backbone.Vocab
+	r := &Result{Tokens: append([]int32(nil), x...), B: B, L: L, NFE: make([]int, B)}
+	for i := 0; i < L-1; i++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		u, err := s.draw([]int{B, V})
+		if err != nil {
+			return nil, err
+		}
+		out, err := s.call("ar_next", func(p backbone.Params, in []*Node) []*Node {
+			uu, rng := s.uniformNode(in[2], []int{B, V})
+			gumbel := Neg(Log(Neg(Log(AddScalar(uu, 1e-20)))))
+			return appendRNG([]*Node{arNext(s.model, p, s.invFreq, in[0], in[1], gumbel)}, rng)
+		}, gtensors.FromFlatDataAndDimensions(r.Tokens, B, L), gtensors.FromScalar(int32(i)), u)
+		if err != nil {
+			return nil, fmt.Errorf("ar step %d: %w", i, err)
+		}
+		out = s.keepRNG(out)
+		next := gtensors.MustCopyFlatData[int32](out[0])
+		for b := 0; b < B; b++ {
+			r.Tokens[b*L+i+1] = next[b]
+			r.NFE[b]++
+		}
+		if progress != nil {
+			progress(i+1, L-1)
+		}
+	}
+	return r, nil
+}

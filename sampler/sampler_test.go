@@ -1,0 +1,146 @@
+package sampler
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/mdlm-go/mdlm/accel"
+	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/diffusion"
+)
+
+func tinyModel(t testing.TB, L int) (diffusion.Model, *backbone.Weights) {
+	t.Helper()
+	cfg := backbone.Config{Arch: backbone.DiT, Vocab: 24, Hidden: 16, Heads: 2, Blocks: 1, Cond: 8, Length: L, MaskIndex: 23}
+	w, err := backbone.NewWeights(cfg, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Non-zero output layer so the denoiser is not uniform.
+	for i := range w.Data["output_layer.linear.weight"] {
+		w.Data["output_layer.linear.weight"][i] = float32((i*7919)%13-6) * 0.05
+	}
+	return diffusion.Model{Backbone: cfg, Param: diffusion.SUBS, Schedule: diffusion.LogLinear{Eps: diffusion.LogLinearEps}}, w
+}
+
+func masks(n, mask int) []int32 {
+	x := make([]int32, n)
+	for i := range x {
+		x[i] = int32(mask)
+	}
+	return x
+}
+
+// With many more steps than tokens most steps change nothing: the reference cache
+// saves only when no row changed, the per-row cache whenever a row did not, and
+// both give the ddpm_cache samples for the same seed.
+func TestRowCacheSavesEvaluations(t *testing.T) {
+	b, _ := accel.Backend()
+	const B, L, steps = 4, 6, 200
+	m, w := tinyModel(t, L)
+	run := func(kind Kind) *Result {
+		s, err := New(b, m, w, 42, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := s.Sample(context.Background(), Options{Kind: kind, Steps: steps, Eps: 1e-5, NoiseRemoval: true}, masks(B*L, 23), B, L, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	ref, row, ddpm := run(DDPMCache), run(RowCache), run(DDPM)
+	for i := range ref.Tokens {
+		if ref.Tokens[i] != row.Tokens[i] {
+			t.Fatalf("row cache tokens %v differ from ddpm_cache %v", row.Tokens, ref.Tokens)
+		}
+		if ref.Tokens[i] == 23 {
+			t.Fatalf("a [MASK] survived noise removal: %v", ref.Tokens)
+		}
+	}
+	sum := func(v []int) (s int) {
+		for _, x := range v {
+			s += x
+		}
+		return
+	}
+	t.Logf("NFE per row: ddpm %v, ddpm_cache %v, ddpm_rowcache %v", ddpm.NFE, ref.NFE, row.NFE)
+	if sum(ddpm.NFE) != B*(steps+1) {
+		t.Errorf("ddpm NFE %v, want %d per row", ddpm.NFE, steps+1)
+	}
+	if sum(row.NFE) > sum(ref.NFE) || sum(row.NFE) > B*(L+2) {
+		t.Errorf("row cache NFE %v: more than ddpm_cache %v or than L+2 per row", row.NFE, ref.NFE)
+	}
+}
+
+func TestInfillingKeepsTemplate(t *testing.T) {
+	b, _ := accel.Backend()
+	const B, L = 2, 8
+	m, w := tinyModel(t, L)
+	tmpl := masks(B*L, 23)
+	tmpl[0], tmpl[5], tmpl[L+3] = 4, 9, 17
+	s, _ := New(b, m, w, 7, nil)
+	r, err := s.Sample(context.Background(), Options{Kind: RowCache, Steps: 20, Eps: 1e-5, NoiseRemoval: true}, tmpl, B, L, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Tokens[0] != 4 || r.Tokens[5] != 9 || r.Tokens[L+3] != 17 {
+		t.Errorf("template tokens not kept: %v", r.Tokens)
+	}
+}
+
+func TestSameSeedSameSamples(t *testing.T) {
+	b, _ := accel.Backend()
+	m, w := tinyModel(t, 8)
+	var outs [][]int32
+	for _, seed := range []int64{5, 5, 6} {
+		s, _ := New(b, m, w, seed, nil)
+		r, err := s.Sample(context.Background(), Options{Kind: DDPM, Steps: 10, Eps: 1e-5, NoiseRemoval: true}, masks(16, 23), 2, 8, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs = append(outs, r.Tokens)
+	}
+	if !equal(outs[0], outs[1]) {
+		t.Errorf("same seed, different samples: %v vs %v", outs[0], outs[1])
+	}
+	if equal(outs[0], outs[2]) {
+		t.Errorf("seeds 5 and 6 gave identical samples %v", outs[0])
+	}
+}
+
+func equal(a, b []int32) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return len(a) == len(b)
+}
+
+func TestOptionsValidate(t *testing.T) {
+	m, _ := tinyModel(t, 8)
+	sedd := m
+	sedd.Param, sedd.TimeConditioning = diffusion.SEDD, true
+	cases := []struct {
+		m       diffusion.Model
+		o       Options
+		L       int
+		mention string
+	}{
+		{m, Options{Kind: "euler", Steps: 10, Eps: 1e-5}, 8, "unknown sampler"},
+		{m, Options{Kind: DDPM, Steps: 0, Eps: 1e-5}, 8, "steps"},
+		{m, Options{Kind: Analytic, Steps: 10, Eps: 1e-5}, 8, "time-conditioned SEDD"},
+		{sedd, Options{Kind: DDPM, Steps: 10, Eps: 1e-5}, 8, "analytic"},
+		{m, Options{Kind: DDPM, Steps: 10, Eps: 1e-5}, 9, "exceeds the model length"},
+		{m, Options{Kind: AR, Steps: 10, Eps: 1e-5}, 8, "AR model"},
+		{m, Options{Kind: DDPMCache, Steps: 10, Eps: 1e-5}, 8, ""},
+	}
+	for _, c := range cases {
+		err := c.o.Validate(c.m, c.L)
+		if (c.mention == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.mention)) {
+			t.Errorf("%+v: err = %v, want mention %q", c.o, err, c.mention)
+		}
+	}
+}
