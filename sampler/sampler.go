@@ -196,7 +196,10 @@ func (s *Sampler) Sample(ctx context.Context, opts Options, x []int32, B, L int,
 	case Analytic:
 		err = s.runAnalytic(ctx, opts, r, times, dt, progress)
 	default:
-		err = s.runDDPM(ctx, opts, r, times, dt, progress)
+		err = s.runDDPM(ctx, opts.Kind, r, times[:opts.Steps], dt, progress)
+		if err == nil && opts.NoiseRemoval {
+			err = s.removeNoise(r, s.condFor(times[len(times)-1], B))
+		}
 	}
 	return r, err
 }
@@ -237,20 +240,25 @@ func (s *Sampler) moveChances(kind Kind, t float32, dt float64) (float32, float3
 	return mc(t), mc(ts)
 }
 
-func (s *Sampler) runDDPM(ctx context.Context, opts Options, r *Result, times []float32, dt float64, progress func(int, int)) error {
+// runDDPM runs one ddpm-family update from each t in times to t − dt.
+func (s *Sampler) runDDPM(ctx context.Context, kind Kind, r *Result, times []float32, dt float64, progress func(int, int)) error {
 	B, L, V := r.B, r.L, s.model.Backbone.Vocab
 	mask := s.model.Backbone.MaskIndex
 	cache := newRowCache(B)
-	for i := 0; i < opts.Steps; i++ {
+	defer func() {
+		for b := range r.NFE {
+			r.NFE[b] += cache.nfe[b]
+		}
+	}()
+	for i, t := range times {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		t := times[i]
-		probs, err := s.denoise(opts.Kind, cache, r, t)
+		probs, err := s.denoise(kind, cache, r, t)
 		if err != nil {
 			return err
 		}
-		mct, mcs := s.moveChances(opts.Kind, t, dt)
+		mct, mcs := s.moveChances(kind, t, dt)
 		u, err := s.draw([]int{B, L, V})
 		if err != nil {
 			return err
@@ -265,34 +273,94 @@ func (s *Sampler) runDDPM(ctx context.Context, opts Options, r *Result, times []
 		}
 		out = s.keepRNG(out)
 		next := gtensors.MustCopyFlatData[int32](out[0])
-		cache.afterStep(opts.Kind, r.Tokens, next, L, s.model.TimeConditioning)
+		cache.afterStep(kind, r.Tokens, next, L, s.model.TimeConditioning)
 		r.Tokens = next
 		if progress != nil {
-			progress(i+1, opts.Steps)
+			progress(i+1, len(times))
 		}
-	}
-	if opts.NoiseRemoval {
-		t := times[len(times)-1]
-		out, err := s.call("subs_argmax", func(p backbone.Params, in []*Node) []*Node {
-			return []*Node{subsArgmax(s.model, p, s.invFreq, in[0], in[1])}
-		}, gtensors.FromFlatDataAndDimensions(r.Tokens, B, L), gtensors.FromFlatDataAndDimensions(s.finalCond(t, B), B))
-		if err != nil {
-			return fmt.Errorf("sampler noise removal: %w", err)
-		}
-		r.Tokens = gtensors.MustCopyFlatData[int32](out[0])
-		for b := range r.NFE {
-			r.NFE[b]++
-		}
-	}
-	for b := range r.NFE {
-		r.NFE[b] += cache.nfe[b]
 	}
 	return nil
 }
 
-// finalCond is the reference's noise-removal conditioning, σ(t) (zeroed without
-// time conditioning).
-func (s *Sampler) finalCond(t float32, B int) []float32 { return s.condFor(t, B) }
+// removeNoise is the ddpm noise-removal step: x ← argmax SUBS(x_θ(x, cond)).
+func (s *Sampler) removeNoise(r *Result, cond []float32) error {
+	out, err := s.call("subs_argmax", func(p backbone.Params, in []*Node) []*Node {
+		return []*Node{subsArgmax(s.model, p, s.invFreq, in[0], in[1])}
+	}, gtensors.FromFlatDataAndDimensions(r.Tokens, r.B, r.L), gtensors.FromFlatDataAndDimensions(cond, r.B))
+	if err != nil {
+		return fmt.Errorf("sampler noise removal: %w", err)
+	}
+	r.Tokens = gtensors.MustCopyFlatData[int32](out[0])
+	for b := range r.NFE {
+		r.NFE[b]++
+	}
+	return nil
+}
+
+// SampleSemiAR is semi-autoregressive generation (sample_subs_guidance, §4.5):
+// numStrides+1 windows of the model length L; each window starts with the last
+// L − stride tokens of the previous one, runs steps+1 cached updates on the grid
+// t = 1 − i/steps down to t = 0 (which forces every mask to fill), then an argmax
+// at σ = 0, and emits its first stride tokens. The output has L + numStrides·stride
+// tokens per row. kind is ddpm_cache (the reference) or ddpm_rowcache.
+func (s *Sampler) SampleSemiAR(ctx context.Context, kind Kind, steps, B, L, stride, numStrides int, progress func(int, int)) (*Result, error) {
+	if kind != DDPMCache && kind != RowCache {
+		return nil, fmt.Errorf("semi-autoregressive sampling uses a caching sampler (ddpm_cache or ddpm_rowcache), not %s", kind)
+	}
+	if err := (Options{Kind: kind, Steps: steps, Eps: 0.5}).Validate(s.model, L); err != nil {
+		return nil, err
+	}
+	if stride < 1 || stride > L || numStrides < 0 {
+		return nil, fmt.Errorf("stride length %d must be in [1, %d] and num strides %d >= 0", stride, L, numStrides)
+	}
+	dt := 1 / float64(steps)
+	times := make([]float32, steps+1)
+	for i := range times {
+		times[i] = float32(1 - float64(i)*dt)
+	}
+	mask := int32(s.model.Backbone.MaskIndex)
+	outL := L + numStrides*stride
+	out := &Result{Tokens: make([]int32, B*outL), B: B, L: outL, NFE: make([]int, B)}
+	var target []int32 // [B, L-stride]
+	emitted := 0
+	emit := func(rows []int32, width int) {
+		for b := 0; b < B; b++ {
+			copy(out.Tokens[b*outL+emitted:], rows[b*width:(b+1)*width])
+		}
+		emitted += width
+	}
+	for w := 0; w <= numStrides; w++ {
+		r := &Result{Tokens: make([]int32, B*L), B: B, L: L, NFE: make([]int, B)}
+		for b := 0; b < B; b++ {
+			row := r.Tokens[b*L : (b+1)*L]
+			for i := range row {
+				row[i] = mask
+			}
+			if target != nil {
+				copy(row, target[b*(L-stride):(b+1)*(L-stride)])
+			}
+		}
+		if err := s.runDDPM(ctx, kind, r, times, dt, nil); err != nil {
+			return nil, err
+		}
+		if err := s.removeNoise(r, make([]float32, B)); err != nil {
+			return nil, err
+		}
+		first := make([]int32, 0, B*stride)
+		target = make([]int32, 0, B*(L-stride))
+		for b := 0; b < B; b++ {
+			first = append(first, r.Tokens[b*L:b*L+stride]...)
+			target = append(target, r.Tokens[b*L+stride:(b+1)*L]...)
+			out.NFE[b] += r.NFE[b]
+		}
+		emit(first, stride)
+		if progress != nil {
+			progress(w+1, numStrides+1)
+		}
+	}
+	emit(target, L-stride)
+	return out, nil
+}
 
 // denoise returns x_θ for the current tokens, using and refreshing the cache as
 // the sampler kind allows.

@@ -144,3 +144,34 @@ func TestOptionsValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestSemiAR(t *testing.T) {
+	b, _ := accel.Backend()
+	const B, L, stride, strides = 2, 8, 4, 2
+	m, w := tinyModel(t, L)
+	s, _ := New(b, m, w, 11, nil)
+	r, err := s.SampleSemiAR(context.Background(), RowCache, 20, B, L, stride, strides, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.L != L+strides*stride || len(r.Tokens) != B*r.L {
+		t.Fatalf("semi-AR output %d x %d, want %d x %d", r.B, r.L, B, L+strides*stride)
+	}
+	for i, tok := range r.Tokens {
+		if tok == 23 {
+			t.Fatalf("mask left at %d: %v", i, r.Tokens)
+		}
+	}
+	s2, _ := New(b, m, w, 11, nil)
+	r2, err := s2.SampleSemiAR(context.Background(), DDPMCache, 20, B, L, stride, strides, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equal(r.Tokens, r2.Tokens) {
+		t.Errorf("row cache and ddpm_cache semi-AR differ:\n%v\n%v", r.Tokens, r2.Tokens)
+	}
+	t.Logf("semi-AR NFE per row: rowcache %v, ddpm_cache %v", r.NFE, r2.NFE)
+	if _, err := s.SampleSemiAR(context.Background(), DDPM, 20, B, L, stride, strides, nil); err == nil {
+		t.Error("semi-AR accepted the uncached ddpm sampler")
+	}
+}
