@@ -264,7 +264,8 @@ func (s *Sampler) runDDPM(ctx context.Context, kind Kind, r *Result, times []flo
 			return err
 		}
 		out, err := s.call("ddpm_update", func(_ backbone.Params, in []*Node) []*Node {
-			uu, rng := s.uniformNode(in[4], []int{B, L, V})
+			// Shapes come from the inputs: one executable serves every batch size.
+			uu, rng := s.uniformNode(in[4], in[1].Shape().Dimensions)
 			return appendRNG([]*Node{ddpmUpdate(in[0], in[1], in[2], in[3], uu, mask)}, rng)
 		}, gtensors.FromFlatDataAndDimensions(r.Tokens, B, L), probs,
 			gtensors.FromFlatDataAndDimensions(fill(mct, B), B), gtensors.FromFlatDataAndDimensions(fill(mcs, B), B), u)
@@ -423,7 +424,7 @@ func (s *Sampler) runAnalytic(ctx context.Context, opts Options, r *Result, time
 		}
 		out, err := s.call(name, func(p backbone.Params, in []*Node) []*Node {
 			score := seddScore(s.model, p, s.invFreq, in[0], in[1])
-			uu, rng := s.uniformNode(in[3], []int{B, L, V})
+			uu, rng := s.uniformNode(in[3], score.Shape().Dimensions)
 			return appendRNG([]*Node{analyticUpdate(in[0], score, in[2], uu, mask, final)}, rng)
 		}, gtensors.FromFlatDataAndDimensions(r.Tokens, B, L), gtensors.FromFlatDataAndDimensions(fill(sigma, B), B),
 			gtensors.FromFlatDataAndDimensions(fill(dsig, B), B), u)
@@ -472,7 +473,7 @@ func (s *Sampler) sampleAR(ctx context.Context, x []int32, B, L int, progress fu
 			return nil, err
 		}
 		out, err := s.call("ar_next", func(p backbone.Params, in []*Node) []*Node {
-			uu, rng := s.uniformNode(in[2], []int{B, V})
+			uu, rng := s.uniformNode(in[2], []int{in[0].Shape().Dimensions[0], V})
 			gumbel := Neg(Log(Neg(Log(AddScalar(uu, 1e-20)))))
 			return appendRNG([]*Node{arNext(s.model, p, s.invFreq, in[0], in[1], gumbel)}, rng)
 		}, gtensors.FromFlatDataAndDimensions(r.Tokens, B, L), gtensors.FromScalar(int32(i)), u)

@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
+	gtensors "github.com/gomlx/gomlx/core/tensors"
+
 	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/diffusion"
@@ -173,5 +176,64 @@ func TestSemiAR(t *testing.T) {
 	t.Logf("semi-AR NFE per row: rowcache %v, ddpm_cache %v", r.NFE, r2.NFE)
 	if _, err := s.SampleSemiAR(context.Background(), DDPM, 20, B, L, stride, strides, nil); err == nil {
 		t.Error("semi-AR accepted the uncached ddpm sampler")
+	}
+}
+
+// constDraws returns u = 0.5 everywhere: constant Gumbel noise, so the AR sampler
+// decodes greedily.
+type constDraws struct{}
+
+func (constDraws) Next(shape []int) ([]float32, error) {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	u := make([]float32, n)
+	for i := range u {
+		u[i] = 0.5
+	}
+	return u, nil
+}
+
+func TestARSamplerIsGreedyUnderConstantNoise(t *testing.T) {
+	b, _ := accel.Backend()
+	const B, L = 2, 6
+	cfg := backbone.Config{Arch: backbone.AR, Vocab: 24, Hidden: 16, Heads: 2, Blocks: 1, Length: L, MaskIndex: 23}
+	w, _ := backbone.NewWeights(cfg, 5)
+	for i := range w.Data["output_layer.linear.weight"] {
+		w.Data["output_layer.linear.weight"][i] = float32((i*7919)%13-6) * 0.1
+	}
+	m := diffusion.Model{Backbone: cfg, Param: diffusion.ARP}
+	s, _ := New(b, m, w, 1, constDraws{})
+	x := masks(B*L, 23)
+	x[0], x[L] = 3, 5 // BOS per row
+	r, err := s.Sample(context.Background(), Options{Kind: AR}, x, B, L, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Re-score the result: each token must be the argmax after its prefix.
+	out, err := s.call("ar_logp", func(p backbone.Params, in []*Node) []*Node {
+		return []*Node{backbone.Forward(cfg, p, s.invFreq, in[0], nil, nil)}
+	}, gtensors.FromFlatDataAndDimensions(r.Tokens, B, L))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logp := gtensors.MustCopyFlatData[float32](out[0])
+	for bb := 0; bb < B; bb++ {
+		for i := 0; i < L-1; i++ {
+			row := logp[(bb*L+i)*24 : (bb*L+i+1)*24]
+			best := 0
+			for v := range row {
+				if row[v] > row[best] {
+					best = v
+				}
+			}
+			if int32(best) != r.Tokens[bb*L+i+1] {
+				t.Errorf("row %d position %d: sampled %d, greedy argmax %d", bb, i+1, r.Tokens[bb*L+i+1], best)
+			}
+		}
+	}
+	if r.Tokens[0] != 3 || r.Tokens[L] != 5 || r.NFE[0] != L-1 {
+		t.Errorf("tokens %v, NFE %v", r.Tokens, r.NFE)
 	}
 }

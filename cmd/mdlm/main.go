@@ -25,6 +25,7 @@ type CLI struct {
 
 	Version    VersionCmd    `cmd:"" help:"Print the mdlm version and its compute libraries."`
 	Checkpoint CheckpointCmd `cmd:"" help:"Inspect, import and export model checkpoints."`
+	Sample     SampleCmd     `cmd:"" help:"Generate samples from a checkpoint (ddpm, ddpm_cache, ddpm_rowcache, analytic, ar)."`
 }
 
 func main() {

@@ -37,12 +37,18 @@ func TestCLI(t *testing.T) {
 		{[]string{"checkpoint", "import", filepath.Join(fx.Dir, "dit.safetensors")}, 2, "--out"},
 		{[]string{"checkpoint", "import", filepath.Join(dir, "nope.safetensors"), "-o", filepath.Join(dir, "x")}, 1, "nope.safetensors"},
 		{[]string{"checkpoint", "import", "--noise", "polynomial", filepath.Join(fx.Dir, "dit.safetensors"), "-o", filepath.Join(dir, "x")}, 2, "--noise"},
+		{[]string{"sample", "--checkpoint", ck, "-o", filepath.Join(dir, "samples"), "--steps", "10", "--num", "2"}, 0, "wrote samples"},
+		{[]string{"sample", "--checkpoint", ck, "-o", filepath.Join(dir, "x"), "--sampler", "analytic"}, 1, "time-conditioned SEDD"},
+		{[]string{"sample", "--checkpoint", ck, "-o", filepath.Join(dir, "x"), "--sampler", "euler"}, 2, "--sampler"},
 	}
 	for _, c := range cases {
 		out, errOut, code := mdlm(t, c.args...)
 		if code != c.code || !strings.Contains(out+errOut, c.contains) {
 			t.Errorf("mdlm %s = exit %d, output:\n%s%s\nwant exit %d containing %q", strings.Join(c.args, " "), code, out, errOut, c.code, c.contains)
 		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "samples", "samples.parquet")); err != nil {
+		t.Errorf("mdlm sample wrote no parquet table: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "x")); err == nil {
 		t.Error("a failed import created its output")

@@ -1,0 +1,103 @@
+package sample
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/mdlm-go/mdlm/accel"
+	"github.com/mdlm-go/mdlm/internal/reffix"
+	"github.com/mdlm-go/mdlm/sampler"
+	ckstage "github.com/mdlm-go/mdlm/stages/checkpoint"
+)
+
+func fixtureCheckpoint(t *testing.T, file string) string {
+	t.Helper()
+	fx := reffix.All(t)[0]
+	dir := filepath.Join(t.TempDir(), "ck")
+	if _, err := ckstage.Import(ckstage.ImportOptions{Src: filepath.Join(fx.Dir, file), Out: dir}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestSampleStage(t *testing.T) {
+	b, err := accel.Backend()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck := fixtureCheckpoint(t, "dit.safetensors")
+	base := Options{Checkpoint: ck, Sampler: sampler.RowCache, Steps: 20, Num: 3, Batch: 2, Seed: 9, Eps: 1e-5, NoiseRemoval: true}
+	run := func(o Options) []Row {
+		o.Out = filepath.Join(t.TempDir(), "s")
+		if _, err := Run(context.Background(), b, o, nil); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := ReadRows(o.Out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rows
+	}
+	a, again := run(base), run(base)
+	if len(a) != 3 || len(a[0].Tokens) != 32 {
+		t.Fatalf("got %d rows of %d tokens", len(a), len(a[0].Tokens))
+	}
+	if !reflect.DeepEqual(a, again) {
+		t.Error("the same seed gave different samples")
+	}
+	other := base
+	other.Seed = 10
+	if reflect.DeepEqual(a, run(other)) {
+		t.Error("different seeds gave the same samples")
+	}
+	infill := base
+	infill.Template = "7,_,9"
+	for _, r := range run(infill) {
+		if r.Tokens[0] != 7 || r.Tokens[2] != 9 {
+			t.Errorf("template not kept: %v", r.Tokens[:3])
+		}
+	}
+	semi := base
+	semi.Sampler, semi.StrideLength, semi.NumStrides = sampler.DDPMCache, 8, 2
+	if rows := run(semi); len(rows[0].Tokens) != 32+16 {
+		t.Errorf("semi-AR rows have %d tokens, want 48", len(rows[0].Tokens))
+	}
+}
+
+func TestSampleStageRejectsBadInput(t *testing.T) {
+	b, _ := accel.Backend()
+	ck := fixtureCheckpoint(t, "dit.safetensors")
+	arCk := fixtureCheckpoint(t, "ar.safetensors")
+	base := Options{Checkpoint: ck, Sampler: sampler.DDPM, Steps: 5, Num: 1, Eps: 1e-5}
+	cases := []struct {
+		name    string
+		mutate  func(*Options)
+		mention string
+	}{
+		{"unknown sampler", func(o *Options) { o.Sampler = "euler" }, "unknown sampler"},
+		{"steps", func(o *Options) { o.Steps = 0 }, "steps"},
+		{"analytic on subs", func(o *Options) { o.Sampler = sampler.Analytic }, "SEDD"},
+		{"diffusion sampler on AR", func(o *Options) { o.Checkpoint = arCk }, "AR model"},
+		{"template too long", func(o *Options) { o.Template = strings.Repeat("1,", 32) + "1" }, "longer than"},
+		{"template id", func(o *Options) { o.Template = "1,x" }, `"x"`},
+		{"length", func(o *Options) { o.Length = 64 }, "exceeds the model length"},
+		{"num", func(o *Options) { o.Num = 0 }, "--num"},
+		{"missing checkpoint", func(o *Options) { o.Checkpoint = filepath.Join(t.TempDir(), "none") }, "none"},
+	}
+	for _, c := range cases {
+		o := base
+		c.mutate(&o)
+		o.Out = filepath.Join(t.TempDir(), "out")
+		_, err := Run(context.Background(), b, o, nil)
+		if err == nil || !strings.Contains(err.Error(), c.mention) {
+			t.Errorf("%s: err = %v, want mention of %q", c.name, err, c.mention)
+		}
+		if _, statErr := os.Stat(o.Out); statErr == nil {
+			t.Errorf("%s: output created despite the error", c.name)
+		}
+	}
+}
