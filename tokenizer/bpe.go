@@ -1,0 +1,118 @@
+package tokenizer
+
+import (
+	"fmt"
+	"strings"
+)
+
+// bpe is a byte-level BPE model: the GPT-2 family.
+type bpe struct {
+	vocab   map[string]int
+	idToTok []string
+	byteID  [256]int32           // id of each single byte's token
+	merges  map[uint64]mergeRule // (left id, right id) -> rank and result
+	idBytes [][]byte             // the raw bytes each id decodes to
+	maxRank int32
+}
+
+type mergeRule struct{ rank, id int32 }
+
+func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
+
+func newBPE(vocab map[string]int, merges [][2]string) (*bpe, error) {
+	m := &bpe{vocab: vocab, merges: make(map[uint64]mergeRule, len(merges))}
+	maxID := -1
+	for _, id := range vocab {
+		maxID = max(maxID, id)
+	}
+	m.idToTok = make([]string, maxID+1)
+	m.idBytes = make([][]byte, maxID+1)
+	for tok, id := range vocab {
+		if id < 0 {
+			return nil, fmt.Errorf("BPE vocab: negative id %d for %q", id, tok)
+		}
+		m.idToTok[id] = tok
+		raw := make([]byte, 0, len(tok))
+		for _, r := range tok {
+			b, ok := runeToByte[r]
+			if !ok {
+				return nil, fmt.Errorf("BPE vocab: token %q (id %d) is not byte-level (character %q has no byte)", tok, id, r)
+			}
+			raw = append(raw, b)
+		}
+		m.idBytes[id] = raw
+	}
+	for b := 0; b < 256; b++ {
+		id, ok := vocab[string(byteToRune[b])]
+		if !ok {
+			return nil, fmt.Errorf("BPE vocab: no token for byte 0x%02x (%q): not a byte-level vocabulary", b, byteToRune[b])
+		}
+		m.byteID[b] = int32(id)
+	}
+	for rank, mg := range merges {
+		a, okA := vocab[mg[0]]
+		b, okB := vocab[mg[1]]
+		c, okC := vocab[mg[0]+mg[1]]
+		if !okA || !okB || !okC {
+			return nil, fmt.Errorf("BPE merge %d %q + %q: token not in the vocabulary", rank, mg[0], mg[1])
+		}
+		k := pairKey(int32(a), int32(b))
+		if _, dup := m.merges[k]; !dup { // the first (lowest-rank) rule wins
+			m.merges[k] = mergeRule{rank: int32(rank), id: int32(c)}
+		}
+	}
+	m.maxRank = int32(len(merges))
+	return m, nil
+}
+
+// encodeWord appends the BPE ids of one pre-token (raw bytes) to out. It merges
+// the lowest-ranked adjacent pair until none applies, like the reference BPE.
+func (m *bpe) encodeWord(word string, out []int, scratch []int32) ([]int, []int32) {
+	ids := scratch[:0]
+	for i := 0; i < len(word); i++ {
+		ids = append(ids, m.byteID[word[i]])
+	}
+	for len(ids) > 1 {
+		best, at := mergeRule{rank: m.maxRank}, -1
+		for i := 0; i+1 < len(ids); i++ {
+			if r, ok := m.merges[pairKey(ids[i], ids[i+1])]; ok && r.rank < best.rank {
+				best, at = r, i
+			}
+		}
+		if at < 0 {
+			break
+		}
+		// Merge every occurrence of the best pair, left to right (same rank).
+		a, b := ids[at], ids[at+1]
+		w := at
+		for r := at; r < len(ids); {
+			if r+1 < len(ids) && ids[r] == a && ids[r+1] == b {
+				ids[w] = best.id
+				r += 2
+			} else {
+				ids[w] = ids[r]
+				r++
+			}
+			w++
+		}
+		ids = ids[:w]
+	}
+	for _, id := range ids {
+		out = append(out, int(id))
+	}
+	return out, ids
+}
+
+// decodeBytes appends the raw bytes of ids to buf.
+func (m *bpe) decodeBytes(buf []byte, id int) ([]byte, bool) {
+	if id < 0 || id >= len(m.idBytes) || m.idBytes[id] == nil {
+		return buf, false
+	}
+	return append(buf, m.idBytes[id]...), true
+}
+
+func (m *bpe) String() string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "BPE(%d tokens, %d merges)", len(m.vocab), len(m.merges))
+	return sb.String()
+}

@@ -1,0 +1,422 @@
+package tokenizer
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+)
+
+// hfFile is the part of tokenizer.json this package reads.
+type hfFile struct {
+	AddedTokens   []addedToken    `json:"added_tokens"`
+	Normalizer    json.RawMessage `json:"normalizer"`
+	PreTokenizer  json.RawMessage `json:"pre_tokenizer"`
+	PostProcessor json.RawMessage `json:"post_processor"`
+	Decoder       json.RawMessage `json:"decoder"`
+	Model         json.RawMessage `json:"model"`
+}
+
+type addedToken struct {
+	ID         int    `json:"id"`
+	Content    string `json:"content"`
+	Special    bool   `json:"special"`
+	SingleWord bool   `json:"single_word"`
+	LStrip     bool   `json:"lstrip"`
+	RStrip     bool   `json:"rstrip"`
+	Normalized bool   `json:"normalized"`
+}
+
+type typed struct {
+	Type string `json:"type"`
+}
+
+func typeOf(raw json.RawMessage) (string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	var t typed
+	if err := json.Unmarshal(raw, &t); err != nil {
+		return "", err
+	}
+	return t.Type, nil
+}
+
+// HF is a tokenizer loaded from a Hugging Face tokenizer.json.
+type HF struct {
+	name    string
+	added   []addedToken // sorted longest first for leftmost-longest matching
+	addedID map[string]int
+	special map[int]bool
+	vocab   int
+
+	bpe *bpe
+	wp  *wordPiece
+
+	bertNorm *bertNormalizer
+	template *template // post-processor for EncodeSpecial (nil: none)
+
+	cache   map[string][]int // per-instance pre-token cache (BPE)
+	scratch []int32
+}
+
+// LoadFile loads a tokenizer.json from disk.
+func LoadFile(path string) (*HF, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	t, err := Parse(data, path)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Parse reads tokenizer.json bytes; name labels errors and Name().
+func Parse(data []byte, name string) (*HF, error) {
+	var f hfFile
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("tokenizer %s: %w", name, err)
+	}
+	t := &HF{name: name, addedID: map[string]int{}, special: map[int]bool{}, cache: map[string][]int{}}
+	if err := t.setModel(f.Model); err != nil {
+		return nil, fmt.Errorf("tokenizer %s: model: %w", name, err)
+	}
+	if err := t.setNormalizer(f.Normalizer); err != nil {
+		return nil, fmt.Errorf("tokenizer %s: normalizer: %w", name, err)
+	}
+	if err := t.checkPreTokenizer(f.PreTokenizer); err != nil {
+		return nil, fmt.Errorf("tokenizer %s: pre_tokenizer: %w", name, err)
+	}
+	if err := t.checkDecoder(f.Decoder); err != nil {
+		return nil, fmt.Errorf("tokenizer %s: decoder: %w", name, err)
+	}
+	if err := t.setPostProcessor(f.PostProcessor); err != nil {
+		return nil, fmt.Errorf("tokenizer %s: post_processor: %w", name, err)
+	}
+	for _, a := range f.AddedTokens {
+		if a.SingleWord || a.LStrip || a.RStrip {
+			return nil, fmt.Errorf("tokenizer %s: added token %q: single_word/lstrip/rstrip: %w", name, a.Content, ErrUnsupported)
+		}
+		if a.Content == "" {
+			continue
+		}
+		t.added = append(t.added, a)
+		t.addedID[a.Content] = a.ID
+		if a.Special {
+			t.special[a.ID] = true
+		}
+		t.vocab = max(t.vocab, a.ID+1)
+	}
+	sort.SliceStable(t.added, func(i, j int) bool { return len(t.added[i].Content) > len(t.added[j].Content) })
+	return t, nil
+}
+
+func (t *HF) setModel(raw json.RawMessage) error {
+	var m struct {
+		Type                    string          `json:"type"`
+		Vocab                   map[string]int  `json:"vocab"`
+		Merges                  json.RawMessage `json:"merges"`
+		UnkToken                *string         `json:"unk_token"`
+		ContinuingSubwordPrefix *string         `json:"continuing_subword_prefix"`
+		EndOfWordSuffix         *string         `json:"end_of_word_suffix"`
+		MaxInputCharsPerWord    int             `json:"max_input_chars_per_word"`
+		Dropout                 *float64        `json:"dropout"`
+		ByteFallback            bool            `json:"byte_fallback"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return err
+	}
+	if m.Type == "" && m.Merges == nil && m.ContinuingSubwordPrefix != nil {
+		m.Type = "WordPiece" // older files omit the type
+	}
+	switch m.Type {
+	case "BPE":
+		if m.Dropout != nil && *m.Dropout != 0 {
+			return fmt.Errorf("BPE dropout %g: %w", *m.Dropout, ErrUnsupported)
+		}
+		if m.ByteFallback || (m.ContinuingSubwordPrefix != nil && *m.ContinuingSubwordPrefix != "") ||
+			(m.EndOfWordSuffix != nil && *m.EndOfWordSuffix != "") {
+			return fmt.Errorf("BPE with byte_fallback, continuing_subword_prefix or end_of_word_suffix: %w", ErrUnsupported)
+		}
+		merges, err := parseMerges(m.Merges)
+		if err != nil {
+			return err
+		}
+		t.bpe, err = newBPE(m.Vocab, merges)
+		if err != nil {
+			return err
+		}
+		t.vocab = len(t.bpe.idToTok)
+	case "WordPiece":
+		prefix := "##"
+		if m.ContinuingSubwordPrefix != nil {
+			prefix = *m.ContinuingSubwordPrefix
+		}
+		unk := "[UNK]"
+		if m.UnkToken != nil {
+			unk = *m.UnkToken
+		}
+		maxChars := m.MaxInputCharsPerWord
+		if maxChars == 0 {
+			maxChars = 100
+		}
+		wp, err := newWordPiece(m.Vocab, unk, prefix, maxChars)
+		if err != nil {
+			return err
+		}
+		t.wp = wp
+		t.vocab = len(wp.idToTok)
+	default:
+		return fmt.Errorf("model type %q: %w (supported: BPE, WordPiece)", m.Type, ErrUnsupported)
+	}
+	return nil
+}
+
+// parseMerges accepts both merge encodings: "a b" strings and ["a", "b"] pairs.
+func parseMerges(raw json.RawMessage) ([][2]string, error) {
+	var asStrings []string
+	if err := json.Unmarshal(raw, &asStrings); err == nil {
+		out := make([][2]string, len(asStrings))
+		for i, s := range asStrings {
+			a, b, ok := strings.Cut(s, " ")
+			if !ok {
+				return nil, fmt.Errorf("merge %d %q has no space", i, s)
+			}
+			out[i] = [2]string{a, b}
+		}
+		return out, nil
+	}
+	var pairs [][2]string
+	if err := json.Unmarshal(raw, &pairs); err != nil {
+		return nil, fmt.Errorf("merges: %w", err)
+	}
+	return pairs, nil
+}
+
+func (t *HF) setNormalizer(raw json.RawMessage) error {
+	typ, err := typeOf(raw)
+	if err != nil {
+		return err
+	}
+	switch typ {
+	case "":
+		return nil
+	case "BertNormalizer":
+		var n struct {
+			CleanText          bool  `json:"clean_text"`
+			HandleChineseChars bool  `json:"handle_chinese_chars"`
+			StripAccents       *bool `json:"strip_accents"`
+			Lowercase          bool  `json:"lowercase"`
+		}
+		if err := json.Unmarshal(raw, &n); err != nil {
+			return err
+		}
+		strip := n.Lowercase
+		if n.StripAccents != nil {
+			strip = *n.StripAccents
+		}
+		t.bertNorm = &bertNormalizer{clean: n.CleanText, chinese: n.HandleChineseChars, stripAccents: strip, lowercase: n.Lowercase}
+		return nil
+	}
+	return fmt.Errorf("%q: %w (supported: BertNormalizer, none)", typ, ErrUnsupported)
+}
+
+func (t *HF) checkPreTokenizer(raw json.RawMessage) error {
+	typ, err := typeOf(raw)
+	if err != nil {
+		return err
+	}
+	switch {
+	case typ == "ByteLevel" && t.bpe != nil:
+		var p struct {
+			AddPrefixSpace bool  `json:"add_prefix_space"`
+			UseRegex       *bool `json:"use_regex"`
+		}
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return err
+		}
+		if p.AddPrefixSpace || (p.UseRegex != nil && !*p.UseRegex) {
+			return fmt.Errorf("ByteLevel with add_prefix_space or without use_regex: %w", ErrUnsupported)
+		}
+		return nil
+	case typ == "BertPreTokenizer" && t.wp != nil:
+		return nil
+	}
+	return fmt.Errorf("%q with this model: %w (supported: ByteLevel for BPE, BertPreTokenizer for WordPiece)", typ, ErrUnsupported)
+}
+
+func (t *HF) checkDecoder(raw json.RawMessage) error {
+	typ, err := typeOf(raw)
+	if err != nil {
+		return err
+	}
+	switch {
+	case typ == "ByteLevel" && t.bpe != nil, typ == "WordPiece" && t.wp != nil:
+		if t.wp != nil {
+			var d struct {
+				Prefix  string `json:"prefix"`
+				Cleanup *bool  `json:"cleanup"`
+			}
+			if err := json.Unmarshal(raw, &d); err != nil {
+				return err
+			}
+			t.wp.decodeCleanup = d.Cleanup == nil || *d.Cleanup
+		}
+		return nil
+	case typ == "" && t.bpe != nil:
+		return fmt.Errorf("no decoder for a byte-level BPE: %w", ErrUnsupported)
+	}
+	return fmt.Errorf("%q with this model: %w (supported: ByteLevel, WordPiece)", typ, ErrUnsupported)
+}
+
+// Name is the file name or built-in name.
+func (t *HF) Name() string { return t.name }
+
+// VocabSize counts the model's ids and added tokens.
+func (t *HF) VocabSize() int { return t.vocab }
+
+// TokenID returns the id of a vocabulary or added token.
+func (t *HF) TokenID(tok string) (int, bool) {
+	if id, ok := t.addedID[tok]; ok {
+		return id, true
+	}
+	if t.bpe != nil {
+		id, ok := t.bpe.vocab[tok]
+		return id, ok
+	}
+	id, ok := t.wp.vocab[tok]
+	return id, ok
+}
+
+// Clone returns a tokenizer sharing the model but with its own caches, for use
+// on another goroutine.
+func (t *HF) Clone() Tokenizer {
+	c := *t
+	c.cache = map[string][]int{}
+	c.scratch = nil
+	return &c
+}
+
+// Encode returns the ids of text (no post-processor specials).
+func (t *HF) Encode(text string) []int {
+	out := make([]int, 0, len(text)/3+4)
+	t.forEachSegment(text, func(seg string, special int) {
+		if special >= 0 {
+			out = append(out, special)
+			return
+		}
+		if t.bpe != nil {
+			out = t.encodeByteLevel(seg, out)
+		} else {
+			out = t.encodeWordPiece(seg, out)
+		}
+	})
+	return out
+}
+
+// EncodeSpecial applies the post-processor too (e.g. [CLS] ... [SEP] for BERT).
+func (t *HF) EncodeSpecial(text string) []int {
+	ids := t.Encode(text)
+	if t.template == nil {
+		return ids
+	}
+	return t.template.apply(ids)
+}
+
+// forEachSegment splits text on added tokens (leftmost, longest first) and calls
+// fn for each plain segment (special = -1) and each added token (its id).
+func (t *HF) forEachSegment(text string, fn func(seg string, special int)) {
+	if len(t.added) == 0 {
+		if text != "" {
+			fn(text, -1)
+		}
+		return
+	}
+	start := 0
+	for i := 0; i < len(text); {
+		matched := false
+		if text[i] == t.added[0].Content[0] || t.addedFirstByte(text[i]) {
+			for _, a := range t.added {
+				if strings.HasPrefix(text[i:], a.Content) {
+					if i > start {
+						fn(text[start:i], -1)
+					}
+					fn(a.Content, a.ID)
+					i += len(a.Content)
+					start = i
+					matched = true
+					break
+				}
+			}
+		}
+		if !matched {
+			i++
+		}
+	}
+	if start < len(text) {
+		fn(text[start:], -1)
+	}
+}
+
+func (t *HF) addedFirstByte(b byte) bool {
+	for _, a := range t.added {
+		if a.Content[0] == b {
+			return true
+		}
+	}
+	return false
+}
+
+// encodeByteLevel pre-tokenizes with the GPT-2 regex and BPE-encodes each piece,
+// caching pieces.
+func (t *HF) encodeByteLevel(s string, out []int) []int {
+	for i := 0; i < len(s); {
+		j := nextPreToken(s, i)
+		piece := s[i:j]
+		if ids, ok := t.cache[piece]; ok {
+			out = append(out, ids...)
+		} else {
+			n := len(out)
+			out, t.scratch = t.bpe.encodeWord(piece, out, t.scratch)
+			if len(t.cache) < 1<<18 {
+				t.cache[strings.Clone(piece)] = append([]int(nil), out[n:]...)
+			}
+		}
+		i = j
+	}
+	return out
+}
+
+// Decode renders ids as text, special tokens included.
+func (t *HF) Decode(ids []int) (string, error) {
+	if t.bpe != nil {
+		buf := make([]byte, 0, len(ids)*4)
+		for _, id := range ids {
+			if id >= 0 && id < len(t.bpe.idBytes) && t.bpe.idBytes[id] != nil {
+				buf = append(buf, t.bpe.idBytes[id]...)
+				continue
+			}
+			tok, ok := t.addedContent(id)
+			if !ok {
+				return "", fmt.Errorf("tokenizer %s: decode: id %d outside the vocabulary [0, %d)", t.name, id, t.vocab)
+			}
+			buf = append(buf, tok...)
+		}
+		return string(buf), nil
+	}
+	return t.decodeWordPiece(ids)
+}
+
+func (t *HF) addedContent(id int) (string, bool) {
+	for _, a := range t.added {
+		if a.ID == id {
+			return a.Content, true
+		}
+	}
+	return "", false
+}

@@ -1,0 +1,81 @@
+// Package tokenizer holds the tokenizers of mdlm, in pure Go: Hugging Face
+// tokenizer.json files with a byte-level BPE model (GPT-2 and other byte-level BPE
+// files) or a WordPiece model with the BERT normaliser and pre-tokeniser
+// (bert-base-uncased), their added and special tokens, encode, decode and batch
+// encode across cores; plus the text8 character tokenizer (spec §5.2) and a bytes
+// tokenizer for small demos. GPT-2 and bert-base-uncased are built in.
+//
+// Encoding is bit-exact with the Hugging Face tokenizers library (tested against
+// golden files made with it). A component this package does not implement is an
+// error naming it, never a silent fallback.
+package tokenizer
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+)
+
+// Tokenizer turns text into token ids and back.
+type Tokenizer interface {
+	// Name identifies the tokenizer (e.g. "gpt2").
+	Name() string
+	// Encode returns the ids of text without added special tokens (no BOS/CLS).
+	// Literal special tokens in the text (e.g. "<|endoftext|>") map to their ids.
+	Encode(text string) []int
+	// Decode renders ids as text, special tokens included. An id outside the
+	// vocabulary is an error.
+	Decode(ids []int) (string, error)
+	// VocabSize is the number of ids Decode accepts.
+	VocabSize() int
+}
+
+// Specials are the ids a model pipeline needs; -1 where a tokenizer has none.
+type Specials struct {
+	BOS, EOS, PAD, Mask, UNK int
+}
+
+// WithSpecials is implemented by tokenizers that know their special ids.
+type WithSpecials interface {
+	Specials() Specials
+}
+
+// BatchEncode encodes texts on up to workers goroutines (0: GOMAXPROCS). Each worker
+// gets its own encoder state (caches) when the tokenizer supports it.
+func BatchEncode(t Tokenizer, texts []string, workers int) [][]int {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	out := make([][]int, len(texts))
+	if workers == 1 || len(texts) < 2 {
+		for i, s := range texts {
+			out[i] = t.Encode(s)
+		}
+		return out
+	}
+	var wg sync.WaitGroup
+	next := make(chan int, workers*4)
+	for w := 0; w < workers; w++ {
+		enc := t
+		if c, ok := t.(interface{ Clone() Tokenizer }); ok {
+			enc = c.Clone()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				out[i] = enc.Encode(texts[i])
+			}
+		}()
+	}
+	for i := range texts {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return out
+}
+
+// ErrUnsupported is wrapped by errors about tokenizer.json components this
+// package does not implement.
+var ErrUnsupported = fmt.Errorf("tokenizer: unsupported component")

@@ -1,0 +1,289 @@
+package tokenizer
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// bertNormalizer is Hugging Face's BertNormalizer, in its order: clean_text,
+// handle_chinese_chars, strip_accents (NFD, drop Mn), lowercase.
+type bertNormalizer struct {
+	clean, chinese, stripAccents, lowercase bool
+}
+
+func (n *bertNormalizer) normalize(s string) string {
+	var sb strings.Builder
+	sb.Grow(len(s) + 8)
+	for _, r := range s {
+		if n.clean {
+			if r == 0 || r == 0xFFFD || isBertControl(r) {
+				continue
+			}
+			if isBertWhitespace(r) {
+				r = ' '
+			}
+		}
+		if n.chinese && isCJK(r) {
+			sb.WriteByte(' ')
+			sb.WriteRune(r)
+			sb.WriteByte(' ')
+			continue
+		}
+		sb.WriteRune(r)
+	}
+	out := sb.String()
+	if n.stripAccents {
+		out = stripMn(norm.NFD.String(out))
+	}
+	if n.lowercase {
+		out = strings.ToLower(out)
+	}
+	return out
+}
+
+func stripMn(s string) string {
+	var sb strings.Builder
+	sb.Grow(len(s))
+	for _, r := range s {
+		if !unicode.Is(unicode.Mn, r) {
+			sb.WriteRune(r)
+		}
+	}
+	return sb.String()
+}
+
+// isBertWhitespace is HF's is_whitespace: \t \n \r and the White_Space property.
+func isBertWhitespace(r rune) bool { return unicode.IsSpace(r) }
+
+// isBertControl is HF's is_control: the C categories (Cc, Cf, Co, Cs and
+// unassigned Cn) other than \t \n \r.
+func isBertControl(r rune) bool {
+	if r == '\t' || r == '\n' || r == '\r' {
+		return false
+	}
+	return unicode.Is(unicode.C, r) || !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Z)
+}
+
+// isCJK is BERT's _is_chinese_char (CJK Unified Ideographs blocks).
+func isCJK(r rune) bool {
+	return (r >= 0x4E00 && r <= 0x9FFF) || (r >= 0x3400 && r <= 0x4DBF) || (r >= 0x20000 && r <= 0x2A6DF) ||
+		(r >= 0x2A700 && r <= 0x2B73F) || (r >= 0x2B740 && r <= 0x2B81F) || (r >= 0x2B820 && r <= 0x2CEAF) ||
+		(r >= 0xF900 && r <= 0xFAFF) || (r >= 0x2F800 && r <= 0x2FA1F)
+}
+
+// isBertPunct: ASCII punctuation or any Unicode P category (HF is_punctuation).
+func isBertPunct(r rune) bool {
+	if r < 128 {
+		return (r >= 33 && r <= 47) || (r >= 58 && r <= 64) || (r >= 91 && r <= 96) || (r >= 123 && r <= 126)
+	}
+	return unicode.Is(unicode.P, r)
+}
+
+type wordPiece struct {
+	vocab         map[string]int
+	idToTok       []string
+	unk           string
+	unkID         int
+	prefix        string
+	maxChars      int
+	decodeCleanup bool
+}
+
+func newWordPiece(vocab map[string]int, unk, prefix string, maxChars int) (*wordPiece, error) {
+	w := &wordPiece{vocab: vocab, unk: unk, prefix: prefix, maxChars: maxChars}
+	id, ok := vocab[unk]
+	if !ok {
+		return nil, fmt.Errorf("WordPiece: unk_token %q not in the vocabulary", unk)
+	}
+	w.unkID = id
+	maxID := 0
+	for _, id := range vocab {
+		maxID = max(maxID, id)
+	}
+	w.idToTok = make([]string, maxID+1)
+	for tok, id := range vocab {
+		w.idToTok[id] = tok
+	}
+	return w, nil
+}
+
+// encodeWord is greedy longest-match-first; a word with an unknown piece, or
+// longer than maxChars characters, becomes [UNK].
+func (w *wordPiece) encodeWord(word string, out []int) []int {
+	if utf8.RuneCountInString(word) > w.maxChars {
+		return append(out, w.unkID)
+	}
+	n := len(out)
+	for start := 0; start < len(word); {
+		end := len(word)
+		found := -1
+		for end > start {
+			piece := word[start:end]
+			if start > 0 {
+				piece = w.prefix + piece
+			}
+			if id, ok := w.vocab[piece]; ok {
+				found = id
+				break
+			}
+			_, sz := utf8.DecodeLastRuneInString(word[start:end])
+			end -= sz
+		}
+		if found < 0 {
+			return append(out[:n], w.unkID)
+		}
+		out = append(out, found)
+		start = end
+	}
+	return out
+}
+
+// encodeWordPiece normalises, splits on whitespace and punctuation
+// (BertPreTokenizer), and WordPiece-encodes each word.
+func (t *HF) encodeWordPiece(s string, out []int) []int {
+	if t.bertNorm != nil {
+		s = t.bertNorm.normalize(s)
+	}
+	start := -1
+	for i, r := range s {
+		switch {
+		case isBertWhitespace(r):
+			if start >= 0 {
+				out = t.wp.encodeWord(s[start:i], out)
+				start = -1
+			}
+		case isBertPunct(r):
+			if start >= 0 {
+				out = t.wp.encodeWord(s[start:i], out)
+				start = -1
+			}
+			out = t.wp.encodeWord(s[i:i+utf8.RuneLen(r)], out)
+		default:
+			if start < 0 {
+				start = i
+			}
+		}
+	}
+	if start >= 0 {
+		out = t.wp.encodeWord(s[start:], out)
+	}
+	return out
+}
+
+// decodeWordPiece is the WordPiece decoder: tokens joined by spaces, "##" pieces
+// glued to the previous one, then (cleanup) the tokenizer's clean-up of spaces
+// before punctuation and contractions.
+func (t *HF) decodeWordPiece(ids []int) (string, error) {
+	var sb strings.Builder
+	for i, id := range ids {
+		tok, ok := t.addedContent(id)
+		if !ok {
+			if id < 0 || id >= len(t.wp.idToTok) || t.wp.idToTok[id] == "" && id != 0 {
+				return "", fmt.Errorf("tokenizer %s: decode: id %d outside the vocabulary [0, %d)", t.name, id, t.vocab)
+			}
+			tok = t.wp.idToTok[id]
+		}
+		if rest, cont := strings.CutPrefix(tok, t.wp.prefix); cont && i > 0 {
+			sb.WriteString(rest)
+			continue
+		}
+		if i > 0 {
+			sb.WriteByte(' ')
+		}
+		sb.WriteString(tok)
+	}
+	out := sb.String()
+	if t.wp.decodeCleanup {
+		out = cleanupDecoded(out)
+	}
+	return out, nil
+}
+
+// cleanupDecoded is Hugging Face's clean_up_tokenization.
+func cleanupDecoded(s string) string {
+	r := strings.NewReplacer(" .", ".", " ?", "?", " !", "!", " ,", ",", " ' ", "'", " n't", "n't",
+		" 'm", "'m", " 's", "'s", " 've", "'ve", " 're", "'re")
+	return r.Replace(s)
+}
+
+// template is a TemplateProcessing / BertProcessing post-processor for single
+// sequences: specials before and after the ids.
+type template struct{ before, after []int }
+
+func (p *template) apply(ids []int) []int {
+	out := make([]int, 0, len(ids)+len(p.before)+len(p.after))
+	out = append(out, p.before...)
+	out = append(out, ids...)
+	return append(out, p.after...)
+}
+
+func (t *HF) setPostProcessor(raw json.RawMessage) error {
+	typ, err := typeOf(raw)
+	if err != nil {
+		return err
+	}
+	switch typ {
+	case "", "ByteLevel":
+		return nil // ByteLevel post-processing only trims offsets
+	case "TemplateProcessing":
+		var p struct {
+			Single []struct {
+				SpecialToken *struct {
+					ID string `json:"id"`
+				} `json:"SpecialToken"`
+				Sequence *struct {
+					ID string `json:"id"`
+				} `json:"Sequence"`
+			} `json:"single"`
+			SpecialTokens map[string]struct {
+				IDs []int `json:"ids"`
+			} `json:"special_tokens"`
+		}
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return err
+		}
+		tp := &template{}
+		seen := false
+		for _, piece := range p.Single {
+			switch {
+			case piece.Sequence != nil:
+				seen = true
+			case piece.SpecialToken != nil:
+				st, ok := p.SpecialTokens[piece.SpecialToken.ID]
+				if !ok {
+					return fmt.Errorf("TemplateProcessing: special token %q has no ids", piece.SpecialToken.ID)
+				}
+				if seen {
+					tp.after = append(tp.after, st.IDs...)
+				} else {
+					tp.before = append(tp.before, st.IDs...)
+				}
+			}
+		}
+		t.template = tp
+		return nil
+	case "BertProcessing":
+		var p struct {
+			Sep [2]json.RawMessage `json:"sep"`
+			Cls [2]json.RawMessage `json:"cls"`
+		}
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return err
+		}
+		var cls, sep int
+		if err := json.Unmarshal(p.Cls[1], &cls); err != nil {
+			return err
+		}
+		if err := json.Unmarshal(p.Sep[1], &sep); err != nil {
+			return err
+		}
+		t.template = &template{before: []int{cls}, after: []int{sep}}
+		return nil
+	}
+	return fmt.Errorf("%q: %w (supported: ByteLevel, TemplateProcessing, BertProcessing)", typ, ErrUnsupported)
+}
