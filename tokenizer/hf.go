@@ -128,6 +128,13 @@ func (t *HF) setModel(raw json.RawMessage) error {
 		Dropout                 *float64        `json:"dropout"`
 		ByteFallback            bool            `json:"byte_fallback"`
 	}
+	typ, err := typeOf(raw)
+	if err != nil {
+		return err
+	}
+	if typ != "" && typ != "BPE" && typ != "WordPiece" {
+		return fmt.Errorf("model type %q: %w (supported: BPE, WordPiece)", typ, ErrUnsupported)
+	}
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return err
 	}
