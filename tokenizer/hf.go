@@ -48,6 +48,7 @@ func typeOf(raw json.RawMessage) (string, error) {
 type HF struct {
 	name    string
 	added   []addedToken // sorted longest first for leftmost-longest matching
+	first   [256]bool    // first bytes of added tokens
 	addedID map[string]int
 	special map[int]bool
 	vocab   int
@@ -58,7 +59,7 @@ type HF struct {
 	bertNorm *bertNormalizer
 	template *template // post-processor for EncodeSpecial (nil: none)
 
-	cache   map[string][]int // per-instance pre-token cache (BPE)
+	cache   *pieceCache // per-instance pre-token cache (BPE)
 	scratch []int32
 }
 
@@ -82,7 +83,7 @@ func Parse(data []byte, name string) (*HF, error) {
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("tokenizer %s: %w", name, err)
 	}
-	t := &HF{name: name, addedID: map[string]int{}, special: map[int]bool{}, cache: map[string][]int{}}
+	t := &HF{name: name, addedID: map[string]int{}, special: map[int]bool{}, cache: newPieceCache(cacheLimit)}
 	if err := t.setModel(f.Model); err != nil {
 		return nil, fmt.Errorf("tokenizer %s: model: %w", name, err)
 	}
@@ -113,6 +114,9 @@ func Parse(data []byte, name string) (*HF, error) {
 		t.vocab = max(t.vocab, a.ID+1)
 	}
 	sort.SliceStable(t.added, func(i, j int) bool { return len(t.added[i].Content) > len(t.added[j].Content) })
+	for _, a := range t.added {
+		t.first[a.Content[0]] = true
+	}
 	return t, nil
 }
 
@@ -304,14 +308,14 @@ func (t *HF) TokenID(tok string) (int, bool) {
 // on another goroutine.
 func (t *HF) Clone() Tokenizer {
 	c := *t
-	c.cache = map[string][]int{}
+	c.cache = newPieceCache(cacheLimit)
 	c.scratch = nil
 	return &c
 }
 
 // Encode returns the ids of text (no post-processor specials).
 func (t *HF) Encode(text string) []int {
-	out := make([]int, 0, len(text)/3+4)
+	out := make([]int, 0, len(text)/4+8)
 	t.forEachSegment(text, func(seg string, special int) {
 		if special >= 0 {
 			out = append(out, special)
@@ -347,7 +351,7 @@ func (t *HF) forEachSegment(text string, fn func(seg string, special int)) {
 	start := 0
 	for i := 0; i < len(text); {
 		matched := false
-		if text[i] == t.added[0].Content[0] || t.addedFirstByte(text[i]) {
+		if t.first[text[i]] {
 			for _, a := range t.added {
 				if strings.HasPrefix(text[i:], a.Content) {
 					if i > start {
@@ -370,14 +374,8 @@ func (t *HF) forEachSegment(text string, fn func(seg string, special int)) {
 	}
 }
 
-func (t *HF) addedFirstByte(b byte) bool {
-	for _, a := range t.added {
-		if a.Content[0] == b {
-			return true
-		}
-	}
-	return false
-}
+// cacheLimit bounds the pre-token cache of one encoder (entries).
+const cacheLimit = 1 << 18
 
 // encodeByteLevel pre-tokenizes with the GPT-2 regex and BPE-encodes each piece,
 // caching pieces.
@@ -385,14 +383,14 @@ func (t *HF) encodeByteLevel(s string, out []int) []int {
 	for i := 0; i < len(s); {
 		j := nextPreToken(s, i)
 		piece := s[i:j]
-		if ids, ok := t.cache[piece]; ok {
-			out = append(out, ids...)
+		if len(piece) == 1 {
+			out = append(out, int(t.bpe.byteID[piece[0]]))
+		} else if res, ok := t.cache.get(piece, out); ok {
+			out = res
 		} else {
 			n := len(out)
 			out, t.scratch = t.bpe.encodeWord(piece, out, t.scratch)
-			if len(t.cache) < 1<<18 {
-				t.cache[strings.Clone(piece)] = append([]int(nil), out[n:]...)
-			}
+			t.cache.put(piece, out[n:])
 		}
 		i = j
 	}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // Tokenizer turns text into token ids and back.
@@ -53,8 +54,11 @@ func BatchEncode(t Tokenizer, texts []string, workers int) [][]int {
 		}
 		return out
 	}
+	// Workers claim chunks of consecutive texts from an atomic counter: no channel
+	// round trip per text, and each worker's cache sees a contiguous stretch.
+	const chunk = 64
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	next := make(chan int, workers*4)
 	for w := 0; w < workers; w++ {
 		enc := t
 		if c, ok := t.(interface{ Clone() Tokenizer }); ok {
@@ -63,15 +67,17 @@ func BatchEncode(t Tokenizer, texts []string, workers int) [][]int {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range next {
-				out[i] = enc.Encode(texts[i])
+			for {
+				lo := int(next.Add(chunk)) - chunk
+				if lo >= len(texts) {
+					return
+				}
+				for i := lo; i < min(lo+chunk, len(texts)); i++ {
+					out[i] = enc.Encode(texts[i])
+				}
 			}
 		}()
 	}
-	for i := range texts {
-		next <- i
-	}
-	close(next)
 	wg.Wait()
 	return out
 }

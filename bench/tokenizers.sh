@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Tokenizer throughput, single-threaded, all on one corpus in one run: mdlm's
+# pure-Go GPT-2 and BERT tokenizers, Hugging Face tokenizers (npm, Rust core),
+# tiktoken (npm) and github.com/tiktoken-go/tokenizer; mdlm's batch encoder across
+# cores; allocations per MB. Prints our ratio to each anchor.
+# Installs what it needs (Debian text packages for the corpus, npm packages).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=${MDLM_BENCH_DIR:-/tmp/mdlm-tokbench}
+mkdir -p "$work"
+export DEBIAN_FRONTEND=noninteractive
+
+# Corpus: several MB of real English from Debian packages.
+if [ ! -d /usr/share/games/fortunes ] || [ ! -d /usr/share/perl ] || ! ls /usr/share/perl/*/pod >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq fortunes perl-doc >/dev/null
+fi
+corpus="$work/corpus.txt"
+{
+  find /usr/share/games/fortunes -maxdepth 1 -type f ! -name '*.*' -exec cat {} + | grep -v '^%$'
+  find /usr/share/perl -name '*.pod' -path '*pod*' -exec cat {} + 2>/dev/null | head -c 4000000
+} > "$corpus"
+echo "corpus: $(wc -c < "$corpus") bytes (fortunes, perl-doc)"
+
+# Anchors from npm.
+if [ ! -d "$work/node_modules/tokenizers" ] || [ ! -d "$work/node_modules/tiktoken" ]; then
+  npm install --silent --prefix "$work" tokenizers tiktoken >/dev/null
+fi
+
+(cd bench/tokbench && GOEXPERIMENT=simd go build -o "$work/tokbench" .)
+reps=${MDLM_BENCH_REPS:-3}
+out="$work/results.txt"
+{
+  "$work/tokbench" -corpus "$corpus" -reps "$reps"
+  RAYON_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false NODE_PATH="$work/node_modules" \
+    node bench/tokenizers.js "$corpus" tokenizer/data/gpt2-tokenizer.json tokenizer/data/bert-base-uncased-tokenizer.json "$reps"
+} | tee "$out"
+awk '{ speed[$1] = $2 }
+  END {
+    ours = speed["mdlm-gpt2"]; bert = speed["mdlm-bert"]
+    for (a in speed) if (a !~ /^mdlm/) {
+      ref = (a ~ /bert/) ? bert : ours
+      printf "ratio mdlm/%-24s %6.2fx\n", a, ref / speed[a]
+    }
+    printf "batch scaling 2 workers / 1 worker: %.2fx\n", speed["mdlm-gpt2-batch-2workers"] / speed["mdlm-gpt2-batch-1workers"]
+  }' "$out"

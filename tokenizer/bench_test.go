@@ -1,0 +1,50 @@
+package tokenizer
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// benchCorpus reads $MDLM_TOKENIZER_CORPUS (bench/tokenizers.sh builds one from
+// Debian packages), split into paragraphs the way a dataset row would be.
+func benchCorpus(b *testing.B) []string {
+	path := os.Getenv("MDLM_TOKENIZER_CORPUS")
+	if path == "" {
+		b.Skip("set MDLM_TOKENIZER_CORPUS to a text file (bench/tokenizers.sh builds one)")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return strings.SplitAfter(string(data), "\n\n")
+}
+
+func benchEncode(b *testing.B, name string, workers int) {
+	docs := benchCorpus(b)
+	size := 0
+	for _, d := range docs {
+		size += len(d)
+	}
+	tok, err := Load(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if workers == 1 {
+			t := tok.(*HF).Clone() // a cold cache each pass: no credit for having seen the corpus
+			for _, d := range docs {
+				t.Encode(d)
+			}
+		} else {
+			BatchEncode(tok.(*HF).Clone(), docs, workers)
+		}
+	}
+}
+
+func BenchmarkEncodeGPT2(b *testing.B)      { benchEncode(b, "gpt2", 1) }
+func BenchmarkEncodeBERT(b *testing.B)      { benchEncode(b, "bert-base-uncased", 1) }
+func BenchmarkBatchEncodeGPT2(b *testing.B) { benchEncode(b, "gpt2", 0) }
