@@ -13,6 +13,8 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go vet -tags xla ./accel/
+go vet -tags hftokenizers ./tokenizer/ # the optional Rust backend type-checks without libtokenizers.a
 go test -count=1 -timeout 20m ./... 2>&1 | tee /tmp/mdlm-test.log
-# A short fuzz pass over the safetensors reader on every run.
+# Short fuzz passes on every run: the safetensors reader, GPT-2 round trip.
+go test -run '^$' -fuzz '^FuzzGPT2RoundTrip$' -fuzztime 15s ./tokenizer/
 go test -run '^$' -fuzz '^FuzzReader$' -fuzztime 15s ./tensors/

@@ -73,11 +73,13 @@ type CheckpointImportCmd struct {
 	T                int    `name:"T" help:"Time discretisation the model was trained with (0: continuous)."`
 	TimeConditioning bool   `help:"The backbone was trained with sigma conditioning (SEDD, D3PM)."`
 	Noise            string `help:"Noise schedule." default:"loglinear" enum:"loglinear,cosine,cosinesqr,linear,geometric"`
+	Tokenizer        string `help:"Tokenizer to record: gpt2, bert-base-uncased, text8, bytes or a tokenizer.json path (its model vocabulary must match)."`
 }
 
 // Run imports.
 func (c *CheckpointImportCmd) Run(log *slog.Logger) error {
-	opts := stage.ImportOptions{Src: c.Src, Out: c.Out, ConfigJSON: c.ConfigJSON, Heads: c.Heads, Length: c.Length, Tool: "mdlm " + toolVersion()}
+	opts := stage.ImportOptions{Src: c.Src, Out: c.Out, ConfigJSON: c.ConfigJSON, Heads: c.Heads, Length: c.Length,
+		Tokenizer: c.Tokenizer, Tool: "mdlm " + toolVersion()}
 	if c.Parameterization != "" {
 		opts.Method = checkpoint.Method{Parameterization: c.Parameterization, T: c.T, TimeConditioning: c.TimeConditioning, Noise: c.Noise}
 	}

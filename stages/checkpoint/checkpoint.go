@@ -15,6 +15,7 @@ import (
 	"github.com/mdlm-go/mdlm/backbone"
 	ckpt "github.com/mdlm-go/mdlm/checkpoint"
 	"github.com/mdlm-go/mdlm/tensors"
+	"github.com/mdlm-go/mdlm/tokenizer"
 )
 
 // ImportOptions configures Import. Sizes the shapes do not determine come from a
@@ -27,6 +28,7 @@ type ImportOptions struct {
 	Heads      int    // override n_heads (0: from config.json or the rotary buffer)
 	Length     int    // override the model length
 	Method     ckpt.Method
+	Tokenizer  string // built-in tokenizer name or tokenizer.json path to record ("" none)
 	Tool       string // tool version for the manifest
 }
 
@@ -75,7 +77,28 @@ func Import(opts ImportOptions) (artifact.Manifest, error) {
 	}
 	m := artifact.Manifest{Stage: "checkpoint import", Tool: opts.Tool,
 		Params: map[string]any{"src": filepath.Base(src), "config_json": filepath.Base(cfgPath)}}
-	return ckpt.Save(opts.Out, ckpt.Config{Model: cfg, Method: method}, w, m)
+	if opts.Tokenizer != "" {
+		if err := checkTokenizer(opts.Tokenizer, cfg); err != nil {
+			return artifact.Manifest{}, fmt.Errorf("import: %w", err)
+		}
+	}
+	return ckpt.Save(opts.Out, ckpt.Config{Model: cfg, Method: method, Tokenizer: opts.Tokenizer}, w, m)
+}
+
+// checkTokenizer refuses a tokenizer whose model vocabulary does not fit the weights.
+func checkTokenizer(name string, cfg backbone.Config) error {
+	tok, err := tokenizer.Load(name)
+	if err != nil {
+		return err
+	}
+	v, err := tokenizer.ForModel(tok)
+	if err != nil {
+		return err
+	}
+	if v.V != cfg.Vocab {
+		return fmt.Errorf("tokenizer %s has a model vocabulary of %d, the weights have %d rows", name, v.V, cfg.Vocab)
+	}
+	return nil
 }
 
 // applyConfigJSON overlays the keys it knows: Hugging Face MDLMConfig

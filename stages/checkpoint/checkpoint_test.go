@@ -118,6 +118,7 @@ func TestImportErrors(t *testing.T) {
 		{"missing tensor", ImportOptions{Src: missing, ConfigJSON: filepath.Join(fx.Dir, "config.json")}, `"blocks.1.mlp.2.bias"`},
 		{"wrong heads", ImportOptions{Src: filepath.Join(fx.Dir, "dit.safetensors"), Heads: fx.Config.Heads * 2}, "n_heads"},
 		{"not safetensors", ImportOptions{Src: filepath.Join(fx.Dir, "config.json")}, "config.json"},
+		{"tokenizer vocabulary", ImportOptions{Src: filepath.Join(fx.Dir, "dit.safetensors"), Tokenizer: "gpt2"}, "50258"},
 	}
 	for _, c := range cases {
 		c.opts.Out = filepath.Join(dir, "out-"+strings.ReplaceAll(c.name, " ", "-"))

@@ -1,7 +1,8 @@
 // Package sample is the `mdlm sample` stage: load a checkpoint, run a sampler
 // (package sampler), and publish a samples/v1 artifact:
 //
-//	samples.parquet  one row per sample: index (int64), tokens (list<int32>), nfe (int32)
+//	samples.parquet  one row per sample: index (int64), tokens (list<int32>), nfe (int32),
+//	                 text (the tokens decoded by the checkpoint's tokenizer, if it names one)
 //	samples.jsonl    the same rows as JSON lines, for a quick look
 //	artifact.json    manifest (sampler, steps, seed, checkpoint digest, NFE totals)
 //
@@ -24,6 +25,7 @@ import (
 	"github.com/mdlm-go/mdlm/checkpoint"
 	"github.com/mdlm-go/mdlm/diffusion"
 	"github.com/mdlm-go/mdlm/sampler"
+	"github.com/mdlm-go/mdlm/tokenizer"
 )
 
 // Type is the artifact type this stage writes.
@@ -53,6 +55,9 @@ type Row struct {
 	Index  int64   `parquet:"index" json:"index"`
 	Tokens []int32 `parquet:"tokens,list" json:"tokens"`
 	NFE    int32   `parquet:"nfe" json:"nfe"`
+	// Text is the decoded sample (special tokens rendered, e.g. <|endoftext|>);
+	// empty when the checkpoint names no tokenizer.
+	Text string `parquet:"text" json:"text,omitempty"`
 }
 
 // Model builds the diffusion objective a checkpoint was trained with.
@@ -64,6 +69,35 @@ func Model(cfg checkpoint.Config) (diffusion.Model, error) {
 	m := diffusion.Model{Backbone: cfg.Model, Param: diffusion.Parameterization(cfg.Method.Parameterization),
 		T: cfg.Method.T, TimeConditioning: cfg.Method.TimeConditioning, Schedule: sched}
 	return m, m.Validate()
+}
+
+// checkpointTokenizer loads the tokenizer a checkpoint names (nil if none) and
+// checks that its model vocabulary matches the checkpoint's.
+func checkpointTokenizer(cfg checkpoint.Config) (*tokenizer.Vocab, error) {
+	if cfg.Tokenizer == "" {
+		return nil, nil
+	}
+	tok, err := tokenizer.Load(cfg.Tokenizer)
+	if err != nil {
+		return nil, err
+	}
+	v, err := tokenizer.ForModel(tok)
+	if err != nil {
+		return nil, err
+	}
+	if v.V != cfg.Model.Vocab || v.Mask != cfg.Model.MaskIndex {
+		return nil, fmt.Errorf("tokenizer %s gives a model vocabulary of %d with [MASK] %d, the model has %d with mask_index %d",
+			cfg.Tokenizer, v.V, v.Mask, cfg.Model.Vocab, cfg.Model.MaskIndex)
+	}
+	return v, nil
+}
+
+func toInts(v []int32) []int {
+	out := make([]int, len(v))
+	for i, x := range v {
+		out[i] = int(x)
+	}
+	return out
 }
 
 // ParseTemplate reads "5,17,_,_,42" into ids with the mask id for "_".
@@ -125,6 +159,10 @@ func Run(ctx context.Context, b compute.Backend, opts Options, progress func(don
 	if batch <= 0 || batch > opts.Num {
 		batch = opts.Num
 	}
+	vocab, err := checkpointTokenizer(ck.Config)
+	if err != nil {
+		return artifact.Manifest{}, fmt.Errorf("sample: checkpoint %s: %w", opts.Checkpoint, err)
+	}
 	s, err := sampler.New(b, m, ck.Weights, opts.Seed, nil)
 	if err != nil {
 		return artifact.Manifest{}, err
@@ -132,6 +170,13 @@ func Run(ctx context.Context, b compute.Backend, opts Options, progress func(don
 	rows, err := draw(ctx, s, opts, so, m, tmpl, L, batch, progress)
 	if err != nil {
 		return artifact.Manifest{}, fmt.Errorf("sample: %w", err)
+	}
+	if vocab != nil {
+		for i := range rows {
+			if rows[i].Text, err = vocab.Decode(toInts(rows[i].Tokens)); err != nil {
+				return artifact.Manifest{}, fmt.Errorf("sample: decode sample %d: %w", i, err)
+			}
+		}
 	}
 	totalNFE := 0
 	for _, r := range rows {

@@ -9,9 +9,13 @@ import (
 	"testing"
 
 	"github.com/mdlm-go/mdlm/accel"
+	"github.com/mdlm-go/mdlm/artifact"
+	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/checkpoint"
 	"github.com/mdlm-go/mdlm/internal/reffix"
 	"github.com/mdlm-go/mdlm/sampler"
 	ckstage "github.com/mdlm-go/mdlm/stages/checkpoint"
+	"github.com/mdlm-go/mdlm/tokenizer"
 )
 
 func fixtureCheckpoint(t *testing.T, file string) string {
@@ -99,5 +103,40 @@ func TestSampleStageRejectsBadInput(t *testing.T) {
 		if _, statErr := os.Stat(o.Out); statErr == nil {
 			t.Errorf("%s: output created despite the error", c.name)
 		}
+	}
+}
+
+func TestSampleStageDecodesText(t *testing.T) {
+	b, _ := accel.Backend()
+	cfg := backbone.Config{Arch: backbone.DiT, Vocab: 259, Hidden: 16, Heads: 2, Blocks: 1, Cond: 8, Length: 12, MaskIndex: 258}
+	w, err := backbone.NewWeights(cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "ck")
+	if _, err := checkpoint.Save(dir, checkpoint.Config{Model: cfg, Method: checkpoint.DefaultMethod(cfg.Arch), Tokenizer: "bytes"}, w, artifact.Manifest{}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "s")
+	if _, err := Run(context.Background(), b, Options{Checkpoint: dir, Out: out, Sampler: sampler.RowCache, Steps: 10, Num: 2, Seed: 1, Eps: 1e-5, NoiseRemoval: true, Template: "72,105"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := ReadRows(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := tokenizer.Load("bytes")
+	for _, r := range rows {
+		want, _ := tok.Decode(toInts(r.Tokens))
+		if r.Text != want || !strings.HasPrefix(r.Text, "Hi") {
+			t.Errorf("text %q, want %q (starting with the template's \"Hi\")", r.Text, want)
+		}
+	}
+	// A tokenizer whose vocabulary does not fit the model is refused.
+	bad := filepath.Join(t.TempDir(), "bad")
+	checkpoint.Save(bad, checkpoint.Config{Model: cfg, Method: checkpoint.DefaultMethod(cfg.Arch), Tokenizer: "gpt2"}, w, artifact.Manifest{})
+	_, err = Run(context.Background(), b, Options{Checkpoint: bad, Out: filepath.Join(t.TempDir(), "x"), Sampler: sampler.DDPM, Steps: 2, Num: 1, Eps: 1e-5}, nil)
+	if err == nil || !strings.Contains(err.Error(), "50258") {
+		t.Errorf("mismatched tokenizer: err = %v", err)
 	}
 }
