@@ -39,7 +39,9 @@ awk '{ speed[$1] = $2 }
     ours = speed["mdlm-gpt2"]; bert = speed["mdlm-bert"]
     for (a in speed) if (a !~ /^mdlm/) {
       ref = (a ~ /bert/) ? bert : ours
+      if (speed[a] > fastest) { fastest = speed[a]; fastestName = a }
       printf "ratio mdlm/%-24s %6.2fx\n", a, ref / speed[a]
     }
+    printf "fastest anchor: %s; mdlm-gpt2 is %.2fx of it (target >= 2.5x)\n", fastestName, ours / fastest
     printf "batch scaling 2 workers / 1 worker: %.2fx\n", speed["mdlm-gpt2-batch-2workers"] / speed["mdlm-gpt2-batch-1workers"]
   }' "$out"
