@@ -1,15 +1,14 @@
 package tensors
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
+
+	"github.com/mdlm-go/mdlm/internal/atomicfile"
 )
 
 // Tensor is one tensor to write: raw little-endian bytes plus dtype and shape.
@@ -123,45 +122,5 @@ func encodeHeader(ts []Tensor, metadata map[string]string) ([]byte, error) {
 // is written, synced and renamed over path, then the directory is synced. A
 // failure leaves any previous file at path untouched.
 func WriteFile(path string, ts []Tensor, metadata map[string]string) error {
-	return WriteAtomic(path, func(w io.Writer) error { return Encode(w, ts, metadata) })
-}
-
-// WriteAtomic runs write against a temporary file next to path and publishes it
-// under path only if write and the sync succeed.
-func WriteAtomic(path string, write func(io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	if err = write(bw); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = bw.Flush(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: sync: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return atomicfile.Write(path, func(w io.Writer) error { return Encode(w, ts, metadata) })
 }

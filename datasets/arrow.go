@@ -1,0 +1,177 @@
+package datasets
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/mdlm-go/mdlm/internal/atomicfile"
+)
+
+// packedSchema is the Arrow layout of packed/v1 blocks of length L.
+func packedSchema(L int) *arrow.Schema {
+	return arrow.NewSchema([]arrow.Field{
+		{Name: "input_ids", Type: arrow.FixedSizeListOf(int32(L), arrow.PrimitiveTypes.Int32)},
+		{Name: "attention_mask", Type: arrow.FixedSizeListOf(int32(L), arrow.PrimitiveTypes.Int8)},
+	}, nil)
+}
+
+// WritePackedArrow writes blocks of length L as an Arrow IPC file (atomically), in
+// record batches of batchRows.
+func WritePackedArrow(path string, L int, rows []PackedRow, batchRows int) error {
+	schema := packedSchema(L)
+	mem := memory.NewGoAllocator()
+	return atomicfile.Write(path, func(w io.Writer) error {
+		fw, err := ipc.NewFileWriter(w, ipc.WithSchema(schema), ipc.WithAllocator(mem))
+		if err != nil {
+			return err
+		}
+		for start := 0; start < len(rows); start += batchRows {
+			b := array.NewRecordBuilder(mem, schema)
+			ids := b.Field(0).(*array.FixedSizeListBuilder)
+			mask := b.Field(1).(*array.FixedSizeListBuilder)
+			idv := ids.ValueBuilder().(*array.Int32Builder)
+			mv := mask.ValueBuilder().(*array.Int8Builder)
+			for _, r := range rows[start:min(start+batchRows, len(rows))] {
+				if len(r.InputIDs) != L || len(r.AttentionMask) != L {
+					b.Release()
+					return fmt.Errorf("block of %d ids / %d mask entries, want %d", len(r.InputIDs), len(r.AttentionMask), L)
+				}
+				ids.Append(true)
+				idv.AppendValues(r.InputIDs, nil)
+				mask.Append(true)
+				mv.AppendValues(r.AttentionMask, nil)
+			}
+			rec := b.NewRecordBatch()
+			err := fw.Write(rec)
+			rec.Release()
+			b.Release()
+			if err != nil {
+				return err
+			}
+		}
+		return fw.Close()
+	})
+}
+
+// PackedArrow is a memory-mapped packed/v1 Arrow file: rows are views into the
+// mapping, nothing is copied.
+type PackedArrow struct {
+	L       int
+	rows    int
+	batches []packedBatch
+	data    []byte
+	reader  *ipc.FileReader
+}
+
+type packedBatch struct {
+	start int
+	ids   []int32
+	mask  []int8
+	rec   arrow.RecordBatch
+}
+
+// OpenPackedArrow maps an Arrow IPC packed/v1 file and checks its schema.
+func OpenPackedArrow(path string) (*PackedArrow, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() == 0 {
+		return nil, fmt.Errorf("%s: empty Arrow file", path)
+	}
+	data, err := syscall.Mmap(int(f.Fd()), 0, int(st.Size()), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("%s: mmap: %w", path, err)
+	}
+	p := &PackedArrow{data: data}
+	if err := p.load(path); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *PackedArrow) load(path string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s: corrupt Arrow file: %v", path, r)
+		}
+	}()
+	p.reader, err = ipc.NewMappedFileReader(p.data)
+	if err != nil {
+		return fmt.Errorf("%s: not an Arrow IPC file (truncated or corrupt?): %w", path, err)
+	}
+	s := p.reader.Schema()
+	if s.NumFields() != 2 || s.Field(0).Name != "input_ids" || s.Field(1).Name != "attention_mask" {
+		return fmt.Errorf("%s: schema %v, want input_ids and attention_mask", path, s)
+	}
+	ft, ok := s.Field(0).Type.(*arrow.FixedSizeListType)
+	if !ok || ft.Elem().ID() != arrow.INT32 {
+		return fmt.Errorf("%s: column input_ids is %v, want fixed_size_list<int32>", path, s.Field(0).Type)
+	}
+	p.L = int(ft.Len())
+	for i := 0; i < p.reader.NumRecords(); i++ {
+		rec, err := p.reader.RecordBatch(i)
+		if err != nil {
+			return fmt.Errorf("%s: record batch %d: %w", path, i, err)
+		}
+		rec.Retain()
+		ids := rec.Column(0).(*array.FixedSizeList).ListValues().(*array.Int32).Int32Values()
+		mask := rec.Column(1).(*array.FixedSizeList).ListValues().(*array.Int8).Int8Values()
+		n := int(rec.NumRows())
+		if len(ids) != n*p.L || len(mask) != n*p.L {
+			return fmt.Errorf("%s: record batch %d has %d ids for %d rows of %d", path, i, len(ids), n, p.L)
+		}
+		p.batches = append(p.batches, packedBatch{start: p.rows, ids: ids, mask: mask, rec: rec})
+		p.rows += n
+	}
+	return nil
+}
+
+// NumRows is the number of blocks.
+func (p *PackedArrow) NumRows() int { return p.rows }
+
+// Row returns block i (views into the mapping; valid until Close).
+func (p *PackedArrow) Row(i int) (ids []int32, mask []int8) {
+	lo, hi := 0, len(p.batches)
+	for lo+1 < hi { // last batch with start <= i
+		mid := (lo + hi) / 2
+		if p.batches[mid].start <= i {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	b := p.batches[lo]
+	off := (i - b.start) * p.L
+	return b.ids[off : off+p.L], b.mask[off : off+p.L]
+}
+
+// Close unmaps the file.
+func (p *PackedArrow) Close() error {
+	for _, b := range p.batches {
+		b.rec.Release()
+	}
+	p.batches = nil
+	if p.reader != nil {
+		p.reader.Close()
+	}
+	if p.data != nil {
+		err := syscall.Munmap(p.data)
+		p.data = nil
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,121 @@
+package datasets
+
+import (
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+var sp = Specials{BOS: 100, EOS: 101, PAD: 0}
+
+func wrap(t *testing.T, opts WrapOptions, docs ...[]int32) ([][]int32, *Wrapper) {
+	t.Helper()
+	var blocks [][]int32
+	w, err := NewWrapper(opts, sp, func(r PackedRow) error {
+		blocks = append(blocks, r.InputIDs)
+		for _, m := range r.AttentionMask {
+			if m != 1 {
+				t.Fatalf("wrap mode mask %v", r.AttentionMask)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range docs {
+		if err := w.Add(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return blocks, w
+}
+
+func TestWrapMode(t *testing.T) {
+	// L = 6: blocks of 4 content tokens; documents end with EOS (101).
+	blocks, w := wrap(t, WrapOptions{Length: 6}, []int32{1, 2, 3}, []int32{4, 5}, []int32{6, 7, 8, 9, 10})
+	want := [][]int32{
+		{100, 1, 2, 3, 101, 101}, // doc1 + EOS fill the block; the block gets its own EOS
+		{100, 4, 5, 101, 6, 101}, // doc3 continues across the boundary (BOS/EOS mid-document)
+		{100, 7, 8, 9, 10, 101},
+	}
+	if !reflect.DeepEqual(blocks, want) {
+		t.Errorf("blocks = %v\nwant %v", blocks, want)
+	}
+	if w.Dropped != 1 { // doc3's EOS is left over
+		t.Errorf("dropped %d, want 1", w.Dropped)
+	}
+}
+
+func TestWrapReferenceGroups(t *testing.T) {
+	// GroupDocs 2: docs 1-2 (3+1+2+1 = 7 tokens) give one block and drop 3 tokens;
+	// doc 3 (5+1 = 6) gives one block and drops 2.
+	blocks, w := wrap(t, WrapOptions{Length: 6, GroupDocs: 2}, []int32{1, 2, 3}, []int32{4, 5}, []int32{6, 7, 8, 9, 10})
+	want := [][]int32{{100, 1, 2, 3, 101, 101}, {100, 6, 7, 8, 9, 101}}
+	if !reflect.DeepEqual(blocks, want) || w.Dropped != 5 {
+		t.Errorf("blocks = %v (dropped %d)\nwant %v (dropped 5)", blocks, w.Dropped, want)
+	}
+	if _, err := NewWrapper(WrapOptions{Length: 2}, sp, nil); err == nil {
+		t.Error("length 2 accepted")
+	}
+}
+
+func TestPadMode(t *testing.T) {
+	cases := []struct {
+		ids      []int32
+		wantIDs  []int32
+		wantMask []int8
+	}{
+		{[]int32{7, 8}, []int32{100, 7, 8, 101, 0, 0}, []int8{1, 1, 1, 1, 0, 0}},
+		{[]int32{1, 2, 3, 4, 5, 6, 7}, []int32{100, 1, 2, 3, 4, 101}, []int8{1, 1, 1, 1, 1, 1}},
+		{nil, []int32{100, 101, 0, 0, 0, 0}, []int8{1, 1, 0, 0, 0, 0}},
+	}
+	for _, c := range cases {
+		r := PadBlock(c.ids, 6, sp)
+		if !reflect.DeepEqual(r.InputIDs, c.wantIDs) || !reflect.DeepEqual(r.AttentionMask, c.wantMask) {
+			t.Errorf("PadBlock(%v) = %v %v, want %v %v", c.ids, r.InputIDs, r.AttentionMask, c.wantIDs, c.wantMask)
+		}
+	}
+}
+
+// The Arrow view and the Parquet view of the same blocks agree.
+func TestArrowAndParquetAgree(t *testing.T) {
+	dir := t.TempDir()
+	var rows []PackedRow
+	for i := 0; i < 2500; i++ {
+		rows = append(rows, PadBlock([]int32{int32(i), int32(i * 7 % 50)}[:1+i%2], 8, sp))
+	}
+	if err := WritePackedArrow(filepath.Join(dir, "b.arrow"), 8, rows, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteParquet(filepath.Join(dir, "b.parquet"), rows, 1000); err != nil {
+		t.Fatal(err)
+	}
+	a, err := OpenPackedArrow(filepath.Join(dir, "b.arrow"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	var fromParquet []PackedRow
+	err = ScanParquet(filepath.Join(dir, "b.parquet"), []string{"input_ids", "attention_mask"}, func(b []PackedRow) error {
+		for _, r := range b {
+			fromParquet = append(fromParquet, PackedRow{InputIDs: append([]int32(nil), r.InputIDs...), AttentionMask: append([]int8(nil), r.AttentionMask...)})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.NumRows() != len(rows) || len(fromParquet) != len(rows) || a.L != 8 {
+		t.Fatalf("rows: arrow %d, parquet %d, want %d", a.NumRows(), len(fromParquet), len(rows))
+	}
+	for i := range rows {
+		ids, mask := a.Row(i)
+		if !reflect.DeepEqual(ids, fromParquet[i].InputIDs) || !reflect.DeepEqual(mask, fromParquet[i].AttentionMask) || !reflect.DeepEqual(ids, rows[i].InputIDs) {
+			t.Fatalf("row %d: arrow %v %v, parquet %v %v", i, ids, mask, fromParquet[i].InputIDs, fromParquet[i].AttentionMask)
+		}
+	}
+}

@@ -1,0 +1,135 @@
+// Package datasets holds the data side of mdlm: the dataset registry of spec §5.1
+// and the typed table artifacts the data stages pass along:
+//
+//	text/v1     Parquet shards, columns id (int64, stable document id) and text
+//	tokens/v1   Parquet shards, columns id and ids (list<int32>, no special tokens)
+//	packed/v1   fixed-length blocks: input_ids and attention_mask, as Parquet
+//	            (for any reader) and as an Arrow IPC file (memory-mapped by training)
+//
+// Readers check the schema and name the file and column at fault.
+package datasets
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress/zstd"
+
+	"github.com/mdlm-go/mdlm/internal/atomicfile"
+)
+
+// Artifact types.
+const (
+	TextType   = "text/v1"
+	TokensType = "tokens/v1"
+	PackedType = "packed/v1"
+)
+
+// TextRow is one document of a text/v1 artifact.
+type TextRow struct {
+	ID   int64  `parquet:"id"`
+	Text string `parquet:"text"`
+}
+
+// TokensRow is one tokenized document of a tokens/v1 artifact.
+type TokensRow struct {
+	ID  int64   `parquet:"id"`
+	IDs []int32 `parquet:"ids,list"`
+}
+
+// PackedRow is one block of a packed/v1 artifact.
+type PackedRow struct {
+	InputIDs      []int32 `parquet:"input_ids,list"`
+	AttentionMask []int8  `parquet:"attention_mask,list"`
+}
+
+// WriteParquet writes rows to path atomically (zstd-compressed, row groups of
+// rowGroup rows).
+func WriteParquet[T any](path string, rows []T, rowGroup int64) error {
+	return atomicfile.Write(path, func(w io.Writer) error {
+		pw := parquet.NewGenericWriter[T](w, parquet.Compression(&zstd.Codec{}), parquet.MaxRowsPerRowGroup(rowGroup))
+		if _, err := pw.Write(rows); err != nil {
+			return err
+		}
+		return pw.Close()
+	})
+}
+
+// ScanParquet reads path in batches, checking that every column named in
+// required exists. A corrupt or truncated file is an error naming it.
+func ScanParquet[T any](path string, required []string, fn func([]T) error) (err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	defer func() { // parquet-go panics on some malformed pages
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s: corrupt Parquet data: %v", path, r)
+		}
+	}()
+	pf, err := parquet.OpenFile(f, st.Size())
+	if err != nil {
+		return fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): %w", path, err)
+	}
+	have := columnNames(pf.Schema())
+	for _, col := range required {
+		if !slices.Contains(have, col) {
+			return fmt.Errorf("%s: missing column %q (has %v)", path, col, have)
+		}
+	}
+	r := parquet.NewGenericReader[T](pf)
+	defer r.Close()
+	buf := make([]T, 1024)
+	for {
+		n, rerr := r.Read(buf)
+		if n > 0 {
+			if err := fn(buf[:n]); err != nil {
+				return err
+			}
+		}
+		if errors.Is(rerr, io.EOF) {
+			return nil
+		}
+		if rerr != nil {
+			return fmt.Errorf("%s: %w", path, rerr)
+		}
+	}
+}
+
+func columnNames(s *parquet.Schema) []string {
+	var names []string
+	for _, f := range s.Fields() {
+		names = append(names, f.Name())
+	}
+	return names
+}
+
+// ShardName is the file name of shard i of n.
+func ShardName(prefix string, i, n int) string {
+	return fmt.Sprintf("%s-%05d-of-%05d.parquet", prefix, i, n)
+}
+
+// Shards lists the Parquet files of an artifact directory with the given prefix,
+// in name order.
+func Shards(dir, prefix string) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, prefix+"-*.parquet"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(files)
+	if len(files) == 0 {
+		return nil, fmt.Errorf("%s: no %s-*.parquet shards", dir, prefix)
+	}
+	return files, nil
+}
