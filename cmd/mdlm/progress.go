@@ -47,3 +47,11 @@ func (p *progress) done() {
 		fmt.Fprintln(os.Stderr)
 	}
 }
+
+// bytes shows a byte count (for transfers of unknown total).
+func (p *progress) bytes(n int64) {
+	if !p.tty {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "\r%s %.1f MB  %s ", p.label, float64(n)/1e6, time.Since(p.start).Round(time.Second))
+}

@@ -1,0 +1,248 @@
+package datasets
+
+import (
+	"bufio"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+// TextSplit says how a plain-text file becomes documents.
+type TextSplit string
+
+const (
+	ByLine      TextSplit = "line"      // one document per line (Hugging Face's text loader)
+	ByParagraph TextSplit = "paragraph" // blank-line separated
+	ByDocument  TextSplit = "document"  // the whole file
+)
+
+// ExpandSources turns files, folders and globs into a sorted file list.
+func ExpandSources(sources []string) ([]string, error) {
+	var files []string
+	for _, s := range sources {
+		matches, err := filepath.Glob(s)
+		if err != nil {
+			return nil, fmt.Errorf("source %q: %w", s, err)
+		}
+		if len(matches) == 0 {
+			return nil, fmt.Errorf("source %q: no such file, folder or glob match", s)
+		}
+		for _, m := range matches {
+			st, err := os.Stat(m)
+			if err != nil {
+				return nil, err
+			}
+			if !st.IsDir() {
+				files = append(files, m)
+				continue
+			}
+			err = filepath.WalkDir(m, func(p string, d os.DirEntry, err error) error {
+				if err == nil && !d.IsDir() && isDataFile(p) {
+					files = append(files, p)
+				}
+				return err
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+func isDataFile(p string) bool {
+	p = strings.TrimSuffix(strings.ToLower(p), ".gz")
+	for _, ext := range []string{".txt", ".text", ".jsonl", ".json", ".parquet"} {
+		if strings.HasSuffix(p, ext) {
+			return true
+		}
+	}
+	return false
+}
+
+// ReadDocs streams the documents of one source file: .txt (split per ts), .jsonl
+// or .json lines (field column), .parquet (column column); .gz is decompressed.
+func ReadDocs(path, column string, ts TextSplit, fn func(string) error) error {
+	lower := strings.ToLower(path)
+	if strings.HasSuffix(lower, ".parquet") {
+		return readParquetText(path, column, fn)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var r io.Reader = f
+	if strings.HasSuffix(lower, ".gz") {
+		gz, err := gzip.NewReader(f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		defer gz.Close()
+		r = gz
+		lower = strings.TrimSuffix(lower, ".gz")
+	}
+	if strings.HasSuffix(lower, ".jsonl") || strings.HasSuffix(lower, ".json") {
+		return readJSONL(path, r, column, fn)
+	}
+	return readText(path, r, ts, fn)
+}
+
+func readJSONL(path string, r io.Reader, column string, fn func(string) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<30)
+	for line := 1; sc.Scan(); line++ {
+		if len(strings.TrimSpace(sc.Text())) == 0 {
+			continue
+		}
+		var row map[string]json.RawMessage
+		if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
+			return fmt.Errorf("%s:%d: %w", path, line, err)
+		}
+		raw, ok := row[column]
+		if !ok {
+			return fmt.Errorf("%s:%d: no field %q", path, line, column)
+		}
+		var text string
+		if err := json.Unmarshal(raw, &text); err != nil {
+			return fmt.Errorf("%s:%d: field %q is not a string", path, line, column)
+		}
+		if err := fn(text); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+func readText(path string, r io.Reader, ts TextSplit, fn func(string) error) error {
+	switch ts {
+	case ByDocument:
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		return fn(string(data))
+	case ByLine, ByParagraph, "":
+	default:
+		return fmt.Errorf("text split %q: want line, paragraph or document", ts)
+	}
+	br := bufio.NewReaderSize(r, 1<<20)
+	var para strings.Builder
+	for {
+		line, err := br.ReadString('\n')
+		if len(line) > 0 {
+			text := strings.TrimRight(line, "\r\n")
+			switch {
+			case ts == ByParagraph && strings.TrimSpace(text) == "":
+				if para.Len() > 0 {
+					if err := fn(para.String()); err != nil {
+						return err
+					}
+					para.Reset()
+				}
+			case ts == ByParagraph:
+				if para.Len() > 0 {
+					para.WriteByte('\n')
+				}
+				para.WriteString(text)
+			default:
+				if err := fn(text); err != nil {
+					return err
+				}
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	if para.Len() > 0 {
+		return fn(para.String())
+	}
+	return nil
+}
+
+func readParquetText(path, column string, fn func(string) error) (err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s: corrupt Parquet data: %v", path, r)
+		}
+	}()
+	pf, err := parquet.OpenFile(f, st.Size())
+	if err != nil {
+		return fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): %w", path, err)
+	}
+	col, ok := pf.Schema().Lookup(column)
+	if !ok {
+		return fmt.Errorf("%s: missing column %q (has %v)", path, column, columnNames(pf.Schema()))
+	}
+	for _, rg := range pf.RowGroups() {
+		pages := rg.ColumnChunks()[col.ColumnIndex].Pages()
+		for {
+			p, perr := pages.ReadPage()
+			if perr == io.EOF {
+				break
+			}
+			if perr != nil {
+				pages.Close()
+				return fmt.Errorf("%s: column %q: %w", path, column, perr)
+			}
+			vals := make([]parquet.Value, p.NumValues())
+			n, verr := p.Values().ReadValues(vals)
+			if verr != nil && verr != io.EOF {
+				pages.Close()
+				return fmt.Errorf("%s: column %q: %w", path, column, verr)
+			}
+			for _, v := range vals[:n] {
+				if err := fn(v.String()); err != nil {
+					pages.Close()
+					return err
+				}
+			}
+		}
+		pages.Close()
+	}
+	return nil
+}
+
+// CountDocs counts a source file's documents (Parquet from metadata).
+func CountDocs(path, column string, ts TextSplit) (int64, error) {
+	if strings.HasSuffix(strings.ToLower(path), ".parquet") {
+		f, err := os.Open(path)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		st, _ := f.Stat()
+		pf, err := parquet.OpenFile(f, st.Size())
+		if err != nil {
+			return 0, fmt.Errorf("%s: not a readable Parquet file: %w", path, err)
+		}
+		return pf.NumRows(), nil
+	}
+	var n int64
+	err := ReadDocs(path, column, ts, func(string) error { n++; return nil })
+	return n, err
+}
