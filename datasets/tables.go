@@ -19,7 +19,7 @@ import (
 	"sort"
 
 	"github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/compress/zstd"
+	"github.com/parquet-go/parquet-go/compress/snappy"
 
 	"github.com/mdlm-go/mdlm/internal/atomicfile"
 )
@@ -53,7 +53,7 @@ type PackedRow struct {
 // rowGroup rows).
 func WriteParquet[T any](path string, rows []T, rowGroup int64) error {
 	return atomicfile.Write(path, func(w io.Writer) error {
-		pw := parquet.NewGenericWriter[T](w, parquet.Compression(&zstd.Codec{}), parquet.MaxRowsPerRowGroup(rowGroup))
+		pw := parquet.NewGenericWriter[T](w, parquet.Compression(&snappy.Codec{}), parquet.MaxRowsPerRowGroup(rowGroup))
 		if _, err := pw.Write(rows); err != nil {
 			return err
 		}

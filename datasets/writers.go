@@ -10,7 +10,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/compress/zstd"
+	"github.com/parquet-go/parquet-go/compress/snappy"
 )
 
 // ShardWriter streams rows into numbered Parquet shards of at most perShard rows:
@@ -66,7 +66,7 @@ func (s *ShardWriter[T]) open() error {
 		return err
 	}
 	s.f, s.bw = f, bufio.NewWriterSize(f, 1<<20)
-	s.w = parquet.NewGenericWriter[T](s.bw, parquet.Compression(&zstd.Codec{}), parquet.MaxRowsPerRowGroup(8192))
+	s.w = parquet.NewGenericWriter[T](s.bw, parquet.Compression(&snappy.Codec{}), parquet.MaxRowsPerRowGroup(8192))
 	s.rows = 0
 	return nil
 }
