@@ -9,6 +9,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/snappy"
 )
@@ -107,10 +108,13 @@ func (s *ShardWriter[T]) Close() error {
 // Rows is the number of rows written.
 func (s *ShardWriter[T]) Rows() int64 { return s.total }
 
-// PackedWriter streams blocks of length L to dir/split.parquet and dir/split.arrow.
+// PackedWriter streams blocks of length L to dir/split-00000.parquet and
+// dir/split.arrow, one Arrow record batch feeding both.
 type PackedWriter struct {
 	L       int
-	pq      *ShardWriter[PackedRow]
+	pf      *os.File
+	pbw     *bufio.Writer
+	pw      *pqarrow.FileWriter
 	af      *os.File
 	abw     *bufio.Writer
 	aw      *ipc.FileWriter
@@ -130,7 +134,19 @@ func NewPackedWriter(dir, split string, L int) (*PackedWriter, error) {
 		af.Close()
 		return nil, err
 	}
-	return &PackedWriter{L: L, pq: NewShardWriter[PackedRow](dir, split, 1<<20), af: af, abw: abw, aw: aw}, nil
+	pf, err := os.Create(filepath.Join(dir, split+"-00000.parquet"))
+	if err != nil {
+		af.Close()
+		return nil, err
+	}
+	pbw := bufio.NewWriterSize(pf, 1<<20)
+	pw, err := pqarrow.NewFileWriter(packedSchema(L), pbw, parquetProps(), pqarrow.DefaultWriterProps())
+	if err != nil {
+		af.Close()
+		pf.Close()
+		return nil, err
+	}
+	return &PackedWriter{L: L, pf: pf, pbw: pbw, pw: pw, af: af, abw: abw, aw: aw}, nil
 }
 
 // Write adds one block.
@@ -146,9 +162,6 @@ func (p *PackedWriter) Write(r PackedRow) error {
 func (p *PackedWriter) flush() error {
 	if len(p.pending) == 0 {
 		return nil
-	}
-	if err := p.pq.Write(p.pending...); err != nil {
-		return err
 	}
 	mem := memory.NewGoAllocator()
 	b := array.NewRecordBuilder(mem, packedSchema(p.L))
@@ -166,14 +179,26 @@ func (p *PackedWriter) flush() error {
 	rec := b.NewRecordBatch()
 	defer rec.Release()
 	p.pending = p.pending[:0]
+	if err := p.pw.WriteBuffered(rec); err != nil {
+		return err
+	}
 	return p.aw.Write(rec)
 }
 
 // Close flushes both files.
 func (p *PackedWriter) Close() error {
 	err := p.flush()
-	if err == nil {
-		err = p.pq.Close()
+	if cerr := p.pw.Close(); err == nil {
+		err = cerr
+	}
+	if ferr := p.pbw.Flush(); err == nil {
+		err = ferr
+	}
+	if serr := p.pf.Sync(); err == nil {
+		err = serr
+	}
+	if cerr := p.pf.Close(); err == nil {
+		err = cerr
 	}
 	if cerr := p.aw.Close(); err == nil {
 		err = cerr

@@ -135,19 +135,13 @@ func packSplit(ctx context.Context, dir, split string, shards []string, opts Opt
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		err := datasets.ScanParquet(shard, []string{"id", "ids"}, func(b []datasets.TokensRow) error {
-			for _, r := range b {
-				docs++
-				tokens += int64(len(r.IDs))
-				if wrapper != nil {
-					if err := wrapper.Add(r.IDs); err != nil {
-						return err
-					}
-				} else if err := w.Write(datasets.PadBlock(append([]int32(nil), r.IDs...), opts.Length, sp)); err != nil {
-					return err
-				}
+		err := datasets.ScanTokensParquet(shard, func(_ int64, ids []int32) error {
+			docs++
+			tokens += int64(len(ids))
+			if wrapper != nil {
+				return wrapper.Add(ids)
 			}
-			return nil
+			return w.Write(datasets.PadBlock(ids, opts.Length, sp))
 		})
 		if err != nil {
 			return nil, err

@@ -155,5 +155,5 @@ func tokenizeShard(src, dst string, tok tokenizer.Tokenizer, detok detokenize.Fu
 		}
 		out[i] = datasets.TokensRow{ID: r.ID, IDs: v}
 	}
-	return datasets.WriteParquet(dst, out, 8192)
+	return datasets.WriteTokensParquet(dst, out)
 }
