@@ -30,6 +30,9 @@ const Type = "checkpoint/v1"
 const (
 	ConfigFile  = "config.json"
 	WeightsFile = "model.safetensors"
+	EMAFile     = "ema.safetensors"       // EMA of the weights (training checkpoints)
+	OptimFile   = "optimizer.safetensors" // AdamW moments "m/<name>", "v/<name>"
+	StateFile   = "state.json"            // TrainState
 )
 
 // Method holds the diffusion settings a checkpoint was trained with (spec §2, §6.1).
@@ -60,8 +63,18 @@ func DefaultMethod(arch backbone.Arch) Method {
 type Checkpoint struct {
 	Dir      string
 	Config   Config
-	Weights  *backbone.Weights
+	Weights  *backbone.Weights // the raw (trained) weights
+	EMA      *backbone.Weights // the EMA weights, when the checkpoint has them
 	Manifest artifact.Manifest
+}
+
+// ForInference returns the weights evaluation and sampling use: the EMA weights
+// when present (the reference always swaps them in), else the raw ones.
+func (c *Checkpoint) ForInference() *backbone.Weights {
+	if c.EMA != nil {
+		return c.EMA
+	}
+	return c.Weights
 }
 
 // Save publishes weights and config as a checkpoint/v1 artifact at dir.
@@ -106,14 +119,24 @@ func Load(dir string, verify bool) (*Checkpoint, error) {
 	if err := cfg.Model.Validate(); err != nil {
 		return nil, fmt.Errorf("checkpoint %s/%s: %w", dir, ConfigFile, err)
 	}
-	f, err := tensors.OpenMmap(filepath.Join(dir, WeightsFile))
+	w, err := loadWeightsFile(filepath.Join(dir, WeightsFile), cfg.Model)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	c := &Checkpoint{Dir: dir, Config: cfg, Weights: w, Manifest: m}
+	if _, err := os.Stat(filepath.Join(dir, EMAFile)); err == nil {
+		if c.EMA, err = loadWeightsFile(filepath.Join(dir, EMAFile), cfg.Model); err != nil {
+			return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
+		}
+	}
+	return c, nil
+}
+
+func loadWeightsFile(path string, cfg backbone.Config) (*backbone.Weights, error) {
+	f, err := tensors.OpenMmap(path)
+	if err != nil {
+		return nil, err
 	}
 	defer f.Close()
-	w, err := backbone.LoadWeights(f, cfg.Model)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
-	}
-	return &Checkpoint{Dir: dir, Config: cfg, Weights: w, Manifest: m}, nil
+	return backbone.LoadWeights(f, cfg)
 }

@@ -27,6 +27,8 @@ type CLI struct {
 	Download   DownloadCmd   `cmd:"" help:"Fetch a registered dataset from the hub, or read local files, into a text/v1 artifact."`
 	Tokenize   TokenizeCmd   `cmd:"" help:"Tokenize a text/v1 artifact into tokens/v1 (sharded, all cores)."`
 	Pack       PackCmd       `cmd:"" help:"Pack tokens/v1 into fixed-length blocks (packed/v1: Arrow and Parquet)."`
+	Train      TrainCmd      `cmd:"" help:"Train MDLM, D3PM, SEDD or the AR baseline on packed/v1 data (resumable)."`
+	Eval       EvalCmd       `cmd:"" help:"Perplexity (NELBO bound for diffusion) of a checkpoint on packed/v1 data."`
 	Checkpoint CheckpointCmd `cmd:"" help:"Inspect, import and export model checkpoints."`
 	Sample     SampleCmd     `cmd:"" help:"Generate samples from a checkpoint (ddpm, ddpm_cache, ddpm_rowcache, analytic, ar)."`
 }

@@ -20,7 +20,10 @@ func newProgress(label string) *progress {
 	return &progress{label: label, tty: term.IsTerminal(int(os.Stderr.Fd())), start: time.Now()}
 }
 
-func (p *progress) update(done, total int) {
+func (p *progress) update(done, total int) { p.updateWith(done, total, "") }
+
+// updateWith draws the bar with extra text (e.g. loss and throughput).
+func (p *progress) updateWith(done, total int, extra string) {
 	if !p.tty || total <= 0 {
 		return
 	}
@@ -38,7 +41,7 @@ func (p *progress) update(done, total int) {
 	if done > 0 {
 		eta = time.Duration(float64(elapsed) * float64(total-done) / float64(done))
 	}
-	fmt.Fprintf(os.Stderr, "\r%s [%s] %d/%d  %s elapsed, ETA %s ", p.label, bar, done, total,
+	fmt.Fprintf(os.Stderr, "\r%s [%s] %d/%d  %s  %s elapsed, ETA %s ", p.label, bar, done, total, extra,
 		elapsed.Round(time.Second), eta.Round(time.Second))
 }
 

@@ -123,7 +123,11 @@ func ParseTemplate(s string, mask, vocab int) ([]int32, error) {
 
 // Run samples and publishes the artifact. Options are checked before any compute.
 func Run(ctx context.Context, b compute.Backend, opts Options, progress func(done, total int)) (artifact.Manifest, error) {
-	ck, err := checkpoint.Load(opts.Checkpoint, true)
+	dir, err := checkpoint.Resolve(opts.Checkpoint)
+	if err != nil {
+		return artifact.Manifest{}, fmt.Errorf("sample: %w", err)
+	}
+	ck, err := checkpoint.Load(dir, true)
 	if err != nil {
 		return artifact.Manifest{}, fmt.Errorf("sample: %w", err)
 	}
@@ -163,7 +167,7 @@ func Run(ctx context.Context, b compute.Backend, opts Options, progress func(don
 	if err != nil {
 		return artifact.Manifest{}, fmt.Errorf("sample: checkpoint %s: %w", opts.Checkpoint, err)
 	}
-	s, err := sampler.New(b, m, ck.Weights, opts.Seed, nil)
+	s, err := sampler.New(b, m, ck.ForInference(), opts.Seed, nil)
 	if err != nil {
 		return artifact.Manifest{}, err
 	}

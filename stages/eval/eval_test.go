@@ -1,0 +1,128 @@
+package eval
+
+import (
+	"context"
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/mdlm-go/mdlm/accel"
+	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/datasets"
+	"github.com/mdlm-go/mdlm/diffusion"
+	"github.com/mdlm-go/mdlm/internal/reffix"
+)
+
+func i32(v []int64) []int32 {
+	out := make([]int32, len(v))
+	for i, x := range v {
+		out[i] = int32(x)
+	}
+	return out
+}
+
+// Evaluating the reference fixture checkpoint on its fixture batch gives the
+// fixture's token means (MDLM continuous time, T = 1000, AR).
+func TestReferenceEvalLosses(t *testing.T) {
+	b, _ := accel.Backend()
+	for _, fx := range reffix.All(t) {
+		c := fx.Config
+		B, L := c.Batch, c.Length
+		dcfg := backbone.Config{Arch: backbone.DiT, Vocab: c.Vocab, Hidden: c.Hidden, Heads: c.Heads, Blocks: c.Blocks, Cond: c.Cond, Length: L, MaskIndex: c.MaskIndex}
+		w, err := backbone.LoadWeights(fx.Open(t, "dit.safetensors"), dcfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mdlm := fx.Open(t, "expected_mdlm.safetensors")
+		x0, _ := reffix.Int64(t, mdlm, "x0")
+		mask := make([]float32, B*L)
+		for i := range mask {
+			mask[i] = 1
+		}
+		sched := diffusion.LogLinear{Eps: diffusion.LogLinearEps}
+		check := func(name string, m diffusion.Model, tt []float32, xt []int64, want []float32) {
+			sigma, dsigma := diffusion.SigmaDSigma(sched, tt)
+			s, n, err := NewEvaluator(b, m, w.RotaryInvFreqOrDefault()).Sums(w.Tensors(),
+				Batch{B: B, L: L, X0: i32(x0), XT: i32(xt), T: tt, Sigma: sigma, DSigma: dsigma, Mask: mask})
+			if err != nil {
+				t.Fatal(err)
+			}
+			reffix.Compare(t, name, []float32{float32(s / n)}, want, reffix.OutputTol(want), nil)
+		}
+		m := diffusion.Model{Backbone: dcfg, Param: diffusion.SUBS, Schedule: sched}
+		tm, _ := reffix.Float32(t, mdlm, "mdlm/t")
+		xt, _ := reffix.Int64(t, mdlm, "mdlm/xt")
+		want, _ := reffix.Float32(t, mdlm, "mdlm/token_nll")
+		check("eval mdlm/token_nll", m, tm, xt, want)
+		losses := fx.Open(t, "expected_losses.safetensors")
+		tr, _ := reffix.Float32(t, losses, "subs_T1000/t")
+		xt, _ = reffix.Int64(t, losses, "subs_T1000/xt")
+		want, _ = reffix.Float32(t, losses, "subs_T1000/token_nll")
+		m.T = 1000
+		check("eval subs_T1000/token_nll", m, diffusion.Discretize(tr, 1000), xt, want)
+
+		acfg := dcfg
+		acfg.Arch = backbone.AR
+		aw, err := backbone.LoadWeights(fx.Open(t, "ar.safetensors"), acfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, n, err := NewEvaluator(b, diffusion.Model{Backbone: acfg, Param: diffusion.ARP}, aw.RotaryInvFreqOrDefault()).Sums(aw.Tensors(), Batch{B: B, L: L, X0: i32(x0), Mask: mask})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ = reffix.Float32(t, fx.Open(t, "expected_ar.safetensors"), "ar/token_nll")
+		reffix.Compare(t, "eval ar/token_nll", []float32{float32(s / n)}, want, reffix.OutputTol(want), nil)
+		if n != float64(B*(L-1)) {
+			t.Errorf("AR counted %v targets, want %d (position 0 is never a target)", n, B*(L-1))
+		}
+	}
+}
+
+// Perplexity aggregates Σ loss·mask / Σ mask over every batch in float64 and
+// exponentiates once: compared with a hand computation from per-batch sums,
+// with padded (masked) positions and a short last batch.
+func TestPerplexityAggregation(t *testing.T) {
+	b, _ := accel.Backend()
+	cfg := backbone.Config{Arch: backbone.AR, Vocab: 12, Hidden: 8, Heads: 2, Blocks: 1, Length: 6, MaskIndex: 11}
+	w, _ := backbone.NewWeights(cfg, 3)
+	for i := range w.Data["output_layer.linear.weight"] {
+		w.Data["output_layer.linear.weight"][i] = float32(i%7-3) * 0.2
+	}
+	m := diffusion.Model{Backbone: cfg, Param: diffusion.ARP}
+	dir := t.TempDir()
+	var rows []datasets.PackedRow
+	for i := 0; i < 5; i++ {
+		rows = append(rows, datasets.PadBlock([]int32{int32(i % 10), int32((i + 3) % 10), 4}[:1+i%3], 6, datasets.Specials{BOS: 10, EOS: 10, PAD: 0}))
+	}
+	path := filepath.Join(dir, "v.arrow")
+	if err := datasets.WritePackedArrow(path, 6, rows, 2); err != nil {
+		t.Fatal(err)
+	}
+	data, err := datasets.OpenPackedArrow(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer data.Close()
+	e := NewEvaluator(b, m, w.RotaryInvFreqOrDefault())
+	res, err := e.Perplexity(context.Background(), w.Tensors(), data, 2, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum, count float64
+	for _, idx := range [][]int{{0, 1}, {2, 3}, {4}} {
+		x0, mask := Rows(data, idx)
+		s, n, err := e.Sums(w.Tensors(), Batch{B: len(idx), L: 6, X0: x0, Mask: mask})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum, count = sum+s, count+n
+	}
+	if math.Abs(res.NLL-sum/count) > 1e-12 || math.Abs(res.PPL-math.Exp(sum/count)) > 1e-9 || res.Tokens != count {
+		t.Errorf("perplexity %+v, hand computation nll %v over %v tokens", res, sum/count, count)
+	}
+	// Padding is not counted: 5 blocks with 3, 4, 5, 3, 4 real tokens minus position 0.
+	if count != 2+3+4+2+3 {
+		t.Errorf("counted %v tokens, want 14", count)
+	}
+}

@@ -1,0 +1,157 @@
+package train
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/mdlm-go/mdlm/accel"
+	"github.com/mdlm-go/mdlm/artifact"
+	"github.com/mdlm-go/mdlm/checkpoint"
+	"github.com/mdlm-go/mdlm/datasets"
+)
+
+// packedFixture publishes a small packed/v1 artifact (bytes vocabulary, L 16).
+func packedFixture(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "packed")
+	text := strings.Repeat("In the beginning God created the heaven and the earth. ", 40)
+	_, err := artifact.Publish(dir, artifact.Manifest{Type: datasets.PackedType, Params: map[string]any{
+		"vocab_size": 259, "mask_index": 258, "tokenizer": "bytes", "length": 16}}, func(tmp string) error {
+		for _, split := range []string{"train", "valid"} {
+			w, err := datasets.NewPackedWriter(tmp, split, 16)
+			if err != nil {
+				return err
+			}
+			for i := 0; i+14 <= len(text); i += 14 {
+				ids := []int32{256}
+				for _, c := range []byte(text[i : i+14]) {
+					ids = append(ids, int32(c))
+				}
+				ids = append(ids, 256)
+				if err := w.Write(datasets.PackedRow{InputIDs: ids, AttentionMask: []int8{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}}); err != nil {
+					return err
+				}
+			}
+			if err := w.Close(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func baseOptions(data, out string) Options {
+	return Options{Data: data, Out: out, Model: "custom", Hidden: 16, Heads: 2, Blocks: 1, Cond: 8, Dropout: 0.1,
+		Param: "subs", Noise: "loglinear", Steps: 6, Batch: 4, LR: 1e-3, Warmup: 2, Schedule: "constant", Clip: 1,
+		EMA: 0.999, Seed: 7, LogEvery: 1, EvalEvery: 3, EvalBlocks: 8, CheckpointEvery: 2, KeepLast: 2,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+func losses(t *testing.T, run string) map[int]float64 {
+	t.Helper()
+	f, err := os.Open(filepath.Join(run, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[int]float64{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var m Metrics
+		json.Unmarshal(sc.Bytes(), &m)
+		if m.Loss != 0 {
+			out[m.Step] = m.Loss // a step redone after a crash overwrites the lost attempt
+		}
+	}
+	return out
+}
+
+// A run stopped between checkpoints (as after SIGKILL) and resumed gives exactly
+// the losses, weights, EMA and optimizer state of an uninterrupted run.
+func TestResumeReproducesUninterruptedRun(t *testing.T) {
+	b, err := accel.Backend()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := packedFixture(t)
+	ctx := context.Background()
+	a := baseOptions(data, filepath.Join(t.TempDir(), "a"))
+	if _, err := Run(ctx, b, a); err != nil {
+		t.Fatal(err)
+	}
+	bo := baseOptions(data, filepath.Join(t.TempDir(), "b"))
+	bo.StopAfter = 3 // dies after step 3; the last checkpoint is step 2
+	if _, err := Run(ctx, b, bo); err != nil {
+		t.Fatal(err)
+	}
+	// A torn checkpoint left by the crash is ignored.
+	os.MkdirAll(filepath.Join(bo.Out, checkpoint.CheckpointsDir, ".step-00000004.tmp-123"), 0o755)
+	if _, err := Run(ctx, b, bo); err == nil || !strings.Contains(err.Error(), "--resume") {
+		t.Fatalf("rerun without --resume: err = %v", err)
+	}
+	bo.StopAfter, bo.Resume = 0, true
+	if _, err := Run(ctx, b, bo); err != nil {
+		t.Fatal(err)
+	}
+	la, lb := losses(t, a.Out), losses(t, bo.Out)
+	if len(la) != 6 || !reflect.DeepEqual(la, lb) {
+		t.Fatalf("losses differ:\nuninterrupted %v\nresumed       %v", la, lb)
+	}
+	ca, err := checkpoint.LoadTraining(mustResolve(t, a.Out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := checkpoint.LoadTraining(mustResolve(t, bo.Out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ca.State.Step != 6 || !reflect.DeepEqual(ca.Raw.Data, cb.Raw.Data) || !reflect.DeepEqual(ca.EMA.Data, cb.EMA.Data) ||
+		!reflect.DeepEqual(ca.M, cb.M) || !reflect.DeepEqual(ca.V, cb.V) || ca.State.EMAUpdates != cb.State.EMAUpdates {
+		t.Error("weights, EMA or optimizer state differ after resume")
+	}
+	if reflect.DeepEqual(ca.Raw.Data, ca.EMA.Data) {
+		t.Error("EMA weights equal the raw weights")
+	}
+	steps, _ := filepath.Glob(filepath.Join(bo.Out, checkpoint.CheckpointsDir, "step-*"))
+	if len(steps) != 2 {
+		t.Errorf("kept checkpoints %v, want the last 2", steps)
+	}
+	if _, err := os.Stat(filepath.Join(a.Out, "loss.png")); err != nil {
+		t.Errorf("no loss plot: %v", err)
+	}
+	// Resuming with other options is refused.
+	bo.Hidden = 32
+	if _, err := Run(ctx, b, bo); err == nil || !strings.Contains(err.Error(), "--resume") {
+		t.Errorf("resume with another model: err = %v", err)
+	}
+}
+
+func mustResolve(t *testing.T, run string) string {
+	d, err := checkpoint.Resolve(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestTrainRejectsBadData(t *testing.T) {
+	b, _ := accel.Backend()
+	dir := filepath.Join(t.TempDir(), "text")
+	artifact.Publish(dir, artifact.Manifest{Type: datasets.TextType}, func(string) error { return nil })
+	_, err := Run(context.Background(), b, baseOptions(dir, t.TempDir()))
+	if err == nil || !strings.Contains(err.Error(), `"packed/v1"`) {
+		t.Errorf("text artifact as training data: err = %v", err)
+	}
+}
