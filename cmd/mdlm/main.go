@@ -24,6 +24,7 @@ type CLI struct {
 	Globals
 
 	Version    VersionCmd    `cmd:"" help:"Print the mdlm version and its compute libraries."`
+	Doctor     DoctorCmd     `cmd:"" help:"Report the compute backend and devices, and how to enable a GPU."`
 	Download   DownloadCmd   `cmd:"" help:"Fetch a registered dataset from the hub, or read local files, into a text/v1 artifact."`
 	Tokenize   TokenizeCmd   `cmd:"" help:"Tokenize a text/v1 artifact into tokens/v1 (sharded, all cores)."`
 	Pack       PackCmd       `cmd:"" help:"Pack tokens/v1 into fixed-length blocks (packed/v1: Arrow and Parquet)."`
