@@ -60,6 +60,9 @@ type Step struct {
 	ClipNorm float64 // global-norm clip (1.0 in the reference); <= 0 disables
 	InvFreq  []float32
 	exec     *Exec
+
+	backend                      compute.Backend
+	gradExec, applyExec, sumExec *Exec // gradient accumulation (RunAccum)
 }
 
 // NewStep compiles lazily (on the first Run) for the given backend.
@@ -70,7 +73,7 @@ func NewStep(b compute.Backend, m diffusion.Model, opt optim.AdamW, lr optim.LRS
 	if err := opt.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Step{Model: m, Opt: opt, LR: lr, ClipNorm: clip, InvFreq: invFreq}
+	s := &Step{Model: m, Opt: opt, LR: lr, ClipNorm: clip, InvFreq: invFreq, backend: b}
 	exec, err := NewExec(b, s.graph)
 	if err != nil {
 		return nil, err
@@ -126,20 +129,8 @@ func (s *Step) Run(st *State, batch Batch) (Result, error) {
 			args = append(args, x)
 		}
 	}
-	B, L := batch.B, batch.L
-	xt, t, sigma, dsigma := batch.XT, batch.T, batch.Sigma, batch.DSigma
-	if xt == nil { // AR: unused placeholders keep one graph signature
-		xt, t, sigma, dsigma = batch.X0, make([]float32, B), make([]float32, B), make([]float32, B)
-	}
-	args = append(args,
-		gtensors.FromFlatDataAndDimensions(batch.X0, B, L),
-		gtensors.FromFlatDataAndDimensions(xt, B, L),
-		gtensors.FromFlatDataAndDimensions(t, B),
-		gtensors.FromFlatDataAndDimensions(sigma, B),
-		gtensors.FromFlatDataAndDimensions(dsigma, B),
-		gtensors.FromFlatDataAndDimensions(batch.TokenMask, B, L),
-		gtensors.FromFlatDataAndDimensions(s.Opt.Scalars(st.Step+1, lr), optim.NumScalars),
-		st.RNG)
+	args = append(args, batchArgs(batch)...)
+	args = append(args, gtensors.FromFlatDataAndDimensions(s.Opt.Scalars(st.Step+1, lr), optim.NumScalars), st.RNG)
 	out, err := s.exec.Call(args...)
 	if err != nil {
 		return Result{}, fmt.Errorf("train step %d: %w", st.Step+1, err)

@@ -26,7 +26,8 @@ type TrainCmd struct {
 	TimeConditioning bool    `help:"Condition the backbone on sigma (SEDD, D3PM)."`
 	Noise            string  `default:"loglinear" enum:"loglinear,cosine,cosinesqr,linear,geometric" help:"Noise schedule."`
 	Steps            int     `default:"1000" help:"Optimizer steps."`
-	Batch            int     `default:"16" help:"Sequences per step."`
+	Batch            int     `default:"16" help:"Sequences per micro-batch."`
+	Accum            int     `default:"1" help:"Micro-batches per optimizer step (gradient accumulation; global batch = batch x accum)."`
 	LR               float64 `default:"3e-4" help:"Peak learning rate."`
 	Warmup           int     `default:"2500" help:"Warmup steps."`
 	Schedule         string  `default:"constant" enum:"constant,cosine" help:"LR schedule after warmup."`
@@ -53,7 +54,7 @@ func (c *TrainCmd) Run(ctx context.Context, log *slog.Logger) error {
 	defer bar.done()
 	m, err := train.Run(ctx, b, train.Options{Data: c.Data, Out: c.Out, Model: c.Model, Hidden: c.Hidden, Heads: c.Heads,
 		Blocks: c.Blocks, Cond: c.Cond, Dropout: c.Dropout, Param: c.Parameterization, T: c.T, TimeConditioning: c.TimeConditioning,
-		Noise: c.Noise, Steps: c.Steps, Batch: c.Batch, LR: c.LR, Warmup: c.Warmup, Schedule: c.Schedule, Clip: c.Clip,
+		Noise: c.Noise, Steps: c.Steps, Batch: c.Batch, Accum: c.Accum, LR: c.LR, Warmup: c.Warmup, Schedule: c.Schedule, Clip: c.Clip,
 		WeightDecay: c.WeightDecay, EMA: c.EMA, Seed: c.Seed, LogEvery: c.LogEvery, EvalEvery: c.EvalEvery,
 		EvalBlocks: c.EvalBlocks, CheckpointEvery: c.CheckpointEvery, KeepLast: c.KeepLast, Resume: c.Resume,
 		Tool: "mdlm " + toolVersion(), Backend: accel.Describe(b), Log: log,

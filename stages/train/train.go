@@ -55,6 +55,7 @@ type Options struct {
 	TimeConditioning            bool
 	Noise                       string
 	Steps, Batch                int
+	Accum                       int // micro-batches per optimizer step (gradient accumulation)
 	LR                          float64
 	Warmup                      int
 	Schedule                    string // constant, cosine
@@ -250,8 +251,8 @@ func (r *run) restoreOrInit() error {
 	return nil
 }
 
-// batch builds step k's micro-batch: rows from the epoch's permutation, noise and
-// dropout seeded by (seed, k).
+// batch builds micro-batch k (step·accum + micro): rows from the epoch's
+// permutation, noise seeded by (seed, k).
 func (r *run) batch(data *datasets.PackedArrow, k int, perms *permCache) step.Batch {
 	B, L := r.opts.Batch, data.L
 	idx := make([]int, B)
@@ -298,13 +299,19 @@ func (r *run) loop(ctx context.Context, trainData, validData *datasets.PackedArr
 			return &last, ctx.Err()
 		}
 		k := r.state.Step
-		bt := r.batch(trainData, k, perms)
-		rng, err := RNGStateFromSeed(opts.Seed*1_000_003 + int64(k))
-		if err != nil {
-			return nil, err
+		accum := max(1, opts.Accum)
+		var micro []step.Batch
+		var rngs []*gtensors.Tensor
+		for a := 0; a < accum; a++ {
+			mk := k*accum + a
+			micro = append(micro, r.batch(trainData, mk, perms))
+			rng, err := RNGStateFromSeed(opts.Seed*1_000_003 + int64(mk))
+			if err != nil {
+				return nil, err
+			}
+			rngs = append(rngs, rng)
 		}
-		r.state.RNG = rng
-		res, err := r.step.Run(r.state, bt)
+		res, err := r.step.RunAccum(r.state, micro, rngs)
 		if err != nil {
 			return nil, err
 		}
@@ -315,7 +322,7 @@ func (r *run) loop(ctx context.Context, trainData, validData *datasets.PackedArr
 		if err := r.updateEMA(); err != nil {
 			return nil, err
 		}
-		tokens += bt.B * bt.L
+		tokens += accum * micro[0].B * micro[0].L
 		taken++
 		last = Metrics{Step: r.state.Step, Loss: float64(res.Loss), LR: res.LR, GradNorm: float64(res.GradNorm),
 			TokensPerSec: float64(tokens) / time.Since(start).Seconds()}

@@ -54,7 +54,7 @@ func packedFixture(t *testing.T) string {
 
 func baseOptions(data, out string) Options {
 	return Options{Data: data, Out: out, Model: "custom", Hidden: 16, Heads: 2, Blocks: 1, Cond: 8, Dropout: 0.1,
-		Param: "subs", Noise: "loglinear", Steps: 6, Batch: 4, LR: 1e-3, Warmup: 2, Schedule: "constant", Clip: 1,
+		Param: "subs", Noise: "loglinear", Steps: 6, Batch: 4, Accum: 2, LR: 1e-3, Warmup: 2, Schedule: "constant", Clip: 1,
 		EMA: 0.999, Seed: 7, LogEvery: 1, EvalEvery: 3, EvalBlocks: 8, CheckpointEvery: 2, KeepLast: 2,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
