@@ -74,8 +74,10 @@ func (c *TrainCmd) Run(ctx context.Context, log *slog.Logger) error {
 
 // EvalCmd is `mdlm eval`.
 type EvalCmd struct {
-	Checkpoint string `required:"" help:"Checkpoint directory or run directory (its last checkpoint)." type:"existingdir"`
-	Data       string `required:"" help:"packed/v1 artifact." type:"existingdir"`
+	Checkpoint string `help:"Checkpoint directory or run directory (its last checkpoint)." type:"existingdir"`
+	Data       string `help:"packed/v1 artifact." type:"existingdir"`
+	Samples    string `help:"Instead: a samples/v1 artifact, scored for generative perplexity and entropy by --scorer." type:"existingdir"`
+	Scorer     string `help:"AR checkpoint (with a tokenizer) that scores --samples." type:"existingdir"`
 	Split      string `default:"valid" help:"Split to evaluate."`
 	Out        string `short:"o" required:"" help:"metrics/v1 artifact directory to create." type:"path"`
 	Batch      int    `default:"16" help:"Sequences per batch (the antithetic stratification runs per batch)."`
@@ -90,6 +92,21 @@ func (c *EvalCmd) Run(ctx context.Context, log *slog.Logger) error {
 	b, err := accel.Backend()
 	if err != nil {
 		return err
+	}
+	if c.Samples != "" {
+		if c.Scorer == "" {
+			return fmt.Errorf("--samples needs --scorer (an AR checkpoint)")
+		}
+		g, err := eval.RunGen(ctx, b, eval.GenOptions{Samples: c.Samples, Scorer: c.Scorer, Out: c.Out, Batch: min(c.Batch, 8),
+			Tool: "mdlm " + toolVersion(), Backend: accel.Describe(b)})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("generative perplexity %.3f over %d samples (%v tokens); mean sample entropy %.3f nats\n", g.GenPPL, g.Scored, g.Tokens, g.Entropy)
+		return nil
+	}
+	if c.Checkpoint == "" || c.Data == "" {
+		return fmt.Errorf("eval needs --checkpoint and --data (or --samples and --scorer)")
 	}
 	res, err := eval.Run(ctx, b, eval.Options{Checkpoint: c.Checkpoint, Data: c.Data, Split: c.Split, Out: c.Out, Batch: c.Batch,
 		Seed: c.Seed, T: c.T, MaxBlocks: c.MaxBlocks, NoEMA: c.NoEMA, Tool: "mdlm " + toolVersion(), Backend: accel.Describe(b)})
