@@ -66,7 +66,7 @@ func Registry() map[string]Dataset {
 			Splits: map[string]string{"train": "train", "valid": "test"}},
 		"scientific_papers_arxiv":  sci("arxiv"),
 		"scientific_papers_pubmed": sci("pubmed"),
-		"text8": {URL: "http://mattmahoney.net/dc/text8.zip", Tokenizer: "text8", Wrap: true,
+		"text8": {URL: "http://mattmahoney.net/dc/text8.zip", Tokenizer: "text8", Wrap: true, TextColumn: "text",
 			CharSplits: map[string][2]int{"train": {0, 90_000_000}, "valid": {90_000_000, 95_000_000}, "test": {95_000_000, -1}},
 			Notes:      "the D3PM character splits, cut into --chunk-chars blocks, last partial block dropped"},
 	}

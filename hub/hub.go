@@ -358,3 +358,20 @@ func (c *Client) DownloadAll(ctx context.Context, repo, revision string, files [
 	wg.Wait()
 	return firstErr
 }
+
+// FetchURL downloads any URL to dest with the same .part resume, retries and
+// atomic rename as Download (no checksum is known for plain URLs; a size, when
+// the server sends one, is checked).
+func (c *Client) FetchURL(ctx context.Context, u, dest string, progress func(int64)) error {
+	if st, err := os.Stat(dest); err == nil && st.Size() > 0 {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+		return err
+	}
+	part := dest + ".part"
+	if err := c.fetch(ctx, u, part, progress); err != nil {
+		return fmt.Errorf("download %s: %w", u, err)
+	}
+	return os.Rename(part, dest)
+}

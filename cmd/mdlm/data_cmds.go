@@ -24,6 +24,7 @@ type DownloadCmd struct {
 	TextSplit  string   `default:"line" enum:"line,paragraph,document" help:"How plain-text files become documents."`
 	HoldOut    int      `help:"Move the last N documents of local sources to a valid split."`
 	ShardRows  int      `default:"100000" help:"Documents per output Parquet shard."`
+	ChunkChars int      `default:"256" help:"text8: characters per document (the model length)."`
 }
 
 // Run downloads.
@@ -33,7 +34,7 @@ func (c *DownloadCmd) Run(ctx context.Context, log *slog.Logger) error {
 	var got int64
 	m, err := download.Run(ctx, download.Options{Dataset: c.Dataset, Sources: c.Sources, Out: c.Out, Revision: c.Revision,
 		CacheDir: c.CacheDir, Workers: c.Workers, TextColumn: c.TextColumn, TextSplit: datasets.TextSplit(c.TextSplit),
-		HoldOut: c.HoldOut, ShardRows: c.ShardRows, Client: hub.NewClient(), Log: log, Tool: "mdlm " + toolVersion(),
+		HoldOut: c.HoldOut, ShardRows: c.ShardRows, ChunkChars: c.ChunkChars, Client: hub.NewClient(), Log: log, Tool: "mdlm " + toolVersion(),
 		Progress: func(n int64) { got += n; bar.bytes(got) }})
 	if err != nil {
 		return err

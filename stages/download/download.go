@@ -6,8 +6,10 @@
 package download
 
 import (
+	"archive/zip"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -31,6 +33,7 @@ type Options struct {
 	TextSplit  datasets.TextSplit
 	HoldOut    int // move the last N documents of train to valid (local sources)
 	ShardRows  int
+	ChunkChars int // text8: characters per document (the model length; default 256)
 	Client     *hub.Client
 	Log        *slog.Logger
 	Tool       string
@@ -144,9 +147,6 @@ func writeText(dir string, plan []splitPlan, opts Options) error {
 // fetchDataset lists the repository, downloads the split files into the cache
 // (resuming, verifying) and returns what to read.
 func fetchDataset(ctx context.Context, d datasets.Dataset, opts *Options) ([]splitPlan, error) {
-	if d.Repo == "" {
-		return nil, fmt.Errorf("download %s: comes from %s, which this version fetches only through a local file (download it and pass the path)", d.Name, d.URL)
-	}
 	c := opts.Client
 	if c == nil {
 		c = hub.NewClient()
@@ -161,6 +161,9 @@ func fetchDataset(ctx context.Context, d datasets.Dataset, opts *Options) ([]spl
 	if cache == "" {
 		home, _ := os.UserHomeDir()
 		cache = filepath.Join(home, ".cache", "mdlm", "hub")
+	}
+	if d.Repo == "" {
+		return fetchURLDataset(ctx, c, d, cache, opts)
 	}
 	files, err := c.ListFiles(ctx, d.Repo, opts.Revision)
 	if err != nil {
@@ -201,4 +204,85 @@ func fetchDataset(ctx context.Context, d datasets.Dataset, opts *Options) ([]spl
 		plan = append(plan, splitPlan{split: ours, files: local, column: d.TextColumn, holdOut: hold, keep: d.Keep})
 	}
 	return plan, nil
+}
+
+// fetchURLDataset handles the datasets that come from plain URLs: lambada (a JSON
+// lines file used whole as valid) and text8 (a zip of one 100M-character line,
+// cut into the D3PM character splits and documents of ChunkChars characters,
+// the last partial chunk dropped; text8-crop's train chunks are twice as long).
+func fetchURLDataset(ctx context.Context, c *hub.Client, d datasets.Dataset, cache string, opts *Options) ([]splitPlan, error) {
+	dest := filepath.Join(cache, "urls", filepath.Base(d.URL))
+	opts.Log.Info("downloading", "dataset", d.Name, "url", d.URL)
+	if err := c.FetchURL(ctx, d.URL, dest, opts.Progress); err != nil {
+		return nil, fmt.Errorf("download %s: %w", d.Name, err)
+	}
+	if d.CharSplits == nil {
+		var plan []splitPlan
+		for ours := range d.Splits {
+			plan = append(plan, splitPlan{split: ours, files: []string{dest}, column: d.TextColumn})
+		}
+		return plan, nil
+	}
+	text, err := readZipText(dest)
+	if err != nil {
+		return nil, fmt.Errorf("download %s: %w", d.Name, err)
+	}
+	chunk := opts.ChunkChars
+	if chunk <= 0 {
+		chunk = 256
+	}
+	dir := filepath.Join(cache, "urls", d.Name+fmt.Sprintf("-chunks%d", chunk))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	var plan []splitPlan
+	for _, split := range []string{"train", "valid", "test"} {
+		r, ok := d.CharSplits[split]
+		if !ok {
+			continue
+		}
+		lo, hi := r[0], r[1]
+		if hi < 0 || hi > len(text) {
+			hi = len(text)
+		}
+		if lo > len(text) {
+			lo = len(text)
+		}
+		size := chunk
+		if split == "train" && d.Name == "text8-crop" {
+			size = 2 * chunk
+		}
+		var docs []datasets.TextRow
+		for i := lo; i+size <= hi; i += size {
+			docs = append(docs, datasets.TextRow{ID: int64(len(docs)), Text: text[i : i+size]})
+		}
+		path := filepath.Join(dir, split+".parquet")
+		if err := datasets.WriteParquet(path, docs, 8192); err != nil {
+			return nil, err
+		}
+		plan = append(plan, splitPlan{split: split, files: []string{path}, column: "text"})
+	}
+	return plan, nil
+}
+
+// readZipText returns the first file of a zip archive as text.
+func readZipText(path string) (string, error) {
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	defer zr.Close()
+	if len(zr.File) == 0 {
+		return "", fmt.Errorf("%s: empty zip archive", path)
+	}
+	f, err := zr.File[0].Open()
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return string(data), nil
 }

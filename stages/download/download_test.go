@@ -1,6 +1,8 @@
 package download
 
 import (
+	"archive/zip"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
@@ -197,3 +199,60 @@ func withHoldOut(d datasets.Dataset, n int) datasets.Dataset {
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func TestURLDatasets(t *testing.T) {
+	zipBuf := zipBytes("text8", strings.Repeat("abcdefghij", 30)) // 300 characters
+	jsonl := []byte("{\"text\": \"\u201cHello\u201d said he \"}\n{\"text\": \"bye\"}\n")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/text8.zip":
+			w.Write(zipBuf)
+		case "/lambada_test.jsonl":
+			w.Write(jsonl)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	c := hub.NewClient()
+	c.Backoff = time.Millisecond
+	reg := datasets.Registry()
+
+	t8 := reg["text8"]
+	t8.URL = srv.URL + "/text8.zip"
+	t8.CharSplits = map[string][2]int{"train": {0, 200}, "valid": {200, 250}, "test": {250, -1}}
+	plan, err := fetchURLDataset(context.Background(), c, t8, t.TempDir(), &Options{ChunkChars: 30, Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "t8")
+	if _, err := artifact.Publish(out, artifact.Manifest{Type: datasets.TextType}, func(tmp string) error {
+		return writeText(tmp, plan, Options{Log: quietLog()})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	train, valid, test := readSplit(t, out, "train"), readSplit(t, out, "valid"), readSplit(t, out, "test")
+	// 200 chars -> 6 chunks of 30 (20 dropped); 50 -> 1; 50 -> 1.
+	if len(train) != 6 || len(valid) != 1 || len(test) != 1 || train[0].Text != "abcdefghijabcdefghijabcdefghij" {
+		t.Errorf("text8 chunks: train %d valid %d test %d (%q)", len(train), len(valid), len(test), train[0].Text)
+	}
+
+	lam := reg["lambada"]
+	lam.URL = srv.URL + "/lambada_test.jsonl"
+	plan, err = fetchURLDataset(context.Background(), c, lam, t.TempDir(), &Options{Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan) != 1 || plan[0].split != "valid" {
+		t.Errorf("lambada plan %+v", plan)
+	}
+}
+
+func zipBytes(name, content string) []byte {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, _ := zw.Create(name)
+	w.Write([]byte(content))
+	zw.Close()
+	return buf.Bytes()
+}
