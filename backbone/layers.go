@@ -2,6 +2,7 @@ package backbone
 
 import (
 	"math"
+	"strings"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
@@ -40,11 +41,18 @@ func (d *Dropout) Apply(x *Node) *Node {
 }
 
 // linear is torch's nn.Linear: y = x W^T + b with W stored [out, in]; x is [..., in].
+// When W comes in a lower precision (bf16 mixed precision, see CastMatmulWeights),
+// the matmul runs in W's dtype and the result returns to x's dtype.
 func linear(x, w, b *Node) *Node {
 	dims := x.Shape().Dimensions
 	in := dims[len(dims)-1]
 	flat := Reshape(x, -1, in)
-	y := DotGeneral(flat, []int{1}, nil, w, []int{1}, nil) // [N, out]
+	var y *Node
+	if w.DType() != x.DType() {
+		y = ConvertDType(DotGeneral(ConvertDType(flat, w.DType()), []int{1}, nil, w, []int{1}, nil), x.DType())
+	} else {
+		y = DotGeneral(flat, []int{1}, nil, w, []int{1}, nil) // [N, out]
+	}
 	if b != nil {
 		y = Add(y, ExpandAxes(b, 0))
 	}
@@ -144,7 +152,10 @@ func attention(x, wqkv, cos, sin *Node, heads int, causal bool) *Node {
 	q := applyRotary(pick(0), cos, sin)
 	k := applyRotary(pick(1), cos, sin)
 	v := pick(2)
-	scores := MulScalar(Einsum("bqhd,bkhd->bhqk", q, k), 1/math.Sqrt(float64(dh))) // [B, H, L, L]
+	if mm := wqkv.DType(); mm != x.DType() { // bf16 mixed precision: attention matmuls in bf16, softmax in x's dtype
+		q, k, v = ConvertDType(q, mm), ConvertDType(k, mm), ConvertDType(v, mm)
+	}
+	scores := MulScalar(ConvertDType(Einsum("bqhd,bkhd->bhqk", q, k), x.DType()), 1/math.Sqrt(float64(dh))) // [B, H, L, L]
 	if causal {
 		g := x.Graph()
 		row := Iota(g, shapes.Make(dtypes.Int32, L, L), 0)
@@ -154,6 +165,22 @@ func attention(x, wqkv, cos, sin *Node, heads int, causal bool) *Node {
 		scores = Where(allowed, scores, BroadcastToDims(Scalar(g, scores.DType(), math.Inf(-1)), B, heads, L, L))
 	}
 	probs := Softmax(scores, -1)
-	out := Einsum("bhqk,bkhd->bqhd", probs, v) // [B, L, H, Dh]
+	out := ConvertDType(Einsum("bhqk,bkhd->bqhd", ConvertDType(probs, v.DType()), v), x.DType()) // [B, L, H, Dh]
 	return Reshape(out, B, L, D)
+}
+
+// CastMatmulWeights returns params whose block and output-layer matrices are cast
+// to dt (e.g. bfloat16): the reference's bf16 autocast, where the blocks and the
+// final layer run their matmuls in bf16 while the embedding, the timestep
+// embedder, LayerNorm, softmax and the loss stay in float32. Gradients flow back
+// through the casts to the float32 master weights.
+func CastMatmulWeights(p Params, dt dtypes.DType) Params {
+	out := make(Params, len(p))
+	for name, n := range p {
+		if n.Rank() == 2 && name != "vocab_embed.embedding" && !strings.HasPrefix(name, "sigma_map.") && n.DType() != dt {
+			n = ConvertDType(n, dt)
+		}
+		out[name] = n
+	}
+	return out
 }

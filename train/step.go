@@ -59,7 +59,10 @@ type Step struct {
 	LR       optim.LRSchedule
 	ClipNorm float64 // global-norm clip (1.0 in the reference); <= 0 disables
 	InvFreq  []float32
-	exec     *Exec
+	// MixedPrecision, when set (dtypes.BFloat16), runs the block and output matmuls
+	// in that dtype over float32 master weights (the reference's bf16 autocast).
+	MixedPrecision dtypes.DType
+	exec           *Exec
 
 	backend                      compute.Backend
 	gradExec, applyExec, sumExec *Exec // gradient accumulation (RunAccum)
@@ -87,6 +90,9 @@ const batchInputs = 7 // x0, xt, t, sigma, dsigma, token mask, optimizer scalars
 
 // Loss builds the batch loss (token mean) from parameters and batch nodes.
 func (s *Step) Loss(p backbone.Params, x0, xt, t, sigma, dsigma, tokenMask *Node, drop *backbone.Dropout) *Node {
+	if s.MixedPrecision != dtypes.InvalidDType {
+		p = backbone.CastMatmulWeights(p, s.MixedPrecision)
+	}
 	if s.Model.Param == diffusion.ARP {
 		loss := s.Model.ARPerTokenLoss(p, s.InvFreq, x0, drop)
 		L := tokenMask.Shape().Dimensions[1]

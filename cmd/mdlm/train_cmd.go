@@ -41,6 +41,7 @@ type TrainCmd struct {
 	CheckpointEvery  int     `default:"500" help:"Checkpoint every N steps (and at the end)."`
 	KeepLast         int     `default:"3" help:"Checkpoints to keep."`
 	Resume           bool    `help:"Continue the run in --out from its last checkpoint."`
+	Precision        string  `default:"auto" enum:"auto,fp32,bf16" help:"bf16 mixed precision (float32 masters) or fp32; auto: bf16 on XLA/GPU, fp32 on CPU."`
 }
 
 // Run trains.
@@ -56,7 +57,7 @@ func (c *TrainCmd) Run(ctx context.Context, log *slog.Logger) error {
 		Blocks: c.Blocks, Cond: c.Cond, Dropout: c.Dropout, Param: c.Parameterization, T: c.T, TimeConditioning: c.TimeConditioning,
 		Noise: c.Noise, Steps: c.Steps, Batch: c.Batch, Accum: c.Accum, LR: c.LR, Warmup: c.Warmup, Schedule: c.Schedule, Clip: c.Clip,
 		WeightDecay: c.WeightDecay, EMA: c.EMA, Seed: c.Seed, LogEvery: c.LogEvery, EvalEvery: c.EvalEvery,
-		EvalBlocks: c.EvalBlocks, CheckpointEvery: c.CheckpointEvery, KeepLast: c.KeepLast, Resume: c.Resume,
+		EvalBlocks: c.EvalBlocks, CheckpointEvery: c.CheckpointEvery, KeepLast: c.KeepLast, Resume: c.Resume, Precision: c.Precision,
 		Tool: "mdlm " + toolVersion(), Backend: accel.Describe(b), Log: log,
 		Progress: func(s, total int, loss, tps float64) {
 			bar.updateWith(s, total, fmt.Sprintf("loss %.3f  %.0f tok/s", loss, tps))

@@ -26,6 +26,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gomlx/compute"
@@ -192,6 +193,14 @@ func newRun(b compute.Backend, opts Options, cfg checkpoint.Config, m diffusion.
 	if r.step, err = step.NewStep(b, m, adam, lr, opts.Clip, r.invFreq); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
+	switch prec := resolvePrecision(opts.Precision, b); prec {
+	case "bf16":
+		r.step.MixedPrecision = dtypes.BFloat16
+	case "fp32":
+	default:
+		return nil, fmt.Errorf("train: --precision %q: want auto, fp32 or bf16", opts.Precision)
+	}
+	opts.Log.Info("precision", "precision", resolvePrecision(opts.Precision, b))
 	r.eval = eval.NewEvaluator(b, m, r.invFreq)
 	n := len(cfg.Model.Specs())
 	r.emaExec = MustNewExec(b, func(g *Graph, in []*Node) []*Node {
@@ -429,4 +438,16 @@ func (r *run) save() error {
 	}
 	r.opts.Log.Info("checkpoint", "step", r.state.Step, "dir", dir)
 	return nil
+}
+
+// resolvePrecision maps "auto" to bf16 mixed precision on the XLA backend (GPUs)
+// and float32 on the pure-Go CPU backend.
+func resolvePrecision(p string, b compute.Backend) string {
+	if p == "" || p == "auto" {
+		if strings.Contains(strings.ToLower(b.Name()), "xla") {
+			return "bf16"
+		}
+		return "fp32"
+	}
+	return p
 }
