@@ -66,6 +66,7 @@ type Options struct {
 	EvalBlocks                  int
 	CheckpointEvery, KeepLast   int
 	Resume                      bool
+	Precision                   string // "fp32", "bf16" (mixed), or "auto": bf16 on XLA (GPU), fp32 on the Go backend
 	Tool, Backend               string
 	Log                         *slog.Logger
 	Progress                    func(step, total int, loss float64, tokensPerSec float64)
