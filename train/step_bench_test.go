@@ -42,7 +42,7 @@ func syntheticBatch(m diffusion.Model, B, L int, rng *rand.Rand) Batch {
 // clip, AdamW) on the configured backend ($GOMLX_BACKEND, default the pure-Go
 // CPU backend). "fixture" is the reference fixture's size; "tiny" is the
 // reference's tiny DiT (D 512, 8 heads, 8 blocks) with the GPT-2 vocabulary;
-// "small" (GPU) is the paper's model at 16 x 1024.
+// "small" is the paper's model: 1 x 128 on the CPU backend, 16 x 1024 on a GPU.
 func BenchmarkTrainStep(b *testing.B) {
 	cases := []struct {
 		name            string
@@ -52,6 +52,7 @@ func BenchmarkTrainStep(b *testing.B) {
 	}{
 		{"fixture", backbone.Config{Arch: backbone.DiT, Vocab: 512, Hidden: 64, Heads: 4, Blocks: 2, Cond: 32, MaskIndex: 511}, 4, 32, false},
 		{"tiny", mustPreset("tiny"), 2, 128, false},
+		{"small", mustPreset("small"), 1, 128, false},
 		{"small", mustPreset("small"), 16, 1024, true},
 	}
 	backend, err := accel.Backend()

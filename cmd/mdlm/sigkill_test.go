@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestTrainSurvivesSIGKILL builds the binary, kills a training run with SIGKILL
+// right after it logged a step (between checkpoints), resumes it, and requires
+// exactly the losses of an uninterrupted run.
+func TestTrainSurvivesSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping the SIGKILL test (builds the binary)")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "mdlm")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "GOEXPERIMENT=simd")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	src := filepath.Join(dir, "corpus.txt")
+	os.WriteFile(src, []byte(strings.Repeat("In the beginning God created the heaven and the earth.\n", 60)), 0o644)
+	run := func(args ...string) string {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("mdlm %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	run("download", src, "--hold-out", "10", "-o", filepath.Join(dir, "text"))
+	run("tokenize", filepath.Join(dir, "text"), "-o", filepath.Join(dir, "tokens"), "--tokenizer", "bytes")
+	run("pack", filepath.Join(dir, "tokens"), "-o", filepath.Join(dir, "packed"), "--length", "32")
+	train := func(out string, extra ...string) *exec.Cmd {
+		args := append([]string{"train", "--data", filepath.Join(dir, "packed"), "-o", out, "--steps", "12", "--batch", "4",
+			"--hidden", "16", "--heads", "2", "--blocks", "1", "--cond", "8", "--warmup", "2", "--log-every", "1",
+			"--eval-every", "6", "--eval-blocks", "4", "--checkpoint-every", "4", "--seed", "3"}, extra...)
+		return exec.Command(bin, args...)
+	}
+	full := filepath.Join(dir, "full")
+	if out, err := train(full).CombinedOutput(); err != nil {
+		t.Fatalf("uninterrupted run: %v\n%s", err, out)
+	}
+
+	killed := filepath.Join(dir, "killed")
+	cmd := train(killed)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "msg=step step=6 ") { // after checkpoint 4, before checkpoint 8
+			cmd.Process.Signal(syscall.SIGKILL)
+			break
+		}
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	cmd.Wait()
+	time.Sleep(50 * time.Millisecond)
+	if out, err := train(killed, "--resume").CombinedOutput(); err != nil {
+		t.Fatalf("resume: %v\n%s", err, out)
+	}
+	if a, b := stepLosses(t, full), stepLosses(t, killed); len(a) != 12 || !reflect.DeepEqual(a, b) {
+		t.Errorf("losses differ after SIGKILL + resume:\nuninterrupted %v\nresumed       %v", a, b)
+	}
+}
+
+func stepLosses(t *testing.T, run string) map[int]float64 {
+	f, err := os.Open(filepath.Join(run, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[int]float64{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var m struct {
+			Step int     `json:"step"`
+			Loss float64 `json:"loss"`
+		}
+		if json.Unmarshal(sc.Bytes(), &m) == nil && m.Loss != 0 {
+			out[m.Step] = m.Loss
+		}
+	}
+	return out
+}
