@@ -130,9 +130,15 @@ func (s *Step) Run(st *State, batch Batch) (Result, error) {
 	n := len(st.Params)
 	lr := s.LR.LR(st.Step)
 	args := make([]any, 0, 3*n+batchInputs+1)
+	// The state's buffers are donated: the backend may reuse them for the outputs
+	// instead of holding inputs and outputs at once (the old tensors are dead after).
 	for _, group := range [][]*gtensors.Tensor{st.Params, st.M, st.V} {
 		for _, x := range group {
-			args = append(args, x)
+			d, err := DonateTensorBuffer(x, s.backend, 0)
+			if err != nil {
+				return Result{}, fmt.Errorf("train step %d: %w", st.Step+1, err)
+			}
+			args = append(args, d)
 		}
 	}
 	args = append(args, batchArgs(batch)...)
@@ -140,11 +146,6 @@ func (s *Step) Run(st *State, batch Batch) (Result, error) {
 	out, err := s.exec.Call(args...)
 	if err != nil {
 		return Result{}, fmt.Errorf("train step %d: %w", st.Step+1, err)
-	}
-	for _, group := range [][]*gtensors.Tensor{st.Params, st.M, st.V} {
-		for _, x := range group {
-			x.FinalizeAll()
-		}
 	}
 	st.Params, st.M, st.V = out[:n], out[n:2*n], out[2*n:3*n]
 	st.RNG = out[3*n+2]

@@ -345,7 +345,7 @@ func (r *run) loop(ctx context.Context, trainData, validData *datasets.PackedArr
 			opts.Progress(r.state.Step, opts.Steps, last.Loss, last.TokensPerSec)
 		}
 		if validData != nil && opts.EvalEvery > 0 && (r.state.Step%opts.EvalEvery == 0 || r.state.Step == opts.Steps) {
-			res, err := r.eval.Perplexity(ctx, r.ema, validData, opts.Batch, opts.Seed, opts.EvalBlocks)
+			res, err := r.eval.Perplexity(ctx, r.emaOrParams(), validData, opts.Batch, opts.Seed, opts.EvalBlocks)
 			if err != nil {
 				return nil, err
 			}
@@ -375,8 +375,7 @@ func (r *run) loop(ctx context.Context, trainData, validData *datasets.PackedArr
 // d = min(decay, (1 + n)/(10 + n)) (models/ema.py).
 func (r *run) updateEMA() error {
 	if r.opts.EMA <= 0 {
-		r.ema = r.state.Params
-		return nil
+		return nil // no EMA: evaluation and checkpoints use the raw weights (see emaOrParams)
 	}
 	r.emaN++
 	d := math.Min(r.opts.EMA, (1+float64(r.emaN))/(10+float64(r.emaN)))
@@ -394,6 +393,15 @@ func (r *run) updateEMA() error {
 	}
 	r.ema = out
 	return nil
+}
+
+// emaOrParams is the EMA weights, or the raw ones when EMA is off. (The step
+// donates the raw weights' buffers, so the EMA must never alias them.)
+func (r *run) emaOrParams() []*gtensors.Tensor {
+	if r.opts.EMA <= 0 {
+		return r.state.Params
+	}
+	return r.ema
 }
 
 func (r *run) record(m Metrics) {
@@ -414,7 +422,7 @@ func (r *run) save() error {
 	if err != nil {
 		return err
 	}
-	ema, err := toWeights(r.ema)
+	ema, err := toWeights(r.emaOrParams())
 	if err != nil {
 		return err
 	}
