@@ -65,11 +65,7 @@ func WriteTokensParquet(path string, rows []TokensRow) error {
 // ScanTokensParquet streams a tokens/v1 shard: fn gets each document's id and
 // ids (a view valid during the call).
 func ScanTokensParquet(path string, fn func(id int64, ids []int32) error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%s: corrupt Parquet data: %v", path, r)
-		}
-	}()
+	defer recoverCorrupt(path, &err)
 	f, err := os.Open(path)
 	if err != nil {
 		return err

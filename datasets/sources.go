@@ -176,24 +176,12 @@ func readText(path string, r io.Reader, ts TextSplit, fn func(string) error) err
 }
 
 func readParquetText(path, column string, fn func(string) error) (err error) {
-	f, err := os.Open(path)
+	defer recoverCorrupt(path, &err)
+	pf, closeFile, err := openParquet(path)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%s: corrupt Parquet data: %v", path, r)
-		}
-	}()
-	pf, err := parquet.OpenFile(f, st.Size())
-	if err != nil {
-		return fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): %w", path, err)
-	}
+	defer closeFile()
 	col, ok := pf.Schema().Lookup(column)
 	if !ok {
 		return fmt.Errorf("%s: missing column %q (has %v)", path, column, columnNames(pf.Schema()))
@@ -230,16 +218,11 @@ func readParquetText(path, column string, fn func(string) error) (err error) {
 // CountDocs counts a source file's documents (Parquet from metadata).
 func CountDocs(path, column string, ts TextSplit) (int64, error) {
 	if strings.HasSuffix(strings.ToLower(path), ".parquet") {
-		f, err := os.Open(path)
+		pf, closeFile, err := openParquet(path)
 		if err != nil {
 			return 0, err
 		}
-		defer f.Close()
-		st, _ := f.Stat()
-		pf, err := parquet.OpenFile(f, st.Size())
-		if err != nil {
-			return 0, fmt.Errorf("%s: not a readable Parquet file: %w", path, err)
-		}
+		defer closeFile()
 		return pf.NumRows(), nil
 	}
 	var n int64

@@ -64,24 +64,12 @@ func WriteParquet[T any](path string, rows []T, rowGroup int64) error {
 // ScanParquet reads path in batches, checking that every column named in
 // required exists. A corrupt or truncated file is an error naming it.
 func ScanParquet[T any](path string, required []string, fn func([]T) error) (err error) {
-	f, err := os.Open(path)
+	defer recoverCorrupt(path, &err)
+	pf, closeFile, err := openParquet(path)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	defer func() { // parquet-go panics on some malformed pages
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%s: corrupt Parquet data: %v", path, r)
-		}
-	}()
-	pf, err := parquet.OpenFile(f, st.Size())
-	if err != nil {
-		return fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): %w", path, err)
-	}
+	defer closeFile()
 	have := columnNames(pf.Schema())
 	for _, col := range required {
 		if !slices.Contains(have, col) {
@@ -104,6 +92,33 @@ func ScanParquet[T any](path string, required []string, fn func([]T) error) (err
 		if rerr != nil {
 			return fmt.Errorf("%s: %w", path, rerr)
 		}
+	}
+}
+
+// openParquet opens a Parquet file with parquet-go, naming the file in errors.
+func openParquet(path string) (*parquet.File, func() error, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	pf, err := parquet.OpenFile(f, st.Size())
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): %w", path, err)
+	}
+	return pf, f.Close, nil
+}
+
+// recoverCorrupt turns a panic of the Parquet readers (they panic on some
+// malformed pages) into an error naming the file.
+func recoverCorrupt(path string, err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("%s: corrupt Parquet data: %v", path, r)
 	}
 }
 
