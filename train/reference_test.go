@@ -76,7 +76,7 @@ func TestReferenceGradientsAndAdamW(t *testing.T) {
 				p := backbone.ParamsFromNodes(m.Backbone, in[:n])
 				loss := step.Loss(p, in[n], in[n+1], in[n+2], in[n+3], in[n+4], in[n+5], nil)
 				grads := Gradient(loss, in[:n]...)
-				return append([]*Node{loss, optimGlobalNorm(grads)}, grads...)
+				return append([]*Node{loss, optim.GlobalNorm(grads)}, grads...)
 			})
 			var args []any
 			for _, x := range w.Tensors() {
@@ -154,4 +154,3 @@ func countAbove(got, want []float32, tol float64) int {
 	return n
 }
 
-func optimGlobalNorm(grads []*Node) *Node { return optim.GlobalNorm(grads) }
