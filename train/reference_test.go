@@ -153,4 +153,3 @@ func countAbove(got, want []float32, tol float64) int {
 	}
 	return n
 }
-
