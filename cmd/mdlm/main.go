@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"syscall"
 
 	"github.com/alecthomas/kong"
 )
@@ -68,7 +69,7 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		return 2
 	}
 	logger := newLogger(stderr, cli.LogLevel)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM) // SIGTERM: schedulers preempting a job
 	defer stop()
 	kctx.BindTo(ctx, (*context.Context)(nil))
 	kctx.Bind(logger, &cli.Globals)
