@@ -15,7 +15,8 @@ import (
 
 // TestTrainSurvivesSIGKILL builds the binary, kills a training run with SIGKILL
 // right after it logged a step (between checkpoints), resumes it, and requires
-// exactly the losses of an uninterrupted run.
+// exactly the losses of an uninterrupted run; then the same with SIGTERM, which
+// must write a checkpoint at the step it stopped.
 func TestTrainSurvivesSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: skipping the SIGKILL test (builds the binary)")
@@ -50,30 +51,38 @@ func TestTrainSurvivesSIGKILL(t *testing.T) {
 		t.Fatalf("uninterrupted run: %v\n%s", err, out)
 	}
 
-	killed := filepath.Join(dir, "killed")
-	cmd := train(killed)
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stderr)
-	for sc.Scan() {
-		if strings.Contains(sc.Text(), "msg=step step=6 ") { // after checkpoint 4, before checkpoint 8
-			cmd.Process.Signal(syscall.SIGKILL)
-			break
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
+		killed := filepath.Join(dir, "killed-"+sig.String())
+		cmd := train(killed)
+		stderr, _ := cmd.StderrPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
-	}
-	go func() {
+		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
+			if strings.Contains(sc.Text(), "msg=step step=6 ") { // after checkpoint 4, before checkpoint 8
+				cmd.Process.Signal(sig)
+				break
+			}
 		}
-	}()
-	cmd.Wait()
-	time.Sleep(50 * time.Millisecond)
-	if out, err := train(killed, "--resume").CombinedOutput(); err != nil {
-		t.Fatalf("resume: %v\n%s", err, out)
-	}
-	if a, b := stepLosses(t, full), stepLosses(t, killed); len(a) != 12 || !reflect.DeepEqual(a, b) {
-		t.Errorf("losses differ after SIGKILL + resume:\nuninterrupted %v\nresumed       %v", a, b)
+		go func() {
+			for sc.Scan() {
+			}
+		}()
+		err := cmd.Wait()
+		time.Sleep(50 * time.Millisecond)
+		if sig == syscall.SIGTERM {
+			last, _ := os.ReadFile(filepath.Join(killed, "checkpoints", "last"))
+			if err != nil || !strings.HasPrefix(string(last), "step-0000000") || strings.TrimSpace(string(last)) == "step-00000004" {
+				t.Errorf("SIGTERM: exit %v, last checkpoint %q: want a clean exit with a checkpoint past step 4", err, last)
+			}
+		}
+		if out, err := train(killed, "--resume").CombinedOutput(); err != nil {
+			t.Fatalf("resume after %s: %v\n%s", sig, err, out)
+		}
+		if a, b := stepLosses(t, full), stepLosses(t, killed); len(a) != 12 || !reflect.DeepEqual(a, b) {
+			t.Errorf("losses differ after %s + resume:\nuninterrupted %v\nresumed       %v", sig, a, b)
+		}
 	}
 }
 
