@@ -33,6 +33,7 @@ type CLI struct {
 	Eval       EvalCmd       `cmd:"" help:"Perplexity (NELBO bound for diffusion) of a checkpoint on packed/v1 data."`
 	Checkpoint CheckpointCmd `cmd:"" help:"Inspect, import and export model checkpoints."`
 	Sample     SampleCmd     `cmd:"" help:"Generate samples from a checkpoint (ddpm, ddpm_cache, ddpm_rowcache, analytic, ar)."`
+	Run        RunCmd        `cmd:"" help:"Run a pipeline file; stages whose inputs and parameters are unchanged are skipped."`
 }
 
 func main() {

@@ -1,0 +1,228 @@
+// Package pipeline reads declarative pipeline files (see ../shared/spec/pipeline.md)
+// and runs them with content-addressed caching: a stage whose kind, version,
+// meaningful parameters and input artifacts are unchanged is skipped, and the
+// reason a stage runs is reported as data.
+//
+//	version: 1
+//	name: demo
+//	vars: {length: 64}
+//	stages:
+//	  text:   {run: download, with: {sources: [testdata/kjv/kjv.jsonl.gz], hold-out: 60}}
+//	  tokens: {run: tokenize, inputs: {text: text}, with: {tokenizer: bytes}}
+//	  blocks: {run: pack, inputs: {tokens: tokens}, with: {length: "${length}"}}
+//
+// `with` keys are the stage command's flag names, so a stage runs alike by hand
+// and in a pipeline; `inputs` bind a stage's named input to another stage's
+// output; ${var} substitutes vars (overridable).
+package pipeline
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// File is a parsed pipeline file.
+type File struct {
+	Path    string
+	Version int
+	Name    string
+	Vars    map[string]string
+	Stages  map[string]*Stage
+	Order   []string // topological order
+}
+
+// Stage is one stage of a pipeline.
+type Stage struct {
+	Name   string
+	Run    string            // stage kind (a command)
+	Inputs map[string]string // input name -> producing stage
+	With   map[string]any    // flags
+	Line   int
+}
+
+type rawFile struct {
+	Version int                  `yaml:"version"`
+	Name    string               `yaml:"name"`
+	Vars    map[string]any       `yaml:"vars"`
+	Stages  map[string]yaml.Node `yaml:"stages"`
+}
+
+type rawStage struct {
+	Run    string            `yaml:"run"`
+	Inputs map[string]string `yaml:"inputs"`
+	With   map[string]any    `yaml:"with"`
+}
+
+// Load parses and validates a pipeline file; overrides replace vars.
+func Load(path string, overrides map[string]string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var raw rawFile
+	if err := yaml.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if raw.Version != 1 {
+		return nil, fmt.Errorf("%s: version %d, want 1", path, raw.Version)
+	}
+	f := &File{Path: path, Version: raw.Version, Name: raw.Name, Vars: map[string]string{}, Stages: map[string]*Stage{}}
+	for k, v := range raw.Vars {
+		f.Vars[k] = fmt.Sprint(v)
+	}
+	for k, v := range overrides {
+		if _, ok := f.Vars[k]; !ok {
+			return nil, fmt.Errorf("%s: --set %s: no such var (vars: %v)", path, k, sortedKeys(f.Vars))
+		}
+		f.Vars[k] = v
+	}
+	for name, node := range raw.Stages {
+		var rs rawStage
+		if err := node.Decode(&rs); err != nil {
+			return nil, fmt.Errorf("%s:%d: stage %q: %w", path, node.Line, name, err)
+		}
+		st := &Stage{Name: name, Run: rs.Run, Inputs: rs.Inputs, With: map[string]any{}, Line: node.Line}
+		for k, v := range rs.With {
+			sv, err := substitute(v, f.Vars)
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: stage %q: with.%s: %w", path, node.Line, name, k, err)
+			}
+			st.With[k] = sv
+		}
+		f.Stages[name] = st
+	}
+	if err := f.validate(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+var varRef = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)\}`)
+
+func substitute(v any, vars map[string]string) (any, error) {
+	switch x := v.(type) {
+	case string:
+		var missing string
+		out := varRef.ReplaceAllStringFunc(x, func(m string) string {
+			name := varRef.FindStringSubmatch(m)[1]
+			val, ok := vars[name]
+			if !ok {
+				missing = name
+			}
+			return val
+		})
+		if missing != "" {
+			return nil, fmt.Errorf("undefined var ${%s}", missing)
+		}
+		return out, nil
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			s, err := substitute(e, vars)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = s
+		}
+		return out, nil
+	}
+	return v, nil
+}
+
+// validate checks stage kinds, inputs and cycles, and sets Order.
+func (f *File) validate() error {
+	names := sortedKeys(f.Stages)
+	for _, name := range names {
+		st := f.Stages[name]
+		kind, ok := Kinds[st.Run]
+		if !ok {
+			return fmt.Errorf("%s:%d: stage %q: unknown stage kind %q (known: %v)", f.Path, st.Line, name, st.Run, sortedKeys(Kinds))
+		}
+		for in, from := range st.Inputs {
+			if !contains(kind.Inputs, in) {
+				return fmt.Errorf("%s:%d: stage %q: %s takes no input %q (inputs: %v)", f.Path, st.Line, name, st.Run, in, kind.Inputs)
+			}
+			src, ok := f.Stages[from]
+			if !ok {
+				return fmt.Errorf("%s:%d: stage %q: input %q comes from unknown stage %q", f.Path, st.Line, name, in, from)
+			}
+			if want, got := kind.InputTypes[in], Kinds[src.Run].Output; want != "" && !strings.HasPrefix(got, want) {
+				return fmt.Errorf("%s:%d: stage %q: input %q wants %s, stage %q makes %s", f.Path, st.Line, name, in, want, from, got)
+			}
+		}
+		for _, in := range kind.Inputs {
+			if _, ok := st.Inputs[in]; !ok && !contains(kind.Optional, in) {
+				return fmt.Errorf("%s:%d: stage %q: missing input %q", f.Path, st.Line, name, in)
+			}
+		}
+		for k := range st.With {
+			if !contains(kind.Flags, k) {
+				return fmt.Errorf("%s:%d: stage %q: %s has no flag --%s", f.Path, st.Line, name, st.Run, k)
+			}
+		}
+	}
+	// Topological order (Kahn), deterministic by name.
+	indeg := map[string]int{}
+	for _, n := range names {
+		indeg[n] += 0
+		for _, from := range f.Stages[n].Inputs {
+			_ = from
+			indeg[n]++
+		}
+	}
+	var ready []string
+	for _, n := range names {
+		if indeg[n] == 0 {
+			ready = append(ready, n)
+		}
+	}
+	for len(ready) > 0 {
+		sort.Strings(ready)
+		n := ready[0]
+		ready = ready[1:]
+		f.Order = append(f.Order, n)
+		for _, m := range names {
+			for _, from := range f.Stages[m].Inputs {
+				if from == n {
+					indeg[m]--
+					if indeg[m] == 0 {
+						ready = append(ready, m)
+					}
+				}
+			}
+		}
+	}
+	if len(f.Order) != len(names) {
+		var stuck []string
+		for _, n := range names {
+			if indeg[n] > 0 {
+				stuck = append(stuck, n)
+			}
+		}
+		return fmt.Errorf("%s: cycle among stages %v", f.Path, stuck)
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

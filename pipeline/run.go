@@ -1,0 +1,258 @@
+package pipeline
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/mdlm-go/mdlm/artifact"
+	"github.com/mdlm-go/mdlm/checkpoint"
+	"github.com/mdlm-go/mdlm/internal/atomicfile"
+)
+
+// Decision is the engine's verdict on one stage, with its reasons as data.
+type Decision struct {
+	Stage   string   `json:"stage"`
+	Key     string   `json:"key"`
+	Out     string   `json:"out"`
+	Cached  bool     `json:"cached"`
+	Reasons []string `json:"reasons,omitempty"`
+	Args    []string `json:"args"`
+}
+
+// LockEntry records a finished stage in the lock file beside the pipeline.
+type LockEntry struct {
+	Key    string            `json:"key"`
+	Out    string            `json:"out"`
+	Digest string            `json:"digest"`
+	Params map[string]any    `json:"params"`
+	Inputs map[string]string `json:"inputs"` // input -> artifact digest
+}
+
+// Engine runs pipelines; Exec runs one stage's command line (the CLI passes its
+// own parser, so a stage runs exactly as it would by hand).
+type Engine struct {
+	CacheDir string
+	Exec     func(args []string) error
+	Log      io.Writer
+}
+
+// CacheKey is sha256 of the canonical form of (kind, version, meaningful params,
+// input digests): map keys sorted by encoding/json, cosmetic flags left out.
+func CacheKey(kind string, k Kind, with map[string]any, inputs map[string]string) (string, map[string]any) {
+	params := map[string]any{}
+	for f, v := range with {
+		if !contains(k.Cosmetic, f) {
+			params[f] = fmt.Sprint(v) // "64" and 64 mean the same flag value
+		}
+	}
+	canon, _ := json.Marshal(map[string]any{"kind": kind, "version": k.Version, "params": params, "inputs": inputs})
+	sum := sha256.Sum256(canon)
+	return hex.EncodeToString(sum[:]), params
+}
+
+// outputDigest returns the digest of a published output (a run directory's last
+// checkpoint for train), or "" if there is none that verifies.
+func outputDigest(kind Kind, dir string) string {
+	if kind.Output == checkpoint.Type {
+		d, err := checkpoint.Resolve(dir)
+		if err != nil || d == dir {
+			return ""
+		}
+		dir = d
+	}
+	m, err := artifact.Read(dir, kind.Output)
+	if err != nil || artifact.Verify(dir, m) != nil {
+		return ""
+	}
+	return m.Digest()
+}
+
+func lockPath(f *File) string { return f.Path + ".lock.json" }
+
+func readLock(f *File) map[string]LockEntry {
+	lock := map[string]LockEntry{}
+	if raw, err := os.ReadFile(lockPath(f)); err == nil {
+		json.Unmarshal(raw, &lock)
+	}
+	return lock
+}
+
+// Plan decides every stage without running anything (dry run): stages whose
+// inputs are not produced yet are planned to run.
+func (e *Engine) Plan(f *File) ([]Decision, error) { return e.walk(f, false) }
+
+// Run executes the stages that are not cached, in order, and records them.
+func (e *Engine) Run(f *File) ([]Decision, error) { return e.walk(f, true) }
+
+func (e *Engine) walk(f *File, execute bool) ([]Decision, error) {
+	lock := readLock(f)
+	digests := map[string]string{} // stage -> output digest
+	outs := map[string]string{}
+	var decisions []Decision
+	for _, name := range f.Order {
+		st := f.Stages[name]
+		kind := Kinds[st.Run]
+		inDigests, inPaths := map[string]string{}, map[string]string{}
+		for in, from := range st.Inputs {
+			inDigests[in] = digests[from]
+			inPaths[in] = outs[from]
+		}
+		if err := digestSources(kind, st.With, inDigests); err != nil {
+			return decisions, fmt.Errorf("%s:%d: stage %q: %w", f.Path, st.Line, name, err)
+		}
+		key, params := CacheKey(st.Run, kind, st.With, inDigests)
+		out, _ := filepath.Abs(filepath.Join(e.CacheDir, fmt.Sprintf("%s-%s", name, key[:16])))
+		d := Decision{Stage: name, Key: key, Out: out, Args: kind.Args(st.Run, inPaths, st.With, out)}
+		dig := outputDigest(kind, out)
+		if dig != "" {
+			d.Cached = true
+		} else {
+			d.Reasons = why(lock[name], kind, params, inDigests)
+		}
+		if e.Log != nil {
+			state := "run   "
+			if d.Cached {
+				state = "cached"
+			}
+			fmt.Fprintf(e.Log, "%-12s %s %s", name, state, out)
+			for _, r := range d.Reasons {
+				fmt.Fprintf(e.Log, "\n%14s- %s", "", r)
+			}
+			fmt.Fprintln(e.Log)
+		}
+		if !d.Cached && execute {
+			if kind.Output == checkpoint.Type { // a stale partial run directory would need --resume
+				os.RemoveAll(out)
+			}
+			if err := e.Exec(d.Args); err != nil {
+				return decisions, fmt.Errorf("pipeline %s: stage %q: %w", f.Name, name, err)
+			}
+			if dig = outputDigest(kind, out); dig == "" {
+				return decisions, fmt.Errorf("pipeline %s: stage %q produced no verifiable %s in %s", f.Name, name, kind.Output, out)
+			}
+			lock[name] = LockEntry{Key: key, Out: out, Digest: dig, Params: params, Inputs: inDigests}
+			if err := writeLock(f, lock); err != nil {
+				return decisions, err
+			}
+		}
+		if d.Cached && execute {
+			lock[name] = LockEntry{Key: key, Out: out, Digest: dig, Params: params, Inputs: inDigests}
+		}
+		digests[name], outs[name] = dig, out
+		decisions = append(decisions, d)
+	}
+	if execute {
+		return decisions, writeLock(f, lock)
+	}
+	return decisions, nil
+}
+
+// why explains a cache miss against the stage's previous run in the lock file.
+func why(prev LockEntry, kind Kind, params map[string]any, inputs map[string]string) []string {
+	if prev.Key == "" {
+		return []string{"never ran (no lock entry)"}
+	}
+	var r []string
+	keys := map[string]bool{}
+	for k := range params {
+		keys[k] = true
+	}
+	for k := range prev.Params {
+		keys[k] = true
+	}
+	names := make([]string, 0, len(keys))
+	for k := range keys {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if fmt.Sprint(prev.Params[k]) != fmt.Sprint(params[k]) {
+			r = append(r, fmt.Sprintf("param %s changed: %v -> %v", k, prev.Params[k], params[k]))
+		}
+	}
+	for in, d := range inputs {
+		if prev.Inputs[in] != d {
+			if d == "" {
+				r = append(r, fmt.Sprintf("input %s is being rebuilt", in))
+			} else {
+				r = append(r, fmt.Sprintf("input %s changed: %.19s -> %.19s", in, prev.Inputs[in], d))
+			}
+		}
+	}
+	if len(r) == 0 {
+		r = append(r, fmt.Sprintf("stage %s version or cached output changed (output missing or failed verification)", kind.Output))
+	}
+	return r
+}
+
+func writeLock(f *File, lock map[string]LockEntry) error {
+	raw, err := json.MarshalIndent(lock, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(lockPath(f), func(w io.Writer) error {
+		_, err := w.Write(append(raw, '\n'))
+		return err
+	})
+}
+
+// digestSources adds the sha256 of every local source file of a stage (download's
+// positional sources) to its input digests, so an edited corpus invalidates the
+// cache although its path did not change.
+func digestSources(kind Kind, with map[string]any, inputs map[string]string) error {
+	if kind.Positional == "" {
+		return nil
+	}
+	var paths []string
+	switch v := with[kind.Positional].(type) {
+	case []any:
+		for _, e := range v {
+			paths = append(paths, fmt.Sprint(e))
+		}
+	case nil:
+	default:
+		paths = append(paths, fmt.Sprint(v))
+	}
+	for _, p := range paths {
+		matches, _ := filepath.Glob(p)
+		if len(matches) == 0 {
+			return fmt.Errorf("source %q: no such file", p)
+		}
+		for _, m := range matches {
+			err := filepath.WalkDir(m, func(path string, d os.DirEntry, err error) error {
+				if err != nil || d.IsDir() {
+					return err
+				}
+				sum, err := fileSHA256(path)
+				if err != nil {
+					return err
+				}
+				inputs["source:"+path] = sum
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
