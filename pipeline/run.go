@@ -127,10 +127,15 @@ func (e *Engine) walk(f *File, execute bool) ([]Decision, error) {
 			fmt.Fprintln(e.Log)
 		}
 		if !d.Cached && execute {
-			if kind.Output == checkpoint.Type { // a stale partial run directory would need --resume
-				os.RemoveAll(out)
+			args := d.Args
+			if kind.Output == checkpoint.Type {
+				// An interrupted run of this very key (same flags, same inputs) continues.
+				if last, _ := checkpoint.Resolve(out); last != out {
+					args = append(append([]string{}, args...), "--resume")
+					d.Reasons = append(d.Reasons, "resuming an interrupted run from "+filepath.Base(last))
+				}
 			}
-			if err := e.Exec(d.Args); err != nil {
+			if err := e.Exec(args); err != nil {
 				return decisions, fmt.Errorf("pipeline %s: stage %q: %w", f.Name, name, err)
 			}
 			if dig = outputDigest(kind, out); dig == "" {
