@@ -110,6 +110,9 @@ func (e *Engine) walk(f *File, execute bool) ([]Decision, error) {
 		out, _ := filepath.Abs(filepath.Join(e.CacheDir, fmt.Sprintf("%s-%s", name, key[:16])))
 		d := Decision{Stage: name, Key: key, Out: out, Args: kind.Args(st.Run, inPaths, st.With, out)}
 		dig := outputDigest(kind, out)
+		if dig != "" && kind.Output == checkpoint.Type && !trainingFinished(out, st.With) {
+			dig = "" // an interrupted run: its last checkpoint is not the final one
+		}
 		if dig != "" {
 			d.Cached = true
 		} else {
@@ -260,4 +263,26 @@ func fileSHA256(path string) (string, error) {
 		return "", err
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// trainingFinished reports whether a run directory's last checkpoint is at the
+// requested number of steps (the train command's default is 1000).
+func trainingFinished(run string, with map[string]any) bool {
+	last, err := checkpoint.Resolve(run)
+	if err != nil || last == run {
+		return false
+	}
+	raw, err := os.ReadFile(filepath.Join(last, checkpoint.StateFile))
+	if err != nil {
+		return false
+	}
+	var st checkpoint.TrainState
+	if json.Unmarshal(raw, &st) != nil {
+		return false
+	}
+	want := "1000"
+	if v, ok := with["steps"]; ok {
+		want = fmt.Sprint(v)
+	}
+	return fmt.Sprint(st.Step) == want
 }

@@ -82,3 +82,35 @@ func TestPipelineValidation(t *testing.T) {
 		}
 	}
 }
+
+// An interrupted training stage is not taken for a finished one: the rerun
+// resumes it to the requested steps.
+func TestPipelineResumesInterruptedTraining(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "corpus.txt")
+	os.WriteFile(src, []byte(strings.Repeat("In the beginning God created the heaven and the earth.\n", 30)), 0o644)
+	body := strings.ReplaceAll(testPipeline, "SRC", src) + `  model:  {run: train, inputs: {data: blocks}, with: {steps: "${steps}", batch: 2, hidden: 16, heads: 2, blocks: 1, cond: 8, warmup: 1, eval-every: 100, checkpoint-every: 2}}
+`
+	body = strings.Replace(body, "vars: {length: 16}", "vars: {length: 16, steps: 4}", 1)
+	file := filepath.Join(dir, "p.yaml")
+	os.WriteFile(file, []byte(body), 0o644)
+	cache := filepath.Join(dir, "cache")
+	runPipeline(t, file, cache, "--set", "steps=4")
+	// Simulate an interruption: drop the final checkpoint, keep step 2.
+	var run string
+	entries, _ := os.ReadDir(cache)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "model-") {
+			run = filepath.Join(cache, e.Name())
+		}
+	}
+	os.RemoveAll(filepath.Join(run, "checkpoints", "step-00000004"))
+	os.WriteFile(filepath.Join(run, "checkpoints", "last"), []byte("step-00000002\n"), 0o644)
+	out := runPipeline(t, file, cache, "--set", "steps=4")
+	if !strings.Contains(out, "model        run") || !strings.Contains(out, "--resume") {
+		t.Errorf("interrupted training was not resumed:\n%s", out)
+	}
+	if again := runPipeline(t, file, cache, "--set", "steps=4"); !strings.Contains(again, "model        cached") {
+		t.Errorf("finished training not cached:\n%s", again)
+	}
+}
