@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -154,4 +155,23 @@ func TestTrainRejectsBadData(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `"packed/v1"`) {
 		t.Errorf("text artifact as training data: err = %v", err)
 	}
+}
+
+// A non-finite loss stops the run with the step, and the last good checkpoint stays.
+func TestNonFiniteLossStops(t *testing.T) {
+	b, _ := accel.Backend()
+	o := baseOptions(packedFixture(t), filepath.Join(t.TempDir(), "nan"))
+	o.LR, o.Clip, o.Warmup, o.Steps, o.CheckpointEvery, o.Accum = 1e38, 0, 0, 20, 1, 1 // parameters overflow float32
+	_, runErr := Run(context.Background(), b, o)
+	if !errors.Is(runErr, ErrNonFinite) || !strings.Contains(runErr.Error(), "at step") {
+		t.Fatalf("err = %v, want ErrNonFinite naming the step", runErr)
+	}
+	last, err := checkpoint.Resolve(o.Out)
+	if err != nil || last == o.Out {
+		t.Fatalf("no checkpoint kept: %v", err)
+	}
+	if _, err := checkpoint.LoadTraining(last); err != nil {
+		t.Errorf("last checkpoint unreadable: %v", err)
+	}
+	t.Logf("%v; kept %s", runErr, filepath.Base(last))
 }
