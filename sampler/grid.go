@@ -9,8 +9,6 @@
 // reference's own draws).
 package sampler
 
-import "math"
-
 // Linspace is torch.linspace(start, end, steps) in float32 as the CPU kernel
 // computes it: the first half counts up from start, the second half down from end.
 func Linspace(start, end float32, steps int) []float32 {
@@ -29,9 +27,4 @@ func Linspace(start, end float32, steps int) []float32 {
 		}
 	}
 	return out
-}
-
-// logLinearSigma32 is LogLinearNoise.total_noise in float32: −log1p(−(1−ε)t).
-func logLinearSigma32(t float32) float32 {
-	return float32(-math.Log1p(float64(-(1 - float32(1e-3)) * t)))
 }
