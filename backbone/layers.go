@@ -92,11 +92,13 @@ func modulate(x, shift, scale *Node) *Node {
 }
 
 // geluTanh is 0.5·z·(1 + tanh(√(2/π)·(z + 0.044715 z³))) (nn.GELU(approximate="tanh")),
-// with z³ as z·z·z rather than a Pow.
+// evaluated as z·σ(2·√(2/π)·(z + 0.044715 z³)), the same function (0.5(1 + tanh a) =
+// σ(2a)): the Go backend's logistic is a fast float32 kernel where its tanh goes
+// through float64 math.Tanh. z³ is z·z·z rather than a Pow.
 func geluTanh(z *Node) *Node {
 	cube := Mul(Mul(z, z), z)
-	inner := MulScalar(Add(z, MulScalar(cube, 0.044715)), math.Sqrt(2/math.Pi))
-	return Mul(MulScalar(z, 0.5), OnePlus(Tanh(inner)))
+	inner := MulScalar(Add(z, MulScalar(cube, 0.044715)), 2*math.Sqrt(2/math.Pi))
+	return Mul(z, Logistic(inner))
 }
 
 func silu(x *Node) *Node { return Mul(x, Logistic(x)) }
