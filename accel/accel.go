@@ -35,7 +35,7 @@ func Backend() (compute.Backend, error) {
 // workerspool.Pool.Saturate for a free one (seen in a train step on 2 cores within
 // a few steps). "go:ops_sequential" avoids it but made a tiny-model train step
 // 1.8x slower (5.86 s vs 3.2 s); parallelism=-1 lets op tasks run as goroutines,
-// keeps the default's speed and did not hang in our stress runs (see README).
+// keeps the default's speed and did not hang in 15 repeated benchmark runs (see README).
 const DefaultConfig = "go:parallelism=-1"
 
 // New creates a backend from $GOMLX_BACKEND, defaulting to DefaultConfig.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mdlm-go/mdlm/stages/train"
 )
 
 // TestTrainSurvivesSIGKILL builds the binary, kills a training run with SIGKILL
@@ -87,21 +88,10 @@ func TestTrainSurvivesSIGKILL(t *testing.T) {
 }
 
 func stepLosses(t *testing.T, run string) map[int]float64 {
-	f, err := os.Open(filepath.Join(run, "metrics.jsonl"))
+	t.Helper()
+	ms, err := train.ReadMetrics(run)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	out := map[int]float64{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var m struct {
-			Step int     `json:"step"`
-			Loss float64 `json:"loss"`
-		}
-		if json.Unmarshal(sc.Bytes(), &m) == nil && m.Loss != 0 {
-			out[m.Step] = m.Loss
-		}
-	}
-	return out
+	return train.Losses(ms)
 }

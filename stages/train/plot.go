@@ -1,34 +1,25 @@
 package train
 
 import (
-	"bufio"
-	"encoding/json"
 	"image"
 	"image/color"
 	"image/png"
 	"math"
-	"os"
 
 	"github.com/mdlm-go/mdlm/internal/atomicfile"
 	"io"
 )
 
-// writePlot draws metrics.jsonl as a PNG: training loss (blue, left panel) and
+// writePlot draws a run's metrics.jsonl as a PNG: training loss (blue, left panel) and
 // validation perplexity (red, right panel) against the step, each auto-scaled.
 // Axes only, no text: the numbers live in metrics.jsonl.
-func writePlot(pngPath, metricsPath string) error {
-	f, err := os.Open(metricsPath)
+func writePlot(pngPath, run string) error {
+	ms, err := ReadMetrics(run)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
 	var loss, ppl [][2]float64
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var m Metrics
-		if json.Unmarshal(sc.Bytes(), &m) != nil {
-			continue
-		}
+	for _, m := range ms {
 		if m.Loss != 0 {
 			loss = append(loss, [2]float64{float64(m.Step), m.Loss})
 		}

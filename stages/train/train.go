@@ -216,7 +216,7 @@ func newRun(b compute.Backend, opts Options, cfg checkpoint.Config, m diffusion.
 	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
 		return nil, err
 	}
-	r.metrics, err = os.OpenFile(filepath.Join(opts.Out, "metrics.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	r.metrics, err = os.OpenFile(filepath.Join(opts.Out, MetricsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	return r, err
 }
 
@@ -365,7 +365,7 @@ func (r *run) loop(ctx context.Context, trainData, validData *datasets.PackedArr
 		}
 	}
 	r.metrics.Close()
-	if err := writePlot(filepath.Join(opts.Out, "loss.png"), filepath.Join(opts.Out, "metrics.jsonl")); err != nil {
+	if err := writePlot(filepath.Join(opts.Out, "loss.png"), opts.Out); err != nil {
 		opts.Log.Warn("loss plot not written", "err", err)
 	}
 	return &last, nil

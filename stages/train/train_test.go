@@ -1,9 +1,7 @@
 package train
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -62,21 +60,11 @@ func baseOptions(data, out string) Options {
 
 func losses(t *testing.T, run string) map[int]float64 {
 	t.Helper()
-	f, err := os.Open(filepath.Join(run, "metrics.jsonl"))
+	ms, err := ReadMetrics(run)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	out := map[int]float64{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var m Metrics
-		json.Unmarshal(sc.Bytes(), &m)
-		if m.Loss != 0 {
-			out[m.Step] = m.Loss // a step redone after a crash overwrites the lost attempt
-		}
-	}
-	return out
+	return Losses(ms) // a step redone after a crash overwrites the lost attempt
 }
 
 // A run stopped between checkpoints (as after SIGKILL) and resumed gives exactly
