@@ -346,6 +346,12 @@ func (r *run) loop(ctx context.Context, trainData, validData *datasets.PackedArr
 		}
 		if validData != nil && opts.EvalEvery > 0 && (r.state.Step%opts.EvalEvery == 0 || r.state.Step == opts.Steps) {
 			res, err := r.eval.Perplexity(ctx, r.emaOrParams(), validData, opts.Batch, opts.Seed, opts.EvalBlocks)
+			if err != nil && ctx.Err() != nil { // interrupted mid-evaluation: the step itself is done, keep it
+				if err := r.save(); err != nil {
+					return nil, err
+				}
+				return &last, ctx.Err()
+			}
 			if err != nil {
 				return nil, err
 			}

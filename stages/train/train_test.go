@@ -163,3 +163,26 @@ func TestNonFiniteLossStops(t *testing.T) {
 	}
 	t.Logf("%v; kept %s", runErr, filepath.Base(last))
 }
+
+// An interrupt that lands while the validation pass of step k runs still
+// checkpoints step k (the step is done) and reports context.Canceled; this was
+// a race in the binary-level SIGTERM test.
+func TestInterruptDuringEvalCheckpointsTheStep(t *testing.T) {
+	b, _ := accel.Backend()
+	o := baseOptions(packedFixture(t), filepath.Join(t.TempDir(), "int"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	o.Progress = func(s, _ int, _, _ float64) {
+		if s == o.EvalEvery { // just before the evaluation of this step
+			cancel()
+		}
+	}
+	o.CheckpointEvery = 100
+	if _, err := Run(ctx, b, o); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	last := mustResolve(t, o.Out)
+	if filepath.Base(last) != "step-00000003" {
+		t.Errorf("last checkpoint %s, want step-00000003", last)
+	}
+}
