@@ -7,6 +7,11 @@
 // file is hashed and synced, the manifest is written last, and the directory is
 // renamed into place and its parent synced. A crash never leaves a directory that
 // looks complete, and a directory without a valid manifest is not an artifact.
+//
+// Hashing is kept off the critical path: files written through
+// internal/filehash were hashed while being written, the rest are hashed in
+// parallel, and Verify consults a stat cache (StatCacheName) before reading a
+// file again.
 package artifact
 
 import (
@@ -15,12 +20,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/mdlm-go/mdlm/internal/filehash"
 )
 
 // ManifestName is the manifest's file name inside an artifact directory.
@@ -116,43 +122,38 @@ func Publish(dir string, m Manifest, fill func(tmp string) error) (Manifest, err
 	if old != "" {
 		os.RemoveAll(old)
 	}
+	saveStatCache(dir, m.Files)
 	return m, nil
 }
 
+// hashTree digests every regular file under root except the manifest, in
+// parallel; files written through filehash are not read again.
 func hashTree(root string) ([]File, error) {
 	var files []File
+	var paths []string
 	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
 		rel, _ := filepath.Rel(root, path)
-		if rel == ManifestName {
+		if rel == ManifestName || rel == StatCacheName {
 			return nil
 		}
-		sum, size, err := hashFile(path)
-		if err != nil {
-			return err
-		}
-		files = append(files, File{Path: filepath.ToSlash(rel), Size: size, SHA256: sum})
+		files = append(files, File{Path: filepath.ToSlash(rel)})
+		paths = append(paths, path)
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	for i, r := range filehash.SumAll(paths) {
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		files[i].Size, files[i].SHA256 = r.Size, r.SHA256
+	}
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
-	return files, err
-}
-
-func hashFile(path string) (string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, fmt.Errorf("hash %s: %w", path, err)
-	}
-	f.Sync() // flush what fill wrote before the rename publishes it (best effort on read-only handles)
-	return hex.EncodeToString(h.Sum(nil)), n, nil
+	return files, nil
 }
 
 func writeJSON(path string, v any) error {
@@ -199,18 +200,45 @@ func Read(dir, want string) (Manifest, error) {
 	return m, nil
 }
 
-// Verify re-hashes every file of the artifact against its manifest.
+// Verify checks every file of the artifact against its manifest: sizes always;
+// contents through the artifact's stat cache (a file whose device, inode, size,
+// mtime and ctime are those recorded when it was last hashed is not read again),
+// else by hashing, in parallel. MDLM_VERIFY=full hashes every file regardless.
 func Verify(dir string, m Manifest) error {
+	full := os.Getenv("MDLM_VERIFY") == "full"
+	cache := loadStatCache(dir)
+	var todo []File
+	var paths []string
 	for _, f := range m.Files {
 		path := filepath.Join(dir, filepath.FromSlash(f.Path))
-		sum, size, err := hashFile(path)
+		id, err := filehash.Stat(path)
 		if err != nil {
 			return fmt.Errorf("artifact %s: %w", dir, err)
 		}
-		if size != f.Size || sum != f.SHA256 {
-			return fmt.Errorf("artifact %s: %s: checksum mismatch (size %d, sha256 %s; manifest says %d, %s)",
-				dir, f.Path, size, sum[:12], f.Size, f.SHA256[:min(12, len(f.SHA256))])
+		if id.Size != f.Size {
+			return fmt.Errorf("artifact %s: %s: size %d, manifest says %d (truncated or replaced?)", dir, f.Path, id.Size, f.Size)
 		}
+		if !full && cache.trusts(f, id) {
+			continue
+		}
+		if sum, _, ok := filehash.Known(path); ok && !full && sum == f.SHA256 {
+			continue
+		}
+		todo = append(todo, f)
+		paths = append(paths, path)
+	}
+	for i, r := range filehash.SumAll(paths) {
+		f := todo[i]
+		if r.Err != nil {
+			return fmt.Errorf("artifact %s: %w", dir, r.Err)
+		}
+		if r.Size != f.Size || r.SHA256 != f.SHA256 {
+			return fmt.Errorf("artifact %s: %s: checksum mismatch (size %d, sha256 %s; manifest says %d, %s)",
+				dir, f.Path, r.Size, r.SHA256[:12], f.Size, f.SHA256[:min(12, len(f.SHA256))])
+		}
+	}
+	if len(todo) > 0 {
+		saveStatCache(dir, m.Files)
 	}
 	return nil
 }

@@ -17,8 +17,8 @@ import (
 // packedSchema is the Arrow layout of packed/v1 blocks of length L.
 func packedSchema(L int) *arrow.Schema {
 	return arrow.NewSchema([]arrow.Field{
-		{Name: "input_ids", Type: arrow.FixedSizeListOf(int32(L), arrow.PrimitiveTypes.Int32)},
-		{Name: "attention_mask", Type: arrow.FixedSizeListOf(int32(L), arrow.PrimitiveTypes.Int8)},
+		{Name: "input_ids", Type: arrow.FixedSizeListOfNonNullable(int32(L), arrow.PrimitiveTypes.Int32)},
+		{Name: "attention_mask", Type: arrow.FixedSizeListOfNonNullable(int32(L), arrow.PrimitiveTypes.Int8)},
 	}, nil)
 }
 

@@ -1,120 +1,200 @@
 package datasets
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/arrow-go/v18/parquet/schema"
 
 	"github.com/mdlm-go/mdlm/internal/atomicfile"
 )
 
 // Token tables (tokens/v1, packed/v1) are written uncompressed (Snappy took a
-// third of the data path and saved little on token ids) and go through arrow-go's columnar Parquet
-// writer and reader: several times faster than row-by-row reflection for
-// list<int32> columns. Text tables use parquet-go. Tests read each library's
-// files with the other.
+// third of the data path and saved little on token ids) through arrow-go's
+// column-chunk writer and reader with levels computed here (rawparquet.go).
+// Text tables use parquet-go. Tests read each library's files with the other.
 
 var tokensSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "id", Type: arrow.PrimitiveTypes.Int64},
-	{Name: "ids", Type: arrow.ListOf(arrow.PrimitiveTypes.Int32)},
+	{Name: "ids", Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Int32)},
 }, nil)
 
 func parquetProps() *parquet.WriterProperties {
 	return parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Uncompressed),
-		parquet.WithDictionaryDefault(false), parquet.WithMaxRowGroupLength(65536))
+		parquet.WithDictionaryDefault(false), parquet.WithMaxRowGroupLength(1<<30))
 }
 
-// WriteTokensParquet writes a tokens/v1 shard atomically.
-func WriteTokensParquet(path string, rows []TokensRow) error {
-	mem := memory.NewGoAllocator()
-	b := array.NewRecordBuilder(mem, tokensSchema)
-	defer b.Release()
-	idb := b.Field(0).(*array.Int64Builder)
-	lb := b.Field(1).(*array.ListBuilder)
-	vb := lb.ValueBuilder().(*array.Int32Builder)
-	for _, r := range rows {
-		idb.Append(r.ID)
-		lb.Append(true)
-		vb.AppendValues(r.IDs, nil)
+// TokensTable is a tokens/v1 shard in columnar form: document i has id IDs[i]
+// and tokens Flat[Offsets[i]:Offsets[i+1]] (len(Offsets) = len(IDs)+1).
+type TokensTable struct {
+	IDs     []int64
+	Offsets []int64
+	Flat    []int32
+}
+
+// TokensWriter streams a tokens/v1 shard: each WriteTable call appends one
+// row group.
+type TokensWriter struct {
+	lw       *levelWriter
+	def, rep []int16
+}
+
+// NewTokensWriter starts a tokens/v1 Parquet file on w (name is for errors).
+func NewTokensWriter(w io.Writer, name string) (*TokensWriter, error) {
+	lw, err := newLevelWriter(w, name, tokensSchema)
+	if err != nil {
+		return nil, err
 	}
-	rec := b.NewRecordBatch()
-	defer rec.Release()
+	return &TokensWriter{lw: lw}, nil
+}
+
+// WriteTable appends t as one row group.
+func (tw *TokensWriter) WriteTable(t TokensTable) error {
+	if len(t.Offsets) != len(t.IDs)+1 || t.Offsets[0] != 0 || t.Offsets[len(t.IDs)] != int64(len(t.Flat)) {
+		return fmt.Errorf("write %s: %d documents, %d offsets, %d tokens: inconsistent table", tw.lw.name, len(t.IDs), len(t.Offsets), len(t.Flat))
+	}
+	tw.def, tw.rep = listLevels(t.Offsets, tw.def, tw.rep)
+	return tw.lw.writeRowGroup(column{i64: t.IDs}, column{i32: t.Flat, def: tw.def, rep: tw.rep})
+}
+
+// Close writes the footer (a file without row groups is valid and empty).
+func (tw *TokensWriter) Close() error { return tw.lw.Close() }
+
+// WriteTokensTable writes a tokens/v1 shard of one row group atomically; the
+// bytes are hashed on the way (atomicfile), so publishing it costs no second read.
+func WriteTokensTable(path string, t TokensTable) error {
 	return atomicfile.Write(path, func(w io.Writer) error {
-		fw, err := pqarrow.NewFileWriter(tokensSchema, w, parquetProps(), pqarrow.DefaultWriterProps())
+		tw, err := NewTokensWriter(w, path)
 		if err != nil {
 			return err
 		}
-		if err := fw.Write(rec); err != nil {
-			fw.Close()
+		if err := tw.WriteTable(t); err != nil {
 			return err
 		}
-		return fw.Close()
+		return tw.Close()
 	})
 }
 
-// ScanTokensParquet streams a tokens/v1 shard: fn gets each document's id and
-// ids (a view valid during the call).
-func ScanTokensParquet(path string, fn func(id int64, ids []int32) error) (err error) {
-	defer recoverCorrupt(path, &err)
-	f, err := os.Open(path)
-	if err != nil {
-		return err
+// WriteTokensParquet writes rows as a tokens/v1 shard (see WriteTokensTable).
+func WriteTokensParquet(path string, rows []TokensRow) error {
+	t := TokensTable{IDs: make([]int64, len(rows)), Offsets: make([]int64, 1, len(rows)+1)}
+	for i, r := range rows {
+		t.IDs[i] = r.ID
+		t.Flat = append(t.Flat, r.IDs...)
+		t.Offsets = append(t.Offsets, int64(len(t.Flat)))
 	}
-	defer f.Close()
-	pr, err := file.NewParquetReader(f)
-	if err != nil {
-		return fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): %w", path, err)
-	}
-	defer pr.Close()
-	mem := memory.NewGoAllocator()
-	fr, err := pqarrow.NewFileReader(pr, pqarrow.ArrowReadProperties{BatchSize: 8192}, mem)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	schema, err := fr.Schema()
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	idIdx, idsIdx := schema.FieldIndices("id"), schema.FieldIndices("ids")
-	if len(idIdx) != 1 || len(idsIdx) != 1 {
-		return fmt.Errorf("%s: missing column %q or %q (has %v)", path, "id", "ids", schema)
-	}
-	rr, err := fr.GetRecordReader(context.Background(), []int{idIdx[0], idsIdx[0]}, nil)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	defer rr.Release()
-	for rr.Next() {
-		rec := rr.RecordBatch()
-		ids, ok1 := rec.Column(0).(*array.Int64)
-		lists, ok2 := rec.Column(1).(*array.List)
-		if !ok1 || !ok2 {
-			return fmt.Errorf("%s: columns id/ids have types %s/%s, want int64 and list<int32>", path, rec.Column(0).DataType(), rec.Column(1).DataType())
-		}
-		vals, ok := lists.ListValues().(*array.Int32)
-		if !ok {
-			return fmt.Errorf("%s: column ids holds %s, want int32", path, lists.ListValues().DataType())
-		}
-		raw := vals.Int32Values()
-		offsets := lists.Offsets()
-		for i := 0; i < int(rec.NumRows()); i++ {
-			if err := fn(ids.Value(i), raw[offsets[i]:offsets[i+1]]); err != nil {
+	return WriteTokensTable(path, t)
+}
+
+// ScanTokensParquet streams a tokens/v1 shard (ours, or any Parquet file with an
+// int64 "id" and a list<int32> "ids" column): fn gets each document's id and ids
+// (a view valid during the call).
+func ScanTokensParquet(path string, fn func(id int64, ids []int32) error) error {
+	return ScanTokensTables(path, func(t TokensTable) error {
+		for i, id := range t.IDs {
+			if err := fn(id, t.Flat[t.Offsets[i]:t.Offsets[i+1]]); err != nil {
 				return err
 			}
 		}
+		return nil
+	})
+}
+
+// ScanTokensTables reads a tokens/v1 shard row group by row group; each table
+// is freshly allocated, so fn may keep it (say, hand it to another goroutine).
+// The file is memory-mapped.
+func ScanTokensTables(path string, fn func(TokensTable) error) (err error) {
+	defer recoverCorrupt(path, &err)
+	pr, err := file.OpenParquetFile(path, true)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return err
+		}
+		return fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): %w", path, err)
 	}
-	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%s: %w", path, err)
+	defer pr.Close()
+	sch := pr.MetaData().Schema
+	idCol := findColumn(sch, func(c *schema.Column) bool { return c.Path() == "id" })
+	if idCol < 0 {
+		return fmt.Errorf("%s: missing column %q (has %s)", path, "id", columnPaths(sch))
+	}
+	if c := sch.Column(idCol); c.PhysicalType() != parquet.Types.Int64 {
+		return fmt.Errorf("%s: column id is %s, want int64", path, c.PhysicalType())
+	}
+	lists, err := newListColumnReader(path, sch, "ids")
+	if err != nil {
+		return fmt.Errorf("%w (has %s)", err, columnPaths(sch))
+	}
+	var idDef []int16
+	for g := 0; g < pr.NumRowGroups(); g++ {
+		rg := pr.RowGroup(g)
+		n := int(rg.NumRows())
+		var t TokensTable
+		if t.IDs, idDef, err = readInt64Column(rg, idCol, n, nil, idDef); err != nil {
+			return fmt.Errorf("%s: row group %d: %w", path, g, err)
+		}
+		lists.vals = nil // fresh values: the table outlives this iteration
+		if err := lists.read(rg); err != nil {
+			return fmt.Errorf("%s: row group %d: %w", path, g, err)
+		}
+		t.Flat, t.Offsets = lists.vals, make([]int64, 1, n+1)
+		err := lists.each(func(row int, vals []int32) error {
+			t.Offsets = append(t.Offsets, t.Offsets[len(t.Offsets)-1]+int64(len(vals)))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(t.Offsets) != n+1 {
+			return fmt.Errorf("%s: row group %d: column ids has %d rows, id %d", path, g, len(t.Offsets)-1, n)
+		}
+		if err := fn(t); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// readInt64Column reads n non-null values of a flat int64 column.
+func readInt64Column(rg *file.RowGroupReader, idx, n int, vals []int64, def []int16) ([]int64, []int16, error) {
+	cc, err := rg.Column(idx)
+	if err != nil {
+		return vals, def, err
+	}
+	cr, ok := cc.(*file.Int64ColumnChunkReader)
+	if !ok {
+		return vals, def, fmt.Errorf("column id: unexpected reader %T", cc)
+	}
+	if cap(vals) < n {
+		vals = make([]int64, n)
+	}
+	vals, def = vals[:n], grow16(def, n)
+	for got := 0; got < n; {
+		total, values, err := cr.ReadBatch(int64(n-got), vals[got:], def[got:], nil)
+		if err != nil {
+			return vals, def, fmt.Errorf("column id: %w", err)
+		}
+		if total == 0 {
+			return vals, def, fmt.Errorf("column id: %d of %d values present (truncated?)", got, n)
+		}
+		if int64(values) != total {
+			return vals, def, fmt.Errorf("column id: null document id near row %d", got)
+		}
+		got += int(total)
+	}
+	return vals, def, nil
+}
+
+func columnPaths(sch *schema.Schema) string {
+	var out []string
+	for i := 0; i < sch.NumColumns(); i++ {
+		out = append(out, sch.Column(i).Path())
+	}
+	return strings.Join(out, ", ")
 }

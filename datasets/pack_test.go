@@ -3,6 +3,7 @@ package datasets
 import (
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -116,6 +117,60 @@ func TestArrowAndParquetAgree(t *testing.T) {
 		ids, mask := a.Row(i)
 		if !reflect.DeepEqual(ids, fromParquet[i].InputIDs) || !reflect.DeepEqual(mask, fromParquet[i].AttentionMask) || !reflect.DeepEqual(ids, rows[i].InputIDs) {
 			t.Fatalf("row %d: arrow %v %v, parquet %v %v", i, ids, mask, fromParquet[i].InputIDs, fromParquet[i].AttentionMask)
+		}
+	}
+}
+
+// PackedWriter over several record batches / row groups: the Arrow file, the
+// Parquet file (read by parquet-go) and the input agree; a block of the wrong
+// length is refused.
+func TestPackedWriterGroups(t *testing.T) {
+	dir := t.TempDir()
+	const L = 2048 // 128 blocks a group
+	w, err := NewPackedWriter(dir, "valid", L)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []PackedRow
+	for i := 0; i < 300; i++ {
+		doc := make([]int32, (i*37)%(L+50))
+		for j := range doc {
+			doc[j] = int32((i + j) % 50000)
+		}
+		rows = append(rows, PadBlock(doc, L, sp))
+		if err := w.Write(rows[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Write(PackedRow{InputIDs: make([]int32, 3), AttentionMask: make([]int8, 3)}); err == nil || !strings.Contains(err.Error(), "want 2048") {
+		t.Errorf("short block: err = %v", err)
+	}
+	if err := w.Close(); err != nil || w.Rows != 300 {
+		t.Fatalf("close: %v, rows %d", err, w.Rows)
+	}
+	a, err := OpenPackedArrow(filepath.Join(dir, "valid.arrow"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	var fromParquet []PackedRow
+	err = ScanParquet(filepath.Join(dir, "valid-00000.parquet"), []string{"input_ids", "attention_mask"}, func(b []PackedRow) error {
+		for _, r := range b {
+			fromParquet = append(fromParquet, PackedRow{InputIDs: append([]int32(nil), r.InputIDs...), AttentionMask: append([]int8(nil), r.AttentionMask...)})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.NumRows() != 300 || len(fromParquet) != 300 {
+		t.Fatalf("rows: arrow %d, parquet %d", a.NumRows(), len(fromParquet))
+	}
+	for i, r := range rows {
+		ids, mask := a.Row(i)
+		if !reflect.DeepEqual(ids, r.InputIDs) || !reflect.DeepEqual(mask, r.AttentionMask) ||
+			!reflect.DeepEqual(fromParquet[i], r) {
+			t.Fatalf("row %d differs", i)
 		}
 	}
 }

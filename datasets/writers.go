@@ -1,17 +1,18 @@
 package datasets
 
 import (
-	"bufio"
 	"fmt"
-	"os"
+	"io"
 	"path/filepath"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/snappy"
+
+	"github.com/mdlm-go/mdlm/internal/filehash"
 )
 
 // ShardWriter streams rows into numbered Parquet shards of at most perShard rows:
@@ -23,8 +24,7 @@ type ShardWriter[T any] struct {
 	shard       int
 	rows        int
 	total       int64
-	f           *os.File
-	bw          *bufio.Writer
+	f           *filehash.Writer
 	w           *parquet.GenericWriter[T]
 }
 
@@ -62,12 +62,12 @@ func (s *ShardWriter[T]) Write(rows ...T) error {
 
 func (s *ShardWriter[T]) open() error {
 	path := filepath.Join(s.dir, fmt.Sprintf("%s-%05d.parquet", s.prefix, s.shard))
-	f, err := os.Create(path)
+	f, err := filehash.Create(path)
 	if err != nil {
 		return err
 	}
-	s.f, s.bw = f, bufio.NewWriterSize(f, 1<<20)
-	s.w = parquet.NewGenericWriter[T](s.bw, parquet.Compression(&snappy.Codec{}), parquet.MaxRowsPerRowGroup(8192))
+	s.f = f
+	s.w = parquet.NewGenericWriter[T](struct{ io.Writer }{f}, parquet.Compression(&snappy.Codec{}), parquet.MaxRowsPerRowGroup(8192))
 	s.rows = 0
 	return nil
 }
@@ -77,13 +77,7 @@ func (s *ShardWriter[T]) closeShard() error {
 		return nil
 	}
 	err := s.w.Close()
-	if err == nil {
-		err = s.bw.Flush()
-	}
-	if err == nil {
-		err = s.f.Sync()
-	}
-	if cerr := s.f.Close(); err == nil {
+	if cerr := s.f.Close(); err == nil { // flush, fsync, close; hashed on the way
 		err = cerr
 	}
 	s.w = nil
@@ -109,93 +103,182 @@ func (s *ShardWriter[T]) Close() error {
 func (s *ShardWriter[T]) Rows() int64 { return s.total }
 
 // PackedWriter streams blocks of length L to dir/split-00000.parquet and
-// dir/split.arrow, one Arrow record batch feeding both.
+// dir/split.arrow, one Arrow record batch (about 256K tokens, one Parquet row
+// group) feeding both. Blocks are copied into flat column buffers that become
+// the record's arrays without builders; a background goroutine encodes each
+// full group into both files while the caller fills the next one, and both
+// files are hashed as they are written (filehash), so publishing them does not
+// read them again.
 type PackedWriter struct {
-	L       int
-	pf      *os.File
-	pbw     *bufio.Writer
-	pw      *pqarrow.FileWriter
-	af      *os.File
-	abw     *bufio.Writer
-	aw      *ipc.FileWriter
-	pending []PackedRow
-	Rows    int64
+	L      int
+	pf, af *filehash.Writer
+	pw     *levelWriter
+	aw     *ipc.FileWriter
+	schema *arrow.Schema
+	perRG  int // blocks per record batch / row group
+	cur    *packedGroup
+	free   chan *packedGroup
+	full   chan *packedGroup
+	done   chan error
+	Rows   int64
+
+	def, rep []int16 // levels of a full group (encoder goroutine)
+	mask32   []int32
+	closeErr error
 }
+
+type packedGroup struct {
+	ids  []int32
+	mask []int8
+	n    int
+}
+
+// packedGroupTokens is the number of tokens per record batch and row group.
+const packedGroupTokens = 1 << 18
 
 // NewPackedWriter creates the split's Parquet and Arrow files in dir.
 func NewPackedWriter(dir, split string, L int) (*PackedWriter, error) {
-	af, err := os.Create(filepath.Join(dir, split+".arrow"))
+	schema := packedSchema(L)
+	af, err := filehash.Create(filepath.Join(dir, split+".arrow"))
 	if err != nil {
 		return nil, err
 	}
-	abw := bufio.NewWriterSize(af, 1<<20)
-	aw, err := ipc.NewFileWriter(abw, ipc.WithSchema(packedSchema(L)), ipc.WithAllocator(memory.NewGoAllocator()))
+	aw, err := ipc.NewFileWriter(struct{ io.Writer }{af}, ipc.WithSchema(schema), ipc.WithAllocator(memory.NewGoAllocator()))
 	if err != nil {
-		af.Close()
+		af.Abort()
 		return nil, err
 	}
-	pf, err := os.Create(filepath.Join(dir, split+"-00000.parquet"))
+	pf, err := filehash.Create(filepath.Join(dir, split+"-00000.parquet"))
 	if err != nil {
-		af.Close()
+		af.Abort()
 		return nil, err
 	}
-	pbw := bufio.NewWriterSize(pf, 1<<20)
-	pw, err := pqarrow.NewFileWriter(packedSchema(L), pbw, parquetProps(), pqarrow.DefaultWriterProps())
+	pw, err := newLevelWriter(pf, pf.Name(), schema)
 	if err != nil {
-		af.Close()
-		pf.Close()
+		af.Abort()
+		pf.Abort()
 		return nil, err
 	}
-	return &PackedWriter{L: L, pf: pf, pbw: pbw, pw: pw, af: af, abw: abw, aw: aw}, nil
+	p := &PackedWriter{L: L, pf: pf, pw: pw, af: af, aw: aw, schema: schema, perRG: max(1, packedGroupTokens/L),
+		free: make(chan *packedGroup, 2), full: make(chan *packedGroup, 1), done: make(chan error, 1)}
+	p.free <- &packedGroup{}
+	p.free <- &packedGroup{}
+	go p.encode(p.full)
+	return p, nil
 }
 
-// Write adds one block.
+// Write adds one block; both slices must hold L entries.
 func (p *PackedWriter) Write(r PackedRow) error {
-	p.pending = append(p.pending, r)
+	if len(r.InputIDs) != p.L || len(r.AttentionMask) != p.L {
+		return fmt.Errorf("packed block %d: %d ids and %d mask entries, want %d each", p.Rows, len(r.InputIDs), len(r.AttentionMask), p.L)
+	}
+	if p.cur == nil {
+		p.cur = <-p.free
+		if p.cur == nil { // the encoder failed and stopped
+			return p.Close()
+		}
+		if p.cur.ids == nil {
+			p.cur.ids, p.cur.mask = make([]int32, 0, p.perRG*p.L), make([]int8, 0, p.perRG*p.L)
+		}
+	}
+	g := p.cur
+	g.ids = append(g.ids, r.InputIDs...)
+	g.mask = append(g.mask, r.AttentionMask...)
+	g.n++
 	p.Rows++
-	if len(p.pending) == 4096 {
-		return p.flush()
+	if g.n == p.perRG {
+		p.full <- g
+		p.cur = nil
 	}
 	return nil
 }
 
-func (p *PackedWriter) flush() error {
-	if len(p.pending) == 0 {
-		return nil
+// encode writes each full group to both files; after an error it drains the
+// queue, hands back no more buffers, and reports the error from Close.
+func (p *PackedWriter) encode(full <-chan *packedGroup) {
+	var err error
+	for g := range full {
+		if err == nil {
+			err = p.writeGroup(g)
+		}
+		g.ids, g.mask, g.n = g.ids[:0], g.mask[:0], 0
+		if err != nil {
+			close(p.free) // Write sees nil and returns the error via Close
+			for range full {
+			}
+			break
+		}
+		p.free <- g
 	}
-	mem := memory.NewGoAllocator()
-	b := array.NewRecordBuilder(mem, packedSchema(p.L))
-	defer b.Release()
-	ids := b.Field(0).(*array.FixedSizeListBuilder)
-	mask := b.Field(1).(*array.FixedSizeListBuilder)
-	idv := ids.ValueBuilder().(*array.Int32Builder)
-	mv := mask.ValueBuilder().(*array.Int8Builder)
-	for _, r := range p.pending {
-		ids.Append(true)
-		idv.AppendValues(r.InputIDs, nil)
-		mask.Append(true)
-		mv.AppendValues(r.AttentionMask, nil)
-	}
-	rec := b.NewRecordBatch()
-	defer rec.Release()
-	p.pending = p.pending[:0]
-	if err := p.pw.WriteBuffered(rec); err != nil {
-		return err
-	}
-	return p.aw.Write(rec)
+	p.done <- err
 }
 
-// Close flushes both files.
+// fixedList wraps a flat values buffer as n fixed-size lists of the field's type.
+func fixedList(f arrow.Field, n int, values arrow.ArrayData) arrow.Array {
+	d := array.NewData(f.Type, n, []*memory.Buffer{nil}, []arrow.ArrayData{values}, 0, 0)
+	defer d.Release()
+	return array.NewFixedSizeListData(d)
+}
+
+func (p *PackedWriter) writeGroup(g *packedGroup) error {
+	idv := array.NewData(arrow.PrimitiveTypes.Int32, g.n*p.L,
+		[]*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(g.ids))}, nil, 0, 0)
+	mv := array.NewData(arrow.PrimitiveTypes.Int8, g.n*p.L,
+		[]*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int8Traits.CastToBytes(g.mask))}, nil, 0, 0)
+	cols := []arrow.Array{fixedList(p.schema.Field(0), g.n, idv), fixedList(p.schema.Field(1), g.n, mv)}
+	idv.Release()
+	mv.Release()
+	rec := array.NewRecordBatch(p.schema, cols, int64(g.n))
+	for _, c := range cols {
+		c.Release()
+	}
+	defer rec.Release()
+	if err := p.writeParquet(g); err != nil {
+		return err
+	}
+	if err := p.aw.Write(rec); err != nil {
+		return fmt.Errorf("write %s: %w", p.af.Name(), err)
+	}
+	return nil
+}
+
+// writeParquet writes g as a row group; every block has the same levels (rep 0
+// then L−1 ones, def 1), built once, and the int8 mask widens to Parquet's INT32.
+func (p *PackedWriter) writeParquet(g *packedGroup) error {
+	m := g.n * p.L
+	if len(p.rep) < m {
+		p.def, p.rep = make([]int16, m), make([]int16, m)
+		for i := range p.rep {
+			p.def[i] = 1
+			if i%p.L != 0 {
+				p.rep[i] = 1
+			}
+		}
+		p.mask32 = make([]int32, m)
+	}
+	mask := p.mask32[:m]
+	for i, v := range g.mask {
+		mask[i] = int32(v)
+	}
+	return p.pw.writeRowGroup(column{i32: g.ids, def: p.def[:m], rep: p.rep[:m]},
+		column{i32: mask, def: p.def[:m], rep: p.rep[:m]})
+}
+
+// Close writes the last group and finishes both files (each fsynced). It may
+// be called again and returns the first result.
 func (p *PackedWriter) Close() error {
-	err := p.flush()
+	if p.full == nil {
+		return p.closeErr
+	}
+	if p.cur != nil && p.cur.n > 0 {
+		p.full <- p.cur
+	}
+	p.cur = nil
+	close(p.full)
+	p.full = nil
+	err := <-p.done
 	if cerr := p.pw.Close(); err == nil {
 		err = cerr
-	}
-	if ferr := p.pbw.Flush(); err == nil {
-		err = ferr
-	}
-	if serr := p.pf.Sync(); err == nil {
-		err = serr
 	}
 	if cerr := p.pf.Close(); err == nil {
 		err = cerr
@@ -203,14 +286,9 @@ func (p *PackedWriter) Close() error {
 	if cerr := p.aw.Close(); err == nil {
 		err = cerr
 	}
-	if ferr := p.abw.Flush(); err == nil {
-		err = ferr
-	}
-	if serr := p.af.Sync(); err == nil {
-		err = serr
-	}
 	if cerr := p.af.Close(); err == nil {
 		err = cerr
 	}
+	p.closeErr = err
 	return err
 }

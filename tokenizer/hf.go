@@ -315,7 +315,11 @@ func (t *HF) Clone() Tokenizer {
 
 // Encode returns the ids of text (no post-processor specials).
 func (t *HF) Encode(text string) []int {
-	out := make([]int, 0, len(text)/4+8)
+	return t.AppendEncode(make([]int, 0, len(text)/4+8), text)
+}
+
+// AppendEncode appends the ids of text to out (Encode without the allocation).
+func (t *HF) AppendEncode(out []int, text string) []int {
 	t.forEachSegment(text, func(seg string, special int) {
 		if special >= 0 {
 			out = append(out, special)

@@ -82,6 +82,26 @@ func BatchEncode(t Tokenizer, texts []string, workers int) [][]int {
 	return out
 }
 
+// AppendEncoder is implemented by tokenizers that can append ids to a caller's
+// buffer instead of allocating one per text.
+type AppendEncoder interface {
+	AppendEncode(out []int, text string) []int
+}
+
+// Encode32 appends the ids of text to dst as int32 (the width of token tables),
+// using scratch as the intermediate buffer; it returns both for reuse.
+func Encode32(t Tokenizer, dst []int32, scratch []int, text string) ([]int32, []int) {
+	if a, ok := t.(AppendEncoder); ok {
+		scratch = a.AppendEncode(scratch[:0], text)
+	} else {
+		scratch = t.Encode(text)
+	}
+	for _, id := range scratch {
+		dst = append(dst, int32(id))
+	}
+	return dst, scratch
+}
+
 // ErrUnsupported is wrapped by errors about tokenizer.json components this
 // package does not implement.
 var ErrUnsupported = fmt.Errorf("tokenizer: unsupported component")

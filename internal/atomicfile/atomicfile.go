@@ -5,44 +5,41 @@
 package atomicfile
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/mdlm-go/mdlm/internal/filehash"
 )
 
 // Write runs write against a temporary file next to path and publishes it under
-// path only if write and the sync succeed.
+// path only if write and the sync succeed. The bytes are hashed as they are
+// written (filehash), so publishing the file in an artifact does not read it again.
 func Write(path string, write func(io.Writer) error) (err error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
+	name := tmp.Name()
 	if err = tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		os.Remove(name)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	if err = write(bw); err != nil {
+	hw := filehash.NewWriter(tmp)
+	if err = write(struct{ io.Writer }{hw}); err != nil { // the callee cannot close it
+		hw.Abort()
+		os.Remove(name)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err = bw.Flush(); err != nil {
+	if err = hw.Close(); err != nil { // flush, fsync, close
+		os.Remove(name)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: sync: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
+	if err = os.Rename(name, path); err != nil {
+		os.Remove(name)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	SyncDir(dir)

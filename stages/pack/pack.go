@@ -100,6 +100,42 @@ func Run(ctx context.Context, opts Options) (artifact.Manifest, error) {
 	})
 }
 
+// readTables reads the shards' row groups on a separate goroutine (decoding
+// overlaps packing and writing) and hands them to fn in order.
+func readTables(ctx context.Context, shards []string, fn func(datasets.TokensTable) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	tables := make(chan datasets.TokensTable, 2)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(tables)
+		for _, shard := range shards {
+			err := datasets.ScanTokensTables(shard, func(t datasets.TokensTable) error {
+				select {
+				case tables <- t:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			})
+			if err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	for t := range tables {
+		if err := fn(t); err != nil {
+			cancel()
+			for range tables {
+			}
+			return err
+		}
+	}
+	return <-errc
+}
+
 // splitShards groups "<split>-NNNNN.parquet" files by split, in order.
 func splitShards(dir string) (map[string][]string, error) {
 	files, err := datasets.Shards(dir, "*")
@@ -131,21 +167,26 @@ func packSplit(ctx context.Context, dir, split string, shards []string, opts Opt
 		}
 	}
 	var docs, tokens int64
-	for _, shard := range shards {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		err := datasets.ScanTokensParquet(shard, func(_ int64, ids []int32) error {
+	err = readTables(ctx, shards, func(t datasets.TokensTable) error {
+		for i := range t.IDs {
+			ids := t.Flat[t.Offsets[i]:t.Offsets[i+1]]
 			docs++
 			tokens += int64(len(ids))
+			var err error
 			if wrapper != nil {
-				return wrapper.Add(ids)
+				err = wrapper.Add(ids)
+			} else {
+				err = w.Write(datasets.PadBlock(ids, opts.Length, sp))
 			}
-			return w.Write(datasets.PadBlock(ids, opts.Length, sp))
-		})
-		if err != nil {
-			return nil, err
+			if err != nil {
+				return err
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		w.Close()
+		return nil, err
 	}
 	dropped := 0
 	if wrapper != nil {

@@ -13,14 +13,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/detokenize"
+	"github.com/mdlm-go/mdlm/internal/atomicfile"
 	"github.com/mdlm-go/mdlm/tokenizer"
 )
 
@@ -94,7 +98,7 @@ func Run(ctx context.Context, opts Options) (artifact.Manifest, error) {
 			opts.Log.Info("shard already tokenized, skipping", "shard", filepath.Base(shard))
 			continue
 		}
-		if err := tokenizeShard(shard, dst, tok, detok, opts.Workers); err != nil {
+		if err := tokenizeShard(ctx, shard, dst, tok, detok, opts.Workers); err != nil {
 			return artifact.Manifest{}, fmt.Errorf("tokenize %s: %w", shard, err)
 		}
 		opts.Log.Info("tokenized shard", "shard", filepath.Base(shard))
@@ -127,33 +131,145 @@ func Run(ctx context.Context, opts Options) (artifact.Manifest, error) {
 	return m, err
 }
 
-// tokenizeShard reads one text/v1 shard and writes its tokens/v1 shard atomically.
-func tokenizeShard(src, dst string, tok tokenizer.Tokenizer, detok detokenize.Func, workers int) error {
-	var rows []datasets.TextRow
-	err := datasets.ScanParquet(src, []string{"id", "text"}, func(b []datasets.TextRow) error {
-		for _, r := range b {
-			rows = append(rows, datasets.TextRow{ID: r.ID, Text: strings.Clone(r.Text)})
+// chunkBytes is the text per work unit (and per output row group): large
+// enough to amortise a row group, small enough that encoding, reading and
+// writing overlap even on a shard of a few MB.
+var chunkBytes = 1 << 20 // a variable for tests
+
+// chunk is a run of consecutive documents of a shard.
+type chunk struct {
+	seq   int
+	ids   []int64
+	texts []string
+	out   datasets.TokensTable
+}
+
+// tokenizeShard streams one text/v1 shard into its tokens/v1 shard, written
+// atomically: a reader cuts the documents into chunks of about chunkBytes of
+// text, workers encode chunks (each with its own tokenizer state), and the
+// writer appends finished chunks in order as row groups while later ones are
+// still being encoded. At most 2×workers chunks are in memory.
+func tokenizeShard(ctx context.Context, src, dst string, tok tokenizer.Tokenizer, detok detokenize.Func, workers int) error {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	todo, done := make(chan *chunk, workers), make(chan *chunk, workers)
+	slots := make(chan struct{}, 2*workers) // chunks read but not yet written
+	go func() {
+		defer close(todo)
+		if err := readChunks(ctx, src, slots, todo); err != nil {
+			cancel(err)
+		}
+	}()
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		enc := tok
+		if c, ok := tok.(interface{ Clone() tokenizer.Tokenizer }); ok {
+			enc = c.Clone()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			encodeChunks(enc, detok, todo, done)
+		}()
+	}
+	go func() { wg.Wait(); close(done) }()
+	err := atomicfile.Write(dst, func(w io.Writer) error {
+		tw, err := datasets.NewTokensWriter(w, dst)
+		if err != nil {
+			return err
+		}
+		if err := writeInOrder(ctx, tw, slots, done); err != nil {
+			return err
+		}
+		return tw.Close()
+	})
+	cancel(nil)
+	for range done { // let the workers finish after an error
+	}
+	if cause := context.Cause(ctx); err == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		err = cause
+	}
+	return err
+}
+
+// readChunks scans the text shard into chunks; each takes a slot.
+func readChunks(ctx context.Context, src string, slots chan struct{}, todo chan<- *chunk) error {
+	c, size, seq := &chunk{}, 0, 0
+	send := func() error {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		todo <- c
+		seq++
+		c, size = &chunk{seq: seq}, 0
+		return nil
+	}
+	err := datasets.ScanParquet(src, []string{"id", "text"}, func(rows []datasets.TextRow) error {
+		for _, r := range rows {
+			c.ids = append(c.ids, r.ID)
+			c.texts = append(c.texts, strings.Clone(r.Text)) // the reader reuses its buffers
+			size += len(r.Text)
+			if size >= chunkBytes {
+				if err := send(); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})
-	if err != nil {
+	if err == nil && (len(c.ids) > 0 || seq == 0) {
+		err = send()
+	}
+	return err
+}
+
+// encodeChunks fills each chunk's token table.
+func encodeChunks(tok tokenizer.Tokenizer, detok detokenize.Func, todo <-chan *chunk, done chan<- *chunk) {
+	var scratch []int
+	for c := range todo {
+		t := datasets.TokensTable{IDs: c.ids, Offsets: make([]int64, 1, len(c.ids)+1)}
+		n := 0
+		for _, s := range c.texts {
+			n += len(s)
+		}
+		t.Flat = make([]int32, 0, n/3+16)
+		for _, s := range c.texts {
+			if detok != nil {
+				s = detok(s)
+			}
+			t.Flat, scratch = tokenizer.Encode32(tok, t.Flat, scratch, s)
+			t.Offsets = append(t.Offsets, int64(len(t.Flat)))
+		}
+		c.out, c.texts = t, nil
+		done <- c
+	}
+}
+
+// writeInOrder appends finished chunks to tw in sequence, freeing their slots.
+func writeInOrder(ctx context.Context, tw *datasets.TokensWriter, slots chan struct{}, done <-chan *chunk) error {
+	waiting := map[int]*chunk{}
+	next := 0
+	for c := range done {
+		waiting[c.seq] = c
+		for w, ok := waiting[next]; ok; w, ok = waiting[next] {
+			delete(waiting, next)
+			if err := tw.WriteTable(w.out); err != nil {
+				return err
+			}
+			<-slots
+			next++
+		}
+	}
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	texts := make([]string, len(rows))
-	for i, r := range rows {
-		texts[i] = r.Text
-		if detok != nil {
-			texts[i] = detok(r.Text)
-		}
+	if len(waiting) > 0 {
+		return fmt.Errorf("%d chunks never written", len(waiting))
 	}
-	ids := tokenizer.BatchEncode(tok, texts, workers)
-	out := make([]datasets.TokensRow, len(rows))
-	for i, r := range rows {
-		v := make([]int32, len(ids[i]))
-		for j, x := range ids[i] {
-			v[j] = int32(x)
-		}
-		out[i] = datasets.TokensRow{ID: r.ID, IDs: v}
-	}
-	return datasets.WriteTokensParquet(dst, out)
+	return ctx.Err()
 }

@@ -147,3 +147,48 @@ func TestPackPadModeWithBERT(t *testing.T) {
 		t.Errorf("row 1 (truncated) = %v %v", ids1, mask1)
 	}
 }
+
+// A shard cut into many chunks (one row group each) keeps the documents in
+// order, whatever order the workers finish them in.
+func TestTokenizeChunksKeepOrder(t *testing.T) {
+	defer func(n int) { chunkBytes = n }(chunkBytes)
+	chunkBytes = 20
+	var lines []string
+	for i := 0; i < 200; i++ {
+		lines = append(lines, strings.Repeat("word ", i%13)+"line "+strings.Repeat("x", i%7))
+	}
+	text := textArtifact(t, lines...)
+	out := filepath.Join(t.TempDir(), "tokens")
+	if _, err := Run(context.Background(), Options{In: text, Out: out, Tokenizer: "gpt2", Workers: 4, Log: quiet()}); err != nil {
+		t.Fatal(err)
+	}
+	rows := readTokens(t, out)
+	g, _ := tokenizer.Load("gpt2")
+	if len(rows) != len(lines) {
+		t.Fatalf("%d rows, want %d", len(rows), len(lines))
+	}
+	for i, r := range rows {
+		want := g.Encode(lines[i])
+		got := make([]int, len(r.IDs))
+		for j, x := range r.IDs {
+			got[j] = int(x)
+		}
+		if r.ID != int64(i) || !reflect.DeepEqual(got, want) {
+			t.Fatalf("row %d: id %d ids %v, want %v", i, r.ID, got, want)
+		}
+	}
+	// An interrupted run publishes nothing.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Run(ctx, Options{In: text, Out: filepath.Join(t.TempDir(), "t2"), Tokenizer: "gpt2", Log: quiet()}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled run: err = %v", err)
+	}
+	shards, _ := datasets.Shards(text, "*")
+	dst := filepath.Join(t.TempDir(), "shard.parquet")
+	if err := tokenizeShard(ctx, shards[0], dst, g, nil, 2); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled shard: err = %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(dst), "*")); len(left) != 0 {
+		t.Errorf("cancelled shard left %v", left)
+	}
+}

@@ -1,0 +1,229 @@
+package datasets
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/arrow-go/v18/parquet/schema"
+)
+
+// Token columns go through arrow-go's column-chunk API with definition and
+// repetition levels computed here: a token list is flat values plus one
+// repetition level per token (0 starts a document), so building the levels is a
+// fill, where pqarrow's generic path walks Arrow arrays value by value and
+// regrows its buffers (it was most of the table time). The Parquet schema is the
+// one pqarrow derives from the Arrow schema, so pqarrow, DuckDB and pyarrow read
+// the files as list<int32> / fixed_size_list columns.
+
+// levelWriter writes row groups of a file with required top-level columns.
+type levelWriter struct {
+	fw   *file.Writer
+	name string
+}
+
+func newLevelWriter(w io.Writer, name string, as *arrow.Schema) (*levelWriter, error) {
+	props := parquetProps()
+	sch, err := pqarrow.ToParquet(as, props, pqarrow.DefaultWriterProps())
+	if err != nil {
+		return nil, fmt.Errorf("write %s: schema: %w", name, err)
+	}
+	fw, err := file.NewParquetWriterWithError(struct{ io.Writer }{w}, sch.Root(), file.WithWriterProps(props))
+	if err != nil {
+		return nil, fmt.Errorf("write %s: %w", name, err)
+	}
+	return &levelWriter{fw: fw, name: name}, nil
+}
+
+// column is one column chunk of a row group: flat values and, for list
+// columns, their levels.
+type column struct {
+	i64      []int64
+	i32      []int32
+	def, rep []int16
+}
+
+// writeRowGroup appends a row group holding cols in schema order.
+func (l *levelWriter) writeRowGroup(cols ...column) (err error) {
+	defer recoverWrite(l.name, &err)
+	rg, err := l.fw.AppendRowGroupChecked()
+	if err != nil {
+		return fmt.Errorf("write %s: %w", l.name, err)
+	}
+	for _, c := range cols {
+		cw, err := rg.NextColumn()
+		if err != nil {
+			return fmt.Errorf("write %s: %w", l.name, err)
+		}
+		switch w := cw.(type) {
+		case *file.Int64ColumnChunkWriter:
+			_, err = w.WriteBatch(c.i64, c.def, c.rep)
+		case *file.Int32ColumnChunkWriter:
+			_, err = w.WriteBatch(c.i32, c.def, c.rep)
+		default:
+			err = fmt.Errorf("column %s: unexpected writer %T", cw.Descr().Path(), cw)
+		}
+		if err != nil {
+			return fmt.Errorf("write %s: %w", l.name, err)
+		}
+		if err := cw.Close(); err != nil {
+			return fmt.Errorf("write %s: %w", l.name, err)
+		}
+	}
+	if err := rg.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", l.name, err)
+	}
+	return nil
+}
+
+func (l *levelWriter) Close() error {
+	if err := l.fw.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", l.name, err)
+	}
+	return nil
+}
+
+// recoverWrite turns a panic of the column writers into an error.
+func recoverWrite(name string, err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("write %s: %v", name, r)
+	}
+}
+
+// listLevels fills def and rep for documents with the given offsets into a
+// flat value array of a required list<required T> column (max levels 1, 1):
+// a document of k > 0 values gives k entries (rep 0 then 1s, def 1), an empty
+// document one entry (rep 0, def 0). It returns the slices, reusing their
+// storage.
+func listLevels(offsets []int64, def, rep []int16) ([]int16, []int16) {
+	n := 0
+	for i := 0; i+1 < len(offsets); i++ {
+		n += max(1, int(offsets[i+1]-offsets[i]))
+	}
+	def, rep = grow16(def, n), grow16(rep, n)
+	k := 0
+	for i := 0; i+1 < len(offsets); i++ {
+		m := int(offsets[i+1] - offsets[i])
+		if m == 0 {
+			def[k], rep[k] = 0, 0
+			k++
+			continue
+		}
+		d, r := def[k:k+m], rep[k:k+m]
+		for j := range d {
+			d[j], r[j] = 1, 1
+		}
+		r[0] = 0
+		k += m
+	}
+	return def, rep
+}
+
+func grow16(s []int16, n int) []int16 {
+	if cap(s) < n {
+		return make([]int16, n)
+	}
+	return s[:n]
+}
+
+// listColumnReader reads a list<int32> column (max repetition level 1) of any
+// nullability, the way other writers may have produced it.
+type listColumnReader struct {
+	idx            int
+	maxDef         int16
+	elemNullDef    int16 // the def level of a null element; -1 if elements are required
+	vals           []int32
+	def, rep       []int16
+	path, filePath string
+}
+
+func findColumn(sch *schema.Schema, pred func(*schema.Column) bool) int {
+	for i := 0; i < sch.NumColumns(); i++ {
+		if pred(sch.Column(i)) {
+			return i
+		}
+	}
+	return -1
+}
+
+func newListColumnReader(path string, sch *schema.Schema, name string) (*listColumnReader, error) {
+	i := findColumn(sch, func(c *schema.Column) bool { return strings.HasPrefix(c.Path(), name+".") })
+	if i < 0 {
+		return nil, fmt.Errorf("%s: missing column %q", path, name)
+	}
+	c := sch.Column(i)
+	if c.PhysicalType() != parquet.Types.Int32 || c.MaxRepetitionLevel() != 1 {
+		return nil, fmt.Errorf("%s: column %q is %s with repetition depth %d, want a list of int32", path, name, c.PhysicalType(), c.MaxRepetitionLevel())
+	}
+	r := &listColumnReader{idx: i, maxDef: c.MaxDefinitionLevel(), elemNullDef: -1, path: c.Path(), filePath: path}
+	if c.SchemaNode().RepetitionType() == parquet.Repetitions.Optional {
+		r.elemNullDef = r.maxDef - 1
+	}
+	return r, nil
+}
+
+// read loads the column chunk of row group rg (numLevels level entries).
+func (r *listColumnReader) read(rg *file.RowGroupReader) error {
+	cc, err := rg.Column(r.idx)
+	if err != nil {
+		return err
+	}
+	cr, ok := cc.(*file.Int32ColumnChunkReader)
+	if !ok {
+		return fmt.Errorf("column %s: unexpected reader %T", r.path, cc)
+	}
+	meta, err := rg.MetaData().ColumnChunk(r.idx)
+	if err != nil {
+		return err
+	}
+	n := int(meta.NumValues())
+	if cap(r.vals) < n {
+		r.vals = make([]int32, n)
+	}
+	r.vals, r.def, r.rep = r.vals[:n], grow16(r.def, n), grow16(r.rep, n)
+	levels, values := 0, 0
+	for levels < n {
+		total, got, err := cr.ReadBatch(int64(n-levels), r.vals[values:], r.def[levels:], r.rep[levels:])
+		if err != nil {
+			return fmt.Errorf("column %s: %w", r.path, err)
+		}
+		if total == 0 {
+			return fmt.Errorf("column %s: %d of %d level entries present (truncated?)", r.path, levels, n)
+		}
+		levels += int(total)
+		values += got
+	}
+	r.def, r.rep, r.vals = r.def[:levels], r.rep[:levels], r.vals[:values]
+	return nil
+}
+
+// each calls fn with every row's values (a view into the reader's buffer).
+func (r *listColumnReader) each(fn func(row int, vals []int32) error) error {
+	row, v := -1, 0
+	start := 0
+	for k := range r.def {
+		if r.rep[k] == 0 {
+			if row >= 0 {
+				if err := fn(row, r.vals[start:v]); err != nil {
+					return err
+				}
+			}
+			row++
+			start = v
+		}
+		switch d := r.def[k]; {
+		case d == r.maxDef:
+			v++
+		case d == r.elemNullDef:
+			return fmt.Errorf("%s: column %s row %d holds a null token id", r.filePath, r.path, row)
+		}
+	}
+	if row >= 0 {
+		return fn(row, r.vals[start:v])
+	}
+	return nil
+}

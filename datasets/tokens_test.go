@@ -1,0 +1,173 @@
+package datasets
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/mdlm-go/mdlm/internal/atomicfile"
+)
+
+func scanAll(t *testing.T, path string) ([]int64, [][]int32) {
+	t.Helper()
+	var ids []int64
+	var docs [][]int32
+	err := ScanTokensParquet(path, func(id int64, v []int32) error {
+		ids = append(ids, id)
+		docs = append(docs, append([]int32{}, v...))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids, docs
+}
+
+// Token tables written in several row groups (with empty documents) read back
+// through our column-chunk reader, arrow-go's generic reader and parquet-go.
+func TestTokensTableRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "train-00000.parquet")
+	groups := []TokensTable{
+		{IDs: []int64{0, 1, 2}, Offsets: []int64{0, 3, 3, 4}, Flat: []int32{5, 6, 7, 50256}},
+		{IDs: []int64{3}, Offsets: []int64{0, 0}},
+		{IDs: []int64{4, 5}, Offsets: []int64{0, 2, 3}, Flat: []int32{1, 2, 3}},
+	}
+	err := atomicfile.Write(path, func(w io.Writer) error {
+		tw, err := NewTokensWriter(w, path)
+		if err != nil {
+			return err
+		}
+		for _, g := range groups {
+			if err := tw.WriteTable(g); err != nil {
+				return err
+			}
+		}
+		return tw.Close()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantIDs := []int64{0, 1, 2, 3, 4, 5}
+	wantDocs := [][]int32{{5, 6, 7}, {}, {50256}, {}, {1, 2}, {3}}
+	if ids, docs := scanAll(t, path); !reflect.DeepEqual(ids, wantIDs) || !reflect.DeepEqual(docs, wantDocs) {
+		t.Errorf("ours: ids %v docs %v", ids, docs)
+	}
+	var rows []TokensRow
+	if err := ScanParquet(path, []string{"id", "ids"}, func(b []TokensRow) error {
+		for _, r := range b {
+			rows = append(rows, TokensRow{ID: r.ID, IDs: append([]int32{}, r.IDs...)})
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range rows {
+		if r.ID != wantIDs[i] || !reflect.DeepEqual(append([]int32{}, r.IDs...), wantDocs[i]) {
+			t.Errorf("parquet-go row %d = %+v", i, r)
+		}
+	}
+	data, _ := os.ReadFile(path)
+	mem := memory.NewGoAllocator()
+	tbl, err := pqarrow.ReadTable(context.Background(), bytes.NewReader(data), parquet.NewReaderProperties(mem), pqarrow.ArrowReadProperties{}, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Release()
+	if tbl.NumRows() != 6 || tbl.Schema().Field(1).Type.ID() != arrow.LIST {
+		t.Errorf("arrow-go sees %d rows, schema %s", tbl.NumRows(), tbl.Schema())
+	}
+	bad := TokensTable{IDs: []int64{1}, Offsets: []int64{0, 5}, Flat: []int32{1}}
+	if err := WriteTokensTable(filepath.Join(t.TempDir(), "x.parquet"), bad); err == nil || !strings.Contains(err.Error(), "inconsistent") {
+		t.Errorf("inconsistent table: err = %v", err)
+	}
+}
+
+// Files from other writers (parquet-go rows; arrow-go with nullable elements)
+// read through the column-chunk reader; a null token id is an error.
+func TestScanTokensFromOtherWriters(t *testing.T) {
+	dir := t.TempDir()
+	pg := filepath.Join(dir, "pg.parquet")
+	if err := WriteParquet(pg, []TokensRow{{ID: 7, IDs: []int32{1, 2}}, {ID: 8}, {ID: 9, IDs: []int32{3}}}, 2); err != nil {
+		t.Fatal(err)
+	}
+	if ids, docs := scanAll(t, pg); !reflect.DeepEqual(ids, []int64{7, 8, 9}) || !reflect.DeepEqual(docs, [][]int32{{1, 2}, {}, {3}}) {
+		t.Errorf("parquet-go file: ids %v docs %v", ids, docs)
+	}
+
+	mem := memory.NewGoAllocator()
+	schema := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "ids", Type: arrow.ListOf(arrow.PrimitiveTypes.Int32), Nullable: true}}, nil)
+	write := func(name string, fill func(*array.ListBuilder, *array.Int32Builder)) string {
+		b := array.NewRecordBuilder(mem, schema)
+		defer b.Release()
+		b.Field(0).(*array.Int64Builder).AppendValues([]int64{1, 2, 3}, nil)
+		lb := b.Field(1).(*array.ListBuilder)
+		fill(lb, lb.ValueBuilder().(*array.Int32Builder))
+		rec := b.NewRecordBatch()
+		defer rec.Release()
+		var buf bytes.Buffer
+		if err := pqarrow.WriteTable(array.NewTableFromRecords(schema, []arrow.RecordBatch{rec}), &buf, 2, parquet.NewWriterProperties(), pqarrow.DefaultWriterProps()); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, buf.Bytes(), 0o644)
+		return p
+	}
+	ok := write("nullable.parquet", func(lb *array.ListBuilder, vb *array.Int32Builder) {
+		lb.Append(true)
+		vb.AppendValues([]int32{4, 5}, nil)
+		lb.AppendNull() // a null list reads as an empty document
+		lb.Append(true)
+		vb.Append(6)
+	})
+	if ids, docs := scanAll(t, ok); !reflect.DeepEqual(ids, []int64{1, 2, 3}) || !reflect.DeepEqual(docs, [][]int32{{4, 5}, {}, {6}}) {
+		t.Errorf("nullable file: ids %v docs %v", ids, docs)
+	}
+	nullElem := write("nullelem.parquet", func(lb *array.ListBuilder, vb *array.Int32Builder) {
+		lb.Append(true)
+		vb.Append(1)
+		lb.Append(true)
+		vb.AppendNull()
+		lb.Append(true)
+	})
+	if err := ScanTokensParquet(nullElem, func(int64, []int32) error { return nil }); err == nil || !strings.Contains(err.Error(), "null token id") {
+		t.Errorf("null element: err = %v", err)
+	}
+}
+
+// Truncated or corrupted token shards are errors naming the file, never panics.
+func TestScanTokensCorrupt(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "t.parquet")
+	flat := make([]int32, 5000)
+	for i := range flat {
+		flat[i] = int32(i)
+	}
+	if err := WriteTokensTable(path, TokensTable{IDs: []int64{0, 1}, Offsets: []int64{0, 2500, 5000}, Flat: flat}); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	for name, bad := range map[string][]byte{
+		"truncated": data[:len(data)/2],
+		"footer":    append(append([]byte{}, data[:len(data)-12]...), []byte("xxxxxxxxPAR1")...),
+		"pages":     append(append(append([]byte{}, data[:4]...), bytes.Repeat([]byte{0xff}, 64)...), data[68:]...),
+	} {
+		p := filepath.Join(dir, name+".parquet")
+		os.WriteFile(p, bad, 0o644)
+		err := ScanTokensParquet(p, func(int64, []int32) error { return nil })
+		if err == nil || !strings.Contains(err.Error(), p) {
+			t.Errorf("%s: err = %v, want an error naming %s", name, err, p)
+		}
+	}
+}
