@@ -23,17 +23,20 @@ type Wrapper struct {
 	buf    []int32 // pending tokens (each document followed by EOS)
 	docs   int     // documents in the current group
 	emit   func(PackedRow) error
-	Blocks int // blocks emitted
+	block  []int32 // the block handed to emit, reused
+	mask   []int8  // L ones, shared by every block
+	Blocks int     // blocks emitted
 	// Dropped counts tokens left out (group remainders and the final remainder).
 	Dropped int
 }
 
-// NewWrapper returns a packer calling emit for each block.
+// NewWrapper returns a packer calling emit for each block. The row passed to
+// emit is only valid during the call (its buffers are reused): copy to keep it.
 func NewWrapper(opts WrapOptions, sp Specials, emit func(PackedRow) error) (*Wrapper, error) {
 	if opts.Length < 3 {
 		return nil, fmt.Errorf("pack: --length %d must be at least 3 (BOS, a token, EOS)", opts.Length)
 	}
-	return &Wrapper{opts: opts, sp: sp, emit: emit}, nil
+	return &Wrapper{opts: opts, sp: sp, emit: emit, block: make([]int32, opts.Length), mask: ones(opts.Length)}, nil
 }
 
 // Add appends one document (its ids without specials) and an EOS.
@@ -55,11 +58,10 @@ func (w *Wrapper) cut(endGroup bool) error {
 	n := w.opts.Length - 2
 	i := 0
 	for ; i+n <= len(w.buf); i += n {
-		block := make([]int32, 0, w.opts.Length)
-		block = append(block, w.sp.BOS)
-		block = append(block, w.buf[i:i+n]...)
-		block = append(block, w.sp.EOS)
-		if err := w.emit(PackedRow{InputIDs: block, AttentionMask: ones(w.opts.Length)}); err != nil {
+		w.block[0] = w.sp.BOS
+		copy(w.block[1:], w.buf[i:i+n])
+		w.block[n+1] = w.sp.EOS
+		if err := w.emit(PackedRow{InputIDs: w.block, AttentionMask: w.mask}); err != nil {
 			return err
 		}
 		w.Blocks++

@@ -13,7 +13,7 @@ func wrap(t *testing.T, opts WrapOptions, docs ...[]int32) ([][]int32, *Wrapper)
 	t.Helper()
 	var blocks [][]int32
 	w, err := NewWrapper(opts, sp, func(r PackedRow) error {
-		blocks = append(blocks, r.InputIDs)
+		blocks = append(blocks, append([]int32(nil), r.InputIDs...)) // the row is reused
 		for _, m := range r.AttentionMask {
 			if m != 1 {
 				t.Fatalf("wrap mode mask %v", r.AttentionMask)
