@@ -23,6 +23,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -152,6 +153,7 @@ type Writer struct {
 	h    hash.Hash
 	n    int64
 	werr error // the background goroutine's first error; read after done
+	fail atomic.Pointer[error] // the same, for Write to stop early (a full disk)
 	sum  string
 	cerr error // Close's result, returned again by a second Close
 	shut bool
@@ -185,6 +187,7 @@ func (w *Writer) drain() {
 			w.h.Write(b)
 			if _, err := w.f.Write(b); err != nil {
 				w.werr = err
+				w.fail.Store(&err)
 			}
 			startWriteback(w.f, off, int64(len(b)))
 			off += int64(len(b))
@@ -197,6 +200,9 @@ func (w *Writer) drain() {
 func (w *Writer) Write(p []byte) (int, error) {
 	if w.buf == nil {
 		return 0, errors.New("filehash: write after Close")
+	}
+	if e := w.fail.Load(); e != nil {
+		return 0, *e // an *os.PathError naming the file
 	}
 	n := len(p)
 	for len(p) > 0 {
@@ -249,7 +255,7 @@ func (w *Writer) close() error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("write %s: %w", w.f.Name(), err)
+		return err // *os.PathError values name the file
 	}
 	w.sum = hex.EncodeToString(w.h.Sum(nil))
 	if id.Size == w.n {

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -95,5 +98,25 @@ func TestSumAllAndAbort(t *testing.T) {
 	}
 	if _, _, ok := Known(filepath.Join(dir, "aborted")); ok {
 		t.Error("aborted file remembered")
+	}
+}
+
+// A full disk (/dev/full) stops writes early and fails Close with ENOSPC.
+func TestWriterFullDisk(t *testing.T) {
+	f, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skip("no /dev/full:", err)
+	}
+	w := NewWriter(f)
+	buf := make([]byte, 1<<20)
+	var werr error
+	for i := 0; i < 64 && werr == nil; i++ {
+		_, werr = w.Write(buf)
+	}
+	if werr == nil || !errors.Is(werr, syscall.ENOSPC) || !strings.Contains(werr.Error(), "/dev/full") {
+		t.Errorf("Write on a full disk: %v", werr)
+	}
+	if err := w.Close(); !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("Close on a full disk: %v", err)
 	}
 }

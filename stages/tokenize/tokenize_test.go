@@ -6,8 +6,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -190,5 +192,43 @@ func TestTokenizeChunksKeepOrder(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(dst), "*")); len(left) != 0 {
 		t.Errorf("cancelled shard left %v", left)
+	}
+}
+
+// A full disk is an error naming the file being written, and nothing is
+// published. Needs a small tmpfs (root with mount rights); skipped otherwise.
+func TestTokenizeFullDisk(t *testing.T) {
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs (%v: %s)", err, out)
+	}
+	defer exec.Command("umount", mnt).Run()
+	var lines []string
+	for i := 0; i < 400; i++ {
+		lines = append(lines, strings.Repeat("token ", 80)+strconv.Itoa(i))
+	}
+	text := textArtifact(t, lines...)
+	out := filepath.Join(mnt, "tokens")
+	_, err := Run(context.Background(), Options{In: text, Out: out, Tokenizer: "gpt2", Log: quiet()})
+	if err == nil || !strings.Contains(err.Error(), "no space left") || !strings.Contains(err.Error(), mnt) {
+		t.Fatalf("err = %v, want ENOSPC naming a file under %s", err, mnt)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("something was published at %s", out)
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(out+".partial", ".*tmp*")); len(tmp) != 0 {
+		t.Errorf("temporary files left: %v", tmp)
+	}
+	t.Log(err)
+	// With space again, a rerun keeps the finished shards and completes.
+	done, _ := filepath.Glob(filepath.Join(out+".partial", "*.parquet"))
+	if out, err := exec.Command("mount", "-o", "remount,size=16m", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("remount: %v: %s", err, out)
+	}
+	if _, err := Run(context.Background(), Options{In: text, Out: out, Tokenizer: "gpt2", Log: quiet()}); err != nil {
+		t.Fatal(err)
+	}
+	if rows := readTokens(t, out); len(rows) != len(lines) || len(done) == 0 {
+		t.Errorf("after resume: %d rows (want %d); %d shards had survived the full disk", len(rows), len(lines), len(done))
 	}
 }
