@@ -152,7 +152,7 @@ type Writer struct {
 	done chan struct{}
 	h    hash.Hash
 	n    int64
-	werr error // the background goroutine's first error; read after done
+	werr error                 // the background goroutine's first error; read after done
 	fail atomic.Pointer[error] // the same, for Write to stop early (a full disk)
 	sum  string
 	cerr error // Close's result, returned again by a second Close
