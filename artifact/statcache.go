@@ -2,11 +2,9 @@ package artifact
 
 import (
 	"encoding/json"
-	"io"
 	"os"
 	"path/filepath"
 
-	"github.com/mdlm-go/mdlm/internal/atomicfile"
 	"github.com/mdlm-go/mdlm/internal/filehash"
 )
 
@@ -53,7 +51,8 @@ func (c statCache) trusts(f File, id filehash.Identity) bool {
 }
 
 // saveStatCache records the current identity of every file (best effort: a
-// read-only artifact simply keeps being hashed).
+// read-only artifact simply keeps being hashed). The file is renamed into place
+// but not fsynced: it is a cache, and a lost or stale one only costs a re-hash.
 func saveStatCache(dir string, files []File) {
 	entries := make(map[string]statEntry, len(files))
 	for _, f := range files {
@@ -63,7 +62,22 @@ func saveStatCache(dir string, files []File) {
 		}
 		entries[f.Path] = statEntry{Identity: id, SHA256: f.SHA256}
 	}
-	atomicfile.Write(filepath.Join(dir, StatCacheName), func(w io.Writer) error {
-		return json.NewEncoder(w).Encode(entries)
-	})
+	data, err := json.Marshal(entries)
+	if err != nil {
+		return
+	}
+	tmp, err := os.CreateTemp(dir, StatCacheName+".tmp-*")
+	if err != nil {
+		return
+	}
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(dir, StatCacheName))
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
 }

@@ -24,6 +24,10 @@ for f in sorted(glob.glob("/usr/share/perl/*/pod/*.pod"))[:200]:
         if doc.strip(): out.write(json.dumps({"text": doc}) + "\n")
 PY
 go test -c -o "$work/tokenize.test" ./stages/tokenize/
+# The CLI's tokenize and pack run with GOGC=400 unless GOGC is set (cmd/mdlm
+# dataStageGC); the benchmark, a library test, gets the same setting here. It
+# applies to the tokenizer-alone anchor too.
+export GOGC=${GOGC:-400}
 for corpus in "$PWD/testdata/kjv/kjv.jsonl.gz" "$work/fortunes.jsonl"; do
   echo "corpus: $corpus"
   (cd stages/tokenize && MDLM_DATA_CORPUS="$corpus" "$work/tokenize.test" -test.run '^$' \

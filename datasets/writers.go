@@ -277,17 +277,23 @@ func (p *PackedWriter) Close() error {
 	close(p.full)
 	p.full = nil
 	err := <-p.done
-	if cerr := p.pw.Close(); err == nil {
-		err = cerr
-	}
-	if cerr := p.pf.Close(); err == nil {
-		err = cerr
-	}
+	// Finish both files at once: each Close waits for its hashing and fsync.
+	perr := make(chan error, 1)
+	go func() {
+		e := p.pw.Close()
+		if ce := p.pf.Close(); e == nil {
+			e = ce
+		}
+		perr <- e
+	}()
 	if cerr := p.aw.Close(); err == nil {
 		err = cerr
 	}
 	if cerr := p.af.Close(); err == nil {
 		err = cerr
+	}
+	if e := <-perr; err == nil {
+		err = e
 	}
 	p.closeErr = err
 	return err
