@@ -100,16 +100,7 @@ func TestArrowAndParquetAgree(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	var fromParquet []PackedRow
-	err = ScanParquet(filepath.Join(dir, "b.parquet"), []string{"input_ids", "attention_mask"}, func(b []PackedRow) error {
-		for _, r := range b {
-			fromParquet = append(fromParquet, PackedRow{InputIDs: append([]int32(nil), r.InputIDs...), AttentionMask: append([]int8(nil), r.AttentionMask...)})
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fromParquet := readPackedParquet(t, filepath.Join(dir, "b.parquet"))
 	if a.NumRows() != len(rows) || len(fromParquet) != len(rows) || a.L != 8 {
 		t.Fatalf("rows: arrow %d, parquet %d, want %d", a.NumRows(), len(fromParquet), len(rows))
 	}
@@ -153,16 +144,7 @@ func TestPackedWriterGroups(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	var fromParquet []PackedRow
-	err = ScanParquet(filepath.Join(dir, "valid-00000.parquet"), []string{"input_ids", "attention_mask"}, func(b []PackedRow) error {
-		for _, r := range b {
-			fromParquet = append(fromParquet, PackedRow{InputIDs: append([]int32(nil), r.InputIDs...), AttentionMask: append([]int8(nil), r.AttentionMask...)})
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fromParquet := readPackedParquet(t, filepath.Join(dir, "valid-00000.parquet"))
 	if a.NumRows() != 300 || len(fromParquet) != 300 {
 		t.Fatalf("rows: arrow %d, parquet %d", a.NumRows(), len(fromParquet))
 	}
@@ -173,4 +155,20 @@ func TestPackedWriterGroups(t *testing.T) {
 			t.Fatalf("row %d differs", i)
 		}
 	}
+}
+
+// readPackedParquet reads packed blocks through parquet-go.
+func readPackedParquet(t *testing.T, path string) []PackedRow {
+	t.Helper()
+	var rows []PackedRow
+	err := ScanParquet(path, []string{"input_ids", "attention_mask"}, func(b []PackedRow) error {
+		for _, r := range b {
+			rows = append(rows, PackedRow{InputIDs: append([]int32(nil), r.InputIDs...), AttentionMask: append([]int8(nil), r.AttentionMask...)})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
 }

@@ -9,8 +9,10 @@
 //   - Sum hashes any other file once and SumAll hashes many in parallel.
 //
 // The in-process memory is trusted only for files this process wrote through a
-// Writer; a file replaced by another program gets a new inode or mtime and is
-// read again. Persisted stat caches (artifact.Verify) build on Stat.
+// Writer; a file replaced or rewritten by another program gets a new inode, size
+// or mtime and is read again. The one blind spot: a same-size rewrite within the
+// same filesystem clock tick (a few ms) after the Writer closed. Persisted stat
+// caches (artifact.Verify) build on Stat and add git's racy-entry check.
 package filehash
 
 import (

@@ -81,9 +81,16 @@ func TestShardedTokenizeResumesAndPublishesOnce(t *testing.T) {
 	if _, err := os.Stat(out + ".partial"); !os.IsNotExist(err) {
 		t.Error("partial directory left behind")
 	}
-	rows := readTokens(t, out)
+	wantEncoded(t, readTokens(t, out), []string{"Hello world", "don't stop", "In the beginning", "x", "the end"})
+}
+
+// wantEncoded checks that rows are texts, in order, encoded by GPT-2.
+func wantEncoded(t *testing.T, rows []datasets.TokensRow, texts []string) {
+	t.Helper()
+	if len(rows) != len(texts) {
+		t.Fatalf("%d rows, want %d", len(rows), len(texts))
+	}
 	g, _ := tokenizer.Load("gpt2")
-	texts := []string{"Hello world", "don't stop", "In the beginning", "x", "the end"}
 	for i, r := range rows {
 		want := g.Encode(texts[i])
 		got := make([]int, len(r.IDs))
@@ -91,7 +98,7 @@ func TestShardedTokenizeResumesAndPublishesOnce(t *testing.T) {
 			got[j] = int(x)
 		}
 		if r.ID != int64(i) || !reflect.DeepEqual(got, want) {
-			t.Errorf("row %d: id %d ids %v, want %v", i, r.ID, got, want)
+			t.Fatalf("row %d: id %d ids %v, want %v", i, r.ID, got, want)
 		}
 	}
 }
@@ -164,21 +171,7 @@ func TestTokenizeChunksKeepOrder(t *testing.T) {
 	if _, err := Run(context.Background(), Options{In: text, Out: out, Tokenizer: "gpt2", Workers: 4, Log: quiet()}); err != nil {
 		t.Fatal(err)
 	}
-	rows := readTokens(t, out)
-	g, _ := tokenizer.Load("gpt2")
-	if len(rows) != len(lines) {
-		t.Fatalf("%d rows, want %d", len(rows), len(lines))
-	}
-	for i, r := range rows {
-		want := g.Encode(lines[i])
-		got := make([]int, len(r.IDs))
-		for j, x := range r.IDs {
-			got[j] = int(x)
-		}
-		if r.ID != int64(i) || !reflect.DeepEqual(got, want) {
-			t.Fatalf("row %d: id %d ids %v, want %v", i, r.ID, got, want)
-		}
-	}
+	wantEncoded(t, readTokens(t, out), lines)
 	// An interrupted run publishes nothing.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -187,6 +180,7 @@ func TestTokenizeChunksKeepOrder(t *testing.T) {
 	}
 	shards, _ := datasets.Shards(text, "*")
 	dst := filepath.Join(t.TempDir(), "shard.parquet")
+	g, _ := tokenizer.Load("gpt2")
 	if err := tokenizeShard(ctx, shards[0], dst, g, nil, 2); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled shard: err = %v", err)
 	}
