@@ -18,6 +18,9 @@ type Kind struct {
 	Cosmetic   []string // flags that never change the output (workers, log cadence)
 	Positional string   // a flag given as positional arguments (download's sources)
 	InputArgs  func(in map[string]string) []string
+	// Shardable kinds take --shard-index/--num-shards: each process does its part,
+	// and the one that completes the last part publishes the artifact.
+	Shardable bool
 }
 
 // Kinds is the stage registry, in one place.
@@ -26,7 +29,7 @@ var Kinds = map[string]Kind{
 		Flags:    []string{"sources", "dataset", "revision", "cache-dir", "workers", "text-column", "text-split", "hold-out", "shard-rows", "chunk-chars"},
 		Cosmetic: []string{"cache-dir", "workers"}},
 	"tokenize": {Version: 1, Inputs: []string{"text"}, InputTypes: map[string]string{"text": "text/"}, Output: "tokens/v1",
-		Flags: []string{"tokenizer", "detokenizer", "workers"}, Cosmetic: []string{"workers"},
+		Flags: []string{"tokenizer", "detokenizer", "workers"}, Cosmetic: []string{"workers"}, Shardable: true,
 		InputArgs: func(in map[string]string) []string { return []string{in["text"]} }},
 	"pack": {Version: 1, Inputs: []string{"tokens"}, InputTypes: map[string]string{"tokens": "tokens/"}, Output: "packed/v1",
 		Flags:     []string{"length", "mode", "group-docs", "tokenizer"},

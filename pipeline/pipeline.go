@@ -13,7 +13,9 @@
 //
 // `with` keys are the stage command's flag names, so a stage runs alike by hand
 // and in a pipeline; `inputs` bind a stage's named input to another stage's
-// output; ${var} substitutes vars (overridable).
+// output; ${var} substitutes vars (overridable). `shards: N` splits a stage that
+// supports it (tokenize) into N processes on a scheduler (see Slurm); it does not
+// change the stage's output or cache key.
 package pipeline
 
 import (
@@ -21,6 +23,7 @@ import (
 	"os"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -42,6 +45,7 @@ type Stage struct {
 	Run    string            // stage kind (a command)
 	Inputs map[string]string // input name -> producing stage
 	With   map[string]any    // flags
+	Shards int               // processes sharing the stage on a scheduler (0 or 1: one)
 	Line   int
 }
 
@@ -56,6 +60,7 @@ type rawStage struct {
 	Run    string            `yaml:"run"`
 	Inputs map[string]string `yaml:"inputs"`
 	With   map[string]any    `yaml:"with"`
+	Shards any               `yaml:"shards"`
 }
 
 // Load parses and validates a pipeline file; overrides replace vars.
@@ -87,6 +92,17 @@ func Load(path string, overrides map[string]string) (*File, error) {
 			return nil, fmt.Errorf("%s:%d: stage %q: %w", path, node.Line, name, err)
 		}
 		st := &Stage{Name: name, Run: rs.Run, Inputs: rs.Inputs, With: map[string]any{}, Line: node.Line}
+		if rs.Shards != nil {
+			sv, err := substitute(rs.Shards, f.Vars)
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: stage %q: shards: %w", path, node.Line, name, err)
+			}
+			n, err := strconv.Atoi(fmt.Sprint(sv))
+			if err != nil || n < 1 {
+				return nil, fmt.Errorf("%s:%d: stage %q: shards %v: want a whole number >= 1", path, node.Line, name, sv)
+			}
+			st.Shards = n
+		}
 		for k, v := range rs.With {
 			sv, err := substitute(v, f.Vars)
 			if err != nil {
@@ -165,6 +181,9 @@ func (f *File) validate() error {
 				return fmt.Errorf("%s:%d: stage %q: %s has no flag --%s", f.Path, st.Line, name, st.Run, k)
 			}
 		}
+		if st.Shards > 1 && !kind.Shardable {
+			return fmt.Errorf("%s:%d: stage %q: shards %d: %s does not split into shards (only: %v)", f.Path, st.Line, name, st.Shards, st.Run, shardableKinds())
+		}
 	}
 	// Topological order (Kahn), deterministic by name.
 	indeg := map[string]int{}
@@ -207,6 +226,33 @@ func (f *File) validate() error {
 		return fmt.Errorf("%s: cycle among stages %v", f.Path, stuck)
 	}
 	return nil
+}
+
+// upstream returns name and every stage it depends on, directly or not.
+func (f *File) upstream(name string) map[string]bool {
+	seen := map[string]bool{}
+	var visit func(string)
+	visit = func(n string) {
+		if seen[n] {
+			return
+		}
+		seen[n] = true
+		for _, from := range f.Stages[n].Inputs {
+			visit(from)
+		}
+	}
+	visit(name)
+	return seen
+}
+
+func shardableKinds() []string {
+	var out []string
+	for _, k := range sortedKeys(Kinds) {
+		if Kinds[k].Shardable {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 func contains(list []string, s string) bool {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"syscall"
 
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/checkpoint"
@@ -40,6 +41,12 @@ type Engine struct {
 	CacheDir string
 	Exec     func(args []string) error
 	Log      io.Writer
+	// Only runs just this stage (a scheduler's job): the stages it depends on
+	// must already have verified outputs, and the others are not looked at.
+	Only string
+	// ShardIndex and NumShards hand a scheduler's array task to a stage with
+	// shards; a shard that is not the last to finish publishes nothing.
+	ShardIndex, NumShards int
 }
 
 // CacheKey is sha256 of the canonical form of (kind, version, meaningful params,
@@ -94,8 +101,19 @@ func (e *Engine) walk(f *File, execute bool) ([]Decision, error) {
 	lock := readLock(f)
 	digests := map[string]string{} // stage -> output digest
 	outs := map[string]string{}
+	cached := map[string]LockEntry{}
+	var needed map[string]bool
+	if e.Only != "" {
+		if _, ok := f.Stages[e.Only]; !ok {
+			return nil, fmt.Errorf("pipeline %s: no stage %q (stages: %v)", f.Path, e.Only, f.Order)
+		}
+		needed = f.upstream(e.Only)
+	}
 	var decisions []Decision
 	for _, name := range f.Order {
+		if needed != nil && !needed[name] {
+			continue
+		}
 		st := f.Stages[name]
 		kind := Kinds[st.Run]
 		inDigests, inPaths := map[string]string{}, map[string]string{}
@@ -118,6 +136,10 @@ func (e *Engine) walk(f *File, execute bool) ([]Decision, error) {
 		} else {
 			d.Reasons = why(lock[name], kind, params, inDigests)
 		}
+		if e.Only != "" && name != e.Only && !d.Cached {
+			return decisions, fmt.Errorf("pipeline %s: stage %q needs stage %q, which has no verified output in %s (did its job fail?)",
+				f.Name, e.Only, name, out)
+		}
 		if e.Log != nil {
 			state := "run   "
 			if d.Cached {
@@ -131,6 +153,10 @@ func (e *Engine) walk(f *File, execute bool) ([]Decision, error) {
 		}
 		if !d.Cached && execute {
 			args := d.Args
+			sharded := st.Shards > 1 && e.NumShards > 1
+			if sharded {
+				args = append(append([]string{}, args...), fmt.Sprintf("--shard-index=%d", e.ShardIndex), fmt.Sprintf("--num-shards=%d", e.NumShards))
+			}
 			if kind.Output == checkpoint.Type {
 				// An interrupted run of this very key (same flags, same inputs) continues.
 				if last, _ := checkpoint.Resolve(out); last != out {
@@ -141,22 +167,27 @@ func (e *Engine) walk(f *File, execute bool) ([]Decision, error) {
 			if err := e.Exec(args); err != nil {
 				return decisions, fmt.Errorf("pipeline %s: stage %q: %w", f.Name, name, err)
 			}
-			if dig = outputDigest(kind, out); dig == "" {
+			if dig = outputDigest(kind, out); dig == "" && sharded {
+				d.Reasons = append(d.Reasons, fmt.Sprintf("shard %d of %d done; the process that finishes the last shard publishes", e.ShardIndex, e.NumShards))
+				decisions = append(decisions, d)
+				continue
+			}
+			if dig == "" {
 				return decisions, fmt.Errorf("pipeline %s: stage %q produced no verifiable %s in %s", f.Name, name, kind.Output, out)
 			}
-			lock[name] = LockEntry{Key: key, Out: out, Digest: dig, Params: params, Inputs: inDigests}
-			if err := writeLock(f, lock); err != nil {
+			entry := LockEntry{Key: key, Out: out, Digest: dig, Params: params, Inputs: inDigests}
+			if err := updateLock(f, map[string]LockEntry{name: entry}); err != nil {
 				return decisions, err
 			}
 		}
 		if d.Cached && execute {
-			lock[name] = LockEntry{Key: key, Out: out, Digest: dig, Params: params, Inputs: inDigests}
+			cached[name] = LockEntry{Key: key, Out: out, Digest: dig, Params: params, Inputs: inDigests}
 		}
 		digests[name], outs[name] = dig, out
 		decisions = append(decisions, d)
 	}
-	if execute {
-		return decisions, writeLock(f, lock)
+	if execute && len(cached) > 0 {
+		return decisions, updateLock(f, cached)
 	}
 	return decisions, nil
 }
@@ -199,7 +230,23 @@ func why(prev LockEntry, kind Kind, params map[string]any, inputs map[string]str
 	return r
 }
 
-func writeLock(f *File, lock map[string]LockEntry) error {
+// updateLock merges entries into the lock file under an exclusive flock, so
+// stages running at once (scheduler jobs, array tasks) do not drop each other's
+// entries.
+func updateLock(f *File, entries map[string]LockEntry) error {
+	guard, err := os.OpenFile(lockPath(f)+".flock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return fmt.Errorf("pipeline lock %s: %w", lockPath(f), err)
+	}
+	defer guard.Close()
+	if err := syscall.Flock(int(guard.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("pipeline lock %s: %w", lockPath(f), err)
+	}
+	defer syscall.Flock(int(guard.Fd()), syscall.LOCK_UN)
+	lock := readLock(f)
+	for name, e := range entries {
+		lock[name] = e
+	}
 	raw, err := json.MarshalIndent(lock, "", "  ")
 	if err != nil {
 		return err

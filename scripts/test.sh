@@ -11,6 +11,17 @@ if [ -n "$unformatted" ]; then
   echo "gofmt needed on:" $unformatted >&2
   exit 1
 fi
+# A private single-node Slurm cluster for the scheduler test (cmd/mdlm
+# TestRunOnSlurm), from ../shared/scripts; the test skips when none starts.
+slurm_dir=../shared/scripts
+if [ -z "${SLURM_CONF:-}" ] && [ -x "$slurm_dir/start-local-slurm.sh" ] && [ "$(id -u)" = 0 ]; then
+  if slurm_env=$("$slurm_dir/start-local-slurm.sh" 2>/tmp/mdlm-slurm-start.log); then
+    eval "$slurm_env"
+    trap '"$slurm_dir/stop-local-slurm.sh" >/dev/null 2>&1 || true' EXIT
+  else
+    echo "test.sh: the local Slurm cluster did not start (/tmp/mdlm-slurm-start.log); TestRunOnSlurm will skip" >&2
+  fi
+fi
 go vet ./...
 go vet -tags xla ./accel/
 go vet -tags hftokenizers ./tokenizer/ # the optional Rust backend type-checks without libtokenizers.a

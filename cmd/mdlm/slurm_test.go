@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// --stage runs one stage and refuses while a stage it needs is not built.
+func TestRunSingleStage(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "corpus.txt")
+	os.WriteFile(src, []byte(strings.Repeat("a line of text\n", 20)), 0o644)
+	file := filepath.Join(dir, "p.yaml")
+	os.WriteFile(file, []byte(strings.ReplaceAll(testPipeline, "SRC", src)), 0o644)
+	cache := filepath.Join(dir, "cache")
+	var out, errb bytes.Buffer
+	if code := run([]string{"run", file, "--cache-dir", cache, "--stage", "blocks"}, &out, &errb); code == 0 ||
+		!strings.Contains(errb.String(), `needs stage "text"`) {
+		t.Fatalf("blocks before its inputs: exit %d\n%s", code, errb.String())
+	}
+	for _, st := range []string{"text", "tokens", "blocks"} {
+		o := runPipeline(t, file, cache, "--stage", st)
+		if !strings.Contains(o, st) || strings.Count(o, " run ") != 1 {
+			t.Errorf("--stage %s ran something else:\n%s", st, o)
+		}
+	}
+	if again := runPipeline(t, file, cache); strings.Count(again, " cached ") != 3 {
+		t.Errorf("stages run one by one are not cached:\n%s", again)
+	}
+}
+
+// The pipeline on a real Slurm cluster (scripts/test.sh starts the local one
+// from ../shared/scripts when it can): a sharded tokenize as an array job,
+// afterok chaining, a rerun that submits nothing, and a failing stage reported.
+func TestRunOnSlurm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	if err := exec.Command("scontrol", "ping").Run(); err != nil || os.Getenv("SLURM_CONF") == "" {
+		t.Skip("no Slurm cluster (start one: eval \"$(../shared/scripts/start-local-slurm.sh)\")")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "mdlm")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "GOEXPERIMENT=simd")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	os.Chmod(dir, 0o755) // the jobs may run as another user than the test's temp dir owner
+	var lines []string
+	for i := 0; i < 300; i++ {
+		lines = append(lines, strings.Repeat("word ", i%17)+"line")
+	}
+	os.WriteFile(filepath.Join(dir, "corpus.txt"), []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+	file := filepath.Join(dir, "p.yaml")
+	os.WriteFile(file, []byte(`version: 1
+name: slurmtest
+vars: {length: 16}
+stages:
+  text:   {run: download, with: {sources: [corpus.txt], hold-out: 20, shard-rows: 60}}
+  tokens: {run: tokenize, inputs: {text: text}, with: {tokenizer: bytes}, shards: 3}
+  blocks: {run: pack, inputs: {tokens: tokens}, with: {length: "${length}"}}
+`), 0o644)
+	mdlm := func(args ...string) (string, error) {
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := mdlm("run", "p.yaml", "--executor", "slurm", "--wait", "--cache-dir", "cache")
+	if err != nil || !strings.Contains(out, "(array of 3)") || !strings.Contains(out, "all 3 jobs completed") {
+		t.Fatalf("slurm run: %v\n%s", err, out)
+	}
+	logs, _ := filepath.Glob(filepath.Join(dir, "cache", "slurm-logs", "tokens-*_*.log"))
+	if len(logs) != 3 {
+		t.Errorf("tokens array logs: %v", logs)
+	}
+	out, err = mdlm("run", "p.yaml", "--executor", "slurm", "--cache-dir", "cache")
+	if err != nil || !strings.Contains(out, "nothing submitted") {
+		t.Errorf("rerun submitted work: %v\n%s", err, out)
+	}
+	if out, err := mdlm("run", "p.yaml", "--cache-dir", "cache", "--dry-run"); err != nil || strings.Count(out, " cached ") != 3 {
+		t.Errorf("local view after Slurm: %v\n%s", err, out)
+	}
+	// A stage that fails (pack with an impossible length) is reported by --wait.
+	out, err = mdlm("run", "p.yaml", "--executor", "slurm", "--wait", "--cache-dir", "cache", "--set", "length=2")
+	if err == nil || !strings.Contains(out, "blocks (job") || !strings.Contains(out, "FAILED") {
+		t.Errorf("failing stage: %v\n%s", err, out)
+	}
+}
