@@ -50,8 +50,10 @@ func (s *Slurm) Submit(ctx context.Context, e *Engine, f *File) ([]Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(s.LogDir, 0o755); err != nil && !s.DryRun {
-		return nil, fmt.Errorf("slurm: log dir: %w", err)
+	if !s.DryRun {
+		if err := os.MkdirAll(s.LogDir, 0o755); err != nil {
+			return nil, fmt.Errorf("slurm: log dir: %w", err)
+		}
 	}
 	abs, err := filepath.Abs(f.Path)
 	if err != nil {

@@ -136,3 +136,19 @@ func TestUpdateLockConcurrent(t *testing.T) {
 		t.Errorf("lock has %d entries, want 16", len(lock))
 	}
 }
+
+// Every pipeline file we ship loads and validates.
+func TestShippedPipelinesLoad(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("..", "pipelines", "*.yaml"))
+	if len(files) < 2 {
+		t.Fatalf("pipelines: %v", files)
+	}
+	for _, file := range files {
+		f, err := Load(file, nil)
+		if err != nil {
+			t.Errorf("%s: %v", file, err)
+			continue
+		}
+		t.Logf("%s: stages %v", file, f.Order)
+	}
+}
