@@ -47,6 +47,10 @@ type Engine struct {
 	// ShardIndex and NumShards hand a scheduler's array task to a stage with
 	// shards; a shard that is not the last to finish publishes nothing.
 	ShardIndex, NumShards int
+	// Shared is a cache directory shared between machines (CI, a team): a stage
+	// missing here but present and verified there is copied instead of run, and
+	// every stage that runs is copied there (see shared.go).
+	Shared string
 }
 
 // CacheKey is sha256 of the canonical form of (kind, version, meaningful params,
@@ -61,6 +65,16 @@ func CacheKey(kind string, k Kind, with map[string]any, inputs map[string]string
 	canon, _ := json.Marshal(map[string]any{"kind": kind, "version": k.Version, "params": params, "inputs": inputs})
 	sum := sha256.Sum256(canon)
 	return hex.EncodeToString(sum[:]), params
+}
+
+// finishedDigest is outputDigest, except that an interrupted training run (its
+// last checkpoint short of the requested steps) counts as not built.
+func finishedDigest(kind Kind, dir string, with map[string]any) string {
+	dig := outputDigest(kind, dir)
+	if dig != "" && kind.Output == checkpoint.Type && !trainingFinished(dir, with) {
+		return ""
+	}
+	return dig
 }
 
 // outputDigest returns the digest of a published output (a run directory's last
@@ -127,9 +141,14 @@ func (e *Engine) walk(f *File, execute bool) ([]Decision, error) {
 		key, params := CacheKey(st.Run, kind, st.With, inDigests)
 		out, _ := filepath.Abs(filepath.Join(e.CacheDir, fmt.Sprintf("%s-%s", name, key[:16])))
 		d := Decision{Stage: name, Key: key, Out: out, Args: kind.Args(st.Run, inPaths, st.With, out)}
-		dig := outputDigest(kind, out)
-		if dig != "" && kind.Output == checkpoint.Type && !trainingFinished(out, st.With) {
-			dig = "" // an interrupted run: its last checkpoint is not the final one
+		dig := finishedDigest(kind, out, st.With)
+		if dig == "" && e.Shared != "" {
+			if pulled, err := e.pull(kind, st.With, out, execute); err != nil {
+				return decisions, fmt.Errorf("pipeline %s: stage %q: %w", f.Name, name, err)
+			} else if pulled != "" {
+				dig = pulled
+				d.Reasons = []string{"from the shared cache " + e.Shared}
+			}
 		}
 		if dig != "" {
 			d.Cached = true
@@ -178,6 +197,9 @@ func (e *Engine) walk(f *File, execute bool) ([]Decision, error) {
 			entry := LockEntry{Key: key, Out: out, Digest: dig, Params: params, Inputs: inDigests}
 			if err := updateLock(f, map[string]LockEntry{name: entry}); err != nil {
 				return decisions, err
+			}
+			if err := e.push(kind, st.With, out); err != nil {
+				return decisions, fmt.Errorf("pipeline %s: stage %q: %w", f.Name, name, err)
 			}
 		}
 		if d.Cached && execute {

@@ -22,6 +22,7 @@ type RunCmd struct {
 	DryRun   bool              `help:"Only say which stages would run and why (with --executor slurm: print the sbatch commands)."`
 	Executor string            `enum:"local,slurm" default:"local" help:"local: run stages here, in order; slurm: submit one job per stage (array jobs for shards) chained with afterok."`
 	Stage    string            `help:"Run only this stage; the stages it needs must already be built (what each Slurm job runs)."`
+	Shared   string            `help:"A cache shared between machines: stages found there verified are copied instead of run; stages that run are copied there." env:"MDLM_SHARED_CACHE" type:"path"`
 
 	ShardIndex int      `help:"With --stage: this array task's shard." env:"SLURM_ARRAY_TASK_ID,JOB_COMPLETION_INDEX"`
 	NumShards  int      `help:"With --stage: the number of array tasks." env:"SLURM_ARRAY_TASK_COUNT"`
@@ -38,7 +39,7 @@ func (c *RunCmd) Run(kctx *kong.Context) error {
 	if err != nil {
 		return err
 	}
-	e := &pipeline.Engine{CacheDir: c.CacheDir, Log: kctx.Stdout, Only: c.Stage, ShardIndex: c.ShardIndex, NumShards: c.NumShards,
+	e := &pipeline.Engine{CacheDir: c.CacheDir, Log: kctx.Stdout, Only: c.Stage, ShardIndex: c.ShardIndex, NumShards: c.NumShards, Shared: c.Shared,
 		Exec: func(args []string) error {
 			fmt.Fprintf(kctx.Stdout, "$ mdlm %v\n", args)
 			if code := run(args, kctx.Stdout, stderrOf(kctx)); code != 0 {
@@ -82,6 +83,9 @@ func (c *RunCmd) submit(kctx *kong.Context, e *pipeline.Engine, f *pipeline.File
 		logDir = filepath.Join(cache, "slurm-logs")
 	}
 	runArgs := []string{"--cache-dir", cache}
+	if c.Shared != "" {
+		runArgs = append(runArgs, "--shared", c.Shared)
+	}
 	keys := make([]string, 0, len(c.Set))
 	for k := range c.Set {
 		keys = append(keys, k)

@@ -92,3 +92,51 @@ stages:
 		t.Errorf("failing stage: %v\n%s", err, out)
 	}
 }
+
+// A shared cache: a second machine (fresh local cache) takes every stage from
+// it; changing only a late stage's flags runs just that stage and shares it.
+func TestSharedCache(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "corpus.txt")
+	os.WriteFile(src, []byte(strings.Repeat("a line of text\n", 20)), 0o644)
+	file := filepath.Join(dir, "p.yaml")
+	os.WriteFile(file, []byte(strings.ReplaceAll(testPipeline, "SRC", src)), 0o644)
+	shared := filepath.Join(dir, "shared")
+	first := runPipeline(t, file, filepath.Join(dir, "a"), "--shared", shared)
+	if strings.Count(first, " run ") != 3 {
+		t.Fatalf("first machine:\n%s", first)
+	}
+	if dry := runPipeline(t, file, filepath.Join(dir, "b"), "--shared", shared, "--dry-run"); strings.Count(dry, "from the shared cache") != 3 {
+		t.Errorf("plan on a second machine:\n%s", dry)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "b")); err == nil {
+		t.Error("a dry run copied outputs")
+	}
+	second := runPipeline(t, file, filepath.Join(dir, "b"), "--shared", shared)
+	if strings.Count(second, " cached ") != 3 || strings.Contains(second, "$ mdlm") {
+		t.Errorf("second machine ran stages:\n%s", second)
+	}
+	third := runPipeline(t, file, filepath.Join(dir, "b"), "--shared", shared, "--set", "length=8")
+	if strings.Count(third, " cached ") != 2 || strings.Count(third, "$ mdlm") != 1 {
+		t.Errorf("length change on the second machine:\n%s", third)
+	}
+	if entries, _ := filepath.Glob(filepath.Join(shared, "blocks-*")); len(entries) != 2 {
+		t.Errorf("shared cache blocks outputs: %v", entries)
+	}
+	// A corrupted shared copy is not used.
+	os.RemoveAll(filepath.Join(dir, "c"))
+	blocks, _ := filepath.Glob(filepath.Join(shared, "blocks-*", "*.arrow"))
+	for _, b := range blocks {
+		data, _ := os.ReadFile(b)
+		data[len(data)/2] ^= 0xff
+		os.WriteFile(b, data, 0o644)
+	}
+	fourth := runPipeline(t, file, filepath.Join(dir, "c"), "--shared", shared)
+	if !strings.Contains(fourth, "$ mdlm [pack") || strings.Count(fourth, "from the shared cache") != 2 {
+		t.Errorf("corrupted shared blocks were used:\n%s", fourth)
+	}
+	// ... and the rebuilt output replaced it there.
+	if fifth := runPipeline(t, file, filepath.Join(dir, "d"), "--shared", shared); strings.Count(fifth, "from the shared cache") != 3 {
+		t.Errorf("damaged shared copy not replaced:\n%s", fifth)
+	}
+}
