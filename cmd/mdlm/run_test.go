@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,12 +27,31 @@ func runPipeline(t *testing.T, file, cache string, extra ...string) string {
 	return out.String()
 }
 
-func TestPipelineCaching(t *testing.T) {
-	dir := t.TempDir()
-	src := filepath.Join(dir, "corpus.txt")
+// testPipelineFiles writes testPipeline over a small corpus in a temporary dir.
+func testPipelineFiles(t *testing.T) (dir, src, file string) {
+	t.Helper()
+	dir = t.TempDir()
+	src = filepath.Join(dir, "corpus.txt")
 	os.WriteFile(src, []byte(strings.Repeat("a line of text\n", 20)), 0o644)
-	file := filepath.Join(dir, "p.yaml")
+	file = filepath.Join(dir, "p.yaml")
 	os.WriteFile(file, []byte(strings.ReplaceAll(testPipeline, "SRC", src)), 0o644)
+	return dir, src, file
+}
+
+// buildBinary builds mdlm into dir for tests that run it as a process.
+func buildBinary(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "mdlm")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "GOEXPERIMENT=simd")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func TestPipelineCaching(t *testing.T) {
+	dir, src, file := testPipelineFiles(t)
 	cache := filepath.Join(dir, "cache")
 
 	first := runPipeline(t, file, cache)

@@ -23,12 +23,7 @@ func TestTrainSurvivesSIGKILL(t *testing.T) {
 		t.Skip("-short: skipping the SIGKILL test (builds the binary)")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "mdlm")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "GOEXPERIMENT=simd")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, dir)
 	src := filepath.Join(dir, "corpus.txt")
 	os.WriteFile(src, []byte(strings.Repeat("In the beginning God created the heaven and the earth.\n", 60)), 0o644)
 	run := func(args ...string) string {

@@ -11,11 +11,7 @@ import (
 
 // --stage runs one stage and refuses while a stage it needs is not built.
 func TestRunSingleStage(t *testing.T) {
-	dir := t.TempDir()
-	src := filepath.Join(dir, "corpus.txt")
-	os.WriteFile(src, []byte(strings.Repeat("a line of text\n", 20)), 0o644)
-	file := filepath.Join(dir, "p.yaml")
-	os.WriteFile(file, []byte(strings.ReplaceAll(testPipeline, "SRC", src)), 0o644)
+	dir, _, file := testPipelineFiles(t)
 	cache := filepath.Join(dir, "cache")
 	var out, errb bytes.Buffer
 	if code := run([]string{"run", file, "--cache-dir", cache, "--stage", "blocks"}, &out, &errb); code == 0 ||
@@ -44,12 +40,7 @@ func TestRunOnSlurm(t *testing.T) {
 		t.Skip("no Slurm cluster (start one: eval \"$(../shared/scripts/start-local-slurm.sh)\")")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "mdlm")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "GOEXPERIMENT=simd")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, dir)
 	os.Chmod(dir, 0o755) // the jobs may run as another user than the test's temp dir owner
 	var lines []string
 	for i := 0; i < 300; i++ {
@@ -96,11 +87,7 @@ stages:
 // A shared cache: a second machine (fresh local cache) takes every stage from
 // it; changing only a late stage's flags runs just that stage and shares it.
 func TestSharedCache(t *testing.T) {
-	dir := t.TempDir()
-	src := filepath.Join(dir, "corpus.txt")
-	os.WriteFile(src, []byte(strings.Repeat("a line of text\n", 20)), 0o644)
-	file := filepath.Join(dir, "p.yaml")
-	os.WriteFile(file, []byte(strings.ReplaceAll(testPipeline, "SRC", src)), 0o644)
+	dir, _, file := testPipelineFiles(t)
 	shared := filepath.Join(dir, "shared")
 	first := runPipeline(t, file, filepath.Join(dir, "a"), "--shared", shared)
 	if strings.Count(first, " run ") != 3 {
