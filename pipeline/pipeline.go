@@ -15,7 +15,8 @@
 // and in a pipeline; `inputs` bind a stage's named input to another stage's
 // output; ${var} substitutes vars (overridable). `shards: N` splits a stage that
 // supports it (tokenize) into N processes on a scheduler (see Slurm); it does not
-// change the stage's output or cache key.
+// change the stage's output or cache key. `slurm: {gres: "gpu:1", time: "48:00:00"}`
+// adds sbatch options to that stage's job only.
 package pipeline
 
 import (
@@ -46,6 +47,7 @@ type Stage struct {
 	Inputs map[string]string // input name -> producing stage
 	With   map[string]any    // flags
 	Shards int               // processes sharing the stage on a scheduler (0 or 1: one)
+	Slurm  map[string]string // extra sbatch options for this stage's job (gres, time, ...)
 	Line   int
 }
 
@@ -61,6 +63,7 @@ type rawStage struct {
 	Inputs map[string]string `yaml:"inputs"`
 	With   map[string]any    `yaml:"with"`
 	Shards any               `yaml:"shards"`
+	Slurm  map[string]any    `yaml:"slurm"`
 }
 
 // Load parses and validates a pipeline file; overrides replace vars.
@@ -92,6 +95,19 @@ func Load(path string, overrides map[string]string) (*File, error) {
 			return nil, fmt.Errorf("%s:%d: stage %q: %w", path, node.Line, name, err)
 		}
 		st := &Stage{Name: name, Run: rs.Run, Inputs: rs.Inputs, With: map[string]any{}, Line: node.Line}
+		for k, v := range rs.Slurm {
+			if !slurmOption.MatchString(k) {
+				return nil, fmt.Errorf("%s:%d: stage %q: slurm option %q: want an sbatch long option name like gres or cpus-per-task", path, node.Line, name, k)
+			}
+			sv, err := substitute(v, f.Vars)
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: stage %q: slurm.%s: %w", path, node.Line, name, k, err)
+			}
+			if st.Slurm == nil {
+				st.Slurm = map[string]string{}
+			}
+			st.Slurm[k] = fmt.Sprint(sv)
+		}
 		if rs.Shards != nil {
 			sv, err := substitute(rs.Shards, f.Vars)
 			if err != nil {
@@ -117,6 +133,8 @@ func Load(path string, overrides map[string]string) (*File, error) {
 	}
 	return f, nil
 }
+
+var slurmOption = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 
 var varRef = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)\}`)
 

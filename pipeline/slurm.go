@@ -125,6 +125,10 @@ func (s *Slurm) sbatchArgs(f *File, j Job, command string) []string {
 		args = append(args, fmt.Sprintf("--array=0-%d", j.Array-1))
 	}
 	args = append(args, s.Extra...)
+	st := f.Stages[j.Stage]
+	for _, k := range sortedKeys(st.Slurm) {
+		args = append(args, "--"+k+"="+st.Slurm[k])
+	}
 	return append(args, "--wrap="+command)
 }
 

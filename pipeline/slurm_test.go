@@ -44,7 +44,7 @@ stages:
   text:   {run: download, with: {sources: [`+src+`]}}
   tokens: {run: tokenize, inputs: {text: text}, shards: 4}
   blocks: {run: pack, inputs: {tokens: tokens}}
-  model:  {run: train, inputs: {data: blocks}}
+  model:  {run: train, inputs: {data: blocks}, slurm: {gres: "gpu:1", time: "2-00:00:00"}}
   ppl:    {run: eval, inputs: {model: model, data: blocks}}
 `), 0o644)
 	f, err := Load(file, nil)
@@ -81,6 +81,9 @@ stages:
 		if w.deps != "" && !strings.Contains(args, "--dependency=afterok:"+w.deps) || w.array > 0 && !strings.Contains(args, "--array=0-3") {
 			t.Errorf("%s: dependency/array missing:\n%s", j.Stage, args)
 		}
+		if gpu := strings.Contains(args, "--gres=gpu:1\n--time=2-00:00:00"); gpu != (j.Stage == "model") {
+			t.Errorf("%s: per-stage slurm options (want only on model):\n%s", j.Stage, args)
+		}
 	}
 	// Waiting reports the stage whose job failed and the one cancelled after it.
 	os.WriteFile(filepath.Join(bin, "states", "103"), []byte("FAILED"), 0o644)
@@ -99,9 +102,10 @@ stages:
 func TestShardsValidation(t *testing.T) {
 	dir := t.TempDir()
 	for body, want := range map[string]string{
-		`  a: {run: download, shards: 2}`: "download does not split into shards",
-		`  a: {run: download, shards: 0}`: "want a whole number",
-		`  a: {run: download, shards: x}`: "want a whole number",
+		`  a: {run: download, shards: 2}`:            "download does not split into shards",
+		`  a: {run: download, shards: 0}`:            "want a whole number",
+		`  a: {run: download, shards: x}`:            "want a whole number",
+		`  a: {run: download, slurm: {"--gres": 1}}`: "want an sbatch long option name",
 	} {
 		file := filepath.Join(dir, "p.yaml")
 		os.WriteFile(file, []byte("version: 1\nstages:\n"+body+"\n"), 0o644)

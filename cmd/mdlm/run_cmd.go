@@ -66,9 +66,12 @@ func (c *RunCmd) Run(kctx *kong.Context) error {
 
 // submit hands the pipeline to Slurm: the jobs run this binary with --stage.
 func (c *RunCmd) submit(kctx *kong.Context, e *pipeline.Engine, f *pipeline.File) error {
-	bin, err := os.Executable()
-	if err != nil {
-		return err
+	bin := os.Getenv("MDLM_BIN") // the binary as the compute nodes see it
+	if bin == "" {
+		var err error
+		if bin, err = os.Executable(); err != nil {
+			return err
+		}
 	}
 	cache, err := filepath.Abs(c.CacheDir)
 	if err != nil {
