@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"syscall"
+	"time"
 
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/checkpoint"
@@ -24,6 +25,7 @@ type Decision struct {
 	Cached  bool     `json:"cached"`
 	Reasons []string `json:"reasons,omitempty"`
 	Args    []string `json:"args"`
+	Seconds float64  `json:"seconds,omitempty"` // wall time of a stage that ran
 }
 
 // LockEntry records a finished stage in the lock file beside the pipeline.
@@ -183,8 +185,13 @@ func (e *Engine) walk(f *File, execute bool) ([]Decision, error) {
 					d.Reasons = append(d.Reasons, "resuming an interrupted run from "+filepath.Base(last))
 				}
 			}
+			start := time.Now()
 			if err := e.Exec(args); err != nil {
 				return decisions, fmt.Errorf("pipeline %s: stage %q: %w", f.Name, name, err)
+			}
+			d.Seconds = time.Since(start).Seconds()
+			if e.Log != nil {
+				fmt.Fprintf(e.Log, "%-12s done in %.1fs\n", name, d.Seconds)
 			}
 			if dig = outputDigest(kind, out); dig == "" && sharded {
 				d.Reasons = append(d.Reasons, fmt.Sprintf("shard %d of %d done; the process that finishes the last shard publishes", e.ShardIndex, e.NumShards))
