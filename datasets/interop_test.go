@@ -55,7 +55,7 @@ func TestParquetInteropWithArrowGo(t *testing.T) {
 	defer rec.Release()
 	theirs := filepath.Join(dir, "theirs.parquet")
 	var buf bytes.Buffer
-	if err := pqarrow.WriteTable(array.NewTableFromRecords(schema, []arrow.Record{rec}), &buf, 1024, parquet.NewWriterProperties(), pqarrow.DefaultWriterProps()); err != nil {
+	if err := pqarrow.WriteTable(array.NewTableFromRecords(schema, []arrow.RecordBatch{rec}), &buf, 1024, parquet.NewWriterProperties(), pqarrow.DefaultWriterProps()); err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(theirs, buf.Bytes(), 0o644)

@@ -53,7 +53,7 @@ func (m Model) Validate() error {
 		return fmt.Errorf("parameterization %s needs the dit backbone, not %q", m.Param, m.Backbone.Arch)
 	}
 	if m.T < 0 {
-		return fmt.Errorf("T must be >= 0, got %d", m.T)
+		return fmt.Errorf("discrete time steps: --T %d must be >= 0", m.T)
 	}
 	return nil
 }

@@ -100,14 +100,6 @@ func (m *bpe) encodeWord(word string, out []int, scratch []int32) ([]int, []int3
 	return out, ids
 }
 
-// decodeBytes appends the raw bytes of ids to buf.
-func (m *bpe) decodeBytes(buf []byte, id int) ([]byte, bool) {
-	if id < 0 || id >= len(m.idBytes) || m.idBytes[id] == nil {
-		return buf, false
-	}
-	return append(buf, m.idBytes[id]...), true
-}
-
 func (m *bpe) String() string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "BPE(%d tokens, %d merges)", len(m.vocab), m.merges.n)

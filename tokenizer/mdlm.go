@@ -6,9 +6,9 @@ import "fmt"
 // vocabulary V (the mask included) and the special ids.
 type Vocab struct {
 	Tokenizer
-	V                       int // model vocabulary, [MASK] included
-	Mask, BOS, EOS, PAD     int
-	maskText, padText, name string
+	V                   int // model vocabulary, [MASK] included
+	Mask, BOS, EOS, PAD int
+	maskText, padText   string
 }
 
 // ForModel applies the reference's rules: if the tokenizer has no mask token, the
