@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/alecthomas/kong"
@@ -30,6 +33,7 @@ type RunCmd struct {
 	Sbatch     string   `default:"sbatch" help:"The sbatch command." env:"MDLM_SBATCH"`
 	LogDir     string   `help:"Slurm job logs (default: <cache-dir>/slurm-logs)." type:"path"`
 	Wait       bool     `help:"With --executor slurm: wait for the jobs and fail if a stage did not complete."`
+	Jobs       int      `short:"j" default:"1" help:"Local executor: run up to this many stages (or shards) at once, each as its own mdlm process."`
 }
 
 // Run plans or runs the pipeline; each stage runs through this same command-line
@@ -50,6 +54,9 @@ func (c *RunCmd) Run(kctx *kong.Context) error {
 	if c.Executor == "slurm" && c.Stage == "" {
 		return c.submit(kctx, e, f)
 	}
+	if c.Jobs > 1 && c.Stage == "" && !c.DryRun {
+		return c.pool(kctx, f)
+	}
 	if c.DryRun {
 		_, err = e.Plan(f)
 		return err
@@ -64,14 +71,105 @@ func (c *RunCmd) Run(kctx *kong.Context) error {
 	return nil
 }
 
+// binary is the mdlm executable that stage processes run.
+func binary() (string, error) {
+	if bin := os.Getenv("MDLM_BIN"); bin != "" { // as compute nodes see it
+		return bin, nil
+	}
+	return os.Executable()
+}
+
+// stageArgs are what `mdlm run FILE --stage NAME` needs besides the file and
+// stage to see the pipeline as this process does: the cache dirs and vars.
+func (c *RunCmd) stageArgs() ([]string, error) {
+	cache, err := filepath.Abs(c.CacheDir)
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"--cache-dir", cache}
+	if c.Shared != "" {
+		args = append(args, "--shared", c.Shared)
+	}
+	keys := make([]string, 0, len(c.Set))
+	for k := range c.Set {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		args = append(args, "--set", k+"="+c.Set[k])
+	}
+	return args, nil
+}
+
+// pool runs the stages here, up to --jobs at once, each in its own process
+// (stages keep process-wide settings such as the GC target and signal handling).
+func (c *RunCmd) pool(kctx *kong.Context, f *pipeline.File) error {
+	bin, err := binary()
+	if err != nil {
+		return err
+	}
+	file, err := filepath.Abs(c.File)
+	if err != nil {
+		return err
+	}
+	extra, err := c.stageArgs()
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	start := time.Now()
+	err = pipeline.RunPool(context.Background(), f, c.Jobs, func(ctx context.Context, t pipeline.Task) error {
+		args := append([]string{"run", file, "--stage", t.Stage}, extra...)
+		if t.Shards > 0 {
+			args = append(args, fmt.Sprintf("--shard-index=%d", t.Shard), fmt.Sprintf("--num-shards=%d", t.Shards))
+		}
+		cmd := exec.CommandContext(ctx, bin, args...)
+		out := &prefixWriter{prefix: "[" + t.String() + "] ", w: kctx.Stdout, mu: &mu}
+		cmd.Stdout, cmd.Stderr = out, out
+		err := cmd.Run()
+		out.flush()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(kctx.Stdout, "pipeline %s done in %.1fs\n", f.Name, time.Since(start).Seconds())
+	return nil
+}
+
+// prefixWriter writes whole lines, each behind a prefix, under a shared lock.
+type prefixWriter struct {
+	prefix string
+	w      io.Writer
+	mu     *sync.Mutex
+	buf    []byte
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.buf = append(p.buf, b...)
+	for {
+		i := bytes.IndexByte(p.buf, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		p.mu.Lock()
+		fmt.Fprintf(p.w, "%s%s\n", p.prefix, p.buf[:i])
+		p.mu.Unlock()
+		p.buf = p.buf[i+1:]
+	}
+}
+
+func (p *prefixWriter) flush() {
+	if len(p.buf) > 0 {
+		p.Write([]byte("\n"))
+	}
+}
+
 // submit hands the pipeline to Slurm: the jobs run this binary with --stage.
 func (c *RunCmd) submit(kctx *kong.Context, e *pipeline.Engine, f *pipeline.File) error {
-	bin := os.Getenv("MDLM_BIN") // the binary as the compute nodes see it
-	if bin == "" {
-		var err error
-		if bin, err = os.Executable(); err != nil {
-			return err
-		}
+	bin, err := binary()
+	if err != nil {
+		return err
 	}
 	cache, err := filepath.Abs(c.CacheDir)
 	if err != nil {
@@ -85,17 +183,9 @@ func (c *RunCmd) submit(kctx *kong.Context, e *pipeline.Engine, f *pipeline.File
 	if logDir == "" {
 		logDir = filepath.Join(cache, "slurm-logs")
 	}
-	runArgs := []string{"--cache-dir", cache}
-	if c.Shared != "" {
-		runArgs = append(runArgs, "--shared", c.Shared)
-	}
-	keys := make([]string, 0, len(c.Set))
-	for k := range c.Set {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		runArgs = append(runArgs, "--set", k+"="+c.Set[k])
+	runArgs, err := c.stageArgs()
+	if err != nil {
+		return err
 	}
 	s := &pipeline.Slurm{Bin: bin, Sbatch: c.Sbatch, Extra: c.SbatchArg, LogDir: logDir, Dir: dir, RunArgs: runArgs,
 		Out: kctx.Stdout, DryRun: c.DryRun}

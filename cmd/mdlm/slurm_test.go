@@ -127,3 +127,31 @@ func TestSharedCache(t *testing.T) {
 		t.Errorf("damaged shared copy not replaced:\n%s", fifth)
 	}
 }
+
+// --jobs 2 runs independent stages and a sharded stage's shards as parallel
+// processes; the result is what a sequential run caches.
+func TestRunParallelJobs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	dir, _, file := testPipelineFiles(t)
+	body, _ := os.ReadFile(file)
+	body = []byte(strings.Replace(string(body), "with: {tokenizer: bytes, workers: 1}}", "with: {tokenizer: bytes, workers: 1}, shards: 2}", 1) +
+		"  blocks8: {run: pack, inputs: {tokens: tokens}, with: {length: 8}}\n")
+	body = []byte(strings.Replace(string(body), "hold-out: 2}", "hold-out: 2, shard-rows: 6}", 1))
+	os.WriteFile(file, body, 0o644)
+	bin := buildBinary(t, dir)
+	cmd := exec.Command(bin, "run", file, "--cache-dir", filepath.Join(dir, "cache"), "-j", "2")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("mdlm run -j 2: %v\n%s", err, out)
+	}
+	for _, want := range []string{"[tokens[0/2]]", "[tokens[1/2]]", "[blocks] ", "[blocks8] ", "done in"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if again := runPipeline(t, file, filepath.Join(dir, "cache")); strings.Count(again, " cached ") != 4 {
+		t.Errorf("after the parallel run:\n%s", again)
+	}
+}
