@@ -155,14 +155,19 @@ func (s *Slurm) sbatch(ctx context.Context, args []string) (string, error) {
 	return id, nil
 }
 
-var jobState = regexp.MustCompile(`JobState=(\S+)`)
+var (
+	jobState = regexp.MustCompile(`JobState=(\S+)`)
+	jobID    = regexp.MustCompile(`^JobId=(\S+)`)
+)
 
 // Wait blocks until every job has ended (polling scontrol) and returns an error
 // naming the stages whose jobs did not complete. A stage whose input failed ends
 // CANCELLED (submitted with --kill-on-invalid-dep).
 func (s *Slurm) Wait(ctx context.Context, jobs []Job, poll time.Duration) error {
-	states := map[string][]string{}
-	done := map[string]bool{} // ended jobs are not asked again (scontrol forgets them after MinJobAge)
+	// Task states by task job id, merged over polls: an array task that ended
+	// early keeps its state after scontrol forgets it (MinJobAge).
+	tasks := map[string]map[string]string{}
+	done := map[string]bool{} // ended jobs are not asked again
 	for {
 		pending := false
 		for _, j := range jobs {
@@ -173,9 +178,14 @@ func (s *Slurm) Wait(ctx context.Context, jobs []Job, poll time.Duration) error 
 			if err != nil {
 				return err
 			}
-			states[j.Stage] = st
+			if tasks[j.ID] == nil {
+				tasks[j.ID] = map[string]string{}
+			}
+			for id, x := range st {
+				tasks[j.ID][id] = x
+			}
 			done[j.ID] = true
-			for _, x := range st {
+			for _, x := range tasks[j.ID] {
 				if !ended(x) {
 					done[j.ID], pending = false, true
 				}
@@ -192,11 +202,14 @@ func (s *Slurm) Wait(ctx context.Context, jobs []Job, poll time.Duration) error 
 	}
 	var failed []string
 	for _, j := range jobs {
-		for _, x := range states[j.Stage] {
-			if x != "COMPLETED" {
-				failed = append(failed, fmt.Sprintf("%s (job %s: %s; log in %s)", j.Stage, j.ID, strings.Join(uniq(states[j.Stage]), ","), s.LogDir))
-				break
-			}
+		var seen []string
+		bad := false
+		for _, x := range tasks[j.ID] {
+			seen = append(seen, x)
+			bad = bad || x != "COMPLETED"
+		}
+		if bad {
+			failed = append(failed, fmt.Sprintf("%s (job %s: %s; log in %s)", j.Stage, j.ID, strings.Join(uniq(seen), ","), s.LogDir))
 		}
 	}
 	if len(failed) > 0 {
@@ -205,8 +218,8 @@ func (s *Slurm) Wait(ctx context.Context, jobs []Job, poll time.Duration) error 
 	return nil
 }
 
-// states lists the states of a job's tasks (one for a plain job).
-func (s *Slurm) states(ctx context.Context, id string) ([]string, error) {
+// states maps each task of a job (one for a plain job) to its state.
+func (s *Slurm) states(ctx context.Context, id string) (map[string]string, error) {
 	scontrol := filepath.Join(filepath.Dir(s.sbatchCmd()), "scontrol")
 	if !strings.Contains(s.sbatchCmd(), "/") {
 		scontrol = "scontrol"
@@ -215,9 +228,13 @@ func (s *Slurm) states(ctx context.Context, id string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("slurm: scontrol show job %s: %w (finished jobs are kept only minutes; is MinJobAge short?)", id, err)
 	}
-	var st []string
-	for _, m := range jobState.FindAllStringSubmatch(string(out), -1) {
-		st = append(st, m[1])
+	st := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		state := jobState.FindStringSubmatch(line)
+		task := jobID.FindStringSubmatch(line)
+		if state != nil && task != nil {
+			st[task[1]] = state[1]
+		}
 	}
 	if len(st) == 0 {
 		return nil, fmt.Errorf("slurm: no JobState for job %s in %q", id, out)

@@ -24,6 +24,9 @@ echo "$n;cluster"
 `), 0o755)
 	os.WriteFile(filepath.Join(dir, "scontrol"), []byte(`#!/bin/sh
 d=$(dirname "$0")
+n=$(( $(cat "$d/calls-$4" 2>/dev/null || echo 0) + 1 ))
+echo $n > "$d/calls-$4"
+if [ -f "$d/states/$4.$n" ]; then cat "$d/states/$4.$n"; exit 0; fi
 s=COMPLETED
 [ -f "$d/states/$4" ] && s=$(cat "$d/states/$4")
 echo "JobId=$4 JobName=x JobState=$s Reason=None"
@@ -96,6 +99,14 @@ stages:
 	os.Remove(filepath.Join(bin, "states", "104"))
 	if err := s.Wait(context.Background(), jobs, time.Millisecond); err != nil {
 		t.Errorf("Wait with every job completed: %v", err)
+	}
+	// An array task that failed early is remembered after scontrol forgets it.
+	os.WriteFile(filepath.Join(bin, "states", "102.1"), []byte("JobId=106 ArrayJobId=102 ArrayTaskId=0 JobState=FAILED\nJobId=102 ArrayJobId=102 ArrayTaskId=1 JobState=RUNNING\n"), 0o644)
+	os.WriteFile(filepath.Join(bin, "states", "102.2"), []byte("JobId=102 ArrayJobId=102 ArrayTaskId=1 JobState=COMPLETED\n"), 0o644)
+	os.Remove(filepath.Join(bin, "calls-102"))
+	err = s.Wait(context.Background(), jobs[1:2], time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "tokens (job 102: COMPLETED,FAILED") {
+		t.Errorf("early array-task failure: %v", err)
 	}
 }
 
