@@ -16,7 +16,8 @@
 // output; ${var} substitutes vars (overridable). `shards: N` splits a stage that
 // supports it (tokenize) into N processes on a scheduler (see Slurm); it does not
 // change the stage's output or cache key. `slurm: {gres: "gpu:1", time: "48:00:00"}`
-// adds sbatch options to that stage's job only.
+// adds sbatch options to that stage's job only, `kubernetes: {nvidia.com/gpu: 1}`
+// resource limits to its Kubernetes container.
 package pipeline
 
 import (
@@ -48,7 +49,9 @@ type Stage struct {
 	With   map[string]any    // flags
 	Shards int               // processes sharing the stage on a scheduler (0 or 1: one)
 	Slurm  map[string]string // extra sbatch options for this stage's job (gres, time, ...)
-	Line   int
+	// Kubernetes holds this stage's container resource limits (nvidia.com/gpu: 1).
+	Kubernetes map[string]string
+	Line       int
 }
 
 type rawFile struct {
@@ -64,6 +67,7 @@ type rawStage struct {
 	With   map[string]any    `yaml:"with"`
 	Shards any               `yaml:"shards"`
 	Slurm  map[string]any    `yaml:"slurm"`
+	K8s    map[string]any    `yaml:"kubernetes"`
 }
 
 // Load parses and validates a pipeline file; overrides replace vars.
@@ -108,6 +112,19 @@ func Load(path string, overrides map[string]string) (*File, error) {
 			}
 			st.Slurm[k] = fmt.Sprint(sv)
 		}
+		for k, v := range rs.K8s {
+			if !resourceName.MatchString(k) {
+				return nil, fmt.Errorf("%s:%d: stage %q: kubernetes resource %q: want a resource name like cpu, memory or nvidia.com/gpu", path, node.Line, name, k)
+			}
+			sv, err := substitute(v, f.Vars)
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: stage %q: kubernetes.%s: %w", path, node.Line, name, k, err)
+			}
+			if st.Kubernetes == nil {
+				st.Kubernetes = map[string]string{}
+			}
+			st.Kubernetes[k] = fmt.Sprint(sv)
+		}
 		if rs.Shards != nil {
 			sv, err := substitute(rs.Shards, f.Vars)
 			if err != nil {
@@ -134,7 +151,10 @@ func Load(path string, overrides map[string]string) (*File, error) {
 	return f, nil
 }
 
-var slurmOption = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
+var (
+	slurmOption  = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
+	resourceName = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)?$`)
+)
 
 var varRef = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)\}`)
 

@@ -49,6 +49,10 @@ type Engine struct {
 	// ShardIndex and NumShards hand a scheduler's array task to a stage with
 	// shards; a shard that is not the last to finish publishes nothing.
 	ShardIndex, NumShards int
+	// WaitInputs makes a single-stage run (Only) wait up to this long for the
+	// stages it needs, when they are being built by other processes started at
+	// the same time (Kubernetes Jobs have no dependencies); Poll is the interval.
+	WaitInputs, Poll time.Duration
 	// Shared is a cache directory shared between machines (CI, a team): a stage
 	// missing here but present and verified there is copied instead of run, and
 	// every stage that runs is copied there (see shared.go).
@@ -67,6 +71,36 @@ func CacheKey(kind string, k Kind, with map[string]any, inputs map[string]string
 	canon, _ := json.Marshal(map[string]any{"kind": kind, "version": k.Version, "params": params, "inputs": inputs})
 	sum := sha256.Sum256(canon)
 	return hex.EncodeToString(sum[:]), params
+}
+
+// lookup finds a stage's finished output here or in the shared cache.
+func (e *Engine) lookup(kind Kind, with map[string]any, out string, copy bool) (dig string, fromShared bool, err error) {
+	if dig = finishedDigest(kind, out, with); dig != "" || e.Shared == "" {
+		return dig, false, nil
+	}
+	dig, err = e.pull(kind, with, out, copy)
+	return dig, dig != "", err
+}
+
+// awaitInput polls for the output of a stage that another process (a job
+// started at the same time, as on Kubernetes) is building, up to WaitInputs.
+func (e *Engine) awaitInput(name string, kind Kind, with map[string]any, out string, copy bool) (string, bool, error) {
+	poll := e.Poll
+	if poll <= 0 {
+		poll = 10 * time.Second
+	}
+	deadline := time.Now().Add(e.WaitInputs)
+	if e.Log != nil {
+		fmt.Fprintf(e.Log, "%-12s waiting up to %s for %s\n", name, e.WaitInputs, out)
+	}
+	for time.Now().Before(deadline) {
+		time.Sleep(min(poll, time.Until(deadline)))
+		dig, shared, err := e.lookup(kind, with, out, copy)
+		if err != nil || dig != "" {
+			return dig, shared, err
+		}
+	}
+	return "", false, nil
 }
 
 // finishedDigest is outputDigest, except that an interrupted training run (its
@@ -143,14 +177,17 @@ func (e *Engine) walk(f *File, execute bool) ([]Decision, error) {
 		key, params := CacheKey(st.Run, kind, st.With, inDigests)
 		out, _ := filepath.Abs(filepath.Join(e.CacheDir, fmt.Sprintf("%s-%s", name, key[:16])))
 		d := Decision{Stage: name, Key: key, Out: out, Args: kind.Args(st.Run, inPaths, st.With, out)}
-		dig := finishedDigest(kind, out, st.With)
-		if dig == "" && e.Shared != "" {
-			if pulled, err := e.pull(kind, st.With, out, execute); err != nil {
+		dig, fromShared, err := e.lookup(kind, st.With, out, execute)
+		if err != nil {
+			return decisions, fmt.Errorf("pipeline %s: stage %q: %w", f.Name, name, err)
+		}
+		if dig == "" && e.Only != "" && name != e.Only && e.WaitInputs > 0 {
+			if dig, fromShared, err = e.awaitInput(name, kind, st.With, out, execute); err != nil {
 				return decisions, fmt.Errorf("pipeline %s: stage %q: %w", f.Name, name, err)
-			} else if pulled != "" {
-				dig = pulled
-				d.Reasons = []string{"from the shared cache " + e.Shared}
 			}
+		}
+		if fromShared {
+			d.Reasons = []string{"from the shared cache " + e.Shared}
 		}
 		if dig != "" {
 			d.Cached = true

@@ -117,6 +117,7 @@ func TestShardsValidation(t *testing.T) {
 		`  a: {run: download, shards: 0}`:            "want a whole number",
 		`  a: {run: download, shards: x}`:            "want a whole number",
 		`  a: {run: download, slurm: {"--gres": 1}}`: "want an sbatch long option name",
+		`  a: {run: download, kubernetes: {"GPU!": 1}}`: "want a resource name",
 	} {
 		file := filepath.Join(dir, "p.yaml")
 		os.WriteFile(file, []byte("version: 1\nstages:\n"+body+"\n"), 0o644)

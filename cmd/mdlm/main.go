@@ -34,6 +34,7 @@ type CLI struct {
 	Checkpoint CheckpointCmd `cmd:"" help:"Inspect, import and export model checkpoints."`
 	Sample     SampleCmd     `cmd:"" help:"Generate samples from a checkpoint (ddpm, ddpm_cache, ddpm_rowcache, analytic, ar)."`
 	Run        RunCmd        `cmd:"" help:"Run a pipeline file; stages whose inputs and parameters are unchanged are skipped."`
+	Export     ExportCmd     `cmd:"" help:"Render a pipeline for another scheduler (Kubernetes)."`
 }
 
 func main() {

@@ -27,13 +27,15 @@ type RunCmd struct {
 	Stage    string            `help:"Run only this stage; the stages it needs must already be built (what each Slurm job runs)."`
 	Shared   string            `help:"A cache shared between machines: stages found there verified are copied instead of run; stages that run are copied there." env:"MDLM_SHARED_CACHE" type:"path"`
 
-	ShardIndex int      `help:"With --stage: this array task's shard." env:"SLURM_ARRAY_TASK_ID,JOB_COMPLETION_INDEX"`
-	NumShards  int      `help:"With --stage: the number of array tasks." env:"SLURM_ARRAY_TASK_COUNT"`
-	SbatchArg  []string `name:"sbatch-arg" help:"Extra sbatch argument for every job (repeatable), e.g. --sbatch-arg=--partition=gpu."`
-	Sbatch     string   `default:"sbatch" help:"The sbatch command." env:"MDLM_SBATCH"`
-	LogDir     string   `help:"Slurm job logs (default: <cache-dir>/slurm-logs)." type:"path"`
-	Wait       bool     `help:"With --executor slurm: wait for the jobs and fail if a stage did not complete."`
-	Jobs       int      `short:"j" default:"1" help:"Local executor: run up to this many stages (or shards) at once, each as its own mdlm process."`
+	ShardIndex int           `help:"With --stage: this array task's shard." env:"SLURM_ARRAY_TASK_ID,JOB_COMPLETION_INDEX"`
+	NumShards  int           `help:"With --stage: the number of array tasks." env:"SLURM_ARRAY_TASK_COUNT"`
+	SbatchArg  []string      `name:"sbatch-arg" help:"Extra sbatch argument for every job (repeatable), e.g. --sbatch-arg=--partition=gpu."`
+	Sbatch     string        `default:"sbatch" help:"The sbatch command." env:"MDLM_SBATCH"`
+	LogDir     string        `help:"Slurm job logs (default: <cache-dir>/slurm-logs)." type:"path"`
+	Wait       bool          `help:"With --executor slurm: wait for the jobs and fail if a stage did not complete."`
+	Jobs       int           `short:"j" default:"1" help:"Local executor: run up to this many stages (or shards) at once, each as its own mdlm process."`
+	WaitInputs time.Duration `help:"With --stage: wait up to this long for the stages it needs to be built by other processes (e.g. 72h on Kubernetes)."`
+	Poll       time.Duration `default:"10s" hidden:"" help:"How often --wait-inputs looks."`
 }
 
 // Run plans or runs the pipeline; each stage runs through this same command-line
@@ -44,6 +46,7 @@ func (c *RunCmd) Run(kctx *kong.Context) error {
 		return err
 	}
 	e := &pipeline.Engine{CacheDir: c.CacheDir, Log: kctx.Stdout, Only: c.Stage, ShardIndex: c.ShardIndex, NumShards: c.NumShards, Shared: c.Shared,
+		WaitInputs: c.WaitInputs, Poll: c.Poll,
 		Exec: func(args []string) error {
 			fmt.Fprintf(kctx.Stdout, "$ mdlm %v\n", args)
 			if code := run(args, kctx.Stdout, stderrOf(kctx)); code != 0 {

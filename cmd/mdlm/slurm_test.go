@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // --stage runs one stage and refuses while a stage it needs is not built.
@@ -153,5 +155,29 @@ func TestRunParallelJobs(t *testing.T) {
 	}
 	if again := runPipeline(t, file, filepath.Join(dir, "cache")); strings.Count(again, " cached ") != 4 {
 		t.Errorf("after the parallel run:\n%s", again)
+	}
+}
+
+// --wait-inputs: a stage started before its input exists waits for another
+// process to build it (Kubernetes starts every Job at once).
+func TestRunStageWaitsForInputs(t *testing.T) {
+	_, _, file := testPipelineFiles(t)
+	cache := filepath.Join(filepath.Dir(file), "cache")
+	done := make(chan string)
+	go func() {
+		var out, errb bytes.Buffer
+		code := run([]string{"run", file, "--cache-dir", cache, "--stage", "tokens", "--wait-inputs", "20s", "--poll", "50ms"}, &out, &errb)
+		done <- fmt.Sprintf("exit %d\n%s%s", code, out.String(), errb.String())
+	}()
+	time.Sleep(200 * time.Millisecond)
+	runPipeline(t, file, cache, "--stage", "text")
+	got := <-done
+	if !strings.HasPrefix(got, "exit 0") || !strings.Contains(got, "waiting up to 20s") || !strings.Contains(got, "$ mdlm [tokenize") {
+		t.Errorf("waiting stage:\n%s", got)
+	}
+	var out, errb bytes.Buffer
+	code := run([]string{"run", file, "--cache-dir", filepath.Join(cache, "other"), "--stage", "blocks", "--wait-inputs", "150ms", "--poll", "50ms"}, &out, &errb)
+	if code == 0 || !strings.Contains(errb.String(), "no verified output") {
+		t.Errorf("timed-out wait: exit %d\n%s", code, errb.String())
 	}
 }

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/mdlm-go/mdlm/internal/atomicfile"
+	"github.com/mdlm-go/mdlm/pipeline"
+)
+
+// ExportCmd is `mdlm export`: a pipeline rendered for another scheduler.
+type ExportCmd struct {
+	Kubernetes ExportK8sCmd `cmd:"" help:"Kubernetes Indexed Jobs, one per stage, to kubectl apply all at once (each waits for its inputs)."`
+}
+
+// ExportK8sCmd is `mdlm export kubernetes`.
+type ExportK8sCmd struct {
+	File       string            `arg:"" help:"Pipeline file, relative to the current directory, which is --workdir inside the pods."`
+	Image      string            `required:"" help:"Container image with mdlm on its PATH."`
+	Claim      string            `required:"" help:"PersistentVolumeClaim (ReadWriteMany) mounted at --workdir: the pipeline file, local sources and the cache."`
+	Namespace  string            `help:"Namespace of the jobs."`
+	Workdir    string            `default:"/work" help:"Mount path of the claim and working directory of the jobs."`
+	CacheDir   string            `default:".mdlm/cache" help:"Cache directory, relative to --workdir."`
+	Set        map[string]string `help:"Override pipeline vars." mapsep:","`
+	WaitInputs time.Duration     `default:"72h" help:"How long a job waits for the stages it reads from."`
+	Out        string            `short:"o" help:"Write the manifests here (default: standard output)." type:"path"`
+}
+
+// Run renders the manifests.
+func (c *ExportK8sCmd) Run(kctx *kong.Context) error {
+	if filepath.IsAbs(c.File) {
+		return fmt.Errorf("export kubernetes: give the pipeline file relative to the directory that --workdir mounts, not %s", c.File)
+	}
+	f, err := pipeline.Load(c.File, c.Set)
+	if err != nil {
+		return err
+	}
+	var runArgs []string
+	keys := make([]string, 0, len(c.Set))
+	for k := range c.Set {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		runArgs = append(runArgs, "--set", k+"="+c.Set[k])
+	}
+	k := &pipeline.Kubernetes{Image: c.Image, Claim: c.Claim, Namespace: c.Namespace, Workdir: c.Workdir,
+		File: filepath.ToSlash(filepath.Clean(c.File)), CacheDir: c.CacheDir, RunArgs: runArgs, WaitInputs: c.WaitInputs}
+	if c.Out == "" {
+		return k.Write(kctx.Stdout, f)
+	}
+	if err := atomicfile.Write(c.Out, func(w io.Writer) error { return k.Write(w, f) }); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "wrote %d jobs to %s: kubectl apply -f %s\n", len(f.Order), c.Out, c.Out)
+	return nil
+}

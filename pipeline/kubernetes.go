@@ -1,0 +1,172 @@
+package pipeline
+
+import (
+	"fmt"
+	"io"
+	"path"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Kubernetes renders a pipeline as Kubernetes Indexed Jobs, one per stage, to
+// apply all at once (`kubectl apply -f`). Kubernetes Jobs have no dependencies,
+// so each job runs `mdlm run FILE --stage NAME --wait-inputs D`: it waits until
+// the stages it reads from have verified outputs in the shared cache, skips
+// itself when its own output is cached, and otherwise builds it. A stage with
+// `shards: N` is an Indexed Job of N completions; Kubernetes gives each pod its
+// index in JOB_COMPLETION_INDEX, which mdlm takes as --shard-index. A stage's
+// `kubernetes:` map in the pipeline file sets its container's resource limits
+// (say nvidia.com/gpu: 1). Every pod mounts one ReadWriteMany volume claim at
+// Workdir, holding the pipeline file, its local sources and the cache.
+type Kubernetes struct {
+	Image      string
+	Claim      string        // PersistentVolumeClaim mounted at Workdir
+	Namespace  string        // optional
+	Workdir    string        // default /work
+	File       string        // the pipeline file, relative to Workdir
+	CacheDir   string        // default .mdlm/cache (relative to Workdir)
+	RunArgs    []string      // more `mdlm run` arguments (--set, --shared)
+	WaitInputs time.Duration // default 72h
+	Bin        string        // the command in the image; default mdlm
+}
+
+type k8sMeta struct {
+	Name      string            `yaml:"name"`
+	Namespace string            `yaml:"namespace,omitempty"`
+	Labels    map[string]string `yaml:"labels"`
+}
+
+type k8sJob struct {
+	APIVersion string     `yaml:"apiVersion"`
+	Kind       string     `yaml:"kind"`
+	Metadata   k8sMeta    `yaml:"metadata"`
+	Spec       k8sJobSpec `yaml:"spec"`
+}
+
+type k8sJobSpec struct {
+	CompletionMode string      `yaml:"completionMode"`
+	Completions    int         `yaml:"completions"`
+	Parallelism    int         `yaml:"parallelism"`
+	BackoffLimit   int         `yaml:"backoffLimit"`
+	Template       k8sTemplate `yaml:"template"`
+}
+
+type k8sTemplate struct {
+	Metadata struct {
+		Labels map[string]string `yaml:"labels"`
+	} `yaml:"metadata"`
+	Spec struct {
+		RestartPolicy string         `yaml:"restartPolicy"`
+		Containers    []k8sContainer `yaml:"containers"`
+		Volumes       []k8sVolume    `yaml:"volumes"`
+	} `yaml:"spec"`
+}
+
+type k8sContainer struct {
+	Name         string         `yaml:"name"`
+	Image        string         `yaml:"image"`
+	WorkingDir   string         `yaml:"workingDir"`
+	Command      []string       `yaml:"command"`
+	Args         []string       `yaml:"args"`
+	Resources    *k8sResources  `yaml:"resources,omitempty"`
+	VolumeMounts []k8sVolumeRef `yaml:"volumeMounts"`
+}
+
+type k8sResources struct {
+	Limits map[string]string `yaml:"limits"`
+}
+
+type k8sVolumeRef struct {
+	Name      string `yaml:"name"`
+	MountPath string `yaml:"mountPath"`
+}
+
+type k8sVolume struct {
+	Name                  string `yaml:"name"`
+	PersistentVolumeClaim struct {
+		ClaimName string `yaml:"claimName"`
+	} `yaml:"persistentVolumeClaim"`
+}
+
+var notDNS = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// dnsLabel makes s a valid Kubernetes name (RFC 1123 label, at most 63 bytes).
+func dnsLabel(s string) string {
+	s = strings.Trim(notDNS.ReplaceAllString(strings.ToLower(s), "-"), "-")
+	if len(s) > 63 {
+		s = strings.TrimRight(s[:63], "-")
+	}
+	return s
+}
+
+// Jobs renders one Job per stage, in pipeline order.
+func (k *Kubernetes) Jobs(f *File) ([]k8sJob, error) {
+	if k.Image == "" || k.Claim == "" {
+		return nil, fmt.Errorf("kubernetes: an image and a volume claim are required")
+	}
+	workdir, cache, bin, wait := k.Workdir, k.CacheDir, k.Bin, k.WaitInputs
+	if workdir == "" {
+		workdir = "/work"
+	}
+	if cache == "" {
+		cache = ".mdlm/cache"
+	}
+	if bin == "" {
+		bin = "mdlm"
+	}
+	if wait <= 0 {
+		wait = 72 * time.Hour
+	}
+	name := f.Name
+	if name == "" {
+		name = strings.TrimSuffix(path.Base(f.Path), path.Ext(f.Path))
+	}
+	var jobs []k8sJob
+	for _, stage := range f.Order {
+		st := f.Stages[stage]
+		labels := map[string]string{"app.kubernetes.io/name": "mdlm", "mdlm/pipeline": dnsLabel(name), "mdlm/stage": dnsLabel(stage)}
+		j := k8sJob{APIVersion: "batch/v1", Kind: "Job",
+			Metadata: k8sMeta{Name: dnsLabel("mdlm-" + name + "-" + stage), Namespace: k.Namespace, Labels: labels}}
+		n := max(1, st.Shards)
+		j.Spec = k8sJobSpec{CompletionMode: "Indexed", Completions: n, Parallelism: n, BackoffLimit: 3 * n}
+		j.Spec.Template.Metadata.Labels = labels
+		args := append([]string{"run", k.File, "--stage", stage, "--cache-dir", cache, "--wait-inputs", wait.String()}, k.RunArgs...)
+		if n > 1 {
+			args = append(args, fmt.Sprintf("--num-shards=%d", n)) // the index comes from JOB_COMPLETION_INDEX
+		}
+		c := k8sContainer{Name: "stage", Image: k.Image, WorkingDir: workdir, Command: []string{bin}, Args: args,
+			VolumeMounts: []k8sVolumeRef{{Name: "work", MountPath: workdir}}}
+		if len(st.Kubernetes) > 0 {
+			c.Resources = &k8sResources{Limits: st.Kubernetes}
+		}
+		spec := &j.Spec.Template.Spec
+		spec.RestartPolicy = "Never"
+		spec.Containers = []k8sContainer{c}
+		v := k8sVolume{Name: "work"}
+		v.PersistentVolumeClaim.ClaimName = k.Claim
+		spec.Volumes = []k8sVolume{v}
+		jobs = append(jobs, j)
+	}
+	return jobs, nil
+}
+
+// Write writes the jobs as one YAML stream.
+func (k *Kubernetes) Write(w io.Writer, f *File) error {
+	jobs, err := k.Jobs(f)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "# mdlm pipeline %s as Kubernetes Jobs: kubectl apply -f <this file>\n", f.Name)
+	fmt.Fprintf(w, "# Each job waits for the stages it reads from (mdlm run --stage --wait-inputs).\n")
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	for _, j := range jobs {
+		if err := enc.Encode(j); err != nil {
+			return err
+		}
+	}
+	return enc.Close()
+}
