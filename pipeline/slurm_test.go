@@ -113,10 +113,10 @@ stages:
 func TestShardsValidation(t *testing.T) {
 	dir := t.TempDir()
 	for body, want := range map[string]string{
-		`  a: {run: download, shards: 2}`:            "download does not split into shards",
-		`  a: {run: download, shards: 0}`:            "want a whole number",
-		`  a: {run: download, shards: x}`:            "want a whole number",
-		`  a: {run: download, slurm: {"--gres": 1}}`: "want an sbatch long option name",
+		`  a: {run: download, shards: 2}`:               "download does not split into shards",
+		`  a: {run: download, shards: 0}`:               "want a whole number",
+		`  a: {run: download, shards: x}`:               "want a whole number",
+		`  a: {run: download, slurm: {"--gres": 1}}`:    "want an sbatch long option name",
 		`  a: {run: download, kubernetes: {"GPU!": 1}}`: "want a resource name",
 	} {
 		file := filepath.Join(dir, "p.yaml")
