@@ -159,7 +159,15 @@ type Writer struct {
 	sum  string
 	cerr error // Close's result, returned again by a second Close
 	shut bool
+	bufs int // buffers allocated so far (at most maxBufs)
 }
+
+// maxBufs buffers per writer: one being filled, up to two queued or in flight.
+// The first is small, so that small files (manifests, lock files) cost little.
+const (
+	maxBufs    = 3
+	firstChunk = 64 << 10
+)
 
 // Create creates (truncates) path and returns a hashing writer for it.
 func Create(path string) (*Writer, error) {
@@ -172,11 +180,8 @@ func Create(path string) (*Writer, error) {
 
 // NewWriter takes ownership of f, positioned at its start and empty.
 func NewWriter(f *os.File) *Writer {
-	w := &Writer{f: f, free: make(chan []byte, 3), full: make(chan []byte, 3), done: make(chan struct{}), h: sha256.New()}
-	for i := 0; i < 3; i++ {
-		w.free <- make([]byte, 0, chunk)
-	}
-	w.buf = <-w.free
+	w := &Writer{f: f, free: make(chan []byte, maxBufs), full: make(chan []byte, maxBufs), done: make(chan struct{}),
+		h: sha256.New(), buf: make([]byte, 0, firstChunk), bufs: 1}
 	go w.drain()
 	return w
 }
@@ -213,11 +218,25 @@ func (w *Writer) Write(p []byte) (int, error) {
 		p = p[k:]
 		if len(w.buf) == cap(w.buf) {
 			w.full <- w.buf
-			w.buf = <-w.free
+			w.buf = w.nextBuf()
 		}
 	}
 	w.n += int64(n)
 	return n, nil
+}
+
+// nextBuf reuses a drained buffer, or allocates one while fewer than maxBufs exist.
+func (w *Writer) nextBuf() []byte {
+	select {
+	case b := <-w.free:
+		return b
+	default:
+	}
+	if w.bufs < maxBufs {
+		w.bufs++
+		return make([]byte, 0, chunk)
+	}
+	return <-w.free
 }
 
 // Name is the file's name.
