@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -209,6 +210,7 @@ func Verify(dir string, m Manifest) error {
 	cache := loadStatCache(dir)
 	var todo []File
 	var paths []string
+	var bytes int64
 	for _, f := range m.Files {
 		path := filepath.Join(dir, filepath.FromSlash(f.Path))
 		id, err := filehash.Stat(path)
@@ -226,6 +228,11 @@ func Verify(dir string, m Manifest) error {
 		}
 		todo = append(todo, f)
 		paths = append(paths, path)
+		bytes += f.Size
+	}
+	if bytes >= 1<<30 { // say why a stage is slow to start
+		slog.Info("verifying artifact: hashing files whose stat data changed", "dir", dir, "files", len(todo),
+			"GB", fmt.Sprintf("%.1f", float64(bytes)/1e9))
 	}
 	for i, r := range filehash.SumAll(paths) {
 		f := todo[i]
