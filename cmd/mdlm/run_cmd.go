@@ -29,7 +29,7 @@ type RunCmd struct {
 
 	ShardIndex int           `help:"With --stage: this array task's shard." env:"SLURM_ARRAY_TASK_ID,JOB_COMPLETION_INDEX"`
 	NumShards  int           `help:"With --stage: the number of array tasks." env:"SLURM_ARRAY_TASK_COUNT"`
-	SbatchArg  []string      `name:"sbatch-arg" help:"Extra sbatch argument for every job (repeatable), e.g. --sbatch-arg=--partition=gpu."`
+	SbatchArg  []string      `name:"sbatch-arg" sep:"none" help:"Extra sbatch argument for every job (repeatable; commas stay inside the argument), e.g. --sbatch-arg=--partition=gpu."`
 	Sbatch     string        `default:"sbatch" help:"The sbatch command." env:"MDLM_SBATCH"`
 	LogDir     string        `help:"Slurm job logs (default: <cache-dir>/slurm-logs)." type:"path"`
 	Wait       bool          `help:"With --executor slurm: wait for the jobs and fail if a stage did not complete."`

@@ -181,3 +181,13 @@ func TestRunStageWaitsForInputs(t *testing.T) {
 		t.Errorf("timed-out wait: exit %d\n%s", code, errb.String())
 	}
 }
+
+// --sbatch-arg keeps commas inside one argument (node lists, gres lists).
+func TestSlurmDryRunArgs(t *testing.T) {
+	_, _, file := testPipelineFiles(t)
+	out := runPipeline(t, file, filepath.Join(filepath.Dir(file), "cache"), "--executor", "slurm", "--dry-run",
+		"--sbatch-arg=--nodelist=a,b", "--sbatch-arg=--mem=1G")
+	if strings.Count(out, " --nodelist=a,b --mem=1G ") != 3 {
+		t.Errorf("sbatch commands:\n%s", out)
+	}
+}
