@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -36,6 +37,7 @@ type RunCmd struct {
 	Jobs       int           `short:"j" default:"1" help:"Local executor: run up to this many stages (or shards) at once, each as its own mdlm process."`
 	WaitInputs time.Duration `help:"With --stage: wait up to this long for the stages it needs to be built by other processes (e.g. 72h on Kubernetes)."`
 	Poll       time.Duration `default:"10s" hidden:"" help:"How often --wait-inputs looks."`
+	JSON       bool          `name:"json" help:"Print the decisions (stage, key, output, cached, reasons, seconds) as JSON on standard output; the log goes to standard error."`
 }
 
 // Run plans or runs the pipeline; each stage runs through this same command-line
@@ -48,8 +50,12 @@ func (c *RunCmd) Run(kctx *kong.Context) error {
 	e := &pipeline.Engine{CacheDir: c.CacheDir, Log: kctx.Stdout, Only: c.Stage, ShardIndex: c.ShardIndex, NumShards: c.NumShards, Shared: c.Shared,
 		WaitInputs: c.WaitInputs, Poll: c.Poll,
 		Exec: func(args []string) error {
-			fmt.Fprintf(kctx.Stdout, "$ mdlm %v\n", args)
-			if code := run(args, kctx.Stdout, stderrOf(kctx)); code != 0 {
+			out := kctx.Stdout
+			if c.JSON {
+				out = stderrOf(kctx) // standard output carries only the JSON
+			}
+			fmt.Fprintf(out, "$ mdlm %v\n", args)
+			if code := run(args, out, stderrOf(kctx)); code != 0 {
 				return fmt.Errorf("mdlm %s exited %d", args[0], code)
 			}
 			return nil
@@ -60,16 +66,27 @@ func (c *RunCmd) Run(kctx *kong.Context) error {
 	if c.Jobs > 1 && c.Stage == "" && !c.DryRun {
 		return c.pool(kctx, f)
 	}
-	if c.DryRun {
-		_, err = e.Plan(f)
-		return err
+	if c.JSON {
+		e.Log = stderrOf(kctx) // standard output carries only the JSON
 	}
-	ds, err := e.Run(f)
+	var ds []pipeline.Decision
+	if c.DryRun {
+		ds, err = e.Plan(f)
+	} else {
+		ds, err = e.Run(f)
+	}
 	if err != nil {
 		return err
 	}
-	for _, d := range ds {
-		fmt.Fprintf(kctx.Stdout, "%-12s %s\n", d.Stage, d.Out)
+	if c.JSON {
+		enc := json.NewEncoder(kctx.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(ds)
+	}
+	if !c.DryRun {
+		for _, d := range ds {
+			fmt.Fprintf(kctx.Stdout, "%-12s %s\n", d.Stage, d.Out)
+		}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mdlm-go/mdlm/pipeline"
 )
 
 // --stage runs one stage and refuses while a stage it needs is not built.
@@ -189,5 +192,33 @@ func TestSlurmDryRunArgs(t *testing.T) {
 		"--sbatch-arg=--nodelist=a,b", "--sbatch-arg=--mem=1G")
 	if strings.Count(out, " --nodelist=a,b --mem=1G ") != 3 {
 		t.Errorf("sbatch commands:\n%s", out)
+	}
+}
+
+// --json: the plan (or the run's decisions) as JSON on standard output, for CI.
+func TestRunJSON(t *testing.T) {
+	_, _, file := testPipelineFiles(t)
+	cache := filepath.Join(filepath.Dir(file), "cache")
+	decisions := func(extra ...string) []pipeline.Decision {
+		var out, errb bytes.Buffer
+		if code := run(append([]string{"run", file, "--cache-dir", cache, "--json"}, extra...), &out, &errb); code != 0 {
+			t.Fatalf("exit %d: %s", code, errb.String())
+		}
+		var ds []pipeline.Decision
+		if err := json.Unmarshal(out.Bytes(), &ds); err != nil {
+			t.Fatalf("stdout is not JSON: %v\n%s", err, out.String())
+		}
+		return ds
+	}
+	plan := decisions("--dry-run")
+	if len(plan) != 3 || plan[0].Cached || plan[0].Reasons[0] != "never ran (no lock entry)" {
+		t.Errorf("plan: %+v", plan)
+	}
+	ran := decisions()
+	if len(ran) != 3 || ran[2].Cached || ran[2].Seconds <= 0 {
+		t.Errorf("run: %+v", ran)
+	}
+	if again := decisions("--dry-run"); !again[0].Cached || !again[2].Cached {
+		t.Errorf("rerun plan: %+v", again)
 	}
 }
