@@ -1,7 +1,6 @@
 package tokenizer
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -79,8 +78,7 @@ func LoadFile(path string) (*HF, error) {
 // Parse reads tokenizer.json bytes; name labels errors and Name().
 func Parse(data []byte, name string) (*HF, error) {
 	var f hfFile
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&f); err != nil {
+	if err := json.Unmarshal(data, &f); err != nil {
 		return nil, fmt.Errorf("tokenizer %s: %w", name, err)
 	}
 	t := &HF{name: name, addedID: map[string]int{}, special: map[int]bool{}, cache: newPieceCache(cacheLimit)}
@@ -132,15 +130,16 @@ func (t *HF) setModel(raw json.RawMessage) error {
 		Dropout                 *float64        `json:"dropout"`
 		ByteFallback            bool            `json:"byte_fallback"`
 	}
-	typ, err := typeOf(raw)
-	if err != nil {
-		return err
-	}
-	if typ != "" && typ != "BPE" && typ != "WordPiece" {
-		return fmt.Errorf("model type %q: %w (supported: BPE, WordPiece)", typ, ErrUnsupported)
-	}
+	// One pass over the (large) model; a model of another type may not even
+	// decode into these fields, so its type is looked up only then.
 	if err := json.Unmarshal(raw, &m); err != nil {
+		if typ, terr := typeOf(raw); terr == nil && typ != "" && typ != "BPE" && typ != "WordPiece" {
+			return fmt.Errorf("model type %q: %w (supported: BPE, WordPiece)", typ, ErrUnsupported)
+		}
 		return err
+	}
+	if m.Type != "" && m.Type != "BPE" && m.Type != "WordPiece" {
+		return fmt.Errorf("model type %q: %w (supported: BPE, WordPiece)", m.Type, ErrUnsupported)
 	}
 	if m.Type == "" && m.Merges == nil && m.ContinuingSubwordPrefix != nil {
 		m.Type = "WordPiece" // older files omit the type

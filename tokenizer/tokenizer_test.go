@@ -74,6 +74,7 @@ func TestText8AndBytes(t *testing.T) {
 func TestUnsupportedComponents(t *testing.T) {
 	cases := []struct{ json, mention string }{
 		{`{"model":{"type":"Unigram","vocab":[]}}`, "Unigram"},
+		{`{"model":{"type":"WordLevel","vocab":{"a":0},"unk_token":"a"}}`, "WordLevel"},
 		{`{"model":{"type":"BPE","vocab":{},"merges":[],"dropout":0.1}}`, "dropout"},
 		{`{"normalizer":{"type":"NFKC"},"model":{"type":"WordPiece","vocab":{"[UNK]":0},"unk_token":"[UNK]"},"pre_tokenizer":{"type":"BertPreTokenizer"},"decoder":{"type":"WordPiece"}}`, "NFKC"},
 		{`{"model":{"type":"WordPiece","vocab":{"[UNK]":0},"unk_token":"[UNK]"},"pre_tokenizer":{"type":"Metaspace"},"decoder":{"type":"WordPiece"}}`, "Metaspace"},
