@@ -143,7 +143,7 @@ func ScanTokensTables(path string, fn func(TokensTable) error) (err error) {
 		if err := lists.read(rg); err != nil {
 			return fmt.Errorf("%s: row group %d: %w", path, g, err)
 		}
-		t.Flat, t.Offsets = lists.vals, make([]int64, 1, n+1)
+		t.Flat, t.Offsets = lists.vals, make([]int64, 1, min(n, readBatch)+1)
 		err := lists.each(func(row int, vals []int32) error {
 			t.Offsets = append(t.Offsets, t.Offsets[len(t.Offsets)-1]+int64(len(vals)))
 			return nil
@@ -171,12 +171,14 @@ func readInt64Column(rg *file.RowGroupReader, idx, n int, vals []int64, def []in
 	if !ok {
 		return vals, def, fmt.Errorf("column id: unexpected reader %T", cc)
 	}
-	if cap(vals) < n {
-		vals = make([]int64, n)
+	if n < 0 {
+		return vals, def, fmt.Errorf("column id: %d rows claimed", n)
 	}
-	vals, def = vals[:n], grow16(def, n)
+	vals, def = vals[:0], def[:0]
 	for got := 0; got < n; {
-		total, values, err := cr.ReadBatch(int64(n-got), vals[got:], def[got:], nil)
+		batch := min(n-got, readBatch) // grow with the data, not the header's claim
+		vals, def = grow(vals, got+batch), grow(def, got+batch)
+		total, values, err := cr.ReadBatch(int64(batch), vals[got:got+batch], def[got:got+batch], nil)
 		if err != nil {
 			return vals, def, fmt.Errorf("column id: %w", err)
 		}

@@ -180,14 +180,18 @@ func (r *listColumnReader) read(rg *file.RowGroupReader) error {
 	if err != nil {
 		return err
 	}
-	n := int(meta.NumValues())
-	if cap(r.vals) < n {
-		r.vals = make([]int32, n)
+	n := meta.NumValues()
+	if n < 0 {
+		return fmt.Errorf("column %s: %d level entries claimed", r.path, n)
 	}
-	r.vals, r.def, r.rep = r.vals[:n], grow16(r.def, n), grow16(r.rep, n)
+	// Buffers grow with what is actually decoded, in batches, so a damaged
+	// header that claims billions of entries costs nothing until data backs it.
+	r.vals, r.def, r.rep = r.vals[:0], r.def[:0], r.rep[:0]
 	levels, values := 0, 0
-	for levels < n {
-		total, got, err := cr.ReadBatch(int64(n-levels), r.vals[values:], r.def[levels:], r.rep[levels:])
+	for int64(levels) < n {
+		batch := int(min(n-int64(levels), readBatch))
+		r.vals, r.def, r.rep = grow(r.vals, values+batch), grow(r.def, levels+batch), grow(r.rep, levels+batch)
+		total, got, err := cr.ReadBatch(int64(batch), r.vals[values:values+batch], r.def[levels:levels+batch], r.rep[levels:levels+batch])
 		if err != nil {
 			return fmt.Errorf("column %s: %w", r.path, err)
 		}
@@ -199,6 +203,19 @@ func (r *listColumnReader) read(rg *file.RowGroupReader) error {
 	}
 	r.def, r.rep, r.vals = r.def[:levels], r.rep[:levels], r.vals[:values]
 	return nil
+}
+
+// readBatch is the most level entries decoded per call.
+const readBatch = 1 << 20
+
+// grow returns s with length n, keeping its contents (amortised doubling).
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		t := make([]T, n, max(n, 2*cap(s)))
+		copy(t, s)
+		return t
+	}
+	return s[:n]
 }
 
 // each calls fn with every row's values (a view into the reader's buffer).

@@ -171,3 +171,21 @@ func TestScanTokensCorrupt(t *testing.T) {
 		}
 	}
 }
+
+// FuzzScanTokens: a damaged token shard is read or refused with an error,
+// never a panic.
+func FuzzScanTokens(f *testing.F) {
+	dir := f.TempDir()
+	good := filepath.Join(dir, "good.parquet")
+	if err := WriteTokensTable(good, TokensTable{IDs: []int64{0, 1, 2}, Offsets: []int64{0, 3, 3, 5}, Flat: []int32{1, 2, 3, 4, 5}}); err != nil {
+		f.Fatal(err)
+	}
+	data, _ := os.ReadFile(good)
+	f.Add(data)
+	f.Add(data[:len(data)-9])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(t.TempDir(), "t.parquet")
+		os.WriteFile(path, b, 0o644)
+		_ = ScanTokensParquet(path, func(int64, []int32) error { return nil })
+	})
+}

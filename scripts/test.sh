@@ -26,7 +26,10 @@ go vet ./...
 go vet -tags xla ./accel/
 go vet -tags hftokenizers ./tokenizer/ # the optional Rust backend type-checks without libtokenizers.a
 go test -count=1 -timeout 20m ./... 2>&1 | tee /tmp/mdlm-test.log
-# Short fuzz passes on every run: the safetensors reader, GPT-2 round trip
+# Short fuzz passes on every run: GPT-2 round trip, the safetensors reader, the
+# token-table reader, pipeline files
 # (minimisation capped: by default one new input may stall a 15 s pass).
 go test -run '^$' -fuzz '^FuzzGPT2RoundTrip$' -fuzztime 15s -fuzzminimizetime 3s ./tokenizer/
 go test -run '^$' -fuzz '^FuzzReader$' -fuzztime 15s -fuzzminimizetime 3s ./tensors/
+go test -run '^$' -fuzz '^FuzzScanTokens$' -fuzztime 10s -fuzzminimizetime 3s ./datasets/
+go test -run '^$' -fuzz '^FuzzLoad$' -fuzztime 10s -fuzzminimizetime 3s ./pipeline/
