@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -62,9 +63,15 @@ stages:
   blocks: {run: pack, inputs: {tokens: tokens}, with: {length: "${length}"}}
 `), 0o644)
 	mdlm := func(args ...string) (string, error) {
-		cmd := exec.Command(bin, args...)
+		// A cluster that stops running jobs must fail the test, not hang it.
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, args...)
 		cmd.Dir = dir
 		out, err := cmd.CombinedOutput()
+		if ctx.Err() != nil {
+			t.Fatalf("mdlm %v: no result within 3 minutes (is the Slurm node running jobs?)\n%s", args, out)
+		}
 		return string(out), err
 	}
 	out, err := mdlm("run", "p.yaml", "--executor", "slurm", "--wait", "--cache-dir", "cache")
