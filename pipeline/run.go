@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -305,10 +306,16 @@ func updateLock(f *File, entries map[string]LockEntry) error {
 		return fmt.Errorf("pipeline lock %s: %w", lockPath(f), err)
 	}
 	defer guard.Close()
-	if err := syscall.Flock(int(guard.Fd()), syscall.LOCK_EX); err != nil {
+	switch err := syscall.Flock(int(guard.Fd()), syscall.LOCK_EX); {
+	case err == nil:
+		defer syscall.Flock(int(guard.Fd()), syscall.LOCK_UN)
+	case errors.Is(err, syscall.ENOLCK), errors.Is(err, syscall.EOPNOTSUPP), errors.Is(err, syscall.EINVAL):
+		// A file system without locks (some NFS mounts): the lock file is a
+		// record, not the source of truth (outputs are verified on their own),
+		// so go on; at worst a concurrent update drops an entry.
+	default:
 		return fmt.Errorf("pipeline lock %s: %w", lockPath(f), err)
 	}
-	defer syscall.Flock(int(guard.Fd()), syscall.LOCK_UN)
 	lock := readLock(f)
 	for name, e := range entries {
 		lock[name] = e
