@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/datasets"
@@ -108,7 +109,7 @@ func Run(ctx context.Context, opts Options) (artifact.Manifest, error) {
 		return artifact.Manifest{}, fmt.Errorf("tokenize: shard %d of %d finished; %d of %d input shards done: %w",
 			opts.ShardIndex, opts.NumShards, len(done), len(shards), ErrNotLast)
 	}
-	if err := os.Mkdir(filepath.Join(partial, ".publishing"), 0o755); err != nil {
+	if err := claimPublishing(partial, opts.Log); err != nil {
 		return artifact.Manifest{}, fmt.Errorf("tokenize: another process is publishing %s: %w", opts.Out, ErrNotLast)
 	}
 	m := artifact.Manifest{Type: datasets.TokensType, Stage: "tokenize", Tool: opts.Tool,
@@ -129,6 +130,29 @@ func Run(ctx context.Context, opts Options) (artifact.Manifest, error) {
 		os.Remove(filepath.Join(partial, ".publishing"))
 	}
 	return m, err
+}
+
+// stalePublishing is how old a publishing claim must be before a process
+// takes it over: its owner died mid-publication (publishing takes seconds).
+const stalePublishing = 30 * time.Minute
+
+// claimPublishing makes this process the one that publishes: an atomic mkdir,
+// or the takeover of a claim left by a process that died while publishing.
+func claimPublishing(partial string, log *slog.Logger) error {
+	claim := filepath.Join(partial, ".publishing")
+	err := os.Mkdir(claim, 0o755)
+	if err == nil {
+		return nil
+	}
+	st, serr := os.Stat(claim)
+	if serr != nil || time.Since(st.ModTime()) < stalePublishing {
+		return err
+	}
+	log.Warn("taking over a stale publishing claim (its process died?)", "claim", claim, "age", time.Since(st.ModTime()).Round(time.Second))
+	if err := os.Remove(claim); err != nil {
+		return err
+	}
+	return os.Mkdir(claim, 0o755)
 }
 
 // chunkBytes is the text per work unit (and per output row group): large

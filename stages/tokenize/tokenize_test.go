@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/datasets"
@@ -225,4 +226,23 @@ func TestTokenizeFullDisk(t *testing.T) {
 	if rows := readTokens(t, out); len(rows) != len(lines) || len(done) == 0 {
 		t.Errorf("after resume: %d rows (want %d); %d shards had survived the full disk", len(rows), len(lines), len(done))
 	}
+}
+
+// A publishing claim left by a process that died mid-publication is taken
+// over once stale; a fresh one is respected.
+func TestStalePublishingClaim(t *testing.T) {
+	text := textArtifact(t, "one", "two")
+	out := filepath.Join(t.TempDir(), "tokens")
+	claim := filepath.Join(out+".partial", ".publishing")
+	os.MkdirAll(claim, 0o755)
+	opts := Options{In: text, Out: out, Tokenizer: "gpt2", Log: quiet()}
+	if _, err := Run(context.Background(), opts); !errors.Is(err, ErrNotLast) {
+		t.Fatalf("fresh claim: err = %v, want ErrNotLast", err)
+	}
+	old := time.Now().Add(-2 * stalePublishing)
+	os.Chtimes(claim, old, old)
+	if _, err := Run(context.Background(), opts); err != nil {
+		t.Fatalf("stale claim: %v", err)
+	}
+	wantEncoded(t, readTokens(t, out), []string{"one", "two"})
 }
