@@ -46,10 +46,22 @@ func TestDuckDBReadsOurParquet(t *testing.T) {
 		tokRows = append(tokRows, TokensRow{ID: int64(i), IDs: ids})
 		packed = append(packed, PadBlock(ids, 20, Specials{BOS: 1, EOS: 2, PAD: 0}))
 	}
-	if err := WriteParquet(filepath.Join(dir, "tokens.parquet"), tokRows, 1000); err != nil {
+	// The production writers: token shards and packed blocks (delta-encoded mask).
+	if err := WriteTokensParquet(filepath.Join(dir, "tokens.parquet"), tokRows); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteParquet(filepath.Join(dir, "packed.parquet"), packed, 1000); err != nil {
+	w, err := NewPackedWriter(dir, "packed", 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var maskSum int64
+	for _, r := range packed {
+		w.Write(r)
+		for _, m := range r.AttentionMask {
+			maskSum += int64(m)
+		}
+	}
+	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
 	run := func(file, col string) (rows, sum, tokens int64) {
@@ -72,7 +84,11 @@ func TestDuckDBReadsOurParquet(t *testing.T) {
 			packedSum += int64(x)
 		}
 	}
-	if rows, sum, tokens := run(filepath.Join(dir, "packed.parquet"), "input_ids"); rows != 3000 || sum != packedSum || tokens != 3000*20 {
+	packedFile := filepath.Join(dir, "packed-00000.parquet")
+	if rows, sum, tokens := run(packedFile, "input_ids"); rows != 3000 || sum != packedSum || tokens != 3000*20 {
 		t.Errorf("DuckDB read packed: rows %d sum %d tokens %d, want 3000 %d %d", rows, sum, tokens, packedSum, 3000*20)
+	}
+	if rows, sum, _ := run(packedFile, "attention_mask"); rows != 3000 || sum != maskSum {
+		t.Errorf("DuckDB read the attention mask: rows %d sum %d, want 3000 %d", rows, sum, maskSum)
 	}
 }
