@@ -2,6 +2,7 @@ package datasets
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
@@ -71,10 +72,21 @@ func isDataFile(p string) bool {
 // ReadDocs streams the documents of one source file: .txt (split per ts), .jsonl
 // or .json lines (field column), .parquet (column column); .gz is decompressed.
 func ReadDocs(path, column string, ts TextSplit, fn func(string) error) error {
-	lower := strings.ToLower(path)
-	if strings.HasSuffix(lower, ".parquet") {
+	if strings.HasSuffix(strings.ToLower(path), ".parquet") {
 		return readParquetText(path, column, fn)
 	}
+	return withSource(path, func(r io.Reader, jsonl bool) error {
+		if jsonl {
+			return readJSONL(path, r, column, fn)
+		}
+		return readText(path, r, ts, fn)
+	})
+}
+
+// withSource opens a text or JSON-lines source, decompressing .gz, and says
+// which of the two it is.
+func withSource(path string, fn func(r io.Reader, jsonl bool) error) error {
+	lower := strings.ToLower(path)
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -90,10 +102,7 @@ func ReadDocs(path, column string, ts TextSplit, fn func(string) error) error {
 		r = gz
 		lower = strings.TrimSuffix(lower, ".gz")
 	}
-	if strings.HasSuffix(lower, ".jsonl") || strings.HasSuffix(lower, ".json") {
-		return readJSONL(path, r, column, fn)
-	}
-	return readText(path, r, ts, fn)
+	return fn(r, strings.HasSuffix(lower, ".jsonl") || strings.HasSuffix(lower, ".json"))
 }
 
 func readJSONL(path string, r io.Reader, column string, fn func(string) error) error {
@@ -215,7 +224,9 @@ func readParquetText(path, column string, fn func(string) error) (err error) {
 	return nil
 }
 
-// CountDocs counts a source file's documents (Parquet from metadata).
+// CountDocs counts a source file's documents: Parquet from its metadata, JSON
+// lines as non-blank lines (one document each; the reading pass validates
+// them), text by splitting it.
 func CountDocs(path, column string, ts TextSplit) (int64, error) {
 	if strings.HasSuffix(strings.ToLower(path), ".parquet") {
 		pf, closeFile, err := openParquet(path)
@@ -226,6 +237,21 @@ func CountDocs(path, column string, ts TextSplit) (int64, error) {
 		return pf.NumRows(), nil
 	}
 	var n int64
-	err := ReadDocs(path, column, ts, func(string) error { n++; return nil })
+	err := withSource(path, func(r io.Reader, jsonl bool) error {
+		if !jsonl {
+			return readText(path, r, ts, func(string) error { n++; return nil })
+		}
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 1<<20), 1<<30)
+		for sc.Scan() {
+			if len(bytes.TrimSpace(sc.Bytes())) > 0 {
+				n++
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		return nil
+	})
 	return n, err
 }
