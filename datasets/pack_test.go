@@ -200,3 +200,30 @@ func TestCountDocsMatchesReadDocs(t *testing.T) {
 		}
 	}
 }
+
+// JSON lines: the text field is read whatever else a row holds; a missing or
+// non-string field is an error naming file and line; null is an empty document.
+func TestReadJSONLFields(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "d.jsonl")
+	os.WriteFile(path, []byte(`{"id": 1, "text": "a\nb", "meta": {"text": "nested"}}`+"\n"+`{"text": null}`+"\n"), 0o644)
+	var docs []string
+	if err := ReadDocs(path, "text", ByLine, func(s string) error { docs = append(docs, s); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(docs) != 2 || docs[0] != "a\nb" || docs[1] != "" {
+		t.Errorf("docs %q", docs)
+	}
+	for body, want := range map[string]string{
+		`{"body": "x"}`: `d.jsonl:1: no field "text"`,
+		`{"text": 5}`:   `d.jsonl:1: field "text" is not a string`,
+		`{"text": "x"`:  `d.jsonl:1: unexpected end`,
+		`["text", "x"]`: `d.jsonl:1: json: cannot unmarshal array`,
+	} {
+		os.WriteFile(path, []byte(body+"\n"), 0o644)
+		err := ReadDocs(path, "text", ByLine, func(string) error { return nil })
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want %q", body, err, want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -108,19 +109,25 @@ func withSource(path string, fn func(r io.Reader, jsonl bool) error) error {
 func readJSONL(path string, r io.Reader, column string, fn func(string) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<30)
+	// One pass per line that keeps only the wanted field's bytes (a struct type
+	// made for the column name), instead of a map of every field's raw value.
+	typ := reflect.StructOf([]reflect.StructField{{Name: "Text", Type: reflect.TypeFor[json.RawMessage](),
+		Tag: reflect.StructTag(fmt.Sprintf("json:%q", column))}})
+	row := reflect.New(typ)
+	field := row.Elem().Field(0)
 	for line := 1; sc.Scan(); line++ {
-		if len(strings.TrimSpace(sc.Text())) == 0 {
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
 			continue
 		}
-		var row map[string]json.RawMessage
-		if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
+		field.SetZero()
+		if err := json.Unmarshal(sc.Bytes(), row.Interface()); err != nil {
 			return fmt.Errorf("%s:%d: %w", path, line, err)
 		}
-		raw, ok := row[column]
-		if !ok {
+		raw := field.Bytes()
+		if len(raw) == 0 {
 			return fmt.Errorf("%s:%d: no field %q", path, line, column)
 		}
-		var text string
+		var text string // null reads as an empty document
 		if err := json.Unmarshal(raw, &text); err != nil {
 			return fmt.Errorf("%s:%d: field %q is not a string", path, line, column)
 		}
