@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"sync/atomic"
 
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/datasets"
@@ -87,16 +88,20 @@ type splitPlan struct {
 	keep    []string // splits to publish (nil: all)
 }
 
+// writeText reads every planned source in order and writes the text/v1 shards.
+// Parsing (JSON, text splitting, Parquet decoding) and writing (Parquet encoding,
+// Snappy, hashing) run on two goroutines, handing over batches of rows.
 func writeText(dir string, plan []splitPlan, opts Options) error {
-	writers := map[string]*datasets.ShardWriter[datasets.TextRow]{}
-	get := func(split string) *datasets.ShardWriter[datasets.TextRow] {
-		if w, ok := writers[split]; ok {
-			return w
-		}
-		w := datasets.NewShardWriter[datasets.TextRow](dir, split, opts.ShardRows)
-		writers[split] = w
-		return w
+	w := newAsyncShards(dir, opts.ShardRows)
+	err := readPlan(plan, opts, w.add)
+	if cerr := w.close(); err == nil {
+		err = cerr
 	}
+	return err
+}
+
+// readPlan streams the planned documents, with their ids and splits, to add.
+func readPlan(plan []splitPlan, opts Options, add func(split string, row datasets.TextRow) error) error {
 	for _, p := range plan {
 		var total int64 = -1
 		if p.holdOut > 0 {
@@ -123,7 +128,7 @@ func writeText(dir string, plan []splitPlan, opts Options) error {
 				if p.keep != nil && !slices.Contains(p.keep, split) {
 					return nil
 				}
-				return get(split).Write(datasets.TextRow{ID: id, Text: text})
+				return add(split, datasets.TextRow{ID: id, Text: text})
 			})
 			if err != nil {
 				return err
@@ -131,17 +136,89 @@ func writeText(dir string, plan []splitPlan, opts Options) error {
 		}
 		opts.Log.Info("read split", "split", p.split, "files", len(p.files), "documents", id)
 	}
+	return nil
+}
+
+// asyncShards writes rows to per-split shard writers on a background goroutine.
+type asyncShards struct {
+	dir      string
+	perShard int
+	pending  map[string][]datasets.TextRow
+	batches  chan textBatch
+	done     chan error
+	failed   atomic.Pointer[error]
+}
+
+type textBatch struct {
+	split string
+	rows  []datasets.TextRow
+}
+
+const textBatchRows = 256
+
+func newAsyncShards(dir string, perShard int) *asyncShards {
+	a := &asyncShards{dir: dir, perShard: perShard, pending: map[string][]datasets.TextRow{},
+		batches: make(chan textBatch, 8), done: make(chan error, 1)}
+	go a.write()
+	return a
+}
+
+func (a *asyncShards) write() {
+	writers := map[string]*datasets.ShardWriter[datasets.TextRow]{}
+	var err error
+	for b := range a.batches {
+		if err != nil {
+			continue // drain after a failure
+		}
+		w, ok := writers[b.split]
+		if !ok {
+			w = datasets.NewShardWriter[datasets.TextRow](a.dir, b.split, a.perShard)
+			writers[b.split] = w
+		}
+		if err = w.Write(b.rows...); err != nil {
+			a.failed.Store(&err)
+		}
+	}
 	names := make([]string, 0, len(writers))
 	for s := range writers {
 		names = append(names, s)
 	}
 	sort.Strings(names)
 	for _, s := range names {
-		if err := writers[s].Close(); err != nil {
-			return err
+		if cerr := writers[s].Close(); err == nil {
+			err = cerr
 		}
 	}
+	a.done <- err
+}
+
+// add queues a row; an earlier write failure stops the reading.
+func (a *asyncShards) add(split string, row datasets.TextRow) error {
+	if e := a.failed.Load(); e != nil {
+		return *e
+	}
+	a.pending[split] = append(a.pending[split], row)
+	if len(a.pending[split]) == textBatchRows {
+		a.batches <- textBatch{split, a.pending[split]}
+		a.pending[split] = nil
+	}
 	return nil
+}
+
+// close flushes the pending rows and finishes every shard.
+func (a *asyncShards) close() error {
+	splits := make([]string, 0, len(a.pending))
+	for s := range a.pending {
+		splits = append(splits, s)
+	}
+	sort.Strings(splits)
+	for _, s := range splits {
+		if len(a.pending[s]) > 0 {
+			a.batches <- textBatch{s, a.pending[s]}
+		}
+	}
+	close(a.batches)
+	return <-a.done
 }
 
 // fetchDataset lists the repository, downloads the split files into the cache
