@@ -70,6 +70,7 @@ func saveStatCache(dir string, files []File) {
 	if err != nil {
 		return
 	}
+	tmp.Chmod(0o644) // readable by whoever may verify a shared artifact
 	_, err = tmp.Write(data)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
