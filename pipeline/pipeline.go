@@ -99,31 +99,12 @@ func Load(path string, overrides map[string]string) (*File, error) {
 			return nil, fmt.Errorf("%s:%d: stage %q: %w", path, node.Line, name, err)
 		}
 		st := &Stage{Name: name, Run: rs.Run, Inputs: rs.Inputs, With: map[string]any{}, Line: node.Line}
-		for k, v := range rs.Slurm {
-			if !slurmOption.MatchString(k) {
-				return nil, fmt.Errorf("%s:%d: stage %q: slurm option %q: want an sbatch long option name like gres or cpus-per-task", path, node.Line, name, k)
-			}
-			sv, err := substitute(v, f.Vars)
-			if err != nil {
-				return nil, fmt.Errorf("%s:%d: stage %q: slurm.%s: %w", path, node.Line, name, k, err)
-			}
-			if st.Slurm == nil {
-				st.Slurm = map[string]string{}
-			}
-			st.Slurm[k] = fmt.Sprint(sv)
+		var err error
+		if st.Slurm, err = optionMap(rs.Slurm, f.Vars, slurmOption, "slurm", "an sbatch long option name like gres or cpus-per-task"); err != nil {
+			return nil, fmt.Errorf("%s:%d: stage %q: %w", path, node.Line, name, err)
 		}
-		for k, v := range rs.K8s {
-			if !resourceName.MatchString(k) {
-				return nil, fmt.Errorf("%s:%d: stage %q: kubernetes resource %q: want a resource name like cpu, memory or nvidia.com/gpu", path, node.Line, name, k)
-			}
-			sv, err := substitute(v, f.Vars)
-			if err != nil {
-				return nil, fmt.Errorf("%s:%d: stage %q: kubernetes.%s: %w", path, node.Line, name, k, err)
-			}
-			if st.Kubernetes == nil {
-				st.Kubernetes = map[string]string{}
-			}
-			st.Kubernetes[k] = fmt.Sprint(sv)
+		if st.Kubernetes, err = optionMap(rs.K8s, f.Vars, resourceName, "kubernetes", "a resource name like cpu, memory or nvidia.com/gpu"); err != nil {
+			return nil, fmt.Errorf("%s:%d: stage %q: %w", path, node.Line, name, err)
 		}
 		if rs.Shards != nil {
 			sv, err := substitute(rs.Shards, f.Vars)
@@ -155,6 +136,26 @@ var (
 	slurmOption  = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 	resourceName = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)?$`)
 )
+
+// optionMap checks a stage's scheduler options (keys against valid) and
+// substitutes vars in their values.
+func optionMap(raw map[string]any, vars map[string]string, valid *regexp.Regexp, section, want string) (map[string]string, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for k, v := range raw {
+		if !valid.MatchString(k) {
+			return nil, fmt.Errorf("%s: %q: want %s", section, k, want)
+		}
+		sv, err := substitute(v, vars)
+		if err != nil {
+			return nil, fmt.Errorf("%s.%s: %w", section, k, err)
+		}
+		out[k] = fmt.Sprint(sv)
+	}
+	return out, nil
+}
 
 var varRef = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)\}`)
 

@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"time"
 
 	"github.com/alecthomas/kong"
@@ -41,15 +40,7 @@ func (c *ExportK8sCmd) Run(kctx *kong.Context) error {
 	if err != nil {
 		return err
 	}
-	var runArgs []string
-	keys := make([]string, 0, len(c.Set))
-	for k := range c.Set {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		runArgs = append(runArgs, "--set", k+"="+c.Set[k])
-	}
+	runArgs := setArgs(c.Set)
 	k := &pipeline.Kubernetes{Image: c.Image, Claim: c.Claim, Namespace: c.Namespace, Workdir: c.Workdir,
 		File: filepath.ToSlash(filepath.Clean(c.File)), CacheDir: c.CacheDir, RunArgs: runArgs, WaitInputs: c.WaitInputs}
 	if c.Out == "" {

@@ -110,15 +110,21 @@ func (c *RunCmd) stageArgs() ([]string, error) {
 	if c.Shared != "" {
 		args = append(args, "--shared", c.Shared)
 	}
-	keys := make([]string, 0, len(c.Set))
-	for k := range c.Set {
+	return append(args, setArgs(c.Set)...), nil
+}
+
+// setArgs renders var overrides as --set options, sorted.
+func setArgs(set map[string]string) []string {
+	keys := make([]string, 0, len(set))
+	for k := range set {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	var args []string
 	for _, k := range keys {
-		args = append(args, "--set", k+"="+c.Set[k])
+		args = append(args, "--set", k+"="+set[k])
 	}
-	return args, nil
+	return args
 }
 
 // pool runs the stages here, up to --jobs at once, each in its own process
