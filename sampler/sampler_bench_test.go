@@ -15,18 +15,25 @@ import (
 // BenchmarkSamplers reports wall time and denoiser evaluations (NFE per row) of
 // ddpm, the reference's ddpm_cache and the per-row cache at batch 1 and 8 with
 // 1000 steps ($MDLM_BENCH_SAMPLER_STEPS), on a small DiT (D 128, 4 heads, 2 blocks, V 1024, L 128) with random
-// weights on the configured backend.
+// weights on the configured backend; MDLM_BENCH_SAMPLER_MODEL=small takes the
+// paper's small DiT with the GPT-2 vocabulary at L 1024 (the GPU figure: 8 x 1024).
 func BenchmarkSamplers(b *testing.B) {
 	backend, err := accel.Backend()
 	if err != nil {
 		b.Fatal(err)
 	}
-	const L = 128
 	steps := 1000
 	if v, err := strconv.Atoi(os.Getenv("MDLM_BENCH_SAMPLER_STEPS")); err == nil && v > 0 {
 		steps = v
 	}
-	cfg := backbone.Config{Arch: backbone.DiT, Vocab: 1024, Hidden: 128, Heads: 4, Blocks: 2, Cond: 64, Length: L, MaskIndex: 1023}
+	cfg := backbone.Config{Arch: backbone.DiT, Vocab: 1024, Hidden: 128, Heads: 4, Blocks: 2, Cond: 64, Length: 128, MaskIndex: 1023}
+	if name := os.Getenv("MDLM_BENCH_SAMPLER_MODEL"); name != "" {
+		if cfg, err = backbone.Preset(name, backbone.DiT, 50258, 1024); err != nil {
+			b.Fatal(err)
+		}
+		cfg.Dropout = 0
+	}
+	L := cfg.Length
 	w, err := backbone.NewWeights(cfg, 1)
 	if err != nil {
 		b.Fatal(err)
