@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 
@@ -145,7 +146,7 @@ func LoadWeights(f *tensors.File, cfg Config) (*Weights, error) {
 		if !ok {
 			return nil, fmt.Errorf("load %s: missing parameter %q (shape %v) for a %s backbone", f.Name(), name, s.Shape, cfg.Arch)
 		}
-		if !equalShape(info.Shape, s.Shape) {
+		if !slices.Equal(info.Shape, s.Shape) {
 			return nil, fmt.Errorf("load %s: parameter %q has shape %v, want %v", f.Name(), name, info.Shape, s.Shape)
 		}
 		v, _, err := f.Float32(name)
@@ -156,7 +157,7 @@ func LoadWeights(f *tensors.File, cfg Config) (*Weights, error) {
 		used[name] = true
 	}
 	if info, ok := f.Info(prefix + InvFreqName); ok {
-		if !equalShape(info.Shape, []int{cfg.HeadDim() / 2}) {
+		if !slices.Equal(info.Shape, []int{cfg.HeadDim() / 2}) {
 			return nil, fmt.Errorf("load %s: %q has shape %v, want [%d] (is n_heads %d right?)",
 				f.Name(), info.Name, info.Shape, cfg.HeadDim()/2, cfg.Heads)
 		}
@@ -186,18 +187,6 @@ func detectPrefix(f *tensors.File) string {
 		return CheckpointPrefix
 	}
 	return ""
-}
-
-func equalShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // SafetensorsTensors lays the weights out as a PyTorch state dict (parameters in

@@ -2,16 +2,12 @@ package datasets
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"syscall"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
-	"github.com/apache/arrow-go/v18/arrow/memory"
-
-	"github.com/mdlm-go/mdlm/internal/atomicfile"
 )
 
 // packedSchema is the Arrow layout of packed/v1 blocks of length L.
@@ -20,44 +16,6 @@ func packedSchema(L int) *arrow.Schema {
 		{Name: "input_ids", Type: arrow.FixedSizeListOfNonNullable(int32(L), arrow.PrimitiveTypes.Int32)},
 		{Name: "attention_mask", Type: arrow.FixedSizeListOfNonNullable(int32(L), arrow.PrimitiveTypes.Int8)},
 	}, nil)
-}
-
-// WritePackedArrow writes blocks of length L as an Arrow IPC file (atomically), in
-// record batches of batchRows.
-func WritePackedArrow(path string, L int, rows []PackedRow, batchRows int) error {
-	schema := packedSchema(L)
-	mem := memory.NewGoAllocator()
-	return atomicfile.Write(path, func(w io.Writer) error {
-		fw, err := ipc.NewFileWriter(w, ipc.WithSchema(schema), ipc.WithAllocator(mem))
-		if err != nil {
-			return err
-		}
-		for start := 0; start < len(rows); start += batchRows {
-			b := array.NewRecordBuilder(mem, schema)
-			ids := b.Field(0).(*array.FixedSizeListBuilder)
-			mask := b.Field(1).(*array.FixedSizeListBuilder)
-			idv := ids.ValueBuilder().(*array.Int32Builder)
-			mv := mask.ValueBuilder().(*array.Int8Builder)
-			for _, r := range rows[start:min(start+batchRows, len(rows))] {
-				if len(r.InputIDs) != L || len(r.AttentionMask) != L {
-					b.Release()
-					return fmt.Errorf("block of %d ids / %d mask entries, want %d", len(r.InputIDs), len(r.AttentionMask), L)
-				}
-				ids.Append(true)
-				idv.AppendValues(r.InputIDs, nil)
-				mask.Append(true)
-				mv.AppendValues(r.AttentionMask, nil)
-			}
-			rec := b.NewRecordBatch()
-			err := fw.Write(rec)
-			rec.Release()
-			b.Release()
-			if err != nil {
-				return err
-			}
-		}
-		return fw.Close()
-	})
 }
 
 // PackedArrow is a memory-mapped packed/v1 Arrow file: rows are views into the

@@ -92,18 +92,13 @@ func TestArrowAndParquetAgree(t *testing.T) {
 	for i := 0; i < 2500; i++ {
 		rows = append(rows, PadBlock([]int32{int32(i), int32(i * 7 % 50)}[:1+i%2], 8, sp))
 	}
-	if err := WritePackedArrow(filepath.Join(dir, "b.arrow"), 8, rows, 1000); err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteParquet(filepath.Join(dir, "b.parquet"), rows, 1000); err != nil {
-		t.Fatal(err)
-	}
+	writePacked(t, dir, "b", 8, rows)
 	a, err := OpenPackedArrow(filepath.Join(dir, "b.arrow"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	fromParquet := readPackedParquet(t, filepath.Join(dir, "b.parquet"))
+	fromParquet := readPackedParquet(t, filepath.Join(dir, "b-00000.parquet"))
 	if a.NumRows() != len(rows) || len(fromParquet) != len(rows) || a.L != 8 {
 		t.Fatalf("rows: arrow %d, parquet %d, want %d", a.NumRows(), len(fromParquet), len(rows))
 	}
@@ -157,6 +152,24 @@ func TestPackedWriterGroups(t *testing.T) {
 			!reflect.DeepEqual(fromParquet[i], r) {
 			t.Fatalf("row %d differs", i)
 		}
+	}
+}
+
+// writePacked writes rows through PackedWriter as dir/<split>.arrow and
+// dir/<split>-00000.parquet.
+func writePacked(t *testing.T, dir, split string, L int, rows []PackedRow) {
+	t.Helper()
+	w, err := NewPackedWriter(dir, split, L)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if err := w.Write(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -32,7 +32,7 @@ func newLevelWriter(w io.Writer, name string, as *arrow.Schema) (*levelWriter, e
 	if err != nil {
 		return nil, fmt.Errorf("write %s: schema: %w", name, err)
 	}
-	fw, err := file.NewParquetWriterWithError(struct{ io.Writer }{w}, sch.Root(), file.WithWriterProps(props))
+	fw, err := file.NewParquetWriterWithError(w, sch.Root(), file.WithWriterProps(props))
 	if err != nil {
 		return nil, fmt.Errorf("write %s: %w", name, err)
 	}

@@ -173,7 +173,8 @@ func TestScanTokensCorrupt(t *testing.T) {
 }
 
 // FuzzScanTokens: a damaged token shard is read or refused with an error,
-// never a panic.
+// never a panic or a hang; the intact shard reads back exactly, and a strict
+// prefix of it (a truncated copy) is always refused.
 func FuzzScanTokens(f *testing.F) {
 	dir := f.TempDir()
 	good := filepath.Join(dir, "good.parquet")
@@ -186,6 +187,16 @@ func FuzzScanTokens(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		path := filepath.Join(t.TempDir(), "t.parquet")
 		os.WriteFile(path, b, 0o644)
-		_ = ScanTokensParquet(path, func(int64, []int32) error { return nil })
+		docs, tokens := 0, 0
+		err := ScanTokensParquet(path, func(_ int64, ids []int32) error {
+			docs, tokens = docs+1, tokens+len(ids)
+			return nil
+		})
+		switch {
+		case bytes.Equal(b, data) && (err != nil || docs != 3 || tokens != 5):
+			t.Fatalf("intact shard: %d docs, %d tokens, %v", docs, tokens, err)
+		case len(b) < len(data) && bytes.Equal(b, data[:len(b)]) && err == nil:
+			t.Fatalf("a %d-byte prefix of a %d-byte shard was read without error", len(b), len(data))
+		}
 	})
 }

@@ -2,7 +2,6 @@ package datasets
 
 import (
 	"fmt"
-	"io"
 	"path/filepath"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -67,7 +66,7 @@ func (s *ShardWriter[T]) open() error {
 		return err
 	}
 	s.f = f
-	s.w = parquet.NewGenericWriter[T](struct{ io.Writer }{f}, parquet.Compression(&snappy.Codec{}), parquet.MaxRowsPerRowGroup(8192))
+	s.w = parquet.NewGenericWriter[T](f, parquet.Compression(&snappy.Codec{}), parquet.MaxRowsPerRowGroup(8192))
 	s.rows = 0
 	return nil
 }
@@ -143,7 +142,7 @@ func NewPackedWriter(dir, split string, L int) (*PackedWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	aw, err := ipc.NewFileWriter(struct{ io.Writer }{af}, ipc.WithSchema(schema), ipc.WithAllocator(memory.NewGoAllocator()))
+	aw, err := ipc.NewFileWriter(af, ipc.WithSchema(schema), ipc.WithAllocator(memory.NewGoAllocator()))
 	if err != nil {
 		af.Abort()
 		return nil, err

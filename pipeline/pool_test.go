@@ -12,26 +12,32 @@ import (
 	"time"
 )
 
-func poolFile(t *testing.T) *File {
+// loadTestPipeline writes body (SRC: a one-line source file) as p.yaml in a
+// temporary directory and loads it.
+func loadTestPipeline(t *testing.T, body string) *File {
 	t.Helper()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "c.txt")
 	os.WriteFile(src, []byte("x\n"), 0o644)
 	file := filepath.Join(dir, "p.yaml")
-	os.WriteFile(file, []byte(`version: 1
-name: pool
-stages:
-  text:   {run: download, with: {sources: [`+src+`]}}
-  tokens: {run: tokenize, inputs: {text: text}, shards: 3}
-  a:      {run: pack, inputs: {tokens: tokens}, with: {length: 8}}
-  b:      {run: pack, inputs: {tokens: tokens}, with: {length: 16}}
-  model:  {run: train, inputs: {data: a}}
-`), 0o644)
+	os.WriteFile(file, []byte(strings.ReplaceAll(body, "SRC", src)), 0o644)
 	f, err := Load(file, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return f
+}
+
+func poolFile(t *testing.T) *File {
+	return loadTestPipeline(t, `version: 1
+name: pool
+stages:
+  text:   {run: download, with: {sources: [SRC]}}
+  tokens: {run: tokenize, inputs: {text: text}, shards: 3}
+  a:      {run: pack, inputs: {tokens: tokens}, with: {length: 8}}
+  b:      {run: pack, inputs: {tokens: tokens}, with: {length: 16}}
+  model:  {run: train, inputs: {data: a}}
+`)
 }
 
 // Stages start only after their inputs finish, shards fan out, and at most

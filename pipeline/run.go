@@ -16,6 +16,7 @@ import (
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/checkpoint"
 	"github.com/mdlm-go/mdlm/internal/atomicfile"
+	"github.com/mdlm-go/mdlm/internal/filehash"
 )
 
 // Decision is the engine's verdict on one stage, with its reasons as data.
@@ -357,11 +358,11 @@ func digestSources(kind Kind, with map[string]any, inputs map[string]string) err
 				if err != nil || d.IsDir() {
 					return err
 				}
-				sum, err := fileSHA256(path)
+				sum, _, err := filehash.Sum(path)
 				if err != nil {
 					return err
 				}
-				inputs["source:"+path] = sum
+				inputs["source:"+path] = "sha256:" + sum
 				return nil
 			})
 			if err != nil {
@@ -370,19 +371,6 @@ func digestSources(kind Kind, with map[string]any, inputs map[string]string) err
 		}
 	}
 	return nil
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // trainingFinished reports whether a run directory's last checkpoint is at the

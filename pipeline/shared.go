@@ -5,6 +5,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/mdlm-go/mdlm/internal/filehash"
 )
 
 // A shared cache holds stage outputs under the same names as the local cache
@@ -89,23 +91,16 @@ func copyTree(src, dst string) error {
 	return err
 }
 
+// copyFile copies through a hashing writer, so verifying the copy in this
+// process does not read it again.
 func copyFile(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
+	return filehash.WriteFile(dst, func(w io.Writer) error {
+		_, err := io.Copy(w, in)
 		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	})
 }

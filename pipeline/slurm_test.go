@@ -37,23 +37,16 @@ echo "JobId=$4 JobName=x JobState=$s Reason=None"
 
 func TestSlurmSubmitsStagesWithDependencies(t *testing.T) {
 	bin := fakeSlurm(t)
-	work := t.TempDir()
-	src := filepath.Join(work, "c.txt")
-	os.WriteFile(src, []byte("x\n"), 0o644)
-	file := filepath.Join(work, "p.yaml")
-	os.WriteFile(file, []byte(`version: 1
+	f := loadTestPipeline(t, `version: 1
 name: owt
 stages:
-  text:   {run: download, with: {sources: [`+src+`]}}
+  text:   {run: download, with: {sources: [SRC]}}
   tokens: {run: tokenize, inputs: {text: text}, shards: 4}
   blocks: {run: pack, inputs: {tokens: tokens}}
   model:  {run: train, inputs: {data: blocks}, slurm: {gres: "gpu:1", time: "2-00:00:00"}}
   ppl:    {run: eval, inputs: {model: model, data: blocks}}
-`), 0o644)
-	f, err := Load(file, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
+	work, file := filepath.Dir(f.Path), f.Path
 	var out bytes.Buffer
 	s := &Slurm{Bin: "/opt/mdlm", Sbatch: filepath.Join(bin, "sbatch"), Extra: []string{"--partition=gpu"},
 		LogDir: filepath.Join(work, "logs"), Dir: work, RunArgs: []string{"--cache-dir", "/shared/cache"}, Out: &out}

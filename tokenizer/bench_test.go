@@ -48,3 +48,13 @@ func benchEncode(b *testing.B, name string, workers int) {
 func BenchmarkEncodeGPT2(b *testing.B)      { benchEncode(b, "gpt2", 1) }
 func BenchmarkEncodeBERT(b *testing.B)      { benchEncode(b, "bert-base-uncased", 1) }
 func BenchmarkBatchEncodeGPT2(b *testing.B) { benchEncode(b, "gpt2", 0) }
+
+// BenchmarkLoadGPT2 parses the embedded GPT-2 tokenizer.json, which every
+// process that tokenizes or decodes pays once.
+func BenchmarkLoadGPT2(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		if _, err := Parse(gpt2JSON, "gpt2"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

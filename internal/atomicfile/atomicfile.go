@@ -29,7 +29,7 @@ func Write(path string, write func(io.Writer) error) (err error) {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	hw := filehash.NewWriter(tmp)
-	if err = write(struct{ io.Writer }{hw}); err != nil { // the callee cannot close it
+	if err = write(hw); err != nil { // a callee that closes hw early is fine: Close is idempotent
 		hw.Abort()
 		os.Remove(name)
 		return fmt.Errorf("write %s: %w", path, err)

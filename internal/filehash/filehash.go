@@ -154,8 +154,7 @@ type Writer struct {
 	done chan struct{}
 	h    hash.Hash
 	n    int64
-	werr error                 // the background goroutine's first error; read after done
-	fail atomic.Pointer[error] // the same, for Write to stop early (a full disk)
+	fail atomic.Pointer[error] // the background goroutine's first write error
 	sum  string
 	cerr error // Close's result, returned again by a second Close
 	shut bool
@@ -190,11 +189,10 @@ func (w *Writer) drain() {
 	defer close(w.done)
 	var off int64
 	for b := range w.full {
-		if w.werr == nil {
+		if w.fail.Load() == nil {
 			w.h.Write(b)
 			if _, err := w.f.Write(b); err != nil {
-				w.werr = err
-				w.fail.Store(&err)
+				w.fail.Store(&err) // Write sees it and stops the producer early (a full disk)
 			}
 			startWriteback(w.f, off, int64(len(b)))
 			off += int64(len(b))
@@ -261,8 +259,10 @@ func (w *Writer) close() error {
 	w.buf = nil
 	close(w.full)
 	<-w.done
-	err := w.werr
-	if err == nil {
+	var err error
+	if e := w.fail.Load(); e != nil {
+		err = *e
+	} else {
 		err = w.f.Sync()
 	}
 	var id Identity
@@ -281,6 +281,25 @@ func (w *Writer) close() error {
 	w.sum = hex.EncodeToString(w.h.Sum(nil))
 	if id.Size == w.n {
 		remember(id, w.sum)
+	}
+	return nil
+}
+
+// WriteFile creates path, lets write fill it through a hashing Writer, and
+// closes (fsyncs) it; on failure the file is removed.
+func WriteFile(path string, write func(io.Writer) error) error {
+	w, err := Create(path)
+	if err != nil {
+		return err
+	}
+	if err := write(w); err != nil {
+		w.Abort()
+		os.Remove(path)
+		return err
+	}
+	if err := w.Close(); err != nil {
+		os.Remove(path)
+		return err
 	}
 	return nil
 }

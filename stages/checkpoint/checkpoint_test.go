@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -69,7 +70,7 @@ func assertSameTensors(t *testing.T, wantPath, gotPath, prefix string) {
 		if !ok {
 			t.Fatalf("export lacks %q", prefix+info.Name)
 		}
-		if gi.DType != info.DType || !equal(gi.Shape, info.Shape) {
+		if gi.DType != info.DType || !slices.Equal(gi.Shape, info.Shape) {
 			t.Errorf("%s: %s %v, want %s %v", info.Name, gi.DType, gi.Shape, info.DType, info.Shape)
 		}
 		a, _ := want.Bytes(info.Name)
@@ -78,18 +79,6 @@ func assertSameTensors(t *testing.T, wantPath, gotPath, prefix string) {
 			t.Errorf("%s: bytes differ after import/export", info.Name)
 		}
 	}
-}
-
-func equal(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestImportErrors(t *testing.T) {

@@ -95,11 +95,17 @@ func TestPerplexityAggregation(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		rows = append(rows, datasets.PadBlock([]int32{int32(i % 10), int32((i + 3) % 10), 4}[:1+i%3], 6, datasets.Specials{BOS: 10, EOS: 10, PAD: 0}))
 	}
-	path := filepath.Join(dir, "v.arrow")
-	if err := datasets.WritePackedArrow(path, 6, rows, 2); err != nil {
+	pw, err := datasets.NewPackedWriter(dir, "v", 6)
+	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := datasets.OpenPackedArrow(path)
+	for _, r := range rows {
+		pw.Write(r)
+	}
+	if err := pw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := datasets.OpenPackedArrow(filepath.Join(dir, "v.arrow"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
+	"io"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,6 +24,7 @@ import (
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/checkpoint"
 	"github.com/mdlm-go/mdlm/diffusion"
+	"github.com/mdlm-go/mdlm/internal/filehash"
 	"github.com/mdlm-go/mdlm/sampler"
 	"github.com/mdlm-go/mdlm/tokenizer"
 )
@@ -231,22 +232,15 @@ func writeRows(dir string, rows []Row) error {
 	if err := parquet.WriteFile(filepath.Join(dir, "samples.parquet"), rows); err != nil {
 		return fmt.Errorf("write samples.parquet: %w", err)
 	}
-	f, err := os.Create(filepath.Join(dir, "samples.jsonl"))
-	if err != nil {
-		return err
-	}
-	enc := json.NewEncoder(f)
-	for _, r := range rows {
-		if err := enc.Encode(r); err != nil {
-			f.Close()
-			return err
+	return filehash.WriteFile(filepath.Join(dir, "samples.jsonl"), func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		for _, r := range rows {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
 		}
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+		return nil
+	})
 }
 
 // ReadRows reads a samples/v1 artifact's Parquet table.

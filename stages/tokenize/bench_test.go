@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -62,5 +61,4 @@ func BenchmarkTextToPacked(b *testing.B) {
 	b.ReportMetric(mb/fullTime.Seconds(), "MB/s_text_to_packed")
 	b.ReportMetric(mb/tokTime.Seconds(), "MB/s_tokenizer_only")
 	b.ReportMetric(100*(fullTime.Seconds()-tokTime.Seconds())/tokTime.Seconds(), "%_added_by_tables")
-	_ = strings.Clone
 }
