@@ -49,6 +49,7 @@ type Manifest struct {
 	Type    string            `json:"type"` // e.g. "checkpoint/v1"
 	Files   []File            `json:"files"`
 	Stage   string            `json:"stage,omitempty"`
+	Version int               `json:"stage_version,omitempty"` // the stage kind's version (stage.Def.Version)
 	Params  map[string]any    `json:"params,omitempty"`
 	Inputs  map[string]string `json:"inputs,omitempty"` // input name -> artifact digest
 	Tool    string            `json:"tool,omitempty"`
@@ -73,7 +74,8 @@ func (m Manifest) Digest() string {
 // temporary directory, then every regular file found there is hashed into m.Files,
 // the manifest is written, and the directory is renamed to dir. An existing dir is
 // replaced only after the new one is complete.
-func Publish(dir string, m Manifest, fill func(tmp string) error) (Manifest, error) {
+// Optional edits run on the manifest after fill, before the files are listed.
+func Publish(dir string, m Manifest, fill func(tmp string) error, edits ...func(*Manifest)) (Manifest, error) {
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return m, fmt.Errorf("publish %s: %w", dir, err)
@@ -90,6 +92,9 @@ func Publish(dir string, m Manifest, fill func(tmp string) error) (Manifest, err
 	if err := fill(tmp); err != nil {
 		cleanup()
 		return m, err
+	}
+	for _, edit := range edits {
+		edit(&m)
 	}
 	files, err := hashTree(tmp)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/diffusion"
 	"github.com/mdlm-go/mdlm/tensors"
 )
 
@@ -139,4 +140,26 @@ func loadWeightsFile(path string, cfg backbone.Config) (*backbone.Weights, error
 	}
 	defer f.Close()
 	return backbone.LoadWeights(f, cfg)
+}
+
+// Diffusion builds the objective the checkpoint was trained with: its backbone,
+// parameterization, time discretisation, conditioning and noise schedule.
+func (c Config) Diffusion() (diffusion.Model, error) {
+	sched, err := diffusion.NewSchedule(c.Method.Noise, diffusion.DefaultSigmaMin, diffusion.DefaultSigmaMax)
+	if err != nil {
+		return diffusion.Model{}, err
+	}
+	m := diffusion.Model{Backbone: c.Model, Param: diffusion.Parameterization(c.Method.Parameterization),
+		T: c.Method.T, TimeConditioning: c.Method.TimeConditioning, Schedule: sched}
+	return m, m.Validate()
+}
+
+// Open is how a stage reads a checkpoint input: a checkpoint/v1 directory, or
+// a training work directory (its last checkpoint), verified and loaded.
+func Open(path string) (*Checkpoint, error) {
+	dir, err := Resolve(path)
+	if err != nil {
+		return nil, err
+	}
+	return Load(dir, true)
 }

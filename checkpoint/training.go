@@ -38,34 +38,47 @@ type Training struct {
 // optimizer moments and state) at dir.
 func SaveTraining(dir string, t Training, m artifact.Manifest) (artifact.Manifest, error) {
 	m.Type = Type
-	return artifact.Publish(dir, m, func(tmp string) error {
-		raw, err := json.MarshalIndent(t.Config, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(tmp, ConfigFile), append(raw, '\n'), 0o644); err != nil {
-			return err
-		}
-		meta := map[string]string{"format": "pt", "mdlm_config": string(raw)}
-		if err := tensors.WriteFile(filepath.Join(tmp, WeightsFile), t.Raw.SafetensorsTensors(""), meta); err != nil {
-			return err
-		}
-		if err := tensors.WriteFile(filepath.Join(tmp, EMAFile), t.EMA.SafetensorsTensors(""), meta); err != nil {
-			return err
-		}
-		var opt []tensors.Tensor
-		for _, s := range t.Config.Model.Specs() {
-			opt = append(opt, tensors.FromFloat32("m/"+s.Name, s.Shape, t.M[s.Name]), tensors.FromFloat32("v/"+s.Name, s.Shape, t.V[s.Name]))
-		}
-		if err := tensors.WriteFile(filepath.Join(tmp, OptimFile), opt, nil); err != nil {
-			return err
-		}
-		st, err := json.MarshalIndent(t.State, "", "  ")
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(tmp, StateFile), append(st, '\n'), 0o644)
-	})
+	return artifact.Publish(dir, m, func(tmp string) error { return WriteTraining(tmp, t) })
+}
+
+// Meta is the typed metadata (manifest params) of a checkpoint/v1 artifact.
+type Meta struct {
+	Step int `json:"step,omitempty"` // optimizer steps of a training checkpoint
+}
+
+func (Meta) ArtifactType() string { return Type }
+func (Meta) Required() []string   { return nil }
+func (Meta) Validate() error      { return nil }
+
+// WriteTraining writes a training checkpoint's files (config, weights, EMA,
+// optimizer moments, state) into tmp, an artifact directory being published.
+func WriteTraining(tmp string, t Training) error {
+	raw, err := json.MarshalIndent(t.Config, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, ConfigFile), append(raw, '\n'), 0o644); err != nil {
+		return err
+	}
+	meta := map[string]string{"format": "pt", "mdlm_config": string(raw)}
+	if err := tensors.WriteFile(filepath.Join(tmp, WeightsFile), t.Raw.SafetensorsTensors(""), meta); err != nil {
+		return err
+	}
+	if err := tensors.WriteFile(filepath.Join(tmp, EMAFile), t.EMA.SafetensorsTensors(""), meta); err != nil {
+		return err
+	}
+	var opt []tensors.Tensor
+	for _, s := range t.Config.Model.Specs() {
+		opt = append(opt, tensors.FromFloat32("m/"+s.Name, s.Shape, t.M[s.Name]), tensors.FromFloat32("v/"+s.Name, s.Shape, t.V[s.Name]))
+	}
+	if err := tensors.WriteFile(filepath.Join(tmp, OptimFile), opt, nil); err != nil {
+		return err
+	}
+	st, err := json.MarshalIndent(t.State, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(tmp, StateFile), append(st, '\n'), 0o644)
 }
 
 // LoadTraining reads a training checkpoint (verifying its checksums).

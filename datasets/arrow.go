@@ -133,3 +133,18 @@ func (p *PackedArrow) Close() error {
 	}
 	return nil
 }
+
+// Rows gathers the given blocks, concatenated row-major: ids [len(idx)·L] and
+// the attention mask as float32 (1 counts, 0 is padding).
+func (p *PackedArrow) Rows(idx []int) (ids []int32, mask []float32) {
+	ids = make([]int32, 0, len(idx)*p.L)
+	mask = make([]float32, 0, len(idx)*p.L)
+	for _, i := range idx {
+		r, m := p.Row(i)
+		ids = append(ids, r...)
+		for _, v := range m {
+			mask = append(mask, float32(v))
+		}
+	}
+	return ids, mask
+}

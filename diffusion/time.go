@@ -1,6 +1,9 @@
 package diffusion
 
-import "math"
+import (
+	"math"
+	"math/rand/v2"
+)
 
 // SampleT is _sample_t: u ~ U[0,1)^n (given), optionally stratified as
 // u_i ← (u_i/n + i/n) mod 1 (antithetic, the default), then t = (1 − eps)·u + eps
@@ -55,4 +58,29 @@ func Mask(x0 []int32, u []float32, sigma []float32, maskIndex int32) []int32 {
 		}
 	}
 	return out
+}
+
+// NoiseBatch draws the diffusion inputs of one batch of B rows of length L from
+// rng (the order of draws is part of the reproducibility contract): B uniforms
+// for antithetic t with the model's floor (SamplingEps, 1e-3 if unset),
+// discretised when T > 0, then σ(t), σ'(t), then B·L uniforms for the masking.
+func NoiseBatch(m Model, x0 []int32, B, L int, rng *rand.Rand) (xt []int32, t, sigma, dsigma []float32) {
+	u := make([]float32, B)
+	for i := range u {
+		u[i] = rng.Float32()
+	}
+	eps := m.SamplingEps
+	if eps == 0 {
+		eps = 1e-3
+	}
+	t = SampleT(u, true, eps)
+	if m.T > 0 {
+		t = Discretize(t, m.T)
+	}
+	sigma, dsigma = SigmaDSigma(m.Schedule, t)
+	um := make([]float32, B*L)
+	for i := range um {
+		um[i] = rng.Float32()
+	}
+	return Mask(x0, um, sigma, int32(m.Backbone.MaskIndex)), t, sigma, dsigma
 }

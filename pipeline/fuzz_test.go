@@ -22,7 +22,7 @@ func FuzzLoad(f *testing.F) {
 		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 			t.Skip()
 		}
-		p, err := Load(path, map[string]string{})
+		p, err := Load(path, map[string]string{}, reg)
 		if err == nil && len(p.Order) != len(p.Stages) {
 			t.Fatalf("loaded with order %v for %d stages", p.Order, len(p.Stages))
 		}

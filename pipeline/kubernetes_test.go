@@ -16,7 +16,7 @@ import (
 // valid names, the sharded tokenize as 16 completions, GPU limits where the
 // pipeline asks, every job waiting for its inputs.
 func TestKubernetesJobs(t *testing.T) {
-	f, err := Load(filepath.Join("..", "pipelines", "owt.yaml"), map[string]string{"steps": "100"})
+	f, err := Load(filepath.Join("..", "pipelines", "owt.yaml"), map[string]string{"steps": "100"}, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

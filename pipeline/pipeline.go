@@ -14,7 +14,7 @@
 // `with` keys are the stage command's flag names, so a stage runs alike by hand
 // and in a pipeline; `inputs` bind a stage's named input to another stage's
 // output; ${var} substitutes vars (overridable). `shards: N` splits a stage that
-// supports it (tokenize) into N processes on a scheduler (see Slurm); it does not
+// supports it (tokenize, pack) into N processes on a scheduler (see Slurm); it does not
 // change the stage's output or cache key. `slurm: {gres: "gpu:1", time: "48:00:00"}`
 // adds sbatch options to that stage's job only, `kubernetes: {nvidia.com/gpu: 1}`
 // resource limits to its Kubernetes container.
@@ -26,9 +26,10 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
-	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mdlm-go/mdlm/stage"
 )
 
 // File is a parsed pipeline file.
@@ -52,6 +53,7 @@ type Stage struct {
 	// Kubernetes holds this stage's container resource limits (nvidia.com/gpu: 1).
 	Kubernetes map[string]string
 	Line       int
+	Spec       stage.Spec // the kind's spec from the registry
 }
 
 type rawFile struct {
@@ -70,8 +72,9 @@ type rawStage struct {
 	K8s    map[string]any    `yaml:"kubernetes"`
 }
 
-// Load parses and validates a pipeline file; overrides replace vars.
-func Load(path string, overrides map[string]string) (*File, error) {
+// Load parses and validates a pipeline file against the stage registry;
+// overrides replace vars.
+func Load(path string, overrides map[string]string, reg stage.Registry) (*File, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -126,7 +129,7 @@ func Load(path string, overrides map[string]string) (*File, error) {
 		}
 		f.Stages[name] = st
 	}
-	if err := f.validate(); err != nil {
+	if err := f.validate(reg); err != nil {
 		return nil, err
 	}
 	return f, nil
@@ -189,39 +192,55 @@ func substitute(v any, vars map[string]string) (any, error) {
 	return v, nil
 }
 
-// validate checks stage kinds, inputs and cycles, and sets Order.
-func (f *File) validate() error {
+// validate checks stage kinds, inputs, `with:` keys and cycles against the
+// registry, and sets Order.
+func (f *File) validate(reg stage.Registry) error {
 	names := sortedKeys(f.Stages)
 	for _, name := range names {
 		st := f.Stages[name]
-		kind, ok := Kinds[st.Run]
+		sp, ok := reg[st.Run]
 		if !ok {
-			return fmt.Errorf("%s:%d: stage %q: unknown stage kind %q (known: %v)", f.Path, st.Line, name, st.Run, sortedKeys(Kinds))
+			return fmt.Errorf("%s:%d: stage %q: unknown stage kind %q (known: %v)", f.Path, st.Line, name, st.Run, reg.Kinds())
+		}
+		st.Spec = sp
+		var inputs []string
+		for _, in := range sp.Inputs {
+			inputs = append(inputs, in.Name)
 		}
 		for in, from := range st.Inputs {
-			if !contains(kind.Inputs, in) {
-				return fmt.Errorf("%s:%d: stage %q: %s takes no input %q (inputs: %v)", f.Path, st.Line, name, st.Run, in, kind.Inputs)
+			want, ok := sp.Input(in)
+			if !ok {
+				return fmt.Errorf("%s:%d: stage %q: %s takes no input %q (inputs: %v)", f.Path, st.Line, name, st.Run, in, inputs)
 			}
 			src, ok := f.Stages[from]
 			if !ok {
 				return fmt.Errorf("%s:%d: stage %q: input %q comes from unknown stage %q", f.Path, st.Line, name, in, from)
 			}
-			if want, got := kind.InputTypes[in], Kinds[src.Run].Output; want != "" && !strings.HasPrefix(got, want) {
-				return fmt.Errorf("%s:%d: stage %q: input %q wants %s, stage %q makes %s", f.Path, st.Line, name, in, want, from, got)
-			}
-		}
-		for _, in := range kind.Inputs {
-			if _, ok := st.Inputs[in]; !ok && !contains(kind.Optional, in) {
-				return fmt.Errorf("%s:%d: stage %q: missing input %q", f.Path, st.Line, name, in)
+			if got := reg[src.Run].Output; reg[src.Run].Kind != "" && got != want.Type {
+				return fmt.Errorf("%s:%d: stage %q: input %q wants %s, stage %q makes %s", f.Path, st.Line, name, in, want.Type, from, got)
 			}
 		}
 		for k := range st.With {
-			if !contains(kind.Flags, k) {
-				return fmt.Errorf("%s:%d: stage %q: %s has no flag --%s", f.Path, st.Line, name, st.Run, k)
+			fl, ok := sp.Flag(k)
+			if !ok || !fl.Pipeline {
+				return fmt.Errorf("%s:%d: stage %q: %s has no flag --%s (with: keys are %v)", f.Path, st.Line, name, st.Run, k, sp.PipelineKeys())
+			}
+			if fl.Input != "" {
+				if _, bound := st.Inputs[fl.Input]; bound {
+					return fmt.Errorf("%s:%d: stage %q: with.%s: input %q is already bound to stage %q", f.Path, st.Line, name, k, fl.Input, st.Inputs[fl.Input])
+				}
 			}
 		}
-		if st.Shards > 1 && !kind.Shardable {
-			return fmt.Errorf("%s:%d: stage %q: shards %d: %s does not split into shards (only: %v)", f.Path, st.Line, name, st.Shards, st.Run, shardableKinds())
+		for _, in := range sp.Inputs {
+			fl, _ := sp.InputFlag(in.Name)
+			_, bound := st.Inputs[in.Name]
+			_, given := st.With[fl.Name]
+			if !bound && !given && !in.Optional {
+				return fmt.Errorf("%s:%d: stage %q: missing input %q (bind it under inputs:, or give a path as with.%s)", f.Path, st.Line, name, in.Name, fl.Name)
+			}
+		}
+		if st.Shards > 1 && !sp.Shardable {
+			return fmt.Errorf("%s:%d: stage %q: shards %d: %s does not split into shards (only: %v)", f.Path, st.Line, name, st.Shards, st.Run, shardableKinds(reg))
 		}
 	}
 	// Topological order (Kahn), deterministic by name.
@@ -284,10 +303,10 @@ func (f *File) upstream(name string) map[string]bool {
 	return seen
 }
 
-func shardableKinds() []string {
+func shardableKinds(reg stage.Registry) []string {
 	var out []string
-	for _, k := range sortedKeys(Kinds) {
-		if Kinds[k].Shardable {
+	for _, k := range reg.Kinds() {
+		if reg[k].Shardable {
 			out = append(out, k)
 		}
 	}

@@ -21,7 +21,7 @@ func loadTestPipeline(t *testing.T, body string) *File {
 	os.WriteFile(src, []byte("x\n"), 0o644)
 	file := filepath.Join(dir, "p.yaml")
 	os.WriteFile(file, []byte(strings.ReplaceAll(body, "SRC", src)), 0o644)
-	f, err := Load(file, nil)
+	f, err := Load(file, nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

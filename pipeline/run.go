@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -9,14 +10,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"syscall"
 	"time"
 
 	"github.com/mdlm-go/mdlm/artifact"
-	"github.com/mdlm-go/mdlm/checkpoint"
 	"github.com/mdlm-go/mdlm/internal/atomicfile"
 	"github.com/mdlm-go/mdlm/internal/filehash"
+	"github.com/mdlm-go/mdlm/stage"
 )
 
 // Decision is the engine's verdict on one stage, with its reasons as data.
@@ -32,18 +32,20 @@ type Decision struct {
 
 // LockEntry records a finished stage in the lock file beside the pipeline.
 type LockEntry struct {
-	Key    string            `json:"key"`
-	Out    string            `json:"out"`
-	Digest string            `json:"digest"`
-	Params map[string]any    `json:"params"`
-	Inputs map[string]string `json:"inputs"` // input -> artifact digest
+	Key     string            `json:"key"`
+	Kind    string            `json:"kind"`
+	Version int               `json:"version"`
+	Out     string            `json:"out"`
+	Digest  string            `json:"digest"`
+	Params  map[string]any    `json:"params"`
+	Inputs  map[string]string `json:"inputs"` // input (or "<flag>:<file>") -> digest
 }
 
 // Engine runs pipelines; Exec runs one stage's command line (the CLI passes its
 // own parser, so a stage runs exactly as it would by hand).
 type Engine struct {
 	CacheDir string
-	Exec     func(args []string) error
+	Exec     func(ctx context.Context, args []string) error
 	Log      io.Writer
 	// Only runs just this stage (a scheduler's job): the stages it depends on
 	// must already have verified outputs, and the others are not looked at.
@@ -63,30 +65,31 @@ type Engine struct {
 
 // CacheKey is sha256 of the canonical form of (kind, version, meaningful params,
 // input digests): map keys sorted by encoding/json, cosmetic flags left out.
-func CacheKey(kind string, k Kind, with map[string]any, inputs map[string]string) (string, map[string]any) {
+// Inputs include the content digest of every file a file-valued flag names.
+func CacheKey(sp stage.Spec, with map[string]any, inputs map[string]string) (string, map[string]any) {
 	params := map[string]any{}
 	for f, v := range with {
-		if !contains(k.Cosmetic, f) {
+		if fl, ok := sp.Flag(f); ok && !fl.Cosmetic {
 			params[f] = fmt.Sprint(v) // "64" and 64 mean the same flag value
 		}
 	}
-	canon, _ := json.Marshal(map[string]any{"kind": kind, "version": k.Version, "params": params, "inputs": inputs})
+	canon, _ := json.Marshal(map[string]any{"kind": sp.Kind, "version": sp.Version, "params": params, "inputs": inputs})
 	sum := sha256.Sum256(canon)
 	return hex.EncodeToString(sum[:]), params
 }
 
 // lookup finds a stage's finished output here or in the shared cache.
-func (e *Engine) lookup(kind Kind, with map[string]any, out string, copy bool) (dig string, fromShared bool, err error) {
-	if dig = finishedDigest(kind, out, with); dig != "" || e.Shared == "" {
+func (e *Engine) lookup(sp stage.Spec, out string, copy bool) (dig string, fromShared bool, err error) {
+	if dig = outputDigest(sp, out); dig != "" || e.Shared == "" {
 		return dig, false, nil
 	}
-	dig, err = e.pull(kind, with, out, copy)
+	dig, err = e.pull(sp, out, copy)
 	return dig, dig != "", err
 }
 
 // awaitInput polls for the output of a stage that another process (a job
 // started at the same time, as on Kubernetes) is building, up to WaitInputs.
-func (e *Engine) awaitInput(name string, kind Kind, with map[string]any, out string, copy bool) (string, bool, error) {
+func (e *Engine) awaitInput(ctx context.Context, name string, sp stage.Spec, out string, copy bool) (string, bool, error) {
 	poll := e.Poll
 	if poll <= 0 {
 		poll = 10 * time.Second
@@ -96,8 +99,12 @@ func (e *Engine) awaitInput(name string, kind Kind, with map[string]any, out str
 		fmt.Fprintf(e.Log, "%-12s waiting up to %s for %s\n", name, e.WaitInputs, out)
 	}
 	for time.Now().Before(deadline) {
-		time.Sleep(min(poll, time.Until(deadline)))
-		dig, shared, err := e.lookup(kind, with, out, copy)
+		select {
+		case <-time.After(min(poll, time.Until(deadline))):
+		case <-ctx.Done():
+			return "", false, ctx.Err()
+		}
+		dig, shared, err := e.lookup(sp, out, copy)
 		if err != nil || dig != "" {
 			return dig, shared, err
 		}
@@ -105,27 +112,10 @@ func (e *Engine) awaitInput(name string, kind Kind, with map[string]any, out str
 	return "", false, nil
 }
 
-// finishedDigest is outputDigest, except that an interrupted training run (its
-// last checkpoint short of the requested steps) counts as not built.
-func finishedDigest(kind Kind, dir string, with map[string]any) string {
-	dig := outputDigest(kind, dir)
-	if dig != "" && kind.Output == checkpoint.Type && !trainingFinished(dir, with) {
-		return ""
-	}
-	return dig
-}
-
-// outputDigest returns the digest of a published output (a run directory's last
-// checkpoint for train), or "" if there is none that verifies.
-func outputDigest(kind Kind, dir string) string {
-	if kind.Output == checkpoint.Type {
-		d, err := checkpoint.Resolve(dir)
-		if err != nil || d == dir {
-			return ""
-		}
-		dir = d
-	}
-	m, err := artifact.Read(dir, kind.Output)
+// outputDigest returns the digest of a published output of the stage's type
+// that verifies, or "" if there is none.
+func outputDigest(sp stage.Spec, dir string) string {
+	m, err := artifact.Read(dir, sp.Output)
 	if err != nil || artifact.Verify(dir, m) != nil {
 		return ""
 	}
@@ -144,12 +134,12 @@ func readLock(f *File) map[string]LockEntry {
 
 // Plan decides every stage without running anything (dry run): stages whose
 // inputs are not produced yet are planned to run.
-func (e *Engine) Plan(f *File) ([]Decision, error) { return e.walk(f, false) }
+func (e *Engine) Plan(ctx context.Context, f *File) ([]Decision, error) { return e.walk(ctx, f, false) }
 
 // Run executes the stages that are not cached, in order, and records them.
-func (e *Engine) Run(f *File) ([]Decision, error) { return e.walk(f, true) }
+func (e *Engine) Run(ctx context.Context, f *File) ([]Decision, error) { return e.walk(ctx, f, true) }
 
-func (e *Engine) walk(f *File, execute bool) ([]Decision, error) {
+func (e *Engine) walk(ctx context.Context, f *File, execute bool) ([]Decision, error) {
 	lock := readLock(f)
 	digests := map[string]string{} // stage -> output digest
 	outs := map[string]string{}
@@ -166,25 +156,28 @@ func (e *Engine) walk(f *File, execute bool) ([]Decision, error) {
 		if needed != nil && !needed[name] {
 			continue
 		}
+		if err := ctx.Err(); err != nil {
+			return decisions, err
+		}
 		st := f.Stages[name]
-		kind := Kinds[st.Run]
+		sp := st.Spec
 		inDigests, inPaths := map[string]string{}, map[string]string{}
 		for in, from := range st.Inputs {
 			inDigests[in] = digests[from]
 			inPaths[in] = outs[from]
 		}
-		if err := digestSources(kind, st.With, inDigests); err != nil {
+		if err := fileDigests(sp, st.With, inDigests); err != nil {
 			return decisions, fmt.Errorf("%s:%d: stage %q: %w", f.Path, st.Line, name, err)
 		}
-		key, params := CacheKey(st.Run, kind, st.With, inDigests)
+		key, params := CacheKey(sp, st.With, inDigests)
 		out, _ := filepath.Abs(filepath.Join(e.CacheDir, fmt.Sprintf("%s-%s", name, key[:16])))
-		d := Decision{Stage: name, Key: key, Out: out, Args: kind.Args(st.Run, inPaths, st.With, out)}
-		dig, fromShared, err := e.lookup(kind, st.With, out, execute)
+		d := Decision{Stage: name, Key: key, Out: out, Args: Args(sp, inPaths, st.With, out)}
+		dig, fromShared, err := e.lookup(sp, out, execute)
 		if err != nil {
 			return decisions, fmt.Errorf("pipeline %s: stage %q: %w", f.Name, name, err)
 		}
 		if dig == "" && e.Only != "" && name != e.Only && e.WaitInputs > 0 {
-			if dig, fromShared, err = e.awaitInput(name, kind, st.With, out, execute); err != nil {
+			if dig, fromShared, err = e.awaitInput(ctx, name, sp, out, execute); err != nil {
 				return decisions, fmt.Errorf("pipeline %s: stage %q: %w", f.Name, name, err)
 			}
 		}
@@ -194,62 +187,46 @@ func (e *Engine) walk(f *File, execute bool) ([]Decision, error) {
 		if dig != "" {
 			d.Cached = true
 		} else {
-			d.Reasons = why(lock[name], kind, params, inDigests)
+			d.Reasons = why(lock[name], sp, params, inDigests)
+			d.Reasons = append(d.Reasons, resumable(out)...)
 		}
 		if e.Only != "" && name != e.Only && !d.Cached {
 			return decisions, fmt.Errorf("pipeline %s: stage %q needs stage %q, which has no verified output in %s (did its job fail?)",
 				f.Name, e.Only, name, out)
 		}
-		if e.Log != nil {
-			state := "run   "
-			if d.Cached {
-				state = "cached"
-			}
-			fmt.Fprintf(e.Log, "%-12s %s %s", name, state, out)
-			for _, r := range d.Reasons {
-				fmt.Fprintf(e.Log, "\n%14s- %s", "", r)
-			}
-			fmt.Fprintln(e.Log)
-		}
+		e.logDecision(d)
 		if !d.Cached && execute {
 			args := d.Args
 			sharded := st.Shards > 1 && e.NumShards > 1
 			if sharded {
 				args = append(append([]string{}, args...), fmt.Sprintf("--shard-index=%d", e.ShardIndex), fmt.Sprintf("--num-shards=%d", e.NumShards))
 			}
-			if kind.Output == checkpoint.Type {
-				// An interrupted run of this very key (same flags, same inputs) continues.
-				if last, _ := checkpoint.Resolve(out); last != out {
-					args = append(append([]string{}, args...), "--resume")
-					d.Reasons = append(d.Reasons, "resuming an interrupted run from "+filepath.Base(last))
-				}
-			}
 			start := time.Now()
-			if err := e.Exec(args); err != nil {
+			if err := e.Exec(ctx, args); err != nil {
 				return decisions, fmt.Errorf("pipeline %s: stage %q: %w", f.Name, name, err)
 			}
 			d.Seconds = time.Since(start).Seconds()
 			if e.Log != nil {
 				fmt.Fprintf(e.Log, "%-12s done in %.1fs\n", name, d.Seconds)
 			}
-			if dig = outputDigest(kind, out); dig == "" && sharded {
+			if dig = outputDigest(sp, out); dig == "" && sharded {
 				d.Reasons = append(d.Reasons, fmt.Sprintf("shard %d of %d done; the process that finishes the last shard publishes", e.ShardIndex, e.NumShards))
 				decisions = append(decisions, d)
 				continue
 			}
 			if dig == "" {
-				return decisions, fmt.Errorf("pipeline %s: stage %q produced no verifiable %s in %s", f.Name, name, kind.Output, out)
+				return decisions, fmt.Errorf("pipeline %s: stage %q produced no verifiable %s in %s", f.Name, name, sp.Output, out)
 			}
-			entry := LockEntry{Key: key, Out: out, Digest: dig, Params: params, Inputs: inDigests}
+			entry := LockEntry{Key: key, Kind: sp.Kind, Version: sp.Version, Out: out, Digest: dig, Params: params, Inputs: inDigests}
 			if err := updateLock(f, map[string]LockEntry{name: entry}); err != nil {
 				return decisions, err
 			}
-			if err := e.push(kind, st.With, out); err != nil {
+			if err := e.push(sp, out); err != nil {
 				return decisions, fmt.Errorf("pipeline %s: stage %q: %w", f.Name, name, err)
 			}
 		}
 		if d.Cached && execute {
-			cached[name] = LockEntry{Key: key, Out: out, Digest: dig, Params: params, Inputs: inDigests}
+			cached[name] = LockEntry{Key: key, Kind: sp.Kind, Version: sp.Version, Out: out, Digest: dig, Params: params, Inputs: inDigests}
 		}
 		digests[name], outs[name] = dig, out
 		decisions = append(decisions, d)
@@ -260,42 +237,85 @@ func (e *Engine) walk(f *File, execute bool) ([]Decision, error) {
 	return decisions, nil
 }
 
-// why explains a cache miss against the stage's previous run in the lock file.
-func why(prev LockEntry, kind Kind, params map[string]any, inputs map[string]string) []string {
+func (e *Engine) logDecision(d Decision) {
+	if e.Log == nil {
+		return
+	}
+	state := "run   "
+	if d.Cached {
+		state = "cached"
+	}
+	fmt.Fprintf(e.Log, "%-12s %s %s", d.Stage, state, d.Out)
+	for _, r := range d.Reasons {
+		fmt.Fprintf(e.Log, "\n%14s- %s", "", r)
+	}
+	fmt.Fprintln(e.Log)
+}
+
+// resumable says what an interrupted run of this very key left to resume from.
+func resumable(out string) []string {
+	var r []string
+	if _, err := os.Stat(out + stage.WorkSuffix); err == nil {
+		r = append(r, "resumes the interrupted run in "+filepath.Base(out+stage.WorkSuffix))
+	}
+	if _, err := os.Stat(out + stage.PartialSuffix); err == nil {
+		r = append(r, "keeps the finished shards in "+filepath.Base(out+stage.PartialSuffix))
+	}
+	return r
+}
+
+// why explains a cache miss against the stage's previous run in the lock
+// file, cheapest check first: kind and version, then params, then inputs
+// (artifacts and files), then the output itself.
+func why(prev LockEntry, sp stage.Spec, params map[string]any, inputs map[string]string) []string {
 	if prev.Key == "" {
 		return []string{"never ran (no lock entry)"}
 	}
 	var r []string
-	keys := map[string]bool{}
-	for k := range params {
-		keys[k] = true
+	if prev.Kind != sp.Kind || prev.Version != sp.Version {
+		r = append(r, fmt.Sprintf("stage kind %s version %d -> %s version %d", prev.Kind, prev.Version, sp.Kind, sp.Version))
 	}
-	for k := range prev.Params {
-		keys[k] = true
-	}
-	names := make([]string, 0, len(keys))
-	for k := range keys {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
+	for _, k := range unionKeys(params, prev.Params) {
 		if fmt.Sprint(prev.Params[k]) != fmt.Sprint(params[k]) {
-			r = append(r, fmt.Sprintf("param %s changed: %v -> %v", k, prev.Params[k], params[k]))
+			r = append(r, fmt.Sprintf("param %s changed: %v -> %v", k, show(prev.Params[k]), show(params[k])))
 		}
 	}
-	for in, d := range inputs {
-		if prev.Inputs[in] != d {
-			if d == "" {
-				r = append(r, fmt.Sprintf("input %s is being rebuilt", in))
-			} else {
-				r = append(r, fmt.Sprintf("input %s changed: %.19s -> %.19s", in, prev.Inputs[in], d))
-			}
+	for _, in := range unionKeys(inputs, prev.Inputs) {
+		was, had := prev.Inputs[in]
+		now, has := inputs[in]
+		switch {
+		case !had:
+			r = append(r, fmt.Sprintf("input %s added", in))
+		case !has:
+			r = append(r, fmt.Sprintf("input %s removed", in))
+		case now == "":
+			r = append(r, fmt.Sprintf("input %s is being rebuilt", in))
+		case now != was:
+			r = append(r, fmt.Sprintf("input %s changed: %.19s -> %.19s", in, was, now))
 		}
 	}
 	if len(r) == 0 {
-		r = append(r, fmt.Sprintf("stage %s version or cached output changed (output missing or failed verification)", kind.Output))
+		r = append(r, fmt.Sprintf("output missing or failed verification (%s)", sp.Output))
 	}
 	return r
+}
+
+func show(v any) any {
+	if v == nil {
+		return "(default)"
+	}
+	return v
+}
+
+func unionKeys[A, B any](a map[string]A, b map[string]B) []string {
+	seen := map[string]bool{}
+	for k := range a {
+		seen[k] = true
+	}
+	for k := range b {
+		seen[k] = true
+	}
+	return sortedKeys(seen)
 }
 
 // updateLock merges entries into the lock file under an exclusive flock, so
@@ -331,66 +351,69 @@ func updateLock(f *File, entries map[string]LockEntry) error {
 	})
 }
 
-// digestSources adds the sha256 of every local source file of a stage (download's
-// positional sources) to its input digests, so an edited corpus invalidates the
-// cache although its path did not change.
-func digestSources(kind Kind, with map[string]any, inputs map[string]string) error {
-	if kind.Positional == "" {
-		return nil
-	}
-	var paths []string
-	switch v := with[kind.Positional].(type) {
-	case []any:
-		for _, e := range v {
-			paths = append(paths, fmt.Sprint(e))
+// fileDigests adds to inputs the content digest of every file or directory
+// that a file-valued flag (digest tag) names, under "<flag>:<path>", so an
+// edited tokenizer, corpus or scorer invalidates the stages that read it
+// although its path did not change. A digest:"file" flag must name existing
+// files (globs allowed); a digest:"name-or-file" value that is no file is a
+// built-in name and adds nothing.
+func fileDigests(sp stage.Spec, with map[string]any, inputs map[string]string) error {
+	for _, fl := range sp.Flags {
+		v, ok := with[fl.Name]
+		if fl.Digest == "" || !ok {
+			continue
 		}
-	case nil:
-	default:
-		paths = append(paths, fmt.Sprint(v))
-	}
-	for _, p := range paths {
-		matches, _ := filepath.Glob(p)
-		if len(matches) == 0 {
-			return fmt.Errorf("source %q: no such file", p)
-		}
-		for _, m := range matches {
-			err := filepath.WalkDir(m, func(path string, d os.DirEntry, err error) error {
-				if err != nil || d.IsDir() {
-					return err
+		for _, p := range values(v) {
+			matches := []string{p}
+			if fl.Digest == stage.DigestFile {
+				matches, _ = filepath.Glob(p)
+				if len(matches) == 0 {
+					return fmt.Errorf("with.%s: %q: no such file", fl.Name, p)
 				}
-				sum, _, err := filehash.Sum(path)
+			} else if _, err := os.Stat(p); err != nil {
+				continue
+			}
+			for _, m := range matches {
+				d, err := contentDigest(m)
 				if err != nil {
-					return err
+					return fmt.Errorf("with.%s: %w", fl.Name, err)
 				}
-				inputs["source:"+path] = "sha256:" + sum
-				return nil
-			})
-			if err != nil {
-				return err
+				inputs[fl.Name+":"+m] = d
 			}
 		}
 	}
 	return nil
 }
 
-// trainingFinished reports whether a run directory's last checkpoint is at the
-// requested number of steps (the train command's default is 1000).
-func trainingFinished(run string, with map[string]any) bool {
-	last, err := checkpoint.Resolve(run)
-	if err != nil || last == run {
-		return false
-	}
-	raw, err := os.ReadFile(filepath.Join(last, checkpoint.StateFile))
+// contentDigest is a file's sha256; for a directory, the digest of its
+// artifact manifest if it is an artifact (verified), else of its files'
+// relative paths and sha256s.
+func contentDigest(path string) (string, error) {
+	st, err := os.Stat(path)
 	if err != nil {
-		return false
+		return "", err
 	}
-	var st checkpoint.TrainState
-	if json.Unmarshal(raw, &st) != nil {
-		return false
+	if !st.IsDir() {
+		sum, _, err := filehash.Sum(path)
+		return "sha256:" + sum, err
 	}
-	want := "1000"
-	if v, ok := with["steps"]; ok {
-		want = fmt.Sprint(v)
+	if m, err := artifact.Read(path, ""); err == nil {
+		if err := artifact.Verify(path, m); err != nil {
+			return "", err
+		}
+		return m.Digest(), nil
 	}
-	return fmt.Sprint(st.Step) == want
+	files, err := artifact.ListFiles(path)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	for _, rel := range files {
+		sum, _, err := filehash.Sum(filepath.Join(path, filepath.FromSlash(rel)))
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s\x00%s\n", rel, sum)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/mdlm-go/mdlm/internal/filehash"
+	"github.com/mdlm-go/mdlm/stage"
 )
 
 // A shared cache holds stage outputs under the same names as the local cache
@@ -19,16 +20,16 @@ import (
 // pull copies a finished output for out from the shared cache and returns its
 // digest, or "" when the shared cache does not have it. In a plan (copy false)
 // nothing is copied.
-func (e *Engine) pull(kind Kind, with map[string]any, out string, copy bool) (string, error) {
+func (e *Engine) pull(sp stage.Spec, out string, copy bool) (string, error) {
 	src := filepath.Join(e.Shared, filepath.Base(out))
-	dig := finishedDigest(kind, src, with)
+	dig := outputDigest(sp, src)
 	if dig == "" || !copy {
 		return dig, nil
 	}
 	if err := copyTree(src, out); err != nil {
 		return "", fmt.Errorf("pulling %s from the shared cache: %w", filepath.Base(out), err)
 	}
-	if got := finishedDigest(kind, out, with); got != dig {
+	if got := outputDigest(sp, out); got != dig {
 		return "", fmt.Errorf("pulled %s from %s, but the copy does not verify", filepath.Base(out), e.Shared)
 	}
 	return dig, nil
@@ -36,12 +37,12 @@ func (e *Engine) pull(kind Kind, with map[string]any, out string, copy bool) (st
 
 // push copies a verified output into the shared cache unless a copy that
 // verifies is there already (a damaged one is replaced).
-func (e *Engine) push(kind Kind, with map[string]any, out string) error {
+func (e *Engine) push(sp stage.Spec, out string) error {
 	if e.Shared == "" {
 		return nil
 	}
 	dst := filepath.Join(e.Shared, filepath.Base(out))
-	if finishedDigest(kind, dst, with) != "" {
+	if outputDigest(sp, dst) != "" {
 		return nil
 	}
 	if err := os.MkdirAll(e.Shared, 0o755); err != nil {
@@ -55,8 +56,8 @@ func (e *Engine) push(kind Kind, with map[string]any, out string) error {
 
 // copyTree copies the regular files of src into a temporary sibling of dst,
 // then renames it to dst (replacing an incomplete or stale dst). Files are
-// copied, not hard-linked: a training run directory can be appended to in
-// place (metrics.jsonl on --resume), which must never reach the other copy.
+// copied, not hard-linked: a later change to one copy must never reach the
+// other.
 func copyTree(src, dst string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err

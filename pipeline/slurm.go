@@ -46,7 +46,7 @@ type Job struct {
 // Submit plans f with e (which stages are cached), submits the others and
 // returns their jobs in submission order.
 func (s *Slurm) Submit(ctx context.Context, e *Engine, f *File) ([]Job, error) {
-	plan, err := e.Plan(f)
+	plan, err := e.Plan(ctx, f)
 	if err != nil {
 		return nil, err
 	}

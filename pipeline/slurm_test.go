@@ -114,7 +114,7 @@ func TestShardsValidation(t *testing.T) {
 	} {
 		file := filepath.Join(dir, "p.yaml")
 		os.WriteFile(file, []byte("version: 1\nstages:\n"+body+"\n"), 0o644)
-		if _, err := Load(file, nil); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := Load(file, nil, reg); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: err = %v, want %q", body, err, want)
 		}
 	}
@@ -153,7 +153,7 @@ func TestShippedPipelinesLoad(t *testing.T) {
 		t.Fatalf("pipelines: %v", files)
 	}
 	for _, file := range files {
-		f, err := Load(file, nil)
+		f, err := Load(file, nil, reg)
 		if err != nil {
 			t.Errorf("%s: %v", file, err)
 			continue

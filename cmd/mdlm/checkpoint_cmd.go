@@ -9,7 +9,6 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/mdlm-go/mdlm/checkpoint"
-	stage "github.com/mdlm-go/mdlm/stages/checkpoint"
 )
 
 // CheckpointCmd groups the checkpoint subcommands.
@@ -28,7 +27,7 @@ type CheckpointInspectCmd struct {
 
 // Run prints the report.
 func (c *CheckpointInspectCmd) Run(kctx *kong.Context) error {
-	r, err := stage.Inspect(c.Path)
+	r, err := checkpoint.Inspect(c.Path)
 	if err != nil {
 		return err
 	}
@@ -78,12 +77,12 @@ type CheckpointImportCmd struct {
 
 // Run imports.
 func (c *CheckpointImportCmd) Run(log *slog.Logger) error {
-	opts := stage.ImportOptions{Src: c.Src, Out: c.Out, ConfigJSON: c.ConfigJSON, Heads: c.Heads, Length: c.Length,
+	opts := checkpoint.ImportOptions{Src: c.Src, Out: c.Out, ConfigJSON: c.ConfigJSON, Heads: c.Heads, Length: c.Length,
 		Tokenizer: c.Tokenizer, Tool: "mdlm " + toolVersion()}
 	if c.Parameterization != "" {
 		opts.Method = checkpoint.Method{Parameterization: c.Parameterization, T: c.T, TimeConditioning: c.TimeConditioning, Noise: c.Noise}
 	}
-	m, err := stage.Import(opts)
+	m, err := checkpoint.Import(opts)
 	if err != nil {
 		return err
 	}
@@ -100,7 +99,7 @@ type CheckpointExportCmd struct {
 
 // Run exports.
 func (c *CheckpointExportCmd) Run(log *slog.Logger) error {
-	if err := stage.Export(stage.ExportOptions{Src: c.Src, Dst: c.Out, Prefix: c.Prefix}); err != nil {
+	if err := checkpoint.Export(checkpoint.ExportOptions{Src: c.Src, Dst: c.Out, Prefix: c.Prefix}); err != nil {
 		return err
 	}
 	log.Info("exported checkpoint", "src", c.Src, "out", c.Out)

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 
 	"github.com/mdlm-go/mdlm/internal/atomicfile"
 	"github.com/mdlm-go/mdlm/pipeline"
+	"github.com/mdlm-go/mdlm/stage"
 )
 
 // ExportCmd is `mdlm export`: a pipeline rendered for another scheduler.
@@ -32,11 +32,11 @@ type ExportK8sCmd struct {
 }
 
 // Run renders the manifests.
-func (c *ExportK8sCmd) Run(kctx *kong.Context) error {
+func (c *ExportK8sCmd) Run(kctx *kong.Context, reg stage.Registry) error {
 	if filepath.IsAbs(c.File) {
 		return fmt.Errorf("export kubernetes: give the pipeline file relative to the directory that --workdir mounts, not %s", c.File)
 	}
-	f, err := pipeline.Load(c.File, c.Set)
+	f, err := pipeline.Load(c.File, c.Set, reg)
 	if err != nil {
 		return err
 	}
@@ -49,6 +49,6 @@ func (c *ExportK8sCmd) Run(kctx *kong.Context) error {
 	if err := atomicfile.Write(c.Out, func(w io.Writer) error { return k.Write(w, f) }); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "wrote %d jobs to %s: kubectl apply -f %s\n", len(f.Order), c.Out, c.Out)
+	fmt.Fprintf(stderrOf(kctx), "wrote %d jobs to %s: kubectl apply -f %s\n", len(f.Order), c.Out, c.Out)
 	return nil
 }

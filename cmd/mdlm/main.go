@@ -1,6 +1,9 @@
 // Command mdlm is the masked diffusion language model toolkit: one binary whose
-// subcommands are the pipeline stages. Each subcommand is a thin adapter over a
-// library package under stages/ (the CLI is one more client of the library).
+// subcommands are the pipeline stages. Each stage command is the stage's own
+// Options struct (package stage declares the contract), so its flags, its
+// pipeline `with:` keys and its cache key come from one declaration; this
+// package binds the logger, the compute backend and provenance once, and is
+// otherwise a thin client of the library.
 package main
 
 import (
@@ -13,6 +16,17 @@ import (
 	"syscall"
 
 	"github.com/alecthomas/kong"
+	"github.com/gomlx/compute"
+
+	"github.com/mdlm-go/mdlm/accel"
+	"github.com/mdlm-go/mdlm/stage"
+	"github.com/mdlm-go/mdlm/stages/download"
+	"github.com/mdlm-go/mdlm/stages/eval"
+	"github.com/mdlm-go/mdlm/stages/genppl"
+	"github.com/mdlm-go/mdlm/stages/pack"
+	"github.com/mdlm-go/mdlm/stages/sample"
+	"github.com/mdlm-go/mdlm/stages/tokenize"
+	"github.com/mdlm-go/mdlm/stages/train"
 )
 
 // Globals are flags every command accepts.
@@ -24,25 +38,32 @@ type Globals struct {
 type CLI struct {
 	Globals
 
-	Version    VersionCmd    `cmd:"" help:"Print the mdlm version and its compute libraries."`
-	Doctor     DoctorCmd     `cmd:"" help:"Report the compute backend and devices, and how to enable a GPU."`
-	Download   DownloadCmd   `cmd:"" help:"Fetch a registered dataset from the hub, or read local files, into a text/v1 artifact."`
-	Tokenize   TokenizeCmd   `cmd:"" help:"Tokenize a text/v1 artifact into tokens/v1 (sharded, all cores)."`
-	Pack       PackCmd       `cmd:"" help:"Pack tokens/v1 into fixed-length blocks (packed/v1: Arrow and Parquet)."`
-	Train      TrainCmd      `cmd:"" help:"Train MDLM, D3PM, SEDD or the AR baseline on packed/v1 data (resumable)."`
-	Eval       EvalCmd       `cmd:"" help:"Perplexity (NELBO bound for diffusion) of a checkpoint on packed/v1 data."`
-	Checkpoint CheckpointCmd `cmd:"" help:"Inspect, import and export model checkpoints."`
-	Sample     SampleCmd     `cmd:"" help:"Generate samples from a checkpoint (ddpm, ddpm_cache, ddpm_rowcache, analytic, ar)."`
-	Run        RunCmd        `cmd:"" help:"Run a pipeline file; stages whose inputs and parameters are unchanged are skipped."`
-	Export     ExportCmd     `cmd:"" help:"Render a pipeline for another scheduler (Kubernetes)."`
+	Version    VersionCmd       `cmd:"" help:"Print the mdlm version and its compute libraries."`
+	Doctor     DoctorCmd        `cmd:"" help:"Report the compute backend and devices, and how to enable a GPU."`
+	Download   download.Options `cmd:"" help:"${help_download}"`
+	Tokenize   tokenize.Options `cmd:"" help:"${help_tokenize}"`
+	Pack       pack.Options     `cmd:"" help:"${help_pack}"`
+	Train      train.Options    `cmd:"" help:"${help_train}"`
+	Eval       eval.Options     `cmd:"" help:"${help_eval}"`
+	Sample     sample.Options   `cmd:"" help:"${help_sample}"`
+	Genppl     genppl.Options   `cmd:"" name:"genppl" help:"${help_genppl}"`
+	Checkpoint CheckpointCmd    `cmd:"" help:"Inspect, import and export model checkpoints."`
+	Run        RunCmd           `cmd:"" help:"Run a pipeline file; stages whose inputs and parameters are unchanged are skipped."`
+	Export     ExportCmd        `cmd:"" help:"Render a pipeline for another scheduler (Kubernetes)."`
 }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	// SIGTERM: a scheduler preempting a job. The context reaches every stage,
+	// the -j pool (children are signalled and waited for) and the Slurm wait.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-// run parses args and executes the command; it returns the exit code.
-func run(args []string, stdout, stderr io.Writer) (code int) {
+// run parses args and executes the command; it returns the exit code. Standard
+// output carries only a command's result; logs go to stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
 	defer func() {
 		if r := recover(); r != nil {
 			c, ok := r.(exitCode)
@@ -60,6 +81,7 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		kong.Exit(func(code int) { panic(exitCode(code)) }),
 		kong.Writers(stdout, stderr),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.Vars(stageHelp()),
 	)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -71,16 +93,28 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		return 2
 	}
 	logger := newLogger(stderr, cli.LogLevel)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM) // SIGTERM: schedulers preempting a job
-	defer stop()
 	kctx.BindTo(ctx, (*context.Context)(nil))
-	kctx.Bind(logger, &cli.Globals)
-	kctx.Stdout = stdout
+	kctx.Bind(logger, &cli.Globals, newEnv(logger), registry())
+	kctx.Stdout, kctx.Stderr = stdout, stderr
 	if err := kctx.Run(); err != nil {
 		fmt.Fprintf(stderr, "mdlm: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// newEnv is what every stage gets: the logger, the tool version for
+// manifests, the compute backend (created on first use) and progress bars.
+func newEnv(log *slog.Logger) *stage.Env {
+	return &stage.Env{Log: log, Tool: "mdlm " + toolVersion(),
+		Backend: func() (compute.Backend, string, error) {
+			b, err := accel.Backend()
+			if err != nil {
+				return nil, "", err
+			}
+			return b, accel.Describe(b), nil
+		},
+		Progress: func(label string) stage.Progress { return newProgress(label) }}
 }
 
 // exitCode carries kong's exit request (after --help) back to run.

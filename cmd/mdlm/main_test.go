@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +14,7 @@ import (
 func mdlm(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := run(args, &out, &errb)
+	code := run(context.Background(), args, &out, &errb)
 	return out.String(), errb.String(), code
 }
 
@@ -37,7 +38,7 @@ func TestCLI(t *testing.T) {
 		{[]string{"checkpoint", "import", filepath.Join(fx.Dir, "dit.safetensors")}, 2, "--out"},
 		{[]string{"checkpoint", "import", filepath.Join(dir, "nope.safetensors"), "-o", filepath.Join(dir, "x")}, 1, "nope.safetensors"},
 		{[]string{"checkpoint", "import", "--noise", "polynomial", filepath.Join(fx.Dir, "dit.safetensors"), "-o", filepath.Join(dir, "x")}, 2, "--noise"},
-		{[]string{"sample", "--checkpoint", ck, "-o", filepath.Join(dir, "samples"), "--steps", "10", "--num", "2"}, 0, "wrote samples"},
+		{[]string{"sample", "--checkpoint", ck, "-o", filepath.Join(dir, "samples"), "--steps", "10", "--num", "2"}, 0, "msg=published stage=sample"},
 		{[]string{"sample", "--checkpoint", ck, "-o", filepath.Join(dir, "x"), "--sampler", "analytic"}, 1, "time-conditioned SEDD"},
 		{[]string{"sample", "--checkpoint", ck, "-o", filepath.Join(dir, "x"), "--sampler", "euler"}, 2, "--sampler"},
 	}

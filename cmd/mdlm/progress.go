@@ -20,10 +20,8 @@ func newProgress(label string) *progress {
 	return &progress{label: label, tty: term.IsTerminal(int(os.Stderr.Fd())), start: time.Now()}
 }
 
-func (p *progress) update(done, total int) { p.updateWith(done, total, "") }
-
-// updateWith draws the bar with extra text (e.g. loss and throughput).
-func (p *progress) updateWith(done, total int, extra string) {
+// Update draws the bar with extra text (e.g. loss and throughput).
+func (p *progress) Update(done, total int, extra string) {
 	if !p.tty || total <= 0 {
 		return
 	}
@@ -45,14 +43,15 @@ func (p *progress) updateWith(done, total int, extra string) {
 		elapsed.Round(time.Second), eta.Round(time.Second))
 }
 
-func (p *progress) done() {
+// Done ends the display.
+func (p *progress) Done() {
 	if p.tty {
 		fmt.Fprintln(os.Stderr)
 	}
 }
 
-// bytes shows a byte count (for transfers of unknown total).
-func (p *progress) bytes(n int64) {
+// Bytes shows a byte count (for transfers of unknown total).
+func (p *progress) Bytes(n int64) {
 	if !p.tty {
 		return
 	}

@@ -10,12 +10,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/alecthomas/kong"
 
 	"github.com/mdlm-go/mdlm/pipeline"
+	"github.com/mdlm-go/mdlm/stage"
 )
 
 // RunCmd is `mdlm run`: execute a pipeline file with caching, here or on Slurm.
@@ -42,38 +45,40 @@ type RunCmd struct {
 
 // Run plans or runs the pipeline; each stage runs through this same command-line
 // grammar, in process (locally and inside each Slurm job).
-func (c *RunCmd) Run(kctx *kong.Context) error {
-	f, err := pipeline.Load(c.File, c.Set)
+func (c *RunCmd) Run(ctx context.Context, kctx *kong.Context, reg stage.Registry) error {
+	f, err := pipeline.Load(c.File, c.Set, reg)
 	if err != nil {
 		return err
 	}
-	e := &pipeline.Engine{CacheDir: c.CacheDir, Log: kctx.Stdout, Only: c.Stage, ShardIndex: c.ShardIndex, NumShards: c.NumShards, Shared: c.Shared,
+	log := kctx.Stdout
+	if c.JSON {
+		log = stderrOf(kctx) // standard output carries only the JSON
+	}
+	e := &pipeline.Engine{CacheDir: c.CacheDir, Log: log, Only: c.Stage, ShardIndex: c.ShardIndex, NumShards: c.NumShards, Shared: c.Shared,
 		WaitInputs: c.WaitInputs, Poll: c.Poll,
-		Exec: func(args []string) error {
-			out := kctx.Stdout
-			if c.JSON {
-				out = stderrOf(kctx) // standard output carries only the JSON
-			}
-			fmt.Fprintf(out, "$ mdlm %v\n", args)
-			if code := run(args, out, stderrOf(kctx)); code != 0 {
+		Exec: func(ctx context.Context, args []string) error {
+			fmt.Fprintf(log, "$ mdlm %v\n", args)
+			// In process, with this process's context; a stage's standard
+			// output joins the log (stages print nothing there themselves).
+			if code := run(ctx, args, log, stderrOf(kctx)); code != 0 {
+				if ctx.Err() != nil {
+					return fmt.Errorf("mdlm %s interrupted: %w", args[0], ctx.Err())
+				}
 				return fmt.Errorf("mdlm %s exited %d", args[0], code)
 			}
 			return nil
 		}}
 	if c.Executor == "slurm" && c.Stage == "" {
-		return c.submit(kctx, e, f)
+		return c.submit(ctx, kctx, e, f)
 	}
 	if c.Jobs > 1 && c.Stage == "" && !c.DryRun {
-		return c.pool(kctx, f)
-	}
-	if c.JSON {
-		e.Log = stderrOf(kctx) // standard output carries only the JSON
+		return c.pool(ctx, kctx, f)
 	}
 	var ds []pipeline.Decision
 	if c.DryRun {
-		ds, err = e.Plan(f)
+		ds, err = e.Plan(ctx, f)
 	} else {
-		ds, err = e.Run(f)
+		ds, err = e.Run(ctx, f)
 	}
 	if err != nil {
 		return err
@@ -87,6 +92,7 @@ func (c *RunCmd) Run(kctx *kong.Context) error {
 		for _, d := range ds {
 			fmt.Fprintf(kctx.Stdout, "%-12s %s\n", d.Stage, d.Out)
 		}
+		summarize(kctx.Stdout, f, ds)
 	}
 	return nil
 }
@@ -129,7 +135,7 @@ func setArgs(set map[string]string) []string {
 
 // pool runs the stages here, up to --jobs at once, each in its own process
 // (stages keep process-wide settings such as the GC target and signal handling).
-func (c *RunCmd) pool(kctx *kong.Context, f *pipeline.File) error {
+func (c *RunCmd) pool(ctx context.Context, kctx *kong.Context, f *pipeline.File) error {
 	bin, err := binary()
 	if err != nil {
 		return err
@@ -144,12 +150,16 @@ func (c *RunCmd) pool(kctx *kong.Context, f *pipeline.File) error {
 	}
 	var mu sync.Mutex
 	start := time.Now()
-	err = pipeline.RunPool(context.Background(), f, c.Jobs, func(ctx context.Context, t pipeline.Task) error {
+	err = pipeline.RunPool(ctx, f, c.Jobs, func(ctx context.Context, t pipeline.Task) error {
 		args := append([]string{"run", file, "--stage", t.Stage}, extra...)
 		if t.Shards > 0 {
 			args = append(args, fmt.Sprintf("--shard-index=%d", t.Shard), fmt.Sprintf("--num-shards=%d", t.Shards))
 		}
 		cmd := exec.CommandContext(ctx, bin, args...)
+		// On Ctrl-C or SIGTERM each child gets SIGTERM (a training stage
+		// checkpoints and exits) and is waited for; SIGKILL after a minute.
+		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+		cmd.WaitDelay = time.Minute
 		out := &prefixWriter{prefix: "[" + t.String() + "] ", w: kctx.Stdout, mu: &mu}
 		cmd.Stdout, cmd.Stderr = out, out
 		err := cmd.Run()
@@ -192,7 +202,7 @@ func (p *prefixWriter) flush() {
 }
 
 // submit hands the pipeline to Slurm: the jobs run this binary with --stage.
-func (c *RunCmd) submit(kctx *kong.Context, e *pipeline.Engine, f *pipeline.File) error {
+func (c *RunCmd) submit(ctx context.Context, kctx *kong.Context, e *pipeline.Engine, f *pipeline.File) error {
 	bin, err := binary()
 	if err != nil {
 		return err
@@ -215,7 +225,6 @@ func (c *RunCmd) submit(kctx *kong.Context, e *pipeline.Engine, f *pipeline.File
 	}
 	s := &pipeline.Slurm{Bin: bin, Sbatch: c.Sbatch, Extra: c.SbatchArg, LogDir: logDir, Dir: dir, RunArgs: runArgs,
 		Out: kctx.Stdout, DryRun: c.DryRun}
-	ctx := context.Background()
 	jobs, err := s.Submit(ctx, e, f)
 	if err != nil || c.DryRun {
 		return err
@@ -229,6 +238,14 @@ func (c *RunCmd) submit(kctx *kong.Context, e *pipeline.Engine, f *pipeline.File
 		return nil
 	}
 	if err := s.Wait(ctx, jobs, 2*time.Second); err != nil {
+		if ctx.Err() != nil {
+			ids := make([]string, len(jobs))
+			for i, j := range jobs {
+				ids[i] = j.ID
+			}
+			fmt.Fprintf(stderrOf(kctx), "stopped waiting; %d jobs are left running on Slurm: %s\nto cancel them: scancel %s\n",
+				len(jobs), strings.Join(ids, " "), strings.Join(ids, " "))
+		}
 		return err
 	}
 	fmt.Fprintf(kctx.Stdout, "all %d jobs completed; logs in %s\n", len(jobs), logDir)

@@ -1,12 +1,19 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/mdlm-go/mdlm/artifact"
+	"github.com/mdlm-go/mdlm/checkpoint"
 )
 
 const testPipeline = `version: 1
@@ -21,7 +28,7 @@ stages:
 func runPipeline(t *testing.T, file, cache string, extra ...string) string {
 	t.Helper()
 	var out, errb bytes.Buffer
-	if code := run(append([]string{"run", file, "--cache-dir", cache}, extra...), &out, &errb); code != 0 {
+	if code := run(context.Background(), append([]string{"run", file, "--cache-dir", cache}, extra...), &out, &errb); code != 0 {
 		t.Fatalf("mdlm run: exit %d\n%s%s", code, out.String(), errb.String())
 	}
 	return out.String()
@@ -76,7 +83,7 @@ func TestPipelineCaching(t *testing.T) {
 	// Editing the corpus reruns everything downstream.
 	os.WriteFile(src, []byte(strings.Repeat("another line\n", 20)), 0o644)
 	fourth := runPipeline(t, file, cache, "--set", "length=8")
-	if strings.Count(fourth, " run ") != 3 || !strings.Contains(fourth, "input source:") {
+	if strings.Count(fourth, " run ") != 3 || !strings.Contains(fourth, "input sources:"+src+" changed") {
 		t.Errorf("edited source:\n%s", fourth)
 	}
 }
@@ -96,41 +103,88 @@ func TestPipelineValidation(t *testing.T) {
 		file := filepath.Join(dir, "p.yaml")
 		os.WriteFile(file, []byte(c.body), 0o644)
 		var out, errb bytes.Buffer
-		code := run([]string{"run", file, "--dry-run"}, &out, &errb)
+		code := run(context.Background(), []string{"run", file, "--dry-run"}, &out, &errb)
 		if code == 0 || !strings.Contains(errb.String(), c.mention) || !strings.Contains(errb.String(), "p.yaml") {
 			t.Errorf("%q: exit %d, stderr %q; want mention of %q and the file", c.body, code, errb.String(), c.mention)
 		}
 	}
 }
 
-// An interrupted training stage is not taken for a finished one: the rerun
-// resumes it to the requested steps.
+// A training stage killed mid-run (SIGTERM to `mdlm run`, as a scheduler
+// preempting the job) publishes nothing; the rerun resumes it from its work
+// directory, says so, and publishes exactly the artifact of an uninterrupted
+// run; a third run is a verified cache hit.
 func TestPipelineResumesInterruptedTraining(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds the binary")
+	}
 	dir := t.TempDir()
+	bin := buildBinary(t, dir)
 	src := filepath.Join(dir, "corpus.txt")
 	os.WriteFile(src, []byte(strings.Repeat("In the beginning God created the heaven and the earth.\n", 30)), 0o644)
-	body := strings.ReplaceAll(testPipeline, "SRC", src) + `  model:  {run: train, inputs: {data: blocks}, with: {steps: "${steps}", batch: 2, hidden: 16, heads: 2, blocks: 1, cond: 8, warmup: 1, eval-every: 100, checkpoint-every: 2}}
+	body := strings.ReplaceAll(testPipeline, "SRC", src) + `  model:  {run: train, inputs: {data: blocks}, with: {steps: 30, batch: 2, hidden: 16, heads: 2, blocks: 1, cond: 8, warmup: 1, eval-every: 100, checkpoint-every: 2, log-every: 1}}
 `
-	body = strings.Replace(body, "vars: {length: 16}", "vars: {length: 16, steps: 4}", 1)
 	file := filepath.Join(dir, "p.yaml")
 	os.WriteFile(file, []byte(body), 0o644)
+
+	whole := filepath.Join(dir, "whole")
+	runPipeline(t, file, whole)
+	want := stageOutput(t, whole, "model")
+
 	cache := filepath.Join(dir, "cache")
-	runPipeline(t, file, cache, "--set", "steps=4")
-	// Simulate an interruption: drop the final checkpoint, keep step 2.
-	var run string
-	entries, _ := os.ReadDir(cache)
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), "model-") {
-			run = filepath.Join(cache, e.Name())
+	cmd := exec.Command(bin, "run", file, "--cache-dir", cache)
+	stderr, _ := cmd.StderrPipe()
+	cmd.Stdout = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "msg=checkpoint step=4 ") {
+			cmd.Process.Signal(syscall.SIGTERM)
+			break
 		}
 	}
-	os.RemoveAll(filepath.Join(run, "checkpoints", "step-00000004"))
-	os.WriteFile(filepath.Join(run, "checkpoints", "last"), []byte("step-00000002\n"), 0o644)
-	out := runPipeline(t, file, cache, "--set", "steps=4")
-	if !strings.Contains(out, "model        run") || !strings.Contains(out, "--resume") {
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	if err := cmd.Wait(); err == nil {
+		t.Fatal("mdlm run exited 0 after SIGTERM during training")
+	}
+	out := runPipeline(t, file, cache)
+	if !strings.Contains(out, "model        run") || !strings.Contains(out, "resumes the interrupted run in model-") {
 		t.Errorf("interrupted training was not resumed:\n%s", out)
 	}
-	if again := runPipeline(t, file, cache, "--set", "steps=4"); !strings.Contains(again, "model        cached") {
+	got := stageOutput(t, cache, "model")
+	if got.Digest() != want.Digest() {
+		t.Errorf("resumed training published %s, an uninterrupted run %s", got.Digest(), want.Digest())
+	}
+	if again := runPipeline(t, file, cache); !strings.Contains(again, "model        cached") {
 		t.Errorf("finished training not cached:\n%s", again)
 	}
+	if _, err := checkpoint.Open(got.Dir); err != nil {
+		t.Errorf("train output does not load as checkpoint/v1: %v", err)
+	}
+}
+
+// publishedOutput is a stage's verified output in a cache directory.
+type publishedOutput struct {
+	artifact.Manifest
+	Dir string
+}
+
+func stageOutput(t *testing.T, cache, stageName string) publishedOutput {
+	t.Helper()
+	dirs, _ := filepath.Glob(filepath.Join(cache, stageName+"-*"))
+	for _, d := range dirs {
+		if m, err := artifact.Read(d, ""); err == nil {
+			if err := artifact.Verify(d, m); err != nil {
+				t.Fatal(err)
+			}
+			return publishedOutput{m, d}
+		}
+	}
+	t.Fatalf("no published output of stage %s in %s (%v)", stageName, cache, dirs)
+	return publishedOutput{}
 }

@@ -11,13 +11,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdlm-go/mdlm/artifact"
+	"github.com/mdlm-go/mdlm/checkpoint"
 	"github.com/mdlm-go/mdlm/stages/train"
 )
 
 // TestTrainSurvivesSIGKILL builds the binary, kills a training run with SIGKILL
 // right after it logged a step (between checkpoints), resumes it, and requires
-// exactly the losses of an uninterrupted run; then the same with SIGTERM, which
-// must write a checkpoint at the step it stopped.
+// exactly the losses and the published checkpoint of an uninterrupted run;
+// then the same with SIGTERM, which must write a checkpoint at the step it
+// stopped (in <out>.work) and exit non-zero without publishing.
 func TestTrainSurvivesSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: skipping the SIGKILL test (builds the binary)")
@@ -67,17 +70,25 @@ func TestTrainSurvivesSIGKILL(t *testing.T) {
 		}()
 		err := cmd.Wait()
 		time.Sleep(50 * time.Millisecond)
+		if _, err := os.Stat(killed); !os.IsNotExist(err) {
+			t.Errorf("%s: the interrupted run published its output", sig)
+		}
 		if sig == syscall.SIGTERM {
-			last, _ := os.ReadFile(filepath.Join(killed, "checkpoints", "last"))
-			if err != nil || !strings.HasPrefix(string(last), "step-0000000") || strings.TrimSpace(string(last)) == "step-00000004" {
-				t.Errorf("SIGTERM: exit %v, last checkpoint %q: want a clean exit with a checkpoint past step 4", err, last)
+			last, _ := os.ReadFile(filepath.Join(killed+".work", "checkpoints", "last"))
+			if err == nil || !strings.HasPrefix(string(last), "step-0000000") || strings.TrimSpace(string(last)) == "step-00000004" {
+				t.Errorf("SIGTERM: exit %v, last checkpoint %q: want a failed exit with a checkpoint past step 4", err, last)
 			}
 		}
-		if out, err := train(killed, "--resume").CombinedOutput(); err != nil {
+		if out, err := train(killed).CombinedOutput(); err != nil {
 			t.Fatalf("resume after %s: %v\n%s", sig, err, out)
 		}
 		if a, b := stepLosses(t, full), stepLosses(t, killed); len(a) != 12 || !reflect.DeepEqual(a, b) {
 			t.Errorf("losses differ after %s + resume:\nuninterrupted %v\nresumed       %v", sig, a, b)
+		}
+		ma, _ := artifact.Read(full, checkpoint.Type)
+		mb, _ := artifact.Read(killed, checkpoint.Type)
+		if ma.Digest() != mb.Digest() {
+			t.Errorf("after %s + resume the checkpoint differs from an uninterrupted run's", sig)
 		}
 	}
 }

@@ -20,7 +20,7 @@ func TestRunSingleStage(t *testing.T) {
 	dir, _, file := testPipelineFiles(t)
 	cache := filepath.Join(dir, "cache")
 	var out, errb bytes.Buffer
-	if code := run([]string{"run", file, "--cache-dir", cache, "--stage", "blocks"}, &out, &errb); code == 0 ||
+	if code := run(context.Background(), []string{"run", file, "--cache-dir", cache, "--stage", "blocks"}, &out, &errb); code == 0 ||
 		!strings.Contains(errb.String(), `needs stage "text"`) {
 		t.Fatalf("blocks before its inputs: exit %d\n%s", code, errb.String())
 	}
@@ -176,7 +176,7 @@ func TestRunStageWaitsForInputs(t *testing.T) {
 	done := make(chan string)
 	go func() {
 		var out, errb bytes.Buffer
-		code := run([]string{"run", file, "--cache-dir", cache, "--stage", "tokens", "--wait-inputs", "20s", "--poll", "50ms"}, &out, &errb)
+		code := run(context.Background(), []string{"run", file, "--cache-dir", cache, "--stage", "tokens", "--wait-inputs", "20s", "--poll", "50ms"}, &out, &errb)
 		done <- fmt.Sprintf("exit %d\n%s%s", code, out.String(), errb.String())
 	}()
 	time.Sleep(200 * time.Millisecond)
@@ -186,7 +186,7 @@ func TestRunStageWaitsForInputs(t *testing.T) {
 		t.Errorf("waiting stage:\n%s", got)
 	}
 	var out, errb bytes.Buffer
-	code := run([]string{"run", file, "--cache-dir", filepath.Join(cache, "other"), "--stage", "blocks", "--wait-inputs", "150ms", "--poll", "50ms"}, &out, &errb)
+	code := run(context.Background(), []string{"run", file, "--cache-dir", filepath.Join(cache, "other"), "--stage", "blocks", "--wait-inputs", "150ms", "--poll", "50ms"}, &out, &errb)
 	if code == 0 || !strings.Contains(errb.String(), "no verified output") {
 		t.Errorf("timed-out wait: exit %d\n%s", code, errb.String())
 	}
@@ -208,7 +208,7 @@ func TestRunJSON(t *testing.T) {
 	cache := filepath.Join(filepath.Dir(file), "cache")
 	decisions := func(extra ...string) []pipeline.Decision {
 		var out, errb bytes.Buffer
-		if code := run(append([]string{"run", file, "--cache-dir", cache, "--json"}, extra...), &out, &errb); code != 0 {
+		if code := run(context.Background(), append([]string{"run", file, "--cache-dir", cache, "--json"}, extra...), &out, &errb); code != 0 {
 			t.Fatalf("exit %d: %s", code, errb.String())
 		}
 		var ds []pipeline.Decision

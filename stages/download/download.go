@@ -20,62 +20,85 @@ import (
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/hub"
+	"github.com/mdlm-go/mdlm/stage"
 )
 
-// Options configure a download.
+// Def declares the stage.
+var Def = stage.Def{Kind: "download", Version: 1, Output: datasets.TextType,
+	Help: "Fetch a registered dataset from the hub, or read local files, into a text/v1 artifact.",
+	New:  func() stage.Options { return &Options{} }}
+
+// Options are the stage's flags.
 type Options struct {
-	Dataset    string   // registry name (exclusive with Sources)
-	Sources    []string // local files, folders, globs
-	Out        string
-	Revision   string // hub revision (default "main")
-	CacheDir   string // raw downloads (default $MDLM_CACHE or ~/.cache/mdlm/hub)
-	Workers    int    // parallel transfers
-	TextColumn string // for local JSON lines / Parquet (default "text")
-	TextSplit  datasets.TextSplit
-	HoldOut    int // move the last N documents of train to valid (local sources)
-	ShardRows  int
-	ChunkChars int // text8: characters per document (the model length; default 256)
-	Client     *hub.Client
-	Log        *slog.Logger
-	Tool       string
-	Progress   func(int64)
+	Sources    []string `arg:"" optional:"" help:"Local text, JSON lines or Parquet files, folders or globs (.gz ok)." type:"path" digest:"file"`
+	Dataset    string   `help:"A registered dataset (openwebtext-split, wikitext103, lm1b, ...), fetched from the Hugging Face hub ($HF_ENDPOINT, $HF_TOKEN)."`
+	Out        string   `short:"o" required:"" output:"" help:"text/v1 artifact directory to create." type:"path"`
+	Revision   string   `default:"main" help:"Hub revision (branch, tag, commit or refs/convert/parquet)."`
+	CacheDir   string   `help:"Where raw hub files go (default $MDLM_CACHE or ~/.cache/mdlm/hub)." env:"MDLM_CACHE" type:"path" cosmetic:""`
+	Workers    int      `default:"4" help:"Parallel transfers." cosmetic:""`
+	TextColumn string   `default:"text" help:"Text field of local JSON lines / Parquet files."`
+	TextSplit  string   `default:"line" enum:"line,paragraph,document" help:"How plain-text files become documents."`
+	HoldOut    int      `help:"Move the last N documents of local sources to a valid split."`
+	ShardRows  int      `default:"100000" help:"Documents per output Parquet shard."`
+	ChunkChars int      `default:"256" help:"text8: characters per document (the model length)."`
+
+	Client   *hub.Client `kong:"-"` // default hub.NewClient()
+	log      *slog.Logger
+	progress func(int64)
 }
 
-// Run downloads and publishes the text/v1 artifact.
-func Run(ctx context.Context, opts Options) (artifact.Manifest, error) {
+// OutDir implements stage.Options.
+func (o *Options) OutDir() string { return o.Out }
+
+// Run is the command.
+func (o *Options) Run(ctx context.Context, env *stage.Env) error {
+	defer stage.DataGC()()
+	_, _, err := stage.Execute(ctx, env, Def, o)
+	return err
+}
+
+// Build implements stage.Builder: fetch or read the sources and write the shards.
+func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (artifact.Manifest, error) {
+	opts := *o
 	if (opts.Dataset == "") == (len(opts.Sources) == 0) {
 		return artifact.Manifest{}, fmt.Errorf("download: give either --dataset or local sources")
 	}
 	if opts.TextColumn == "" {
 		opts.TextColumn = "text"
 	}
-	if opts.Log == nil {
-		opts.Log = slog.Default()
+	if opts.TextSplit == "" {
+		opts.TextSplit = string(datasets.ByLine)
 	}
+	opts.log = env.Logger()
+	bar := env.StartProgress("download")
+	defer bar.Done()
+	var got int64
+	opts.progress = func(n int64) { got += n; bar.Bytes(got) }
 	var plan []splitPlan
-	params := map[string]any{}
+	meta := datasets.TextMeta{TextSplit: opts.TextSplit}
 	if opts.Dataset != "" {
 		d, err := datasets.Lookup(opts.Dataset)
 		if err != nil {
-			return artifact.Manifest{}, fmt.Errorf("download: %w", err)
+			return artifact.Manifest{}, fmt.Errorf("download: --dataset: %w", err)
 		}
-		plan, err = fetchDataset(ctx, d, &opts)
-		if err != nil {
+		if plan, err = fetchDataset(ctx, d, &opts); err != nil {
 			return artifact.Manifest{}, err
 		}
-		params["dataset"], params["repo"], params["revision"] = d.Name, d.Repo, opts.Revision
-		params["tokenizer"], params["wrap"], params["detokenizer"] = d.Tokenizer, d.Wrap, d.Detokenizer
+		wrap := d.Wrap
+		meta.Dataset, meta.Repo, meta.Revision = d.Name, d.Repo, opts.Revision
+		meta.Tokenizer, meta.Wrap, meta.Detokenizer = d.Tokenizer, &wrap, d.Detokenizer
 	} else {
 		files, err := datasets.ExpandSources(opts.Sources)
 		if err != nil {
 			return artifact.Manifest{}, fmt.Errorf("download: %w", err)
 		}
 		plan = []splitPlan{{split: "train", files: files, column: opts.TextColumn, holdOut: opts.HoldOut}}
-		params["sources"] = opts.Sources
+		meta.Sources = opts.Sources
 	}
-	params["text_split"] = string(opts.TextSplit)
-	m := artifact.Manifest{Type: datasets.TextType, Stage: "download", Params: params, Tool: opts.Tool}
-	return artifact.Publish(opts.Out, m, func(tmp string) error { return writeText(tmp, plan, opts) })
+	if err := writeText(dirs.Out, plan, opts); err != nil {
+		return artifact.Manifest{}, err
+	}
+	return artifact.Manifest{Params: artifact.Params(meta)}, nil
 }
 
 // splitPlan is one source split: files read in order; holdOut moves the last
@@ -107,7 +130,7 @@ func readPlan(plan []splitPlan, opts Options, add func(split string, row dataset
 		if p.holdOut > 0 {
 			total = 0
 			for _, f := range p.files {
-				n, err := datasets.CountDocs(f, p.column, opts.TextSplit)
+				n, err := datasets.CountDocs(f, p.column, datasets.TextSplit(opts.TextSplit))
 				if err != nil {
 					return err
 				}
@@ -119,7 +142,7 @@ func readPlan(plan []splitPlan, opts Options, add func(split string, row dataset
 		}
 		var id int64
 		for _, f := range p.files {
-			err := datasets.ReadDocs(f, p.column, opts.TextSplit, func(text string) error {
+			err := datasets.ReadDocs(f, p.column, datasets.TextSplit(opts.TextSplit), func(text string) error {
 				split := p.split
 				if total >= 0 && id >= total-int64(p.holdOut) {
 					split = "valid"
@@ -134,7 +157,7 @@ func readPlan(plan []splitPlan, opts Options, add func(split string, row dataset
 				return err
 			}
 		}
-		opts.Log.Info("read split", "split", p.split, "files", len(p.files), "documents", id)
+		opts.log.Info("read split", "split", p.split, "files", len(p.files), "documents", id)
 	}
 	return nil
 }
@@ -270,8 +293,8 @@ func fetchDataset(ctx context.Context, d datasets.Dataset, opts *Options) ([]spl
 			todo = append(todo, byPath[p])
 			local = append(local, filepath.Join(root, filepath.FromSlash(p)))
 		}
-		opts.Log.Info("downloading", "dataset", d.Name, "split", ours, "files", len(todo))
-		if err := c.DownloadAll(ctx, d.Repo, opts.Revision, todo, root, opts.Workers, opts.Progress); err != nil {
+		opts.log.Info("downloading", "dataset", d.Name, "split", ours, "files", len(todo))
+		if err := c.DownloadAll(ctx, d.Repo, opts.Revision, todo, root, opts.Workers, opts.progress); err != nil {
 			return nil, fmt.Errorf("download %s: %w", d.Name, err)
 		}
 		hold := 0
@@ -289,8 +312,8 @@ func fetchDataset(ctx context.Context, d datasets.Dataset, opts *Options) ([]spl
 // the last partial chunk dropped; text8-crop's train chunks are twice as long).
 func fetchURLDataset(ctx context.Context, c *hub.Client, d datasets.Dataset, cache string, opts *Options) ([]splitPlan, error) {
 	dest := filepath.Join(cache, "urls", filepath.Base(d.URL))
-	opts.Log.Info("downloading", "dataset", d.Name, "url", d.URL)
-	if err := c.FetchURL(ctx, d.URL, dest, opts.Progress); err != nil {
+	opts.log.Info("downloading", "dataset", d.Name, "url", d.URL)
+	if err := c.FetchURL(ctx, d.URL, dest, opts.progress); err != nil {
 		return nil, fmt.Errorf("download %s: %w", d.Name, err)
 	}
 	if d.CharSplits == nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/hub"
+	"github.com/mdlm-go/mdlm/internal/stagetest"
 )
 
 func readSplit(t *testing.T, dir, split string) []datasets.TextRow {
@@ -56,7 +57,7 @@ func TestLocalSources(t *testing.T) {
 	datasets.WriteParquet(filepath.Join(src, "c.parquet"), []datasets.TextRow{{ID: 9, Text: "seven"}, {ID: 10, Text: "eight"}}, 10)
 
 	out := filepath.Join(t.TempDir(), "text")
-	m, err := Run(context.Background(), Options{Sources: []string{src}, Out: out, TextSplit: datasets.ByLine, HoldOut: 2, ShardRows: 3})
+	m, err := run(Options{Sources: []string{src}, Out: out, TextSplit: string(datasets.ByLine), HoldOut: 2, ShardRows: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +78,7 @@ func TestLocalSources(t *testing.T) {
 	}
 	// paragraph mode
 	out2 := filepath.Join(t.TempDir(), "p")
-	if _, err := Run(context.Background(), Options{Sources: []string{filepath.Join(src, "a.txt")}, Out: out2, TextSplit: datasets.ByParagraph}); err != nil {
+	if _, err := run(Options{Sources: []string{filepath.Join(src, "a.txt")}, Out: out2, TextSplit: string(datasets.ByParagraph)}); err != nil {
 		t.Fatal(err)
 	}
 	if rows := readSplit(t, out2, "train"); len(rows) != 2 || rows[0].Text != "one\ntwo" {
@@ -103,7 +104,7 @@ func TestBadInputsPublishNothing(t *testing.T) {
 	}
 	for _, c := range cases {
 		out := filepath.Join(t.TempDir(), "out")
-		_, err := Run(context.Background(), Options{Sources: []string{filepath.Join(src, c.src)}, Out: out})
+		_, err := run(Options{Sources: []string{filepath.Join(src, c.src)}, Out: out})
 		if err == nil || !strings.Contains(err.Error(), c.mention) {
 			t.Errorf("%s: err = %v, want mention of %q", c.src, err, c.mention)
 		}
@@ -111,7 +112,7 @@ func TestBadInputsPublishNothing(t *testing.T) {
 			t.Errorf("%s: a failed download published %s", c.src, out)
 		}
 	}
-	if _, err := Run(context.Background(), Options{Dataset: "openwebtxt", Out: filepath.Join(t.TempDir(), "x")}); err == nil || !strings.Contains(err.Error(), "openwebtext-split") {
+	if _, err := run(Options{Dataset: "openwebtxt", Out: filepath.Join(t.TempDir(), "x")}); err == nil || !strings.Contains(err.Error(), "openwebtext-split") {
 		t.Errorf("unknown dataset: err = %v", err)
 	}
 }
@@ -170,13 +171,13 @@ func TestOpenWebTextSplitFromHub(t *testing.T) {
 		t.Fatalf("openwebtext-split holds out %d documents, want 100000", d.HoldOut)
 	}
 	// The real rule on a 120-document stand-in: hold out the last 30.
-	plan, err := fetchDataset(context.Background(), withHoldOut(d, 30), &Options{Client: c, CacheDir: t.TempDir(), Log: quietLog()})
+	plan, err := fetchDataset(context.Background(), withHoldOut(d, 30), &Options{Client: c, CacheDir: t.TempDir(), log: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "owt")
 	_, err = artifact.Publish(out, artifact.Manifest{Type: datasets.TextType}, func(tmp string) error {
-		return writeText(tmp, plan, Options{Log: quietLog()})
+		return writeText(tmp, plan, Options{log: quietLog()})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +188,7 @@ func TestOpenWebTextSplitFromHub(t *testing.T) {
 	}
 	// And the full stage: publishes with the dataset's parameters.
 	out2 := filepath.Join(t.TempDir(), "owt2")
-	m, err := Run(context.Background(), Options{Dataset: "openwebtext-split", Out: out2, Client: c, CacheDir: t.TempDir()})
+	m, err := run(Options{Dataset: "openwebtext-split", Out: out2, Client: c, CacheDir: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), "hold-out") {
 		t.Errorf("a 120-document stand-in cannot hold out 100,000: err = %v (manifest %v)", err, m.Params)
 	}
@@ -221,13 +222,13 @@ func TestURLDatasets(t *testing.T) {
 	t8 := reg["text8"]
 	t8.URL = srv.URL + "/text8.zip"
 	t8.CharSplits = map[string][2]int{"train": {0, 200}, "valid": {200, 250}, "test": {250, -1}}
-	plan, err := fetchURLDataset(context.Background(), c, t8, t.TempDir(), &Options{ChunkChars: 30, Log: quietLog()})
+	plan, err := fetchURLDataset(context.Background(), c, t8, t.TempDir(), &Options{ChunkChars: 30, log: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "t8")
 	if _, err := artifact.Publish(out, artifact.Manifest{Type: datasets.TextType}, func(tmp string) error {
-		return writeText(tmp, plan, Options{Log: quietLog()})
+		return writeText(tmp, plan, Options{log: quietLog()})
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +240,7 @@ func TestURLDatasets(t *testing.T) {
 
 	lam := reg["lambada"]
 	lam.URL = srv.URL + "/lambada_test.jsonl"
-	plan, err = fetchURLDataset(context.Background(), c, lam, t.TempDir(), &Options{Log: quietLog()})
+	plan, err = fetchURLDataset(context.Background(), c, lam, t.TempDir(), &Options{log: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,4 +256,18 @@ func zipBytes(name, content string) []byte {
 	w.Write([]byte(content))
 	zw.Close()
 	return buf.Bytes()
+}
+
+// run executes the stage as the command does, with the flags' defaults.
+func run(o Options) (artifact.Manifest, error) {
+	if o.ShardRows == 0 {
+		o.ShardRows = 100000
+	}
+	if o.Workers == 0 {
+		o.Workers = 4
+	}
+	if o.Revision == "" {
+		o.Revision = "main"
+	}
+	return stagetest.Run(context.Background(), Def, &o)
 }

@@ -13,91 +13,176 @@ package pack
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"log/slog"
+	"io"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/datasets"
+	"github.com/mdlm-go/mdlm/internal/atomicfile"
+	"github.com/mdlm-go/mdlm/stage"
 	"github.com/mdlm-go/mdlm/tokenizer"
 )
 
-// Options configure the stage.
+// Def declares the stage.
+var Def = stage.Def{Kind: "pack", Version: 1, Output: datasets.PackedType,
+	Help:   "Pack tokens/v1 into fixed-length blocks (packed/v1: Arrow and Parquet); shards by split.",
+	Inputs: []stage.Input{{Name: "tokens", Type: datasets.TokensType}},
+	New:    func() stage.Options { return &Options{} }}
+
+// Options are the stage's flags.
 type Options struct {
-	In, Out   string
-	Length    int
-	Mode      string // "wrap" or "pad"; default from the dataset (wrap unless it says otherwise)
-	GroupDocs int    // reference compatibility: remainder dropped per group of documents
-	Tokenizer string // for BOS/EOS/PAD; default from the tokens/v1 manifest
-	Tool      string
-	Log       *slog.Logger
+	In        string `arg:"" input:"tokens" help:"tokens/v1 artifact." type:"existingdir"`
+	Out       string `short:"o" required:"" output:"" help:"packed/v1 artifact directory to create." type:"path"`
+	Length    int    `default:"1024" help:"Block length L (model.length)."`
+	Mode      string `enum:",wrap,pad" default:"" help:"wrap (BOS doc EOS ... cut to L) or pad (one document per block, truncated/padded, with an attention mask); default: the dataset's."`
+	GroupDocs int    `help:"Reference compatibility: drop the remainder per group of this many documents (the reference: 1000)."`
+	Tokenizer string `help:"Tokenizer for BOS/EOS/PAD (default: the one that tokenized)." digest:"name-or-file"`
+	stage.Sharding
 }
 
-// Run packs every split and publishes the artifact.
-func Run(ctx context.Context, opts Options) (artifact.Manifest, error) {
-	if opts.Log == nil {
-		opts.Log = slog.Default()
-	}
-	in, err := artifact.Read(opts.In, datasets.TokensType)
+// OutDir implements stage.Options.
+func (o *Options) OutDir() string { return o.Out }
+
+// Shard implements stage.Sharder: shard i packs the splits whose position (in
+// name order) is i mod N.
+func (o *Options) Shard() stage.Sharding { return o.Sharding }
+
+// Run is the command.
+func (o *Options) Run(ctx context.Context, env *stage.Env) error {
+	defer stage.DataGC()()
+	_, _, err := stage.Execute(ctx, env, Def, o)
+	return err
+}
+
+// plan is the resolved input and settings.
+type plan struct {
+	in      artifact.Manifest
+	meta    datasets.PackedMeta
+	sp      datasets.Specials
+	splits  map[string][]string
+	ordered []string
+}
+
+func (o *Options) plan() (*plan, error) {
+	in, tm, err := artifact.Open[datasets.TokensMeta](o.In)
 	if err != nil {
-		return artifact.Manifest{}, fmt.Errorf("pack: %w", err)
+		return nil, fmt.Errorf("pack: %w", err)
 	}
-	if err := artifact.Verify(opts.In, in); err != nil {
-		return artifact.Manifest{}, fmt.Errorf("pack: %w", err)
-	}
-	if opts.Mode == "" {
-		opts.Mode = "wrap"
-		if w, ok := in.Params["wrap"].(bool); ok && !w {
-			opts.Mode = "pad"
+	mode := o.Mode
+	if mode == "" {
+		mode = "wrap"
+		if tm.Wrap != nil && !*tm.Wrap {
+			mode = "pad"
 		}
 	}
-	if opts.Mode != "wrap" && opts.Mode != "pad" {
-		return artifact.Manifest{}, fmt.Errorf("pack: --mode %q: want wrap or pad", opts.Mode)
+	if mode != "wrap" && mode != "pad" {
+		return nil, fmt.Errorf("pack: --mode %q: want wrap or pad", mode)
 	}
-	if opts.Length < 3 {
-		return artifact.Manifest{}, fmt.Errorf("pack: --length %d must be at least 3", opts.Length)
+	if o.Length < 3 {
+		return nil, fmt.Errorf("pack: --length %d must be at least 3", o.Length)
 	}
-	tokName := opts.Tokenizer
+	tokName := o.Tokenizer
 	if tokName == "" {
-		tokName, _ = in.Params["tokenizer"].(string)
+		tokName = tm.Tokenizer
 	}
 	tok, err := tokenizer.Load(tokName)
 	if err != nil {
-		return artifact.Manifest{}, fmt.Errorf("pack: %w", err)
+		return nil, fmt.Errorf("pack: --tokenizer: %w", err)
 	}
 	v, err := tokenizer.ForModel(tok)
 	if err != nil {
-		return artifact.Manifest{}, fmt.Errorf("pack: %w", err)
+		return nil, fmt.Errorf("pack: %w", err)
 	}
-	sp := datasets.Specials{BOS: int32(v.BOS), EOS: int32(v.EOS), PAD: int32(v.PAD)}
-	splits, err := splitShards(opts.In)
+	p := &plan{in: in, sp: datasets.Specials{BOS: int32(v.BOS), EOS: int32(v.EOS), PAD: int32(v.PAD)},
+		meta: datasets.PackedMeta{Length: o.Length, Mode: mode, GroupDocs: o.GroupDocs, Tokenizer: tokName,
+			VocabSize: v.V, MaskIndex: v.Mask, BOS: v.BOS, EOS: v.EOS, PAD: v.PAD, Dataset: tm.Dataset,
+			Splits: map[string]datasets.SplitStats{}}}
+	if p.splits, err = splitShards(o.In); err != nil {
+		return nil, fmt.Errorf("pack: %w", err)
+	}
+	for s := range p.splits {
+		p.ordered = append(p.ordered, s)
+	}
+	sort.Strings(p.ordered)
+	return p, nil
+}
+
+// packedSplit is what a finished split leaves in the partial directory.
+type packedSplit struct {
+	Stats datasets.SplitStats `json:"stats"`
+	Files []string            `json:"files"`
+}
+
+func splitRecord(partial, split string) string { return filepath.Join(partial, split+".split.json") }
+
+// WriteShard packs this shard's splits into partial, each split's files moved
+// there together and recorded last (a rerun skips recorded splits).
+func (o *Options) WriteShard(ctx context.Context, env *stage.Env, partial string, index, count int) error {
+	p, err := o.plan()
 	if err != nil {
-		return artifact.Manifest{}, fmt.Errorf("pack: %w", err)
+		return err
 	}
-	stats := map[string]any{}
-	m := artifact.Manifest{Type: datasets.PackedType, Stage: "pack", Tool: opts.Tool,
-		Inputs: map[string]string{"tokens": in.Digest()},
-		Params: map[string]any{"length": opts.Length, "mode": opts.Mode, "group_docs": opts.GroupDocs,
-			"tokenizer": tokName, "vocab_size": v.V, "mask_index": v.Mask, "bos": v.BOS, "eos": v.EOS, "pad": v.PAD,
-			"dataset": in.Params["dataset"], "splits": stats}}
-	return artifact.Publish(opts.Out, m, func(tmp string) error {
-		names := make([]string, 0, len(splits))
-		for s := range splits {
-			names = append(names, s)
+	log := env.Logger()
+	for i, split := range p.ordered {
+		if i%count != index {
+			continue
 		}
-		sort.Strings(names)
-		for _, split := range names {
-			st, err := packSplit(ctx, tmp, split, splits[split], opts, sp)
-			if err != nil {
-				return err
-			}
-			stats[split] = st
-			opts.Log.Info("packed split", "split", split, "blocks", st["blocks"], "dropped_tokens", st["dropped_tokens"])
+		if _, err := os.Stat(splitRecord(partial, split)); err == nil {
+			log.Info("split already packed, skipping", "split", split)
+			continue
 		}
-		return nil
-	})
+		tmp := filepath.Join(partial, ".tmp-"+split)
+		os.RemoveAll(tmp)
+		if err := os.MkdirAll(tmp, 0o755); err != nil {
+			return err
+		}
+		st, err := packSplit(ctx, tmp, split, p.splits[split], p.meta, p.sp)
+		if err != nil {
+			return fmt.Errorf("pack %s: %w", split, err)
+		}
+		files, err := artifact.ListFiles(tmp)
+		if err != nil {
+			return err
+		}
+		if err := stage.MoveFiles(tmp, partial, files); err != nil {
+			return err
+		}
+		os.RemoveAll(tmp)
+		raw, _ := json.Marshal(packedSplit{Stats: st, Files: files})
+		if err := atomicfile.Write(splitRecord(partial, split), func(w io.Writer) error { _, err := w.Write(raw); return err }); err != nil {
+			return err
+		}
+		log.Info("packed split", "split", split, "blocks", st.Blocks, "dropped_tokens", st.DroppedTokens)
+	}
+	return nil
+}
+
+// Assemble moves every split's files into the artifact.
+func (o *Options) Assemble(ctx context.Context, env *stage.Env, partial, dir string) (artifact.Manifest, error) {
+	p, err := o.plan()
+	if err != nil {
+		return artifact.Manifest{}, err
+	}
+	for _, split := range p.ordered {
+		raw, err := os.ReadFile(splitRecord(partial, split))
+		if err != nil {
+			return artifact.Manifest{}, fmt.Errorf("pack: split %s not packed: %w", split, err)
+		}
+		var ps packedSplit
+		if err := json.Unmarshal(raw, &ps); err != nil {
+			return artifact.Manifest{}, fmt.Errorf("pack: %s: %w", splitRecord(partial, split), err)
+		}
+		if err := stage.MoveFiles(partial, dir, ps.Files); err != nil {
+			return artifact.Manifest{}, fmt.Errorf("pack: %w", err)
+		}
+		p.meta.Splits[split] = ps.Stats
+	}
+	return artifact.Manifest{Inputs: map[string]string{"tokens": p.in.Digest()}, Params: artifact.Params(p.meta)}, nil
 }
 
 // readTables reads the shards' row groups on a separate goroutine (decoding
@@ -154,16 +239,17 @@ func splitShards(dir string) (map[string][]string, error) {
 	return out, nil
 }
 
-func packSplit(ctx context.Context, dir, split string, shards []string, opts Options, sp datasets.Specials) (map[string]any, error) {
+func packSplit(ctx context.Context, dir, split string, shards []string, opts datasets.PackedMeta, sp datasets.Specials) (datasets.SplitStats, error) {
+	var none datasets.SplitStats
 	w, err := datasets.NewPackedWriter(dir, split, opts.Length)
 	if err != nil {
-		return nil, err
+		return none, err
 	}
 	var wrapper *datasets.Wrapper
 	if opts.Mode == "wrap" {
 		wrapper, err = datasets.NewWrapper(datasets.WrapOptions{Length: opts.Length, GroupDocs: opts.GroupDocs}, sp, w.Write)
 		if err != nil {
-			return nil, err
+			return none, err
 		}
 	}
 	var docs, tokens int64
@@ -186,17 +272,17 @@ func packSplit(ctx context.Context, dir, split string, shards []string, opts Opt
 	})
 	if err != nil {
 		w.Close()
-		return nil, err
+		return none, err
 	}
 	dropped := 0
 	if wrapper != nil {
 		if err := wrapper.Flush(); err != nil {
-			return nil, err
+			return none, err
 		}
 		dropped = wrapper.Dropped
 	}
 	if err := w.Close(); err != nil {
-		return nil, err
+		return none, err
 	}
-	return map[string]any{"documents": docs, "tokens": tokens, "blocks": w.Rows, "dropped_tokens": dropped}, nil
+	return datasets.SplitStats{Documents: docs, Tokens: tokens, Blocks: int64(w.Rows), DroppedTokens: int64(dropped)}, nil
 }

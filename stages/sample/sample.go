@@ -11,65 +11,49 @@ package sample
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"path/filepath"
 	"strconv"
 	"strings"
 
-	"github.com/gomlx/compute"
-	"github.com/parquet-go/parquet-go"
-
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/checkpoint"
+	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/diffusion"
-	"github.com/mdlm-go/mdlm/internal/filehash"
 	"github.com/mdlm-go/mdlm/sampler"
+	"github.com/mdlm-go/mdlm/stage"
 	"github.com/mdlm-go/mdlm/tokenizer"
 )
 
-// Type is the artifact type this stage writes.
-const Type = "samples/v1"
+// Def declares the stage.
+var Def = stage.Def{Kind: "sample", Version: 1, Output: datasets.SamplesType,
+	Help:   "Generate samples from a checkpoint (ddpm, ddpm_cache, ddpm_rowcache, analytic, ar).",
+	Inputs: []stage.Input{{Name: "model", Type: checkpoint.Type}},
+	New:    func() stage.Options { return &Options{} }}
 
-// Options configure a run.
+// Options are the stage's flags.
 type Options struct {
-	Checkpoint   string
-	Out          string
-	Sampler      sampler.Kind
-	Steps        int
-	Num          int // samples to draw
-	Batch        int // rows per sampler run (0: Num)
-	Seed         int64
-	Eps          float64
-	NoiseRemoval bool
-	Length       int    // 0: the model length
-	Template     string // comma-separated ids, "_" for [MASK]; the rest of the row is masked
-	StrideLength int    // semi-autoregressive stride (0: off)
-	NumStrides   int
-	Tool         string
-	Backend      string
+	Checkpoint   string  `required:"" input:"model" help:"checkpoint/v1 directory (or a training work directory: its last checkpoint)." type:"existingdir" digest:"file"`
+	Out          string  `short:"o" required:"" output:"" help:"samples/v1 artifact directory to create." type:"path"`
+	Sampler      string  `default:"ddpm_rowcache" enum:"ddpm,ddpm_cache,ddpm_rowcache,analytic,ar" help:"ddpm, ddpm_cache (reference cache), ddpm_rowcache (per-row cache, same samples, fewer evaluations), analytic (SEDD), ar."`
+	Steps        int     `default:"1000" help:"Reverse diffusion steps."`
+	Num          int     `default:"8" help:"Number of samples."`
+	Batch        int     `help:"Samples per sampler run (default: all of --num)."`
+	Seed         int64   `default:"1" help:"Random seed; the same seed gives the same samples."`
+	Eps          float64 `default:"1e-5" help:"End of the time grid linspace(1, eps, steps+1)."`
+	NoiseRemoval bool    `default:"true" negatable:"" help:"Final denoising step at t = eps."`
+	Length       int     `help:"Sequence length (default: the model length)."`
+	Template     string  `help:"Infilling template: comma-separated token ids, _ for positions to sample; the rest of the row is sampled too."`
+	StrideLength int     `help:"Semi-autoregressive generation: tokens emitted per window (0: off)."`
+	NumStrides   int     `help:"Semi-autoregressive generation: number of extra windows."`
 }
 
-// Row is one sample.
-type Row struct {
-	Index  int64   `parquet:"index" json:"index"`
-	Tokens []int32 `parquet:"tokens,list" json:"tokens"`
-	NFE    int32   `parquet:"nfe" json:"nfe"`
-	// Text is the decoded sample (special tokens rendered, e.g. <|endoftext|>);
-	// empty when the checkpoint names no tokenizer.
-	Text string `parquet:"text" json:"text,omitempty"`
-}
+// OutDir implements stage.Options.
+func (o *Options) OutDir() string { return o.Out }
 
-// Model builds the diffusion objective a checkpoint was trained with.
-func Model(cfg checkpoint.Config) (diffusion.Model, error) {
-	sched, err := diffusion.NewSchedule(cfg.Method.Noise, diffusion.DefaultSigmaMin, diffusion.DefaultSigmaMax)
-	if err != nil {
-		return diffusion.Model{}, err
-	}
-	m := diffusion.Model{Backbone: cfg.Model, Param: diffusion.Parameterization(cfg.Method.Parameterization),
-		T: cfg.Method.T, TimeConditioning: cfg.Method.TimeConditioning, Schedule: sched}
-	return m, m.Validate()
+// Run is the command.
+func (o *Options) Run(ctx context.Context, env *stage.Env) error {
+	_, _, err := stage.Execute(ctx, env, Def, o)
+	return err
 }
 
 // checkpointTokenizer loads the tokenizer a checkpoint names (nil if none) and
@@ -122,17 +106,14 @@ func ParseTemplate(s string, mask, vocab int) ([]int32, error) {
 	return out, nil
 }
 
-// Run samples and publishes the artifact. Options are checked before any compute.
-func Run(ctx context.Context, b compute.Backend, opts Options, progress func(done, total int)) (artifact.Manifest, error) {
-	dir, err := checkpoint.Resolve(opts.Checkpoint)
+// Build implements stage.Builder: options are checked before any compute.
+func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (artifact.Manifest, error) {
+	opts := *o
+	ck, err := checkpoint.Open(opts.Checkpoint)
 	if err != nil {
-		return artifact.Manifest{}, fmt.Errorf("sample: %w", err)
+		return artifact.Manifest{}, fmt.Errorf("sample: --checkpoint: %w", err)
 	}
-	ck, err := checkpoint.Load(dir, true)
-	if err != nil {
-		return artifact.Manifest{}, fmt.Errorf("sample: %w", err)
-	}
-	m, err := Model(ck.Config)
+	m, err := ck.Config.Diffusion()
 	if err != nil {
 		return artifact.Manifest{}, fmt.Errorf("sample: checkpoint %s: %w", opts.Checkpoint, err)
 	}
@@ -143,7 +124,7 @@ func Run(ctx context.Context, b compute.Backend, opts Options, progress func(don
 	if L <= 0 {
 		return artifact.Manifest{}, fmt.Errorf("sample: the checkpoint records no model length; pass --length")
 	}
-	so := sampler.Options{Kind: opts.Sampler, Steps: opts.Steps, Eps: opts.Eps, NoiseRemoval: opts.NoiseRemoval}
+	so := sampler.Options{Kind: sampler.Kind(opts.Sampler), Steps: opts.Steps, Eps: opts.Eps, NoiseRemoval: opts.NoiseRemoval}
 	if err := so.Validate(m, L); err != nil {
 		return artifact.Manifest{}, fmt.Errorf("sample: %w", err)
 	}
@@ -154,7 +135,7 @@ func Run(ctx context.Context, b compute.Backend, opts Options, progress func(don
 	if len(tmpl) > L {
 		return artifact.Manifest{}, fmt.Errorf("sample: --template has %d tokens, longer than the length %d", len(tmpl), L)
 	}
-	if opts.Sampler == sampler.AR && len(tmpl) == 0 {
+	if sampler.Kind(opts.Sampler) == sampler.AR && len(tmpl) == 0 {
 		return artifact.Manifest{}, fmt.Errorf("sample: the ar sampler starts from a BOS token: pass it as --template (50256 for GPT-2)")
 	}
 	if opts.Num < 1 {
@@ -168,6 +149,14 @@ func Run(ctx context.Context, b compute.Backend, opts Options, progress func(don
 	if err != nil {
 		return artifact.Manifest{}, fmt.Errorf("sample: checkpoint %s: %w", opts.Checkpoint, err)
 	}
+	b, desc, err := env.Backend()
+	if err != nil {
+		return artifact.Manifest{}, err
+	}
+	env.Logger().Info("sampling", "checkpoint", opts.Checkpoint, "sampler", opts.Sampler, "steps", opts.Steps, "num", opts.Num, "backend", desc)
+	bar := env.StartProgress("sampling")
+	defer bar.Done()
+	progress := func(done, total int) { bar.Update(done, total, "") }
 	s, err := sampler.New(b, m, ck.ForInference(), opts.Seed, nil)
 	if err != nil {
 		return artifact.Manifest{}, err
@@ -187,24 +176,24 @@ func Run(ctx context.Context, b compute.Backend, opts Options, progress func(don
 	for _, r := range rows {
 		totalNFE += int(r.NFE)
 	}
-	man := artifact.Manifest{Stage: "sample", Tool: opts.Tool, Backend: opts.Backend,
-		Inputs: map[string]string{"checkpoint": ck.Manifest.Digest()},
-		Params: map[string]any{"sampler": opts.Sampler, "steps": opts.Steps, "num": opts.Num, "batch": batch,
-			"seed": opts.Seed, "eps": opts.Eps, "noise_removal": opts.NoiseRemoval, "length": L,
-			"template": opts.Template, "stride_length": opts.StrideLength, "num_strides": opts.NumStrides,
-			"nfe_total": totalNFE}}
-	man.Type = Type
-	return artifact.Publish(opts.Out, man, func(tmp string) error { return writeRows(tmp, rows) })
+	meta := datasets.SamplesMeta{Sampler: opts.Sampler, Steps: opts.Steps, Num: opts.Num, Batch: batch, Seed: opts.Seed,
+		Eps: opts.Eps, NoiseRemoval: opts.NoiseRemoval, Length: L, Template: opts.Template, StrideLength: opts.StrideLength,
+		NumStrides: opts.NumStrides, EMA: ck.EMA != nil, Tokenizer: ck.Config.Tokenizer, NFETotal: totalNFE}
+	if err := datasets.WriteSamples(dirs.Out, rows); err != nil {
+		return artifact.Manifest{}, fmt.Errorf("sample: %w", err)
+	}
+	env.Logger().Info("samples drawn", "num", len(rows), "nfe_total", totalNFE)
+	return artifact.Manifest{Backend: desc, Inputs: map[string]string{"model": ck.Manifest.Digest()}, Params: artifact.Params(meta)}, nil
 }
 
-func draw(ctx context.Context, s *sampler.Sampler, opts Options, so sampler.Options, m diffusion.Model, tmpl []int32, L, batch int, progress func(int, int)) ([]Row, error) {
-	var rows []Row
+func draw(ctx context.Context, s *sampler.Sampler, opts Options, so sampler.Options, m diffusion.Model, tmpl []int32, L, batch int, progress func(int, int)) ([]datasets.Sample, error) {
+	var rows []datasets.Sample
 	for start := 0; start < opts.Num; start += batch {
 		B := min(batch, opts.Num-start)
 		var res *sampler.Result
 		var err error
 		if opts.StrideLength > 0 {
-			res, err = s.SampleSemiAR(ctx, opts.Sampler, opts.Steps, B, L, opts.StrideLength, opts.NumStrides, nil)
+			res, err = s.SampleSemiAR(ctx, sampler.Kind(opts.Sampler), opts.Steps, B, L, opts.StrideLength, opts.NumStrides, nil)
 		} else {
 			prior := make([]int32, B*L)
 			for b := 0; b < B; b++ {
@@ -219,38 +208,11 @@ func draw(ctx context.Context, s *sampler.Sampler, opts Options, so sampler.Opti
 			return nil, err
 		}
 		for b := 0; b < B; b++ {
-			rows = append(rows, Row{Index: int64(start + b), Tokens: res.Tokens[b*res.L : (b+1)*res.L], NFE: int32(res.NFE[b])})
+			rows = append(rows, datasets.Sample{Index: int64(start + b), Tokens: res.Tokens[b*res.L : (b+1)*res.L], NFE: int32(res.NFE[b])})
 		}
 		if progress != nil {
 			progress(start+B, opts.Num)
 		}
-	}
-	return rows, nil
-}
-
-func writeRows(dir string, rows []Row) error {
-	if err := parquet.WriteFile(filepath.Join(dir, "samples.parquet"), rows); err != nil {
-		return fmt.Errorf("write samples.parquet: %w", err)
-	}
-	return filehash.WriteFile(filepath.Join(dir, "samples.jsonl"), func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		for _, r := range rows {
-			if err := enc.Encode(r); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-// ReadRows reads a samples/v1 artifact's Parquet table.
-func ReadRows(dir string) ([]Row, error) {
-	if _, err := artifact.Read(dir, Type); err != nil {
-		return nil, err
-	}
-	rows, err := parquet.ReadFile[Row](filepath.Join(dir, "samples.parquet"))
-	if err != nil {
-		return nil, fmt.Errorf("read %s/samples.parquet: %w", dir, err)
 	}
 	return rows, nil
 }

@@ -8,13 +8,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomlx/compute"
 	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/checkpoint"
+	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/internal/reffix"
+	"github.com/mdlm-go/mdlm/internal/stagetest"
 	"github.com/mdlm-go/mdlm/sampler"
-	ckstage "github.com/mdlm-go/mdlm/stages/checkpoint"
 	"github.com/mdlm-go/mdlm/tokenizer"
 )
 
@@ -22,7 +24,7 @@ func fixtureCheckpoint(t *testing.T, file string) string {
 	t.Helper()
 	fx := reffix.All(t)[0]
 	dir := filepath.Join(t.TempDir(), "ck")
-	if _, err := ckstage.Import(ckstage.ImportOptions{Src: filepath.Join(fx.Dir, file), Out: dir}); err != nil {
+	if _, err := checkpoint.Import(checkpoint.ImportOptions{Src: filepath.Join(fx.Dir, file), Out: dir}); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -34,13 +36,13 @@ func TestSampleStage(t *testing.T) {
 		t.Fatal(err)
 	}
 	ck := fixtureCheckpoint(t, "dit.safetensors")
-	base := Options{Checkpoint: ck, Sampler: sampler.RowCache, Steps: 20, Num: 3, Batch: 2, Seed: 9, Eps: 1e-5, NoiseRemoval: true}
-	run := func(o Options) []Row {
+	base := Options{Checkpoint: ck, Sampler: string(sampler.RowCache), Steps: 20, Num: 3, Batch: 2, Seed: 9, Eps: 1e-5, NoiseRemoval: true}
+	run := func(o Options) []datasets.Sample {
 		o.Out = filepath.Join(t.TempDir(), "s")
-		if _, err := Run(context.Background(), b, o, nil); err != nil {
+		if _, err := Run(context.Background(), b, o); err != nil {
 			t.Fatal(err)
 		}
-		rows, err := ReadRows(o.Out)
+		rows, err := datasets.ReadSamples(o.Out)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,7 +68,7 @@ func TestSampleStage(t *testing.T) {
 		}
 	}
 	semi := base
-	semi.Sampler, semi.StrideLength, semi.NumStrides = sampler.DDPMCache, 8, 2
+	semi.Sampler, semi.StrideLength, semi.NumStrides = string(sampler.DDPMCache), 8, 2
 	if rows := run(semi); len(rows[0].Tokens) != 32+16 {
 		t.Errorf("semi-AR rows have %d tokens, want 48", len(rows[0].Tokens))
 	}
@@ -76,7 +78,7 @@ func TestSampleStageRejectsBadInput(t *testing.T) {
 	b, _ := accel.Backend()
 	ck := fixtureCheckpoint(t, "dit.safetensors")
 	arCk := fixtureCheckpoint(t, "ar.safetensors")
-	base := Options{Checkpoint: ck, Sampler: sampler.DDPM, Steps: 5, Num: 1, Eps: 1e-5}
+	base := Options{Checkpoint: ck, Sampler: string(sampler.DDPM), Steps: 5, Num: 1, Eps: 1e-5}
 	cases := []struct {
 		name    string
 		mutate  func(*Options)
@@ -84,7 +86,7 @@ func TestSampleStageRejectsBadInput(t *testing.T) {
 	}{
 		{"unknown sampler", func(o *Options) { o.Sampler = "euler" }, "unknown sampler"},
 		{"steps", func(o *Options) { o.Steps = 0 }, "steps"},
-		{"analytic on subs", func(o *Options) { o.Sampler = sampler.Analytic }, "SEDD"},
+		{"analytic on subs", func(o *Options) { o.Sampler = string(sampler.Analytic) }, "SEDD"},
 		{"diffusion sampler on AR", func(o *Options) { o.Checkpoint = arCk }, "AR model"},
 		{"template too long", func(o *Options) { o.Template = strings.Repeat("1,", 32) + "1" }, "longer than"},
 		{"template id", func(o *Options) { o.Template = "1,x" }, `"x"`},
@@ -96,7 +98,7 @@ func TestSampleStageRejectsBadInput(t *testing.T) {
 		o := base
 		c.mutate(&o)
 		o.Out = filepath.Join(t.TempDir(), "out")
-		_, err := Run(context.Background(), b, o, nil)
+		_, err := Run(context.Background(), b, o)
 		if err == nil || !strings.Contains(err.Error(), c.mention) {
 			t.Errorf("%s: err = %v, want mention of %q", c.name, err, c.mention)
 		}
@@ -118,10 +120,10 @@ func TestSampleStageDecodesText(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "s")
-	if _, err := Run(context.Background(), b, Options{Checkpoint: dir, Out: out, Sampler: sampler.RowCache, Steps: 10, Num: 2, Seed: 1, Eps: 1e-5, NoiseRemoval: true, Template: "72,105"}, nil); err != nil {
+	if _, err := Run(context.Background(), b, Options{Checkpoint: dir, Out: out, Sampler: string(sampler.RowCache), Steps: 10, Num: 2, Seed: 1, Eps: 1e-5, NoiseRemoval: true, Template: "72,105"}); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := ReadRows(out)
+	rows, err := datasets.ReadSamples(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,8 +137,13 @@ func TestSampleStageDecodesText(t *testing.T) {
 	// A tokenizer whose vocabulary does not fit the model is refused.
 	bad := filepath.Join(t.TempDir(), "bad")
 	checkpoint.Save(bad, checkpoint.Config{Model: cfg, Method: checkpoint.DefaultMethod(cfg.Arch), Tokenizer: "gpt2"}, w, artifact.Manifest{})
-	_, err = Run(context.Background(), b, Options{Checkpoint: bad, Out: filepath.Join(t.TempDir(), "x"), Sampler: sampler.DDPM, Steps: 2, Num: 1, Eps: 1e-5}, nil)
+	_, err = Run(context.Background(), b, Options{Checkpoint: bad, Out: filepath.Join(t.TempDir(), "x"), Sampler: string(sampler.DDPM), Steps: 2, Num: 1, Eps: 1e-5})
 	if err == nil || !strings.Contains(err.Error(), "50258") {
 		t.Errorf("mismatched tokenizer: err = %v", err)
 	}
+}
+
+// Run executes the stage as the command does.
+func Run(ctx context.Context, _ compute.Backend, o Options) (artifact.Manifest, error) {
+	return stagetest.Run(ctx, Def, &o)
 }

@@ -3,10 +3,10 @@
 // text first passed through the dataset's detokenizer (spec §5.3) and encoded
 // without special tokens on every core.
 //
-// Sharding: with --num-shards N, process --shard-index i takes the input shards
-// whose position is i mod N. Every process writes its finished shards atomically
-// into "<out>.partial/" and skips shards already there (a rerun resumes); the
-// process that completes the last shard publishes the artifact.
+// Sharding (stage.Sharder): with --num-shards N, process --shard-index i takes
+// the input shards whose position is i mod N and writes each finished shard
+// atomically into the partial directory the executor gives it, skipping shards
+// already there (a rerun resumes); the executor publishes when all are done.
 package tokenize
 
 import (
@@ -14,145 +14,130 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/detokenize"
 	"github.com/mdlm-go/mdlm/internal/atomicfile"
+	"github.com/mdlm-go/mdlm/stage"
 	"github.com/mdlm-go/mdlm/tokenizer"
 )
 
-// Options configure the stage.
+// Def declares the stage.
+var Def = stage.Def{Kind: "tokenize", Version: 1, Output: datasets.TokensType,
+	Help:   "Tokenize a text/v1 artifact into tokens/v1 (sharded, all cores).",
+	Inputs: []stage.Input{{Name: "text", Type: datasets.TextType}},
+	New:    func() stage.Options { return &Options{} }}
+
+// Options are the stage's flags.
 type Options struct {
-	In, Out     string
-	Tokenizer   string // default: the dataset's (from the text/v1 manifest), else gpt2
-	Detokenizer string // dataset name for the detokenizer; default from the manifest; "none" disables
-	ShardIndex  int
-	NumShards   int
-	Workers     int
-	Tool        string
-	Log         *slog.Logger
+	In          string `arg:"" input:"text" help:"text/v1 artifact." type:"existingdir"`
+	Out         string `short:"o" required:"" output:"" help:"tokens/v1 artifact directory to create." type:"path"`
+	Tokenizer   string `help:"gpt2, bert-base-uncased, text8, bytes or a tokenizer.json (default: the dataset's)." digest:"name-or-file"`
+	Detokenizer string `help:"Dataset whose detokenizer to apply first (default: the dataset's; 'none' for none)."`
+	Workers     int    `help:"Encoding goroutines (default: all cores)." cosmetic:""`
+	stage.Sharding
 }
 
-// ErrNotLast is returned (wrapped) by a shard that finished but left publication
-// to the process completing the last shard.
-var ErrNotLast = errors.New("other shards still running")
+// OutDir implements stage.Options.
+func (o *Options) OutDir() string { return o.Out }
 
-// Run tokenizes this process's shards and publishes when all are done.
-func Run(ctx context.Context, opts Options) (artifact.Manifest, error) {
-	if opts.Log == nil {
-		opts.Log = slog.Default()
-	}
-	if opts.NumShards <= 0 {
-		opts.NumShards = 1
-	}
-	if opts.ShardIndex < 0 || opts.ShardIndex >= opts.NumShards {
-		return artifact.Manifest{}, fmt.Errorf("tokenize: --shard-index %d outside [0, %d)", opts.ShardIndex, opts.NumShards)
-	}
-	in, err := artifact.Read(opts.In, datasets.TextType)
+// Shard implements stage.Sharder.
+func (o *Options) Shard() stage.Sharding { return o.Sharding }
+
+// Run is the command: this process's shard, published by whichever process
+// finishes the last one.
+func (o *Options) Run(ctx context.Context, env *stage.Env) error {
+	defer stage.DataGC()()
+	_, _, err := stage.Execute(ctx, env, Def, o)
+	return err
+}
+
+// setup opens the input and resolves the tokenizer and detokenizer.
+type setup struct {
+	in        artifact.Manifest
+	tokName   string
+	tok       tokenizer.Tokenizer
+	detokName string
+	detok     detokenize.Func
+	shards    []string
+}
+
+func (o *Options) setup() (*setup, error) {
+	in, meta, err := artifact.Open[datasets.TextMeta](o.In)
 	if err != nil {
-		return artifact.Manifest{}, fmt.Errorf("tokenize: %w", err)
+		return nil, fmt.Errorf("tokenize: %w", err)
 	}
-	if err := artifact.Verify(opts.In, in); err != nil {
-		return artifact.Manifest{}, fmt.Errorf("tokenize: %w", err)
+	s := &setup{in: in, tokName: o.Tokenizer, detokName: o.Detokenizer}
+	if s.tokName == "" {
+		s.tokName = meta.Tokenizer
 	}
-	tokName := opts.Tokenizer
-	if tokName == "" {
-		tokName, _ = in.Params["tokenizer"].(string)
+	if s.tokName == "" {
+		s.tokName = "gpt2"
 	}
-	if tokName == "" {
-		tokName = "gpt2"
+	if s.tok, err = tokenizer.Load(s.tokName); err != nil {
+		return nil, fmt.Errorf("tokenize: --tokenizer: %w", err)
 	}
-	tok, err := tokenizer.Load(tokName)
+	if s.detokName == "" {
+		s.detokName = meta.Detokenizer
+	}
+	s.detok = detokenize.For(s.detokName)
+	if s.shards, err = datasets.Shards(o.In, "*"); err != nil {
+		return nil, fmt.Errorf("tokenize: %w", err)
+	}
+	return s, nil
+}
+
+// WriteShard tokenizes the input shards whose position is index mod count,
+// each into partial/<same name>, skipping those already there.
+func (o *Options) WriteShard(ctx context.Context, env *stage.Env, partial string, index, count int) error {
+	s, err := o.setup()
 	if err != nil {
-		return artifact.Manifest{}, fmt.Errorf("tokenize: %w", err)
+		return err
 	}
-	detokName := opts.Detokenizer
-	if detokName == "" {
-		detokName, _ = in.Params["detokenizer"].(string)
-	}
-	detok := detokenize.For(detokName)
-	shards, err := datasets.Shards(opts.In, "*")
-	if err != nil {
-		return artifact.Manifest{}, fmt.Errorf("tokenize: %w", err)
-	}
-	partial := opts.Out + ".partial"
-	if err := os.MkdirAll(partial, 0o755); err != nil {
-		return artifact.Manifest{}, err
-	}
-	for i, shard := range shards {
-		if i%opts.NumShards != opts.ShardIndex {
+	log := env.Logger()
+	for i, shard := range s.shards {
+		if i%count != index {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
-			return artifact.Manifest{}, err
+			return err
 		}
 		dst := filepath.Join(partial, filepath.Base(shard))
 		if _, err := os.Stat(dst); err == nil {
-			opts.Log.Info("shard already tokenized, skipping", "shard", filepath.Base(shard))
+			log.Info("shard already tokenized, skipping", "shard", filepath.Base(shard))
 			continue
 		}
-		if err := tokenizeShard(ctx, shard, dst, tok, detok, opts.Workers); err != nil {
-			return artifact.Manifest{}, fmt.Errorf("tokenize %s: %w", shard, err)
+		if err := tokenizeShard(ctx, shard, dst, s.tok, s.detok, o.Workers); err != nil {
+			return fmt.Errorf("tokenize %s: %w", shard, err)
 		}
-		opts.Log.Info("tokenized shard", "shard", filepath.Base(shard))
+		log.Info("tokenized shard", "shard", filepath.Base(shard))
 	}
-	done, _ := filepath.Glob(filepath.Join(partial, "*.parquet"))
-	if len(done) < len(shards) {
-		return artifact.Manifest{}, fmt.Errorf("tokenize: shard %d of %d finished; %d of %d input shards done: %w",
-			opts.ShardIndex, opts.NumShards, len(done), len(shards), ErrNotLast)
-	}
-	if err := claimPublishing(partial, opts.Log); err != nil {
-		return artifact.Manifest{}, fmt.Errorf("tokenize: another process is publishing %s: %w", opts.Out, ErrNotLast)
-	}
-	m := artifact.Manifest{Type: datasets.TokensType, Stage: "tokenize", Tool: opts.Tool,
-		Inputs: map[string]string{"text": in.Digest()},
-		Params: map[string]any{"tokenizer": tokName, "detokenizer": detokName, "dataset": in.Params["dataset"],
-			"wrap": in.Params["wrap"], "vocab_size": tok.VocabSize()}}
-	m, err = artifact.Publish(opts.Out, m, func(tmp string) error {
-		for _, f := range done {
-			if err := os.Rename(f, filepath.Join(tmp, filepath.Base(f))); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err == nil {
-		os.RemoveAll(partial)
-	} else {
-		os.Remove(filepath.Join(partial, ".publishing"))
-	}
-	return m, err
+	return nil
 }
 
-// stalePublishing is how old a publishing claim must be before a process
-// takes it over: its owner died mid-publication (publishing takes seconds).
-const stalePublishing = 30 * time.Minute
-
-// claimPublishing makes this process the one that publishes: an atomic mkdir,
-// or the takeover of a claim left by a process that died while publishing.
-func claimPublishing(partial string, log *slog.Logger) error {
-	claim := filepath.Join(partial, ".publishing")
-	err := os.Mkdir(claim, 0o755)
-	if err == nil {
-		return nil
+// Assemble moves every tokenized shard into the artifact.
+func (o *Options) Assemble(ctx context.Context, env *stage.Env, partial, dir string) (artifact.Manifest, error) {
+	s, err := o.setup()
+	if err != nil {
+		return artifact.Manifest{}, err
 	}
-	st, serr := os.Stat(claim)
-	if serr != nil || time.Since(st.ModTime()) < stalePublishing {
-		return err
+	names := make([]string, len(s.shards))
+	for i, shard := range s.shards {
+		names[i] = filepath.Base(shard)
 	}
-	log.Warn("taking over a stale publishing claim (its process died?)", "claim", claim, "age", time.Since(st.ModTime()).Round(time.Second))
-	if err := os.Remove(claim); err != nil {
-		return err
+	if err := stage.MoveFiles(partial, dir, names); err != nil {
+		return artifact.Manifest{}, fmt.Errorf("tokenize: %w", err)
 	}
-	return os.Mkdir(claim, 0o755)
+	textMeta, _ := artifact.DecodeMeta[datasets.TextMeta](s.in)
+	meta := datasets.TokensMeta{Tokenizer: s.tokName, Detokenizer: s.detokName, Dataset: textMeta.Dataset,
+		Wrap: textMeta.Wrap, VocabSize: s.tok.VocabSize()}
+	return artifact.Manifest{Inputs: map[string]string{"text": s.in.Digest()}, Params: artifact.Params(meta)}, nil
 }
 
 // chunkBytes is the text per work unit (and per output row group): large

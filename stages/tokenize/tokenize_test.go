@@ -3,8 +3,6 @@ package tokenize
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,22 +14,28 @@ import (
 
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/datasets"
-	"github.com/mdlm-go/mdlm/stages/download"
-	"github.com/mdlm-go/mdlm/stages/pack"
+	"github.com/mdlm-go/mdlm/internal/stagetest"
+	"github.com/mdlm-go/mdlm/stage"
 	"github.com/mdlm-go/mdlm/tokenizer"
 )
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
 func textArtifact(t *testing.T, lines ...string) string {
-	t.Helper()
-	src := filepath.Join(t.TempDir(), "in.txt")
-	os.WriteFile(src, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
-	out := filepath.Join(t.TempDir(), "text")
-	if _, err := download.Run(context.Background(), download.Options{Sources: []string{src}, Out: out, ShardRows: 2, Log: quiet()}); err != nil {
-		t.Fatal(err)
+	return stagetest.TextArtifact(t, 2, lines...)
+}
+
+// run executes one stage process as the command does; published is false for
+// a shard that left publication to another process.
+func run(ctx context.Context, o Options) (m artifact.Manifest, published bool, err error) {
+	if o.NumShards == 0 {
+		o.NumShards = 1
 	}
-	return out
+	return stage.Execute(ctx, stagetest.Env(), Def, &o)
+}
+
+// Run is run for a single process, which always publishes.
+func Run(ctx context.Context, o Options) (artifact.Manifest, error) {
+	m, _, err := run(ctx, o)
+	return m, err
 }
 
 func readTokens(t *testing.T, dir string) []datasets.TokensRow {
@@ -54,29 +58,29 @@ func readTokens(t *testing.T, dir string) []datasets.TokensRow {
 func TestShardedTokenizeResumesAndPublishesOnce(t *testing.T) {
 	text := textArtifact(t, "Hello world", "don't stop", "In the beginning", "x", "the end")
 	out := filepath.Join(t.TempDir(), "tokens")
-	opts := Options{In: text, Out: out, Tokenizer: "gpt2", NumShards: 2, Log: quiet()}
+	opts := Options{In: text, Out: out, Tokenizer: "gpt2", Sharding: stage.Sharding{NumShards: 2}}
 	// Shard 0 finishes first: nothing is published yet.
-	if _, err := Run(context.Background(), opts); !errors.Is(err, ErrNotLast) {
-		t.Fatalf("shard 0: err = %v, want ErrNotLast", err)
+	if _, published, err := run(context.Background(), opts); err != nil || published {
+		t.Fatalf("shard 0: published %v, err %v; want neither", published, err)
 	}
 	if _, err := os.Stat(out); err == nil {
 		t.Fatal("published before every shard finished")
 	}
 	// A rerun of shard 0 skips its finished shards.
 	before, _ := filepath.Glob(filepath.Join(out+".partial", "*.parquet"))
-	if _, err := Run(context.Background(), opts); !errors.Is(err, ErrNotLast) {
-		t.Fatal(err)
+	if _, published, err := run(context.Background(), opts); err != nil || published {
+		t.Fatal(published, err)
 	}
 	after, _ := filepath.Glob(filepath.Join(out+".partial", "*.parquet"))
 	if !reflect.DeepEqual(before, after) || len(before) != 2 {
 		t.Fatalf("rerun changed the finished shards: %v -> %v", before, after)
 	}
 	opts.ShardIndex = 1
-	m, err := Run(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
+	m, published, err := run(context.Background(), opts)
+	if err != nil || !published {
+		t.Fatal(published, err)
 	}
-	if m.Type != datasets.TokensType || m.Params["tokenizer"] != "gpt2" {
+	if m.Type != datasets.TokensType || m.Params["tokenizer"] != "gpt2" || m.Version != Def.Version {
 		t.Errorf("manifest %+v", m)
 	}
 	if _, err := os.Stat(out + ".partial"); !os.IsNotExist(err) {
@@ -107,11 +111,11 @@ func wantEncoded(t *testing.T, rows []datasets.TokensRow, texts []string) {
 func TestTokenizeRejectsBadInputs(t *testing.T) {
 	text := textArtifact(t, "a", "b", "c")
 	tokens := filepath.Join(t.TempDir(), "tokens")
-	if _, err := Run(context.Background(), Options{In: text, Out: tokens, Log: quiet()}); err != nil {
+	if _, err := Run(context.Background(), Options{In: text, Out: tokens}); err != nil {
 		t.Fatal(err)
 	}
 	// Wrong artifact type.
-	if _, err := Run(context.Background(), Options{In: tokens, Out: filepath.Join(t.TempDir(), "x"), Log: quiet()}); err == nil || !strings.Contains(err.Error(), `"tokens/v1"`) {
+	if _, err := Run(context.Background(), Options{In: tokens, Out: filepath.Join(t.TempDir(), "x")}); err == nil || !strings.Contains(err.Error(), `"tokens/v1"`) {
 		t.Errorf("wrong type: err = %v", err)
 	}
 	// A shard that no longer matches its manifest checksum.
@@ -121,40 +125,11 @@ func TestTokenizeRejectsBadInputs(t *testing.T) {
 	data[len(data)-5] ^= 1
 	os.WriteFile(shard, data, 0o644)
 	out := filepath.Join(t.TempDir(), "y")
-	if _, err := Run(context.Background(), Options{In: text, Out: out, Log: quiet()}); err == nil || !strings.Contains(err.Error(), "checksum mismatch") {
+	if _, err := Run(context.Background(), Options{In: text, Out: out}); err == nil || !strings.Contains(err.Error(), "checksum mismatch") {
 		t.Errorf("corrupted input: err = %v", err)
 	}
 	if _, err := os.Stat(out); err == nil {
 		t.Error("published from a corrupted input")
-	}
-	if _, err := pack.Run(context.Background(), pack.Options{In: text, Out: filepath.Join(t.TempDir(), "p"), Length: 8, Log: quiet()}); err == nil || !strings.Contains(err.Error(), `"text/v1"`) {
-		t.Errorf("pack of a text artifact: err = %v", err)
-	}
-}
-
-func TestPackPadModeWithBERT(t *testing.T) {
-	text := textArtifact(t, "Hello world!", "a much longer sentence than the block can hold")
-	tokens := filepath.Join(t.TempDir(), "tokens")
-	if _, err := Run(context.Background(), Options{In: text, Out: tokens, Tokenizer: "bert-base-uncased", Log: quiet()}); err != nil {
-		t.Fatal(err)
-	}
-	packed := filepath.Join(t.TempDir(), "packed")
-	if _, err := pack.Run(context.Background(), pack.Options{In: tokens, Out: packed, Length: 8, Mode: "pad", Log: quiet()}); err != nil {
-		t.Fatal(err)
-	}
-	a, err := datasets.OpenPackedArrow(filepath.Join(packed, "train.arrow"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	ids0, mask0 := a.Row(0)
-	ids1, mask1 := a.Row(1)
-	// [CLS] hello world ! [SEP] [PAD] [PAD] [PAD]
-	if !reflect.DeepEqual(ids0, []int32{101, 7592, 2088, 999, 102, 0, 0, 0}) || !reflect.DeepEqual(mask0, []int8{1, 1, 1, 1, 1, 0, 0, 0}) {
-		t.Errorf("row 0 = %v %v", ids0, mask0)
-	}
-	if ids1[0] != 101 || ids1[7] != 102 || mask1[7] != 1 {
-		t.Errorf("row 1 (truncated) = %v %v", ids1, mask1)
 	}
 }
 
@@ -169,14 +144,14 @@ func TestTokenizeChunksKeepOrder(t *testing.T) {
 	}
 	text := textArtifact(t, lines...)
 	out := filepath.Join(t.TempDir(), "tokens")
-	if _, err := Run(context.Background(), Options{In: text, Out: out, Tokenizer: "gpt2", Workers: 4, Log: quiet()}); err != nil {
+	if _, err := Run(context.Background(), Options{In: text, Out: out, Tokenizer: "gpt2", Workers: 4}); err != nil {
 		t.Fatal(err)
 	}
 	wantEncoded(t, readTokens(t, out), lines)
 	// An interrupted run publishes nothing.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := Run(ctx, Options{In: text, Out: filepath.Join(t.TempDir(), "t2"), Tokenizer: "gpt2", Log: quiet()}); !errors.Is(err, context.Canceled) {
+	if _, err := Run(ctx, Options{In: text, Out: filepath.Join(t.TempDir(), "t2"), Tokenizer: "gpt2"}); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled run: err = %v", err)
 	}
 	shards, _ := datasets.Shards(text, "*")
@@ -204,7 +179,7 @@ func TestTokenizeFullDisk(t *testing.T) {
 	}
 	text := textArtifact(t, lines...)
 	out := filepath.Join(mnt, "tokens")
-	_, err := Run(context.Background(), Options{In: text, Out: out, Tokenizer: "gpt2", Log: quiet()})
+	_, err := Run(context.Background(), Options{In: text, Out: out, Tokenizer: "gpt2"})
 	if err == nil || !strings.Contains(err.Error(), "no space left") || !strings.Contains(err.Error(), mnt) {
 		t.Fatalf("err = %v, want ENOSPC naming a file under %s", err, mnt)
 	}
@@ -220,7 +195,7 @@ func TestTokenizeFullDisk(t *testing.T) {
 	if out, err := exec.Command("mount", "-o", "remount,size=16m", mnt).CombinedOutput(); err != nil {
 		t.Fatalf("remount: %v: %s", err, out)
 	}
-	if _, err := Run(context.Background(), Options{In: text, Out: out, Tokenizer: "gpt2", Log: quiet()}); err != nil {
+	if _, err := Run(context.Background(), Options{In: text, Out: out, Tokenizer: "gpt2"}); err != nil {
 		t.Fatal(err)
 	}
 	if rows := readTokens(t, out); len(rows) != len(lines) || len(done) == 0 {
@@ -235,11 +210,11 @@ func TestStalePublishingClaim(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "tokens")
 	claim := filepath.Join(out+".partial", ".publishing")
 	os.MkdirAll(claim, 0o755)
-	opts := Options{In: text, Out: out, Tokenizer: "gpt2", Log: quiet()}
-	if _, err := Run(context.Background(), opts); !errors.Is(err, ErrNotLast) {
-		t.Fatalf("fresh claim: err = %v, want ErrNotLast", err)
+	opts := Options{In: text, Out: out, Tokenizer: "gpt2"}
+	if _, published, err := run(context.Background(), opts); err != nil || published {
+		t.Fatalf("fresh claim: published %v, err %v; want neither", published, err)
 	}
-	old := time.Now().Add(-2 * stalePublishing)
+	old := time.Now().Add(-time.Hour) // stage.Execute takes over claims older than 30 minutes
 	os.Chtimes(claim, old, old)
 	if _, err := Run(context.Background(), opts); err != nil {
 		t.Fatalf("stale claim: %v", err)

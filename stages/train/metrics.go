@@ -4,8 +4,12 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"sort"
+
+	"github.com/mdlm-go/mdlm/internal/atomicfile"
 )
 
 // MetricsFile is the run directory's metrics log, one JSON Metrics per line.
@@ -40,4 +44,48 @@ func Losses(ms []Metrics) map[int]float64 {
 		}
 	}
 	return out
+}
+
+// Reproducible is the metrics a rerun reproduces exactly: for each step the
+// last training record and the last validation record (a step redone after a
+// crash appears once), in step order, without throughput.
+func Reproducible(ms []Metrics) []Metrics {
+	type key struct {
+		step int
+		val  bool
+	}
+	last := map[key]Metrics{}
+	var order []key
+	for _, m := range ms {
+		k := key{m.Step, m.ValPPL != 0}
+		if _, seen := last[k]; !seen {
+			order = append(order, k)
+		}
+		m.TokensPerSec = 0
+		last[k] = m
+	}
+	sort.SliceStable(order, func(i, j int) bool {
+		if order[i].step != order[j].step {
+			return order[i].step < order[j].step
+		}
+		return !order[i].val && order[j].val
+	})
+	out := make([]Metrics, len(order))
+	for i, k := range order {
+		out[i] = last[k]
+	}
+	return out
+}
+
+// WriteMetrics writes ms as JSON lines to path (atomically).
+func WriteMetrics(path string, ms []Metrics) error {
+	return atomicfile.Write(path, func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		for _, m := range ms {
+			if err := enc.Encode(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

@@ -6,18 +6,15 @@ import (
 	"image/png"
 	"math"
 
-	"github.com/mdlm-go/mdlm/internal/atomicfile"
 	"io"
+
+	"github.com/mdlm-go/mdlm/internal/atomicfile"
 )
 
-// writePlot draws a run's metrics.jsonl as a PNG: training loss (blue, left panel) and
+// writePlot draws a run's metrics as a PNG: training loss (blue, left panel) and
 // validation perplexity (red, right panel) against the step, each auto-scaled.
 // Axes only, no text: the numbers live in metrics.jsonl.
-func writePlot(pngPath, run string) error {
-	ms, err := ReadMetrics(run)
-	if err != nil {
-		return err
-	}
+func writePlot(pngPath string, ms []Metrics) error {
 	var loss, ppl [][2]float64
 	for _, m := range ms {
 		if m.Loss != 0 {

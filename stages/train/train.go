@@ -40,37 +40,142 @@ import (
 	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/diffusion"
 	"github.com/mdlm-go/mdlm/optim"
-	"github.com/mdlm-go/mdlm/stages/eval"
+	"github.com/mdlm-go/mdlm/stage"
 	step "github.com/mdlm-go/mdlm/train"
 )
 
-// Options configure a run.
+// Def declares the stage.
+var Def = stage.Def{Kind: "train", Version: 2, Output: checkpoint.Type,
+	Help:   "Train MDLM, D3PM, SEDD or the AR baseline on packed/v1 data; publishes checkpoint/v1 (resumable).",
+	Inputs: []stage.Input{{Name: "data", Type: datasets.PackedType}},
+	New:    func() stage.Options { return &Options{} }}
+
+// Options are the stage's flags.
 type Options struct {
-	Data, Out string
-	// Model: a preset (tiny, small, medium) or "custom" with the sizes below.
-	Model                       string
-	Hidden, Heads, Blocks, Cond int
-	Dropout                     float64
-	Param                       string // subs, d3pm, sedd, ar
-	T                           int
-	TimeConditioning            bool
-	Noise                       string
-	Steps, Batch                int
-	Accum                       int // micro-batches per optimizer step (gradient accumulation)
-	LR                          float64
-	Warmup                      int
-	Schedule                    string // constant, cosine
-	Clip, WeightDecay, EMA      float64
-	Seed                        int64
-	LogEvery, EvalEvery         int
-	EvalBlocks                  int
-	CheckpointEvery, KeepLast   int
-	Resume                      bool
-	Precision                   string // "fp32", "bf16" (mixed), or "auto": bf16 on XLA (GPU), fp32 on the Go backend
-	Tool, Backend               string
-	Log                         *slog.Logger
-	Progress                    func(step, total int, loss float64, tokensPerSec float64)
-	StopAfter                   int // testing: return after this many steps of this call (0: never)
+	Data             string  `required:"" input:"data" help:"packed/v1 artifact (train.arrow, optional valid.arrow)." type:"existingdir"`
+	Out              string  `short:"o" required:"" output:"" help:"checkpoint/v1 to publish when training ends; until then checkpoints and metrics live in <out>.work, and rerunning the same command resumes there." type:"path"`
+	Model            string  `default:"custom" help:"tiny, small, medium, or custom (sizes below)."`
+	Hidden           int     `default:"128" help:"Custom: hidden size D."`
+	Heads            int     `default:"4" help:"Custom: attention heads."`
+	Blocks           int     `default:"2" help:"Custom: transformer blocks."`
+	Cond             int     `default:"64" help:"Custom: timestep-embedding width (cond_dim)."`
+	Dropout          float64 `default:"0.1" help:"Residual dropout."`
+	Parameterization string  `default:"subs" enum:"subs,d3pm,sedd,ar" help:"Objective."`
+	T                int     `name:"T" help:"Discrete time steps (0: continuous)."`
+	TimeConditioning bool    `help:"Condition the backbone on sigma (SEDD, D3PM)."`
+	Noise            string  `default:"loglinear" enum:"loglinear,cosine,cosinesqr,linear,geometric" help:"Noise schedule."`
+	Steps            int     `default:"1000" help:"Optimizer steps."`
+	Batch            int     `default:"16" help:"Sequences per micro-batch."`
+	Accum            int     `default:"1" help:"Micro-batches per optimizer step (gradient accumulation; global batch = batch x accum)."`
+	LR               float64 `default:"3e-4" help:"Peak learning rate."`
+	Warmup           int     `default:"2500" help:"Warmup steps."`
+	Schedule         string  `default:"constant" enum:"constant,cosine" help:"LR schedule after warmup."`
+	Clip             float64 `default:"1.0" help:"Global gradient-norm clip (0: off)."`
+	WeightDecay      float64 `help:"AdamW weight decay."`
+	EMA              float64 `default:"0.9999" help:"EMA decay (0: off)."`
+	Seed             int64   `default:"1" help:"Seed: data order, noise, dropout, initialisation."`
+	LogEvery         int     `default:"10" help:"Log and record metrics every N steps." cosmetic:""`
+	EvalEvery        int     `default:"500" help:"Validate (EMA weights) every N steps."`
+	EvalBlocks       int     `help:"Validation blocks (0: the whole valid split)."`
+	CheckpointEvery  int     `default:"500" help:"Checkpoint every N steps into the work directory (a killed run resumes from the last one)." cosmetic:""`
+	KeepLast         int     `default:"3" help:"Checkpoints to keep in the work directory." cosmetic:""`
+	Precision        string  `default:"auto" enum:"auto,fp32,bf16" help:"bf16 mixed precision (float32 masters) or fp32; auto: bf16 on XLA/GPU, fp32 on CPU."`
+
+	StopAfter int `kong:"-"` // testing: return after this many steps of this call, as if killed (0: never)
+}
+
+// OutDir implements stage.Options.
+func (o *Options) OutDir() string { return o.Out }
+
+// Run is the command.
+func (o *Options) Run(ctx context.Context, env *stage.Env) error {
+	_, _, err := stage.Execute(ctx, env, Def, o)
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("train: interrupted; progress is kept in %s: rerun the same command to continue", o.Out+stage.WorkSuffix)
+	}
+	return err
+}
+
+// Build implements stage.Builder: train in dirs.Work (resuming what is there)
+// and write the final checkpoint into dirs.Out.
+func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (artifact.Manifest, error) {
+	b, desc, err := env.Backend()
+	if err != nil {
+		return artifact.Manifest{}, err
+	}
+	log := env.Logger()
+	log.Info("training", "backend", desc, "data", o.Data, "work", dirs.Work)
+	bar := env.StartProgress("train")
+	defer bar.Done()
+	r, err := start(b, *o, log, dirs.Work, func(s, total int, loss, tps float64) {
+		bar.Update(s, total, fmt.Sprintf("loss %.3f  %.0f tok/s", loss, tps))
+	})
+	if err != nil {
+		return artifact.Manifest{}, err
+	}
+	defer r.close()
+	r.backend = desc
+	m, err := r.loop(ctx)
+	if err != nil {
+		return artifact.Manifest{}, err
+	}
+	if r.state.Step < o.Steps { // StopAfter
+		return artifact.Manifest{}, fmt.Errorf("train: stopped at step %d of %d: %w", r.state.Step, o.Steps, ErrStopped)
+	}
+	log.Info("done", "step", m.Step, "loss", m.Loss, "val_ppl", m.ValPPL)
+	return r.final(dirs.Out)
+}
+
+// ErrStopped reports a run stopped early on purpose (Options.StopAfter).
+var ErrStopped = errors.New("stopped early")
+
+// Train runs (or resumes) the training loop in the run directory work without
+// publishing anything: the checkpoints/ and metrics.jsonl of a run in progress.
+func Train(ctx context.Context, b compute.Backend, opts Options, log *slog.Logger, work string) (*Metrics, error) {
+	r, err := start(b, opts, log, work, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer r.close()
+	return r.loop(ctx)
+}
+
+// start opens the data, builds the model and restores or initialises the state.
+func start(b compute.Backend, opts Options, log *slog.Logger, work string, progress func(int, int, float64, float64)) (*run, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	pm, meta, err := artifact.Open[datasets.PackedMeta](opts.Data)
+	if err != nil {
+		return nil, fmt.Errorf("train: --data: %w", err)
+	}
+	trainData, err := datasets.OpenPackedArrow(filepath.Join(opts.Data, "train.arrow"))
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	var validData *datasets.PackedArrow
+	if _, err := os.Stat(filepath.Join(opts.Data, "valid.arrow")); err == nil {
+		if validData, err = datasets.OpenPackedArrow(filepath.Join(opts.Data, "valid.arrow")); err != nil {
+			trainData.Close()
+			return nil, fmt.Errorf("train: %w", err)
+		}
+	}
+	cfg, err := modelConfig(opts, meta, trainData.L)
+	if err == nil {
+		var m diffusion.Model
+		if m, err = methodModel(cfg); err == nil {
+			var r *run
+			if r, err = newRun(b, opts, cfg, m, log, work); err == nil {
+				r.train, r.valid, r.dataDigest, r.progress = trainData, validData, pm.Digest(), progress
+				return r, nil
+			}
+		}
+	}
+	trainData.Close()
+	if validData != nil {
+		validData.Close()
+	}
+	return nil, fmt.Errorf("train: %w", err)
 }
 
 // Metrics is one line of metrics.jsonl.
@@ -87,51 +192,10 @@ type Metrics struct {
 // ErrNonFinite reports a NaN or Inf loss; the last good checkpoint is kept.
 var ErrNonFinite = errors.New("train: non-finite loss")
 
-// Run trains (or resumes) and returns the final metrics.
-func Run(ctx context.Context, b compute.Backend, opts Options) (*Metrics, error) {
-	if opts.Log == nil {
-		opts.Log = slog.Default()
-	}
-	pm, err := artifact.Read(opts.Data, datasets.PackedType)
-	if err != nil {
-		return nil, fmt.Errorf("train: %w", err)
-	}
-	trainData, err := datasets.OpenPackedArrow(filepath.Join(opts.Data, "train.arrow"))
-	if err != nil {
-		return nil, fmt.Errorf("train: %w", err)
-	}
-	defer trainData.Close()
-	var validData *datasets.PackedArrow
-	if _, err := os.Stat(filepath.Join(opts.Data, "valid.arrow")); err == nil {
-		if validData, err = datasets.OpenPackedArrow(filepath.Join(opts.Data, "valid.arrow")); err != nil {
-			return nil, fmt.Errorf("train: %w", err)
-		}
-		defer validData.Close()
-	}
-	cfg, err := modelConfig(opts, pm, trainData.L)
-	if err != nil {
-		return nil, fmt.Errorf("train: %w", err)
-	}
-	m, err := methodModel(cfg, opts)
-	if err != nil {
-		return nil, fmt.Errorf("train: %w", err)
-	}
-	r, err := newRun(b, opts, cfg, m)
-	if err != nil {
-		return nil, err
-	}
-	return r.loop(ctx, trainData, validData)
-}
-
-func modelConfig(opts Options, pm artifact.Manifest, L int) (checkpoint.Config, error) {
-	vocab, _ := pm.Params["vocab_size"].(float64)
-	mask, _ := pm.Params["mask_index"].(float64)
-	tok, _ := pm.Params["tokenizer"].(string)
-	if vocab <= 0 {
-		return checkpoint.Config{}, fmt.Errorf("data %s: manifest has no vocab_size", opts.Data)
-	}
+func modelConfig(opts Options, meta datasets.PackedMeta, L int) (checkpoint.Config, error) {
+	vocab, mask, tok := meta.VocabSize, meta.MaskIndex, meta.Tokenizer
 	arch := backbone.DiT
-	if opts.Param == "ar" {
+	if opts.Parameterization == "ar" {
 		arch = backbone.AR
 	}
 	var bc backbone.Config
@@ -149,18 +213,16 @@ func modelConfig(opts Options, pm artifact.Manifest, L int) (checkpoint.Config, 
 	if err := bc.Validate(); err != nil {
 		return checkpoint.Config{}, err
 	}
-	return checkpoint.Config{Model: bc, Tokenizer: tok, Method: checkpoint.Method{Parameterization: opts.Param, T: opts.T,
+	return checkpoint.Config{Model: bc, Tokenizer: tok, Method: checkpoint.Method{Parameterization: opts.Parameterization, T: opts.T,
 		TimeConditioning: opts.TimeConditioning, Noise: opts.Noise}}, nil
 }
 
-func methodModel(cfg checkpoint.Config, opts Options) (diffusion.Model, error) {
-	sched, err := diffusion.NewSchedule(cfg.Method.Noise, diffusion.DefaultSigmaMin, diffusion.DefaultSigmaMax)
-	if err != nil {
-		return diffusion.Model{}, err
-	}
-	m := diffusion.Model{Backbone: cfg.Model, Param: diffusion.Parameterization(cfg.Method.Parameterization), T: cfg.Method.T,
-		TimeConditioning: cfg.Method.TimeConditioning, Schedule: sched, SamplingEps: 1e-3, Antithetic: true}
-	return m, m.Validate()
+// methodModel is the checkpoint's objective with the training settings of the
+// reference: t floored at sampling_eps 1e-3, antithetic sampling.
+func methodModel(cfg checkpoint.Config) (diffusion.Model, error) {
+	m, err := cfg.Diffusion()
+	m.SamplingEps, m.Antithetic = 1e-3, true
+	return m, err
 }
 
 // run holds a training run's state.
@@ -175,19 +237,36 @@ type run struct {
 	emaN    int
 	emaExec *Exec
 	invFreq []float32
-	eval    *eval.Evaluator
+	eval    *step.Evaluator
 	metrics *os.File
 	history []Metrics
+
+	log          *slog.Logger
+	work         string // the run directory: checkpoints/, metrics.jsonl
+	backend      string
+	train, valid *datasets.PackedArrow
+	dataDigest   string
+	progress     func(step, total int, loss, tokensPerSec float64)
 }
 
-func newRun(b compute.Backend, opts Options, cfg checkpoint.Config, m diffusion.Model) (*run, error) {
+func (r *run) close() {
+	r.train.Close()
+	if r.valid != nil {
+		r.valid.Close()
+	}
+	if r.metrics != nil {
+		r.metrics.Close()
+	}
+}
+
+func newRun(b compute.Backend, opts Options, cfg checkpoint.Config, m diffusion.Model, log *slog.Logger, work string) (*run, error) {
 	lr, err := optim.NewLRSchedule(opts.Schedule, opts.LR, opts.Warmup, opts.Steps)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	adam := optim.DefaultAdamW()
 	adam.LR, adam.WeightDecay = opts.LR, opts.WeightDecay
-	r := &run{b: b, opts: opts, cfg: cfg, model: m}
+	r := &run{b: b, opts: opts, cfg: cfg, model: m, log: log, work: work}
 	if err := r.restoreOrInit(); err != nil {
 		return nil, err
 	}
@@ -201,8 +280,8 @@ func newRun(b compute.Backend, opts Options, cfg checkpoint.Config, m diffusion.
 	default:
 		return nil, fmt.Errorf("train: --precision %q: want auto, fp32 or bf16", opts.Precision)
 	}
-	opts.Log.Info("precision", "precision", resolvePrecision(opts.Precision, b))
-	r.eval = eval.NewEvaluator(b, m, r.invFreq)
+	log.Info("precision", "precision", resolvePrecision(opts.Precision, b))
+	r.eval = step.NewEvaluator(b, m, r.invFreq)
 	n := len(cfg.Model.Specs())
 	r.emaExec = MustNewExec(b, func(g *Graph, in []*Node) []*Node {
 		d := in[2*n] // decay, scalar
@@ -213,27 +292,28 @@ func newRun(b compute.Backend, opts Options, cfg checkpoint.Config, m diffusion.
 		}
 		return out
 	}).WithName("ema_update")
-	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
+	if err := os.MkdirAll(work, 0o755); err != nil {
 		return nil, err
 	}
-	r.metrics, err = os.OpenFile(filepath.Join(opts.Out, MetricsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	r.metrics, err = os.OpenFile(filepath.Join(work, MetricsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	return r, err
 }
 
-// restoreOrInit loads the last checkpoint (with --resume) or initialises weights.
+// restoreOrInit continues from the work directory's last checkpoint, if it has
+// one, or initialises the weights.
 func (r *run) restoreOrInit() error {
-	last, _ := checkpoint.Resolve(r.opts.Out)
-	if r.opts.Resume && last != r.opts.Out {
+	last, _ := checkpoint.Resolve(r.work)
+	if last != r.work {
 		t, err := checkpoint.LoadTraining(last)
 		if err != nil {
-			return fmt.Errorf("train --resume: %w", err)
+			return fmt.Errorf("train: resume from %s: %w", last, err)
 		}
 		if t.Config.Model != r.cfg.Model || t.Config.Method != r.cfg.Method {
-			return fmt.Errorf("train --resume: checkpoint %s has model %+v / %+v, the options give %+v / %+v",
-				last, t.Config.Model, t.Config.Method, r.cfg.Model, r.cfg.Method)
+			return fmt.Errorf("train: %s holds a run of model %+v / %+v, the options give %+v / %+v: remove it to start over",
+				r.work, t.Config.Model, t.Config.Method, r.cfg.Model, r.cfg.Method)
 		}
 		if t.State.Seed != r.opts.Seed {
-			return fmt.Errorf("train --resume: checkpoint %s was trained with --seed %d, not %d", last, t.State.Seed, r.opts.Seed)
+			return fmt.Errorf("train: %s holds a run with --seed %d, not %d: remove it to start over", r.work, t.State.Seed, r.opts.Seed)
 		}
 		r.invFreq = t.Raw.RotaryInvFreqOrDefault()
 		r.state = &step.State{Params: t.Raw.Tensors(), Step: t.State.Step}
@@ -242,11 +322,8 @@ func (r *run) restoreOrInit() error {
 			r.state.V = append(r.state.V, gtensors.FromFlatDataAndDimensions(t.V[s.Name], s.Shape...))
 		}
 		r.ema, r.emaN = t.EMA.Tensors(), t.State.EMAUpdates
-		r.opts.Log.Info("resumed", "checkpoint", last, "step", t.State.Step)
+		r.log.Info("resumed", "checkpoint", last, "step", t.State.Step)
 		return nil
-	}
-	if _, err := os.Stat(filepath.Join(r.opts.Out, checkpoint.CheckpointsDir)); err == nil && !r.opts.Resume {
-		return fmt.Errorf("train: %s already has checkpoints: pass --resume to continue it, or choose another --out", r.opts.Out)
 	}
 	w, err := backbone.NewWeights(r.cfg.Model, uint64(r.opts.Seed))
 	if err != nil {
@@ -270,11 +347,11 @@ func (r *run) batch(data *datasets.PackedArrow, k int, perms *permCache) step.Ba
 		g := k*B + j
 		idx[j] = perms.get(g / data.NumRows())[g%data.NumRows()]
 	}
-	x0, mask := eval.Rows(data, idx)
+	x0, mask := data.Rows(idx)
 	bt := step.Batch{B: B, L: L, X0: x0, TokenMask: mask}
 	if r.model.Param != diffusion.ARP {
 		rng := rand.New(rand.NewPCG(uint64(r.opts.Seed), uint64(k)))
-		bt.XT, bt.T, bt.Sigma, bt.DSigma = eval.Noise(r.model, x0, B, L, rng)
+		bt.XT, bt.T, bt.Sigma, bt.DSigma = diffusion.NoiseBatch(r.model, x0, B, L, rng)
 	}
 	return bt
 }
@@ -295,8 +372,8 @@ func (p *permCache) get(epoch int) []int {
 	return p.perm
 }
 
-func (r *run) loop(ctx context.Context, trainData, validData *datasets.PackedArrow) (*Metrics, error) {
-	opts := r.opts
+func (r *run) loop(ctx context.Context) (*Metrics, error) {
+	opts, trainData, validData := r.opts, r.train, r.valid
 	perms := &permCache{seed: opts.Seed, n: trainData.NumRows()}
 	var last Metrics
 	start, tokens := time.Now(), 0
@@ -327,7 +404,7 @@ func (r *run) loop(ctx context.Context, trainData, validData *datasets.PackedArr
 		}
 		if math.IsNaN(float64(res.Loss)) || math.IsInf(float64(res.Loss), 0) {
 			return nil, fmt.Errorf("%w at step %d (loss %v): stopped; the last good checkpoint is kept in %s",
-				ErrNonFinite, k+1, res.Loss, filepath.Join(opts.Out, checkpoint.CheckpointsDir))
+				ErrNonFinite, k+1, res.Loss, filepath.Join(r.work, checkpoint.CheckpointsDir))
 		}
 		if err := r.updateEMA(); err != nil {
 			return nil, err
@@ -338,11 +415,11 @@ func (r *run) loop(ctx context.Context, trainData, validData *datasets.PackedArr
 			TokensPerSec: float64(tokens) / time.Since(start).Seconds()}
 		if opts.LogEvery > 0 && (r.state.Step%opts.LogEvery == 0 || r.state.Step == opts.Steps) {
 			r.record(last)
-			opts.Log.Info("step", "step", last.Step, "loss", fmt.Sprintf("%.4f", last.Loss), "lr", last.LR,
+			r.log.Info("step", "step", last.Step, "loss", fmt.Sprintf("%.4f", last.Loss), "lr", last.LR,
 				"grad_norm", fmt.Sprintf("%.3f", last.GradNorm), "tokens_per_sec", int(last.TokensPerSec))
 		}
-		if opts.Progress != nil {
-			opts.Progress(r.state.Step, opts.Steps, last.Loss, last.TokensPerSec)
+		if r.progress != nil {
+			r.progress(r.state.Step, opts.Steps, last.Loss, last.TokensPerSec)
 		}
 		if validData != nil && opts.EvalEvery > 0 && (r.state.Step%opts.EvalEvery == 0 || r.state.Step == opts.Steps) {
 			res, err := r.eval.Perplexity(ctx, r.emaOrParams(), validData, opts.Batch, opts.Seed, opts.EvalBlocks)
@@ -358,7 +435,7 @@ func (r *run) loop(ctx context.Context, trainData, validData *datasets.PackedArr
 			vm := Metrics{Step: r.state.Step, ValNLL: res.NLL, ValPPL: res.PPL}
 			last.ValNLL, last.ValPPL = res.NLL, res.PPL
 			r.record(vm)
-			opts.Log.Info("validation (EMA weights)", "step", vm.Step, "val_nll", fmt.Sprintf("%.4f", res.NLL),
+			r.log.Info("validation (EMA weights)", "step", vm.Step, "val_nll", fmt.Sprintf("%.4f", res.NLL),
 				"val_ppl", fmt.Sprintf("%.2f", res.PPL), "unigram_ppl", fmt.Sprintf("%.2f", res.UnigramPPL))
 		}
 		if (opts.CheckpointEvery > 0 && r.state.Step%opts.CheckpointEvery == 0) || r.state.Step == opts.Steps {
@@ -369,10 +446,6 @@ func (r *run) loop(ctx context.Context, trainData, validData *datasets.PackedArr
 		if opts.StopAfter > 0 && taken == opts.StopAfter {
 			break
 		}
-	}
-	r.metrics.Close()
-	if err := writePlot(filepath.Join(opts.Out, "loss.png"), opts.Out); err != nil {
-		opts.Log.Warn("loss plot not written", "err", err)
 	}
 	return &last, nil
 }
@@ -418,41 +491,79 @@ func (r *run) record(m Metrics) {
 	}
 }
 
-// save publishes a checkpoint of the current step and marks it last.
-func (r *run) save() error {
+// snapshot is the current training state as a checkpoint.
+func (r *run) snapshot() (checkpoint.Training, error) {
 	toWeights := func(ts []*gtensors.Tensor) (*backbone.Weights, error) {
 		w := &backbone.Weights{Config: r.cfg.Model, Data: map[string][]float32{}, InvFreq: r.invFreq}
 		return w, w.SetFromTensors(ts)
 	}
+	var t checkpoint.Training
 	raw, err := toWeights(r.state.Params)
 	if err != nil {
-		return err
+		return t, err
 	}
 	ema, err := toWeights(r.emaOrParams())
 	if err != nil {
-		return err
+		return t, err
 	}
 	mm, vv := map[string][]float32{}, map[string][]float32{}
 	for i, s := range r.cfg.Model.Specs() {
 		if mm[s.Name], err = backbone.Float32s(r.state.M[i]); err != nil {
-			return err
+			return t, err
 		}
 		if vv[s.Name], err = backbone.Float32s(r.state.V[i]); err != nil {
-			return err
+			return t, err
 		}
 	}
-	dir := checkpoint.StepDir(r.opts.Out, r.state.Step)
-	t := checkpoint.Training{Config: r.cfg, Raw: raw, EMA: ema, M: mm, V: vv,
-		State: checkpoint.TrainState{Step: r.state.Step, Seed: r.opts.Seed, EMAUpdates: r.emaN}}
-	if _, err := checkpoint.SaveTraining(dir, t, artifact.Manifest{Stage: "train", Tool: r.opts.Tool, Backend: r.opts.Backend,
+	return checkpoint.Training{Config: r.cfg, Raw: raw, EMA: ema, M: mm, V: vv,
+		State: checkpoint.TrainState{Step: r.state.Step, Seed: r.opts.Seed, EMAUpdates: r.emaN}}, nil
+}
+
+// save publishes a checkpoint of the current step in the work directory and
+// marks it last.
+func (r *run) save() error {
+	t, err := r.snapshot()
+	if err != nil {
+		return err
+	}
+	dir := checkpoint.StepDir(r.work, r.state.Step)
+	if _, err := checkpoint.SaveTraining(dir, t, artifact.Manifest{Stage: "train", Backend: r.backend,
 		Params: map[string]any{"step": r.state.Step}}); err != nil {
 		return fmt.Errorf("train: checkpoint: %w", err)
 	}
-	if err := checkpoint.MarkLast(r.opts.Out, dir, r.opts.KeepLast); err != nil {
+	if err := checkpoint.MarkLast(r.work, dir, r.opts.KeepLast); err != nil {
 		return fmt.Errorf("train: checkpoint: %w", err)
 	}
-	r.opts.Log.Info("checkpoint", "step", r.state.Step, "dir", dir)
+	r.log.Info("checkpoint", "step", r.state.Step, "dir", dir)
 	return nil
+}
+
+// final writes the finished run into dir, the checkpoint/v1 artifact: the
+// training checkpoint of the last step (weights, EMA, optimizer state, so a
+// longer run can continue from it), metrics.jsonl without timings (one record
+// per step and kind, so a resumed run's file equals an uninterrupted one's) and
+// loss.png.
+func (r *run) final(dir string) (artifact.Manifest, error) {
+	t, err := r.snapshot()
+	if err != nil {
+		return artifact.Manifest{}, err
+	}
+	if err := checkpoint.WriteTraining(dir, t); err != nil {
+		return artifact.Manifest{}, fmt.Errorf("train: %w", err)
+	}
+	ms, err := ReadMetrics(r.work)
+	if err != nil {
+		return artifact.Manifest{}, fmt.Errorf("train: %w", err)
+	}
+	ms = Reproducible(ms)
+	if err := WriteMetrics(filepath.Join(dir, MetricsFile), ms); err != nil {
+		return artifact.Manifest{}, fmt.Errorf("train: %w", err)
+	}
+	if err := writePlot(filepath.Join(dir, "loss.png"), ms); err != nil {
+		return artifact.Manifest{}, fmt.Errorf("train: loss plot: %w", err)
+	}
+	return artifact.Manifest{Backend: r.backend, Inputs: map[string]string{"data": r.dataDigest},
+		Params: artifact.Params(checkpoint.Meta{Step: r.state.Step})}, nil
 }
 
 // resolvePrecision maps "auto" to bf16 mixed precision on the XLA backend (GPUs)

@@ -11,10 +11,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomlx/compute"
 	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/checkpoint"
 	"github.com/mdlm-go/mdlm/datasets"
+	"github.com/mdlm-go/mdlm/internal/stagetest"
+	"github.com/mdlm-go/mdlm/stage"
 )
 
 // packedFixture publishes a small packed/v1 artifact (bytes vocabulary, L 16).
@@ -23,7 +26,7 @@ func packedFixture(t *testing.T) string {
 	dir := filepath.Join(t.TempDir(), "packed")
 	text := strings.Repeat("In the beginning God created the heaven and the earth. ", 40)
 	_, err := artifact.Publish(dir, artifact.Manifest{Type: datasets.PackedType, Params: map[string]any{
-		"vocab_size": 259, "mask_index": 258, "tokenizer": "bytes", "length": 16}}, func(tmp string) error {
+		"vocab_size": 259, "mask_index": 258, "tokenizer": "bytes", "length": 16, "mode": "wrap", "splits": map[string]any{}}}, func(tmp string) error {
 		for _, split := range []string{"train", "valid"} {
 			w, err := datasets.NewPackedWriter(tmp, split, 16)
 			if err != nil {
@@ -53,9 +56,21 @@ func packedFixture(t *testing.T) string {
 
 func baseOptions(data, out string) Options {
 	return Options{Data: data, Out: out, Model: "custom", Hidden: 16, Heads: 2, Blocks: 1, Cond: 8, Dropout: 0.1,
-		Param: "subs", Noise: "loglinear", Steps: 6, Batch: 4, Accum: 2, LR: 1e-3, Warmup: 2, Schedule: "constant", Clip: 1,
-		EMA: 0.999, Seed: 7, LogEvery: 1, EvalEvery: 3, EvalBlocks: 8, CheckpointEvery: 2, KeepLast: 2,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		Parameterization: "subs", Noise: "loglinear", Steps: 6, Batch: 4, Accum: 2, LR: 1e-3, Warmup: 2, Schedule: "constant", Clip: 1,
+		EMA: 0.999, Seed: 7, LogEvery: 1, EvalEvery: 3, EvalBlocks: 8, CheckpointEvery: 2, KeepLast: 2}
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// Run trains in o.Out as a run directory (the stage's work directory).
+func Run(ctx context.Context, b compute.Backend, o Options) (*Metrics, error) {
+	return Train(ctx, b, o, quiet, o.Out)
+}
+
+// publish runs the stage as the command does: train in <out>.work, publish <out>.
+func publish(o Options) (artifact.Manifest, error) {
+	m, _, err := stage.Execute(context.Background(), stagetest.Env(), Def, &o)
+	return m, err
 }
 
 func losses(t *testing.T, run string) map[int]float64 {
@@ -68,41 +83,45 @@ func losses(t *testing.T, run string) map[int]float64 {
 }
 
 // A run stopped between checkpoints (as after SIGKILL) and resumed gives exactly
-// the losses, weights, EMA and optimizer state of an uninterrupted run.
+// the losses, weights, EMA and optimizer state of an uninterrupted run, and the
+// published checkpoint/v1 artifacts are identical file for file.
 func TestResumeReproducesUninterruptedRun(t *testing.T) {
-	b, err := accel.Backend()
+	data := packedFixture(t)
+	a := baseOptions(data, filepath.Join(t.TempDir(), "a"))
+	ma, err := publish(a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := packedFixture(t)
-	ctx := context.Background()
-	a := baseOptions(data, filepath.Join(t.TempDir(), "a"))
-	if _, err := Run(ctx, b, a); err != nil {
-		t.Fatal(err)
+	if _, err := os.Stat(a.Out + stage.WorkSuffix); !os.IsNotExist(err) {
+		t.Errorf("work directory left after publication: %v", err)
 	}
 	bo := baseOptions(data, filepath.Join(t.TempDir(), "b"))
 	bo.StopAfter = 3 // dies after step 3; the last checkpoint is step 2
-	if _, err := Run(ctx, b, bo); err != nil {
-		t.Fatal(err)
+	if _, err := publish(bo); !errors.Is(err, ErrStopped) {
+		t.Fatalf("stopped run: err = %v", err)
+	}
+	if _, err := os.Stat(bo.Out); !os.IsNotExist(err) {
+		t.Fatal("an unfinished run published its output")
 	}
 	// A torn checkpoint left by the crash is ignored.
-	os.MkdirAll(filepath.Join(bo.Out, checkpoint.CheckpointsDir, ".step-00000004.tmp-123"), 0o755)
-	if _, err := Run(ctx, b, bo); err == nil || !strings.Contains(err.Error(), "--resume") {
-		t.Fatalf("rerun without --resume: err = %v", err)
-	}
-	bo.StopAfter, bo.Resume = 0, true
-	if _, err := Run(ctx, b, bo); err != nil {
+	os.MkdirAll(filepath.Join(bo.Out+stage.WorkSuffix, checkpoint.CheckpointsDir, ".step-00000004.tmp-123"), 0o755)
+	bo.StopAfter = 0
+	mb, err := publish(bo)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if ma.Digest() != mb.Digest() {
+		t.Errorf("resumed artifact differs from the uninterrupted one:\n%+v\n%+v", ma.Files, mb.Files)
 	}
 	la, lb := losses(t, a.Out), losses(t, bo.Out)
 	if len(la) != 6 || !reflect.DeepEqual(la, lb) {
 		t.Fatalf("losses differ:\nuninterrupted %v\nresumed       %v", la, lb)
 	}
-	ca, err := checkpoint.LoadTraining(mustResolve(t, a.Out))
+	ca, err := checkpoint.LoadTraining(a.Out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cb, err := checkpoint.LoadTraining(mustResolve(t, bo.Out))
+	cb, err := checkpoint.LoadTraining(bo.Out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,17 +132,37 @@ func TestResumeReproducesUninterruptedRun(t *testing.T) {
 	if reflect.DeepEqual(ca.Raw.Data, ca.EMA.Data) {
 		t.Error("EMA weights equal the raw weights")
 	}
-	steps, _ := filepath.Glob(filepath.Join(bo.Out, checkpoint.CheckpointsDir, "step-*"))
-	if len(steps) != 2 {
-		t.Errorf("kept checkpoints %v, want the last 2", steps)
-	}
 	if _, err := os.Stat(filepath.Join(a.Out, "loss.png")); err != nil {
 		t.Errorf("no loss plot: %v", err)
 	}
-	// Resuming with other options is refused.
-	bo.Hidden = 32
-	if _, err := Run(ctx, b, bo); err == nil || !strings.Contains(err.Error(), "--resume") {
+	if m, meta, err := artifact.Open[checkpoint.Meta](a.Out); err != nil || meta.Step != 6 || m.Stage != "train" {
+		t.Errorf("output as checkpoint/v1: meta %+v, err %v", meta, err)
+	}
+}
+
+// The work directory keeps the newest checkpoints, and refuses to continue a
+// run with another model or seed.
+func TestWorkDirectory(t *testing.T) {
+	b, err := accel.Backend()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := packedFixture(t)
+	o := baseOptions(data, filepath.Join(t.TempDir(), "w"))
+	if _, err := Run(context.Background(), b, o); err != nil {
+		t.Fatal(err)
+	}
+	steps, _ := filepath.Glob(filepath.Join(o.Out, checkpoint.CheckpointsDir, "step-*"))
+	if len(steps) != 2 {
+		t.Errorf("kept checkpoints %v, want the last 2", steps)
+	}
+	o.Hidden = 32
+	if _, err := Run(context.Background(), b, o); err == nil || !strings.Contains(err.Error(), "remove it to start over") {
 		t.Errorf("resume with another model: err = %v", err)
+	}
+	o.Hidden, o.Seed = 16, 8
+	if _, err := Run(context.Background(), b, o); err == nil || !strings.Contains(err.Error(), "--seed 7") {
+		t.Errorf("resume with another seed: err = %v", err)
 	}
 }
 
@@ -140,7 +179,7 @@ func TestTrainRejectsBadData(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "text")
 	artifact.Publish(dir, artifact.Manifest{Type: datasets.TextType}, func(string) error { return nil })
 	_, err := Run(context.Background(), b, baseOptions(dir, t.TempDir()))
-	if err == nil || !strings.Contains(err.Error(), `"packed/v1"`) {
+	if err == nil || !strings.Contains(err.Error(), `"packed/v1"`) || !strings.Contains(err.Error(), "--data") {
 		t.Errorf("text artifact as training data: err = %v", err)
 	}
 }
@@ -172,13 +211,17 @@ func TestInterruptDuringEvalCheckpointsTheStep(t *testing.T) {
 	o := baseOptions(packedFixture(t), filepath.Join(t.TempDir(), "int"))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	o.Progress = func(s, _ int, _, _ float64) {
+	o.CheckpointEvery = 100
+	r, err := start(b, o, quiet, o.Out, func(s, _ int, _, _ float64) {
 		if s == o.EvalEvery { // just before the evaluation of this step
 			cancel()
 		}
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	o.CheckpointEvery = 100
-	if _, err := Run(ctx, b, o); !errors.Is(err, context.Canceled) {
+	defer r.close()
+	if _, err := r.loop(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 	last := mustResolve(t, o.Out)

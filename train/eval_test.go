@@ -1,4 +1,4 @@
-package eval
+package train
 
 import (
 	"context"
@@ -12,14 +12,6 @@ import (
 	"github.com/mdlm-go/mdlm/diffusion"
 	"github.com/mdlm-go/mdlm/internal/reffix"
 )
-
-func i32(v []int64) []int32 {
-	out := make([]int32, len(v))
-	for i, x := range v {
-		out[i] = int32(x)
-	}
-	return out
-}
 
 // Evaluating the reference fixture checkpoint on its fixture batch gives the
 // fixture's token means (MDLM continuous time, T = 1000, AR).
@@ -43,7 +35,7 @@ func TestReferenceEvalLosses(t *testing.T) {
 		check := func(name string, m diffusion.Model, tt []float32, xt []int64, want []float32) {
 			sigma, dsigma := diffusion.SigmaDSigma(sched, tt)
 			s, n, err := NewEvaluator(b, m, w.RotaryInvFreqOrDefault()).Sums(w.Tensors(),
-				Batch{B: B, L: L, X0: i32(x0), XT: i32(xt), T: tt, Sigma: sigma, DSigma: dsigma, Mask: mask})
+				Batch{B: B, L: L, X0: i32(x0), XT: i32(xt), T: tt, Sigma: sigma, DSigma: dsigma, TokenMask: mask})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,7 +59,7 @@ func TestReferenceEvalLosses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, n, err := NewEvaluator(b, diffusion.Model{Backbone: acfg, Param: diffusion.ARP}, aw.RotaryInvFreqOrDefault()).Sums(aw.Tensors(), Batch{B: B, L: L, X0: i32(x0), Mask: mask})
+		s, n, err := NewEvaluator(b, diffusion.Model{Backbone: acfg, Param: diffusion.ARP}, aw.RotaryInvFreqOrDefault()).Sums(aw.Tensors(), Batch{B: B, L: L, X0: i32(x0), TokenMask: mask})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -117,8 +109,8 @@ func TestPerplexityAggregation(t *testing.T) {
 	}
 	var sum, count float64
 	for _, idx := range [][]int{{0, 1}, {2, 3}, {4}} {
-		x0, mask := Rows(data, idx)
-		s, n, err := e.Sums(w.Tensors(), Batch{B: len(idx), L: 6, X0: x0, Mask: mask})
+		x0, mask := data.Rows(idx)
+		s, n, err := e.Sums(w.Tensors(), Batch{B: len(idx), L: 6, X0: x0, TokenMask: mask})
 		if err != nil {
 			t.Fatal(err)
 		}

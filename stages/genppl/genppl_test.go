@@ -1,8 +1,10 @@
-package eval
+package genppl
 
 import (
 	"context"
+	"encoding/json"
 	"math"
+	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -11,8 +13,9 @@ import (
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/checkpoint"
-	"github.com/mdlm-go/mdlm/sampler"
-	stsample "github.com/mdlm-go/mdlm/stages/sample"
+	"github.com/mdlm-go/mdlm/datasets"
+	"github.com/mdlm-go/mdlm/internal/stagetest"
+	"github.com/mdlm-go/mdlm/train"
 )
 
 func TestGenPPLWeights(t *testing.T) {
@@ -43,14 +46,34 @@ func TestGenPPLEndToEnd(t *testing.T) {
 	}
 	dit, ar := mk("dit", backbone.DiT), mk("ar", backbone.AR)
 	samples := filepath.Join(dir, "samples")
-	if _, err := stsample.Run(context.Background(), b, stsample.Options{Checkpoint: dit, Out: samples, Sampler: sampler.RowCache, Steps: 8, Num: 5, Seed: 1, Eps: 1e-5, NoiseRemoval: true}, nil); err != nil {
-		t.Fatal(err)
+	texts := []string{"In the beginning", "God created the heaven", "and the earth<|endoftext|>", "x", "And the earth was without form"}
+	var rows []datasets.Sample
+	for i, txt := range texts {
+		var ids []int32
+		for _, c := range []byte(txt) {
+			ids = append(ids, int32(c))
+		}
+		rows = append(rows, datasets.Sample{Index: int64(i), Tokens: ids, NFE: 3, Text: txt})
 	}
-	res, err := RunGen(context.Background(), b, GenOptions{Samples: samples, Scorer: ar, Out: filepath.Join(dir, "m"), Batch: 2})
+	_, err := artifact.Publish(samples, artifact.Manifest{Type: datasets.SamplesType,
+		Params: artifact.Params(datasets.SamplesMeta{Sampler: "ddpm", Num: len(rows), Length: 24})},
+		func(tmp string) error { return datasets.WriteSamples(tmp, rows) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, _ := stsample.ReadRows(samples)
+	out := filepath.Join(dir, "m")
+	m, err := stagetest.Run(context.Background(), Def, &Options{Samples: samples, Scorer: ar, Out: out, Batch: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Type != train.MetricsType || m.Inputs["scorer"] == "" || m.Inputs["samples"] == "" {
+		t.Errorf("manifest %+v", m)
+	}
+	var res GenResult
+	raw, _ := os.ReadFile(filepath.Join(out, train.MetricsJSON))
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatal(err)
+	}
 	var h float64
 	for _, r := range rows {
 		h += SampleEntropy(r.Tokens) / float64(len(rows))
@@ -58,7 +81,11 @@ func TestGenPPLEndToEnd(t *testing.T) {
 	if res.Scored != 4 || math.IsNaN(res.GenPPL) || res.GenPPL <= 1 || math.Abs(res.Entropy-h) > 1e-12 || res.Samples != 5 {
 		t.Errorf("gen ppl result %+v (entropy want %v)", res, h)
 	}
-	if _, err := GenPPL(context.Background(), b, samples, dit, 2); err == nil {
+	ck, err := checkpoint.Open(dit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := GenPPL(context.Background(), b, samples, ck, 2); err == nil {
 		t.Error("a DiT scorer was accepted")
 	}
 }

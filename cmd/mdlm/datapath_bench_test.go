@@ -1,7 +1,8 @@
-package tokenize
+package main
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -9,8 +10,6 @@ import (
 	"time"
 
 	"github.com/mdlm-go/mdlm/datasets"
-	"github.com/mdlm-go/mdlm/stages/download"
-	"github.com/mdlm-go/mdlm/stages/pack"
 	"github.com/mdlm-go/mdlm/tokenizer"
 )
 
@@ -24,6 +23,12 @@ func BenchmarkTextToPacked(b *testing.B) {
 	if corpus == "" {
 		corpus = filepath.Join("..", "..", "testdata", "kjv", "kjv.jsonl.gz")
 	}
+	ctx := context.Background()
+	mdlm := func(args ...string) {
+		if code := run(ctx, append(args, "--log-level=warn"), io.Discard, io.Discard); code != 0 {
+			b.Fatalf("mdlm %v: exit %d", args, code)
+		}
+	}
 	var docs []string
 	size := 0
 	if err := datasets.ReadDocs(corpus, "text", datasets.ByLine, func(s string) error {
@@ -35,9 +40,7 @@ func BenchmarkTextToPacked(b *testing.B) {
 	}
 	dir := b.TempDir()
 	text := filepath.Join(dir, "text")
-	if _, err := download.Run(context.Background(), download.Options{Sources: []string{corpus}, Out: text, Log: quiet()}); err != nil {
-		b.Fatal(err)
-	}
+	mdlm("download", corpus, "-o", text)
 	tok, _ := tokenizer.Load("gpt2")
 	var tokTime, fullTime time.Duration
 	for i := 0; i < b.N; i++ {
@@ -47,12 +50,8 @@ func BenchmarkTextToPacked(b *testing.B) {
 
 		start = time.Now()
 		tokens, packed := filepath.Join(dir, "tokens"), filepath.Join(dir, "packed")
-		if _, err := Run(context.Background(), Options{In: text, Out: tokens, Tokenizer: "gpt2", Log: quiet()}); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := pack.Run(context.Background(), pack.Options{In: tokens, Out: packed, Length: 1024, Log: quiet()}); err != nil {
-			b.Fatal(err)
-		}
+		mdlm("tokenize", text, "--tokenizer", "gpt2", "-o", tokens)
+		mdlm("pack", tokens, "--length", "1024", "-o", packed)
 		fullTime += time.Since(start)
 		os.RemoveAll(tokens)
 		os.RemoveAll(packed)

@@ -1,8 +1,10 @@
-// Package checkpoint is the `mdlm checkpoint` stage: import a PyTorch state dict
-// (the reference's DIT or AR backbone, bare or under the "backbone." prefix of the
-// released Lightning and Hugging Face checkpoints) into a checkpoint/v1 artifact,
-// export one back to a safetensors file PyTorch loads, and inspect either.
 package checkpoint
+
+// Conversion between PyTorch state dicts and checkpoint/v1 (`mdlm checkpoint`):
+// import a PyTorch state dict (the reference's DIT or AR backbone, bare or under
+// the "backbone." prefix of the released Lightning and Hugging Face checkpoints)
+// into a checkpoint/v1 artifact, export one back to a safetensors file PyTorch
+// loads, and inspect either.
 
 import (
 	"encoding/json"
@@ -13,7 +15,6 @@ import (
 
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/backbone"
-	ckpt "github.com/mdlm-go/mdlm/checkpoint"
 	"github.com/mdlm-go/mdlm/tensors"
 	"github.com/mdlm-go/mdlm/tokenizer"
 )
@@ -27,7 +28,7 @@ type ImportOptions struct {
 	Out        string // checkpoint directory to publish
 	Heads      int    // override n_heads (0: from config.json or the rotary buffer)
 	Length     int    // override the model length
-	Method     ckpt.Method
+	Method     Method
 	Tokenizer  string // built-in tokenizer name or tokenizer.json path to record ("" none)
 	Tool       string // tool version for the manifest
 }
@@ -49,7 +50,7 @@ func Import(opts ImportOptions) (artifact.Manifest, error) {
 	}
 	method := opts.Method
 	if method.Parameterization == "" {
-		method = ckpt.DefaultMethod(cfg.Arch)
+		method = DefaultMethod(cfg.Arch)
 	}
 	cfgPath := opts.ConfigJSON
 	if cfgPath == "" {
@@ -82,7 +83,7 @@ func Import(opts ImportOptions) (artifact.Manifest, error) {
 			return artifact.Manifest{}, fmt.Errorf("import: %w", err)
 		}
 	}
-	return ckpt.Save(opts.Out, ckpt.Config{Model: cfg, Method: method, Tokenizer: opts.Tokenizer}, w, m)
+	return Save(opts.Out, Config{Model: cfg, Method: method, Tokenizer: opts.Tokenizer}, w, m)
 }
 
 // checkTokenizer refuses a tokenizer whose model vocabulary does not fit the weights.
@@ -104,7 +105,7 @@ func checkTokenizer(name string, cfg backbone.Config) error {
 // applyConfigJSON overlays the keys it knows: Hugging Face MDLMConfig
 // (hidden_dim, n_heads, n_blocks, cond_dim, vocab_size, model_length, dropout,
 // time_conditioning) and the reference fixtures' (hidden_size, length, mask_index).
-func applyConfigJSON(path string, cfg *backbone.Config, method *ckpt.Method) error {
+func applyConfigJSON(path string, cfg *backbone.Config, method *Method) error {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -154,7 +155,7 @@ type ExportOptions struct {
 
 // Export writes a checkpoint's weights as a PyTorch state dict (atomically).
 func Export(opts ExportOptions) error {
-	c, err := ckpt.Load(opts.Src, true)
+	c, err := Load(opts.Src, true)
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
@@ -170,7 +171,7 @@ type Report struct {
 	Path      string          `json:"path"`
 	Kind      string          `json:"kind"` // "safetensors" or "checkpoint/v1"
 	Config    backbone.Config `json:"config"`
-	Method    *ckpt.Method    `json:"method,omitempty"`
+	Method    *Method         `json:"method,omitempty"`
 	NumParams int             `json:"num_params"`
 	Tensors   []TensorInfo    `json:"tensors"`
 	Digest    string          `json:"digest,omitempty"`
@@ -192,13 +193,13 @@ func Inspect(path string) (*Report, error) {
 	if st, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("inspect: %w", err)
 	} else if st.IsDir() {
-		c, err := ckpt.Load(path, true)
+		c, err := Load(path, true)
 		if err != nil {
 			return nil, fmt.Errorf("inspect: %w", err)
 		}
-		r.Kind, r.Config, r.Method = ckpt.Type, c.Config.Model, &c.Config.Method
+		r.Kind, r.Config, r.Method = Type, c.Config.Model, &c.Config.Method
 		r.Digest, r.Verified = c.Manifest.Digest(), true
-		file = filepath.Join(path, ckpt.WeightsFile)
+		file = filepath.Join(path, WeightsFile)
 	}
 	f, err := tensors.OpenMmap(file)
 	if err != nil {

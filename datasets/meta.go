@@ -1,0 +1,105 @@
+package datasets
+
+import "fmt"
+
+// TextMeta is the typed metadata (manifest params) of a text/v1 artifact.
+type TextMeta struct {
+	Dataset     string   `json:"dataset,omitempty"` // registry name, for hub datasets
+	Repo        string   `json:"repo,omitempty"`
+	Revision    string   `json:"revision,omitempty"`
+	Tokenizer   string   `json:"tokenizer,omitempty"`   // the dataset's default tokenizer
+	Wrap        *bool    `json:"wrap,omitempty"`        // the dataset's packing mode (nil: not said)
+	Detokenizer string   `json:"detokenizer,omitempty"` // the dataset's detokenizer
+	Sources     []string `json:"sources,omitempty"`     // local sources, as given
+	TextSplit   string   `json:"text_split"`
+}
+
+func (TextMeta) ArtifactType() string { return TextType }
+func (TextMeta) Required() []string   { return []string{"text_split"} }
+func (TextMeta) Validate() error      { return nil }
+
+// TokensMeta is the typed metadata of a tokens/v1 artifact.
+type TokensMeta struct {
+	Tokenizer   string `json:"tokenizer"`
+	Detokenizer string `json:"detokenizer,omitempty"`
+	Dataset     string `json:"dataset,omitempty"`
+	Wrap        *bool  `json:"wrap,omitempty"`
+	VocabSize   int    `json:"vocab_size"`
+}
+
+func (TokensMeta) ArtifactType() string { return TokensType }
+func (TokensMeta) Required() []string   { return []string{"tokenizer", "vocab_size"} }
+func (t TokensMeta) Validate() error {
+	if t.VocabSize <= 0 {
+		return fmt.Errorf("vocab_size: %d, want > 0", t.VocabSize)
+	}
+	return nil
+}
+
+// SplitStats are a packed split's counts.
+type SplitStats struct {
+	Documents     int64 `json:"documents"`
+	Tokens        int64 `json:"tokens"`
+	Blocks        int64 `json:"blocks"`
+	DroppedTokens int64 `json:"dropped_tokens"`
+}
+
+// PackedMeta is the typed metadata of a packed/v1 artifact.
+type PackedMeta struct {
+	Length    int                   `json:"length"`
+	Mode      string                `json:"mode"` // wrap or pad
+	GroupDocs int                   `json:"group_docs"`
+	Tokenizer string                `json:"tokenizer"`
+	VocabSize int                   `json:"vocab_size"` // the model vocabulary (tokenizer + [MASK] if added)
+	MaskIndex int                   `json:"mask_index"`
+	BOS       int                   `json:"bos"`
+	EOS       int                   `json:"eos"`
+	PAD       int                   `json:"pad"`
+	Dataset   string                `json:"dataset,omitempty"`
+	Splits    map[string]SplitStats `json:"splits"`
+}
+
+func (PackedMeta) ArtifactType() string { return PackedType }
+func (PackedMeta) Required() []string {
+	return []string{"length", "mode", "tokenizer", "vocab_size", "mask_index", "splits"}
+}
+func (p PackedMeta) Validate() error {
+	switch {
+	case p.Length < 3:
+		return fmt.Errorf("length: %d, want >= 3", p.Length)
+	case p.Mode != "wrap" && p.Mode != "pad":
+		return fmt.Errorf("mode: %q, want wrap or pad", p.Mode)
+	case p.VocabSize <= 0:
+		return fmt.Errorf("vocab_size: %d, want > 0", p.VocabSize)
+	case p.MaskIndex < 0 || p.MaskIndex >= p.VocabSize:
+		return fmt.Errorf("mask_index: %d, want in [0, vocab_size %d)", p.MaskIndex, p.VocabSize)
+	}
+	return nil
+}
+
+// SamplesMeta is the typed metadata of a samples/v1 artifact.
+type SamplesMeta struct {
+	Sampler      string  `json:"sampler"`
+	Steps        int     `json:"steps"`
+	Num          int     `json:"num"`
+	Batch        int     `json:"batch"`
+	Seed         int64   `json:"seed"`
+	Eps          float64 `json:"eps"`
+	NoiseRemoval bool    `json:"noise_removal"`
+	Length       int     `json:"length"`
+	Template     string  `json:"template,omitempty"`
+	StrideLength int     `json:"stride_length,omitempty"`
+	NumStrides   int     `json:"num_strides,omitempty"`
+	EMA          bool    `json:"ema"`
+	Tokenizer    string  `json:"tokenizer,omitempty"` // the checkpoint's, which decoded the text column
+	NFETotal     int     `json:"nfe_total"`
+}
+
+func (SamplesMeta) ArtifactType() string { return SamplesType }
+func (SamplesMeta) Required() []string   { return []string{"sampler", "num", "length"} }
+func (s SamplesMeta) Validate() error {
+	if s.Num < 1 {
+		return fmt.Errorf("num: %d, want >= 1", s.Num)
+	}
+	return nil
+}

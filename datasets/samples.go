@@ -1,0 +1,61 @@
+package datasets
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/mdlm-go/mdlm/internal/filehash"
+)
+
+// SamplesType is the artifact type of `mdlm sample`'s output:
+//
+//	samples.parquet  one row per sample: index (int64), tokens (list<int32>), nfe (int32),
+//	                 text (the tokens decoded by the checkpoint's tokenizer, if it names one)
+//	samples.jsonl    the same rows as JSON lines, for a quick look
+const SamplesType = "samples/v1"
+
+// File names of a samples/v1 artifact.
+const (
+	SamplesParquet = "samples.parquet"
+	SamplesJSONL   = "samples.jsonl"
+)
+
+// Sample is one row of a samples/v1 artifact.
+type Sample struct {
+	Index  int64   `parquet:"index" json:"index"`
+	Tokens []int32 `parquet:"tokens,list" json:"tokens"`
+	NFE    int32   `parquet:"nfe" json:"nfe"`
+	// Text is the decoded sample (special tokens rendered, e.g. <|endoftext|>);
+	// empty when the checkpoint names no tokenizer.
+	Text string `parquet:"text" json:"text,omitempty"`
+}
+
+// WriteSamples writes the samples/v1 files into dir.
+func WriteSamples(dir string, rows []Sample) error {
+	if err := parquet.WriteFile(filepath.Join(dir, SamplesParquet), rows); err != nil {
+		return fmt.Errorf("write %s: %w", SamplesParquet, err)
+	}
+	return filehash.WriteFile(filepath.Join(dir, SamplesJSONL), func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		for _, r := range rows {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ReadSamples reads the Parquet table of a samples/v1 artifact directory (open
+// and verify the artifact first: artifact.Open).
+func ReadSamples(dir string) ([]Sample, error) {
+	rows, err := parquet.ReadFile[Sample](filepath.Join(dir, SamplesParquet))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", filepath.Join(dir, SamplesParquet), err)
+	}
+	return rows, nil
+}

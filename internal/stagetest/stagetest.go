@@ -1,0 +1,99 @@
+// Package stagetest runs stages in tests as the command line would: through
+// stage.Execute, with a quiet logger and the default compute backend.
+package stagetest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/gomlx/compute"
+
+	"github.com/mdlm-go/mdlm/accel"
+	"github.com/mdlm-go/mdlm/artifact"
+	"github.com/mdlm-go/mdlm/datasets"
+	"github.com/mdlm-go/mdlm/stage"
+	"github.com/mdlm-go/mdlm/tokenizer"
+)
+
+// Env is a stage environment for tests: logs discarded, the default backend.
+func Env() *stage.Env {
+	return &stage.Env{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Tool: "mdlm test",
+		Backend: func() (compute.Backend, string, error) {
+			b, err := accel.Backend()
+			if err != nil {
+				return nil, "", err
+			}
+			return b, accel.Describe(b), nil
+		}}
+}
+
+// Run executes one stage process with Env and returns its manifest.
+func Run(ctx context.Context, def stage.Def, opts stage.Options) (artifact.Manifest, error) {
+	m, _, err := stage.Execute(ctx, Env(), def, opts)
+	return m, err
+}
+
+// TextArtifact publishes a text/v1 artifact of docs (split train, shardRows
+// documents per shard) without running a stage.
+func TextArtifact(t testing.TB, shardRows int, docs ...string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "text")
+	_, err := artifact.Publish(dir, artifact.Manifest{Type: datasets.TextType, Stage: "test",
+		Params: artifact.Params(datasets.TextMeta{TextSplit: string(datasets.ByLine)})}, func(tmp string) error {
+		w := datasets.NewShardWriter[datasets.TextRow](tmp, "train", shardRows)
+		for i, d := range docs {
+			if err := w.Write(datasets.TextRow{ID: int64(i), Text: d}); err != nil {
+				return err
+			}
+		}
+		return w.Close()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TokensArtifact publishes a tokens/v1 artifact of docs encoded by the named
+// tokenizer (split train, one shard) without running a stage.
+func TokensArtifact(t testing.TB, tok string, docs ...string) string {
+	t.Helper()
+	enc, err := tokenizer.Load(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := datasets.TokensTable{Offsets: []int64{0}}
+	for i, d := range docs {
+		for _, id := range enc.Encode(d) {
+			table.Flat = append(table.Flat, int32(id))
+		}
+		table.IDs = append(table.IDs, int64(i))
+		table.Offsets = append(table.Offsets, int64(len(table.Flat)))
+	}
+	dir := filepath.Join(t.TempDir(), "tokens")
+	_, err = artifact.Publish(dir, artifact.Manifest{Type: datasets.TokensType, Stage: "test",
+		Params: artifact.Params(datasets.TokensMeta{Tokenizer: tok, VocabSize: enc.VocabSize()})}, func(tmp string) error {
+		path := filepath.Join(tmp, "train-00000.parquet")
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w, err := datasets.NewTokensWriter(f, path)
+		if err != nil {
+			return err
+		}
+		if err := w.WriteTable(table); err != nil {
+			return err
+		}
+		return w.Close()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
