@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
@@ -187,4 +188,57 @@ func stageOutput(t *testing.T, cache, stageName string) publishedOutput {
 	}
 	t.Fatalf("no published output of stage %s in %s (%v)", stageName, cache, dirs)
 	return publishedOutput{}
+}
+
+// Editing a file that a flag names (here a tokenizer.json: two vocabulary ids
+// swapped) reruns exactly the stages that read it, each with the reason, and
+// leaves the others cached; an unchanged rerun is all cached again.
+func TestEditedTokenizerFileReruns(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "corpus.txt")
+	os.WriteFile(src, []byte(strings.Repeat("the beginning of the heaven and of the earth\n", 20)), 0o644)
+	tokFile := filepath.Join(dir, "my", "tokenizer.json")
+	os.MkdirAll(filepath.Dir(tokFile), 0o755)
+	raw, err := os.ReadFile(filepath.Join("..", "..", "tokenizer", "data", "gpt2-tokenizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(tokFile, raw, 0o644)
+	body := `version: 1
+name: t
+stages:
+  text:   {run: download, with: {sources: [SRC], hold-out: 2}}
+  tokens: {run: tokenize, inputs: {text: text}, with: {tokenizer: TOK}}
+  blocks: {run: pack, inputs: {tokens: tokens}, with: {length: 16}}
+  bytes:  {run: tokenize, inputs: {text: text}, with: {tokenizer: bytes}}
+`
+	file := filepath.Join(dir, "p.yaml")
+	os.WriteFile(file, []byte(strings.NewReplacer("SRC", src, "TOK", tokFile).Replace(body)), 0o644)
+	cache := filepath.Join(dir, "cache")
+	if first := runPipeline(t, file, cache); strings.Count(first, " run ") != 4 {
+		t.Fatalf("first run:\n%s", first)
+	}
+
+	// Swap the ids of "Ġthe" and "Ġof" in the vocabulary.
+	var tok map[string]any
+	if err := json.Unmarshal(raw, &tok); err != nil {
+		t.Fatal(err)
+	}
+	vocab := tok["model"].(map[string]any)["vocab"].(map[string]any)
+	vocab["Ġthe"], vocab["Ġof"] = vocab["Ġof"], vocab["Ġthe"]
+	edited, _ := json.Marshal(tok)
+	os.WriteFile(tokFile, edited, 0o644)
+
+	out := runPipeline(t, file, cache)
+	for _, want := range []string{
+		"text         cached", "bytes        cached", "tokens       run", "blocks       run",
+		"input tokenizer:" + tokFile + " changed", "input tokens changed",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("after editing %s: no %q in\n%s", tokFile, want, out)
+		}
+	}
+	if again := runPipeline(t, file, cache); strings.Count(again, " cached ") != 4 {
+		t.Errorf("unchanged rerun:\n%s", again)
+	}
 }
