@@ -23,13 +23,13 @@ for f in sorted(glob.glob("/usr/share/perl/*/pod/*.pod"))[:200]:
     for doc in open(f, encoding="utf-8", errors="replace").read().split("\n\n"):
         if doc.strip(): out.write(json.dumps({"text": doc}) + "\n")
 PY
-go test -c -o "$work/tokenize.test" ./stages/tokenize/
-# The CLI's tokenize and pack run with GOGC=400 unless GOGC is set (cmd/mdlm
-# dataStageGC); the benchmark, a library test, gets the same setting here. It
-# applies to the tokenizer-alone anchor too.
+go test -c -o "$work/mdlm.test" ./cmd/mdlm/
+# The benchmark runs the data stages through the command line in process; they
+# run with GOGC=400 unless GOGC is set (stage.DataGC). The same setting applies
+# to the tokenizer-alone anchor here.
 export GOGC=${GOGC:-400}
 for corpus in "$PWD/testdata/kjv/kjv.jsonl.gz" "$work/fortunes.jsonl"; do
   echo "corpus: $corpus"
-  (cd stages/tokenize && MDLM_DATA_CORPUS="$corpus" "$work/tokenize.test" -test.run '^$' \
+  (cd cmd/mdlm && MDLM_DATA_CORPUS="$corpus" "$work/mdlm.test" -test.run '^$' \
     -test.bench BenchmarkTextToPacked -test.benchtime "${MDLM_BENCH_REPS:-5}x" | grep Benchmark)
 done

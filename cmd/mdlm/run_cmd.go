@@ -71,13 +71,17 @@ func (c *RunCmd) Run(ctx context.Context, kctx *kong.Context, reg stage.Registry
 	if c.Executor == "slurm" && c.Stage == "" {
 		return c.submit(ctx, kctx, e, f)
 	}
-	if c.Jobs > 1 && c.Stage == "" && !c.DryRun {
-		return c.pool(ctx, kctx, f)
-	}
 	var ds []pipeline.Decision
-	if c.DryRun {
+	switch {
+	case c.Jobs > 1 && c.Stage == "" && !c.DryRun:
+		if err := c.pool(ctx, kctx, f, log); err != nil {
+			return err
+		}
+		e.Log = nil
+		ds, err = e.Plan(ctx, f) // every output is there now: its key and directory
+	case c.DryRun:
 		ds, err = e.Plan(ctx, f)
-	} else {
+	default:
 		ds, err = e.Run(ctx, f)
 	}
 	if err != nil {
@@ -135,7 +139,8 @@ func setArgs(set map[string]string) []string {
 
 // pool runs the stages here, up to --jobs at once, each in its own process
 // (stages keep process-wide settings such as the GC target and signal handling).
-func (c *RunCmd) pool(ctx context.Context, kctx *kong.Context, f *pipeline.File) error {
+// Their output, each line behind its task's name, goes to log.
+func (c *RunCmd) pool(ctx context.Context, kctx *kong.Context, f *pipeline.File, log io.Writer) error {
 	bin, err := binary()
 	if err != nil {
 		return err
@@ -160,7 +165,7 @@ func (c *RunCmd) pool(ctx context.Context, kctx *kong.Context, f *pipeline.File)
 		// checkpoints and exits) and is waited for; SIGKILL after a minute.
 		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 		cmd.WaitDelay = time.Minute
-		out := &prefixWriter{prefix: "[" + t.String() + "] ", w: kctx.Stdout, mu: &mu}
+		out := &prefixWriter{prefix: "[" + t.String() + "] ", w: log, mu: &mu}
 		cmd.Stdout, cmd.Stderr = out, out
 		err := cmd.Run()
 		out.flush()
@@ -169,7 +174,7 @@ func (c *RunCmd) pool(ctx context.Context, kctx *kong.Context, f *pipeline.File)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(kctx.Stdout, "pipeline %s done in %.1fs\n", f.Name, time.Since(start).Seconds())
+	fmt.Fprintf(log, "pipeline %s done in %.1fs\n", f.Name, time.Since(start).Seconds())
 	return nil
 }
 

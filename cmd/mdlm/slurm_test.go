@@ -166,6 +166,17 @@ func TestRunParallelJobs(t *testing.T) {
 	if again := runPipeline(t, file, filepath.Join(dir, "cache")); strings.Count(again, " cached ") != 4 {
 		t.Errorf("after the parallel run:\n%s", again)
 	}
+	// With --json, standard output is only the JSON of the stages' outputs.
+	cmd = exec.Command(bin, "run", file, "--cache-dir", filepath.Join(dir, "cache2"), "-j", "2", "--json")
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("mdlm run -j 2 --json: %v", err)
+	}
+	var ds []pipeline.Decision
+	if err := json.Unmarshal(stdout.Bytes(), &ds); err != nil || len(ds) != 4 || !ds[3].Cached {
+		t.Errorf("-j 2 --json: %v %+v\n%s", err, ds, stdout.String())
+	}
 }
 
 // --wait-inputs: a stage started before its input exists waits for another

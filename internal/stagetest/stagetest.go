@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/compute"
@@ -91,6 +92,48 @@ func TokensArtifact(t testing.TB, tok string, docs ...string) string {
 			return err
 		}
 		return w.Close()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// PackedArtifact publishes a small packed/v1 artifact without running a stage:
+// byte-level ids (vocabulary 259, [MASK] 258, BOS/EOS 256), L 16, splits train
+// and valid of the same 40 blocks of text.
+func PackedArtifact(t testing.TB) string {
+	t.Helper()
+	const L = 16
+	dir := filepath.Join(t.TempDir(), "packed")
+	text := strings.Repeat("In the beginning God created the heaven and the earth. ", 40)
+	meta := datasets.PackedMeta{Length: L, Mode: "wrap", Tokenizer: "bytes", VocabSize: 259, MaskIndex: 258, BOS: 256, EOS: 256, PAD: 256,
+		Splits: map[string]datasets.SplitStats{}}
+	_, err := artifact.Publish(dir, artifact.Manifest{Type: datasets.PackedType, Stage: "test", Params: artifact.Params(meta)}, func(tmp string) error {
+		for _, split := range []string{"train", "valid"} {
+			w, err := datasets.NewPackedWriter(tmp, split, L)
+			if err != nil {
+				return err
+			}
+			for i := 0; i+L-2 <= len(text); i += L - 2 {
+				ids := []int32{256}
+				for _, c := range []byte(text[i : i+L-2]) {
+					ids = append(ids, int32(c))
+				}
+				ids = append(ids, 256)
+				mask := make([]int8, L)
+				for j := range mask {
+					mask[j] = 1
+				}
+				if err := w.Write(datasets.PackedRow{InputIDs: ids, AttentionMask: mask}); err != nil {
+					return err
+				}
+			}
+			if err := w.Close(); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)

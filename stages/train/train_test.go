@@ -20,39 +20,7 @@ import (
 	"github.com/mdlm-go/mdlm/stage"
 )
 
-// packedFixture publishes a small packed/v1 artifact (bytes vocabulary, L 16).
-func packedFixture(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "packed")
-	text := strings.Repeat("In the beginning God created the heaven and the earth. ", 40)
-	_, err := artifact.Publish(dir, artifact.Manifest{Type: datasets.PackedType, Params: map[string]any{
-		"vocab_size": 259, "mask_index": 258, "tokenizer": "bytes", "length": 16, "mode": "wrap", "splits": map[string]any{}}}, func(tmp string) error {
-		for _, split := range []string{"train", "valid"} {
-			w, err := datasets.NewPackedWriter(tmp, split, 16)
-			if err != nil {
-				return err
-			}
-			for i := 0; i+14 <= len(text); i += 14 {
-				ids := []int32{256}
-				for _, c := range []byte(text[i : i+14]) {
-					ids = append(ids, int32(c))
-				}
-				ids = append(ids, 256)
-				if err := w.Write(datasets.PackedRow{InputIDs: ids, AttentionMask: []int8{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}}); err != nil {
-					return err
-				}
-			}
-			if err := w.Close(); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
+func packedFixture(t *testing.T) string { return stagetest.PackedArtifact(t) }
 
 func baseOptions(data, out string) Options {
 	return Options{Data: data, Out: out, Model: "custom", Hidden: 16, Heads: 2, Blocks: 1, Cond: 8, Dropout: 0.1,
