@@ -36,11 +36,11 @@ type Slurm struct {
 
 // Job is one submitted stage.
 type Job struct {
-	Stage string
-	ID    string
-	Array int // number of array tasks; 0 for a plain job
-	Deps  []string
-	Args  []string // the sbatch command line
+	Stage string   `json:"stage"`
+	ID    string   `json:"id"`
+	Array int      `json:"array,omitempty"` // number of array tasks; 0 for a plain job
+	Deps  []string `json:"deps,omitempty"`
+	Args  []string `json:"args"` // the sbatch command line
 }
 
 // Submit plans f with e (which stages are cached), submits the others and

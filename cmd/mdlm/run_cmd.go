@@ -69,7 +69,7 @@ func (c *RunCmd) Run(ctx context.Context, kctx *kong.Context, reg stage.Registry
 			return nil
 		}}
 	if c.Executor == "slurm" && c.Stage == "" {
-		return c.submit(ctx, kctx, e, f)
+		return c.submit(ctx, kctx, e, f, log)
 	}
 	var ds []pipeline.Decision
 	switch {
@@ -207,7 +207,9 @@ func (p *prefixWriter) flush() {
 }
 
 // submit hands the pipeline to Slurm: the jobs run this binary with --stage.
-func (c *RunCmd) submit(ctx context.Context, kctx *kong.Context, e *pipeline.Engine, f *pipeline.File) error {
+// Its report (job ids, sbatch commands with --dry-run) goes to log: standard
+// output, or standard error with --json.
+func (c *RunCmd) submit(ctx context.Context, kctx *kong.Context, e *pipeline.Engine, f *pipeline.File, log io.Writer) error {
 	bin, err := binary()
 	if err != nil {
 		return err
@@ -229,17 +231,24 @@ func (c *RunCmd) submit(ctx context.Context, kctx *kong.Context, e *pipeline.Eng
 		return err
 	}
 	s := &pipeline.Slurm{Bin: bin, Sbatch: c.Sbatch, Extra: c.SbatchArg, LogDir: logDir, Dir: dir, RunArgs: runArgs,
-		Out: kctx.Stdout, DryRun: c.DryRun}
+		Out: log, DryRun: c.DryRun}
 	jobs, err := s.Submit(ctx, e, f)
+	if err == nil && c.JSON { // the jobs submitted (or planned), whatever waiting brings
+		defer func() {
+			enc := json.NewEncoder(kctx.Stdout)
+			enc.SetIndent("", "  ")
+			enc.Encode(jobs)
+		}()
+	}
 	if err != nil || c.DryRun {
 		return err
 	}
 	if len(jobs) == 0 {
-		fmt.Fprintln(kctx.Stdout, "every stage is cached; nothing submitted")
+		fmt.Fprintln(log, "every stage is cached; nothing submitted")
 		return nil
 	}
 	if !c.Wait {
-		fmt.Fprintf(kctx.Stdout, "submitted %d jobs; logs in %s\n", len(jobs), logDir)
+		fmt.Fprintf(log, "submitted %d jobs; logs in %s\n", len(jobs), logDir)
 		return nil
 	}
 	if err := s.Wait(ctx, jobs, 2*time.Second); err != nil {
@@ -253,7 +262,7 @@ func (c *RunCmd) submit(ctx context.Context, kctx *kong.Context, e *pipeline.Eng
 		}
 		return err
 	}
-	fmt.Fprintf(kctx.Stdout, "all %d jobs completed; logs in %s\n", len(jobs), logDir)
+	fmt.Fprintf(log, "all %d jobs completed; logs in %s\n", len(jobs), logDir)
 	return nil
 }
 

@@ -15,7 +15,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -23,7 +22,6 @@ import (
 
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/datasets"
-	"github.com/mdlm-go/mdlm/internal/atomicfile"
 	"github.com/mdlm-go/mdlm/stage"
 	"github.com/mdlm-go/mdlm/tokenizer"
 )
@@ -120,6 +118,25 @@ type packedSplit struct {
 
 func splitRecord(partial, split string) string { return filepath.Join(partial, split+".split.json") }
 
+// packed reports whether a split's record is readable and every file it lists
+// is in partial.
+func packed(partial, split string) bool {
+	raw, err := os.ReadFile(splitRecord(partial, split))
+	if err != nil {
+		return false
+	}
+	var ps packedSplit
+	if json.Unmarshal(raw, &ps) != nil || len(ps.Files) == 0 {
+		return false
+	}
+	for _, f := range ps.Files {
+		if _, err := os.Stat(filepath.Join(partial, filepath.FromSlash(f))); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // WriteShard packs this shard's splits into partial, each split's files moved
 // there together and recorded last (a rerun skips recorded splits).
 func (o *Options) WriteShard(ctx context.Context, env *stage.Env, partial string, index, count int) error {
@@ -132,7 +149,7 @@ func (o *Options) WriteShard(ctx context.Context, env *stage.Env, partial string
 		if i%count != index {
 			continue
 		}
-		if _, err := os.Stat(splitRecord(partial, split)); err == nil {
+		if packed(partial, split) {
 			log.Info("split already packed, skipping", "split", split)
 			continue
 		}
@@ -153,8 +170,15 @@ func (o *Options) WriteShard(ctx context.Context, env *stage.Env, partial string
 			return err
 		}
 		os.RemoveAll(tmp)
+		// The record goes last, by rename but without an fsync of its own: the
+		// files it lists are synced, and a record lost or torn in a crash only
+		// means the split is packed again (see packed).
 		raw, _ := json.Marshal(packedSplit{Stats: st, Files: files})
-		if err := atomicfile.Write(splitRecord(partial, split), func(w io.Writer) error { _, err := w.Write(raw); return err }); err != nil {
+		tmpRecord := splitRecord(partial, split) + ".tmp"
+		if err := os.WriteFile(tmpRecord, raw, 0o644); err != nil {
+			return err
+		}
+		if err := os.Rename(tmpRecord, splitRecord(partial, split)); err != nil {
 			return err
 		}
 		log.Info("packed split", "split", split, "blocks", st.Blocks, "dropped_tokens", st.DroppedTokens)
