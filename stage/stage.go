@@ -94,11 +94,15 @@ type Sharder interface {
 	Assemble(ctx context.Context, env *Env, partial, dir string) (artifact.Manifest, error)
 }
 
-// Sharding are the flags of a stage that can shard; embed it in Options.
+// Sharding are the flags of a stage that can shard; embed it in Options (it
+// provides Sharder's Shard method).
 type Sharding struct {
 	ShardIndex int `help:"This process's shard, in [0, --num-shards)." env:"SLURM_ARRAY_TASK_ID,JOB_COMPLETION_INDEX" pipeline:"-"`
 	NumShards  int `default:"1" help:"Number of processes sharing the work; the one that finishes the last shard publishes." env:"SLURM_ARRAY_TASK_COUNT" pipeline:"-"`
 }
+
+// Shard implements Sharder's Shard for the Options that embed Sharding.
+func (s Sharding) Shard() Sharding { return s }
 
 // Env is what every stage gets from the program running it, bound once.
 type Env struct {

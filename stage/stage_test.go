@@ -30,8 +30,7 @@ type countStage struct {
 
 var countDef = Def{Kind: "count", Version: 1, Output: "count/v1", New: func() Options { return &countStage{} }}
 
-func (c *countStage) OutDir() string  { return c.Out }
-func (c *countStage) Shard() Sharding { return c.Sharding }
+func (c *countStage) OutDir() string { return c.Out }
 
 func (c *countStage) WriteShard(ctx context.Context, env *Env, partial string, index, count int) error {
 	for i := index; i < c.Items; i += count {

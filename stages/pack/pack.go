@@ -46,10 +46,6 @@ type Options struct {
 // OutDir implements stage.Options.
 func (o *Options) OutDir() string { return o.Out }
 
-// Shard implements stage.Sharder: shard i packs the splits whose position (in
-// name order) is i mod N.
-func (o *Options) Shard() stage.Sharding { return o.Sharding }
-
 // Run is the command.
 func (o *Options) Run(ctx context.Context, env *stage.Env) error {
 	defer stage.DataGC()()
@@ -137,8 +133,9 @@ func packed(partial, split string) bool {
 	return true
 }
 
-// WriteShard packs this shard's splits into partial, each split's files moved
-// there together and recorded last (a rerun skips recorded splits).
+// WriteShard packs the splits whose position (in name order) is index mod
+// count into partial, each split's files moved there together and recorded
+// last (a rerun skips recorded splits).
 func (o *Options) WriteShard(ctx context.Context, env *stage.Env, partial string, index, count int) error {
 	p, err := o.plan()
 	if err != nil {

@@ -47,9 +47,6 @@ type Options struct {
 // OutDir implements stage.Options.
 func (o *Options) OutDir() string { return o.Out }
 
-// Shard implements stage.Sharder.
-func (o *Options) Shard() stage.Sharding { return o.Sharding }
-
 // Run is the command: this process's shard, published by whichever process
 // finishes the last one.
 func (o *Options) Run(ctx context.Context, env *stage.Env) error {
