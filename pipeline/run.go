@@ -272,7 +272,7 @@ func why(prev LockEntry, sp stage.Spec, params map[string]any, inputs map[string
 		return []string{"never ran (no lock entry)"}
 	}
 	var r []string
-	if prev.Kind != sp.Kind || prev.Version != sp.Version {
+	if prev.Kind != "" && (prev.Kind != sp.Kind || prev.Version != sp.Version) { // "": a lock entry of an older mdlm
 		r = append(r, fmt.Sprintf("stage kind %s version %d -> %s version %d", prev.Kind, prev.Version, sp.Kind, sp.Version))
 	}
 	for _, k := range unionKeys(params, prev.Params) {
