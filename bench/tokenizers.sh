@@ -15,10 +15,13 @@ if [ ! -d /usr/share/games/fortunes ] || [ ! -d /usr/share/perl ] || ! ls /usr/s
   apt-get update -qq && apt-get install -y -qq fortunes perl-doc >/dev/null
 fi
 corpus="$work/corpus.txt"
+# (head closes the pipe early: the writer's SIGPIPE must not stop the script
+# under pipefail, hence the "|| true" inside the subshell.)
 {
   find /usr/share/games/fortunes -maxdepth 1 -type f ! -name '*.*' -exec cat {} + | grep -v '^%$'
-  find /usr/share/perl -name '*.pod' -path '*pod*' -exec cat {} + 2>/dev/null | head -c 4000000
+  (find /usr/share/perl -name '*.pod' -path '*pod*' -exec cat {} + 2>/dev/null || true) | head -c 4000000
 } > "$corpus"
+[ -s "$corpus" ] || { echo "tokenizers.sh: the corpus $corpus is empty" >&2; exit 1; }
 echo "corpus: $(wc -c < "$corpus") bytes (fortunes, perl-doc)"
 
 # Anchors from npm.

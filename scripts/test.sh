@@ -25,6 +25,7 @@ fi
 go vet ./...
 go vet -tags xla ./accel/
 go vet -tags hftokenizers ./tokenizer/ # the optional Rust backend type-checks without libtokenizers.a
+(cd bench/tokbench && go vet .)       # the tokenizer benchmark's own module still builds against this one
 go test -count=1 -timeout 20m ./... 2>&1 | tee /tmp/mdlm-test.log
 # The race detector over the concurrent I/O code (writers hashing on background
 # goroutines, the shard protocol, the streamed tokenize, the pipelined pack, the
