@@ -27,6 +27,9 @@ const (
 	AR Arch = "ar"
 )
 
+// Archs lists the architectures, for messages.
+var Archs = []Arch{DiT, AR, GPT2}
+
 // Config sizes a backbone. The JSON names follow the reference's config.json.
 type Config struct {
 	Arch   Arch `json:"arch"`
@@ -40,6 +43,10 @@ type Config struct {
 	Dropout float64 `json:"dropout"`
 	// MaskIndex is the [MASK] id (V-1 when the tokenizer has none; 50257 for GPT-2).
 	MaskIndex int `json:"mask_index"`
+	// Positions and LayerNormEps size the GPT-2 scorer (n_positions,
+	// layer_norm_epsilon); the diffusion backbones use rotary positions and 1e-5.
+	Positions    int     `json:"n_positions,omitempty"`
+	LayerNormEps float64 `json:"layer_norm_epsilon,omitempty"`
 }
 
 // Sizes of the reference's configs/model/*.yaml (all with cond_dim 128, dropout 0.1).
@@ -76,9 +83,9 @@ func (c Config) HeadDim() int { return c.Hidden / c.Heads }
 // Validate checks sizes, naming the offending field.
 func (c Config) Validate() error {
 	switch c.Arch {
-	case DiT, AR:
+	case DiT, AR, GPT2:
 	default:
-		return fmt.Errorf("model config: arch %q is not one of dit, ar", c.Arch)
+		return fmt.Errorf("model config: arch %q is not one of %v", c.Arch, Archs)
 	}
 	for _, f := range []struct {
 		name string
@@ -93,6 +100,15 @@ func (c Config) Validate() error {
 	}
 	if c.Hidden%c.Heads != 0 {
 		return fmt.Errorf("model config: n_heads %d does not divide hidden_size %d", c.Heads, c.Hidden)
+	}
+	if c.Arch == GPT2 {
+		if c.Positions <= 0 {
+			return fmt.Errorf("model config: n_positions must be positive for GPT-2, got %d", c.Positions)
+		}
+		if c.LayerNormEps <= 0 {
+			return fmt.Errorf("model config: layer_norm_epsilon must be positive for GPT-2, got %g", c.LayerNormEps)
+		}
+		return nil // no rotary embedding, no [MASK], no dropout (a scorer)
 	}
 	if c.HeadDim()%2 != 0 {
 		return fmt.Errorf("model config: head size %d (hidden_size/n_heads) must be even for rotary embeddings", c.HeadDim())
@@ -119,8 +135,9 @@ const (
 	InitEmbedding                 // Kaiming-uniform a=sqrt(5) with fan_in = D: U(-1/sqrt(D), 1/sqrt(D))
 )
 
-// Spec names one parameter, its shape ([out, in] for Linear weights), its
-// initialisation and the fan-in used for the bound.
+// Spec names one parameter, its shape ([out, in] for Linear weights; GPT-2's
+// Conv1D weights are [in, out]), its initialisation and the fan-in used for the
+// bound.
 type Spec struct {
 	Name  string
 	Shape []int
@@ -141,6 +158,9 @@ func (s Spec) Size() int {
 // backbone.parameters(), which the reference's EMA shadow list follows, spec §3.5).
 // The rotary inv_freq buffer is not a parameter and is not listed.
 func (c Config) Specs() []Spec {
+	if c.Arch == GPT2 {
+		return c.gpt2Specs()
+	}
 	D, C, V := c.Hidden, c.Cond, c.Vocab
 	linear := func(name string, out, in int, bias bool, init InitKind) []Spec {
 		s := []Spec{{name + ".weight", []int{out, in}, init, in}}

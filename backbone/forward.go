@@ -9,7 +9,8 @@ import (
 // Forward runs the backbone: indices [B, L] (int) and, for the DiT, sigma [B]
 // (float32; the caller passes zeros when the model is not time-conditioned)
 // give raw logits [B, L, V] (DiT, spec §3.1) or, for the AR model, log-probabilities
-// [B, L, V] with the [MASK] logit forced to −1000 (spec §3.7, §2.9).
+// [B, L, V] with the [MASK] logit forced to −1000 (spec §3.7, §2.9); for GPT-2,
+// log-probabilities [B, L, V].
 // invFreq is the rotary buffer; drop may be nil (evaluation).
 func Forward(cfg Config, p Params, invFreq []float32, indices, sigma *Node, drop *Dropout) *Node {
 	switch cfg.Arch {
@@ -17,6 +18,8 @@ func Forward(cfg Config, p Params, invFreq []float32, indices, sigma *Node, drop
 		return forwardDiT(cfg, p, invFreq, indices, sigma, drop)
 	case AR:
 		return forwardAR(cfg, p, invFreq, indices, drop)
+	case GPT2:
+		return LogSoftmax(GPT2Logits(cfg, p, indices), -1)
 	}
 	panic(fmt.Sprintf("backbone: unknown arch %q", cfg.Arch))
 }

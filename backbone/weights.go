@@ -156,7 +156,7 @@ func LoadWeights(f *tensors.File, cfg Config) (*Weights, error) {
 		w.Data[s.Name] = v
 		used[name] = true
 	}
-	if info, ok := f.Info(prefix + InvFreqName); ok {
+	if info, ok := f.Info(prefix + InvFreqName); ok && cfg.Arch != GPT2 {
 		if !slices.Equal(info.Shape, []int{cfg.HeadDim() / 2}) {
 			return nil, fmt.Errorf("load %s: %q has shape %v, want [%d] (is n_heads %d right?)",
 				f.Name(), info.Name, info.Shape, cfg.HeadDim()/2, cfg.Heads)
@@ -170,6 +170,9 @@ func LoadWeights(f *tensors.File, cfg Config) (*Weights, error) {
 	}
 	var extra []string
 	for _, info := range f.Tensors() {
+		if cfg.Arch == GPT2 && gpt2Skipped(strings.TrimPrefix(info.Name, prefix)) {
+			continue
+		}
 		if !used[info.Name] {
 			extra = append(extra, info.Name)
 		}
@@ -186,6 +189,9 @@ func detectPrefix(f *tensors.File) string {
 	if _, ok := f.Info(CheckpointPrefix + "vocab_embed.embedding"); ok {
 		return CheckpointPrefix
 	}
+	if _, ok := f.Info(GPT2Prefix + "wte.weight"); ok {
+		return GPT2Prefix
+	}
 	return ""
 }
 
@@ -195,6 +201,9 @@ func (w *Weights) SafetensorsTensors(prefix string) []tensors.Tensor {
 	var out []tensors.Tensor
 	for _, s := range w.Config.Specs() {
 		out = append(out, tensors.FromFloat32(prefix+s.Name, s.Shape, w.Data[s.Name]))
+	}
+	if w.Config.Arch == GPT2 {
+		return out // no rotary buffer
 	}
 	inv := w.RotaryInvFreqOrDefault()
 	out = append(out, tensors.FromFloat32(prefix+InvFreqName, []int{len(inv)}, inv))

@@ -175,3 +175,29 @@ func CompareEach(t testing.TB, name string, got, want []float32, tolAt func(i in
 
 // OutputTol is the output/loss tolerance of the issue: 1e-4 · max(1, max|ref|).
 func OutputTol(want []float32) float64 { return 1e-4 * math.Max(1, MaxAbs(want)) }
+
+// Subdirs returns every subdirectory of a fixtures folder: $env, or
+// ../shared/fixtures/<name> beside the repository. A missing or empty folder
+// fails the test with the place it looked.
+func Subdirs(t testing.TB, env, name string) []string {
+	t.Helper()
+	root := os.Getenv(env)
+	if root == "" {
+		root = filepath.Join(filepath.Dir(Root(t)), name)
+	}
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatalf("%s fixtures: cannot read %s (set %s): %v", name, root, env, err)
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() {
+			out = append(out, filepath.Join(root, e.Name()))
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("%s fixtures: no folders in %s (set %s)", name, root, env)
+	}
+	sort.Strings(out)
+	return out
+}
