@@ -70,7 +70,13 @@ func gpt2Skipped(name string) bool {
 
 // GPT2Logits is GPT2LMHeadModel's forward pass: ids [B, L] (L ≤ n_positions,
 // positions 0..L-1) give logits [B, L, V].
-func GPT2Logits(cfg Config, p Params, ids *Node) *Node {
+func GPT2Logits(cfg Config, p Params, ids *Node) *Node { return GPT2LogitsMasked(cfg, p, ids, nil) }
+
+// GPT2LogitsMasked is GPT2Logits with Hugging Face's attention_mask: valid
+// [B, L] (bool) marks the real tokens; no query attends to a padding key. As in
+// transformers, masked scores are the float32 minimum rather than −inf, so a
+// row with no valid key is uniform, not NaN.
+func GPT2LogitsMasked(cfg Config, p Params, ids, valid *Node) *Node {
 	L := ids.Shape().Dimensions[1]
 	pos := Slice(p["wpe.weight"], AxisRange(0, L))                             // [L, D]
 	x := Add(Gather(p["wte.weight"], ExpandAxes(ids, -1)), ExpandAxes(pos, 0)) // [B, L, D]
@@ -78,7 +84,7 @@ func GPT2Logits(cfg Config, p Params, ids *Node) *Node {
 	for i := 0; i < cfg.Blocks; i++ {
 		b := fmt.Sprintf("h.%d.", i)
 		a := layerNormAffine(x, p[b+"ln_1.weight"], p[b+"ln_1.bias"], eps)
-		a = causalAttention(conv1D(a, p[b+"attn.c_attn.weight"], p[b+"attn.c_attn.bias"]), cfg.Heads)
+		a = causalAttention(conv1D(a, p[b+"attn.c_attn.weight"], p[b+"attn.c_attn.bias"]), cfg.Heads, valid)
 		x = Add(x, conv1D(a, p[b+"attn.c_proj.weight"], p[b+"attn.c_proj.bias"]))
 		m := layerNormAffine(x, p[b+"ln_2.weight"], p[b+"ln_2.bias"], eps)
 		m = geluTanh(conv1D(m, p[b+"mlp.c_fc.weight"], p[b+"mlp.c_fc.bias"])) // gelu_new
@@ -110,8 +116,9 @@ func layerNormAffine(x, weight, bias *Node, eps float64) *Node {
 }
 
 // causalAttention splits the fused c_attn output qkv [B, L, 3D] (laid out
-// q | k | v, each H heads of Dh) and attends causally: [B, L, D].
-func causalAttention(qkv *Node, heads int) *Node {
+// q | k | v, each H heads of Dh) and attends causally, to valid keys only when
+// valid [B, L] is given: [B, L, D].
+func causalAttention(qkv *Node, heads int, valid *Node) *Node {
 	dims := qkv.Shape().Dimensions
 	B, L, D := dims[0], dims[1], dims[2]/3
 	dh := D / heads
@@ -124,7 +131,10 @@ func causalAttention(qkv *Node, heads int) *Node {
 	row := Iota(g, shapes.Make(dtypes.Int32, L, L), 0)
 	col := Iota(g, shapes.Make(dtypes.Int32, L, L), 1)
 	allowed := BroadcastToDims(Reshape(GreaterOrEqual(row, col), 1, 1, L, L), B, heads, L, L)
-	scores = Where(allowed, scores, BroadcastToDims(Scalar(g, scores.DType(), math.Inf(-1)), B, heads, L, L))
+	if valid != nil {
+		allowed = LogicalAnd(allowed, BroadcastToDims(Reshape(valid, B, 1, 1, L), B, heads, L, L))
+	}
+	scores = Where(allowed, scores, BroadcastToDims(Scalar(g, scores.DType(), -math.MaxFloat32), B, heads, L, L))
 	out := Einsum("bhqk,bkhd->bqhd", Softmax(scores, -1), v)
 	return Reshape(out, B, L, D)
 }

@@ -33,10 +33,15 @@ type ImportOptions struct {
 	Tool       string // tool version for the manifest
 }
 
-// Import converts a PyTorch safetensors state dict into a checkpoint/v1 artifact.
+// Import converts a PyTorch safetensors state dict into a checkpoint/v1
+// artifact. A Hugging Face GPT-2 repository directory (config.json with
+// model_type gpt2, model.safetensors) becomes a GPT-2 scorer checkpoint.
 func Import(opts ImportOptions) (artifact.Manifest, error) {
 	src := opts.Src
 	if st, err := os.Stat(src); err == nil && st.IsDir() {
+		if isGPT2Repo(src) {
+			return importGPT2(opts)
+		}
 		src = filepath.Join(src, "model.safetensors")
 	}
 	f, err := tensors.OpenMmap(src)
@@ -86,11 +91,51 @@ func Import(opts ImportOptions) (artifact.Manifest, error) {
 	return Save(opts.Out, Config{Model: cfg, Method: method, Tokenizer: opts.Tokenizer}, w, m)
 }
 
-// checkTokenizer refuses a tokenizer whose model vocabulary does not fit the weights.
+// isGPT2Repo reports whether dir holds a hub GPT-2 config.json.
+func isGPT2Repo(dir string) bool {
+	raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return false
+	}
+	var c struct {
+		ModelType string `json:"model_type"`
+	}
+	return json.Unmarshal(raw, &c) == nil && c.ModelType == "gpt2"
+}
+
+// importGPT2 publishes a hub GPT-2 repository as a scorer checkpoint: the AR
+// objective over a GPT-2 backbone, with the tokenizer given (default gpt2 for
+// GPT-2's 50257-token vocabulary).
+func importGPT2(opts ImportOptions) (artifact.Manifest, error) {
+	w, err := backbone.LoadGPT2(opts.Src)
+	if err != nil {
+		return artifact.Manifest{}, fmt.Errorf("import %s: %w", opts.Src, err)
+	}
+	tok := opts.Tokenizer
+	if tok == "" && w.Config.Vocab == 50257 {
+		tok = "gpt2"
+	}
+	if tok != "" {
+		if err := checkTokenizer(tok, w.Config); err != nil {
+			return artifact.Manifest{}, fmt.Errorf("import %s: %w", opts.Src, err)
+		}
+	}
+	m := artifact.Manifest{Stage: "checkpoint import", Tool: opts.Tool, Params: map[string]any{"src": filepath.Base(opts.Src), "arch": "gpt2"}}
+	return Save(opts.Out, Config{Model: w.Config, Method: Method{Parameterization: "ar", Noise: "loglinear"}, Tokenizer: tok}, w, m)
+}
+
+// checkTokenizer refuses a tokenizer whose model vocabulary does not fit the
+// weights (for a GPT-2 scorer: the tokenizer's own vocabulary, no [MASK]).
 func checkTokenizer(name string, cfg backbone.Config) error {
 	tok, err := tokenizer.Load(name)
 	if err != nil {
 		return err
+	}
+	if cfg.Arch == backbone.GPT2 {
+		if tok.VocabSize() != cfg.Vocab {
+			return fmt.Errorf("tokenizer %s has %d tokens, the GPT-2 weights %d rows", name, tok.VocabSize(), cfg.Vocab)
+		}
+		return nil
 	}
 	v, err := tokenizer.ForModel(tok)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -135,5 +136,89 @@ func TestExportDetectsCorruption(t *testing.T) {
 	err := Export(ExportOptions{Src: out, Dst: filepath.Join(dir, "x.safetensors")})
 	if err == nil || !strings.Contains(err.Error(), "checksum mismatch") || !strings.Contains(err.Error(), "model.safetensors") {
 		t.Errorf("export of a corrupted checkpoint: err = %v", err)
+	}
+}
+
+// A hub GPT-2 directory imports as a scorer checkpoint that exports back to
+// the same tensors; a directory missing a tensor or with a config this code
+// does not compute is refused, naming the file and the field, and nothing is
+// published.
+func TestImportGPT2Repo(t *testing.T) {
+	src := reffix.Subdirs(t, "MDLM_GPT2_FIXTURES", "gpt2")[0]
+	out := filepath.Join(t.TempDir(), "scorer")
+	if _, err := Import(ImportOptions{Src: src, Out: out}); err != nil {
+		t.Fatal(err)
+	}
+	ck, err := Open(out)
+	if err != nil || ck.Config.Model.Arch != backbone.GPT2 || ck.Config.Tokenizer != "gpt2" {
+		t.Fatalf("imported %+v, err %v", ck, err)
+	}
+	exported := filepath.Join(t.TempDir(), "gpt2.safetensors")
+	if err := Export(ExportOptions{Src: out, Dst: exported}); err != nil {
+		t.Fatal(err)
+	}
+	orig, err := tensors.OpenMmap(filepath.Join(src, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	back, err := tensors.OpenMmap(exported)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.Close()
+	var kept []tensors.Tensor
+	for _, info := range back.Tensors() {
+		want, _, err := orig.Float32(info.Name)
+		got, _, _ := back.Float32(info.Name)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s differs after import and export (%v)", info.Name, err)
+		}
+		if info.Name != "ln_f.bias" {
+			kept = append(kept, tensors.FromFloat32(info.Name, info.Shape, got))
+		}
+	}
+
+	cases := []struct {
+		name   string
+		config func(string) string
+		want   string
+	}{
+		{"missing tensor", nil, `missing parameter "ln_f.bias"`},
+		{"activation", func(c string) string { return strings.Replace(c, `"gelu_new"`, `"relu"`, 1) }, `activation_function "relu"`},
+		{"untied head", func(c string) string {
+			return strings.Replace(c, `"tie_word_embeddings": true`, `"tie_word_embeddings": false`, 1)
+		}, "tie_word_embeddings false"},
+	}
+	cfg, _ := os.ReadFile(filepath.Join(src, "config.json"))
+	for _, c := range cases {
+		dir := t.TempDir()
+		body := string(cfg)
+		if c.config != nil {
+			body = c.config(body)
+			copyFile(t, filepath.Join(src, "model.safetensors"), filepath.Join(dir, "model.safetensors"))
+		} else if err := tensors.WriteFile(filepath.Join(dir, "model.safetensors"), kept, nil); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "config.json"), []byte(body), 0o644)
+		out := filepath.Join(t.TempDir(), "x")
+		_, err := Import(ImportOptions{Src: dir, Out: out})
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), dir) {
+			t.Errorf("%s: err = %v, want %q and the directory", c.name, err, c.want)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("%s: published", c.name)
+		}
+	}
+}
+
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	raw, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, raw, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

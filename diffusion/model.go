@@ -42,8 +42,8 @@ func (m Model) Validate() error {
 			return fmt.Errorf("parameterization sedd is continuous-time only (got T=%d)", m.T)
 		}
 	case ARP:
-		if m.Backbone.Arch != backbone.AR {
-			return fmt.Errorf("parameterization ar needs the ar backbone, not %q", m.Backbone.Arch)
+		if m.Backbone.Arch != backbone.AR && m.Backbone.Arch != backbone.GPT2 {
+			return fmt.Errorf("parameterization ar needs the ar or gpt2 backbone, not %q", m.Backbone.Arch)
 		}
 		return nil
 	default:

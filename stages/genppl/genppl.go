@@ -1,7 +1,16 @@
 // Package genppl is the `mdlm genppl` stage: the generative perplexity of a
-// samples/v1 artifact under an AR scorer checkpoint (spec §7.3) and the samples'
-// mean unigram entropy (§7.4), written as a metrics/v1 artifact. A pipeline runs
-// `sample` and then this stage on its output.
+// samples/v1 artifact under a causal scorer (spec §7.3; a GPT-2 checkpoint
+// imported from the hub, gpt2-large in the paper, or an mdlm AR checkpoint) and
+// the samples' mean unigram entropy (§7.4), written as a metrics/v1 artifact.
+// A pipeline runs `sample` and then this stage on its output.
+//
+// The computation is the reference's compute_generative_perplexity: the
+// samples' text is re-tokenized with the scorer's tokenizer in one call
+// (truncated to the samples' length, right-padded with EOS to the longest row,
+// with an attention mask); floor(N/batch) batches are scored, the remainder
+// dropped; each batch is cut along the sequence into chunks of the eval
+// context (1024), each chunk scored on its own; a target counts when it is
+// not EOS or is the chunk's first EOS; gen_ppl = exp(Σ w·nll / Σ w).
 package genppl
 
 import (
@@ -68,17 +77,19 @@ func SampleEntropy(ids []int32) float64 {
 }
 
 // Def declares the stage.
-var Def = stage.Def{Kind: "genppl", Version: 1, Output: train.MetricsType,
-	Help:   "Generative perplexity and entropy of samples/v1 under an AR scorer checkpoint.",
+var Def = stage.Def{Kind: "genppl", Version: 2, Output: train.MetricsType,
+	Help:   "Generative perplexity and entropy of samples/v1 under a causal scorer (GPT-2 or AR checkpoint).",
 	Inputs: []stage.Input{{Name: "samples", Type: datasets.SamplesType}, {Name: "scorer", Type: checkpoint.Type}},
 	New:    func() stage.Options { return &Options{} }}
 
 // Options are the stage's flags.
 type Options struct {
-	Samples string `arg:"" input:"samples" help:"samples/v1 artifact." type:"existingdir" digest:"file"`
-	Scorer  string `required:"" input:"scorer" help:"AR checkpoint/v1 (naming a tokenizer) that scores the samples." type:"existingdir" digest:"file"`
-	Out     string `short:"o" required:"" output:"" help:"metrics/v1 artifact directory to create." type:"path"`
-	Batch   int    `default:"8" help:"Samples per scoring batch; the remainder of the last batch is dropped, as in the reference."`
+	Samples   string `arg:"" input:"samples" help:"samples/v1 artifact." type:"existingdir" digest:"file"`
+	Scorer    string `required:"" input:"scorer" help:"Scorer checkpoint/v1: GPT-2 (mdlm checkpoint import <hub dir>) or an AR model, naming a tokenizer." type:"existingdir" digest:"file"`
+	Out       string `short:"o" required:"" output:"" help:"metrics/v1 artifact directory to create." type:"path"`
+	Batch     int    `default:"8" help:"Samples per scoring batch (eval.perplexity_batch_size); the remainder is dropped, as in the reference."`
+	MaxLength int    `help:"Truncate re-tokenized samples to this many tokens (default: the samples' length, the reference's model.length)."`
+	Context   int    `default:"1024" help:"Eval context: longer rows are scored in chunks of this many tokens."`
 }
 
 // OutDir implements stage.Options.
@@ -96,7 +107,11 @@ func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (a
 	if err != nil {
 		return artifact.Manifest{}, err
 	}
-	sm, _, err := artifact.Open[datasets.SamplesMeta](o.Samples)
+	sm, meta, err := artifact.Open[datasets.SamplesMeta](o.Samples)
+	if err != nil {
+		return artifact.Manifest{}, fmt.Errorf("genppl: %w", err)
+	}
+	rows, err := datasets.ReadSamples(o.Samples)
 	if err != nil {
 		return artifact.Manifest{}, fmt.Errorf("genppl: %w", err)
 	}
@@ -104,7 +119,11 @@ func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (a
 	if err != nil {
 		return artifact.Manifest{}, fmt.Errorf("genppl: --scorer: %w", err)
 	}
-	res, err := GenPPL(ctx, b, o.Samples, ck, o.Batch)
+	sc := Scoring{Batch: o.Batch, MaxLength: o.MaxLength, Context: o.Context}
+	if sc.MaxLength <= 0 {
+		sc.MaxLength = meta.Length
+	}
+	res, err := GenPPL(ctx, b, rows, ck, sc)
 	if err != nil {
 		return artifact.Manifest{}, err
 	}
@@ -118,93 +137,179 @@ func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (a
 		return artifact.Manifest{}, err
 	}
 	return artifact.Manifest{Backend: desc, Inputs: map[string]string{"samples": sm.Digest(), "scorer": ck.Manifest.Digest()},
-		Params: map[string]any{"batch": o.Batch, "scorer_tokenizer": ck.Config.Tokenizer}}, nil
+		Params: map[string]any{"batch": sc.Batch, "max_length": sc.MaxLength, "context": sc.Context,
+			"scorer_arch": string(ck.Config.Model.Arch), "scorer_tokenizer": ck.Config.Tokenizer}}, nil
 }
 
-// GenPPL scores a samples/v1 artifact with an AR checkpoint: each sample's text is
-// re-tokenized with the scorer's tokenizer, truncated to the scorer's length and
-// right-padded with EOS; batches of batch samples (the last partial one dropped).
-func GenPPL(ctx context.Context, b compute.Backend, samplesDir string, ck *checkpoint.Checkpoint, batch int) (GenResult, error) {
-	scorer := ck.Dir
-	rows, err := datasets.ReadSamples(samplesDir)
-	if err != nil {
-		return GenResult{}, err
+// Scoring are the reference's gen-PPL settings.
+type Scoring struct {
+	Batch     int // eval.perplexity_batch_size (8)
+	MaxLength int // truncation of the re-tokenized samples (model.length)
+	Context   int // eval context (1024)
+}
+
+// Retokenized is step 2 of §7.3: every text encoded by the scorer's tokenizer
+// (special tokens such as <|endoftext|> recognised), truncated to maxLength,
+// right-padded with EOS to the longest row; Valid is the attention mask (the
+// reference passes it; with right padding it changes no scored position).
+type Retokenized struct {
+	IDs   [][]int32
+	Valid [][]bool
+}
+
+// Retokenize encodes texts in one call, as the reference does.
+func Retokenize(tok tokenizer.Tokenizer, eos int, texts []string, maxLength int) Retokenized {
+	var r Retokenized
+	longest := 0
+	for _, t := range texts {
+		ids := tok.Encode(t)
+		if maxLength > 0 && len(ids) > maxLength {
+			ids = ids[:maxLength]
+		}
+		row := make([]int32, len(ids))
+		for i, id := range ids {
+			row[i] = int32(id)
+		}
+		r.IDs = append(r.IDs, row)
+		longest = max(longest, len(row))
 	}
-	if ck.Config.Model.Arch != backbone.AR {
-		return GenResult{}, fmt.Errorf("genppl: scorer %s is a %s model, want an AR checkpoint", scorer, ck.Config.Model.Arch)
+	for i, row := range r.IDs {
+		valid := make([]bool, longest)
+		for j := range row {
+			valid[j] = true
+		}
+		for len(row) < longest {
+			row = append(row, int32(eos))
+		}
+		r.IDs[i], r.Valid = row, append(r.Valid, valid)
+	}
+	return r
+}
+
+// scorer evaluates −log p(x_{i+1} | x_≤i) of a chunk with a compiled graph.
+type scorer struct {
+	ck   *checkpoint.Checkpoint
+	exec *Exec
+}
+
+func newScorer(b compute.Backend, ck *checkpoint.Checkpoint) (*scorer, error) {
+	cfg := ck.Config.Model
+	if cfg.Arch != backbone.AR && cfg.Arch != backbone.GPT2 {
+		return nil, fmt.Errorf("genppl: scorer %s is a %s model, want gpt2 or ar", ck.Dir, cfg.Arch)
+	}
+	w := ck.ForInference()
+	n := len(cfg.Specs())
+	exec, err := NewExec(b, func(g *Graph, in []*Node) *Node {
+		p := backbone.ParamsFromNodes(cfg, in[:n])
+		// Padding sits at the end of a row, so under the causal mask it never
+		// changes a real position; the reference's NLL at padded positions is
+		// that of a plain causal pass too (the GPT-2 fixtures check every one).
+		m := diffusion.Model{Backbone: cfg, Param: diffusion.ARP}
+		return m.ARPerTokenLoss(p, w.RotaryInvFreqOrDefault(), in[n], nil) // [B, L-1]: −log p(x_{i+1} | x_≤i)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &scorer{ck: ck, exec: exec}, nil
+}
+
+// chunk returns the NLL [B, C-1] of rows ids (each of length C).
+func (s *scorer) chunk(ids [][]int32) ([]float32, error) {
+	B, C := len(ids), len(ids[0])
+	flat := make([]int32, 0, B*C)
+	for i := range ids {
+		flat = append(flat, ids[i]...)
+	}
+	args := []any{}
+	for _, p := range s.ck.ForInference().Tensors() {
+		args = append(args, p)
+	}
+	out, err := s.exec.Call(append(args, gtensors.FromFlatDataAndDimensions(flat, B, C))...)
+	if err != nil {
+		return nil, err
+	}
+	return backbone.Float32s(out[0])
+}
+
+// GenPPL scores samples with a scorer checkpoint (steps 2-6 of §7.3) and
+// reports their mean unigram entropy (§7.4).
+func GenPPL(ctx context.Context, b compute.Backend, rows []datasets.Sample, ck *checkpoint.Checkpoint, sc Scoring) (GenResult, error) {
+	res := GenResult{Samples: len(rows)}
+	if len(rows) == 0 {
+		return res, fmt.Errorf("genppl: no samples")
 	}
 	if ck.Config.Tokenizer == "" {
-		return GenResult{}, fmt.Errorf("genppl: scorer %s names no tokenizer (import it with --tokenizer)", scorer)
+		return res, fmt.Errorf("genppl: scorer %s names no tokenizer (import it with --tokenizer)", ck.Dir)
 	}
 	tok, err := tokenizer.Load(ck.Config.Tokenizer)
 	if err != nil {
-		return GenResult{}, err
+		return res, err
 	}
-	v, err := tokenizer.ForModel(tok)
+	v, err := tokenizer.ForModel(tok) // EOS (and pad) of the scorer's tokenizer: 50256 for GPT-2
 	if err != nil {
-		return GenResult{}, err
+		return res, err
 	}
-	res := GenResult{Samples: len(rows)}
-	for _, r := range rows {
+	eos := v.EOS
+	if sc.Context < 2 {
+		return res, fmt.Errorf("genppl: --context %d must be at least 2", sc.Context)
+	}
+	s, err := newScorer(b, ck)
+	if err != nil {
+		return res, err
+	}
+	texts := make([]string, len(rows))
+	for i, r := range rows {
+		if r.Text == "" && len(r.Tokens) > 0 {
+			return res, fmt.Errorf("genppl: samples have no text (their checkpoint names no tokenizer)")
+		}
+		texts[i] = r.Text
 		res.Entropy += SampleEntropy(r.Tokens) / float64(len(rows))
 	}
-	if batch <= 0 {
-		batch = 8
-	}
-	batch = min(batch, len(rows))
-	if batch == 0 {
-		return res, fmt.Errorf("genppl: no samples in %s", samplesDir)
-	}
-	for _, r := range rows {
-		if r.Text == "" && len(r.Tokens) > 0 {
-			return res, fmt.Errorf("genppl: samples in %s have no text (their checkpoint names no tokenizer)", samplesDir)
-		}
-	}
-	L := ck.Config.Model.Length
-	w := ck.ForInference()
-	m := diffusion.Model{Backbone: ck.Config.Model, Param: diffusion.ARP}
-	n := len(ck.Config.Model.Specs())
-	exec := MustNewExec(b, func(g *Graph, in []*Node) *Node {
-		p := backbone.ParamsFromNodes(m.Backbone, in[:n])
-		return m.ARPerTokenLoss(p, w.RotaryInvFreqOrDefault(), in[n], nil) // [B, L-1], −log p(x_{i+1} | x_≤i)
-	})
+	rt := Retokenize(tok, eos, texts, sc.MaxLength)
+	batch := min(max(sc.Batch, 1), len(rows))
 	var sum float64
 	for lo := 0; lo+batch <= len(rows); lo += batch {
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		ids := make([]int32, 0, batch*L)
-		var weights [][]float64
-		for _, r := range rows[lo : lo+batch] {
-			x := tok.Encode(r.Text)
-			if len(x) > L {
-				x = x[:L]
+		Lp := len(rt.IDs[lo])
+		for c := 0; c < Lp; c += sc.Context {
+			if err := ctx.Err(); err != nil {
+				return res, err
 			}
-			for len(x) < L {
-				x = append(x, v.EOS)
+			hi := min(c+sc.Context, Lp)
+			if hi-c < 2 {
+				continue // nothing to predict
 			}
-			weights = append(weights, GenPPLWeights(x, v.EOS))
-			for _, id := range x {
-				ids = append(ids, int32(id))
+			if p := ck.Config.Model.Positions; p > 0 && hi-c > p {
+				return res, fmt.Errorf("genppl: chunks of %d tokens exceed the scorer's %d positions: lower --context or --max-length", hi-c, p)
 			}
-		}
-		args := []any{}
-		for _, p := range w.Tensors() {
-			args = append(args, p)
-		}
-		out, err := exec.Call(append(args, gtensors.FromFlatDataAndDimensions(ids, batch, L))...)
-		if err != nil {
-			return res, err
-		}
-		nll := gtensors.MustCopyFlatData[float32](out[0])
-		for r := 0; r < batch; r++ {
-			for i := 1; i < L; i++ {
-				sum += weights[r][i] * float64(nll[r*(L-1)+i-1])
-				res.Tokens += weights[r][i]
+			var ids [][]int32
+			for r := lo; r < lo+batch; r++ {
+				ids = append(ids, rt.IDs[r][c:hi])
+			}
+			nll, err := s.chunk(ids)
+			if err != nil {
+				return res, err
+			}
+			for r, row := range ids {
+				w := GenPPLWeights(toInts(row), eos)
+				for i := 1; i < len(row); i++ {
+					sum += w[i] * float64(nll[r*(len(row)-1)+i-1])
+					res.Tokens += w[i]
+				}
 			}
 		}
 		res.Scored += batch
 	}
+	if res.Tokens == 0 {
+		return res, fmt.Errorf("genppl: no token to score (%d samples, batch %d)", len(rows), batch)
+	}
 	res.GenPPL = math.Exp(sum / res.Tokens)
 	return res, nil
+}
+
+func toInts(v []int32) []int {
+	out := make([]int, len(v))
+	for i, x := range v {
+		out[i] = int(x)
+	}
+	return out
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/mdlm-go/mdlm/accel"
@@ -62,7 +63,7 @@ func TestGenPPLEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "m")
-	m, err := stagetest.Run(context.Background(), Def, &Options{Samples: samples, Scorer: ar, Out: out, Batch: 2})
+	m, err := stagetest.Run(context.Background(), Def, &Options{Samples: samples, Scorer: ar, Out: out, Batch: 2, Context: 1024})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func TestGenPPLEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := GenPPL(context.Background(), b, samples, ck, 2); err == nil {
-		t.Error("a DiT scorer was accepted")
+	if _, err := GenPPL(context.Background(), b, rows, ck, Scoring{Batch: 2, MaxLength: 24, Context: 24}); err == nil || !strings.Contains(err.Error(), "want gpt2 or ar") {
+		t.Errorf("a DiT scorer: err = %v", err)
 	}
 }
