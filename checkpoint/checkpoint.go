@@ -42,6 +42,24 @@ type Method struct {
 	T                int    `json:"T"`                // 0: continuous time
 	TimeConditioning bool   `json:"time_conditioning"`
 	Noise            string `json:"noise"` // loglinear, ...
+	// SigmaMin and SigmaMax bound the linear and geometric schedules (0: the
+	// reference's bounds for the schedule, diffusion.ReferenceSigmaBounds).
+	SigmaMin float64 `json:"sigma_min,omitempty"`
+	SigmaMax float64 `json:"sigma_max,omitempty"`
+}
+
+// WithBounds records the σ bounds the schedule is used with: the reference's
+// for linear and geometric when none are set; none for the other schedules.
+func (m Method) WithBounds() Method {
+	switch m.Noise {
+	case "linear", "geometric":
+		if m.SigmaMin == 0 && m.SigmaMax == 0 {
+			m.SigmaMin, m.SigmaMax = diffusion.ReferenceSigmaBounds(m.Noise)
+		}
+	default:
+		m.SigmaMin, m.SigmaMax = 0, 0
+	}
+	return m
 }
 
 // Config is a checkpoint's config.json.
@@ -145,7 +163,8 @@ func loadWeightsFile(path string, cfg backbone.Config) (*backbone.Weights, error
 // Diffusion builds the objective the checkpoint was trained with: its backbone,
 // parameterization, time discretisation, conditioning and noise schedule.
 func (c Config) Diffusion() (diffusion.Model, error) {
-	sched, err := diffusion.NewSchedule(c.Method.Noise, diffusion.DefaultSigmaMin, diffusion.DefaultSigmaMax)
+	b := c.Method.WithBounds()
+	sched, err := diffusion.NewSchedule(c.Method.Noise, b.SigmaMin, b.SigmaMax)
 	if err != nil {
 		return diffusion.Model{}, err
 	}

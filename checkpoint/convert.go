@@ -88,7 +88,7 @@ func Import(opts ImportOptions) (artifact.Manifest, error) {
 			return artifact.Manifest{}, fmt.Errorf("import: %w", err)
 		}
 	}
-	return Save(opts.Out, Config{Model: cfg, Method: method, Tokenizer: opts.Tokenizer}, w, m)
+	return Save(opts.Out, Config{Model: cfg, Method: method.WithBounds(), Tokenizer: opts.Tokenizer}, w, m)
 }
 
 // isGPT2Repo reports whether dir holds a hub GPT-2 config.json.

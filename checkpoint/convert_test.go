@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -220,5 +221,33 @@ func copyFile(t *testing.T, src, dst string) {
 	}
 	if err := os.WriteFile(dst, raw, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The linear schedule runs with the reference's bounds (configs/noise/linear.yaml:
+// σ from 1e-3 to 7), recorded in the method; bounds given explicitly are kept.
+func TestMethodScheduleBounds(t *testing.T) {
+	cases := []struct {
+		m              Method
+		lo, hi, s0, s1 float64
+	}{
+		{Method{Parameterization: "subs", Noise: "linear"}, 1e-3, 7, 1e-3, 7},
+		{Method{Parameterization: "subs", Noise: "geometric"}, 1e-4, 20, 1e-4, 20},
+		{Method{Parameterization: "subs", Noise: "linear", SigmaMin: 0.5, SigmaMax: 2}, 0.5, 2, 0.5, 2},
+		{Method{Parameterization: "subs", Noise: "loglinear", SigmaMin: 3}, 0, 0, 0, 6.907755278982137},
+	}
+	for _, c := range cases {
+		b := c.m.WithBounds()
+		if b.SigmaMin != c.lo || b.SigmaMax != c.hi {
+			t.Errorf("%+v.WithBounds() = [%g, %g], want [%g, %g]", c.m, b.SigmaMin, b.SigmaMax, c.lo, c.hi)
+		}
+		cfg := Config{Model: backbone.Config{Arch: backbone.DiT, Vocab: 10, Hidden: 8, Heads: 2, Blocks: 1, Cond: 4, MaskIndex: 9}, Method: c.m}
+		m, err := cfg.Diffusion()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s0, s1 := m.Schedule.Sigma(0), m.Schedule.Sigma(1); math.Abs(s0-c.s0) > 1e-9 || math.Abs(s1-c.s1) > 1e-6 {
+			t.Errorf("%s: σ(0) = %g, σ(1) = %g; want %g, %g", c.m.Noise, s0, s1, c.s0, c.s1)
+		}
 	}
 }

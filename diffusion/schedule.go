@@ -77,11 +77,23 @@ func (s Geometric) DSigma(t float64) float64 {
 	return s.Sigma(t) * (math.Log(s.SigmaMax) - math.Log(s.SigmaMin))
 }
 
-// Default σ bounds of the reference configs (noise/*.yaml) for linear and geometric.
+// Default σ bounds of the reference's base noise config (sigma_min 1e-4,
+// sigma_max 20), which the reference fixtures use for linear and geometric.
 const (
 	DefaultSigmaMin = 1e-4
 	DefaultSigmaMax = 20
 )
+
+// ReferenceSigmaBounds are the σ bounds the reference trains a schedule with
+// when it is selected by name: configs/noise/linear.yaml gives linear
+// σ_min 1e-3 and σ_max 7.0; geometric has no config file and keeps the base
+// config's 1e-4 and 20; the other schedules ignore the bounds.
+func ReferenceSigmaBounds(name string) (sigmaMin, sigmaMax float64) {
+	if name == "linear" {
+		return 1e-3, 7.0
+	}
+	return DefaultSigmaMin, DefaultSigmaMax
+}
 
 var scheduleNames = []string{"loglinear", "cosine", "cosinesqr", "linear", "geometric"}
 

@@ -214,7 +214,7 @@ func modelConfig(opts Options, meta datasets.PackedMeta, L int) (checkpoint.Conf
 		return checkpoint.Config{}, err
 	}
 	return checkpoint.Config{Model: bc, Tokenizer: tok, Method: checkpoint.Method{Parameterization: opts.Parameterization, T: opts.T,
-		TimeConditioning: opts.TimeConditioning, Noise: opts.Noise}}, nil
+		TimeConditioning: opts.TimeConditioning, Noise: opts.Noise}.WithBounds()}, nil
 }
 
 // methodModel is the checkpoint's objective with the training settings of the

@@ -197,3 +197,17 @@ func TestInterruptDuringEvalCheckpointsTheStep(t *testing.T) {
 		t.Errorf("last checkpoint %s, want step-00000003", last)
 	}
 }
+
+// A run with the linear schedule records the reference's σ bounds in its
+// checkpoint config.
+func TestLinearScheduleBoundsRecorded(t *testing.T) {
+	o := baseOptions("", "")
+	o.Noise = "linear"
+	cfg, err := modelConfig(o, datasets.PackedMeta{VocabSize: 259, MaskIndex: 258, Tokenizer: "bytes"}, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Method.SigmaMin != 1e-3 || cfg.Method.SigmaMax != 7 {
+		t.Errorf("method %+v, want sigma_min 1e-3 and sigma_max 7", cfg.Method)
+	}
+}
