@@ -45,6 +45,7 @@ type Options struct {
 	Template     string  `help:"Infilling template: comma-separated token ids, _ for positions to sample; the rest of the row is sampled too."`
 	StrideLength int     `help:"Semi-autoregressive generation: tokens emitted per window (0: off)."`
 	NumStrides   int     `help:"Semi-autoregressive generation: number of extra windows."`
+	NoEMA        bool    `help:"Sample with the raw weights instead of the EMA (the reference's eval.disable_ema)."`
 }
 
 // OutDir implements stage.Options.
@@ -157,7 +158,11 @@ func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (a
 	bar := env.StartProgress("sampling")
 	defer bar.Done()
 	progress := func(done, total int) { bar.Update(done, total, "") }
-	s, err := sampler.New(b, m, ck.ForInference(), opts.Seed, nil)
+	w, ema := ck.ForInference(), ck.EMA != nil
+	if opts.NoEMA {
+		w, ema = ck.Weights, false
+	}
+	s, err := sampler.New(b, m, w, opts.Seed, nil)
 	if err != nil {
 		return artifact.Manifest{}, err
 	}
@@ -178,7 +183,7 @@ func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (a
 	}
 	meta := datasets.SamplesMeta{Sampler: opts.Sampler, Steps: opts.Steps, Num: opts.Num, Batch: batch, Seed: opts.Seed,
 		Eps: opts.Eps, NoiseRemoval: opts.NoiseRemoval, Length: L, Template: opts.Template, StrideLength: opts.StrideLength,
-		NumStrides: opts.NumStrides, EMA: ck.EMA != nil, Tokenizer: ck.Config.Tokenizer, NFETotal: totalNFE}
+		NumStrides: opts.NumStrides, EMA: ema, Tokenizer: ck.Config.Tokenizer, NFETotal: totalNFE}
 	if err := datasets.WriteSamples(dirs.Out, rows); err != nil {
 		return artifact.Manifest{}, fmt.Errorf("sample: %w", err)
 	}

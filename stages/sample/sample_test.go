@@ -147,3 +147,53 @@ func TestSampleStageDecodesText(t *testing.T) {
 func Run(ctx context.Context, _ compute.Backend, o Options) (artifact.Manifest, error) {
 	return stagetest.Run(ctx, Def, &o)
 }
+
+// --no-ema samples with the raw weights: the same tokens as a checkpoint that
+// holds only those weights, and (here) other tokens than with the EMA.
+func TestSampleNoEMA(t *testing.T) {
+	cfg := backbone.Config{Arch: backbone.DiT, Vocab: 64, Hidden: 16, Heads: 2, Blocks: 1, Cond: 8, Length: 16, MaskIndex: 63}
+	raw, _ := backbone.NewWeights(cfg, 1)
+	ema, _ := backbone.NewWeights(cfg, 2)
+	for k, w := range []*backbone.Weights{raw, ema} { // different non-zero output layers, so the weights matter
+		for i := range w.Data["output_layer.linear.weight"] {
+			w.Data["output_layer.linear.weight"][i] = float32(i%(7+4*k)-3) * 0.3
+		}
+	}
+	dir := t.TempDir()
+	both, only := filepath.Join(dir, "both"), filepath.Join(dir, "raw")
+	mm := map[string][]float32{}
+	for _, s := range cfg.Specs() {
+		mm[s.Name] = make([]float32, s.Size())
+	}
+	mcfg := checkpoint.Config{Model: cfg, Method: checkpoint.DefaultMethod(cfg.Arch)}
+	if _, err := checkpoint.SaveTraining(both, checkpoint.Training{Config: mcfg, Raw: raw, EMA: ema, M: mm, V: mm}, artifact.Manifest{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := checkpoint.Save(only, mcfg, raw, artifact.Manifest{}); err != nil {
+		t.Fatal(err)
+	}
+	draw := func(ck string, noEMA bool) ([]datasets.Sample, artifact.Manifest) {
+		out := filepath.Join(t.TempDir(), "s")
+		m, err := Run(context.Background(), nil, Options{Checkpoint: ck, Out: out, Sampler: "ddpm", Steps: 8, Num: 4, Seed: 3, Eps: 1e-5, NoiseRemoval: true, NoEMA: noEMA})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := datasets.ReadSamples(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rows, m
+	}
+	withEMA, m1 := draw(both, false)
+	noEMA, m2 := draw(both, true)
+	rawOnly, _ := draw(only, false)
+	if !reflect.DeepEqual(noEMA, rawOnly) {
+		t.Error("--no-ema did not sample with the raw weights")
+	}
+	if reflect.DeepEqual(withEMA, noEMA) {
+		t.Error("--no-ema gave the EMA's samples")
+	}
+	if m1.Params["ema"] != true || m2.Params["ema"] != false {
+		t.Errorf("manifest ema: %v, %v", m1.Params["ema"], m2.Params["ema"])
+	}
+}
