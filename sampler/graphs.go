@@ -48,6 +48,27 @@ func subsArgmax(m diffusion.Model, p backbone.Params, invFreq []float32, x, cond
 	return ArgMax(diffusion.SUBSLogProbs(logits, x, m.Backbone.MaskIndex), -1, dtypes.Int32)
 }
 
+// denoiserProbs is exp(model_logp(x, σ)) under the model's own parameterization
+// (the reference's _ddpm_update calls self.forward, which applies it): SUBS
+// (zero masking, carry-over), or for d3pm the plain softmax of the logits, with
+// the [MASK] column and no carry-over (spec §2.7).
+func denoiserProbs(m diffusion.Model, p backbone.Params, invFreq []float32, x, cond *Node) *Node {
+	if m.Param == diffusion.D3PM {
+		return Softmax(backbone.Forward(m.Backbone, p, invFreq, x, cond, nil), -1)
+	}
+	return subsProbs(m, p, invFreq, x, cond)
+}
+
+// denoiserArgmax is the ddpm noise-removal step, x ← argmax_v model_logp(x, σ),
+// under the model's parameterization: for d3pm every position is re-decoded
+// (there is no carry-over) and [MASK] can win, as in the reference.
+func denoiserArgmax(m diffusion.Model, p backbone.Params, invFreq []float32, x, cond *Node) *Node {
+	if m.Param == diffusion.D3PM {
+		return ArgMax(backbone.Forward(m.Backbone, p, invFreq, x, cond, nil), -1, dtypes.Int32)
+	}
+	return subsArgmax(m, p, invFreq, x, cond)
+}
+
 // ddpmUpdate is _ddpm_update / _ddpm_caching_update after the denoiser:
 // q_v = p_v·(mc_t − mc_s), q_mask = mc_s, draw x' ~ q, keep unmasked tokens.
 func ddpmUpdate(x, probs, mct, mcs, u *Node, mask int) *Node {

@@ -283,10 +283,10 @@ func (s *Sampler) runDDPM(ctx context.Context, kind Kind, r *Result, times []flo
 	return nil
 }
 
-// removeNoise is the ddpm noise-removal step: x ← argmax SUBS(x_θ(x, cond)).
+// removeNoise is the ddpm noise-removal step: x ← argmax model_logp(x, cond).
 func (s *Sampler) removeNoise(r *Result, cond []float32) error {
-	out, err := s.call("subs_argmax", func(p backbone.Params, in []*Node) []*Node {
-		return []*Node{subsArgmax(s.model, p, s.invFreq, in[0], in[1])}
+	out, err := s.call("denoiser_argmax", func(p backbone.Params, in []*Node) []*Node {
+		return []*Node{denoiserArgmax(s.model, p, s.invFreq, in[0], in[1])}
 	}, gtensors.FromFlatDataAndDimensions(r.Tokens, r.B, r.L), gtensors.FromFlatDataAndDimensions(cond, r.B))
 	if err != nil {
 		return fmt.Errorf("sampler noise removal: %w", err)
@@ -372,7 +372,7 @@ func (s *Sampler) denoise(kind Kind, c *rowCache, r *Result, t float32) (*gtenso
 		return c.probs, nil
 	}
 	fn := func(p backbone.Params, in []*Node) []*Node {
-		return []*Node{subsProbs(s.model, p, s.invFreq, in[0], in[1])}
+		return []*Node{denoiserProbs(s.model, p, s.invFreq, in[0], in[1])}
 	}
 	if len(stale) == B {
 		out, err := s.call(fmt.Sprintf("denoise_%d", B), fn,

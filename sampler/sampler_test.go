@@ -237,3 +237,44 @@ func TestARSamplerIsGreedyUnderConstantNoise(t *testing.T) {
 		t.Errorf("tokens %v, NFE %v", r.Tokens, r.NFE)
 	}
 }
+
+// A D3PM model samples with its own probabilities (the plain softmax, [MASK]
+// column included, no carry-over), as the reference's _ddpm_update does: a
+// denoiser that puts nearly all mass on [MASK] leaves every token masked, and
+// the noise-removal argmax keeps [MASK]. Under SUBS probabilities (zero
+// masking) the same network would unmask every token.
+func TestD3PMSamplesWithItsOwnProbabilities(t *testing.T) {
+	b, _ := accel.Backend()
+	const B, L = 2, 8
+	m, w := tinyModel(t, L)
+	w.Data["output_layer.linear.bias"][m.Backbone.MaskIndex] = 60 // logit of [MASK]
+	for _, c := range []struct {
+		param      diffusion.Parameterization
+		wantMasked bool
+	}{{diffusion.D3PM, true}, {diffusion.SUBS, false}} {
+		mm := m
+		mm.Param, mm.T, mm.TimeConditioning = c.param, 0, false
+		if c.param == diffusion.D3PM {
+			mm.T, mm.TimeConditioning = 1000, true
+		}
+		for _, kind := range []Kind{DDPM, DDPMCache} {
+			s, err := New(b, mm, w, 5, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := s.Sample(context.Background(), Options{Kind: kind, Steps: 10, Eps: 1e-5, NoiseRemoval: true}, masks(B*L, 23), B, L, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			masked := 0
+			for _, x := range r.Tokens {
+				if x == 23 {
+					masked++
+				}
+			}
+			if got := masked == B*L; got != c.wantMasked || (!c.wantMasked && masked != 0) {
+				t.Errorf("%s %s: %d of %d tokens still [MASK] after sampling", c.param, kind, masked, B*L)
+			}
+		}
+	}
+}
