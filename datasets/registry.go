@@ -67,8 +67,11 @@ func Registry() map[string]Dataset {
 		"scientific_papers_arxiv":  sci("arxiv"),
 		"scientific_papers_pubmed": sci("pubmed"),
 		"text8": {URL: "http://mattmahoney.net/dc/text8.zip", Tokenizer: "text8", Wrap: true, TextColumn: "text",
-			CharSplits: map[string][2]int{"train": {0, 90_000_000}, "valid": {90_000_000, 95_000_000}, "test": {95_000_000, -1}},
-			Notes:      "the D3PM character splits, cut into --chunk-chars blocks, last partial block dropped"},
+			// The D3PM character splits are train [0, 90M), validation [90M, 95M),
+			// test [95M, end); the reference validates text8 on its test split
+			// (data.valid = text8 -> split "test"), so that slice is our valid.
+			CharSplits: map[string][2]int{"train": {0, 90_000_000}, "valid": {95_000_000, -1}},
+			Notes:      "the D3PM character splits (valid is the reference's: D3PM's test slice), cut into --chunk-chars blocks, last partial block dropped"},
 	}
 	r["text8-crop"] = with(r["text8"], func(d *Dataset) { d.Notes += "; train chunks are twice the block size (cropped at train time)" })
 	for name, d := range r {
