@@ -80,6 +80,39 @@ func ddpmUpdate(x, probs, mct, mcs, u *Node, mask int) *Node {
 	return Where(Equal(x, Scalar(g, dtypes.Int32, mask)), draw, x)
 }
 
+// subsScore is get_score for a SUBS model (spec §4.4), its SUBS log-probs turned
+// into a concrete score with log k = −log(expm1(σ)): at a masked position
+// log S_y = log p_y + log k (y ≠ mask) and log S_mask = 0; at a position holding
+// a, log S_a = 0, log S_mask = −log k and −1e6 elsewhere. σ is σ(t); the
+// backbone sees it only when the model is time-conditioned.
+func subsScore(m diffusion.Model, p backbone.Params, invFreq []float32, x, sigma *Node) *Node {
+	g := x.Graph()
+	cond := sigma
+	if !m.TimeConditioning {
+		cond = ZerosLike(sigma)
+	}
+	logp := diffusion.SUBSLogProbs(backbone.Forward(m.Backbone, p, invFreq, x, cond, nil), x, m.Backbone.MaskIndex)
+	dims := logp.Shape().Dimensions
+	B, L, V := dims[0], dims[1], dims[2]
+	logk := col(Neg(Log(Expm1(sigma)))) // [B, 1, 1]
+	maskCol := BroadcastToDims(isMaskColumn(g, V, m.Backbone.MaskIndex), dims...)
+	zero := ZerosLike(logp)
+	masked := Where(maskCol, zero, Add(logp, logk))
+	onehot := Equal(Iota(g, shapes.Make(dtypes.Int32, B, L, V), 2), BroadcastToDims(ExpandAxes(x, -1), dims...))
+	unmasked := Where(onehot, zero, BroadcastToDims(Scalar(g, logp.DType(), diffusion.NegInfinity), dims...))
+	unmasked = Where(maskCol, BroadcastToDims(Neg(logk), dims...), unmasked)
+	isMaskPos := BroadcastToDims(ExpandAxes(Equal(x, Scalar(g, dtypes.Int32, m.Backbone.MaskIndex)), -1), dims...)
+	return Exp(Where(isMaskPos, masked, unmasked))
+}
+
+// score is get_score under the model's parameterization (sedd or subs).
+func score(m diffusion.Model, p backbone.Params, invFreq []float32, x, sigma *Node) *Node {
+	if m.Param == diffusion.SEDD {
+		return seddScore(m, p, invFreq, x, sigma)
+	}
+	return subsScore(m, p, invFreq, x, sigma)
+}
+
 // seddScore is get_score for the sedd parameterization: exp of the log-score.
 func seddScore(m diffusion.Model, p backbone.Params, invFreq []float32, x, sigma *Node) *Node {
 	logits := backbone.Forward(m.Backbone, p, invFreq, x, sigma, nil)

@@ -28,7 +28,8 @@ const (
 	// RowCache re-runs the denoiser only on the rows that changed since their last
 	// evaluation; same samples as DDPMCache, fewer evaluations at batch > 1.
 	RowCache Kind = "ddpm_rowcache"
-	// Analytic is SEDD's Tweedie τ-leaping sampler; needs a time-conditioned SEDD model.
+	// Analytic is SEDD's Tweedie τ-leaping sampler: a time-conditioned SEDD model,
+	// or a SUBS model through the reference's score conversion.
 	Analytic Kind = "analytic"
 	// AR samples the autoregressive baseline left to right.
 	AR Kind = "ar"
@@ -65,8 +66,10 @@ func (o Options) Validate(m diffusion.Model, length int) error {
 		return fmt.Errorf("sampler ar needs an AR model, this one is %s", m.Param)
 	case o.Kind != AR && m.Param == diffusion.ARP:
 		return fmt.Errorf("sampler %s needs a diffusion model; an AR model samples with --sampler ar", o.Kind)
-	case o.Kind == Analytic && (m.Param != diffusion.SEDD || !m.TimeConditioning):
-		return fmt.Errorf("sampler analytic needs a time-conditioned SEDD model (this one: %s, time_conditioning=%v)", m.Param, m.TimeConditioning)
+	case o.Kind == Analytic && m.Param == diffusion.SEDD && !m.TimeConditioning:
+		return fmt.Errorf("sampler analytic needs a time-conditioned SEDD model (this one has time_conditioning=false)")
+	case o.Kind == Analytic && m.Param != diffusion.SEDD && m.Param != diffusion.SUBS:
+		return fmt.Errorf("sampler analytic needs a SEDD or SUBS model, this one is %s", m.Param)
 	case o.Kind != Analytic && o.Kind != AR && m.Param == diffusion.SEDD:
 		return fmt.Errorf("sampler %s needs a SUBS model; SEDD samples with --sampler analytic", o.Kind)
 	case o.Kind != AR && o.Steps < 1:
@@ -423,9 +426,9 @@ func (s *Sampler) runAnalytic(ctx context.Context, opts Options, r *Result, time
 			name = "analytic_denoise"
 		}
 		out, err := s.call(name, func(p backbone.Params, in []*Node) []*Node {
-			score := seddScore(s.model, p, s.invFreq, in[0], in[1])
-			uu, rng := s.uniformNode(in[3], score.Shape().Dimensions)
-			return appendRNG([]*Node{analyticUpdate(in[0], score, in[2], uu, mask, final)}, rng)
+			sc := score(s.model, p, s.invFreq, in[0], in[1])
+			uu, rng := s.uniformNode(in[3], sc.Shape().Dimensions)
+			return appendRNG([]*Node{analyticUpdate(in[0], sc, in[2], uu, mask, final)}, rng)
 		}, gtensors.FromFlatDataAndDimensions(r.Tokens, B, L), gtensors.FromFlatDataAndDimensions(fill(sigma, B), B),
 			gtensors.FromFlatDataAndDimensions(fill(dsig, B), B), u)
 		if err != nil {

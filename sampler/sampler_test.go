@@ -2,6 +2,7 @@ package sampler
 
 import (
 	"context"
+	"math"
 	"strings"
 	"testing"
 
@@ -126,6 +127,9 @@ func TestOptionsValidate(t *testing.T) {
 	m, _ := tinyModel(t, 8)
 	sedd := m
 	sedd.Param, sedd.TimeConditioning = diffusion.SEDD, true
+	seddNoTC, d3pm := sedd, m
+	seddNoTC.TimeConditioning = false
+	d3pm.Param, d3pm.T, d3pm.TimeConditioning = diffusion.D3PM, 1000, true
 	cases := []struct {
 		m       diffusion.Model
 		o       Options
@@ -134,7 +138,8 @@ func TestOptionsValidate(t *testing.T) {
 	}{
 		{m, Options{Kind: "euler", Steps: 10, Eps: 1e-5}, 8, "unknown sampler"},
 		{m, Options{Kind: DDPM, Steps: 0, Eps: 1e-5}, 8, "steps"},
-		{m, Options{Kind: Analytic, Steps: 10, Eps: 1e-5}, 8, "time-conditioned SEDD"},
+		{seddNoTC, Options{Kind: Analytic, Steps: 10, Eps: 1e-5}, 8, "time-conditioned SEDD"},
+		{d3pm, Options{Kind: Analytic, Steps: 10, Eps: 1e-5}, 8, "SEDD or SUBS"},
 		{sedd, Options{Kind: DDPM, Steps: 10, Eps: 1e-5}, 8, "analytic"},
 		{m, Options{Kind: DDPM, Steps: 10, Eps: 1e-5}, 9, "exceeds the model length"},
 		{m, Options{Kind: AR, Steps: 10, Eps: 1e-5}, 8, "AR model"},
@@ -275,6 +280,77 @@ func TestD3PMSamplesWithItsOwnProbabilities(t *testing.T) {
 			if got := masked == B*L; got != c.wantMasked || (!c.wantMasked && masked != 0) {
 				t.Errorf("%s %s: %d of %d tokens still [MASK] after sampling", c.param, kind, masked, B*L)
 			}
+		}
+	}
+}
+
+// The analytic sampler on a SUBS model uses the reference's score conversion:
+// at a masked position S_y ∝ p_y with S_mask = 1 and Σ_{y≠mask} S_y = 1/expm1(σ)
+// (k = 1/expm1(σ)); at a position holding a, S_a = 1, S_mask = expm1(σ), 0
+// elsewhere. Sampling with it fills every mask.
+func TestAnalyticOnSUBS(t *testing.T) {
+	b, _ := accel.Backend()
+	const B, L = 2, 8
+	m, w := tinyModel(t, L)
+	mask := m.Backbone.MaskIndex
+	V := m.Backbone.Vocab
+	exec, err := NewExec(b, func(g *Graph, in []*Node) *Node {
+		n := len(m.Backbone.Specs())
+		return score(m, backbone.ParamsFromNodes(m.Backbone, in[:n]), w.RotaryInvFreqOrDefault(), in[n], in[n+1])
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := masks(B*L, mask)
+	x[3], x[L+5] = 7, 11
+	sigma := []float32{0.5, 2}
+	args := []any{}
+	for _, p := range w.Tensors() {
+		args = append(args, p)
+	}
+	out, err := exec.Call(append(args, gtensors.FromFlatDataAndDimensions(x, B, L), gtensors.FromFlatDataAndDimensions(sigma, B))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	S := gtensors.MustCopyFlatData[float32](out[0])
+	for bi := 0; bi < B; bi++ {
+		em1 := math.Expm1(float64(sigma[bi]))
+		for i := 0; i < L; i++ {
+			row := S[(bi*L+i)*V : (bi*L+i+1)*V]
+			if tok := x[bi*L+i]; tok != int32(mask) {
+				for v, s := range row {
+					want := 0.0
+					switch {
+					case v == int(tok):
+						want = 1
+					case v == mask:
+						want = em1
+					}
+					if math.Abs(float64(s)-want) > 1e-5*math.Max(1, want) {
+						t.Fatalf("row %d pos %d holding %d: S[%d] = %g, want %g", bi, i, tok, v, s, want)
+					}
+				}
+				continue
+			}
+			sum := 0.0
+			for v, s := range row {
+				if v != mask {
+					sum += float64(s)
+				}
+			}
+			if row[mask] != 1 || math.Abs(sum-1/em1) > 1e-4/em1 {
+				t.Fatalf("row %d pos %d masked: S_mask %g, Σ S_y %g, want 1 and %g", bi, i, row[mask], sum, 1/em1)
+			}
+		}
+	}
+	s, _ := New(b, m, w, 4, nil)
+	r, err := s.Sample(context.Background(), Options{Kind: Analytic, Steps: 12, Eps: 1e-5, NoiseRemoval: true}, masks(B*L, mask), B, L, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range r.Tokens {
+		if tok == int32(mask) {
+			t.Fatalf("analytic SUBS sampling left a mask: %v", r.Tokens)
 		}
 	}
 }

@@ -39,7 +39,7 @@ func TestCLI(t *testing.T) {
 		{[]string{"checkpoint", "import", filepath.Join(dir, "nope.safetensors"), "-o", filepath.Join(dir, "x")}, 1, "nope.safetensors"},
 		{[]string{"checkpoint", "import", "--noise", "polynomial", filepath.Join(fx.Dir, "dit.safetensors"), "-o", filepath.Join(dir, "x")}, 2, "--noise"},
 		{[]string{"sample", "--checkpoint", ck, "-o", filepath.Join(dir, "samples"), "--steps", "10", "--num", "2"}, 0, "msg=published stage=sample"},
-		{[]string{"sample", "--checkpoint", ck, "-o", filepath.Join(dir, "x"), "--sampler", "analytic"}, 1, "time-conditioned SEDD"},
+		{[]string{"sample", "--checkpoint", ck, "-o", filepath.Join(dir, "x"), "--sampler", "ar"}, 1, "needs an AR model"},
 		{[]string{"sample", "--checkpoint", ck, "-o", filepath.Join(dir, "x"), "--sampler", "euler"}, 2, "--sampler"},
 	}
 	for _, c := range cases {

@@ -86,7 +86,7 @@ func TestSampleStageRejectsBadInput(t *testing.T) {
 	}{
 		{"unknown sampler", func(o *Options) { o.Sampler = "euler" }, "unknown sampler"},
 		{"steps", func(o *Options) { o.Steps = 0 }, "steps"},
-		{"analytic on subs", func(o *Options) { o.Sampler = string(sampler.Analytic) }, "SEDD"},
+		{"ar on subs", func(o *Options) { o.Sampler = string(sampler.AR) }, "AR model"},
 		{"diffusion sampler on AR", func(o *Options) { o.Checkpoint = arCk }, "AR model"},
 		{"template too long", func(o *Options) { o.Template = strings.Repeat("1,", 32) + "1" }, "longer than"},
 		{"template id", func(o *Options) { o.Template = "1,x" }, `"x"`},
