@@ -31,13 +31,20 @@ type ImportOptions struct {
 	Method     Method
 	Tokenizer  string // built-in tokenizer name or tokenizer.json path to record ("" none)
 	Tool       string // tool version for the manifest
+	// NoEMA takes a Lightning checkpoint's raw state_dict instead of its EMA
+	// weights (the default, which the reference evaluates and samples with).
+	NoEMA bool
 }
 
 // Import converts a PyTorch safetensors state dict into a checkpoint/v1
 // artifact. A Hugging Face GPT-2 repository directory (config.json with
-// model_type gpt2, model.safetensors) becomes a GPT-2 scorer checkpoint.
+// model_type gpt2, model.safetensors) becomes a GPT-2 scorer checkpoint; a
+// reference Lightning .ckpt imports with its EMA weights and Hydra config.
 func Import(opts ImportOptions) (artifact.Manifest, error) {
 	src := opts.Src
+	if isLightning(src) {
+		return importLightning(opts)
+	}
 	if st, err := os.Stat(src); err == nil && st.IsDir() {
 		if isGPT2Repo(src) {
 			return importGPT2(opts)

@@ -14,7 +14,7 @@ import (
 // CheckpointCmd groups the checkpoint subcommands.
 type CheckpointCmd struct {
 	Inspect CheckpointInspectCmd `cmd:"" help:"Describe a safetensors state dict or a checkpoint directory (verifying its checksums)."`
-	Import  CheckpointImportCmd  `cmd:"" help:"Convert a PyTorch MDLM state dict (.safetensors) into a checkpoint directory."`
+	Import  CheckpointImportCmd  `cmd:"" help:"Convert a reference .ckpt, a PyTorch state dict (.safetensors) or a hub GPT-2 folder into a checkpoint directory."`
 	Export  CheckpointExportCmd  `cmd:"" help:"Write a checkpoint's weights as a PyTorch state dict (.safetensors)."`
 }
 
@@ -63,7 +63,7 @@ func (c *CheckpointInspectCmd) Run(kctx *kong.Context) error {
 
 // CheckpointImportCmd is `mdlm checkpoint import`.
 type CheckpointImportCmd struct {
-	Src              string `arg:"" help:"PyTorch state dict: a .safetensors file (bare or 'backbone.'-prefixed names) or a folder with model.safetensors." type:"path"`
+	Src              string `arg:"" help:"A reference Lightning checkpoint (.ckpt), a PyTorch state dict (.safetensors, bare or 'backbone.'-prefixed names, or a folder with model.safetensors), or a Hugging Face GPT-2 repository folder (a gen-PPL scorer)." type:"path"`
 	Out              string `short:"o" required:"" help:"Checkpoint directory to create." type:"path"`
 	ConfigJSON       string `name:"config-json" help:"config.json with the sizes (Hugging Face MDLMConfig or fixture keys); default: the one beside SRC, if any." type:"existingfile"`
 	Heads            int    `help:"Number of attention heads, when neither the tensors nor a config.json say."`
@@ -73,12 +73,13 @@ type CheckpointImportCmd struct {
 	TimeConditioning bool   `help:"The backbone was trained with sigma conditioning (SEDD, D3PM)."`
 	Noise            string `help:"Noise schedule." default:"loglinear" enum:"loglinear,cosine,cosinesqr,linear,geometric"`
 	Tokenizer        string `help:"Tokenizer to record: gpt2, bert-base-uncased, text8, bytes or a tokenizer.json path (its model vocabulary must match)."`
+	NoEMA            bool   `name:"no-ema" help:"Lightning .ckpt: take the raw state_dict instead of the EMA weights the reference evaluates with."`
 }
 
 // Run imports.
 func (c *CheckpointImportCmd) Run(log *slog.Logger) error {
 	opts := checkpoint.ImportOptions{Src: c.Src, Out: c.Out, ConfigJSON: c.ConfigJSON, Heads: c.Heads, Length: c.Length,
-		Tokenizer: c.Tokenizer, Tool: "mdlm " + toolVersion()}
+		Tokenizer: c.Tokenizer, NoEMA: c.NoEMA, Tool: "mdlm " + toolVersion()}
 	if c.Parameterization != "" {
 		opts.Method = checkpoint.Method{Parameterization: c.Parameterization, T: c.T, TimeConditioning: c.TimeConditioning, Noise: c.Noise}
 	}
