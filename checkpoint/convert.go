@@ -34,6 +34,16 @@ type ImportOptions struct {
 	// NoEMA takes a Lightning checkpoint's raw state_dict instead of its EMA
 	// weights (the default, which the reference evaluates and samples with).
 	NoEMA bool
+	// Extra params for the manifest (where the files came from).
+	Extra map[string]any
+}
+
+// params merges the import's own params with opts.Extra.
+func (opts ImportOptions) params(own map[string]any) map[string]any {
+	for k, v := range opts.Extra {
+		own[k] = v
+	}
+	return own
 }
 
 // Import converts a PyTorch safetensors state dict into a checkpoint/v1
@@ -89,7 +99,7 @@ func Import(opts ImportOptions) (artifact.Manifest, error) {
 		return artifact.Manifest{}, fmt.Errorf("import: %w", err)
 	}
 	m := artifact.Manifest{Stage: "checkpoint import", Tool: opts.Tool,
-		Params: map[string]any{"src": filepath.Base(src), "config_json": filepath.Base(cfgPath)}}
+		Params: opts.params(map[string]any{"src": filepath.Base(src), "config_json": filepath.Base(cfgPath)})}
 	if opts.Tokenizer != "" {
 		if err := checkTokenizer(opts.Tokenizer, cfg); err != nil {
 			return artifact.Manifest{}, fmt.Errorf("import: %w", err)
@@ -127,7 +137,7 @@ func importGPT2(opts ImportOptions) (artifact.Manifest, error) {
 			return artifact.Manifest{}, fmt.Errorf("import %s: %w", opts.Src, err)
 		}
 	}
-	m := artifact.Manifest{Stage: "checkpoint import", Tool: opts.Tool, Params: map[string]any{"src": filepath.Base(opts.Src), "arch": "gpt2"}}
+	m := artifact.Manifest{Stage: "checkpoint import", Tool: opts.Tool, Params: opts.params(map[string]any{"src": filepath.Base(opts.Src), "arch": "gpt2"})}
 	return Save(opts.Out, Config{Model: w.Config, Method: Method{Parameterization: "ar", Noise: "loglinear"}, Tokenizer: tok}, w, m)
 }
 

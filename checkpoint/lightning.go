@@ -475,8 +475,8 @@ func importLightning(opts ImportOptions) (artifact.Manifest, error) {
 	if err != nil {
 		return fail(err)
 	}
-	m := artifact.Manifest{Stage: "checkpoint import", Tool: opts.Tool, Params: map[string]any{"src": filepath.Base(opts.Src),
-		"format": "lightning", "global_step": l.GlobalStep, "weights": map[bool]string{true: "raw", false: "ema"}[opts.NoEMA]}}
+	m := artifact.Manifest{Stage: "checkpoint import", Tool: opts.Tool, Params: opts.params(map[string]any{"src": filepath.Base(opts.Src),
+		"format": "lightning", "global_step": l.GlobalStep, "weights": map[bool]string{true: "raw", false: "ema"}[opts.NoEMA]})}
 	return Save(opts.Out, Config{Model: cfg, Method: method.WithBounds(), Tokenizer: opts.Tokenizer}, w, m)
 }
 

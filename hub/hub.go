@@ -1,8 +1,9 @@
-// Package hub is a small Hugging Face Hub client for datasets: list a
-// repository's files at a revision (with sizes and the sha256 of LFS files),
-// resolve download URLs, and download files in parallel with HTTP Range resume,
-// sha256 verification, and retries with backoff on 429 and 5xx. It honours
-// $HF_ENDPOINT and $HF_TOKEN.
+// Package hub is a small Hugging Face Hub client for dataset and model
+// repositories: list a repository's files at a revision (with sizes and the
+// sha256 of LFS files), resolve download URLs, and download files in parallel
+// with HTTP Range resume, sha256 verification, and retries with backoff on 429
+// and 5xx. It honours $HF_ENDPOINT and $HF_TOKEN; the token is sent only in the
+// Authorization header and never logged.
 package hub
 
 import (
@@ -53,6 +54,7 @@ type File struct {
 	Path   string `json:"path"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256,omitempty"` // LFS object id; empty for small git files
+	url    string // where it downloads from (set by the listing of a model repository)
 }
 
 // HTTPError is a non-success answer.
@@ -159,7 +161,17 @@ type treeEntry struct {
 // ListFiles lists every file of a dataset repository at revision (a branch, tag
 // or commit; "refs/convert/parquet" works too), following pagination.
 func (c *Client) ListFiles(ctx context.Context, repo, revision string) ([]File, error) {
-	next := fmt.Sprintf("%s/api/datasets/%s/tree/%s?recursive=true", c.Endpoint, repo, url.PathEscape(revision))
+	return c.list(ctx, fmt.Sprintf("%s/api/datasets/%s/tree/%s?recursive=true", c.Endpoint, repo, url.PathEscape(revision)), repo, revision, nil)
+}
+
+// ListModelFiles lists every file of a model repository at revision; the files
+// download from the model's resolve URLs.
+func (c *Client) ListModelFiles(ctx context.Context, repo, revision string) ([]File, error) {
+	return c.list(ctx, fmt.Sprintf("%s/api/models/%s/tree/%s?recursive=true", c.Endpoint, repo, url.PathEscape(revision)), repo, revision,
+		func(path string) string { return c.ResolveModelURL(repo, revision, path) })
+}
+
+func (c *Client) list(ctx context.Context, next, repo, revision string, resolve func(string) string) ([]File, error) {
 	var files []File
 	for next != "" {
 		u := next
@@ -181,6 +193,9 @@ func (c *Client) ListFiles(ctx context.Context, repo, revision string) ([]File, 
 			if e.LFS != nil {
 				f.SHA256, f.Size = e.LFS.OID, e.LFS.Size
 			}
+			if resolve != nil {
+				f.url = resolve(f.Path)
+			}
 			files = append(files, f)
 		}
 		next = nextLink(resp.Header.Get("Link"))
@@ -201,9 +216,14 @@ func nextLink(h string) string {
 	return ""
 }
 
-// ResolveURL is the download URL of a file.
+// ResolveURL is the download URL of a dataset file.
 func (c *Client) ResolveURL(repo, revision, path string) string {
 	return fmt.Sprintf("%s/datasets/%s/resolve/%s/%s", c.Endpoint, repo, url.PathEscape(revision), path)
+}
+
+// ResolveModelURL is the download URL of a model file.
+func (c *Client) ResolveModelURL(repo, revision, path string) string {
+	return fmt.Sprintf("%s/%s/resolve/%s/%s", c.Endpoint, repo, url.PathEscape(revision), path)
 }
 
 // ErrChecksum reports a sha256 mismatch; the partial download is discarded.
@@ -224,7 +244,10 @@ func (c *Client) Download(ctx context.Context, repo, revision string, f File, de
 		return err
 	}
 	part := dest + ".part"
-	u := c.ResolveURL(repo, revision, f.Path)
+	u := f.url
+	if u == "" {
+		u = c.ResolveURL(repo, revision, f.Path)
+	}
 	for attempt := 0; ; attempt++ {
 		err := c.fetch(ctx, u, part, progress)
 		if err == nil {

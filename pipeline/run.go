@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -364,6 +365,12 @@ func fileDigests(sp stage.Spec, with map[string]any, inputs map[string]string) e
 			continue
 		}
 		for _, p := range values(v) {
+			if strings.HasPrefix(p, "hub:") {
+				// A hub reference (hub:org/name@revision) is keyed by itself:
+				// pin a commit as the revision for a content-addressed key.
+				inputs[fl.Name+":"+p] = p
+				continue
+			}
 			matches := []string{p}
 			if fl.Digest == stage.DigestFile {
 				matches, _ = filepath.Glob(p)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,33 @@ type CheckpointCmd struct {
 	Inspect CheckpointInspectCmd `cmd:"" help:"Describe a safetensors state dict or a checkpoint directory (verifying its checksums)."`
 	Import  CheckpointImportCmd  `cmd:"" help:"Convert a reference .ckpt, a PyTorch state dict (.safetensors) or a hub GPT-2 folder into a checkpoint directory."`
 	Export  CheckpointExportCmd  `cmd:"" help:"Write a checkpoint's weights as a PyTorch state dict (.safetensors)."`
+	Pull    CheckpointPullCmd    `cmd:"" help:"Download a model repository from the Hugging Face hub and import it (e.g. kuleshov-group/mdlm-owt, openai-community/gpt2-large)."`
+}
+
+// CheckpointPullCmd is `mdlm checkpoint pull`.
+type CheckpointPullCmd struct {
+	Repo      string `arg:"" help:"Model repository, org/name."`
+	Out       string `short:"o" required:"" help:"Checkpoint directory to create." type:"path"`
+	Revision  string `default:"main" help:"Branch, tag or commit (pin a commit for a reproducible pipeline)."`
+	Tokenizer string `help:"Tokenizer to record (default: gpt2 for GPT-2 vocabularies)."`
+	NoEMA     bool   `name:"no-ema" help:"A .ckpt repository: the raw state_dict instead of the EMA weights."`
+	Workers   int    `default:"4" help:"Parallel transfers."`
+	CacheDir  string `help:"Where raw hub files go (default $MDLM_CACHE or ~/.cache/mdlm/hub)." env:"MDLM_CACHE" type:"path"`
+}
+
+// Run pulls.
+func (c *CheckpointPullCmd) Run(ctx context.Context, log *slog.Logger) error {
+	bar := newProgress("pull")
+	defer bar.Done()
+	var got int64
+	m, err := checkpoint.Pull(ctx, checkpoint.PullOptions{Repo: c.Repo, Revision: c.Revision, Out: c.Out, Cache: c.CacheDir,
+		Tokenizer: c.Tokenizer, NoEMA: c.NoEMA, Workers: c.Workers, Tool: "mdlm " + toolVersion(), Log: log,
+		Progress: func(n int64) { got += n; bar.Bytes(got) }})
+	if err != nil {
+		return err
+	}
+	log.Info("pulled checkpoint", "repo", c.Repo, "revision", c.Revision, "out", c.Out, "digest", m.Digest())
+	return nil
 }
 
 // CheckpointInspectCmd is `mdlm checkpoint inspect`.

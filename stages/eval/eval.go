@@ -28,7 +28,7 @@ var Def = stage.Def{Kind: "eval", Version: 1, Output: train.MetricsType,
 
 // Options are the stage's flags.
 type Options struct {
-	Checkpoint string `required:"" input:"model" help:"checkpoint/v1 directory (or a training work directory: its last checkpoint)." type:"existingdir" digest:"file"`
+	Checkpoint string `required:"" input:"model" help:"checkpoint/v1 directory, a training work directory (its last checkpoint), or hub:org/name[@revision]." digest:"file"`
 	Data       string `required:"" input:"data" help:"packed/v1 artifact." type:"existingdir" digest:"file"`
 	Out        string `short:"o" required:"" output:"" help:"metrics/v1 artifact directory to create." type:"path"`
 	Split      string `default:"valid" help:"Split to evaluate."`
@@ -72,7 +72,7 @@ func (o *Options) evaluate(ctx context.Context, env *stage.Env) (train.Perplexit
 	if err != nil {
 		return train.Perplexity{}, man, err
 	}
-	ck, err := checkpoint.Open(o.Checkpoint)
+	ck, err := checkpoint.OpenRef(ctx, o.Checkpoint, env.Logger())
 	if err != nil {
 		return train.Perplexity{}, man, fmt.Errorf("eval: --checkpoint: %w", err)
 	}

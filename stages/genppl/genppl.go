@@ -85,7 +85,7 @@ var Def = stage.Def{Kind: "genppl", Version: 2, Output: train.MetricsType,
 // Options are the stage's flags.
 type Options struct {
 	Samples   string `arg:"" input:"samples" help:"samples/v1 artifact." type:"existingdir" digest:"file"`
-	Scorer    string `required:"" input:"scorer" help:"Scorer checkpoint/v1: GPT-2 (mdlm checkpoint import <hub dir>) or an AR model, naming a tokenizer." type:"existingdir" digest:"file"`
+	Scorer    string `required:"" input:"scorer" help:"Scorer: a checkpoint/v1 directory (GPT-2 from mdlm checkpoint import/pull, or an AR model, naming a tokenizer) or hub:org/name[@revision] (e.g. hub:openai-community/gpt2-large)." digest:"file"`
 	Out       string `short:"o" required:"" output:"" help:"metrics/v1 artifact directory to create." type:"path"`
 	Batch     int    `default:"8" help:"Samples per scoring batch (eval.perplexity_batch_size); the remainder is dropped, as in the reference."`
 	MaxLength int    `help:"Truncate re-tokenized samples to this many tokens (default: the samples' length, the reference's model.length)."`
@@ -115,7 +115,7 @@ func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (a
 	if err != nil {
 		return artifact.Manifest{}, fmt.Errorf("genppl: %w", err)
 	}
-	ck, err := checkpoint.Open(o.Scorer)
+	ck, err := checkpoint.OpenRef(ctx, o.Scorer, env.Logger())
 	if err != nil {
 		return artifact.Manifest{}, fmt.Errorf("genppl: --scorer: %w", err)
 	}

@@ -32,7 +32,7 @@ var Def = stage.Def{Kind: "sample", Version: 1, Output: datasets.SamplesType,
 
 // Options are the stage's flags.
 type Options struct {
-	Checkpoint   string  `required:"" input:"model" help:"checkpoint/v1 directory (or a training work directory: its last checkpoint)." type:"existingdir" digest:"file"`
+	Checkpoint   string  `required:"" input:"model" help:"checkpoint/v1 directory, a training work directory (its last checkpoint), or hub:org/name[@revision]." digest:"file"`
 	Out          string  `short:"o" required:"" output:"" help:"samples/v1 artifact directory to create." type:"path"`
 	Sampler      string  `default:"ddpm_rowcache" enum:"ddpm,ddpm_cache,ddpm_rowcache,analytic,ar" help:"ddpm, ddpm_cache (reference cache), ddpm_rowcache (per-row cache, same samples, fewer evaluations), analytic (SEDD), ar."`
 	Steps        int     `default:"1000" help:"Reverse diffusion steps."`
@@ -110,7 +110,7 @@ func ParseTemplate(s string, mask, vocab int) ([]int32, error) {
 // Build implements stage.Builder: options are checked before any compute.
 func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (artifact.Manifest, error) {
 	opts := *o
-	ck, err := checkpoint.Open(opts.Checkpoint)
+	ck, err := checkpoint.OpenRef(ctx, opts.Checkpoint, env.Logger())
 	if err != nil {
 		return artifact.Manifest{}, fmt.Errorf("sample: --checkpoint: %w", err)
 	}

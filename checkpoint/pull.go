@@ -1,0 +1,167 @@
+package checkpoint
+
+// Checkpoints from the Hugging Face hub: `mdlm checkpoint pull
+// kuleshov-group/mdlm-owt` downloads a model repository (listing, revisions,
+// LFS sha256, resumable transfers, $HF_ENDPOINT, $HF_TOKEN) into the hub cache
+// and imports it as a verified checkpoint/v1; a stage flag that takes a
+// checkpoint also accepts hub:org/name[@revision], pulled on first use.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/mdlm-go/mdlm/artifact"
+	"github.com/mdlm-go/mdlm/hub"
+)
+
+// HubPrefix marks a checkpoint reference on the hub: hub:org/name[@revision].
+const HubPrefix = "hub:"
+
+// ParseHubRef splits hub:org/name[@revision] (revision default "main").
+func ParseHubRef(ref string) (repo, revision string, ok bool) {
+	rest, ok := strings.CutPrefix(ref, HubPrefix)
+	if !ok {
+		return "", "", false
+	}
+	repo, revision, found := strings.Cut(rest, "@")
+	if !found || revision == "" {
+		revision = "main"
+	}
+	return repo, revision, repo != ""
+}
+
+// HubCache is the root of downloaded hub files: $MDLM_CACHE, else
+// ~/.cache/mdlm/hub.
+func HubCache() string {
+	if c := os.Getenv("MDLM_CACHE"); c != "" {
+		return c
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "mdlm", "hub")
+}
+
+// PullOptions configure Pull.
+type PullOptions struct {
+	Repo, Revision string
+	Out            string // the checkpoint/v1 to publish
+	Cache          string // raw files go under <Cache>/models/<repo>/<revision> (default HubCache)
+	Tokenizer      string // default: gpt2 for GPT-2-sized vocabularies (50257, 50258)
+	NoEMA          bool   // a .ckpt: the raw state_dict
+	Workers        int
+	Client         *hub.Client // default hub.NewClient()
+	Tool           string
+	Log            *slog.Logger
+	Progress       func(int64)
+}
+
+// Pull downloads a model repository and imports it: a GPT-2 repository (a
+// gen-PPL scorer), an MDLM repository in the Hugging Face layout (config.json
+// and model.safetensors under "backbone."), or one holding a Lightning .ckpt.
+// The manifest records the repository, revision and every file's sha256.
+func Pull(ctx context.Context, opts PullOptions) (artifact.Manifest, error) {
+	c := opts.Client
+	if c == nil {
+		c = hub.NewClient()
+	}
+	if opts.Revision == "" {
+		opts.Revision = "main"
+	}
+	if opts.Cache == "" {
+		opts.Cache = HubCache()
+	}
+	fail := func(err error) (artifact.Manifest, error) {
+		return artifact.Manifest{}, fmt.Errorf("pull %s@%s: %w", opts.Repo, opts.Revision, err)
+	}
+	files, err := c.ListModelFiles(ctx, opts.Repo, opts.Revision)
+	if err != nil {
+		return fail(err)
+	}
+	want, src, err := pickFiles(files)
+	if err != nil {
+		return fail(err)
+	}
+	raw := filepath.Join(opts.Cache, "models", filepath.FromSlash(opts.Repo), opts.Revision)
+	if opts.Log != nil {
+		opts.Log.Info("downloading model", "repo", opts.Repo, "revision", opts.Revision, "files", len(want), "to", raw)
+	}
+	if err := c.DownloadAll(ctx, opts.Repo, opts.Revision, want, raw, opts.Workers, opts.Progress); err != nil {
+		return fail(err)
+	}
+	digests := map[string]string{}
+	for _, f := range want {
+		digests[f.Path] = f.SHA256
+	}
+	tok := opts.Tokenizer
+	if tok == "" {
+		tok = defaultTokenizer(filepath.Join(raw, "config.json"))
+	}
+	m, err := Import(ImportOptions{Src: filepath.Join(raw, filepath.FromSlash(src)), Out: opts.Out, Tokenizer: tok, NoEMA: opts.NoEMA,
+		Tool: opts.Tool, Extra: map[string]any{"hub_repo": opts.Repo, "revision": opts.Revision, "hub_files": digests}})
+	if err != nil {
+		return fail(err)
+	}
+	return m, nil
+}
+
+// pickFiles chooses what to download and what to import: config.json with
+// model.safetensors (imported as the directory), else a single .ckpt.
+func pickFiles(files []hub.File) ([]hub.File, string, error) {
+	var cfg, weights, ckpt *hub.File
+	var names []string
+	for i, f := range files {
+		names = append(names, f.Path)
+		switch {
+		case f.Path == "config.json":
+			cfg = &files[i]
+		case f.Path == "model.safetensors":
+			weights = &files[i]
+		case strings.HasSuffix(f.Path, ".ckpt") && ckpt == nil:
+			ckpt = &files[i]
+		}
+	}
+	switch {
+	case weights != nil && cfg != nil:
+		return []hub.File{*cfg, *weights}, ".", nil
+	case ckpt != nil:
+		return []hub.File{*ckpt}, ckpt.Path, nil
+	}
+	return nil, "", fmt.Errorf("no config.json with model.safetensors, nor a .ckpt, among %v", names)
+}
+
+// defaultTokenizer names gpt2 for a config whose vocabulary is GPT-2's
+// (50257, or 50258 with MDLM's [MASK]).
+func defaultTokenizer(configPath string) string {
+	raw, err := os.ReadFile(configPath)
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		VocabSize int `json:"vocab_size"`
+	}
+	if json.Unmarshal(raw, &c) == nil && (c.VocabSize == 50257 || c.VocabSize == 50258) {
+		return "gpt2"
+	}
+	return ""
+}
+
+// OpenRef is Open for a stage's checkpoint flag: a directory, or a hub
+// reference pulled (once) into <HubCache>/checkpoints/<org>--<name>@<revision>.
+func OpenRef(ctx context.Context, ref string, log *slog.Logger) (*Checkpoint, error) {
+	repo, rev, ok := ParseHubRef(ref)
+	if !ok {
+		return Open(ref)
+	}
+	dir := filepath.Join(HubCache(), "checkpoints", strings.ReplaceAll(repo, "/", "--")+"@"+rev)
+	if ck, err := Load(dir, true); err == nil {
+		return ck, nil
+	}
+	if _, err := Pull(ctx, PullOptions{Repo: repo, Revision: rev, Out: dir, Log: log}); err != nil {
+		return nil, err
+	}
+	return Load(dir, true)
+}
