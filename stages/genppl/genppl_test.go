@@ -21,11 +21,11 @@ import (
 
 func TestGenPPLWeights(t *testing.T) {
 	// x = [a, EOS, b, EOS, EOS(pad)]: targets 1..4; the first EOS counts, later ones do not.
-	got := GenPPLWeights([]int{7, 9, 8, 9, 9}, 9)
+	got := train.GenPPLWeights([]int{7, 9, 8, 9, 9}, 9)
 	if want := []float64{0, 1, 1, 0, 0}; !reflect.DeepEqual(got, want) {
 		t.Errorf("weights %v, want %v", got, want)
 	}
-	if h := SampleEntropy([]int32{1, 1, 2, 3}); math.Abs(h-(-(0.5*math.Log(0.5) + 2*0.25*math.Log(0.25)))) > 1e-12 {
+	if h := train.SampleEntropy([]int32{1, 1, 2, 3}); math.Abs(h-(-(0.5*math.Log(0.5) + 2*0.25*math.Log(0.25)))) > 1e-12 {
 		t.Errorf("entropy %v", h)
 	}
 }
@@ -70,14 +70,14 @@ func TestGenPPLEndToEnd(t *testing.T) {
 	if m.Type != train.MetricsType || m.Inputs["scorer"] == "" || m.Inputs["samples"] == "" {
 		t.Errorf("manifest %+v", m)
 	}
-	var res GenResult
+	var res train.GenResult
 	raw, _ := os.ReadFile(filepath.Join(out, train.MetricsJSON))
 	if err := json.Unmarshal(raw, &res); err != nil {
 		t.Fatal(err)
 	}
 	var h float64
 	for _, r := range rows {
-		h += SampleEntropy(r.Tokens) / float64(len(rows))
+		h += train.SampleEntropy(r.Tokens) / float64(len(rows))
 	}
 	if res.Scored != 4 || math.IsNaN(res.GenPPL) || res.GenPPL <= 1 || math.Abs(res.Entropy-h) > 1e-12 || res.Samples != 5 {
 		t.Errorf("gen ppl result %+v (entropy want %v)", res, h)
@@ -86,7 +86,7 @@ func TestGenPPLEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := GenPPL(context.Background(), b, rows, ck, Scoring{Batch: 2, MaxLength: 24, Context: 24}); err == nil || !strings.Contains(err.Error(), "want gpt2 or ar") {
+	if _, err := train.NewScorer(b, ck.Config.Model, ck.ForInference(), ck.Config.Tokenizer); err == nil || !strings.Contains(err.Error(), "want gpt2 or ar") {
 		t.Errorf("a DiT scorer: err = %v", err)
 	}
 }
