@@ -19,10 +19,15 @@ import (
 // noise and dropout are functions of (seed, step), so the step is the data
 // position and the RNG state at once.
 type TrainState struct {
-	Step       int            `json:"step"`        // optimizer steps taken
-	Seed       int64          `json:"seed"`        // the run's seed
-	EMAUpdates int            `json:"ema_updates"` // n of the EMA warm-up min(decay, (1+n)/(10+n))
-	Options    map[string]any `json:"options"`     // training options, to refuse an incompatible resume
+	Step       int     `json:"step"`                   // optimizer steps taken
+	Seed       int64   `json:"seed"`                   // the run's seed
+	EMAUpdates int     `json:"ema_updates"`            // n of the EMA warm-up min(decay, (1+n)/(10+n))
+	BestStep   int     `json:"best_step,omitempty"`    // the step with the lowest validation NELBO so far
+	BestValNLL float64 `json:"best_val_nll,omitempty"` // that NELBO (per token, nats)
+	// ValidatedStep is the last step whose validation completed (a checkpoint
+	// written during an interrupted validation has Step > ValidatedStep).
+	ValidatedStep int            `json:"validated_step,omitempty"`
+	Options       map[string]any `json:"options"` // training options, to refuse an incompatible resume
 }
 
 // Training is a training checkpoint's content.
@@ -121,11 +126,13 @@ func LoadTraining(dir string) (*Training, error) {
 	return t, nil
 }
 
-// A run directory keeps its checkpoints in "checkpoints/step-NNNNNNNN" and names
-// the newest complete one in "checkpoints/last".
+// A run directory keeps its checkpoints in "checkpoints/step-NNNNNNNN", names
+// the newest complete one in "checkpoints/last", and keeps the one with the
+// lowest validation NELBO in "checkpoints/best" (BestDir; never pruned).
 const (
 	CheckpointsDir = "checkpoints"
 	LastFile       = "last"
+	BestDir        = "best"
 )
 
 // StepDir is the checkpoint directory of a step.

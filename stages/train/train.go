@@ -40,12 +40,14 @@ import (
 	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/diffusion"
 	"github.com/mdlm-go/mdlm/optim"
+	"github.com/mdlm-go/mdlm/sampler"
 	"github.com/mdlm-go/mdlm/stage"
+	"github.com/mdlm-go/mdlm/tokenizer"
 	step "github.com/mdlm-go/mdlm/train"
 )
 
 // Def declares the stage.
-var Def = stage.Def{Kind: "train", Version: 2, Output: checkpoint.Type,
+var Def = stage.Def{Kind: "train", Version: 3, Output: checkpoint.Type,
 	Help:   "Train MDLM, D3PM, SEDD or the AR baseline on packed/v1 data; publishes checkpoint/v1 (resumable).",
 	Inputs: []stage.Input{{Name: "data", Type: datasets.PackedType}},
 	New:    func() stage.Options { return &Options{} }}
@@ -80,6 +82,9 @@ type Options struct {
 	CheckpointEvery  int     `default:"500" help:"Checkpoint every N steps into the work directory (a killed run resumes from the last one)." cosmetic:""`
 	KeepLast         int     `default:"3" help:"Checkpoints to keep in the work directory." cosmetic:""`
 	Precision        string  `default:"auto" enum:"auto,fp32,bf16" help:"bf16 mixed precision (float32 masters) or fp32; auto: bf16 on XLA/GPU, fp32 on CPU."`
+	GenPPLScorer     string  `name:"gen-ppl-scorer" help:"At each validation also draw --gen-ppl-samples samples with the EMA weights and score them with this checkpoint (GPT-2 or AR; a directory or hub:org/name), as the reference's val/gen_ppl." digest:"file"`
+	GenPPLSamples    int     `name:"gen-ppl-samples" default:"8" help:"Samples drawn at each validation for --gen-ppl-scorer."`
+	GenPPLSteps      int     `name:"gen-ppl-steps" default:"1000" help:"Reverse steps of those samples (the reference's sampling.steps)."`
 
 	StopAfter int `kong:"-"` // testing: return after this many steps of this call, as if killed (0: never)
 }
@@ -126,6 +131,43 @@ func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (a
 	return r.final(dirs.Out)
 }
 
+// copyArtifact copies a published artifact's manifest and files (not its stat
+// cache) into dst: the best checkpoint travels inside the published run, a
+// checkpoint/v1 of its own that eval and sample open as <out>/best.
+func copyArtifact(src, dst string) error {
+	m, err := artifact.Read(src, "")
+	if err != nil {
+		return err
+	}
+	// The copy's manifest carries no creation time and backend, so that a
+	// resumed run publishes the same bytes as an uninterrupted one.
+	m.Created, m.Backend = time.Time{}, ""
+	raw, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dst, artifact.ManifestName), append(raw, '\n'), 0o644); err != nil {
+		return err
+	}
+	for _, f := range m.Files {
+		from, to := filepath.Join(src, filepath.FromSlash(f.Path)), filepath.Join(dst, filepath.FromSlash(f.Path))
+		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+			return err
+		}
+		raw, err := os.ReadFile(from)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(to, raw, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // ErrStopped reports a run stopped early on purpose (Options.StopAfter).
 var ErrStopped = errors.New("stopped early")
 
@@ -167,7 +209,9 @@ func start(b compute.Backend, opts Options, log *slog.Logger, work string, progr
 			var r *run
 			if r, err = newRun(b, opts, cfg, m, log, work); err == nil {
 				r.train, r.valid, r.dataDigest, r.progress = trainData, validData, pm.Digest(), progress
-				return r, nil
+				if err = r.openScorer(); err == nil {
+					return r, nil
+				}
 			}
 		}
 	}
@@ -187,6 +231,8 @@ type Metrics struct {
 	TokensPerSec float64 `json:"tokens_per_sec,omitempty"`
 	ValNLL       float64 `json:"val_nll,omitempty"`
 	ValPPL       float64 `json:"val_ppl,omitempty"`
+	ValGenPPL    float64 `json:"val_gen_ppl,omitempty"` // generative perplexity of samples (--gen-ppl-scorer)
+	ValEntropy   float64 `json:"val_entropy,omitempty"` // their mean unigram entropy
 }
 
 // ErrNonFinite reports a NaN or Inf loss; the last good checkpoint is kept.
@@ -247,6 +293,10 @@ type run struct {
 	train, valid *datasets.PackedArrow
 	dataDigest   string
 	progress     func(step, total int, loss, tokensPerSec float64)
+	scorer       *step.Scorer // --gen-ppl-scorer, nil without
+	bestStep     int          // the step with the lowest validation NELBO so far (0: none yet)
+	bestNLL      float64
+	validated    int // the last step whose validation completed
 }
 
 func (r *run) close() {
@@ -322,6 +372,7 @@ func (r *run) restoreOrInit() error {
 			r.state.V = append(r.state.V, gtensors.FromFlatDataAndDimensions(t.V[s.Name], s.Shape...))
 		}
 		r.ema, r.emaN = t.EMA.Tensors(), t.State.EMAUpdates
+		r.bestStep, r.bestNLL, r.validated = t.State.BestStep, t.State.BestValNLL, t.State.ValidatedStep
 		r.log.Info("resumed", "checkpoint", last, "step", t.State.Step)
 		return nil
 	}
@@ -373,11 +424,18 @@ func (p *permCache) get(epoch int) []int {
 }
 
 func (r *run) loop(ctx context.Context) (*Metrics, error) {
-	opts, trainData, validData := r.opts, r.train, r.valid
+	opts, trainData := r.opts, r.train
 	perms := &permCache{seed: opts.Seed, n: trainData.NumRows()}
 	var last Metrics
 	start, tokens := time.Now(), 0
 	taken := 0
+	if r.state.Step > 0 && r.validated < r.state.Step && r.validationDue() {
+		// Resumed from a checkpoint written while this step's validation was
+		// interrupted: validate it now, as an uninterrupted run did.
+		if _, err := r.validate(ctx); err != nil {
+			return nil, err
+		}
+	}
 	for r.state.Step < opts.Steps {
 		if ctx.Err() != nil { // Ctrl-C: keep what we have
 			if err := r.save(); err != nil {
@@ -421,8 +479,8 @@ func (r *run) loop(ctx context.Context) (*Metrics, error) {
 		if r.progress != nil {
 			r.progress(r.state.Step, opts.Steps, last.Loss, last.TokensPerSec)
 		}
-		if validData != nil && opts.EvalEvery > 0 && (r.state.Step%opts.EvalEvery == 0 || r.state.Step == opts.Steps) {
-			res, err := r.eval.Perplexity(ctx, r.emaOrParams(), validData, opts.Batch, opts.Seed, opts.EvalBlocks)
+		if r.validationDue() {
+			vm, err := r.validate(ctx)
 			if err != nil && ctx.Err() != nil { // interrupted mid-evaluation: the step itself is done, keep it
 				if err := r.save(); err != nil {
 					return nil, err
@@ -432,11 +490,7 @@ func (r *run) loop(ctx context.Context) (*Metrics, error) {
 			if err != nil {
 				return nil, err
 			}
-			vm := Metrics{Step: r.state.Step, ValNLL: res.NLL, ValPPL: res.PPL}
-			last.ValNLL, last.ValPPL = res.NLL, res.PPL
-			r.record(vm)
-			r.log.Info("validation (EMA weights)", "step", vm.Step, "val_nll", fmt.Sprintf("%.4f", res.NLL),
-				"val_ppl", fmt.Sprintf("%.2f", res.PPL), "unigram_ppl", fmt.Sprintf("%.2f", res.UnigramPPL))
+			last.ValNLL, last.ValPPL, last.ValGenPPL, last.ValEntropy = vm.ValNLL, vm.ValPPL, vm.ValGenPPL, vm.ValEntropy
 		}
 		if (opts.CheckpointEvery > 0 && r.state.Step%opts.CheckpointEvery == 0) || r.state.Step == opts.Steps {
 			if err := r.save(); err != nil {
@@ -516,7 +570,7 @@ func (r *run) snapshot() (checkpoint.Training, error) {
 		}
 	}
 	return checkpoint.Training{Config: r.cfg, Raw: raw, EMA: ema, M: mm, V: vv,
-		State: checkpoint.TrainState{Step: r.state.Step, Seed: r.opts.Seed, EMAUpdates: r.emaN}}, nil
+		State: checkpoint.TrainState{Step: r.state.Step, Seed: r.opts.Seed, EMAUpdates: r.emaN, BestStep: r.bestStep, BestValNLL: r.bestNLL, ValidatedStep: r.validated}}, nil
 }
 
 // save publishes a checkpoint of the current step in the work directory and
@@ -562,8 +616,149 @@ func (r *run) final(dir string) (artifact.Manifest, error) {
 	if err := writePlot(filepath.Join(dir, "loss.png"), ms); err != nil {
 		return artifact.Manifest{}, fmt.Errorf("train: loss plot: %w", err)
 	}
+	best := filepath.Join(r.work, checkpoint.CheckpointsDir, checkpoint.BestDir)
+	if _, err := os.Stat(best); err == nil {
+		if err := copyArtifact(best, filepath.Join(dir, checkpoint.BestDir)); err != nil {
+			return artifact.Manifest{}, fmt.Errorf("train: best checkpoint: %w", err)
+		}
+	}
 	return artifact.Manifest{Backend: r.backend, Inputs: map[string]string{"data": r.dataDigest},
 		Params: artifact.Params(checkpoint.Meta{Step: r.state.Step})}, nil
+}
+
+// validationDue reports whether the current step validates.
+func (r *run) validationDue() bool {
+	o := r.opts
+	return r.valid != nil && o.EvalEvery > 0 && (r.state.Step%o.EvalEvery == 0 || r.state.Step == o.Steps)
+}
+
+// validate evaluates the EMA weights on the valid split (and, with a scorer,
+// the generative perplexity of samples), records the metrics and keeps the
+// best checkpoint. An interrupted validation returns the context's error and
+// leaves the step unvalidated, so a resumed run validates it.
+func (r *run) validate(ctx context.Context) (Metrics, error) {
+	o := r.opts
+	res, err := r.eval.Perplexity(ctx, r.emaOrParams(), r.valid, o.Batch, o.Seed, o.EvalBlocks)
+	if err != nil {
+		return Metrics{}, err
+	}
+	vm := Metrics{Step: r.state.Step, ValNLL: res.NLL, ValPPL: res.PPL}
+	if r.scorer != nil {
+		g, err := r.genPPL(ctx, r.valid.L)
+		if err != nil && ctx.Err() != nil {
+			return Metrics{}, err
+		}
+		if err != nil {
+			return Metrics{}, fmt.Errorf("train: validation gen-ppl at step %d: %w", r.state.Step, err)
+		}
+		vm.ValGenPPL, vm.ValEntropy = g.GenPPL, g.Entropy
+	}
+	r.record(vm)
+	r.log.Info("validation (EMA weights)", "step", vm.Step, "val_nll", fmt.Sprintf("%.4f", res.NLL),
+		"val_ppl", fmt.Sprintf("%.2f", res.PPL), "unigram_ppl", fmt.Sprintf("%.2f", res.UnigramPPL),
+		"val_gen_ppl", fmt.Sprintf("%.2f", vm.ValGenPPL))
+	if err := r.keepBest(res.NLL); err != nil {
+		return Metrics{}, err
+	}
+	r.validated = r.state.Step
+	return vm, nil
+}
+
+// openScorer loads --gen-ppl-scorer (a directory or a hub reference).
+func (r *run) openScorer() error {
+	if r.opts.GenPPLScorer == "" {
+		return nil
+	}
+	if r.model.Param == diffusion.ARP {
+		return fmt.Errorf("--gen-ppl-scorer: sampling an AR model during validation is not supported")
+	}
+	if r.cfg.Tokenizer == "" {
+		return fmt.Errorf("--gen-ppl-scorer: the training data names no tokenizer to decode samples with")
+	}
+	ck, err := checkpoint.OpenRef(context.Background(), r.opts.GenPPLScorer, r.log)
+	if err != nil {
+		return fmt.Errorf("--gen-ppl-scorer: %w", err)
+	}
+	r.scorer, err = step.NewScorer(r.b, ck.Config.Model, ck.ForInference(), ck.Config.Tokenizer)
+	if err != nil {
+		return fmt.Errorf("--gen-ppl-scorer %s: %w", r.opts.GenPPLScorer, err)
+	}
+	return nil
+}
+
+// genPPL is the reference's validation sampling: --gen-ppl-samples rows of
+// the model length drawn with the EMA weights (ddpm_cache for loglinear SUBS,
+// ddpm otherwise, analytic for SEDD; seeded by (seed, step)), decoded with the
+// data's tokenizer and scored by the gen-PPL scorer.
+func (r *run) genPPL(ctx context.Context, L int) (step.GenResult, error) {
+	w := &backbone.Weights{Config: r.cfg.Model, Data: map[string][]float32{}, InvFreq: r.invFreq}
+	if err := w.SetFromTensors(r.emaOrParams()); err != nil {
+		return step.GenResult{}, err
+	}
+	m := r.model
+	kind := sampler.DDPM
+	_, loglinear := m.Schedule.(diffusion.LogLinear)
+	switch {
+	case m.Param == diffusion.SEDD:
+		kind = sampler.Analytic
+	case m.Param == diffusion.SUBS && loglinear:
+		kind = sampler.DDPMCache
+	}
+	s, err := sampler.New(r.b, m, w, r.opts.Seed*1_000_003+int64(r.state.Step), nil)
+	if err != nil {
+		return step.GenResult{}, err
+	}
+	N := max(1, r.opts.GenPPLSamples)
+	prior := make([]int32, N*L)
+	for i := range prior {
+		prior[i] = int32(m.Backbone.MaskIndex)
+	}
+	res, err := s.Sample(ctx, sampler.Options{Kind: kind, Steps: max(1, r.opts.GenPPLSteps), Eps: 1e-5, NoiseRemoval: true}, prior, N, L, nil)
+	if err != nil {
+		return step.GenResult{}, err
+	}
+	tok, err := tokenizer.Load(r.cfg.Tokenizer)
+	if err != nil {
+		return step.GenResult{}, err
+	}
+	vocab, err := tokenizer.ForModel(tok)
+	if err != nil {
+		return step.GenResult{}, err
+	}
+	rows := make([]datasets.Sample, N)
+	for i := range rows {
+		ids := res.Tokens[i*L : (i+1)*L]
+		ints := make([]int, L)
+		for j, x := range ids {
+			ints[j] = int(x)
+		}
+		text, err := vocab.Decode(ints)
+		if err != nil {
+			return step.GenResult{}, err
+		}
+		rows[i] = datasets.Sample{Index: int64(i), Tokens: ids, Text: text}
+	}
+	return r.scorer.GenPPL(ctx, rows, step.Scoring{Batch: min(8, N), MaxLength: L, Context: 1024})
+}
+
+// keepBest saves the current state as checkpoints/best when its validation
+// NELBO is the lowest so far (the reference's ModelCheckpoint on val/nll).
+func (r *run) keepBest(nll float64) error {
+	if r.bestStep != 0 && nll >= r.bestNLL {
+		return nil
+	}
+	r.bestStep, r.bestNLL = r.state.Step, nll
+	t, err := r.snapshot()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(r.work, checkpoint.CheckpointsDir, checkpoint.BestDir)
+	if _, err := checkpoint.SaveTraining(dir, t, artifact.Manifest{Stage: "train", Backend: r.backend,
+		Params: map[string]any{"step": r.state.Step, "val_nll": nll}}); err != nil {
+		return fmt.Errorf("train: best checkpoint: %w", err)
+	}
+	r.log.Info("best checkpoint", "step", r.state.Step, "val_nll", fmt.Sprintf("%.4f", nll))
+	return nil
 }
 
 // resolvePrecision maps "auto" to bf16 mixed precision on the XLA backend (GPUs)

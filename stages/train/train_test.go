@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,6 +15,7 @@ import (
 	"github.com/gomlx/compute"
 	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/artifact"
+	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/checkpoint"
 	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/internal/stagetest"
@@ -209,5 +211,93 @@ func TestLinearScheduleBoundsRecorded(t *testing.T) {
 	}
 	if cfg.Method.SigmaMin != 1e-3 || cfg.Method.SigmaMax != 7 {
 		t.Errorf("method %+v, want sigma_min 1e-3 and sigma_max 7", cfg.Method)
+	}
+}
+
+// The published run carries, besides its final state, the checkpoint of the
+// step with the lowest validation NELBO (best/), a checkpoint/v1 of its own;
+// with --gen-ppl-scorer each validation also records the generative
+// perplexity of samples drawn with the EMA weights.
+func TestBestCheckpointAndValidationGenPPL(t *testing.T) {
+	data := packedFixture(t)
+	// An AR scorer reading the same byte vocabulary.
+	scfg := backbone.Config{Arch: backbone.AR, Vocab: 259, Hidden: 16, Heads: 2, Blocks: 1, Length: 16, MaskIndex: 258}
+	sw, err := backbone.NewWeights(scfg, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scorer := filepath.Join(t.TempDir(), "scorer")
+	if _, err := checkpoint.Save(scorer, checkpoint.Config{Model: scfg, Method: checkpoint.DefaultMethod(backbone.AR), Tokenizer: "bytes"}, sw, artifact.Manifest{}); err != nil {
+		t.Fatal(err)
+	}
+	o := baseOptions(data, filepath.Join(t.TempDir(), "run"))
+	o.EvalEvery, o.GenPPLScorer, o.GenPPLSamples, o.GenPPLSteps = 2, scorer, 4, 6
+	if _, err := publish(o); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := ReadMetrics(o.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bestStep, bestNLL, vals := 0, 0.0, 0
+	for _, m := range ms {
+		if m.ValNLL == 0 {
+			continue
+		}
+		vals++
+		if m.ValGenPPL <= 1 || m.ValEntropy <= 0 {
+			t.Errorf("step %d: val_gen_ppl %v, entropy %v", m.Step, m.ValGenPPL, m.ValEntropy)
+		}
+		if bestStep == 0 || m.ValNLL < bestNLL {
+			bestStep, bestNLL = m.Step, m.ValNLL
+		}
+	}
+	if vals != 3 {
+		t.Fatalf("%d validations, want 3", vals)
+	}
+	best, err := checkpoint.LoadTraining(filepath.Join(o.Out, checkpoint.BestDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if best.State.Step != bestStep || math.Abs(best.State.BestValNLL-bestNLL) > 1e-9 {
+		t.Errorf("best checkpoint at step %d (val %v), metrics say step %d (val %v)", best.State.Step, best.State.BestValNLL, bestStep, bestNLL)
+	}
+	if _, _, err := artifact.Open[checkpoint.Meta](o.Out); err != nil {
+		t.Errorf("the run with best/ inside does not verify: %v", err)
+	}
+}
+
+// A run interrupted during a validation and resumed publishes exactly the
+// artifact of an uninterrupted run: the resumed run validates that step first.
+func TestInterruptedValidationIsRedoneOnResume(t *testing.T) {
+	b, _ := accel.Backend()
+	data := packedFixture(t)
+	whole := baseOptions(data, filepath.Join(t.TempDir(), "whole"))
+	want, err := publish(whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := baseOptions(data, filepath.Join(t.TempDir(), "cut"))
+	o.CheckpointEvery = 100
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r, err := start(b, o, quiet, o.Out+stage.WorkSuffix, func(s, _ int, _, _ float64) {
+		if s == o.EvalEvery {
+			cancel()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.loop(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	r.close()
+	got, err := publish(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Digest() != want.Digest() {
+		t.Errorf("resumed after an interrupted validation: %s, uninterrupted %s", got.Digest(), want.Digest())
 	}
 }
