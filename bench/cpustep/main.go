@@ -1,0 +1,240 @@
+// Command cpustep times mdlm's training step (forward, SUBS loss, backward,
+// global-norm clip, AdamW; float32, dropout 0) or its forward pass (loss
+// without gradients, what eval and sampling run) for one configuration, and
+// writes the initial weights and the batches it used, so that
+// bench/torch_step.py runs the identical computation in PyTorch
+// (bench/cpu_vs_torch.sh compares the two).
+//
+//	cpustep -case d128 -dir DIR -steps 10 [-forward] [-init]
+//
+// With -init it writes DIR/weights.safetensors (the reference state dict) and
+// DIR/batches.safetensors (x0, xt [S, B, L] int64; sigma, dsigma [S, B]) and
+// exits. Otherwise it reads them, runs the steps, and prints one JSON line:
+// per-step loss and milliseconds, and the peak resident memory.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gomlx/compute/dtypes"
+
+	"github.com/mdlm-go/mdlm/accel"
+	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/diffusion"
+	"github.com/mdlm-go/mdlm/optim"
+	"github.com/mdlm-go/mdlm/tensors"
+	"github.com/mdlm-go/mdlm/train"
+)
+
+// benchCase is one configuration of the comparison.
+type benchCase struct {
+	cfg  backbone.Config
+	B, L int
+}
+
+// cases are the issue's: D128 N2 L128 B16 V1000; the demo pipeline's model
+// (bytes vocabulary, L 64, batch 32); the reference's tiny config at 2 x 128
+// with the GPT-2 vocabulary.
+var cases = map[string]benchCase{
+	"d128": {backbone.Config{Arch: backbone.DiT, Vocab: 1000, Hidden: 128, Heads: 4, Blocks: 2, Cond: 64, MaskIndex: 999}, 16, 128},
+	"demo": {backbone.Config{Arch: backbone.DiT, Vocab: 259, Hidden: 128, Heads: 4, Blocks: 2, Cond: 64, MaskIndex: 258}, 32, 64},
+	"tiny": {backbone.Config{Arch: backbone.DiT, Vocab: 50258, Hidden: 512, Heads: 8, Blocks: 8, Cond: 128, MaskIndex: 50257}, 2, 128},
+}
+
+func main() {
+	name := flag.String("case", "d128", "configuration: d128, demo or tiny")
+	dir := flag.String("dir", "", "directory of weights.safetensors and batches.safetensors")
+	steps := flag.Int("steps", 10, "steps (or forward passes) to time; the first compiles and is reported apart")
+	forward := flag.Bool("forward", false, "time the forward pass and loss only")
+	init := flag.Bool("init", false, "write the weights and batches, then exit")
+	lr := flag.Float64("lr", 1e-3, "AdamW learning rate (constant)")
+	flag.Parse()
+	c, ok := cases[*name]
+	if !ok || *dir == "" {
+		fmt.Fprintf(os.Stderr, "cpustep: -case one of d128, demo, tiny and -dir are required\n")
+		os.Exit(2)
+	}
+	c.cfg.Length = c.L
+	if err := run(c, *dir, *steps, *forward, *init, *lr); err != nil {
+		fmt.Fprintln(os.Stderr, "cpustep:", err)
+		os.Exit(1)
+	}
+}
+
+func run(c benchCase, dir string, steps int, forward, init bool, lr float64) error {
+	m := diffusion.Model{Backbone: c.cfg, Param: diffusion.SUBS, Schedule: diffusion.LogLinear{Eps: diffusion.LogLinearEps},
+		SamplingEps: 1e-3, Antithetic: true}
+	if init {
+		return writeInputs(m, c, dir, steps)
+	}
+	w, err := readWeights(c.cfg, filepath.Join(dir, "weights.safetensors"))
+	if err != nil {
+		return err
+	}
+	batches, err := readBatches(filepath.Join(dir, "batches.safetensors"), c)
+	if err != nil {
+		return err
+	}
+	b, err := accel.Backend()
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Losses    []float64 `json:"losses"`
+		Ms        []float64 `json:"ms"`
+		CompileMs float64   `json:"first_ms"`
+		PeakRSSMB float64   `json:"peak_rss_mb"`
+	}{}
+	if forward {
+		ev := train.NewEvaluator(b, m, w.RotaryInvFreqOrDefault())
+		params := w.Tensors()
+		for i := 0; i <= steps; i++ {
+			bt := batches[i%len(batches)]
+			start := time.Now()
+			s, n, err := ev.Sums(params, bt)
+			if err != nil {
+				return err
+			}
+			record(&out.Losses, &out.Ms, &out.CompileMs, i, s/n, time.Since(start))
+		}
+	} else {
+		st, err := train.NewStep(b, m, optim.AdamW{LR: lr, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}, optim.ConstantWarmup{Peak: lr}, 1, w.RotaryInvFreqOrDefault())
+		if err != nil {
+			return err
+		}
+		state, err := train.NewState(w, 1, dtypes.Float32)
+		if err != nil {
+			return err
+		}
+		for i := 0; i <= steps && i < len(batches); i++ {
+			start := time.Now()
+			res, err := st.Run(state, batches[i])
+			if err != nil {
+				return err
+			}
+			record(&out.Losses, &out.Ms, &out.CompileMs, i, float64(res.Loss), time.Since(start))
+		}
+	}
+	out.PeakRSSMB = peakRSSMB()
+	return json.NewEncoder(os.Stdout).Encode(out)
+}
+
+// record keeps every loss; the first call's time (compilation included) is
+// reported apart from the timed ones.
+func record(losses, ms *[]float64, first *float64, i int, loss float64, d time.Duration) {
+	*losses = append(*losses, loss)
+	if i == 0 {
+		*first = float64(d.Microseconds()) / 1000
+		return
+	}
+	*ms = append(*ms, float64(d.Microseconds())/1000)
+}
+
+// writeInputs draws the initial weights (the reference's initialisation, with
+// the zero-initialised adaLN and output layers set to small random values so
+// every parameter gets a gradient) and steps+1 noised batches.
+func writeInputs(m diffusion.Model, c benchCase, dir string, steps int) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	w, err := backbone.NewWeights(c.cfg, 7)
+	if err != nil {
+		return err
+	}
+	rng := rand.New(rand.NewPCG(7, 11))
+	for name, v := range w.Data {
+		if strings.Contains(name, "adaLN") || strings.HasPrefix(name, "output_layer.linear") {
+			for i := range v {
+				v[i] = float32(rng.NormFloat64() * 0.02)
+			}
+		}
+	}
+	if err := tensors.WriteFile(filepath.Join(dir, "weights.safetensors"), w.SafetensorsTensors(""), nil); err != nil {
+		return err
+	}
+	S, B, L := steps+1, c.B, c.L
+	x0, xt := make([]int64, 0, S*B*L), make([]int64, 0, S*B*L)
+	var sigma, dsigma []float32
+	for s := 0; s < S; s++ {
+		ids := make([]int32, B*L)
+		for i := range ids {
+			ids[i] = int32(rng.IntN(c.cfg.Vocab - 1))
+		}
+		noised, _, sg, ds := diffusion.NoiseBatch(m, ids, B, L, rng)
+		for i := range ids {
+			x0, xt = append(x0, int64(ids[i])), append(xt, int64(noised[i]))
+		}
+		sigma, dsigma = append(sigma, sg...), append(dsigma, ds...)
+	}
+	return tensors.WriteFile(filepath.Join(dir, "batches.safetensors"), []tensors.Tensor{
+		tensors.FromInt64("x0", []int{S, B, L}, x0), tensors.FromInt64("xt", []int{S, B, L}, xt),
+		tensors.FromFloat32("sigma", []int{S, B}, sigma), tensors.FromFloat32("dsigma", []int{S, B}, dsigma)}, nil)
+}
+
+func readWeights(cfg backbone.Config, path string) (*backbone.Weights, error) {
+	f, err := tensors.OpenMmap(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return backbone.LoadWeights(f, cfg)
+}
+
+func readBatches(path string, c benchCase) ([]train.Batch, error) {
+	f, err := tensors.OpenMmap(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	x0, shape, err := f.Int64("x0")
+	if err != nil {
+		return nil, err
+	}
+	xt, _, err := f.Int64("xt")
+	if err != nil {
+		return nil, err
+	}
+	sigma, _, err := f.Float32("sigma")
+	if err != nil {
+		return nil, err
+	}
+	dsigma, _, err := f.Float32("dsigma")
+	if err != nil {
+		return nil, err
+	}
+	S, B, L := shape[0], shape[1], shape[2]
+	out := make([]train.Batch, S)
+	for s := range out {
+		bt := train.Batch{B: B, L: L, Sigma: sigma[s*B : (s+1)*B], DSigma: dsigma[s*B : (s+1)*B], T: make([]float32, B),
+			X0: make([]int32, B*L), XT: make([]int32, B*L), TokenMask: make([]float32, B*L)}
+		for i := 0; i < B*L; i++ {
+			bt.X0[i], bt.XT[i], bt.TokenMask[i] = int32(x0[s*B*L+i]), int32(xt[s*B*L+i]), 1
+		}
+		out[s] = bt
+	}
+	return out, nil
+}
+
+// peakRSSMB is VmHWM from /proc/self/status (0 where unavailable).
+func peakRSSMB() float64 {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb float64
+			fmt.Sscanf(strings.TrimSpace(rest), "%f", &kb)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
