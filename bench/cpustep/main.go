@@ -20,6 +20,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -55,7 +56,20 @@ func main() {
 	forward := flag.Bool("forward", false, "time the forward pass and loss only")
 	init := flag.Bool("init", false, "write the weights and batches, then exit")
 	lr := flag.Float64("lr", 1e-3, "AdamW learning rate (constant)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the timed steps here")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "cpustep:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "cpustep:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	c, ok := cases[*name]
 	if !ok || *dir == "" {
 		fmt.Fprintf(os.Stderr, "cpustep: -case one of d128, demo, tiny and -dir are required\n")
@@ -63,6 +77,7 @@ func main() {
 	}
 	c.cfg.Length = c.L
 	if err := run(c, *dir, *steps, *forward, *init, *lr); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "cpustep:", err)
 		os.Exit(1)
 	}
