@@ -96,6 +96,31 @@ func modulate(x, shift, scale *Node) *Node {
 // σ(2a)): the Go backend's logistic is a fast float32 kernel where its tanh goes
 // through float64 math.Tanh. z³ is z·z·z rather than a Pow.
 func geluTanh(z *Node) *Node {
+	if z.DType() != dtypes.Float32 {
+		return geluTanhDecomposed(z)
+	}
+	y, fused := InternalFusedOpCaller(func() *Node { return BackendFusedGelu(z, false) }, func() *Node { return ZerosLike(z) }, false)
+	if !fused {
+		return geluTanhDecomposed(z)
+	}
+	// The backend's fused kernel gives the value; the gradient is written here
+	// from it: gelu'(z) = s + z·s·(1 − s)·2a' with s = σ(2a) = y/z (0.5 near
+	// z = 0) and a' = √(2/π)(1 + 3·0.044715·z²), so no logistic is evaluated
+	// in either pass.
+	y = StopGradient(y)
+	g, dims := z.Graph(), z.Shape().Dimensions
+	small := LessThan(Abs(z), BroadcastToDims(Scalar(g, z.DType(), 1e-20), dims...))
+	s := Where(small, BroadcastToDims(Scalar(g, z.DType(), 0.5), dims...), Div(y, z))
+	zg := IdentityWithCustomGradient(z, func(zz, v *Node) *Node {
+		zz2 := Mul(zz, zz)
+		da := MulScalar(AddScalar(MulScalar(zz2, 3*0.044715), 1), 2*math.Sqrt(2/math.Pi))
+		return Mul(v, Add(s, Mul(Mul(Mul(zz, s), OneMinus(s)), da)))
+	})
+	return Add(y, Sub(zg, StopGradient(z))) // value y; gradient through zg
+}
+
+// geluTanhDecomposed is geluTanh from graph ops (other dtypes, backends without the fused op).
+func geluTanhDecomposed(z *Node) *Node {
 	cube := Mul(Mul(z, z), z)
 	inner := MulScalar(Add(z, MulScalar(cube, 0.044715)), 2*math.Sqrt(2/math.Pi))
 	return Mul(z, Logistic(inner))

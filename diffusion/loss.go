@@ -82,11 +82,20 @@ func PickFlat(x, ids *Node) *Node {
 	return Reshape(Gather(Reshape(x, B*L*V, 1), ExpandAxes(idx, -1)), B, L)
 }
 
-// LogSumExp over the last axis: [B, L, V] -> [B, L], shifted by the (constant) max.
+// LogSumExp over the last axis: [B, L, V] -> [B, L]. It goes through the
+// backend's fused softmax (whose exp is a float32 kernel, where the Go
+// backend's Exp op is float64 math.Exp): the largest probability is
+// exp(0)/Σ = 1/Σ ≥ 1/V, so lse = max − log(max softmax) loses nothing to
+// underflow. Its gradient, softmax(x), is supplied directly (a custom
+// gradient on a link that is exactly 0), so a training step does not rebuild
+// the decomposed softmax for its VJP.
 func LogSumExp(x *Node) *Node {
 	m := StopGradient(ReduceMax(x, -1))
-	shifted := Sub(x, BroadcastToDims(ExpandAxes(m, -1), x.Shape().Dimensions...))
-	return Add(Log(ReduceSum(Exp(shifted), -1)), m)
+	y := StopGradient(Softmax(x, -1))
+	lse := Sub(m, Log(ReduceMax(y, -1)))
+	xg := IdentityWithCustomGradient(x, func(_, v *Node) *Node { return Mul(v, y) })
+	link := ReduceSum(Sub(xg, StopGradient(x)), -1) // 0; carries d lse/dx = softmax(x)
+	return Add(lse, link)
 }
 
 // WithZeroMasking returns params whose output bias has −1e6 added at [MASK]: the
