@@ -28,8 +28,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 
 	"github.com/mdlm-go/mdlm/tensors"
@@ -69,14 +67,9 @@ func gpt2Skipped(name string) bool {
 }
 
 // GPT2Logits is GPT2LMHeadModel's forward pass: ids [B, L] (L ≤ n_positions,
-// positions 0..L-1) give logits [B, L, V].
-func GPT2Logits(cfg Config, p Params, ids *Node) *Node { return GPT2LogitsMasked(cfg, p, ids, nil) }
-
-// GPT2LogitsMasked is GPT2Logits with Hugging Face's attention_mask: valid
-// [B, L] (bool) marks the real tokens; no query attends to a padding key. As in
-// transformers, masked scores are the float32 minimum rather than −inf, so a
-// row with no valid key is uniform, not NaN.
-func GPT2LogitsMasked(cfg Config, p Params, ids, valid *Node) *Node {
+// positions 0..L-1) give logits [B, L, V]. Right padding needs no attention
+// mask: under the causal mask it never reaches a real position.
+func GPT2Logits(cfg Config, p Params, ids *Node) *Node {
 	L := ids.Shape().Dimensions[1]
 	pos := Slice(p["wpe.weight"], AxisRange(0, L))                             // [L, D]
 	x := Add(Gather(p["wte.weight"], ExpandAxes(ids, -1)), ExpandAxes(pos, 0)) // [B, L, D]
@@ -84,7 +77,7 @@ func GPT2LogitsMasked(cfg Config, p Params, ids, valid *Node) *Node {
 	for i := 0; i < cfg.Blocks; i++ {
 		b := fmt.Sprintf("h.%d.", i)
 		a := layerNormAffine(x, p[b+"ln_1.weight"], p[b+"ln_1.bias"], eps)
-		a = causalAttention(conv1D(a, p[b+"attn.c_attn.weight"], p[b+"attn.c_attn.bias"]), cfg.Heads, valid)
+		a = causalAttention(conv1D(a, p[b+"attn.c_attn.weight"], p[b+"attn.c_attn.bias"]), cfg.Heads)
 		x = Add(x, conv1D(a, p[b+"attn.c_proj.weight"], p[b+"attn.c_proj.bias"]))
 		m := layerNormAffine(x, p[b+"ln_2.weight"], p[b+"ln_2.bias"], eps)
 		m = geluTanh(conv1D(m, p[b+"mlp.c_fc.weight"], p[b+"mlp.c_fc.bias"])) // gelu_new
@@ -107,18 +100,12 @@ func conv1D(x, w, b *Node) *Node {
 
 // layerNormAffine is nn.LayerNorm with weight, bias and eps.
 func layerNormAffine(x, weight, bias *Node, eps float64) *Node {
-	axis := x.Rank() - 1
-	mean := ReduceAndKeep(x, ReduceMean, axis)
-	centered := Sub(x, mean)
-	variance := ReduceAndKeep(Square(centered), ReduceMean, axis)
-	inv := Reciprocal(Sqrt(AddScalar(variance, eps)))
-	return Add(Mul(Mul(centered, inv), broadcastLast(weight, x.Rank())), broadcastLast(bias, x.Rank()))
+	return Add(Mul(normalize(x, eps), broadcastLast(weight, x.Rank())), broadcastLast(bias, x.Rank()))
 }
 
 // causalAttention splits the fused c_attn output qkv [B, L, 3D] (laid out
-// q | k | v, each H heads of Dh) and attends causally, to valid keys only when
-// valid [B, L] is given: [B, L, D].
-func causalAttention(qkv *Node, heads int, valid *Node) *Node {
+// q | k | v, each H heads of Dh) and attends causally: [B, L, D].
+func causalAttention(qkv *Node, heads int) *Node {
 	dims := qkv.Shape().Dimensions
 	B, L, D := dims[0], dims[1], dims[2]/3
 	dh := D / heads
@@ -126,17 +113,8 @@ func causalAttention(qkv *Node, heads int, valid *Node) *Node {
 		return Reshape(Slice(qkv, AxisRange(), AxisRange(), AxisRange(i*D, (i+1)*D)), B, L, heads, dh)
 	}
 	q, k, v := part(0), part(1), part(2)
-	scores := MulScalar(Einsum("bqhd,bkhd->bhqk", q, k), 1/math.Sqrt(float64(dh))) // [B, H, L, L]
-	g := qkv.Graph()
-	row := Iota(g, shapes.Make(dtypes.Int32, L, L), 0)
-	col := Iota(g, shapes.Make(dtypes.Int32, L, L), 1)
-	allowed := BroadcastToDims(Reshape(GreaterOrEqual(row, col), 1, 1, L, L), B, heads, L, L)
-	if valid != nil {
-		allowed = LogicalAnd(allowed, BroadcastToDims(Reshape(valid, B, 1, 1, L), B, heads, L, L))
-	}
-	scores = Where(allowed, scores, BroadcastToDims(Scalar(g, scores.DType(), -math.MaxFloat32), B, heads, L, L))
-	out := Einsum("bhqk,bkhd->bqhd", Softmax(scores, -1), v)
-	return Reshape(out, B, L, D)
+	scores := causalMask(MulScalar(Einsum("bqhd,bkhd->bhqk", q, k), 1/math.Sqrt(float64(dh)))) // [B, H, L, L]
+	return Reshape(Einsum("bhqk,bkhd->bqhd", Softmax(scores, -1), v), B, L, D)
 }
 
 // GPT2Config reads a hub GPT-2 config.json (GPT2Config keys), refusing what

@@ -87,9 +87,10 @@ func TestGPT2ReferenceLogits(t *testing.T) {
 	}
 }
 
-// A GPT-2 checkpoint's tensors come back under the hub's names, and bad hub
-// directories are refused naming the file and the field.
-func TestGPT2LoadErrors(t *testing.T) {
+// A GPT-2 checkpoint's tensors are the hub's parameters only: no rotary buffer,
+// and a config with its positions. (Bad hub directories: checkpoint's
+// TestImportGPT2Repo.)
+func TestGPT2CheckpointTensors(t *testing.T) {
 	dir := reffix.Subdirs(t, GPT2FixturesEnv, "gpt2")[0]
 	w, err := LoadGPT2(dir)
 	if err != nil {

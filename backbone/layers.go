@@ -64,12 +64,26 @@ func linear(x, w, b *Node) *Node {
 // float32), then an elementwise multiply by the learned weight (no bias).
 // 1/sqrt is written as Div(1, Sqrt) because Rsqrt has no gradient in GoMLX v0.28.2.
 func layerNorm(x, weight *Node) *Node {
+	return Mul(normalize(x, 1e-5), broadcastLast(weight, x.Rank()))
+}
+
+// normalize is (x − mean)/sqrt(var + eps) over the last axis.
+func normalize(x *Node, eps float64) *Node {
 	axis := x.Rank() - 1
 	mean := ReduceAndKeep(x, ReduceMean, axis)
 	centered := Sub(x, mean)
 	variance := ReduceAndKeep(Square(centered), ReduceMean, axis)
-	inv := Reciprocal(Sqrt(AddScalar(variance, 1e-5)))
-	return Mul(Mul(centered, inv), broadcastLast(weight, x.Rank()))
+	return Mul(centered, Reciprocal(Sqrt(AddScalar(variance, eps))))
+}
+
+// causalMask sets the scores [B, H, Lq, Lk] of keys after their query to −inf.
+func causalMask(scores *Node) *Node {
+	g, dims := scores.Graph(), scores.Shape().Dimensions
+	L := dims[2]
+	row := Iota(g, shapes.Make(dtypes.Int32, L, L), 0)
+	col := Iota(g, shapes.Make(dtypes.Int32, L, L), 1)
+	allowed := BroadcastToDims(Reshape(GreaterOrEqual(row, col), 1, 1, L, L), dims...)
+	return Where(allowed, scores, BroadcastToDims(Scalar(g, scores.DType(), math.Inf(-1)), dims...))
 }
 
 // broadcastLast reshapes a [D] vector to rank r ([1, ..., 1, D]) so binary ops see
@@ -104,16 +118,15 @@ func geluTanh(z *Node) *Node {
 		return geluTanhDecomposed(z)
 	}
 	// The backend's fused kernel gives the value; the gradient is written here
-	// from it: gelu'(z) = s + z·s·(1 − s)·2a' with s = σ(2a) = y/z (0.5 near
-	// z = 0) and a' = √(2/π)(1 + 3·0.044715·z²), so no logistic is evaluated
-	// in either pass.
+	// from it, in the backward pass only: gelu'(z) = s + z·s·(1 − s)·2a' with
+	// s = σ(2a) = y/z (0.5 near z = 0) and a' = √(2/π)(1 + 3·0.044715·z²), so
+	// no logistic is evaluated in either pass.
 	y = StopGradient(y)
-	g, dims := z.Graph(), z.Shape().Dimensions
-	small := LessThan(Abs(z), BroadcastToDims(Scalar(g, z.DType(), 1e-20), dims...))
-	s := Where(small, BroadcastToDims(Scalar(g, z.DType(), 0.5), dims...), Div(y, z))
 	zg := IdentityWithCustomGradient(z, func(zz, v *Node) *Node {
-		zz2 := Mul(zz, zz)
-		da := MulScalar(AddScalar(MulScalar(zz2, 3*0.044715), 1), 2*math.Sqrt(2/math.Pi))
+		g, dims := zz.Graph(), zz.Shape().Dimensions
+		small := LessThan(Abs(zz), BroadcastToDims(Scalar(g, zz.DType(), 1e-20), dims...))
+		s := Where(small, BroadcastToDims(Scalar(g, zz.DType(), 0.5), dims...), Div(y, zz))
+		da := MulScalar(AddScalar(MulScalar(Mul(zz, zz), 3*0.044715), 1), 2*math.Sqrt(2/math.Pi))
 		return Mul(v, Add(s, Mul(Mul(Mul(zz, s), OneMinus(s)), da)))
 	})
 	return Add(y, Sub(zg, StopGradient(z))) // value y; gradient through zg
@@ -184,12 +197,7 @@ func attention(x, wqkv, cos, sin *Node, heads int, causal bool) *Node {
 	}
 	scores := MulScalar(ConvertDType(Einsum("bqhd,bkhd->bhqk", q, k), x.DType()), 1/math.Sqrt(float64(dh))) // [B, H, L, L]
 	if causal {
-		g := x.Graph()
-		row := Iota(g, shapes.Make(dtypes.Int32, L, L), 0)
-		col := Iota(g, shapes.Make(dtypes.Int32, L, L), 1)
-		allowed := Reshape(GreaterOrEqual(row, col), 1, 1, L, L)
-		allowed = BroadcastToDims(allowed, B, heads, L, L)
-		scores = Where(allowed, scores, BroadcastToDims(Scalar(g, scores.DType(), math.Inf(-1)), B, heads, L, L))
+		scores = causalMask(scores)
 	}
 	probs := Softmax(scores, -1)
 	out := ConvertDType(Einsum("bhqk,bkhd->bqhd", ConvertDType(probs, v.DType()), v), x.DType()) // [B, L, H, Dh]

@@ -64,7 +64,7 @@ func ReadLightning(path string) (*Lightning, error) {
 		return nil, fmt.Errorf("lightning checkpoint %s: top-level object is %T, want a dict", path, obj)
 	}
 	l := &Lightning{Path: path, State: map[string]Float32Tensor{}}
-	sd, ok := dictGet(top, "state_dict")
+	sd, ok := top.Get("state_dict")
 	if !ok {
 		return nil, fmt.Errorf("lightning checkpoint %s: no state_dict", path)
 	}
@@ -79,15 +79,15 @@ func ReadLightning(path string) (*Lightning, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("lightning checkpoint %s: %w", path, err)
 	}
-	if ema, ok := dictGet(top, "ema"); ok {
+	if ema, ok := top.Get("ema"); ok {
 		if err := l.readEMA(ema); err != nil {
 			return nil, fmt.Errorf("lightning checkpoint %s: ema: %w", path, err)
 		}
 	}
-	if gs, ok := dictGet(top, "global_step"); ok {
+	if gs, ok := top.Get("global_step"); ok {
 		l.GlobalStep, _ = gs.(int)
 	}
-	if hp, ok := dictGet(top, "hyper_parameters"); ok {
+	if hp, ok := top.Get("hyper_parameters"); ok {
 		if cfg, ok := itemGet(hp, "config"); ok {
 			if m, ok := plain(cfg).(map[string]any); ok {
 				l.Config = m
@@ -290,7 +290,6 @@ type pyObject struct {
 	Class *pyClass
 	Args  []any
 	State any
-	Attrs *types.Dict
 	Items *types.Dict
 	List  []any
 }
@@ -303,9 +302,6 @@ func (o *pyObject) Set(k, v any) {
 	o.Items.Set(k, v)
 }
 func (o *pyObject) Append(v any) { o.List = append(o.List, v) }
-
-// dictGet looks a key up in a pickled dict.
-func dictGet(d *types.Dict, key string) (any, bool) { return d.Get(key) }
 
 // itemGet looks a key up in a dict, an ordered dict or a generic object's
 // items, state or attributes.
@@ -338,12 +334,13 @@ func eachItem(v any, fn func(k, v any) error) error {
 			}
 		}
 	case *pyObject:
-		for _, d := range []any{m.Items, m.State, m.Attrs} {
-			if d != nil && d != (*types.Dict)(nil) {
-				if err := eachItem(d, fn); err != nil {
-					return err
-				}
+		if m.Items != nil {
+			if err := eachItem(m.Items, fn); err != nil {
+				return err
 			}
+		}
+		if m.State != nil {
+			return eachItem(m.State, fn)
 		}
 	default:
 		return fmt.Errorf("%T is not a mapping", v)
@@ -366,37 +363,34 @@ func plain(v any) any {
 		if x.List != nil {
 			return plain(types.NewListFromSlice(x.List))
 		}
-		out := map[string]any{}
-		eachItem(x, func(k, val any) error {
-			if s, ok := k.(string); ok {
-				out[s] = plain(val)
-			}
-			return nil
-		})
-		return out
+		return plainMap(x)
 	case *types.Dict, *types.OrderedDict:
-		out := map[string]any{}
-		eachItem(x, func(k, val any) error {
-			if s, ok := k.(string); ok {
-				out[s] = plain(val)
-			}
-			return nil
-		})
-		return out
+		return plainMap(x)
 	case *types.List:
-		out := make([]any, x.Len())
-		for i := range out {
-			out[i] = plain(x.Get(i))
-		}
-		return out
+		return plainSeq(x.Len(), x.Get)
 	case *types.Tuple:
-		out := make([]any, x.Len())
-		for i := range out {
-			out[i] = plain(x.Get(i))
-		}
-		return out
+		return plainSeq(x.Len(), x.Get)
 	}
 	return v
+}
+
+func plainMap(v any) map[string]any {
+	out := map[string]any{}
+	eachItem(v, func(k, val any) error {
+		if s, ok := k.(string); ok {
+			out[s] = plain(val)
+		}
+		return nil
+	})
+	return out
+}
+
+func plainSeq(n int, get func(int) any) []any {
+	out := make([]any, n)
+	for i := range out {
+		out[i] = plain(get(i))
+	}
+	return out
 }
 
 // sortedNames lists a map's keys in order.

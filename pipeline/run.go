@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -365,9 +364,7 @@ func fileDigests(sp stage.Spec, with map[string]any, inputs map[string]string) e
 			continue
 		}
 		for _, p := range values(v) {
-			if strings.HasPrefix(p, "hub:") {
-				// A hub reference (hub:org/name@revision) is keyed by itself:
-				// pin a commit as the revision for a content-addressed key.
+			if stage.IsReference(p) { // hub:org/name@revision: keyed as written
 				inputs[fl.Name+":"+p] = p
 				continue
 			}

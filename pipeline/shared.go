@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -78,7 +77,7 @@ func copyTree(src, dst string) error {
 		case !d.Type().IsRegular():
 			return nil
 		default:
-			return copyFile(path, target)
+			return filehash.CopyFile(path, target)
 		}
 	})
 	if err == nil {
@@ -90,18 +89,4 @@ func copyTree(src, dst string) error {
 		os.RemoveAll(tmp)
 	}
 	return err
-}
-
-// copyFile copies through a hashing writer, so verifying the copy in this
-// process does not read it again.
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	return filehash.WriteFile(dst, func(w io.Writer) error {
-		_, err := io.Copy(w, in)
-		return err
-	})
 }

@@ -3,6 +3,7 @@ package stage
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/alecthomas/kong"
 )
@@ -12,6 +13,23 @@ const (
 	DigestFile       = "file"         // must exist; content digested
 	DigestNameOrFile = "name-or-file" // digested when it names an existing file
 )
+
+// IsReference reports whether a file-valued flag's value names something
+// outside the file system, such as hub:org/name@revision: a scheme of two or
+// more lower-case letters and a colon. Such a value enters the cache key as
+// written (pin a revision to make it content-addressed).
+func IsReference(v string) bool {
+	scheme, _, ok := strings.Cut(v, ":")
+	if !ok || len(scheme) < 2 {
+		return false
+	}
+	for _, c := range scheme {
+		if c < 'a' || c > 'z' {
+			return false
+		}
+	}
+	return true
+}
 
 // Flag is one flag of a stage as the pipeline engine sees it, derived from the
 // stage's Options by kong (the same grammar that parses the command line).

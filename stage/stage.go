@@ -12,7 +12,8 @@
 //	cosmetic:""           the flag never changes the output (workers, log cadence):
 //	                      left out of the cache key
 //	digest:"file"         the flag names files or directories that must exist; their
-//	                      content enters the cache key
+//	                      content enters the cache key (a reference such as
+//	                      hub:org/name@rev enters it as written: IsReference)
 //	digest:"name-or-file" the flag is a built-in name or a file (--tokenizer gpt2 or
 //	                      --tokenizer my/tokenizer.json); a file's content enters the key
 //	pipeline:"-"          not a pipeline key (set by the executor: shard index and count)

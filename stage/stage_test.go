@@ -244,3 +244,12 @@ type badDigest struct {
 func (badDigest) OutDir() string { return "" }
 
 func oldTime() time.Time { return time.Now().Add(-time.Hour) }
+
+func TestIsReference(t *testing.T) {
+	for v, want := range map[string]bool{"hub:org/name": true, "hub:org/name@abc": true, "scorers/gpt2": false,
+		"C:/models/x": false, "my:dir": true, "/abs/path": false, "x:y": false} {
+		if got := IsReference(v); got != want {
+			t.Errorf("IsReference(%q) = %v, want %v", v, got, want)
+		}
+	}
+}

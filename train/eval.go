@@ -2,9 +2,12 @@ package train
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 
 	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
@@ -13,6 +16,7 @@ import (
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/diffusion"
+	"github.com/mdlm-go/mdlm/internal/filehash"
 )
 
 // Evaluator computes per-token losses with a compiled graph: the validation
@@ -154,3 +158,15 @@ const MetricsType = "metrics/v1"
 
 // MetricsJSON is the file of a metrics/v1 artifact.
 const MetricsJSON = "metrics.json"
+
+// WriteMetricsJSON writes v as dir/metrics.json (hashed while written).
+func WriteMetricsJSON(dir string, v any) error {
+	raw, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return filehash.WriteFile(filepath.Join(dir, MetricsJSON), func(w io.Writer) error {
+		_, err := w.Write(append(raw, '\n'))
+		return err
+	})
+}

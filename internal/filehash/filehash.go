@@ -324,3 +324,17 @@ func (w *Writer) SHA256() string { return w.sum }
 
 // Size is the number of bytes written.
 func (w *Writer) Size() int64 { return w.n }
+
+// CopyFile copies src to dst through a hashing writer, streaming, so that
+// publishing or verifying the copy in this process does not read it again.
+func CopyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	return WriteFile(dst, func(w io.Writer) error {
+		_, err := io.Copy(w, in)
+		return err
+	})
+}

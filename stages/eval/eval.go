@@ -8,9 +8,7 @@ package eval
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/mdlm-go/mdlm/artifact"
@@ -44,17 +42,8 @@ func (o *Options) OutDir() string { return o.Out }
 
 // Run is the command.
 func (o *Options) Run(ctx context.Context, env *stage.Env) error {
-	m, _, err := stage.Execute(ctx, env, Def, o)
-	if err != nil {
-		return err
-	}
-	var res train.Perplexity
-	if err := readJSON(filepath.Join(o.Out, train.MetricsJSON), &res); err != nil {
-		return err
-	}
-	env.Logger().Info("perplexity", "split", res.Split, "ppl", fmt.Sprintf("%.3f", res.PPL), "nll", fmt.Sprintf("%.4f", res.NLL),
-		"tokens", int64(res.Tokens), "unigram_ppl", fmt.Sprintf("%.3f", res.UnigramPPL), "ema", res.EMA, "digest", m.Digest())
-	return nil
+	_, _, err := stage.Execute(ctx, env, Def, o)
+	return err
 }
 
 // Build implements stage.Builder.
@@ -63,7 +52,9 @@ func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (a
 	if err != nil {
 		return man, err
 	}
-	return man, writeJSON(filepath.Join(dirs.Out, train.MetricsJSON), res)
+	env.Logger().Info("perplexity", "split", res.Split, "ppl", fmt.Sprintf("%.3f", res.PPL), "nll", fmt.Sprintf("%.4f", res.NLL),
+		"tokens", int64(res.Tokens), "unigram_ppl", fmt.Sprintf("%.3f", res.UnigramPPL), "ema", res.EMA)
+	return man, train.WriteMetricsJSON(dirs.Out, res)
 }
 
 func (o *Options) evaluate(ctx context.Context, env *stage.Env) (train.Perplexity, artifact.Manifest, error) {
@@ -112,23 +103,4 @@ func (o *Options) evaluate(ctx context.Context, env *stage.Env) (train.Perplexit
 	man = artifact.Manifest{Backend: desc, Inputs: map[string]string{"model": ck.Manifest.Digest(), "data": pm.Digest()},
 		Params: map[string]any{"split": o.Split, "batch": batch, "seed": o.Seed, "T": m.T, "max_blocks": o.MaxBlocks, "ema": res.EMA}}
 	return res, man, nil
-}
-
-func writeJSON(path string, v any) error {
-	raw, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(raw, '\n'), 0o644)
-}
-
-func readJSON(path string, v any) error {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
 }

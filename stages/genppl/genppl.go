@@ -9,10 +9,7 @@ package genppl
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/checkpoint"
@@ -78,11 +75,7 @@ func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (a
 	}
 	env.Logger().Info("generative perplexity", "gen_ppl", fmt.Sprintf("%.3f", res.GenPPL), "scored", res.Scored,
 		"tokens", res.Tokens, "entropy", fmt.Sprintf("%.3f", res.Entropy))
-	raw, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
-		return artifact.Manifest{}, err
-	}
-	if err := os.WriteFile(filepath.Join(dirs.Out, train.MetricsJSON), append(raw, '\n'), 0o644); err != nil {
+	if err := train.WriteMetricsJSON(dirs.Out, res); err != nil {
 		return artifact.Manifest{}, err
 	}
 	return artifact.Manifest{Backend: desc, Inputs: map[string]string{"samples": sm.Digest(), "scorer": ck.Manifest.Digest()},

@@ -39,6 +39,7 @@ import (
 	"github.com/mdlm-go/mdlm/checkpoint"
 	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/diffusion"
+	"github.com/mdlm-go/mdlm/internal/filehash"
 	"github.com/mdlm-go/mdlm/optim"
 	"github.com/mdlm-go/mdlm/sampler"
 	"github.com/mdlm-go/mdlm/stage"
@@ -153,15 +154,11 @@ func copyArtifact(src, dst string) error {
 		return err
 	}
 	for _, f := range m.Files {
-		from, to := filepath.Join(src, filepath.FromSlash(f.Path)), filepath.Join(dst, filepath.FromSlash(f.Path))
+		to := filepath.Join(dst, filepath.FromSlash(f.Path))
 		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
 			return err
 		}
-		raw, err := os.ReadFile(from)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(to, raw, 0o644); err != nil {
+		if err := filehash.CopyFile(filepath.Join(src, filepath.FromSlash(f.Path)), to); err != nil {
 			return err
 		}
 	}
@@ -202,24 +199,34 @@ func start(b compute.Backend, opts Options, log *slog.Logger, work string, progr
 			return nil, fmt.Errorf("train: %w", err)
 		}
 	}
-	cfg, err := modelConfig(opts, meta, trainData.L)
-	if err == nil {
-		var m diffusion.Model
-		if m, err = methodModel(cfg); err == nil {
-			var r *run
-			if r, err = newRun(b, opts, cfg, m, log, work); err == nil {
-				r.train, r.valid, r.dataDigest, r.progress = trainData, validData, pm.Digest(), progress
-				if err = r.openScorer(); err == nil {
-					return r, nil
-				}
+	owned := false // once the run owns the data, r.close releases it
+	defer func() {
+		if !owned {
+			trainData.Close()
+			if validData != nil {
+				validData.Close()
 			}
 		}
+	}()
+	cfg, err := modelConfig(opts, meta, trainData.L)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
 	}
-	trainData.Close()
-	if validData != nil {
-		validData.Close()
+	m, err := methodModel(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
 	}
-	return nil, fmt.Errorf("train: %w", err)
+	r, err := newRun(b, opts, cfg, m, log, work)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	r.train, r.valid, r.dataDigest, r.progress = trainData, validData, pm.Digest(), progress
+	owned = true
+	if err := r.openScorer(); err != nil {
+		r.close()
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	return r, nil
 }
 
 // Metrics is one line of metrics.jsonl.
