@@ -11,6 +11,7 @@ require (
 	github.com/gomlx/gomlx v0.28.2
 	github.com/nlpodyssey/gopickle v0.2.0
 	github.com/parquet-go/parquet-go v0.32.0
+	golang.org/x/image v0.26.0
 	golang.org/x/sys v0.47.0
 	golang.org/x/term v0.45.0
 	golang.org/x/text v0.41.0

@@ -1,7 +1,8 @@
-// Package backbone holds the two MDLM denoiser networks of spec §3: the DiT
-// (models/dit.py: DIT, DDiTBlock, DDitFinalLayer, TimestepEmbedder, Rotary) and the
-// causal AR transformer (models/autoregressive.py), written as GoMLX graphs over
-// explicitly named parameters.
+// Package backbone holds the MDLM denoiser networks of spec §3: the DiT
+// (models/dit.py: DIT, DDiTBlock, DDitFinalLayer, TimestepEmbedder, Rotary), the
+// causal AR transformer (models/autoregressive.py) and the bidirectional Mamba
+// DiMamba (models/dimamba.py, §3.8; see dimamba.go and scan.go), plus the GPT-2
+// scorer, written as GoMLX graphs over explicitly named parameters.
 //
 // Parameter names are the PyTorch state-dict names of the reference (the released
 // OpenWebText checkpoint adds a "backbone." prefix), so loading a checkpoint is one
@@ -28,7 +29,7 @@ const (
 )
 
 // Archs lists the architectures, for messages.
-var Archs = []Arch{DiT, AR, GPT2}
+var Archs = []Arch{DiT, AR, DiMamba, GPT2}
 
 // Config sizes a backbone. The JSON names follow the reference's config.json.
 type Config struct {
@@ -47,13 +48,22 @@ type Config struct {
 	// layer_norm_epsilon); the diffusion backbones use rotary positions and 1e-5.
 	Positions    int     `json:"n_positions,omitempty"`
 	LayerNormEps float64 `json:"layer_norm_epsilon,omitempty"`
+	// DState, DConv, Expand and DtRank size DiMamba's Mamba layers (the
+	// reference's d_state 16, d_conv 4, expand 2, dt_rank ceil(D/16));
+	// WithMambaDefaults fills them.
+	DState int `json:"d_state,omitempty"`
+	DConv  int `json:"d_conv,omitempty"`
+	Expand int `json:"expand,omitempty"`
+	DtRank int `json:"dt_rank,omitempty"`
 }
 
 // Sizes of the reference's configs/model/*.yaml (all with cond_dim 128, dropout 0.1).
+// A preset that names an Arch (tiny-dimamba) is for that architecture only.
 var presets = map[string]Config{
-	"tiny":   {Hidden: 512, Heads: 8, Blocks: 8, Cond: 128},
-	"small":  {Hidden: 768, Heads: 12, Blocks: 12, Cond: 128},
-	"medium": {Hidden: 1024, Heads: 16, Blocks: 24, Cond: 128},
+	"tiny":         {Hidden: 512, Heads: 8, Blocks: 8, Cond: 128},
+	"small":        {Hidden: 768, Heads: 12, Blocks: 12, Cond: 128},
+	"medium":       {Hidden: 1024, Heads: 16, Blocks: 24, Cond: 128},
+	"tiny-dimamba": {Arch: DiMamba, Hidden: 512, Blocks: 14, Cond: 128},
 }
 
 // PresetNames lists the named sizes.
@@ -66,34 +76,89 @@ func PresetNames() []string {
 	return names
 }
 
-// Preset returns a named size (tiny, small, medium) for the given architecture,
-// vocabulary and length, with the reference's dropout 0.1 and mask at V-1.
+// Preset returns a named size (tiny, small, medium, tiny-dimamba) for the given
+// architecture, vocabulary and length, with the reference's dropout 0.1 and mask
+// at V-1.
 func Preset(name string, arch Arch, vocab, length int) (Config, error) {
 	c, ok := presets[name]
 	if !ok {
 		return Config{}, fmt.Errorf("unknown model config %q (known: %s)", name, strings.Join(PresetNames(), ", "))
 	}
+	if c.Arch != "" && c.Arch != arch {
+		return Config{}, fmt.Errorf("model config %q is a %s, not a %s backbone", name, c.Arch, arch)
+	}
+	if c.Arch == "" && arch == DiMamba {
+		return Config{}, fmt.Errorf("model config %q has no %s sizes (use tiny-dimamba or custom)", name, arch)
+	}
 	c.Arch, c.Vocab, c.Length, c.Dropout, c.MaskIndex = arch, vocab, length, 0.1, vocab-1
+	c = c.WithMambaDefaults()
 	return c, c.Validate()
 }
 
-// HeadDim is D/H.
-func (c Config) HeadDim() int { return c.Hidden / c.Heads }
+// HeadDim is D/H (0 for the attention-free DiMamba).
+func (c Config) HeadDim() int {
+	if c.Heads == 0 {
+		return 0
+	}
+	return c.Hidden / c.Heads
+}
+
+// EmbeddingName is the token embedding's parameter name.
+func (c Config) EmbeddingName() string {
+	switch c.Arch {
+	case DiMamba:
+		return dimambaEmb
+	case GPT2:
+		return "wte.weight"
+	}
+	return "vocab_embed.embedding"
+}
+
+// Rotary says whether the architecture uses rotary position embeddings.
+func (c Config) Rotary() bool { return c.Arch == DiT || c.Arch == AR }
+
+// WithMambaDefaults fills DiMamba's unset Mamba sizes with the reference's
+// (d_state 16, d_conv 4, expand 2, dt_rank ceil(D/16)); other architectures
+// are returned unchanged.
+func (c Config) WithMambaDefaults() Config {
+	if c.Arch != DiMamba {
+		return c
+	}
+	if c.DState == 0 {
+		c.DState = 16
+	}
+	if c.DConv == 0 {
+		c.DConv = 4
+	}
+	if c.Expand == 0 {
+		c.Expand = 2
+	}
+	if c.DtRank == 0 {
+		c.DtRank = (c.Hidden + 15) / 16
+	}
+	return c
+}
 
 // Validate checks sizes, naming the offending field.
 func (c Config) Validate() error {
 	switch c.Arch {
-	case DiT, AR, GPT2:
+	case DiT, AR, GPT2, DiMamba:
 	default:
 		return fmt.Errorf("model config: arch %q is not one of %v", c.Arch, Archs)
 	}
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"vocab_size", c.Vocab}, {"hidden_size", c.Hidden}, {"n_heads", c.Heads}, {"n_blocks", c.Blocks}} {
+	}{{"vocab_size", c.Vocab}, {"hidden_size", c.Hidden}, {"n_blocks", c.Blocks}} {
 		if f.v <= 0 {
 			return fmt.Errorf("model config: %s must be positive, got %d", f.name, f.v)
 		}
+	}
+	if c.Arch == DiMamba {
+		return c.validateDiMamba()
+	}
+	if c.Heads <= 0 {
+		return fmt.Errorf("model config: n_heads must be positive, got %d", c.Heads)
 	}
 	if c.Arch == DiT && c.Cond <= 0 {
 		return fmt.Errorf("model config: cond_dim must be positive for the DiT, got %d", c.Cond)
@@ -113,6 +178,11 @@ func (c Config) Validate() error {
 	if c.HeadDim()%2 != 0 {
 		return fmt.Errorf("model config: head size %d (hidden_size/n_heads) must be even for rotary embeddings", c.HeadDim())
 	}
+	return c.validateDiffusion()
+}
+
+// validateDiffusion checks what every denoiser shares: [MASK] and dropout.
+func (c Config) validateDiffusion() error {
 	if c.MaskIndex < 0 || c.MaskIndex >= c.Vocab {
 		return fmt.Errorf("model config: mask_index %d outside the vocabulary [0, %d)", c.MaskIndex, c.Vocab)
 	}
@@ -129,10 +199,14 @@ const timestepFreqDim = 256
 type InitKind int
 
 const (
-	InitZero      InitKind = iota // adaLN modulation and the output layer
-	InitOne                       // LayerNorm weights
-	InitFanIn                     // PyTorch Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-	InitEmbedding                 // Kaiming-uniform a=sqrt(5) with fan_in = D: U(-1/sqrt(D), 1/sqrt(D))
+	InitZero        InitKind = iota // adaLN modulation and the output layer
+	InitOne                         // LayerNorm weights
+	InitFanIn                       // PyTorch Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+	InitEmbedding                   // Kaiming-uniform a=sqrt(5) with fan_in = D: U(-1/sqrt(D), 1/sqrt(D))
+	InitNormal                      // N(0, 0.02²): DiMamba's embedding (Mamba's _init_weights)
+	InitResidualOut                 // U(±1/sqrt(fan_in))/sqrt(n_blocks): Mamba's out_proj (GPT-2 rescaling)
+	InitDtBias                      // softplus⁻¹ of dt log-uniform in [1e-3, 0.1], floored at 1e-4
+	InitALog                        // A_log[d, n] = log(n+1): S4D-real
 )
 
 // Spec names one parameter, its shape ([out, in] for Linear weights; GPT-2's
@@ -158,8 +232,11 @@ func (s Spec) Size() int {
 // backbone.parameters(), which the reference's EMA shadow list follows, spec §3.5).
 // The rotary inv_freq buffer is not a parameter and is not listed.
 func (c Config) Specs() []Spec {
-	if c.Arch == GPT2 {
+	switch c.Arch {
+	case GPT2:
 		return c.gpt2Specs()
+	case DiMamba:
+		return c.dimambaSpecs()
 	}
 	D, C, V := c.Hidden, c.Cond, c.Vocab
 	linear := func(name string, out, in int, bias bool, init InitKind) []Spec {

@@ -13,6 +13,11 @@ func TestParameterCounts(t *testing.T) {
 	}{
 		{"small", DiT, 169_627_218}, // spec §3.4, GPT-2 vocabulary + [MASK]
 		{"small", AR, 162_246_482},  // spec §3.7
+		// tiny-dimamba (D 512, Din 1024, N 16, d_conv 4, dt_rank 32, C 128, 14 blocks):
+		// sigma_map 49,408; embedding and lm_head 25,732,096 each; per block the
+		// forward Mamba 1,694,720, the reverse one without its tied projections
+		// 121,856, norm 512, adaLN 198,144; final adaLN 132,096 and norm 512.
+		{"tiny-dimamba", DiMamba, 79_859_456},
 	}
 	for _, c := range cases {
 		cfg, err := Preset(c.preset, c.arch, 50258, 1024)
@@ -32,6 +37,22 @@ func TestParameterCounts(t *testing.T) {
 	}
 	if perBlock != 7_677_696 {
 		t.Errorf("small DiT block: %d parameters, want 7,677,696", perBlock)
+	}
+}
+
+func TestPresetArchitectures(t *testing.T) {
+	if _, err := Preset("tiny-dimamba", DiT, 100, 64); err == nil || !strings.Contains(err.Error(), "dimamba") {
+		t.Errorf("tiny-dimamba as a DiT: err = %v", err)
+	}
+	if _, err := Preset("small", DiMamba, 100, 64); err == nil || !strings.Contains(err.Error(), "tiny-dimamba") {
+		t.Errorf("small as a DiMamba: err = %v", err)
+	}
+	c, err := Preset("tiny-dimamba", DiMamba, 100, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DState != 16 || c.DConv != 4 || c.Expand != 2 || c.DtRank != 32 || c.Rotary() {
+		t.Errorf("tiny-dimamba sizes: %+v", c)
 	}
 }
 

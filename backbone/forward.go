@@ -6,9 +6,9 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 )
 
-// Forward runs the backbone: indices [B, L] (int) and, for the DiT, sigma [B]
-// (float32; the caller passes zeros when the model is not time-conditioned)
-// give raw logits [B, L, V] (DiT, spec §3.1) or, for the AR model, log-probabilities
+// Forward runs the backbone: indices [B, L] (int) and, for the DiT and DiMamba,
+// sigma [B] (float32; the caller passes zeros when the model is not
+// time-conditioned) give raw logits [B, L, V] (DiT, spec §3.1; DiMamba, §3.8) or, for the AR model, log-probabilities
 // [B, L, V] with the [MASK] logit forced to −1000 (spec §3.7, §2.9); for GPT-2,
 // log-probabilities [B, L, V].
 // invFreq is the rotary buffer; drop may be nil (evaluation).
@@ -18,6 +18,8 @@ func Forward(cfg Config, p Params, invFreq []float32, indices, sigma *Node, drop
 		return forwardDiT(cfg, p, invFreq, indices, sigma, drop)
 	case AR:
 		return forwardAR(cfg, p, invFreq, indices, drop)
+	case DiMamba:
+		return forwardDiMamba(cfg, p, indices, sigma, drop)
 	case GPT2:
 		return LogSoftmax(GPT2Logits(cfg, p, indices), -1)
 	}
@@ -28,7 +30,17 @@ func embed(p Params, indices *Node) *Node {
 	return Gather(p["vocab_embed.embedding"], ExpandAxes(indices, -1)) // [B, L, D]
 }
 
+// normFor picks the LayerNorm: the fused kernel when drop is nil (no training,
+// so no gradient of it is taken), graph ops otherwise.
+func normFor(drop *Dropout) func(x, weight *Node) *Node {
+	if drop == nil {
+		return layerNormInference
+	}
+	return layerNorm
+}
+
 func forwardDiT(cfg Config, p Params, invFreq []float32, indices, sigma *Node, drop *Dropout) *Node {
+	layerNorm := normFor(drop)
 	x := embed(p, indices)
 	// c = SiLU(W2·SiLU(W1·emb(σ) + b1) + b2): the outer SiLU is DIT.forward's.
 	dt := p["vocab_embed.embedding"].DType()
@@ -70,6 +82,7 @@ func mlp(p Params, b string, x *Node) *Node {
 const ARMaskLogit = -1000.0
 
 func forwardAR(cfg Config, p Params, invFreq []float32, indices *Node, drop *Dropout) *Node {
+	layerNorm := normFor(drop)
 	x := embed(p, indices)
 	cos, sin := rotaryTables(x.Graph(), invFreq, x.Shape().Dimensions[1], x.DType())
 	for i := 0; i < cfg.Blocks; i++ {

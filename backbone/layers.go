@@ -4,6 +4,7 @@ import (
 	"math"
 	"strings"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read like math
@@ -48,16 +49,34 @@ func linear(x, w, b *Node) *Node {
 	in := dims[len(dims)-1]
 	flat := Reshape(x, -1, in)
 	var y *Node
-	if w.DType() != x.DType() {
+	switch {
+	case w.DType() != x.DType():
 		y = ConvertDType(DotGeneral(ConvertDType(flat, w.DType()), []int{1}, nil, w, []int{1}, nil), x.DType())
-	} else {
+		if b != nil {
+			y = Add(y, ExpandAxes(b, 0))
+		}
+	case b != nil:
+		y = denseWithBias(flat, w, b)
+	default:
 		y = DotGeneral(flat, []int{1}, nil, w, []int{1}, nil) // [N, out]
-	}
-	if b != nil {
-		y = Add(y, ExpandAxes(b, 0))
 	}
 	out := append(append([]int(nil), dims[:len(dims)-1]...), w.Shape().Dimensions[0])
 	return Reshape(y, out...)
+}
+
+// denseWithBias is x·Wᵀ + b for x [N, in], W [out, in]: the backend's fused
+// dense op where it has one (the Go backend adds the bias row by row in place of
+// a broadcasting add), the same graph ops otherwise. Its gradient comes from
+// the decomposed graph, which needs only x and W, so training computes the
+// product once.
+func denseWithBias(x, w, b *Node) *Node {
+	y, _ := InternalFusedOpCaller(
+		func() *Node {
+			return BackendFusedDense(x, w, b, compute.DenseConfig{Activation: compute.ActivationNone, WeightLayout: compute.DenseLayoutOutputsInput})
+		},
+		func() *Node { return Add(DotGeneral(x, []int{1}, nil, w, []int{1}, nil), ExpandAxes(b, 0)) },
+		true)
+	return y
 }
 
 // layerNorm is the reference LayerNorm: F.layer_norm without affine (eps 1e-5, in
@@ -65,6 +84,18 @@ func linear(x, w, b *Node) *Node {
 // 1/sqrt is written as Div(1, Sqrt) because Rsqrt has no gradient in GoMLX v0.28.2.
 func layerNorm(x, weight *Node) *Node {
 	return Mul(normalize(x, 1e-5), broadcastLast(weight, x.Rank()))
+}
+
+// layerNormInference is layerNorm through the backend's fused kernel where it
+// has one: one pass over x instead of eight graph ops, four of them
+// broadcasting. For graphs without gradients (eval, sampling): under a
+// gradient the decomposed ops would be built and run as well, for the VJP.
+func layerNormInference(x, weight *Node) *Node {
+	y, _ := InternalFusedOpCaller(
+		func() *Node { return BackendFusedLayerNorm(x, []int{x.Rank() - 1}, 1e-5, weight, nil) },
+		func() *Node { return layerNorm(x, weight) },
+		true)
+	return y
 }
 
 // normalize is (x − mean)/sqrt(var + eps) over the last axis.
@@ -207,12 +238,16 @@ func attention(x, wqkv, cos, sin *Node, heads int, causal bool) *Node {
 // CastMatmulWeights returns params whose block and output-layer matrices are cast
 // to dt (e.g. bfloat16): the reference's bf16 autocast, where the blocks and the
 // final layer run their matmuls in bf16 while the embedding, the timestep
-// embedder, LayerNorm, softmax and the loss stay in float32. Gradients flow back
-// through the casts to the float32 master weights.
+// embedder, LayerNorm, softmax and the loss stay in float32. For DiMamba the
+// Mamba projections run in dt too, while A_log (and so the scan, whose state
+// the reference keeps in float32), D and the convolution stay in float32.
+// Gradients flow back through the casts to the float32 master weights.
 func CastMatmulWeights(p Params, dt dtypes.DType) Params {
 	out := make(Params, len(p))
 	for name, n := range p {
-		if n.Rank() == 2 && name != "vocab_embed.embedding" && !strings.HasPrefix(name, "sigma_map.") && n.DType() != dt {
+		keep := name == "vocab_embed.embedding" || name == dimambaEmb || strings.HasPrefix(name, "sigma_map.") ||
+			strings.HasSuffix(name, ".A_log")
+		if n.Rank() == 2 && !keep && n.DType() != dt {
 			n = ConvertDType(n, dt)
 		}
 		out[name] = n

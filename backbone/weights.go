@@ -39,20 +39,44 @@ func NewWeights(cfg Config, seed uint64) (*Weights, error) {
 	w := &Weights{Config: cfg, Data: map[string][]float32{}}
 	for _, s := range cfg.Specs() {
 		v := make([]float32, s.Size())
-		switch s.Init {
-		case InitOne:
-			for i := range v {
-				v[i] = 1
-			}
-		case InitFanIn, InitEmbedding:
-			bound := 1 / math.Sqrt(float64(s.FanIn))
-			for i := range v {
-				v[i] = float32((2*rng.Float64() - 1) * bound)
-			}
-		}
+		initParam(v, s, cfg, rng)
 		w.Data[s.Name] = v
 	}
 	return w, nil
+}
+
+// initParam fills v as the reference initialises parameter s.
+func initParam(v []float32, s Spec, cfg Config, rng *rand.Rand) {
+	uniform := func(bound float64) {
+		for i := range v {
+			v[i] = float32((2*rng.Float64() - 1) * bound)
+		}
+	}
+	switch s.Init {
+	case InitOne:
+		for i := range v {
+			v[i] = 1
+		}
+	case InitFanIn, InitEmbedding:
+		uniform(1 / math.Sqrt(float64(s.FanIn)))
+	case InitResidualOut:
+		uniform(1 / math.Sqrt(float64(s.FanIn)) / math.Sqrt(float64(cfg.Blocks)))
+	case InitNormal:
+		for i := range v {
+			v[i] = float32(0.02 * rng.NormFloat64())
+		}
+	case InitDtBias:
+		// dt = exp(U·(ln 0.1 − ln 1e-3) + ln 1e-3) ≥ 1e-4, stored as softplus⁻¹(dt) = dt + ln(−expm1(−dt)).
+		for i := range v {
+			dt := math.Max(math.Exp(rng.Float64()*(math.Log(0.1)-math.Log(1e-3))+math.Log(1e-3)), 1e-4)
+			v[i] = float32(dt + math.Log(-math.Expm1(-dt)))
+		}
+	case InitALog:
+		n := s.Shape[len(s.Shape)-1]
+		for i := range v {
+			v[i] = float32(math.Log(float64(i%n + 1)))
+		}
+	}
 }
 
 // RotaryInvFreq computes inv_freq_j = 1/10000^(2j/Dh) in float32 as torch does.
@@ -65,8 +89,12 @@ func RotaryInvFreq(headDim int) []float32 {
 	return out
 }
 
-// RotaryInvFreqOrDefault returns the stored buffer or the computed one.
+// RotaryInvFreqOrDefault returns the stored buffer or the computed one (nil for
+// the architectures without rotary embeddings).
 func (w *Weights) RotaryInvFreqOrDefault() []float32 {
+	if !w.Config.Rotary() {
+		return nil
+	}
 	if w.InvFreq != nil {
 		return w.InvFreq
 	}
@@ -156,7 +184,10 @@ func LoadWeights(f *tensors.File, cfg Config) (*Weights, error) {
 		w.Data[s.Name] = v
 		used[name] = true
 	}
-	if info, ok := f.Info(prefix + InvFreqName); ok && cfg.Arch != GPT2 {
+	if err := loadTied(f, prefix, cfg, w, used); err != nil {
+		return nil, err
+	}
+	if info, ok := f.Info(prefix + InvFreqName); ok && cfg.Rotary() {
 		if !slices.Equal(info.Shape, []int{cfg.HeadDim() / 2}) {
 			return nil, fmt.Errorf("load %s: %q has shape %v, want [%d] (is n_heads %d right?)",
 				f.Name(), info.Name, info.Shape, cfg.HeadDim()/2, cfg.Heads)
@@ -185,9 +216,33 @@ func LoadWeights(f *tensors.File, cfg Config) (*Weights, error) {
 	return w, nil
 }
 
+// loadTied accepts the state dict's second names of tied parameters, which must
+// hold the same values as the parameter they name.
+func loadTied(f *tensors.File, prefix string, cfg Config, w *Weights, used map[string]bool) error {
+	for _, t := range cfg.TiedParams() {
+		name := prefix + t.Name
+		if _, ok := f.Info(name); !ok {
+			continue
+		}
+		v, shape, err := f.Float32(name)
+		if err != nil {
+			return fmt.Errorf("load %s: %w", f.Name(), err)
+		}
+		src := w.Data[t.Source]
+		if !slices.Equal(v, src) {
+			return fmt.Errorf("load %s: %q (shape %v) is tied to %q in the reference but holds different values",
+				f.Name(), name, shape, prefix+t.Source)
+		}
+		used[name] = true
+	}
+	return nil
+}
+
 func detectPrefix(f *tensors.File) string {
-	if _, ok := f.Info(CheckpointPrefix + "vocab_embed.embedding"); ok {
-		return CheckpointPrefix
+	for _, first := range []string{"vocab_embed.embedding", dimambaEmb} {
+		if _, ok := f.Info(CheckpointPrefix + first); ok {
+			return CheckpointPrefix
+		}
 	}
 	if _, ok := f.Info(GPT2Prefix + "wte.weight"); ok {
 		return GPT2Prefix
@@ -196,13 +251,19 @@ func detectPrefix(f *tensors.File) string {
 }
 
 // SafetensorsTensors lays the weights out as a PyTorch state dict (parameters in
-// registration order, then the rotary buffer), each name prefixed with prefix.
+// registration order, then tied second names, then the rotary buffer), each name
+// prefixed with prefix.
 func (w *Weights) SafetensorsTensors(prefix string) []tensors.Tensor {
 	var out []tensors.Tensor
+	shapes := map[string][]int{}
 	for _, s := range w.Config.Specs() {
 		out = append(out, tensors.FromFloat32(prefix+s.Name, s.Shape, w.Data[s.Name]))
+		shapes[s.Name] = s.Shape
 	}
-	if w.Config.Arch == GPT2 {
+	for _, t := range w.Config.TiedParams() {
+		out = append(out, tensors.FromFloat32(prefix+t.Name, shapes[t.Source], w.Data[t.Source]))
+	}
+	if !w.Config.Rotary() {
 		return out // no rotary buffer
 	}
 	inv := w.RotaryInvFreqOrDefault()
@@ -214,6 +275,9 @@ func (w *Weights) SafetensorsTensors(prefix string) []tensors.Tensor {
 // the architecture). The head count is not visible in the shapes; the caller sets it.
 func InferConfig(f *tensors.File) (Config, error) {
 	prefix := detectPrefix(f)
+	if _, ok := f.Info(prefix + dimambaEmb); ok {
+		return inferDiMamba(f, prefix)
+	}
 	var c Config
 	emb, ok := f.Info(prefix + "vocab_embed.embedding")
 	if !ok || len(emb.Shape) != 2 {
@@ -238,5 +302,48 @@ func InferConfig(f *tensors.File) (Config, error) {
 		c.Heads = c.Hidden / (2 * inv.Shape[0]) // a hint; validated by the caller
 	}
 	c.MaskIndex = c.Vocab - 1
+	return c, nil
+}
+
+// inferDiMamba reads a DiMamba state dict's sizes from its shapes.
+func inferDiMamba(f *tensors.File, prefix string) (Config, error) {
+	c := Config{Arch: DiMamba}
+	shape := func(name string, rank int) ([]int, error) {
+		info, ok := f.Info(prefix + name)
+		if !ok || len(info.Shape) != rank {
+			return nil, fmt.Errorf("%s: no %d-D %q: not a DiMamba state dict", f.Name(), rank, prefix+name)
+		}
+		return info.Shape, nil
+	}
+	l0 := dimambaLayer(0) + "mixer.mamba_fwd."
+	for _, q := range []struct {
+		name string
+		rank int
+		set  func(s []int)
+	}{
+		{dimambaEmb, 2, func(s []int) { c.Vocab, c.Hidden = s[0], s[1] }},
+		{"sigma_map.mlp.0.weight", 2, func(s []int) { c.Cond = s[0] }},
+		{l0 + "A_log", 2, func(s []int) { c.DState = s[1] }},
+		{l0 + "conv1d.weight", 3, func(s []int) { c.DConv = s[2] }},
+		{l0 + "dt_proj.weight", 2, func(s []int) { c.DtRank = s[1] }},
+		{l0 + "in_proj.weight", 2, func(s []int) { c.Expand = s[0] / (2 * max(1, s[1])) }},
+	} {
+		s, err := shape(q.name, q.rank)
+		if err != nil {
+			return c, err
+		}
+		q.set(s)
+	}
+	for _, info := range f.Tensors() {
+		rest, ok := strings.CutPrefix(info.Name, prefix+dimambaBody+"layers.")
+		if !ok {
+			continue
+		}
+		var i int
+		if _, err := fmt.Sscanf(rest, "%d.", &i); err == nil && i+1 > c.Blocks {
+			c.Blocks = i + 1
+		}
+	}
+	c.MaskIndex, c.Dropout = c.Vocab-1, 0.1
 	return c, nil
 }

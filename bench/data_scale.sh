@@ -3,12 +3,13 @@
 # text (Debian fortunes + perl pods + the embedded KJV, repeated with variations,
 # deterministic) through download --hold-out, tokenize (GPT-2) and pack (L 1024).
 # Prints wall time and peak RSS per stage and the artifact sizes.
-# MDLM_SCALE_MB sets the corpus size (default 300).
+# MDLM_SCALE_MB sets the corpus size (default 300). MDLM_BENCH_SMOKE=1: 3 MB (CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOEXPERIMENT=simd
 work=${MDLM_BENCH_DIR:-/tmp/mdlm-datascale}
 mb=${MDLM_SCALE_MB:-300}
+[ -n "${MDLM_BENCH_SMOKE:-}" ] && mb=3
 mkdir -p "$work"
 if [ ! -d /usr/share/games/fortunes ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fortunes perl-doc >/dev/null

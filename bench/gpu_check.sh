@@ -28,8 +28,9 @@ build() {
     GOEXPERIMENT=simd CGO_ENABLED=1 go test -c -tags xla -ldflags='-s -w' -o "$out/$pkg.test" "./$pkg/"
     gzip -f -9 "$out/$pkg.test"
   done
-  rm -rf "$out/fixtures"
+  rm -rf "$out/fixtures" "$out/fixtures-dimamba"
   cp -r --no-preserve=mode "${MDLM_REFERENCE_FIXTURES:-../shared/fixtures/reference}" "$out/fixtures"
+  cp -r --no-preserve=mode "${MDLM_DIMAMBA_FIXTURES:-../shared/fixtures/dimamba}" "$out/fixtures-dimamba"
   du -sh "$out"
 }
 
@@ -68,12 +69,12 @@ run() {
     plugin_env >>"$dest/gpu.txt" || { cat "$dest/gpu.txt"; exit 1; }
     tail -1 "$dest/gpu.txt"
   fi
-  export MDLM_REFERENCE_FIXTURES=$PWD/$out/fixtures
+  export MDLM_REFERENCE_FIXTURES=$PWD/$out/fixtures MDLM_DIMAMBA_FIXTURES=$PWD/$out/fixtures-dimamba
   local bin=/tmp/mdlm-gpu-bin
   mkdir -p "$bin"
   for pkg in backbone diffusion train sampler; do gunzip -c "$out/$pkg.test.gz" >"$bin/$pkg.test" && chmod +x "$bin/$pkg.test"; done
   for pkg in backbone diffusion train sampler; do
-    (cd "$pkg" && timeout 120 "$bin/$pkg.test" -test.run 'TestReference' -test.v 2>&1) | tail -40 >"$dest/parity-$pkg.txt"
+    (cd "$pkg" && timeout 120 "$bin/$pkg.test" -test.run 'TestReference|TestDiMamba' -test.v 2>&1) | tail -40 >"$dest/parity-$pkg.txt"
     echo "parity $pkg: $(grep -cE '^--- PASS' "$dest/parity-$pkg.txt") passed, $(grep -cE '^--- FAIL' "$dest/parity-$pkg.txt") failed"
   done
   [ "${MDLM_GPU_CHECK_CPU:-}" = 1 ] && return 0
@@ -81,10 +82,14 @@ run() {
     -test.benchtime 20x 2>&1) | tee "$dest/train_step.txt" | grep -E 'Benchmark|FAIL|panic'
   (cd sampler && MDLM_BENCH_SAMPLER_MODEL=small timeout 240 "$bin/sampler.test" -test.run '^$' \
     -test.bench 'BenchmarkSamplers/.*/B8' -test.benchtime 1x 2>&1) | tee "$dest/samplers.txt" | grep -E 'Benchmark|FAIL|panic'
+  (cd backbone && timeout 120 "$bin/backbone.test" -test.run '^$' -test.bench 'SelectiveScan' \
+    -test.benchtime 5x 2>&1) | tee "$dest/scan.txt" | grep -E 'Benchmark|FAIL|panic'
 }
 
 case "${1:-}" in
+  smoke) # CI: the script parses and the XLA-tagged packages it builds type-check
+    bash -n "$0" && GOEXPERIMENT=simd go vet -tags xla ./backbone ./diffusion ./train ./sampler ./accel && echo "gpu_check smoke: ok" ;;
   build) build ;;
   run) run ;;
-  *) echo "usage: bash bench/gpu_check.sh build|run" >&2; exit 2 ;;
+  *) echo "usage: bash bench/gpu_check.sh build|run|smoke" >&2; exit 2 ;;
 esac

@@ -4,7 +4,9 @@
 # 1000 steps ($MDLM_BENCH_SAMPLER_STEPS), small random DiT on the CPU backend.
 # Prints each figure and the ratios against ddpm (target: row cache at batch 8
 # needs at most 1/2.5 of ddpm's evaluations).
+# MDLM_BENCH_SMOKE=1: 20 steps (what CI runs).
 set -euo pipefail
+[ -n "${MDLM_BENCH_SMOKE:-}" ] && export MDLM_BENCH_SAMPLER_STEPS=20
 cd "$(dirname "$0")/.."
 export GOEXPERIMENT=simd
 go test -c -o /tmp/mdlm-sampler.test ./sampler/

@@ -4,6 +4,7 @@
 # tiktoken (npm) and github.com/tiktoken-go/tokenizer; mdlm's batch encoder across
 # cores; allocations per MB. Prints our ratio to each anchor.
 # Installs what it needs (Debian text packages for the corpus, npm packages).
+# MDLM_BENCH_SMOKE=1: a 300 KB corpus, one repetition (what CI runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${MDLM_BENCH_DIR:-/tmp/mdlm-tokbench}
@@ -22,6 +23,7 @@ corpus="$work/corpus.txt"
   (find /usr/share/perl -name '*.pod' -path '*pod*' -exec cat {} + 2>/dev/null || true) | head -c 4000000
 } > "$corpus"
 [ -s "$corpus" ] || { echo "tokenizers.sh: the corpus $corpus is empty" >&2; exit 1; }
+if [ -n "${MDLM_BENCH_SMOKE:-}" ]; then head -c 300000 "$corpus" >"$corpus.smoke" && mv "$corpus.smoke" "$corpus"; fi
 echo "corpus: $(wc -c < "$corpus") bytes (fortunes, perl-doc)"
 
 # Anchors from npm.
@@ -31,6 +33,7 @@ fi
 
 (cd bench/tokbench && GOEXPERIMENT=simd go build -o "$work/tokbench" .)
 reps=${MDLM_BENCH_REPS:-3}
+[ -n "${MDLM_BENCH_SMOKE:-}" ] && reps=1
 out="$work/results.txt"
 {
   "$work/tokbench" -corpus "$corpus" -reps "$reps"

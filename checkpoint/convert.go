@@ -91,7 +91,7 @@ func Import(opts ImportOptions) (artifact.Manifest, error) {
 	if opts.Length > 0 {
 		cfg.Length = opts.Length
 	}
-	if cfg.Heads == 0 {
+	if cfg.Heads == 0 && cfg.Rotary() {
 		return artifact.Manifest{}, fmt.Errorf("import %s: n_heads is not in the tensors (no rotary_emb.inv_freq) nor in a config.json; pass --heads", src)
 	}
 	w, err := backbone.LoadWeights(f, cfg)
@@ -187,6 +187,10 @@ func applyConfigJSON(path string, cfg *backbone.Config, method *Method) error {
 		{[]string{"vocab_size"}, &cfg.Vocab},
 		{[]string{"model_length", "length"}, &cfg.Length},
 		{[]string{"mask_index"}, &cfg.MaskIndex},
+		{[]string{"d_state"}, &cfg.DState},
+		{[]string{"d_conv"}, &cfg.DConv},
+		{[]string{"expand"}, &cfg.Expand},
+		{[]string{"dt_rank"}, &cfg.DtRank},
 	}
 	for _, e := range ints {
 		for _, k := range e.keys {

@@ -502,19 +502,36 @@ func (l *Lightning) modelConfig() (backbone.Config, Method, error) {
 		cfg.Arch = backbone.DiT
 	case "ar":
 		cfg.Arch = backbone.AR
+	case "dimamba":
+		cfg.Arch = backbone.DiMamba
 	default:
-		return cfg, method, fmt.Errorf("hyper_parameters.config.backbone: %q is not supported (dit, ar)", arch)
+		return cfg, method, fmt.Errorf("hyper_parameters.config.backbone: %q is not supported (dit, ar, dimamba)", arch)
 	}
 	var err error
-	for _, f := range []struct {
+	keys := []struct {
 		key string
 		dst *int
-	}{{"hidden_size", &cfg.Hidden}, {"n_heads", &cfg.Heads}, {"n_blocks", &cfg.Blocks}, {"length", &cfg.Length}} {
+	}{{"hidden_size", &cfg.Hidden}, {"n_blocks", &cfg.Blocks}, {"length", &cfg.Length}}
+	if cfg.Arch != backbone.DiMamba {
+		keys = append(keys, struct {
+			key string
+			dst *int
+		}{"n_heads", &cfg.Heads})
+	}
+	for _, f := range keys {
 		if *f.dst, err = num("model", f.key); err != nil {
 			return cfg, method, err
 		}
 	}
-	if cfg.Arch == backbone.DiT {
+	if cfg.Arch == backbone.DiMamba {
+		if ts, ok := str("model", "temb_strategy"); ok && ts != "adaln" {
+			return cfg, method, fmt.Errorf("hyper_parameters.config.model.temb_strategy: %q is not supported (adaln, the reference's tiny-dimamba)", ts)
+		}
+		if tie, ok := lookup(l.Config, "model", "tie_word_embeddings"); ok && tie == true {
+			return cfg, method, fmt.Errorf("hyper_parameters.config.model.tie_word_embeddings: true is not supported (the reference's tiny-dimamba unties lm_head)")
+		}
+	}
+	if cfg.Arch != backbone.AR {
 		if cfg.Cond, err = num("model", "cond_dim"); err != nil {
 			return cfg, method, err
 		}
@@ -522,9 +539,11 @@ func (l *Lightning) modelConfig() (backbone.Config, Method, error) {
 	if d, ok := lookup(l.Config, "model", "dropout"); ok {
 		cfg.Dropout, _ = toFloat(d)
 	}
-	emb, ok := l.State[backbone.CheckpointPrefix+"vocab_embed.embedding"]
+	cfg = cfg.WithMambaDefaults()
+	embName := backbone.CheckpointPrefix + cfg.EmbeddingName()
+	emb, ok := l.State[embName]
 	if !ok || len(emb.Shape) != 2 {
-		return cfg, method, fmt.Errorf("state_dict has no 2-D %svocab_embed.embedding", backbone.CheckpointPrefix)
+		return cfg, method, fmt.Errorf("state_dict has no 2-D %s", embName)
 	}
 	cfg.Vocab, cfg.MaskIndex = emb.Shape[0], emb.Shape[0]-1
 	method.Parameterization, _ = str("parameterization")
@@ -575,6 +594,9 @@ func (l *Lightning) weights(cfg backbone.Config, ema bool) (*backbone.Weights, e
 		return w, nil
 	}
 	used := map[string]bool{backbone.CheckpointPrefix + backbone.InvFreqName: true}
+	for _, t := range cfg.TiedParams() { // the same tensor under a second name
+		used[backbone.CheckpointPrefix+t.Name] = true
+	}
 	for _, s := range specs {
 		name := backbone.CheckpointPrefix + s.Name
 		t, ok := l.State[name]

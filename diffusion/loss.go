@@ -6,6 +6,8 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
+
+	"github.com/mdlm-go/mdlm/backbone"
 )
 
 // NegInfinity is the finite "−∞" of the reference (neg_infinity = −1e6): SUBS
@@ -98,11 +100,29 @@ func LogSumExp(x *Node) *Node {
 	return Add(lse, link)
 }
 
+// ZeroMaskedLogits runs the backbone and returns SUBS's zero-masked logits
+// (§2.3 step 1, −1e6 added at [MASK]): folded into the output bias where the
+// backbone has one (WithZeroMasking), added to the logits otherwise (DiMamba's
+// lm_head has no bias).
+func ZeroMaskedLogits(cfg backbone.Config, p backbone.Params, invFreq []float32, x, cond *Node, drop *backbone.Dropout) *Node {
+	if _, ok := p[outputBias]; ok {
+		return backbone.Forward(cfg, WithZeroMasking(p, cfg.MaskIndex), invFreq, x, cond, drop)
+	}
+	logits := backbone.Forward(cfg, p, invFreq, x, cond, drop)
+	g, V := logits.Graph(), cfg.Vocab
+	isMask := Equal(Iota(g, shapes.Make(dtypes.Int32, 1, 1, V), 2), Scalar(g, dtypes.Int32, cfg.MaskIndex))
+	bump := Where(isMask, BroadcastToDims(Scalar(g, logits.DType(), NegInfinity), 1, 1, V), Zeros(g, shapes.Make(logits.DType(), 1, 1, V)))
+	return Add(logits, bump)
+}
+
+// outputBias is the DiT's output-layer bias, where zero masking is folded in.
+const outputBias = "output_layer.linear.bias"
+
 // WithZeroMasking returns params whose output bias has −1e6 added at [MASK]: the
 // backbone's logits are then exactly SUBS's zero-masked logits (§2.3 step 1), at
 // the cost of a [V] add instead of a [B, L, V] one.
 func WithZeroMasking(p map[string]*Node, maskIndex int) map[string]*Node {
-	const name = "output_layer.linear.bias"
+	const name = outputBias
 	b := p[name]
 	g := b.Graph()
 	V := b.Shape().Dimensions[0]

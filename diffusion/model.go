@@ -49,8 +49,8 @@ func (m Model) Validate() error {
 	default:
 		return fmt.Errorf("unknown parameterization %q (known: subs, d3pm, sedd, ar)", m.Param)
 	}
-	if m.Backbone.Arch != backbone.DiT {
-		return fmt.Errorf("parameterization %s needs the dit backbone, not %q", m.Param, m.Backbone.Arch)
+	if m.Backbone.Arch != backbone.DiT && m.Backbone.Arch != backbone.DiMamba {
+		return fmt.Errorf("parameterization %s needs the dit or dimamba backbone, not %q", m.Param, m.Backbone.Arch)
 	}
 	if m.T < 0 {
 		return fmt.Errorf("discrete time steps: --T %d must be >= 0", m.T)
@@ -74,7 +74,7 @@ func (in DiffusionInputs) as(dt dtypes.DType) DiffusionInputs {
 // PerTokenLoss runs the backbone and returns the per-token loss [B, L] of §2.4,
 // §2.6 or §2.8. The backbone sees σ only when the model is time-conditioned.
 func (m Model) PerTokenLoss(p backbone.Params, invFreq []float32, in DiffusionInputs, drop *backbone.Dropout) *Node {
-	in = in.as(p["vocab_embed.embedding"].DType())
+	in = in.as(p[m.Backbone.EmbeddingName()].DType())
 	cond := in.Sigma
 	if !m.TimeConditioning {
 		cond = ZerosLike(in.Sigma)
@@ -91,7 +91,7 @@ func (m Model) PerTokenLoss(p backbone.Params, invFreq []float32, in DiffusionIn
 	}
 	// SUBS: zero masking folded into the output bias; carry-over makes the loss 0
 	// wherever z_t is unmasked, so only log p_θ(x0) at masked positions is needed.
-	logits := backbone.Forward(m.Backbone, WithZeroMasking(p, mask), invFreq, in.XT, cond, drop)
+	logits := ZeroMaskedLogits(m.Backbone, p, invFreq, in.XT, cond, drop)
 	logpX0, logpMask := SUBSTokenLogProbs(logits, in.X0, mask)
 	if m.T > 0 {
 		return D3PMLoss(logpX0, logpMask, in.XT, in.T, m.T, mask) // SUBS: reconstruction term is 0

@@ -32,7 +32,7 @@ func col(v *Node) *Node { return ExpandAxes(v, 1, 2) } // [B] -> [B, 1, 1]
 // exp(SUBSLogProbs), through the backend's fused softmax.
 func subsProbs(m diffusion.Model, p backbone.Params, invFreq []float32, x, cond *Node) *Node {
 	mask := m.Backbone.MaskIndex
-	logits := backbone.Forward(m.Backbone, diffusion.WithZeroMasking(p, mask), invFreq, x, cond, nil)
+	logits := diffusion.ZeroMaskedLogits(m.Backbone, p, invFreq, x, cond, nil)
 	probs := Softmax(logits, -1)
 	dims := probs.Shape().Dimensions
 	g := x.Graph()

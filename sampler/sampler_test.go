@@ -354,3 +354,35 @@ func TestAnalyticOnSUBS(t *testing.T) {
 		}
 	}
 }
+
+// A DiMamba denoiser samples with every ddpm-family sampler and the analytic
+// one: no [MASK] is left and, as with the DiT, the [MASK] logit never wins
+// (its lm_head has no bias, so zero masking is added to the logits).
+func TestDiMambaSamples(t *testing.T) {
+	b, _ := accel.Backend()
+	const B, L = 2, 10
+	cfg := backbone.Config{Arch: backbone.DiMamba, Vocab: 24, Hidden: 16, Blocks: 1, Cond: 8, Length: L, MaskIndex: 23}.WithMambaDefaults()
+	w, err := backbone.NewWeights(cfg, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range w.Data["model.lm_head.weight"] { // a denoiser far from uniform
+		w.Data["model.lm_head.weight"][i] = float32((i*7919)%13-6) * 0.2
+	}
+	m := diffusion.Model{Backbone: cfg, Param: diffusion.SUBS, Schedule: diffusion.LogLinear{Eps: diffusion.LogLinearEps}}
+	for _, kind := range []Kind{DDPM, DDPMCache, RowCache, Analytic} {
+		s, err := New(b, m, w, 5, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := s.Sample(context.Background(), Options{Kind: kind, Steps: 16, Eps: 1e-5, NoiseRemoval: true}, masks(B*L, cfg.MaskIndex), B, L, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		for _, tok := range r.Tokens {
+			if tok == int32(cfg.MaskIndex) || tok < 0 || int(tok) >= cfg.Vocab {
+				t.Fatalf("%s: token %d in %v", kind, tok, r.Tokens)
+			}
+		}
+	}
+}

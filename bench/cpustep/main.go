@@ -47,17 +47,26 @@ var cases = map[string]benchCase{
 	"d128": {backbone.Config{Arch: backbone.DiT, Vocab: 1000, Hidden: 128, Heads: 4, Blocks: 2, Cond: 64, MaskIndex: 999}, 16, 128},
 	"demo": {backbone.Config{Arch: backbone.DiT, Vocab: 259, Hidden: 128, Heads: 4, Blocks: 2, Cond: 64, MaskIndex: 258}, 32, 64},
 	"tiny": {backbone.Config{Arch: backbone.DiT, Vocab: 50258, Hidden: 512, Heads: 8, Blocks: 8, Cond: 128, MaskIndex: 50257}, 2, 128},
+	// DiMamba (issue 11): the demo's sizes, and the reference's tiny-dimamba
+	// (D 512, 14 blocks, C 128) at the same 2 x 128 as tiny.
+	"demo-dimamba": {backbone.Config{Arch: backbone.DiMamba, Vocab: 259, Hidden: 128, Blocks: 2, Cond: 64, MaskIndex: 258}.WithMambaDefaults(), 32, 64},
+	"tiny-dimamba": {backbone.Config{Arch: backbone.DiMamba, Vocab: 50258, Hidden: 512, Blocks: 14, Cond: 128, MaskIndex: 50257}.WithMambaDefaults(), 2, 128},
 }
 
 func main() {
-	name := flag.String("case", "d128", "configuration: d128, demo or tiny")
+	name := flag.String("case", "d128", "configuration: d128, demo, tiny, demo-dimamba or tiny-dimamba")
 	dir := flag.String("dir", "", "directory of weights.safetensors and batches.safetensors")
 	steps := flag.Int("steps", 10, "steps (or forward passes) to time; the first compiles and is reported apart")
 	forward := flag.Bool("forward", false, "time the forward pass and loss only")
 	init := flag.Bool("init", false, "write the weights and batches, then exit")
 	lr := flag.Float64("lr", 1e-3, "AdamW learning rate (constant)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the timed steps here")
+	scanChunk := flag.Int("scan-chunk", 0, "DiMamba: positions per scan chunk (0: the backend's default)")
+	scanCheckpoint := flag.Bool("scan-checkpoint", false, "DiMamba, with -scan-chunk: recompute scan chunks in the backward pass")
 	flag.Parse()
+	if *scanChunk > 0 {
+		backbone.ScanOverride = &backbone.ScanOptions{Chunk: *scanChunk, Checkpoint: *scanCheckpoint}
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -72,7 +81,7 @@ func main() {
 	}
 	c, ok := cases[*name]
 	if !ok || *dir == "" {
-		fmt.Fprintf(os.Stderr, "cpustep: -case one of d128, demo, tiny and -dir are required\n")
+		fmt.Fprintf(os.Stderr, "cpustep: -case one of d128, demo, tiny, demo-dimamba, tiny-dimamba and -dir are required\n")
 		os.Exit(2)
 	}
 	c.cfg.Length = c.L
@@ -165,7 +174,7 @@ func writeInputs(m diffusion.Model, c benchCase, dir string, steps int) error {
 	}
 	rng := rand.New(rand.NewPCG(7, 11))
 	for name, v := range w.Data {
-		if strings.Contains(name, "adaLN") || strings.HasPrefix(name, "output_layer.linear") {
+		if strings.Contains(name, "adaLN") || strings.HasPrefix(name, "output_layer.linear") || name == "model.lm_head.weight" {
 			for i := range v {
 				v[i] = float32(rng.NormFloat64() * 0.02)
 			}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/checkpoint"
 )
 
@@ -67,8 +68,13 @@ func (c *CheckpointInspectCmd) Run(kctx *kong.Context) error {
 	w := tabwriter.NewWriter(kctx.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "path\t%s\nkind\t%s\n", r.Path, r.Kind)
 	cfg := r.Config
-	fmt.Fprintf(w, "arch\t%s\nvocab_size\t%d\nhidden_size\t%d\nn_heads\t%d\nn_blocks\t%d\ncond_dim\t%d\nlength\t%d\nmask_index\t%d\n",
-		cfg.Arch, cfg.Vocab, cfg.Hidden, cfg.Heads, cfg.Blocks, cfg.Cond, cfg.Length, cfg.MaskIndex)
+	fmt.Fprintf(w, "arch\t%s\nvocab_size\t%d\nhidden_size\t%d\n", cfg.Arch, cfg.Vocab, cfg.Hidden)
+	if cfg.Arch == backbone.DiMamba {
+		fmt.Fprintf(w, "d_state\t%d\nd_conv\t%d\nexpand\t%d\ndt_rank\t%d\n", cfg.DState, cfg.DConv, cfg.Expand, cfg.DtRank)
+	} else {
+		fmt.Fprintf(w, "n_heads\t%d\n", cfg.Heads)
+	}
+	fmt.Fprintf(w, "n_blocks\t%d\ncond_dim\t%d\nlength\t%d\nmask_index\t%d\n", cfg.Blocks, cfg.Cond, cfg.Length, cfg.MaskIndex)
 	if r.Method != nil {
 		fmt.Fprintf(w, "parameterization\t%s\nT\t%d\ntime_conditioning\t%v\nnoise\t%s\n",
 			r.Method.Parameterization, r.Method.T, r.Method.TimeConditioning, r.Method.Noise)

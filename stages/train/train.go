@@ -57,10 +57,11 @@ var Def = stage.Def{Kind: "train", Version: 3, Output: checkpoint.Type,
 type Options struct {
 	Data             string  `required:"" input:"data" help:"packed/v1 artifact (train.arrow, optional valid.arrow)." type:"existingdir"`
 	Out              string  `short:"o" required:"" output:"" help:"checkpoint/v1 to publish when training ends; until then checkpoints and metrics live in <out>.work, and rerunning the same command resumes there." type:"path"`
-	Model            string  `default:"custom" help:"tiny, small, medium, or custom (sizes below)."`
+	Backbone         string  `default:"dit" enum:"dit,dimamba" help:"Denoiser network: the DiT or the bidirectional Mamba DiMamba (parameterization ar always uses the causal transformer)."`
+	Model            string  `default:"custom" help:"tiny, small, medium (DiT), tiny-dimamba (DiMamba), or custom (sizes below)."`
 	Hidden           int     `default:"128" help:"Custom: hidden size D."`
-	Heads            int     `default:"4" help:"Custom: attention heads."`
-	Blocks           int     `default:"2" help:"Custom: transformer blocks."`
+	Heads            int     `default:"4" help:"Custom: attention heads (DiT, AR)."`
+	Blocks           int     `default:"2" help:"Custom: transformer or Mamba blocks."`
 	Cond             int     `default:"64" help:"Custom: timestep-embedding width (cond_dim)."`
 	Dropout          float64 `default:"0.1" help:"Residual dropout."`
 	Parameterization string  `default:"subs" enum:"subs,d3pm,sedd,ar" help:"Objective."`
@@ -247,14 +248,24 @@ var ErrNonFinite = errors.New("train: non-finite loss")
 
 func modelConfig(opts Options, meta datasets.PackedMeta, L int) (checkpoint.Config, error) {
 	vocab, mask, tok := meta.VocabSize, meta.MaskIndex, meta.Tokenizer
-	arch := backbone.DiT
+	arch := backbone.Arch(opts.Backbone)
+	if arch == "" {
+		arch = backbone.DiT
+	}
 	if opts.Parameterization == "ar" {
+		if arch == backbone.DiMamba {
+			return checkpoint.Config{}, fmt.Errorf("--backbone dimamba: parameterization ar trains the causal transformer; use subs, d3pm or sedd")
+		}
 		arch = backbone.AR
 	}
 	var bc backbone.Config
 	if opts.Model == "custom" || opts.Model == "" {
 		bc = backbone.Config{Arch: arch, Vocab: int(vocab), Hidden: opts.Hidden, Heads: opts.Heads, Blocks: opts.Blocks,
 			Cond: opts.Cond, Length: L, MaskIndex: int(mask)}
+		if arch == backbone.DiMamba {
+			bc.Heads = 0
+			bc = bc.WithMambaDefaults()
+		}
 	} else {
 		var err error
 		if bc, err = backbone.Preset(opts.Model, arch, int(vocab), L); err != nil {
@@ -661,9 +672,12 @@ func (r *run) validate(ctx context.Context) (Metrics, error) {
 		vm.ValGenPPL, vm.ValEntropy = g.GenPPL, g.Entropy
 	}
 	r.record(vm)
-	r.log.Info("validation (EMA weights)", "step", vm.Step, "val_nll", fmt.Sprintf("%.4f", res.NLL),
-		"val_ppl", fmt.Sprintf("%.2f", res.PPL), "unigram_ppl", fmt.Sprintf("%.2f", res.UnigramPPL),
-		"val_gen_ppl", fmt.Sprintf("%.2f", vm.ValGenPPL))
+	attrs := []any{"step", vm.Step, "val_nll", fmt.Sprintf("%.4f", res.NLL),
+		"val_ppl", fmt.Sprintf("%.2f", res.PPL), "unigram_ppl", fmt.Sprintf("%.2f", res.UnigramPPL)}
+	if r.opts.GenPPLScorer != "" {
+		attrs = append(attrs, "val_gen_ppl", fmt.Sprintf("%.2f", vm.ValGenPPL), "val_entropy", fmt.Sprintf("%.3f", vm.ValEntropy))
+	}
+	r.log.Info("validation (EMA weights)", attrs...)
 	if err := r.keepBest(res.NLL); err != nil {
 		return Metrics{}, err
 	}

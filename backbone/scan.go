@@ -1,0 +1,157 @@
+package backbone
+
+// The selective scan (Mamba's selective_scan_fn with delta_softplus, z gate
+// and D skip applied by the caller) as GoMLX ops:
+//
+//	hₜ = aₜ ⊙ hₜ₋₁ + bₜ,   aₜ = exp(Δₜ A),   bₜ = Δₜ xₜ Bₜ,   yₜ = Σₙ Cₜ[n] hₜ[·, n]
+//
+// with states h [Din, N] per batch row. The scan is chunked: L is cut into
+// chunks of ScanChunk positions, processed one after another, each carrying the
+// state at its last position into the next. Inside a chunk the recurrence is
+// solved by a log-depth (Hillis–Steele) associative scan over the pairs (a, b),
+// whose operator (a₂, b₂)∘(a₁, b₁) = (a₂a₁, a₂b₁ + b₂) composes two steps: after
+// ⌈log₂ K⌉ levels every position holds its state from a zero start and the
+// product of decays since the chunk start, so the carried state enters as
+// h = b + a ⊙ h_carry.
+//
+// Why this form: GoMLX has no scan or loop primitive that is differentiable, and
+// a sequential unrolled recurrence would be L dependent steps of tiny ops (slow
+// on every backend, and L nodes per layer in the graph). A closed form through
+// cumulative sums of ΔA (the Mamba-2 trick) needs exp(−A·ΣΔ), which overflows
+// float32 within a few dozen positions for Mamba-1's per-channel A. The log-depth
+// scan does K·log₂K work per chunk in large elementwise ops that vectorise on
+// CPU and fuse on XLA, and with the state in float32 it is exact to rounding.
+//
+// Memory: a chunk's states are [B, K, Din, N]. On an accelerator each chunk's
+// scan is a gradient-checkpointed block: the backward pass keeps only the chunk
+// inputs and the carried states [B, Din, N] per chunk boundary, and recomputes
+// a chunk's levels when its gradient arrives (scanOptions says what the CPU
+// backend does instead). At tiny-dimamba (D 512, Din 1024,
+// N 16, L 1024, K 64, float32) one chunk level is 4 MiB per batch row; the
+// 2·6 level tensors of the chunk being recomputed are 48 MiB per row, the
+// carried states 16 × 64 KiB = 1 MiB per row per direction and layer, against
+// 64 MiB per level per row (and 10 levels) if all L states were kept.
+
+import (
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
+)
+
+// ScanOptions set how the selective scan is cut: Chunk positions are solved at
+// once by the log-depth scan, and with Checkpoint each chunk is a
+// gradient-checkpointed block.
+type ScanOptions struct {
+	Chunk      int
+	Checkpoint bool
+}
+
+// ScanOverride, when non-nil, replaces the per-backend choice of scanOptions
+// (tests and benchmarks).
+var ScanOverride *ScanOptions
+
+// scanOptions picks the cut for sequence length L on the graph's backend. On an
+// accelerator (XLA) each level is a fused kernel whatever its size and kernel
+// launches are what costs, so chunks are long (64) and checkpointed, which keeps
+// the backward pass's memory to a chunk's levels. The pure-Go CPU backend
+// executes every level as full passes over memory, so there short chunks win
+// (one position per chunk up to L 128, then at most 128 chunks), and
+// recomputation costs more than the memory it saves at the sizes a CPU trains.
+func scanOptions(g *Graph, L int) ScanOptions {
+	if ScanOverride != nil {
+		return *ScanOverride
+	}
+	if g.Backend().String() == "go" {
+		return ScanOptions{Chunk: max(1, (L+127)/128), Checkpoint: false}
+	}
+	return ScanOptions{Chunk: 64, Checkpoint: true}
+}
+
+// selectiveScan returns y [B, L, Din] for delta, x [B, L, Din], A [Din, N] and
+// bIn, cOut [B, L, N], all float32. With reverse the recurrence runs from the
+// last position to the first (the reverse Mamba seen through its flips).
+func selectiveScan(delta, A, bIn, cOut, x *Node, reverse bool) *Node {
+	L := delta.Shape().Dimensions[1]
+	opts := scanOptions(delta.Graph(), L)
+	K := max(1, min(opts.Chunk, L))
+	var starts []int
+	for s := 0; s < L; s += K {
+		starts = append(starts, s)
+	}
+	ys := make([]*Node, len(starts))
+	var carry *Node // [B, 1, Din, N]; nil is the zero state
+	for i := range starts {
+		c := i
+		if reverse {
+			c = len(starts) - 1 - i
+		}
+		lo, hi := starts[c], min(starts[c]+K, L)
+		sl := func(n *Node) *Node { return Slice(n, AxisRange(), AxisRange(lo, hi)) }
+		ys[c], carry = scanChunk(sl(delta), A, sl(bIn), sl(cOut), sl(x), carry, reverse, opts.Checkpoint)
+	}
+	if len(ys) == 1 {
+		return ys[0]
+	}
+	return Concatenate(ys, 1)
+}
+
+// scanChunk solves one chunk from the carried state and returns its outputs
+// [B, K, Din] and the state at its last position in scan order [B, 1, Din, N].
+func scanChunk(delta, A, bIn, cOut, x, carry *Node, reverse, checkpoint bool) (y, last *Node) {
+	if checkpoint {
+		delta, bIn, cOut, x = delta.Checkpoint(), bIn.Checkpoint(), cOut.Checkpoint(), x.Checkpoint()
+		A = A.Checkpoint()
+		if carry != nil {
+			carry = carry.Checkpoint()
+		}
+	}
+	dims := delta.Shape().Dimensions
+	K, Din := dims[1], dims[2]
+	N := A.Shape().Dimensions[1]
+	B := dims[0]
+	// exp(Δ A) and Δ x B [B, K, Din, N], written as outer products (DotGeneral
+	// over a unit axis) and a leading-axes broadcast: the forms the Go backend
+	// runs without its per-element broadcasting iterator.
+	spread := DotGeneral(Reshape(delta, B*K*Din, 1), []int{1}, nil, Ones(delta.Graph(), shapes.Make(delta.DType(), 1, N)), []int{0}, nil)
+	a := Exp(Mul(Reshape(spread, B, K, Din, N), BroadcastToDims(Reshape(A, 1, 1, Din, N), B, K, Din, N)))
+	b := DotGeneral(ExpandAxes(Mul(delta, x), -1), []int{3}, []int{0, 1}, ExpandAxes(bIn, 2), []int{2}, []int{0, 1})
+	for s := 1; s < K; s *= 2 {
+		// Compose each position with the one s steps earlier in scan order.
+		b = combine(b, a, b, s, reverse, true)
+		a = combine(a, a, a, s, reverse, false)
+	}
+	h := b
+	if carry != nil {
+		h = Add(b, Mul(a, carry))
+	}
+	y = DotGeneral(h, []int{3}, []int{0, 1}, cOut, []int{2}, []int{0, 1}) // Σₙ C[n] h[·, n]
+	end := K - 1
+	if reverse {
+		end = 0
+	}
+	last = Slice(h, AxisRange(), AxisElem(end))
+	if checkpoint {
+		y, last = y.StopCheckpoint(), last.StopCheckpoint()
+	}
+	return y, last
+}
+
+// combine is one Hillis–Steele level on axis 1: for the positions that have a
+// predecessor s steps earlier in scan order, v·w[earlier] (+ v itself when add,
+// the b update; the a update multiplies), others unchanged. v is the current
+// value, m the multiplier (a) and w the predecessor's value.
+func combine(v, m, w *Node, s int, reverse, add bool) *Node {
+	K := v.Shape().Dimensions[1]
+	ax := func(n *Node, lo, hi int) *Node { return Slice(n, AxisRange(), AxisRange(lo, hi)) }
+	if reverse { // position t takes t+s; the last s positions have none
+		upd := Mul(ax(m, 0, K-s), ax(w, s, K))
+		if add {
+			upd = Add(ax(v, 0, K-s), upd)
+		}
+		return Concatenate([]*Node{upd, ax(v, K-s, K)}, 1)
+	}
+	upd := Mul(ax(m, s, K), ax(w, 0, K-s))
+	if add {
+		upd = Add(ax(v, s, K), upd)
+	}
+	return Concatenate([]*Node{ax(v, 0, s), upd}, 1)
+}
