@@ -26,11 +26,16 @@ package backbone
 // scan is a gradient-checkpointed block: the backward pass keeps only the chunk
 // inputs and the carried states [B, Din, N] per chunk boundary, and recomputes
 // a chunk's levels when its gradient arrives (scanOptions says what the CPU
-// backend does instead). At tiny-dimamba (D 512, Din 1024,
-// N 16, L 1024, K 64, float32) one chunk level is 4 MiB per batch row; the
-// 2·6 level tensors of the chunk being recomputed are 48 MiB per row, the
-// carried states 16 × 64 KiB = 1 MiB per row per direction and layer, against
-// 64 MiB per level per row (and 10 levels) if all L states were kept.
+// backend does instead). At tiny-dimamba (D 512, so Din 1024, N 16; 14 blocks,
+// two directions each: 28 scans; L 1024, K 64; float32), per sequence:
+//
+//   - one level of one chunk: 64·1024·16·4 B = 4 MiB; the chunk being
+//     recomputed holds its 2·6 level tensors, 48 MiB, one chunk at a time;
+//   - kept for the backward pass per scan: 16 carried states of 64 KiB (1 MiB)
+//     and the inputs Δ, x [L, Din] and B, C [L, N] (8.1 MiB), so 256 MiB for
+//     all 28 scans;
+//   - without chunking or checkpointing, every level of every state would be
+//     kept: 10 levels of 2 tensors of 64 MiB per scan, 35 GiB for the model.
 
 import (
 	"github.com/gomlx/compute/shapes"

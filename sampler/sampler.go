@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"strings"
 
 	"github.com/gomlx/compute"
@@ -104,6 +105,7 @@ type Sampler struct {
 	params  []*gtensors.Tensor
 	invFreq []float32
 	rng     *gtensors.Tensor
+	hostRNG *rand.Rand // the unmasking decisions of the two-stage ddpm update
 	draws   Uniforms
 	execs   map[string]*Exec
 }
@@ -116,7 +118,7 @@ func New(b compute.Backend, m diffusion.Model, w *backbone.Weights, seed int64, 
 		return nil, err
 	}
 	return &Sampler{backend: b, model: m, params: w.Tensors(), invFreq: w.RotaryInvFreqOrDefault(),
-		rng: rng, draws: draws, execs: map[string]*Exec{}}, nil
+		rng: rng, hostRNG: rand.New(rand.NewPCG(uint64(seed), 0x756e6d61736b)), draws: draws, execs: map[string]*Exec{}}, nil
 }
 
 // exec returns (building once) an executable whose graph gets the parameters first.
@@ -262,21 +264,15 @@ func (s *Sampler) runDDPM(ctx context.Context, kind Kind, r *Result, times []flo
 			return err
 		}
 		mct, mcs := s.moveChances(kind, t, dt)
-		u, err := s.draw([]int{B, L, V})
-		if err != nil {
-			return err
+		var next []int32
+		if s.twoStage() {
+			next, err = s.twoStageUpdate(r.Tokens, probs, mct, mcs, B, L)
+		} else {
+			next, err = s.denseUpdate(r.Tokens, probs, mct, mcs, B, L, V, mask)
 		}
-		out, err := s.call("ddpm_update", func(_ backbone.Params, in []*Node) []*Node {
-			// Shapes come from the inputs: one executable serves every batch size.
-			uu, rng := s.uniformNode(in[4], in[1].Shape().Dimensions)
-			return appendRNG([]*Node{ddpmUpdate(in[0], in[1], in[2], in[3], uu, mask)}, rng)
-		}, gtensors.FromFlatDataAndDimensions(r.Tokens, B, L), probs,
-			gtensors.FromFlatDataAndDimensions(fill(mct, B), B), gtensors.FromFlatDataAndDimensions(fill(mcs, B), B), u)
 		if err != nil {
 			return fmt.Errorf("sampler step %d: %w", i, err)
 		}
-		out = s.keepRNG(out)
-		next := gtensors.MustCopyFlatData[int32](out[0])
 		cache.afterStep(kind, r.Tokens, next, L, s.model.TimeConditioning)
 		r.Tokens = next
 		if progress != nil {
@@ -284,6 +280,76 @@ func (s *Sampler) runDDPM(ctx context.Context, kind Kind, r *Result, times []flo
 		}
 	}
 	return nil
+}
+
+// denseUpdate is the reference's update as one graph: q over the whole [B, L, V]
+// (the draws recorded from the reference, or the in-graph generator), x' ~ q,
+// unmasked tokens kept.
+func (s *Sampler) denseUpdate(tokens []int32, probs *gtensors.Tensor, mct, mcs float32, B, L, V, mask int) ([]int32, error) {
+	u, err := s.draw([]int{B, L, V})
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.call("ddpm_update", func(_ backbone.Params, in []*Node) []*Node {
+		// Shapes come from the inputs: one executable serves every batch size.
+		uu, rng := s.uniformNode(in[4], in[1].Shape().Dimensions)
+		return appendRNG([]*Node{ddpmUpdate(in[0], in[1], in[2], in[3], uu, mask)}, rng)
+	}, gtensors.FromFlatDataAndDimensions(tokens, B, L), probs,
+		gtensors.FromFlatDataAndDimensions(fill(mct, B), B), gtensors.FromFlatDataAndDimensions(fill(mcs, B), B), u)
+	if err != nil {
+		return nil, err
+	}
+	out = s.keepRNG(out)
+	return gtensors.MustCopyFlatData[int32](out[0]), nil
+}
+
+// twoStage says whether the ddpm update may draw in two stages: with the
+// in-graph generator (not replaying the reference's recorded draws) and SUBS
+// probabilities, whose [MASK] entry is 0 and the rest sum to 1.
+func (s *Sampler) twoStage() bool { return s.draws == nil && s.model.Param != diffusion.D3PM }
+
+// twoStageUpdate draws the same distribution as the reference's update, x' ~ q
+// with q_v = p_v·(mc_t − mc_s) and q_mask = mc_s, without touching [B, L, V]
+// on steps where nothing unmasks. A masked position leaves [MASK] with
+// probability Σ_{v≠mask} q_v / Σ q = (mc_t − mc_s)/mc_t (p sums to 1 off [MASK]),
+// drawn here on the host; only the positions that leave draw their token from
+// p, in a graph over those rows alone. With many steps per token most steps
+// unmask nothing and cost no graph call at all.
+func (s *Sampler) twoStageUpdate(tokens []int32, probs *gtensors.Tensor, mct, mcs float32, B, L int) ([]int32, error) {
+	mask := int32(s.model.Backbone.MaskIndex)
+	leave := float64(mct-mcs) / float64(mct)
+	var pos []int32 // flat b·L + l of the positions that unmask
+	for i, tok := range tokens {
+		if tok == mask && s.hostRNG.Float64() < leave {
+			pos = append(pos, int32(i))
+		}
+	}
+	next := append([]int32(nil), tokens...)
+	if len(pos) == 0 {
+		return next, nil
+	}
+	k := 1 // padded to a power of two: few distinct shapes, few compilations
+	for k < len(pos) {
+		k *= 2
+	}
+	idx := make([]int32, k)
+	copy(idx, pos)
+	out, err := s.call(fmt.Sprintf("ddpm_pick_%d", k), func(_ backbone.Params, in []*Node) []*Node {
+		dims := in[0].Shape().Dimensions
+		V := dims[2]
+		rows := Gather(Reshape(in[0], dims[0]*dims[1], V), ExpandAxes(in[1], -1)) // [k, V]
+		rng, u := RandomUniform(in[2], shapes.Make(rows.DType(), k, V))
+		return []*Node{categorical(rows, u), rng}
+	}, probs, gtensors.FromFlatDataAndDimensions(idx, k), s.rng)
+	if err != nil {
+		return nil, err
+	}
+	s.rng = out[1]
+	picked := gtensors.MustCopyFlatData[int32](out[0])
+	for j, p := range pos {
+		next[p] = picked[j]
+	}
+	return next, nil
 }
 
 // removeNoise is the ddpm noise-removal step: x ← argmax model_logp(x, cond).

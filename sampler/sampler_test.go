@@ -386,3 +386,41 @@ func TestDiMambaSamples(t *testing.T) {
 		}
 	}
 }
+
+// The two-stage update draws the reference update's distribution: a masked
+// position stays [MASK] with probability mc_s/mc_t and otherwise takes v with
+// probability p_v (here over 4000 positions, within 5 standard deviations).
+func TestTwoStageUpdateDistribution(t *testing.T) {
+	b, _ := accel.Backend()
+	const L, V = 4000, 5
+	m, w := tinyModel(t, 8)
+	m.Backbone.Vocab, m.Backbone.MaskIndex = V, V-1
+	s, err := New(b, m, w, 11, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := []float32{0.1, 0.2, 0.3, 0.4, 0}
+	probs := make([]float32, 0, L*V)
+	for i := 0; i < L; i++ {
+		probs = append(probs, p...)
+	}
+	const mct, mcs = 0.6, 0.3
+	next, err := s.twoStageUpdate(masks(L, V-1), gtensors.FromFlatDataAndDimensions(probs, 1, L, V), mct, mcs, 1, L)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := make([]float64, V)
+	for _, tok := range next {
+		counts[tok]++
+	}
+	for v := 0; v < V; v++ {
+		want := float64(p[v]) * (mct - mcs) / mct
+		if v == V-1 {
+			want = mcs / mct
+		}
+		got := counts[v] / L
+		if sd := math.Sqrt(want * (1 - want) / L); math.Abs(got-want) > 5*sd+1e-9 {
+			t.Errorf("token %d: frequency %.4f, want %.4f (sd %.4f)", v, got, want, sd)
+		}
+	}
+}
