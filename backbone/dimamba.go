@@ -33,7 +33,6 @@ package backbone
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
@@ -133,14 +132,6 @@ func (c Config) TiedParams() []Tied {
 		}
 	}
 	return out
-}
-
-// dimambaTiedSource resolves a tied reverse projection to the parameter it shares.
-func dimambaTiedSource(name string) string {
-	if strings.Contains(name, ".mamba_rev.in_proj.") || strings.Contains(name, ".mamba_rev.out_proj.") {
-		return strings.Replace(name, ".mamba_rev.", ".mamba_fwd.", 1)
-	}
-	return name
 }
 
 // rmsNormEps is the reference's norm_epsilon.
