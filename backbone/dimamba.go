@@ -67,11 +67,11 @@ func (c Config) validateDiMamba() error {
 	return c.validateDiffusion()
 }
 
-// dimambaSpecs lists DiMamba's parameters in PyTorch registration order:
-// sigma_map, the embedding, per layer the forward Mamba (in_proj, conv1d,
-// x_proj, dt_proj, A_log, D, out_proj), the reverse Mamba without its tied
-// projections, norm and adaLN_modulation; then adaLN_modulation_final, norm_f
-// and lm_head.
+// dimambaSpecs lists DiMamba's parameters in the order of the reference
+// module's parameters() (the EMA list of a training checkpoint): sigma_map,
+// the embedding, per layer the forward Mamba (A_log, D, then in_proj, conv1d,
+// x_proj, dt_proj, out_proj), the reverse Mamba without its tied projections,
+// norm and adaLN_modulation; then adaLN_modulation_final, norm_f and lm_head.
 func (c Config) dimambaSpecs() []Spec {
 	D, C, V, Din, N, K, R := c.Hidden, c.Cond, c.Vocab, c.DInner(), c.DState, c.DConv, c.DtRank
 	specs := []Spec{
@@ -82,7 +82,9 @@ func (c Config) dimambaSpecs() []Spec {
 		{dimambaEmb, []int{V, D}, InitNormal, D},
 	}
 	mamba := func(p string, tied bool) []Spec {
-		var s []Spec
+		// A module's own parameters come before its submodules' in parameters():
+		// A_log and D first.
+		s := []Spec{{p + "A_log", []int{Din, N}, InitALog, N}, {p + "D", []int{Din}, InitOne, Din}}
 		if !tied {
 			s = append(s, Spec{p + "in_proj.weight", []int{2 * Din, D}, InitFanIn, D})
 		}
@@ -91,9 +93,7 @@ func (c Config) dimambaSpecs() []Spec {
 			Spec{p + "conv1d.bias", []int{Din}, InitFanIn, K},
 			Spec{p + "x_proj.weight", []int{R + 2*N, Din}, InitFanIn, Din},
 			Spec{p + "dt_proj.weight", []int{Din, R}, InitFanIn, R}, // U(±dt_rank^-0.5): dt_init "random"
-			Spec{p + "dt_proj.bias", []int{Din}, InitDtBias, R},
-			Spec{p + "A_log", []int{Din, N}, InitALog, N},
-			Spec{p + "D", []int{Din}, InitOne, Din})
+			Spec{p + "dt_proj.bias", []int{Din}, InitDtBias, R})
 		if !tied {
 			s = append(s, Spec{p + "out_proj.weight", []int{D, Din}, InitResidualOut, Din})
 		}

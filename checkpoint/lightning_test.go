@@ -194,3 +194,46 @@ func FuzzReadLightning(f *testing.F) {
 		ReadLightning(path) // an error is fine; a panic fails
 	})
 }
+
+// A DiMamba training checkpoint in the reference trainer's format
+// (testdata/dimamba-lightning/make.py: PyTorch's own parameters() order over the
+// reference's module tree, tied reverse projections in the state_dict) imports
+// with its EMA weights (there the fixture weights halved) or, with --no-ema, the
+// raw state_dict (the fixture weights), and with the sizes of its Hydra config.
+func TestLightningDiMambaImport(t *testing.T) {
+	src := filepath.Join("testdata", "dimamba-lightning", "dimamba.ckpt")
+	dir := reffix.Subdirs(t, "MDLM_DIMAMBA_FIXTURES", "dimamba")[0]
+	ref, err := tensors.OpenMmap(filepath.Join(dir, "dimamba.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	for _, noEMA := range []bool{false, true} {
+		out := filepath.Join(t.TempDir(), "ck")
+		if _, err := Import(ImportOptions{Src: src, Out: out, NoEMA: noEMA}); err != nil {
+			t.Fatal(err)
+		}
+		ck, err := Open(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := ck.Config.Model
+		if m.Arch != backbone.DiMamba || m.Hidden != 32 || m.Blocks != 2 || m.Cond != 16 || m.Vocab != 64 || m.DtRank != 2 || m.DState != 16 {
+			t.Fatalf("config %+v", m)
+		}
+		for _, s := range m.Specs() {
+			want, _, err := ref.Float32(s.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !noEMA {
+				for i := range want {
+					want[i] *= 0.5
+				}
+			}
+			if got := ck.Weights.Data[s.Name]; !reflect.DeepEqual(got, want) {
+				t.Errorf("no-ema=%v: %s differs", noEMA, s.Name)
+			}
+		}
+	}
+}
