@@ -36,7 +36,7 @@ func normFor(drop *Dropout) func(x, weight *Node) *Node {
 	if drop == nil {
 		return layerNormInference
 	}
-	return layerNormTrain
+	return layerNorm
 }
 
 func forwardDiT(cfg Config, p Params, invFreq []float32, indices, sigma *Node, drop *Dropout) *Node {

@@ -94,39 +94,3 @@ func TestReferenceBackbones(t *testing.T) {
 		})
 	}
 }
-
-// The three LayerNorms (graph ops; the fused kernel with its hand-written
-// gradient, used when training; the fused kernel alone, for inference) agree
-// in value, and the first two in their gradients with respect to x and the weight.
-func TestLayerNormVariantsAgree(t *testing.T) {
-	const R, D = 6, 16
-	x := make([]float32, R*D)
-	w := make([]float32, D)
-	r := newScanInputs(1, R, D, 1, 9) // reuse the scan test's generator for data
-	copy(x, r.x)
-	for i := range w {
-		w[i] = 1 + 0.1*r.delta[i]
-	}
-	exec, err := NewExec(testBackend(t), func(xn, wn *Node) []*Node {
-		ref := layerNorm(xn, wn)
-		tr := layerNormTrain(xn, wn)
-		inf := layerNormInference(xn, wn)
-		wt := Iota(xn.Graph(), xn.Shape(), 1) // a weighting that makes the gradients non-trivial
-		wt = ConvertDType(wt, xn.DType())
-		gRef := Gradient(ReduceAllSum(Mul(Mul(ref, ref), wt)), xn, wn)
-		gTr := Gradient(ReduceAllSum(Mul(Mul(tr, tr), wt)), xn, wn)
-		return []*Node{ref, tr, inf, gRef[0], gTr[0], gRef[1], gTr[1]}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Call(gtensors.FromFlatDataAndDimensions(x, R, D), gtensors.FromFlatDataAndDimensions(w, D))
-	if err != nil {
-		t.Fatal(err)
-	}
-	get := func(i int) []float32 { return gtensors.MustCopyFlatData[float32](out[i]) }
-	reffix.Compare(t, "train value", get(1), get(0), 1e-5, nil)
-	reffix.Compare(t, "inference value", get(2), get(0), 1e-5, nil)
-	reffix.Compare(t, "d/dx", get(4), get(3), 1e-4*reffix.MaxAbs(get(3)), nil)
-	reffix.Compare(t, "d/dweight", get(6), get(5), 1e-4*reffix.MaxAbs(get(5)), nil)
-}

@@ -98,34 +98,6 @@ func layerNormInference(x, weight *Node) *Node {
 	return y
 }
 
-// layerNormTrain is layerNorm for graphs that take gradients: the normalisation
-// x̂ comes from the backend's fused kernel and its gradient is written here, so
-// the forward pass runs one kernel instead of eight ops while the backward pass
-// recomputes what it needs from x:
-// dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) for the adjoint g of x̂, rstd = 1/sqrt(var + eps).
-// The weight multiplies x̂ as a graph op (its gradient is Σ g·x̂ over rows).
-func layerNormTrain(x, weight *Node) *Node {
-	const eps = 1e-5
-	axis := x.Rank() - 1
-	xhat, fused := InternalFusedOpCaller(
-		func() *Node { return BackendFusedLayerNorm(x, []int{axis}, eps, nil, nil) },
-		func() *Node { return ZerosLike(x) }, false)
-	if !fused {
-		return layerNorm(x, weight)
-	}
-	xhat = StopGradient(xhat)
-	xg := IdentityWithCustomGradient(x, func(xx, g *Node) *Node {
-		mean := ReduceAndKeep(xx, ReduceMean, axis)
-		centered := Sub(xx, mean)
-		rstd := Reciprocal(Sqrt(AddScalar(ReduceAndKeep(Square(centered), ReduceMean, axis), eps)))
-		xh := Mul(centered, rstd)
-		inner := Sub(Sub(g, ReduceAndKeep(g, ReduceMean, axis)), Mul(xh, ReduceAndKeep(Mul(g, xh), ReduceMean, axis)))
-		return Mul(inner, rstd)
-	})
-	xhat = Add(xhat, Sub(xg, StopGradient(x))) // value x̂; gradient through xg
-	return Mul(xhat, broadcastLast(weight, x.Rank()))
-}
-
 // normalize is (x − mean)/sqrt(var + eps) over the last axis.
 func normalize(x *Node, eps float64) *Node {
 	axis := x.Rank() - 1
