@@ -269,6 +269,15 @@ func TestDiMambaImportExportRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		assertSameTensors(t, src, dst, "")
+		// With the released checkpoints' "backbone." prefix: exported, then imported again.
+		prefixed := filepath.Join(tmp, "prefixed.safetensors")
+		if err := Export(ExportOptions{Src: out, Dst: prefixed, Prefix: backbone.CheckpointPrefix}); err != nil {
+			t.Fatal(err)
+		}
+		assertSameTensors(t, src, prefixed, backbone.CheckpointPrefix)
+		if _, err := Import(ImportOptions{Src: prefixed, Out: filepath.Join(tmp, "again"), ConfigJSON: filepath.Join(dir, "config.json")}); err != nil {
+			t.Fatalf("re-import of the prefixed export: %v", err)
+		}
 		r, err := Inspect(out)
 		if err != nil {
 			t.Fatal(err)
