@@ -301,3 +301,37 @@ func TestInterruptedValidationIsRedoneOnResume(t *testing.T) {
 		t.Errorf("resumed after an interrupted validation: %s, uninterrupted %s", got.Digest(), want.Digest())
 	}
 }
+
+// --backbone dimamba trains through the stage and publishes a DiMamba
+// checkpoint/v1 with the reference's sizes filled in; mismatched flags are
+// refused naming them.
+func TestTrainDiMambaBackbone(t *testing.T) {
+	dir := t.TempDir()
+	o := baseOptions(packedFixture(t), filepath.Join(dir, "run"))
+	o.Backbone, o.Steps = "dimamba", 3
+	if _, err := publish(o); err != nil {
+		t.Fatal(err)
+	}
+	ck, err := checkpoint.Open(o.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := ck.Config.Model; m.Arch != backbone.DiMamba || m.Heads != 0 || m.DState != 16 || m.DtRank != 1 || m.Hidden != 16 {
+		t.Errorf("published model %+v", m)
+	}
+	meta := datasets.PackedMeta{VocabSize: 259, MaskIndex: 258, Tokenizer: "bytes"}
+	for _, c := range []struct {
+		mutate  func(*Options)
+		mention string
+	}{
+		{func(o *Options) { o.Parameterization = "ar" }, "--backbone dimamba"},
+		{func(o *Options) { o.Model = "tiny" }, "tiny-dimamba"},
+		{func(o *Options) { o.Backbone, o.Model = "dit", "tiny-dimamba" }, "dimamba"},
+	} {
+		bad := o
+		c.mutate(&bad)
+		if _, err := modelConfig(bad, meta, 16); err == nil || !strings.Contains(err.Error(), c.mention) {
+			t.Errorf("%+v: err = %v, want a mention of %q", c, err, c.mention)
+		}
+	}
+}
