@@ -6,21 +6,24 @@ package backbone
 //	hₜ = aₜ ⊙ hₜ₋₁ + bₜ,   aₜ = exp(Δₜ A),   bₜ = Δₜ xₜ Bₜ,   yₜ = Σₙ Cₜ[n] hₜ[·, n]
 //
 // with states h [Din, N] per batch row. The scan is chunked: L is cut into
-// chunks of ScanChunk positions, processed one after another, each carrying the
-// state at its last position into the next. Inside a chunk the recurrence is
-// solved by a log-depth (Hillis–Steele) associative scan over the pairs (a, b),
-// whose operator (a₂, b₂)∘(a₁, b₁) = (a₂a₁, a₂b₁ + b₂) composes two steps: after
-// ⌈log₂ K⌉ levels every position holds its state from a zero start and the
-// product of decays since the chunk start, so the carried state enters as
-// h = b + a ⊙ h_carry.
+// chunks of ScanOptions.Chunk positions, processed one after another, each
+// carrying the state at its last position into the next. Inside a chunk the
+// recurrence is solved by a log-depth (Hillis–Steele) associative scan over the
+// pairs (a, b), whose operator (a₂, b₂)∘(a₁, b₁) = (a₂a₁, a₂b₁ + b₂) composes two
+// steps: after ⌈log₂ K⌉ levels every position holds its state from a zero start
+// and the product of decays since the chunk start, so the carried state enters
+// as h = b + a ⊙ h_carry.
 //
-// Why this form: GoMLX has no scan or loop primitive that is differentiable, and
-// a sequential unrolled recurrence would be L dependent steps of tiny ops (slow
-// on every backend, and L nodes per layer in the graph). A closed form through
-// cumulative sums of ΔA (the Mamba-2 trick) needs exp(−A·ΣΔ), which overflows
-// float32 within a few dozen positions for Mamba-1's per-channel A. The log-depth
-// scan does K·log₂K work per chunk in large elementwise ops that vectorise on
-// CPU and fuse on XLA, and with the state in float32 it is exact to rounding.
+// Why this form: GoMLX has no differentiable scan or loop primitive. A fully
+// sequential recurrence is L dependent steps: on an accelerator L kernel
+// launches per layer and direction, and L nodes in the graph. A closed form
+// through cumulative sums of ΔA (the Mamba-2 trick) needs exp(−A·ΣΔ), which
+// overflows float32 within a few dozen positions for Mamba-1's per-channel A.
+// The log-depth scan does K·log₂K work per chunk in large elementwise ops that
+// fuse on XLA, and with the state in float32 it is exact to rounding. The chunk
+// length trades the two: the pure-Go backend, which runs each op as full passes
+// over memory, is fastest at one position per chunk (the sequential end), an
+// accelerator at long chunks (scanOptions).
 //
 // Memory: a chunk's states are [B, K, Din, N]. On an accelerator each chunk's
 // scan is a gradient-checkpointed block: the backward pass keeps only the chunk

@@ -122,8 +122,7 @@ const outputBias = "output_layer.linear.bias"
 // backbone's logits are then exactly SUBS's zero-masked logits (§2.3 step 1), at
 // the cost of a [V] add instead of a [B, L, V] one.
 func WithZeroMasking(p map[string]*Node, maskIndex int) map[string]*Node {
-	const name = outputBias
-	b := p[name]
+	b := p[outputBias]
 	g := b.Graph()
 	V := b.Shape().Dimensions[0]
 	isMask := Equal(Iota(g, shapes.Make(dtypes.Int32, V), 0), Scalar(g, dtypes.Int32, maskIndex))
@@ -131,7 +130,7 @@ func WithZeroMasking(p map[string]*Node, maskIndex int) map[string]*Node {
 	for k, v := range p {
 		out[k] = v
 	}
-	out[name] = Add(b, Where(isMask, Scalar(g, b.DType(), NegInfinity), ZerosLike(b)))
+	out[outputBias] = Add(b, Where(isMask, Scalar(g, b.DType(), NegInfinity), ZerosLike(b)))
 	return out
 }
 
