@@ -163,8 +163,10 @@ func forwardDiMamba(cfg Config, p Params, indices, sigma *Node, drop *Dropout) *
 	return linear(x, p[dimambaHead], nil)
 }
 
-// timestepCondition is c = SiLU(sigma_map(σ)) [B, C], the TimestepEmbedder
-// evaluated in float32 (outside the reference's autocast) and cast to dt.
+// timestepCondition is the DiT's and DiMamba's c = SiLU(W2·SiLU(W1·emb(σ) + b1) + b2)
+// [B, C]: the TimestepEmbedder (sigma_map), whose features are computed in
+// float32 as torch does and whose weights autocast leaves alone, then the
+// outer SiLU of DIT.forward / DiMamba.forward; cast to dt.
 func timestepCondition(p Params, sigma *Node, dt dtypes.DType) *Node {
 	e := ConvertDType(timestepEmbedding(sigma), p["sigma_map.mlp.0.weight"].DType())
 	h := linear(silu(linear(e, p["sigma_map.mlp.0.weight"], p["sigma_map.mlp.0.bias"])),
@@ -186,7 +188,7 @@ func mambaLayer(cfg Config, p Params, own, proj string, h *Node, reverse bool) *
 	dt := Slice(xdbl, AxisRange(), AxisRange(), AxisRange(0, R))
 	bIn := Slice(xdbl, AxisRange(), AxisRange(), AxisRange(R, R+N))
 	cOut := Slice(xdbl, AxisRange(), AxisRange(), AxisRange(R+N, R+2*N))
-	delta := softplus(linear(dt, p[own+"dt_proj.weight"], p[own+"dt_proj.bias"])) // [B, L, Din]
+	delta := Softplus(linear(dt, p[own+"dt_proj.weight"], p[own+"dt_proj.bias"])) // [B, L, Din]; torch's threshold 20 is the same to float32
 
 	// The scan runs in float32 whatever the matmul precision (the reference's
 	// selective_scan_fn computes in fp32 under autocast).
@@ -223,12 +225,4 @@ func depthwiseConv(x, weight, bias *Node, reverse bool) *Node {
 		y = Add(y, Mul(Slice(padded, AxisRange(), AxisRange(start, start+L)), tap))
 	}
 	return y
-}
-
-// softplus is torch's F.softplus (threshold 20: x itself above it).
-func softplus(x *Node) *Node {
-	g, dims := x.Graph(), x.Shape().Dimensions
-	big := GreaterThan(x, BroadcastToDims(Scalar(g, x.DType(), 20), dims...))
-	safe := Where(big, ZerosLike(x), x) // keeps exp finite in the branch not taken
-	return Where(big, x, Log1p(Exp(safe)))
 }

@@ -19,21 +19,20 @@ const DiMambaFixturesEnv = "MDLM_DIMAMBA_FIXTURES"
 
 // dimambaFixture is a fixture folder's config.json (FORMAT.md of fixtures/dimamba).
 type dimambaFixture struct {
-	Batch      int      `json:"batch"`
-	Length     int      `json:"length"`
-	Hidden     int      `json:"hidden_size"`
-	Cond       int      `json:"cond_dim"`
-	Blocks     int      `json:"n_blocks"`
-	Vocab      int      `json:"vocab_size"`
-	DState     int      `json:"d_state"`
-	DConv      int      `json:"d_conv"`
-	Expand     int      `json:"expand"`
-	DtRank     int      `json:"dt_rank"`
-	Tied       []string `json:"state_dict_names_not_parameters"`
-	NumParams  int      `json:"n_parameters"`
-	TieEmbeds  bool     `json:"tie_word_embeddings"`
-	TembStrat  string   `json:"temb_strategy"`
-	Normalizer string   `json:"norm"`
+	Batch     int      `json:"batch"`
+	Length    int      `json:"length"`
+	Hidden    int      `json:"hidden_size"`
+	Cond      int      `json:"cond_dim"`
+	Blocks    int      `json:"n_blocks"`
+	Vocab     int      `json:"vocab_size"`
+	DState    int      `json:"d_state"`
+	DConv     int      `json:"d_conv"`
+	Expand    int      `json:"expand"`
+	DtRank    int      `json:"dt_rank"`
+	Tied      []string `json:"state_dict_names_not_parameters"`
+	NumParams int      `json:"n_parameters"`
+	TieEmbeds bool     `json:"tie_word_embeddings"`
+	TembStrat string   `json:"temb_strategy"`
 }
 
 func readDiMambaFixture(t *testing.T, dir string) (dimambaFixture, Config) {

@@ -42,12 +42,8 @@ func normFor(drop *Dropout) func(x, weight *Node) *Node {
 func forwardDiT(cfg Config, p Params, invFreq []float32, indices, sigma *Node, drop *Dropout) *Node {
 	layerNorm := normFor(drop)
 	x := embed(p, indices)
-	// c = SiLU(W2·SiLU(W1·emb(σ) + b1) + b2): the outer SiLU is DIT.forward's.
-	dt := p["vocab_embed.embedding"].DType()
-	e := ConvertDType(timestepEmbedding(sigma), dt) // computed in float32, as torch does
-	h := linear(silu(linear(e, p["sigma_map.mlp.0.weight"], p["sigma_map.mlp.0.bias"])),
-		p["sigma_map.mlp.2.weight"], p["sigma_map.mlp.2.bias"])
-	c := silu(h) // [B, C]
+	dt := x.DType()
+	c := timestepCondition(p, sigma, dt) // [B, C]
 	cos, sin := rotaryTables(x.Graph(), invFreq, x.Shape().Dimensions[1], dt)
 	D := cfg.Hidden
 	for i := 0; i < cfg.Blocks; i++ {

@@ -288,16 +288,7 @@ func InferConfig(f *tensors.File) (Config, error) {
 	if s, ok := f.Info(prefix + "sigma_map.mlp.0.weight"); ok && len(s.Shape) == 2 {
 		c.Arch, c.Cond = DiT, s.Shape[0]
 	}
-	for _, info := range f.Tensors() {
-		rest, ok := strings.CutPrefix(info.Name, prefix+"blocks.")
-		if !ok {
-			continue
-		}
-		var i int
-		if _, err := fmt.Sscanf(rest, "%d.", &i); err == nil && i+1 > c.Blocks {
-			c.Blocks = i + 1
-		}
-	}
+	c.Blocks = countBlocks(f, prefix+"blocks.")
 	if inv, ok := f.Info(prefix + InvFreqName); ok && len(inv.Shape) == 1 && inv.Shape[0] > 0 {
 		c.Heads = c.Hidden / (2 * inv.Shape[0]) // a hint; validated by the caller
 	}
@@ -334,16 +325,23 @@ func inferDiMamba(f *tensors.File, prefix string) (Config, error) {
 		}
 		q.set(s)
 	}
+	c.Blocks = countBlocks(f, prefix+dimambaBody+"layers.")
+	c.MaskIndex, c.Dropout = c.Vocab-1, 0.1
+	return c, nil
+}
+
+// countBlocks is one more than the largest i among tensors named <blocks>i.*.
+func countBlocks(f *tensors.File, blocks string) int {
+	n := 0
 	for _, info := range f.Tensors() {
-		rest, ok := strings.CutPrefix(info.Name, prefix+dimambaBody+"layers.")
+		rest, ok := strings.CutPrefix(info.Name, blocks)
 		if !ok {
 			continue
 		}
 		var i int
-		if _, err := fmt.Sscanf(rest, "%d.", &i); err == nil && i+1 > c.Blocks {
-			c.Blocks = i + 1
+		if _, err := fmt.Sscanf(rest, "%d.", &i); err == nil && i+1 > n {
+			n = i + 1
 		}
 	}
-	c.MaskIndex, c.Dropout = c.Vocab-1, 0.1
-	return c, nil
+	return n
 }

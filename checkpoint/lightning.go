@@ -508,18 +508,12 @@ func (l *Lightning) modelConfig() (backbone.Config, Method, error) {
 		return cfg, method, fmt.Errorf("hyper_parameters.config.backbone: %q is not supported (dit, ar, dimamba)", arch)
 	}
 	var err error
-	keys := []struct {
-		key string
-		dst *int
-	}{{"hidden_size", &cfg.Hidden}, {"n_blocks", &cfg.Blocks}, {"length", &cfg.Length}}
-	if cfg.Arch != backbone.DiMamba {
-		keys = append(keys, struct {
-			key string
-			dst *int
-		}{"n_heads", &cfg.Heads})
+	keys := map[string]*int{"hidden_size": &cfg.Hidden, "n_blocks": &cfg.Blocks, "length": &cfg.Length, "n_heads": &cfg.Heads}
+	if cfg.Arch == backbone.DiMamba {
+		delete(keys, "n_heads") // attention-free
 	}
-	for _, f := range keys {
-		if *f.dst, err = num("model", f.key); err != nil {
+	for _, key := range sortedNames(keys) {
+		if *keys[key], err = num("model", key); err != nil {
 			return cfg, method, err
 		}
 	}

@@ -50,18 +50,7 @@ func TestDiMambaTrainStep(t *testing.T) {
 		var first, last float32
 		for k := 0; k < 60; k++ {
 			noised := batch
-			noised.T = make([]float32, B)
-			for i := range noised.T {
-				noised.T[i] = 0.3 + 0.4*rng.Float32()
-			}
-			noised.Sigma, noised.DSigma = diffusion.SigmaDSigma(m.Schedule, noised.T)
-			noised.XT = make([]int32, B*L)
-			for i, x := range batch.X0 {
-				noised.XT[i] = x
-				if rng.Float32() < noised.T[i/L] {
-					noised.XT[i] = V - 1
-				}
-			}
+			noised.XT, noised.T, noised.Sigma, noised.DSigma = diffusion.NoiseBatch(m, batch.X0, B, L, rng)
 			res, err := s.Run(st, noised)
 			if err != nil {
 				t.Fatal(err)

@@ -1,7 +1,7 @@
 // Command plotruns draws the training loss and validation perplexity of several
-// runs into one PNG (bench/README.md and the README's DiT-vs-DiMamba figure):
+// runs into one PNG (the README's DiT-vs-DiMamba figure):
 //
-//	plotruns -o docs/dit-vs-dimamba.png RUN_DIR...
+//	plotruns -o docs/dit-vs-dimamba.png [NAME=]RUN_DIR...
 //
 // Each RUN_DIR is a train stage's output (or work directory) holding
 // metrics.jsonl, optionally named for the legend as NAME=RUN_DIR; the runs are
@@ -9,8 +9,6 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -18,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/mdlm-go/mdlm/internal/lossplot"
+	"github.com/mdlm-go/mdlm/stages/train"
 )
 
 func main() {
@@ -33,43 +32,15 @@ func main() {
 		if !ok {
 			name, dir = filepath.Base(arg), arg
 		}
-		r, err := readRun(filepath.Join(dir, "metrics.jsonl"))
+		ms, err := train.ReadMetrics(dir)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "plotruns:", err)
 			os.Exit(1)
 		}
-		r.Color, r.Name = lossplot.Palette[i], name
-		runs = append(runs, r)
+		runs = append(runs, train.PlotRun(ms, name, lossplot.Palette[i]))
 	}
 	if err := lossplot.Write(*out, runs); err != nil {
 		fmt.Fprintln(os.Stderr, "plotruns:", err)
 		os.Exit(1)
 	}
-}
-
-func readRun(path string) (lossplot.Run, error) {
-	var r lossplot.Run
-	f, err := os.Open(path)
-	if err != nil {
-		return r, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for line := 1; sc.Scan(); line++ {
-		var m struct {
-			Step   float64 `json:"step"`
-			Loss   float64 `json:"loss"`
-			ValPPL float64 `json:"val_ppl"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			return r, fmt.Errorf("%s:%d: %w", path, line, err)
-		}
-		if m.Loss != 0 {
-			r.Loss = append(r.Loss, lossplot.Point{Step: m.Step, Value: m.Loss})
-		}
-		if m.ValPPL != 0 {
-			r.PPL = append(r.PPL, lossplot.Point{Step: m.Step, Value: m.ValPPL})
-		}
-	}
-	return r, sc.Err()
 }
