@@ -37,6 +37,8 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
+
+	"github.com/mdlm-go/mdlm/internal/fastgraph"
 )
 
 // DiMamba is the bidirectional Mamba denoiser (models/dimamba.py).
@@ -139,8 +141,9 @@ const rmsNormEps = 1e-5
 
 // rmsNorm is mamba_ssm's RMSNorm: x / sqrt(mean(x²) + eps) · weight (no bias).
 func rmsNorm(x, weight *Node) *Node {
-	ms := ReduceAndKeep(Square(x), ReduceMean, x.Rank()-1)
-	return Mul(Mul(x, Reciprocal(Sqrt(AddScalar(ms, rmsNormEps)))), broadcastLast(weight, x.Rank()))
+	d := x.Shape().Dimensions[x.Rank()-1]
+	ms := fastgraph.MeanLast(Square(x))
+	return Mul(Mul(x, fastgraph.SpreadLast(Reciprocal(Sqrt(AddScalar(ms, rmsNormEps))), d)), spreadLast(weight, x))
 }
 
 func forwardDiMamba(cfg Config, p Params, indices, sigma *Node, drop *Dropout) *Node {
@@ -154,7 +157,7 @@ func forwardDiMamba(cfg Config, p Params, indices, sigma *Node, drop *Dropout) *
 		h := modulate(rmsNorm(x, p[l+"norm.weight"]), chunk(0), chunk(1))
 		m := l + "mixer.mamba_"
 		mixed := Add(mambaLayer(cfg, p, m+"fwd.", m+"fwd.", h, false), mambaLayer(cfg, p, m+"rev.", m+"fwd.", h, true))
-		x = Add(x, Mul(ExpandAxes(chunk(2), 1), drop.Apply(mixed)))
+		x = gated(x, chunk(2), drop.Apply(mixed))
 	}
 	mod := linear(c, p[dimambaBody+"adaLN_modulation_final.weight"], p[dimambaBody+"adaLN_modulation_final.bias"]) // [B, 2D]
 	shift := Slice(mod, AxisRange(), AxisRange(0, D))
@@ -195,7 +198,7 @@ func mambaLayer(cfg Config, p Params, own, proj string, h *Node, reverse bool) *
 	f32 := func(n *Node) *Node { return ConvertDType(n, dtypes.Float32) }
 	A := Neg(Exp(f32(p[own+"A_log"])))
 	y := selectiveScan(f32(delta), A, f32(bIn), f32(cOut), f32(x), reverse)
-	y = Add(y, Mul(f32(x), broadcastLast(f32(p[own+"D"]), 3)))
+	y = Add(y, Mul(f32(x), spreadLast(f32(p[own+"D"]), y)))
 	y = ConvertDType(Mul(y, f32(silu(z))), h.DType())
 	return linear(y, p[proj+"out_proj.weight"], nil)
 }

@@ -56,11 +56,11 @@ func forwardDiT(cfg Config, p Params, invFreq []float32, indices, sigma *Node, d
 		a := modulate(layerNorm(x, p[b+"norm1.weight"]), shiftMSA, scaleMSA)
 		a = attention(a, p[b+"attn_qkv.weight"], cos, sin, cfg.Heads, false)
 		a = linear(a, p[b+"attn_out.weight"], nil)
-		x = Add(x, Mul(ExpandAxes(gateMSA, 1), drop.Apply(a)))
+		x = gated(x, gateMSA, drop.Apply(a))
 
 		m := modulate(layerNorm(x, p[b+"norm2.weight"]), shiftMLP, scaleMLP)
 		m = mlp(p, b, m)
-		x = Add(x, Mul(ExpandAxes(gateMLP, 1), drop.Apply(m)))
+		x = gated(x, gateMLP, drop.Apply(m))
 	}
 	mod := linear(c, p["output_layer.adaLN_modulation.weight"], p["output_layer.adaLN_modulation.bias"]) // [B, 2D]
 	shift := Slice(mod, AxisRange(), AxisRange(0, D))

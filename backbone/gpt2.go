@@ -30,6 +30,8 @@ import (
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 
+	"github.com/mdlm-go/mdlm/internal/fastgraph"
+
 	"github.com/mdlm-go/mdlm/tensors"
 )
 
@@ -71,8 +73,8 @@ func gpt2Skipped(name string) bool {
 // mask: under the causal mask it never reaches a real position.
 func GPT2Logits(cfg Config, p Params, ids *Node) *Node {
 	L := ids.Shape().Dimensions[1]
-	pos := Slice(p["wpe.weight"], AxisRange(0, L))                             // [L, D]
-	x := Add(Gather(p["wte.weight"], ExpandAxes(ids, -1)), ExpandAxes(pos, 0)) // [B, L, D]
+	pos := Slice(p["wpe.weight"], AxisRange(0, L))                                                               // [L, D]
+	x := Add(Gather(p["wte.weight"], ExpandAxes(ids, -1)), fastgraph.SpreadLead(pos, ids.Shape().Dimensions[0])) // [B, L, D]
 	eps := cfg.LayerNormEps
 	for i := 0; i < cfg.Blocks; i++ {
 		b := fmt.Sprintf("h.%d.", i)
@@ -85,7 +87,7 @@ func GPT2Logits(cfg Config, p Params, ids *Node) *Node {
 	}
 	x = layerNormAffine(x, p["ln_f.weight"], p["ln_f.bias"], eps)
 	dims := x.Shape().Dimensions
-	logits := DotGeneral(Reshape(x, -1, dims[2]), []int{1}, nil, p["wte.weight"], []int{1}, nil) // tied head: x·wteᵀ
+	logits := fastgraph.MatMulT(Reshape(x, -1, dims[2]), p["wte.weight"]) // tied head: x·wteᵀ
 	return Reshape(logits, dims[0], dims[1], cfg.Vocab)
 }
 
@@ -93,14 +95,15 @@ func GPT2Logits(cfg Config, p Params, ids *Node) *Node {
 func conv1D(x, w, b *Node) *Node {
 	dims := x.Shape().Dimensions
 	in := dims[len(dims)-1]
-	y := Add(DotGeneral(Reshape(x, -1, in), []int{1}, nil, w, []int{0}, nil), ExpandAxes(b, 0))
+	flat := Reshape(x, -1, in)
+	y := Add(fastgraph.Contract(flat, []int{1}, nil, w, []int{0}, nil), fastgraph.SpreadLead(b, flat.Shape().Dimensions[0]))
 	out := append(append([]int(nil), dims[:len(dims)-1]...), w.Shape().Dimensions[1])
 	return Reshape(y, out...)
 }
 
 // layerNormAffine is nn.LayerNorm with weight, bias and eps.
 func layerNormAffine(x, weight, bias *Node, eps float64) *Node {
-	return Add(Mul(normalize(x, eps), broadcastLast(weight, x.Rank())), broadcastLast(bias, x.Rank()))
+	return Add(Mul(normalize(x, eps), spreadLast(weight, x)), spreadLast(bias, x))
 }
 
 // causalAttention splits the fused c_attn output qkv [B, L, 3D] (laid out

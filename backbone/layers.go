@@ -8,6 +8,8 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read like math
+
+	"github.com/mdlm-go/mdlm/internal/fastgraph"
 )
 
 // Params maps reference parameter names to graph nodes.
@@ -51,14 +53,14 @@ func linear(x, w, b *Node) *Node {
 	var y *Node
 	switch {
 	case w.DType() != x.DType():
-		y = ConvertDType(DotGeneral(ConvertDType(flat, w.DType()), []int{1}, nil, w, []int{1}, nil), x.DType())
+		y = ConvertDType(fastgraph.MatMulT(ConvertDType(flat, w.DType()), w), x.DType())
 		if b != nil {
-			y = Add(y, ExpandAxes(b, 0))
+			y = Add(y, fastgraph.SpreadLead(b, y.Shape().Dimensions[0]))
 		}
 	case b != nil:
 		y = denseWithBias(flat, w, b)
 	default:
-		y = DotGeneral(flat, []int{1}, nil, w, []int{1}, nil) // [N, out]
+		y = fastgraph.MatMulT(flat, w) // [N, out]
 	}
 	out := append(append([]int(nil), dims[:len(dims)-1]...), w.Shape().Dimensions[0])
 	return Reshape(y, out...)
@@ -68,13 +70,13 @@ func linear(x, w, b *Node) *Node {
 // dense op where it has one (the Go backend adds the bias row by row in place of
 // a broadcasting add), the same graph ops otherwise. Its gradient comes from
 // the decomposed graph, which needs only x and W, so training computes the
-// product once.
+// product once, and the bias gradient as a product with ones (fastgraph).
 func denseWithBias(x, w, b *Node) *Node {
 	y, _ := InternalFusedOpCaller(
 		func() *Node {
 			return BackendFusedDense(x, w, b, compute.DenseConfig{Activation: compute.ActivationNone, WeightLayout: compute.DenseLayoutOutputsInput})
 		},
-		func() *Node { return Add(DotGeneral(x, []int{1}, nil, w, []int{1}, nil), ExpandAxes(b, 0)) },
+		func() *Node { return Add(fastgraph.MatMulT(x, w), fastgraph.SpreadLead(b, x.Shape().Dimensions[0])) },
 		true)
 	return y
 }
@@ -83,7 +85,14 @@ func denseWithBias(x, w, b *Node) *Node {
 // float32), then an elementwise multiply by the learned weight (no bias).
 // 1/sqrt is written as Div(1, Sqrt) because Rsqrt has no gradient in GoMLX v0.28.2.
 func layerNorm(x, weight *Node) *Node {
-	return Mul(normalize(x, 1e-5), broadcastLast(weight, x.Rank()))
+	return Mul(normalize(x, 1e-5), spreadLast(weight, x))
+}
+
+// spreadLast broadcasts a [D] vector over x's leading axes, for a binary op
+// with x [..., D] (fastgraph.SpreadLead).
+func spreadLast(v, x *Node) *Node {
+	dims := x.Shape().Dimensions
+	return fastgraph.SpreadLead(v, dims[:len(dims)-1]...)
 }
 
 // layerNormInference is layerNorm through the backend's fused kernel where it
@@ -100,40 +109,44 @@ func layerNormInference(x, weight *Node) *Node {
 
 // normalize is (x − mean)/sqrt(var + eps) over the last axis.
 func normalize(x *Node, eps float64) *Node {
-	axis := x.Rank() - 1
-	mean := ReduceAndKeep(x, ReduceMean, axis)
-	centered := Sub(x, mean)
-	variance := ReduceAndKeep(Square(centered), ReduceMean, axis)
-	return Mul(centered, Reciprocal(Sqrt(AddScalar(variance, eps))))
+	d := x.Shape().Dimensions[x.Rank()-1]
+	centered := Sub(x, fastgraph.SpreadLast(fastgraph.MeanLast(x), d))
+	variance := fastgraph.MeanLast(Square(centered))
+	return Mul(centered, fastgraph.SpreadLast(Reciprocal(Sqrt(AddScalar(variance, eps))), d))
 }
 
 // causalMask sets the scores [B, H, Lq, Lk] of keys after their query to −inf.
 func causalMask(scores *Node) *Node {
+	return causalMaskWith(scores, math.Inf(-1))
+}
+
+// maskedScore is what causalMaskFinite writes: the most negative float32, whose
+// softmax weight is exactly 0 as −∞'s is (every row keeps its diagonal), but
+// which keeps the scores finite for fastgraph.SoftmaxLast's gradient.
+const maskedScore = -math.MaxFloat32
+
+// causalMaskFinite is causalMask with maskedScore in place of −∞.
+func causalMaskFinite(scores *Node) *Node { return causalMaskWith(scores, maskedScore) }
+
+func causalMaskWith(scores *Node, fill float64) *Node {
 	g, dims := scores.Graph(), scores.Shape().Dimensions
 	L := dims[2]
 	row := Iota(g, shapes.Make(dtypes.Int32, L, L), 0)
 	col := Iota(g, shapes.Make(dtypes.Int32, L, L), 1)
 	allowed := BroadcastToDims(Reshape(GreaterOrEqual(row, col), 1, 1, L, L), dims...)
-	return Where(allowed, scores, BroadcastToDims(Scalar(g, scores.DType(), math.Inf(-1)), dims...))
-}
-
-// broadcastLast reshapes a [D] vector to rank r ([1, ..., 1, D]) so binary ops see
-// equal ranks.
-func broadcastLast(v *Node, r int) *Node {
-	dims := make([]int, r)
-	for i := range dims {
-		dims[i] = 1
-	}
-	dims[r-1] = v.Shape().Dimensions[0]
-	return Reshape(v, dims...)
+	return Where(allowed, scores, BroadcastToDims(Scalar(g, scores.DType(), fill), dims...))
 }
 
 // modulate is x·(1 + scale) + shift with scale and shift of shape [B, D]
 // broadcast over L (modulate_fused in the reference).
 func modulate(x, shift, scale *Node) *Node {
-	scale = ExpandAxes(scale, 1)
-	shift = ExpandAxes(shift, 1)
-	return Add(Mul(x, OnePlus(scale)), shift)
+	L := x.Shape().Dimensions[1]
+	return Add(Mul(x, fastgraph.SpreadMid(OnePlus(scale), L)), fastgraph.SpreadMid(shift, L))
+}
+
+// gated is x + gate·y, the adaLN gated residual: gate [B, D] broadcast over L.
+func gated(x, gate, y *Node) *Node {
+	return Add(x, Mul(fastgraph.SpreadMid(gate, x.Shape().Dimensions[1]), y))
 }
 
 // geluTanh is 0.5·z·(1 + tanh(√(2/π)·(z + 0.044715 z³))) (nn.GELU(approximate="tanh")),
@@ -197,11 +210,17 @@ func rotaryTables(g *Graph, invFreq []float32, length int, dt dtypes.DType) (cos
 // applyRotary rotates u [B, L, H, Dh] by rotate-half RoPE over the whole head:
 // u'_j = u_j cos θ_j − u_{j+Dh/2} sin θ_j and u'_{j+Dh/2} = u_{j+Dh/2} cos θ_j + u_j sin θ_j.
 func applyRotary(u, cos, sin *Node) *Node {
-	dh := u.Shape().Dimensions[3]
-	half := dh / 2
-	L := u.Shape().Dimensions[1]
-	c := Reshape(cos, 1, L, 1, half)
-	s := Reshape(sin, 1, L, 1, half)
+	dims := u.Shape().Dimensions
+	B, L, H, half := dims[0], dims[1], dims[2], dims[3]/2
+	dh := dims[3]
+	// The tables [L, half] spread over heads and the batch: [B, L, H, half].
+	spread := func(t *Node) *Node {
+		if !fastgraph.Native(t.Graph()) {
+			return Reshape(t, 1, L, 1, half)
+		}
+		return Reshape(fastgraph.SpreadLead(fastgraph.SpreadMid(t, H), B), B, L, H, half)
+	}
+	c, s := spread(cos), spread(sin)
 	u1 := Slice(u, AxisRange(), AxisRange(), AxisRange(), AxisRange(0, half))
 	u2 := Slice(u, AxisRange(), AxisRange(), AxisRange(), AxisRange(half, dh))
 	return Concatenate([]*Node{
@@ -226,12 +245,13 @@ func attention(x, wqkv, cos, sin *Node, heads int, causal bool) *Node {
 	if mm := wqkv.DType(); mm != x.DType() { // bf16 mixed precision: attention matmuls in bf16, softmax in x's dtype
 		q, k, v = ConvertDType(q, mm), ConvertDType(k, mm), ConvertDType(v, mm)
 	}
-	scores := MulScalar(ConvertDType(Einsum("bqhd,bkhd->bhqk", q, k), x.DType()), 1/math.Sqrt(float64(dh))) // [B, H, L, L]
+	scores := MulScalar(ConvertDType(fastgraph.Contract(q, []int{3}, []int{0, 2}, k, []int{3}, []int{0, 2}), x.DType()), 1/math.Sqrt(float64(dh))) // [B, H, L, L]
 	if causal {
-		scores = causalMask(scores)
+		scores = causalMaskFinite(scores)
 	}
-	probs := Softmax(scores, -1)
-	out := ConvertDType(Einsum("bhqk,bkhd->bqhd", ConvertDType(probs, v.DType()), v), x.DType()) // [B, L, H, Dh]
+	probs := fastgraph.SoftmaxLast(scores)
+	out := fastgraph.Contract(ConvertDType(probs, v.DType()), []int{3}, []int{0, 1}, v, []int{1}, []int{0, 2}) // [B, H, L, Dh]
+	out = ConvertDType(TransposeAllAxes(out, 0, 2, 1, 3), x.DType())                                           // [B, L, H, Dh]
 	return Reshape(out, B, L, D)
 }
 

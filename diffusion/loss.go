@@ -8,6 +8,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 
 	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/internal/fastgraph"
 )
 
 // NegInfinity is the finite "−∞" of the reference (neg_infinity = −1e6): SUBS
@@ -90,14 +91,17 @@ func PickFlat(x, ids *Node) *Node {
 // exp(0)/Σ = 1/Σ ≥ 1/V, so lse = max − log(max softmax) loses nothing to
 // underflow. Its gradient, softmax(x), is supplied directly (a custom
 // gradient on a link that is exactly 0), so a training step does not rebuild
-// the decomposed softmax for its VJP.
+// the decomposed softmax for its VJP. Row maxima and sums take fastgraph's
+// forms.
 func LogSumExp(x *Node) *Node {
-	m := StopGradient(ReduceMax(x, -1))
+	dims := x.Shape().Dimensions
+	keep := func(n *Node) *Node { return Reshape(n, dims[:len(dims)-1]...) }
+	m := fastgraph.MaxLast(x)
 	y := StopGradient(Softmax(x, -1))
-	lse := Sub(m, Log(ReduceMax(y, -1)))
+	lse := Sub(m, Log(fastgraph.MaxLast(y)))
 	xg := IdentityWithCustomGradient(x, func(_, v *Node) *Node { return Mul(v, y) })
-	link := ReduceSum(Sub(xg, StopGradient(x)), -1) // 0; carries d lse/dx = softmax(x)
-	return Add(lse, link)
+	link := fastgraph.SumLast(Sub(xg, StopGradient(x))) // 0; carries d lse/dx = softmax(x)
+	return keep(Add(lse, link))
 }
 
 // ZeroMaskedLogits runs the backbone and returns SUBS's zero-masked logits
@@ -227,6 +231,11 @@ func ARLoss(logp, target *Node) *Node { return Neg(Pick(logp, target)) }
 
 // TokenMean is §2.10's batch loss Σ loss·mask / Σ mask (mask: float, 1 for real tokens).
 func TokenMean(loss, tokenMask *Node) *Node {
+	return Div(TokenSums(loss, tokenMask))
+}
+
+// TokenSums returns TokenMean's numerator Σ loss·mask and denominator Σ mask.
+func TokenSums(loss, tokenMask *Node) (num, den *Node) {
 	tokenMask = ConvertDType(tokenMask, loss.DType())
-	return Div(ReduceAllSum(Mul(loss, tokenMask)), ReduceAllSum(tokenMask))
+	return ReduceAllSum(Mul(loss, tokenMask)), ReduceAllSum(tokenMask)
 }

@@ -34,10 +34,19 @@ func NewEvaluator(b compute.Backend, m diffusion.Model, invFreq []float32) *Eval
 	e.exec = MustNewExec(b, func(g *Graph, in []*Node) *Node {
 		p := backbone.ParamsFromNodes(m.Backbone, in[:n])
 		x0, xt, t, sigma, dsigma := in[n], in[n+1], in[n+2], in[n+3], in[n+4]
-		if m.Param == diffusion.ARP {
-			return m.ARPerTokenLoss(p, invFreq, x0, nil)
+		var parts []*Node
+		for _, r := range batchShards(g, x0.Shape().Dimensions[0]) {
+			if m.Param == diffusion.ARP {
+				parts = append(parts, m.ARPerTokenLoss(p, invFreq, rows(x0, r), nil))
+				continue
+			}
+			in := diffusion.DiffusionInputs{X0: rows(x0, r), XT: rows(xt, r), T: rows(t, r), Sigma: rows(sigma, r), DSigma: rows(dsigma, r)}
+			parts = append(parts, m.PerTokenLoss(p, invFreq, in, nil))
 		}
-		return m.PerTokenLoss(p, invFreq, diffusion.DiffusionInputs{X0: x0, XT: xt, T: t, Sigma: sigma, DSigma: dsigma}, nil)
+		if len(parts) == 1 {
+			return parts[0]
+		}
+		return Concatenate(parts, 0)
 	}).WithName("eval_loss")
 	return e
 }

@@ -88,18 +88,31 @@ func NewStep(b compute.Backend, m diffusion.Model, opt optim.AdamW, lr optim.LRS
 // numInputs excluding the parameter/moment triples.
 const batchInputs = 7 // x0, xt, t, sigma, dsigma, token mask, optimizer scalars
 
-// Loss builds the batch loss (token mean) from parameters and batch nodes.
+// Loss builds the batch loss (token mean) from parameters and batch nodes, over
+// the batch's shards (batchShards).
 func (s *Step) Loss(p backbone.Params, x0, xt, t, sigma, dsigma, tokenMask *Node, drop *backbone.Dropout) *Node {
 	if s.MixedPrecision != dtypes.InvalidDType {
 		p = backbone.CastMatmulWeights(p, s.MixedPrecision)
 	}
-	if s.Model.Param == diffusion.ARP {
-		loss := s.Model.ARPerTokenLoss(p, s.InvFreq, x0, drop)
-		L := tokenMask.Shape().Dimensions[1]
-		return diffusion.TokenMean(loss, Slice(tokenMask, AxisRange(), AxisRange(1, L)))
+	var num, den *Node
+	for _, r := range batchShards(x0.Graph(), x0.Shape().Dimensions[0]) {
+		mask := rows(tokenMask, r)
+		var loss *Node
+		if s.Model.Param == diffusion.ARP {
+			loss = s.Model.ARPerTokenLoss(p, s.InvFreq, rows(x0, r), drop)
+			mask = Slice(mask, AxisRange(), AxisRange(1, mask.Shape().Dimensions[1]))
+		} else {
+			in := diffusion.DiffusionInputs{X0: rows(x0, r), XT: rows(xt, r), T: rows(t, r), Sigma: rows(sigma, r), DSigma: rows(dsigma, r)}
+			loss = s.Model.PerTokenLoss(p, s.InvFreq, in, drop)
+		}
+		n, d := diffusion.TokenSums(loss, mask)
+		if num == nil {
+			num, den = n, d
+		} else {
+			num, den = Add(num, n), Add(den, d)
+		}
 	}
-	loss := s.Model.PerTokenLoss(p, s.InvFreq, diffusion.DiffusionInputs{X0: x0, XT: xt, T: t, Sigma: sigma, DSigma: dsigma}, drop)
-	return diffusion.TokenMean(loss, tokenMask)
+	return Div(num, den)
 }
 
 // graph: inputs [params(n), m(n), v(n), x0, xt, t, sigma, dsigma, mask, scalars, rng];

@@ -1,0 +1,269 @@
+package fastgraph
+
+import (
+	"slices"
+	"sync"
+	"weak"
+
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
+)
+
+// dotAxes are the contracting and batch axes a Contract node was built with.
+type dotAxes struct {
+	lhsContract, lhsBatch, rhsContract, rhsBatch []int
+}
+
+// dotRegistry maps the DotGeneral nodes Contract built to their axes. Keys are weak:
+// a graph and its nodes are collected as usual once unused, and the entries of
+// collected nodes are dropped as the registry grows.
+var dotRegistry = struct {
+	sync.Mutex
+	axes      map[weak.Pointer[Node]]dotAxes
+	pruneSize int
+}{axes: map[weak.Pointer[Node]]dotAxes{}, pruneSize: 1024}
+
+// The gradient of DotGeneral nodes built by Contract replaces GoMLX's (for those
+// nodes only; VJPRegistration is GoMLX's documented table for this).
+func init() {
+	gomlxVJP := VJPRegistration[NodeTypeDotGeneral]
+	VJPRegistration[NodeTypeDotGeneral] = func(node *Node, v []*Node, out shapes.Shape) []*Node {
+		if ax, ok := lookupDot(node); ok {
+			return dotVJP(node, ax, v[0])
+		}
+		return gomlxVJP(node, v, out)
+	}
+}
+
+// Contract is DotGeneral(lhs, lhsContract, lhsBatch, rhs, rhsContract, rhsBatch): the
+// output is [batch axes..., lhs free axes..., rhs free axes...], free axes in
+// their operand's order. Its value is DotGeneral's; its gradient builds the
+// same products as GoMLX's in the operand layouts that need the fewest
+// transposed elements (see dotVJP).
+func Contract(lhs *Node, lhsContract, lhsBatch []int, rhs *Node, rhsContract, rhsBatch []int) *Node {
+	y := DotGeneral(lhs, lhsContract, lhsBatch, rhs, rhsContract, rhsBatch)
+	dotRegistry.Lock()
+	defer dotRegistry.Unlock()
+	dotRegistry.axes[weak.Make(y)] = dotAxes{
+		lhsContract: slices.Clone(lhsContract), lhsBatch: slices.Clone(lhsBatch),
+		rhsContract: slices.Clone(rhsContract), rhsBatch: slices.Clone(rhsBatch),
+	}
+	if len(dotRegistry.axes) >= dotRegistry.pruneSize {
+		for k := range dotRegistry.axes {
+			if k.Value() == nil {
+				delete(dotRegistry.axes, k)
+			}
+		}
+		dotRegistry.pruneSize = max(1024, 2*len(dotRegistry.axes))
+	}
+	return y
+}
+
+func lookupDot(node *Node) (dotAxes, bool) {
+	dotRegistry.Lock()
+	defer dotRegistry.Unlock()
+	ax, ok := dotRegistry.axes[weak.Make(node)]
+	return ax, ok
+}
+
+// MatMulT is x·Wᵀ for x [N, in] and W [out, in] (torch's linear layout).
+func MatMulT(x, w *Node) *Node { return Contract(x, []int{1}, nil, w, []int{1}, nil) }
+
+// freeAxes lists the axes of a rank-r operand that are neither contracted nor
+// batch axes, in increasing order.
+func freeAxes(r int, contract, batch []int) []int {
+	var free []int
+	for a := range r {
+		if !slices.Contains(contract, a) && !slices.Contains(batch, a) {
+			free = append(free, a)
+		}
+	}
+	return free
+}
+
+func iota(from, n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = from + i
+	}
+	return s
+}
+
+// operand is one side of a DotGeneral: the node, its contracted and batch axes.
+type operand struct {
+	x               *Node
+	contract, batch []int
+}
+
+// dotVJP returns the gradients of node = Contract(lhs, rhs) for the cotangent v
+// ([batch, lhs free, rhs free]).
+func dotVJP(node *Node, ax dotAxes, v *Node) []*Node {
+	lhs, rhs := node.Inputs()[0], node.Inputs()[1]
+	lhsFree := freeAxes(lhs.Rank(), ax.lhsContract, ax.lhsBatch)
+	rhsFree := freeAxes(rhs.Rank(), ax.rhsContract, ax.rhsBatch)
+	nb := len(ax.lhsBatch)
+	vLHS, vRHS := iota(nb, len(lhsFree)), iota(nb+len(lhsFree), len(rhsFree))
+	return []*Node{
+		operandGrad(operand{lhs, ax.lhsContract, ax.lhsBatch}, lhsFree, v, nb, vLHS, vRHS, operand{rhs, ax.rhsContract, ax.rhsBatch}, rhsFree),
+		operandGrad(operand{rhs, ax.rhsContract, ax.rhsBatch}, rhsFree, v, nb, vRHS, vLHS, operand{lhs, ax.lhsContract, ax.lhsBatch}, lhsFree),
+	}
+}
+
+// operandGrad is the gradient of one operand ("this"): v's axes vOther (the
+// other operand's free axes) contracted with the other operand's free axes.
+//
+// The Go backend's matmul takes the left operand with its contracted axis last
+// and the right one with it first or last (after leading batch axes); any
+// other layout it transposes both operands into (GoMLX's gradient for a linear
+// layer's weight, v [N, out] contracted over N, transposes v and x). And
+// GoMLX's gradient transposes each result back to the operand's axis order,
+// identity or not. Here the product is built in one of two orders, whichever
+// transposes fewer elements: v on the left (v transposed when vOther are not
+// its last axes), or the other operand on the left (transposed when its free
+// axes are not last, as for the ones of an outer product); the result is
+// transposed only when its order is not the operand's.
+func operandGrad(this operand, thisFree []int, v *Node, nb int, vThis, vOther []int, other operand, otherFree []int) *Node {
+	if len(otherFree) == 0 {
+		// No axes to contract: not a form Contract's callers build. An elementwise
+		// product is the gradient; leave it to a plain broadcasting graph.
+		return gradByBroadcast(this, thisFree, v, nb, vThis, other)
+	}
+	oo := other.x
+	if oo.DType() != v.DType() {
+		oo = ConvertDType(oo, v.DType())
+	}
+	otherRest := freeAxes(other.x.Rank(), otherFree, other.batch) // other's contracted axes, ascending
+	// pairedThis maps each of other's contracted axes to this operand's axis.
+	pairedThis := func(oa int) int { return this.contract[slices.Index(other.contract, oa)] }
+
+	// Order A: v on the left: [batch, vThis, otherRest].
+	vPerm := append(append(iota(0, nb), vThis...), vOther...)
+	costA := 0
+	if !isIdentity(vPerm) {
+		costA += v.Shape().Size()
+	}
+	permA := make([]int, this.x.Rank())
+	fill(permA, this.batch, 0)
+	fill(permA, thisFree, nb)
+	for i, oa := range otherRest {
+		permA[pairedThis(oa)] = nb + len(thisFree) + i
+	}
+	if !isIdentity(permA) {
+		costA += this.x.Shape().Size()
+	}
+	if !rhsLayoutOK(other.x.Rank(), otherFree, other.batch) {
+		costA += v.Shape().Size() + other.x.Shape().Size()
+	}
+
+	// Order B: other on the left: [batch, otherRest, vThis].
+	oPerm := append(append(slices.Clone(other.batch), otherRest...), otherFree...)
+	costB := 0
+	if !isIdentity(oPerm) {
+		costB += other.x.Shape().Size()
+	}
+	permB := make([]int, this.x.Rank())
+	fill(permB, this.batch, 0)
+	for i, oa := range otherRest {
+		permB[pairedThis(oa)] = nb + i
+	}
+	fill(permB, thisFree, nb+len(otherRest))
+	if !isIdentity(permB) {
+		costB += this.x.Shape().Size()
+	}
+	if !rhsLayoutOK(v.Rank(), vOther, iota(0, nb)) {
+		costB += v.Shape().Size() + other.x.Shape().Size()
+	}
+
+	var g *Node
+	if costA <= costB {
+		vv := v
+		if !isIdentity(vPerm) {
+			vv = TransposeAllAxes(v, vPerm...)
+		}
+		g = DotGeneral(vv, iota(nb+len(vThis), len(vOther)), iota(0, nb), oo, otherFree, other.batch)
+		g = transposeUnlessIdentity(g, permA)
+	} else {
+		if !isIdentity(oPerm) {
+			oo = TransposeAllAxes(oo, oPerm...)
+		}
+		// v's vOther axes pair with otherFree in order, which is now oo's tail.
+		g = DotGeneral(oo, iota(nb+len(otherRest), len(otherFree)), iota(0, nb), v, vOther, iota(0, nb))
+		g = transposeUnlessIdentity(g, permB)
+	}
+	if g.DType() != this.x.DType() {
+		g = ConvertDType(g, this.x.DType())
+	}
+	return g
+}
+
+// gradByBroadcast handles a product without contracted free axes on the other
+// side (an elementwise product over the contracted axes): GoMLX's form.
+func gradByBroadcast(this operand, thisFree []int, v *Node, nb int, vThis []int, other operand) *Node {
+	// v is [batch, lhs free, rhs free] with no other-free axes: v's axes are
+	// batch then vThis. Broadcast v over this operand's contracted axes and
+	// multiply by the other operand laid out as [batch, contracted].
+	vv := v
+	perm := append(iota(0, nb), vThis...)
+	if !isIdentity(perm) {
+		vv = TransposeAllAxes(vv, perm...)
+	}
+	vv = InsertAxes(vv, slices.Repeat([]int{-1}, len(this.contract))...)
+	oo := other.x
+	if oo.DType() != v.DType() {
+		oo = ConvertDType(oo, v.DType())
+	}
+	// other's axes: batch then contracted (no free ones), in this's contracted order.
+	oPerm := append(slices.Clone(other.batch), other.contract...)
+	oo = transposeUnlessIdentity(oo, oPerm)
+	oo = InsertAxes(oo, slices.Repeat([]int{nb}, len(thisFree))...)
+	g := Mul(vv, oo) // [batch, thisFree, this contracted]
+	perm = make([]int, this.x.Rank())
+	fill(perm, this.batch, 0)
+	fill(perm, thisFree, nb)
+	fill(perm, this.contract, nb+len(thisFree))
+	g = transposeUnlessIdentity(g, perm)
+	if g.DType() != this.x.DType() {
+		g = ConvertDType(g, this.x.DType())
+	}
+	return g
+}
+
+// rhsLayoutOK reports whether the Go backend's matmul takes a right operand
+// with these contracted and batch axes as it is: batch axes leading, the
+// contracted ones together right after them or at the end.
+func rhsLayoutOK(rank int, contract, batch []int) bool {
+	if !isIdentity(batch) || len(contract) == 0 {
+		return false
+	}
+	for i := 1; i < len(contract); i++ {
+		if contract[i] != contract[i-1]+1 {
+			return false
+		}
+	}
+	return contract[0] == len(batch) || contract[len(contract)-1] == rank-1
+}
+
+// fill sets perm[axes[i]] = from + i.
+func fill(perm, axes []int, from int) {
+	for i, a := range axes {
+		perm[a] = from + i
+	}
+}
+
+func isIdentity(perm []int) bool {
+	for i, p := range perm {
+		if i != p {
+			return false
+		}
+	}
+	return true
+}
+
+// transposeUnlessIdentity is TransposeAllAxes(x, perm...) (output axis i is
+// x's axis perm[i]), or x itself when perm is the identity.
+func transposeUnlessIdentity(x *Node, perm []int) *Node {
+	if isIdentity(perm) {
+		return x
+	}
+	return TransposeAllAxes(x, slices.Clone(perm)...)
+}
