@@ -26,20 +26,14 @@ func isMaskColumn(g *Graph, V, mask int) *Node {
 
 func col(v *Node) *Node { return ExpandAxes(v, 1, 2) } // [B] -> [B, 1, 1]
 
-// subsProbs is exp(SUBS log-probabilities): x_θ(z_t) of the denoiser.
-// It is computed as a softmax of the zero-masked logits (the [MASK] bump folded into
-// the output bias) with carried-over one-hot rows: the same values as
-// exp(SUBSLogProbs), through the backend's fused softmax.
+// subsProbs is x_θ(z_t) of the denoiser at the masked positions:
+// exp(SUBS log-probabilities), computed as a softmax of the zero-masked logits
+// (the [MASK] bump folded into the output bias) through the backend's fused
+// softmax. SUBS's carry-over (one-hot rows at unmasked positions) is left out:
+// every update keeps unmasked tokens whatever their row holds (the reference's
+// copy_flag), so those rows are never read.
 func subsProbs(m diffusion.Model, p backbone.Params, invFreq []float32, x, cond *Node) *Node {
-	mask := m.Backbone.MaskIndex
-	logits := diffusion.ZeroMaskedLogits(m.Backbone, p, invFreq, x, cond, nil)
-	probs := Softmax(logits, -1)
-	dims := probs.Shape().Dimensions
-	g := x.Graph()
-	onehot := Equal(Iota(g, shapes.Make(dtypes.Int32, dims...), 2), BroadcastToDims(ExpandAxes(x, -1), dims...))
-	carry := ConvertDType(onehot, probs.DType())
-	unmasked := BroadcastToDims(ExpandAxes(NotEqual(x, Scalar(g, dtypes.Int32, mask)), -1), dims...)
-	return Where(unmasked, carry, probs)
+	return Softmax(diffusion.ZeroMaskedLogits(m.Backbone, p, invFreq, x, cond, nil), -1)
 }
 
 // subsArgmax is the ddpm noise-removal step: argmax_v of the SUBS log-probabilities.

@@ -16,6 +16,7 @@ import (
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/diffusion"
+	"github.com/mdlm-go/mdlm/internal/fastgraph"
 	"github.com/mdlm-go/mdlm/internal/filehash"
 )
 
@@ -34,19 +35,12 @@ func NewEvaluator(b compute.Backend, m diffusion.Model, invFreq []float32) *Eval
 	e.exec = MustNewExec(b, func(g *Graph, in []*Node) *Node {
 		p := backbone.ParamsFromNodes(m.Backbone, in[:n])
 		x0, xt, t, sigma, dsigma := in[n], in[n+1], in[n+2], in[n+3], in[n+4]
-		var parts []*Node
-		for _, r := range batchShards(g, x0.Shape().Dimensions[0]) {
+		return fastgraph.ByRows([]*Node{x0, xt, t, sigma, dsigma}, func(in []*Node) *Node {
 			if m.Param == diffusion.ARP {
-				parts = append(parts, m.ARPerTokenLoss(p, invFreq, rows(x0, r), nil))
-				continue
+				return m.ARPerTokenLoss(p, invFreq, in[0], nil)
 			}
-			in := diffusion.DiffusionInputs{X0: rows(x0, r), XT: rows(xt, r), T: rows(t, r), Sigma: rows(sigma, r), DSigma: rows(dsigma, r)}
-			parts = append(parts, m.PerTokenLoss(p, invFreq, in, nil))
-		}
-		if len(parts) == 1 {
-			return parts[0]
-		}
-		return Concatenate(parts, 0)
+			return m.PerTokenLoss(p, invFreq, diffusion.DiffusionInputs{X0: in[0], XT: in[1], T: in[2], Sigma: in[3], DSigma: in[4]}, nil)
+		})
 	}).WithName("eval_loss")
 	return e
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/diffusion"
+	"github.com/mdlm-go/mdlm/internal/fastgraph"
 	"github.com/mdlm-go/mdlm/optim"
 )
 
@@ -89,20 +90,21 @@ func NewStep(b compute.Backend, m diffusion.Model, opt optim.AdamW, lr optim.LRS
 const batchInputs = 7 // x0, xt, t, sigma, dsigma, token mask, optimizer scalars
 
 // Loss builds the batch loss (token mean) from parameters and batch nodes, over
-// the batch's shards (batchShards).
+// the batch's shards (fastgraph.Shards): each shard's sums, added.
 func (s *Step) Loss(p backbone.Params, x0, xt, t, sigma, dsigma, tokenMask *Node, drop *backbone.Dropout) *Node {
 	if s.MixedPrecision != dtypes.InvalidDType {
 		p = backbone.CastMatmulWeights(p, s.MixedPrecision)
 	}
 	var num, den *Node
-	for _, r := range batchShards(x0.Graph(), x0.Shape().Dimensions[0]) {
-		mask := rows(tokenMask, r)
+	for _, r := range fastgraph.Shards(x0.Graph(), x0.Shape().Dimensions[0]) {
+		rows := func(x *Node) *Node { return fastgraph.Rows(x, r) }
+		mask := rows(tokenMask)
 		var loss *Node
 		if s.Model.Param == diffusion.ARP {
-			loss = s.Model.ARPerTokenLoss(p, s.InvFreq, rows(x0, r), drop)
+			loss = s.Model.ARPerTokenLoss(p, s.InvFreq, rows(x0), drop)
 			mask = Slice(mask, AxisRange(), AxisRange(1, mask.Shape().Dimensions[1]))
 		} else {
-			in := diffusion.DiffusionInputs{X0: rows(x0, r), XT: rows(xt, r), T: rows(t, r), Sigma: rows(sigma, r), DSigma: rows(dsigma, r)}
+			in := diffusion.DiffusionInputs{X0: rows(x0), XT: rows(xt), T: rows(t), Sigma: rows(sigma), DSigma: rows(dsigma)}
 			loss = s.Model.PerTokenLoss(p, s.InvFreq, in, drop)
 		}
 		n, d := diffusion.TokenSums(loss, mask)

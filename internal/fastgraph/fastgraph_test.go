@@ -214,3 +214,28 @@ func TestNativeForms(t *testing.T) {
 		t.Fatal("MatMulT's node is not registered for Contract's gradient")
 	}
 }
+
+// TestByRows checks the batch cut: two halves on the Go backend (one shard for
+// a single row or elsewhere), and outputs joined in row order.
+func TestByRows(t *testing.T) {
+	b, err := accel.Backend()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := NewGraph(b, "shards")
+	defer g.Finalize()
+	for _, c := range []struct{ rows, shards int }{{8, 2}, {7, 2}, {1, 1}} {
+		want := 1
+		if Native(g) {
+			want = c.shards
+		}
+		if got := len(Shards(g, c.rows)); got != want {
+			t.Fatalf("%d rows: %d shards, want %d", c.rows, got, want)
+		}
+	}
+	rng := rand.New(rand.NewPCG(9, 10))
+	x, s := randomTensor(rng, 7, 5, 4), randomTensor(rng, 7, 4)
+	f := func(in []*Node) *Node { return Mul(SoftmaxLast(in[0]), SpreadMid(in[1], 5)) }
+	got := valueAndGrads(t, func(in []*Node) *Node { return ByRows(in, f) }, x, s)
+	assertClose(t, got, valueAndGrads(t, f, x, s), 1e-6)
+}
