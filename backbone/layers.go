@@ -149,39 +149,8 @@ func gated(x, gate, y *Node) *Node {
 	return Add(x, Mul(fastgraph.SpreadMid(gate, x.Shape().Dimensions[1]), y))
 }
 
-// geluTanh is 0.5·z·(1 + tanh(√(2/π)·(z + 0.044715 z³))) (nn.GELU(approximate="tanh")),
-// evaluated as z·σ(2·√(2/π)·(z + 0.044715 z³)), the same function (0.5(1 + tanh a) =
-// σ(2a)): the Go backend's logistic is a fast float32 kernel where its tanh goes
-// through float64 math.Tanh. z³ is z·z·z rather than a Pow.
-func geluTanh(z *Node) *Node {
-	if z.DType() != dtypes.Float32 {
-		return geluTanhDecomposed(z)
-	}
-	y, fused := InternalFusedOpCaller(func() *Node { return BackendFusedGelu(z, false) }, func() *Node { return ZerosLike(z) }, false)
-	if !fused {
-		return geluTanhDecomposed(z)
-	}
-	// The backend's fused kernel gives the value; the gradient is written here
-	// from it, in the backward pass only: gelu'(z) = s + z·s·(1 − s)·2a' with
-	// s = σ(2a) = y/z (0.5 near z = 0) and a' = √(2/π)(1 + 3·0.044715·z²), so
-	// no logistic is evaluated in either pass.
-	y = StopGradient(y)
-	zg := IdentityWithCustomGradient(z, func(zz, v *Node) *Node {
-		g, dims := zz.Graph(), zz.Shape().Dimensions
-		small := LessThan(Abs(zz), BroadcastToDims(Scalar(g, zz.DType(), 1e-20), dims...))
-		s := Where(small, BroadcastToDims(Scalar(g, zz.DType(), 0.5), dims...), Div(y, zz))
-		da := MulScalar(AddScalar(MulScalar(Mul(zz, zz), 3*0.044715), 1), 2*math.Sqrt(2/math.Pi))
-		return Mul(v, Add(s, Mul(Mul(Mul(zz, s), OneMinus(s)), da)))
-	})
-	return Add(y, Sub(zg, StopGradient(z))) // value y; gradient through zg
-}
-
-// geluTanhDecomposed is geluTanh from graph ops (other dtypes, backends without the fused op).
-func geluTanhDecomposed(z *Node) *Node {
-	cube := Mul(Mul(z, z), z)
-	inner := MulScalar(Add(z, MulScalar(cube, 0.044715)), 2*math.Sqrt(2/math.Pi))
-	return Mul(z, Logistic(inner))
-}
+// geluTanh is nn.GELU(approximate="tanh") (fastgraph.GeluTanh).
+func geluTanh(z *Node) *Node { return fastgraph.GeluTanh(z) }
 
 func silu(x *Node) *Node { return Mul(x, Logistic(x)) }
 
@@ -209,39 +178,60 @@ func rotaryTables(g *Graph, invFreq []float32, length int, dt dtypes.DType) (cos
 
 // applyRotary rotates u [B, L, H, Dh] by rotate-half RoPE over the whole head:
 // u'_j = u_j cos θ_j − u_{j+Dh/2} sin θ_j and u'_{j+Dh/2} = u_{j+Dh/2} cos θ_j + u_j sin θ_j.
+// On the Go backend it is u ⊙ [cos, cos] + rot(u) ⊙ [sin, sin] with
+// rot(u) = [−u₂, u₁] a product with a ±1 permutation matrix (exact), the
+// tables spread to u's shape: same-shape ops and a small matmul, where halves
+// of u are per-element slices and their gradients zero-padded copies.
+// Elsewhere (XLA, whose float32 matmuls may run in reduced precision) it is
+// the halves and their concatenation.
 func applyRotary(u, cos, sin *Node) *Node {
 	dims := u.Shape().Dimensions
-	B, L, H, half := dims[0], dims[1], dims[2], dims[3]/2
-	dh := dims[3]
-	// The tables [L, half] spread over heads and the batch: [B, L, H, half].
-	spread := func(t *Node) *Node {
-		if !fastgraph.Native(t.Graph()) {
-			return Reshape(t, 1, L, 1, half)
-		}
-		return Reshape(fastgraph.SpreadLead(fastgraph.SpreadMid(t, H), B), B, L, H, half)
+	B, L, H, dh := dims[0], dims[1], dims[2], dims[3]
+	half := dh / 2
+	if !fastgraph.Native(u.Graph()) {
+		c, s := Reshape(cos, 1, L, 1, half), Reshape(sin, 1, L, 1, half)
+		u1 := Slice(u, AxisRange(), AxisRange(), AxisRange(), AxisRange(0, half))
+		u2 := Slice(u, AxisRange(), AxisRange(), AxisRange(), AxisRange(half, dh))
+		return Concatenate([]*Node{
+			Sub(Mul(u1, c), Mul(u2, s)),
+			Add(Mul(u2, c), Mul(u1, s)),
+		}, 3)
 	}
-	c, s := spread(cos), spread(sin)
-	u1 := Slice(u, AxisRange(), AxisRange(), AxisRange(), AxisRange(0, half))
-	u2 := Slice(u, AxisRange(), AxisRange(), AxisRange(), AxisRange(half, dh))
-	return Concatenate([]*Node{
-		Sub(Mul(u1, c), Mul(u2, s)),
-		Add(Mul(u2, c), Mul(u1, s)),
-	}, 3)
+	// The tables [L, half] doubled to [L, Dh] and spread over heads and the batch.
+	spread := func(t *Node) *Node {
+		full := Concatenate([]*Node{t, t}, 1)
+		return Reshape(fastgraph.SpreadLead(fastgraph.SpreadMid(full, H), B), B, L, H, dh)
+	}
+	rot := fastgraph.Contract(u, []int{3}, nil, rotateHalf(u.Graph(), dh, u.DType()), []int{0}, nil)
+	return Add(Mul(u, spread(cos)), Mul(rot, spread(sin)))
 }
 
-// attention runs fused-qkv multi-head attention with RoPE on q and k:
-// x [B, L, D] -> [B, L, D] (before attn_out). qkv dims are laid out (3, H, Dh).
+// rotateHalf is the [Dh, Dh] matrix R with u·R = [−u₂, u₁] (u = [u₁, u₂]).
+func rotateHalf(g *Graph, dh int, dt dtypes.DType) *Node {
+	half := dh / 2
+	r := make([]float32, dh*dh)
+	for j := 0; j < half; j++ {
+		r[(j+half)*dh+j] = -1 // out_j = −u_{j+half}
+		r[j*dh+j+half] = 1    // out_{j+half} = u_j
+	}
+	return ConvertDType(Reshape(Const(g, r), dh, dh), dt)
+}
+
+// attention runs multi-head attention with RoPE on q and k: x [B, L, D] ->
+// [B, L, D] (before attn_out). The fused qkv weight's rows are laid out
+// (3, H, Dh); q, k and v are three products with its row blocks, so the
+// backward pass splits a weight-sized gradient rather than [B, L, 3D].
 func attention(x, wqkv, cos, sin *Node, heads int, causal bool) *Node {
 	dims := x.Shape().Dimensions
 	B, L, D := dims[0], dims[1], dims[2]
 	dh := D / heads
-	qkv := Reshape(linear(x, wqkv, nil), B, L, 3, heads, dh)
-	pick := func(i int) *Node {
-		return Reshape(Slice(qkv, AxisRange(), AxisRange(), AxisElem(i)), B, L, heads, dh)
+	proj := func(i int) *Node {
+		w := Slice(wqkv, AxisRange(i*D, (i+1)*D))
+		return Reshape(linear(x, w, nil), B, L, heads, dh)
 	}
-	q := applyRotary(pick(0), cos, sin)
-	k := applyRotary(pick(1), cos, sin)
-	v := pick(2)
+	q := applyRotary(proj(0), cos, sin)
+	k := applyRotary(proj(1), cos, sin)
+	v := proj(2)
 	if mm := wqkv.DType(); mm != x.DType() { // bf16 mixed precision: attention matmuls in bf16, softmax in x's dtype
 		q, k, v = ConvertDType(q, mm), ConvertDType(k, mm), ConvertDType(v, mm)
 	}

@@ -89,19 +89,18 @@ func PickFlat(x, ids *Node) *Node {
 // backend's fused softmax (whose exp is a float32 kernel, where the Go
 // backend's Exp op is float64 math.Exp): the largest probability is
 // exp(0)/Σ = 1/Σ ≥ 1/V, so lse = max − log(max softmax) loses nothing to
-// underflow. Its gradient, softmax(x), is supplied directly (a custom
-// gradient on a link that is exactly 0), so a training step does not rebuild
-// the decomposed softmax for its VJP. Row maxima and sums take fastgraph's
-// forms.
+// underflow. Its gradient, softmax(x), rides on a link that is exactly 0:
+// Σⱼ xⱼ·yⱼ (y held constant) minus the same value without a gradient, so a
+// training step neither rebuilds the decomposed softmax for its VJP nor copies
+// [B, L, V] tensors for the link.
 func LogSumExp(x *Node) *Node {
 	dims := x.Shape().Dimensions
-	keep := func(n *Node) *Node { return Reshape(n, dims[:len(dims)-1]...) }
 	m := fastgraph.MaxLast(x)
 	y := StopGradient(Softmax(x, -1))
 	lse := Sub(m, Log(fastgraph.MaxLast(y)))
-	xg := IdentityWithCustomGradient(x, func(_, v *Node) *Node { return Mul(v, y) })
-	link := fastgraph.SumLast(Sub(xg, StopGradient(x))) // 0; carries d lse/dx = softmax(x)
-	return keep(Add(lse, link))
+	xy := fastgraph.SumLast(Mul(x, y)) // d/dx = y
+	link := Sub(xy, StopGradient(xy))  // 0
+	return Reshape(Add(lse, link), dims[:len(dims)-1]...)
 }
 
 // ZeroMaskedLogits runs the backbone and returns SUBS's zero-masked logits

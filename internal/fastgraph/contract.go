@@ -2,10 +2,7 @@ package fastgraph
 
 import (
 	"slices"
-	"sync"
-	"weak"
 
-	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 )
 
@@ -14,56 +11,19 @@ type dotAxes struct {
 	lhsContract, lhsBatch, rhsContract, rhsBatch []int
 }
 
-// dotRegistry maps the DotGeneral nodes Contract built to their axes. Keys are weak:
-// a graph and its nodes are collected as usual once unused, and the entries of
-// collected nodes are dropped as the registry grows.
-var dotRegistry = struct {
-	sync.Mutex
-	axes      map[weak.Pointer[Node]]dotAxes
-	pruneSize int
-}{axes: map[weak.Pointer[Node]]dotAxes{}, pruneSize: 1024}
-
-// The gradient of DotGeneral nodes built by Contract replaces GoMLX's (for those
-// nodes only; VJPRegistration is GoMLX's documented table for this).
-func init() {
-	gomlxVJP := VJPRegistration[NodeTypeDotGeneral]
-	VJPRegistration[NodeTypeDotGeneral] = func(node *Node, v []*Node, out shapes.Shape) []*Node {
-		if ax, ok := lookupDot(node); ok {
-			return dotVJP(node, ax, v[0])
-		}
-		return gomlxVJP(node, v, out)
-	}
-}
-
 // Contract is DotGeneral(lhs, lhsContract, lhsBatch, rhs, rhsContract, rhsBatch): the
 // output is [batch axes..., lhs free axes..., rhs free axes...], free axes in
 // their operand's order. Its value is DotGeneral's; its gradient builds the
 // same products as GoMLX's in the operand layouts that need the fewest
-// transposed elements (see dotVJP).
+// transposed elements (see operandGrad).
 func Contract(lhs *Node, lhsContract, lhsBatch []int, rhs *Node, rhsContract, rhsBatch []int) *Node {
 	y := DotGeneral(lhs, lhsContract, lhsBatch, rhs, rhsContract, rhsBatch)
-	dotRegistry.Lock()
-	defer dotRegistry.Unlock()
-	dotRegistry.axes[weak.Make(y)] = dotAxes{
+	ax := dotAxes{
 		lhsContract: slices.Clone(lhsContract), lhsBatch: slices.Clone(lhsBatch),
 		rhsContract: slices.Clone(rhsContract), rhsBatch: slices.Clone(rhsBatch),
 	}
-	if len(dotRegistry.axes) >= dotRegistry.pruneSize {
-		for k := range dotRegistry.axes {
-			if k.Value() == nil {
-				delete(dotRegistry.axes, k)
-			}
-		}
-		dotRegistry.pruneSize = max(1024, 2*len(dotRegistry.axes))
-	}
+	setVJP(y, func(node, v *Node) []*Node { return dotVJP(node, ax, v) })
 	return y
-}
-
-func lookupDot(node *Node) (dotAxes, bool) {
-	dotRegistry.Lock()
-	defer dotRegistry.Unlock()
-	ax, ok := dotRegistry.axes[weak.Make(node)]
-	return ax, ok
 }
 
 // MatMulT is x·Wᵀ for x [N, in] and W [out, in] (torch's linear layout).
