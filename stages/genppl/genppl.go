@@ -19,7 +19,7 @@ import (
 )
 
 // Def declares the stage.
-var Def = stage.Def{Kind: "genppl", Version: 2, Output: train.MetricsType,
+var Def = stage.Def{Kind: "genppl", Version: 3, Output: train.MetricsType,
 	Help:   "Generative perplexity and entropy of samples/v1 under a causal scorer (GPT-2 or AR checkpoint).",
 	Inputs: []stage.Input{{Name: "samples", Type: datasets.SamplesType}, {Name: "scorer", Type: checkpoint.Type}},
 	New:    func() stage.Options { return &Options{} }}

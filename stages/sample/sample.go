@@ -25,7 +25,7 @@ import (
 )
 
 // Def declares the stage.
-var Def = stage.Def{Kind: "sample", Version: 3, Output: datasets.SamplesType,
+var Def = stage.Def{Kind: "sample", Version: 4, Output: datasets.SamplesType,
 	Help:   "Generate samples from a checkpoint (ddpm, ddpm_cache, ddpm_rowcache, analytic, ar).",
 	Inputs: []stage.Input{{Name: "model", Type: checkpoint.Type}},
 	New:    func() stage.Options { return &Options{} }}
