@@ -41,7 +41,8 @@ func freeAxes(r int, contract, batch []int) []int {
 	return free
 }
 
-func iota(from, n int) []int {
+// seq is [from, from+1, ..., from+n-1].
+func seq(from, n int) []int {
 	s := make([]int, n)
 	for i := range s {
 		s[i] = from + i
@@ -62,7 +63,7 @@ func dotVJP(node *Node, ax dotAxes, v *Node) []*Node {
 	lhsFree := freeAxes(lhs.Rank(), ax.lhsContract, ax.lhsBatch)
 	rhsFree := freeAxes(rhs.Rank(), ax.rhsContract, ax.rhsBatch)
 	nb := len(ax.lhsBatch)
-	vLHS, vRHS := iota(nb, len(lhsFree)), iota(nb+len(lhsFree), len(rhsFree))
+	vLHS, vRHS := seq(nb, len(lhsFree)), seq(nb+len(lhsFree), len(rhsFree))
 	return []*Node{
 		operandGrad(operand{lhs, ax.lhsContract, ax.lhsBatch}, lhsFree, v, nb, vLHS, vRHS, operand{rhs, ax.rhsContract, ax.rhsBatch}, rhsFree),
 		operandGrad(operand{rhs, ax.rhsContract, ax.rhsBatch}, rhsFree, v, nb, vRHS, vLHS, operand{lhs, ax.lhsContract, ax.lhsBatch}, lhsFree),
@@ -97,7 +98,7 @@ func operandGrad(this operand, thisFree []int, v *Node, nb int, vThis, vOther []
 	pairedThis := func(oa int) int { return this.contract[slices.Index(other.contract, oa)] }
 
 	// Order A: v on the left: [batch, vThis, otherRest].
-	vPerm := append(append(iota(0, nb), vThis...), vOther...)
+	vPerm := append(append(seq(0, nb), vThis...), vOther...)
 	costA := 0
 	if !isIdentity(vPerm) {
 		costA += v.Shape().Size()
@@ -130,7 +131,7 @@ func operandGrad(this operand, thisFree []int, v *Node, nb int, vThis, vOther []
 	if !isIdentity(permB) {
 		costB += this.x.Shape().Size()
 	}
-	if !rhsLayoutOK(v.Rank(), vOther, iota(0, nb)) {
+	if !rhsLayoutOK(v.Rank(), vOther, seq(0, nb)) {
 		costB += v.Shape().Size() + other.x.Shape().Size()
 	}
 
@@ -140,14 +141,14 @@ func operandGrad(this operand, thisFree []int, v *Node, nb int, vThis, vOther []
 		if !isIdentity(vPerm) {
 			vv = TransposeAllAxes(v, vPerm...)
 		}
-		g = DotGeneral(vv, iota(nb+len(vThis), len(vOther)), iota(0, nb), oo, otherFree, other.batch)
+		g = DotGeneral(vv, seq(nb+len(vThis), len(vOther)), seq(0, nb), oo, otherFree, other.batch)
 		g = transposeUnlessIdentity(g, permA)
 	} else {
 		if !isIdentity(oPerm) {
 			oo = TransposeAllAxes(oo, oPerm...)
 		}
 		// v's vOther axes pair with otherFree in order, which is now oo's tail.
-		g = DotGeneral(oo, iota(nb+len(otherRest), len(otherFree)), iota(0, nb), v, vOther, iota(0, nb))
+		g = DotGeneral(oo, seq(nb+len(otherRest), len(otherFree)), seq(0, nb), v, vOther, seq(0, nb))
 		g = transposeUnlessIdentity(g, permB)
 	}
 	if g.DType() != this.x.DType() {
@@ -163,7 +164,7 @@ func gradByBroadcast(this operand, thisFree []int, v *Node, nb int, vThis []int,
 	// batch then vThis. Broadcast v over this operand's contracted axes and
 	// multiply by the other operand laid out as [batch, contracted].
 	vv := v
-	perm := append(iota(0, nb), vThis...)
+	perm := append(seq(0, nb), vThis...)
 	if !isIdentity(perm) {
 		vv = TransposeAllAxes(vv, perm...)
 	}

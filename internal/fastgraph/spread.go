@@ -18,13 +18,30 @@
 package fastgraph
 
 import (
+	"sync/atomic"
+
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 )
 
 // Native reports whether g's backend is the pure-Go one, where the rewritten
 // forms apply.
-func Native(g *Graph) bool { return g.Backend().String() == "go" }
+func Native(g *Graph) bool {
+	if generic.Load() {
+		return false
+	}
+	return g.Backend().String() == "go"
+}
+
+var generic atomic.Bool
+
+// UseGenericForms makes graphs built from now on take the plain forms on every
+// backend (what XLA runs), until the returned function restores the default:
+// for tests and benchmarks that compare the two.
+func UseGenericForms() (restore func()) {
+	prev := generic.Swap(true)
+	return func() { generic.Store(prev) }
+}
 
 func ones(g *Graph, x *Node, dims ...int) *Node {
 	return Ones(g, shapes.Make(x.DType(), dims...))
