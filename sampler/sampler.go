@@ -356,7 +356,8 @@ func (s *Sampler) twoStageUpdate(tokens []int32, probs *gtensors.Tensor, mct, mc
 // removeNoise is the ddpm noise-removal step: x ← argmax model_logp(x, cond).
 func (s *Sampler) removeNoise(r *Result, cond []float32) error {
 	out, err := s.call("denoiser_argmax", func(p backbone.Params, in []*Node) []*Node {
-		return []*Node{fastgraph.ByRows(in, func(rows []*Node) *Node { return denoiserArgmax(s.model, p, s.invFreq, rows[0], rows[1]) })}
+		shards := s.model.Backbone.BatchShards(in[0].Graph(), in[0].Shape().Dimensions[0])
+		return []*Node{fastgraph.ByRows(shards, in, func(rows []*Node) *Node { return denoiserArgmax(s.model, p, s.invFreq, rows[0], rows[1]) })}
 	}, gtensors.FromFlatDataAndDimensions(r.Tokens, r.B, r.L), gtensors.FromFlatDataAndDimensions(cond, r.B))
 	if err != nil {
 		return fmt.Errorf("sampler noise removal: %w", err)
@@ -442,7 +443,8 @@ func (s *Sampler) denoise(kind Kind, c *rowCache, r *Result, t float32) (*gtenso
 		return c.probs, nil
 	}
 	fn := func(p backbone.Params, in []*Node) []*Node {
-		return []*Node{fastgraph.ByRows(in, func(rows []*Node) *Node { return denoiserProbs(s.model, p, s.invFreq, rows[0], rows[1]) })}
+		shards := s.model.Backbone.BatchShards(in[0].Graph(), in[0].Shape().Dimensions[0])
+		return []*Node{fastgraph.ByRows(shards, in, func(rows []*Node) *Node { return denoiserProbs(s.model, p, s.invFreq, rows[0], rows[1]) })}
 	}
 	if len(stale) == B {
 		out, err := s.call(fmt.Sprintf("denoise_%d", B), fn,

@@ -35,7 +35,8 @@ func NewEvaluator(b compute.Backend, m diffusion.Model, invFreq []float32) *Eval
 	e.exec = MustNewExec(b, func(g *Graph, in []*Node) *Node {
 		p := backbone.ParamsFromNodes(m.Backbone, in[:n])
 		x0, xt, t, sigma, dsigma := in[n], in[n+1], in[n+2], in[n+3], in[n+4]
-		return fastgraph.ByRows([]*Node{x0, xt, t, sigma, dsigma}, func(in []*Node) *Node {
+		shards := m.Backbone.BatchShards(g, x0.Shape().Dimensions[0])
+		return fastgraph.ByRows(shards, []*Node{x0, xt, t, sigma, dsigma}, func(in []*Node) *Node {
 			if m.Param == diffusion.ARP {
 				return m.ARPerTokenLoss(p, invFreq, in[0], nil)
 			}

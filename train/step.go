@@ -90,13 +90,13 @@ func NewStep(b compute.Backend, m diffusion.Model, opt optim.AdamW, lr optim.LRS
 const batchInputs = 7 // x0, xt, t, sigma, dsigma, token mask, optimizer scalars
 
 // Loss builds the batch loss (token mean) from parameters and batch nodes, over
-// the batch's shards (fastgraph.Shards): each shard's sums, added.
+// the batch's shards (Config.BatchShards): each shard's sums, added.
 func (s *Step) Loss(p backbone.Params, x0, xt, t, sigma, dsigma, tokenMask *Node, drop *backbone.Dropout) *Node {
 	if s.MixedPrecision != dtypes.InvalidDType {
 		p = backbone.CastMatmulWeights(p, s.MixedPrecision)
 	}
 	var num, den *Node
-	for _, r := range fastgraph.Shards(x0.Graph(), x0.Shape().Dimensions[0]) {
+	for _, r := range s.Model.Backbone.BatchShards(x0.Graph(), x0.Shape().Dimensions[0]) {
 		rows := func(x *Node) *Node { return fastgraph.Rows(x, r) }
 		mask := rows(tokenMask)
 		var loss *Node

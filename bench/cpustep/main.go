@@ -29,6 +29,7 @@ import (
 	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/diffusion"
+	"github.com/mdlm-go/mdlm/internal/fastgraph"
 	"github.com/mdlm-go/mdlm/optim"
 	"github.com/mdlm-go/mdlm/tensors"
 	"github.com/mdlm-go/mdlm/train"
@@ -63,7 +64,11 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the timed steps here")
 	scanChunk := flag.Int("scan-chunk", 0, "DiMamba: positions per scan chunk (0: the backend's default)")
 	scanCheckpoint := flag.Bool("scan-checkpoint", false, "DiMamba, with -scan-chunk: recompute scan chunks in the backward pass")
+	generic := flag.Bool("generic", false, "build the plain graphs XLA runs (fastgraph.UseGenericForms), for comparison")
 	flag.Parse()
+	if *generic {
+		fastgraph.UseGenericForms()
+	}
 	if *scanChunk > 0 {
 		backbone.ScanOverride = &backbone.ScanOptions{Chunk: *scanChunk, Checkpoint: *scanCheckpoint}
 	}

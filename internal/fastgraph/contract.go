@@ -15,9 +15,13 @@ type dotAxes struct {
 // output is [batch axes..., lhs free axes..., rhs free axes...], free axes in
 // their operand's order. Its value is DotGeneral's; its gradient builds the
 // same products as GoMLX's in the operand layouts that need the fewest
-// transposed elements (see operandGrad).
+// transposed elements (see operandGrad). A product where one operand has no
+// free axes (a matrix-vector product) keeps GoMLX's gradient.
 func Contract(lhs *Node, lhsContract, lhsBatch []int, rhs *Node, rhsContract, rhsBatch []int) *Node {
 	y := DotGeneral(lhs, lhsContract, lhsBatch, rhs, rhsContract, rhsBatch)
+	if len(freeAxes(lhs.Rank(), lhsContract, lhsBatch)) == 0 || len(freeAxes(rhs.Rank(), rhsContract, rhsBatch)) == 0 {
+		return y
+	}
 	ax := dotAxes{
 		lhsContract: slices.Clone(lhsContract), lhsBatch: slices.Clone(lhsBatch),
 		rhsContract: slices.Clone(rhsContract), rhsBatch: slices.Clone(rhsBatch),
@@ -71,7 +75,8 @@ func dotVJP(node *Node, ax dotAxes, v *Node) []*Node {
 }
 
 // operandGrad is the gradient of one operand ("this"): v's axes vOther (the
-// other operand's free axes) contracted with the other operand's free axes.
+// other operand's free axes, at least one) contracted with the other operand's
+// free axes.
 //
 // The Go backend's matmul takes the left operand with its contracted axis last
 // and the right one with it first or last (after leading batch axes); any
@@ -84,11 +89,6 @@ func dotVJP(node *Node, ax dotAxes, v *Node) []*Node {
 // axes are not last, as for the ones of an outer product); the result is
 // transposed only when its order is not the operand's.
 func operandGrad(this operand, thisFree []int, v *Node, nb int, vThis, vOther []int, other operand, otherFree []int) *Node {
-	if len(otherFree) == 0 {
-		// No axes to contract: not a form Contract's callers build. An elementwise
-		// product is the gradient; leave it to a plain broadcasting graph.
-		return gradByBroadcast(this, thisFree, v, nb, vThis, other)
-	}
 	oo := other.x
 	if oo.DType() != v.DType() {
 		oo = ConvertDType(oo, v.DType())
@@ -151,38 +151,6 @@ func operandGrad(this operand, thisFree []int, v *Node, nb int, vThis, vOther []
 		g = DotGeneral(oo, seq(nb+len(otherRest), len(otherFree)), seq(0, nb), v, vOther, seq(0, nb))
 		g = transposeUnlessIdentity(g, permB)
 	}
-	if g.DType() != this.x.DType() {
-		g = ConvertDType(g, this.x.DType())
-	}
-	return g
-}
-
-// gradByBroadcast handles a product without contracted free axes on the other
-// side (an elementwise product over the contracted axes): GoMLX's form.
-func gradByBroadcast(this operand, thisFree []int, v *Node, nb int, vThis []int, other operand) *Node {
-	// v is [batch, lhs free, rhs free] with no other-free axes: v's axes are
-	// batch then vThis. Broadcast v over this operand's contracted axes and
-	// multiply by the other operand laid out as [batch, contracted].
-	vv := v
-	perm := append(seq(0, nb), vThis...)
-	if !isIdentity(perm) {
-		vv = TransposeAllAxes(vv, perm...)
-	}
-	vv = InsertAxes(vv, slices.Repeat([]int{-1}, len(this.contract))...)
-	oo := other.x
-	if oo.DType() != v.DType() {
-		oo = ConvertDType(oo, v.DType())
-	}
-	// other's axes: batch then contracted (no free ones), in this's contracted order.
-	oPerm := append(slices.Clone(other.batch), other.contract...)
-	oo = transposeUnlessIdentity(oo, oPerm)
-	oo = InsertAxes(oo, slices.Repeat([]int{nb}, len(thisFree))...)
-	g := Mul(vv, oo) // [batch, thisFree, this contracted]
-	perm = make([]int, this.x.Rank())
-	fill(perm, this.batch, 0)
-	fill(perm, thisFree, nb)
-	fill(perm, this.contract, nb+len(thisFree))
-	g = transposeUnlessIdentity(g, perm)
 	if g.DType() != this.x.DType() {
 		g = ConvertDType(g, this.x.DType())
 	}

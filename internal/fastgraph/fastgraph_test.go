@@ -114,6 +114,8 @@ func TestContractGradients(t *testing.T) {
 			func(in []*Node) *Node {
 				return DotGeneral(in[0], []int{1, 2}, nil, TransposeAllAxes(in[1], 2, 0, 1), []int{0, 1}, nil)
 			}},
+		{"matrix-vector (GoMLX's gradient)", []int{6, 5}, []int{5}, axes{[]int{1}, nil, []int{0}, nil}, nil},
+		{"batched vector dot", []int{3, 5}, []int{3, 5}, axes{[]int{1}, []int{0}, []int{1}, []int{0}}, nil},
 		{"weight gradient form", []int{24, 5}, []int{24, 8}, axes{[]int{0}, nil, []int{0}, nil}, nil},
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -236,6 +238,6 @@ func TestByRows(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	x, s := randomTensor(rng, 7, 5, 4), randomTensor(rng, 7, 4)
 	f := func(in []*Node) *Node { return Mul(SoftmaxLast(in[0]), SpreadMid(in[1], 5)) }
-	got := valueAndGrads(t, func(in []*Node) *Node { return ByRows(in, f) }, x, s)
+	got := valueAndGrads(t, func(in []*Node) *Node { return ByRows(Shards(in[0].Graph(), 7), in, f) }, x, s)
 	assertClose(t, got, valueAndGrads(t, f, x, s), 1e-6)
 }

@@ -34,10 +34,9 @@ func Rows(x *Node, r [2]int) *Node {
 	return Slice(x, AxisRange(r[0], r[1]))
 }
 
-// ByRows evaluates f on each shard's rows of the inputs (all [B, ...]) and
-// joins its outputs along the first axis.
-func ByRows(inputs []*Node, f func(in []*Node) *Node) *Node {
-	shards := Shards(inputs[0].Graph(), inputs[0].Shape().Dimensions[0])
+// ByRows evaluates f on each of the shards' rows of the inputs (all [B, ...])
+// and joins its outputs along the first axis.
+func ByRows(shards [][2]int, inputs []*Node, f func(in []*Node) *Node) *Node {
 	parts := make([]*Node, len(shards))
 	for i, r := range shards {
 		in := make([]*Node, len(inputs))

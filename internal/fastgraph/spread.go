@@ -1,20 +1,23 @@
 // Package fastgraph builds the graph pieces a transformer repeats (matrix
-// products, broadcasts and sums over one axis, row maxima, softmax) in the
-// forms each GoMLX backend runs fastest, with the same values (to float32
-// rounding) and gradients.
+// products, broadcasts and sums over one axis, row maxima, softmax, GELU, the
+// cut of a batch into independent halves) in the forms each GoMLX backend runs
+// fastest, with the same values (to float32 rounding) and gradients.
 //
 // On the pure-Go backend (compute v0.1.2) a binary op whose operands differ
 // in shape, a BroadcastInDim and a ReduceSum or ReduceMax walk their elements
 // through a per-element index iterator, 3-10 times slower than a same-shape
 // op or a matrix product of the same size; an explicit broadcast does not
-// help, as the backend folds it back into the binary op. So there a
-// broadcast is an outer product with a vector of ones (Contract, a SIMD matmul)
-// followed by a same-shape op, and a sum is a product with ones. Contract's gradient also avoids
-// the transposes GoMLX's DotGeneral gradient adds (see operandGrad); as the
-// gradient of a broadcast is a sum and that of a sum a broadcast, the
-// backward pass gets the same forms. On other backends (XLA), where
-// broadcasts fuse for free, the helpers return the plain graph: a reshape
-// that the consuming binary op broadcasts, ReduceSum, ReduceMax.
+// help, as the backend folds it back into the binary op. So there a broadcast
+// is an outer product with a vector of ones (Contract, a SIMD matmul) followed
+// by a same-shape op, and a sum is a product with ones. Contract's gradient
+// also avoids the transposes GoMLX's DotGeneral gradient adds (operandGrad);
+// as the gradient of a broadcast is a sum and that of a sum a broadcast, the
+// backward pass gets the same forms. The fused softmax and GELU kernels get
+// gradients written from their outputs (vjp.go), and batches are cut in two
+// halves whose graphs run concurrently (rows.go). On other backends (XLA),
+// where broadcasts fuse for free, the helpers return the plain graph: a
+// reshape that the consuming binary op broadcasts, ReduceSum, ReduceMax,
+// GoMLX's softmax, one shard.
 package fastgraph
 
 import (
