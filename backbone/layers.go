@@ -115,26 +115,20 @@ func normalize(x *Node, eps float64) *Node {
 	return Mul(centered, fastgraph.SpreadLast(Reciprocal(Sqrt(AddScalar(variance, eps))), d))
 }
 
-// causalMask sets the scores [B, H, Lq, Lk] of keys after their query to −inf.
-func causalMask(scores *Node) *Node {
-	return causalMaskWith(scores, math.Inf(-1))
-}
-
-// maskedScore is what causalMaskFinite writes: the most negative float32, whose
+// maskedScore is what causalMask writes: the most negative float32, whose
 // softmax weight is exactly 0 as −∞'s is (every row keeps its diagonal), but
 // which keeps the scores finite for fastgraph.SoftmaxLast's gradient.
 const maskedScore = -math.MaxFloat32
 
-// causalMaskFinite is causalMask with maskedScore in place of −∞.
-func causalMaskFinite(scores *Node) *Node { return causalMaskWith(scores, maskedScore) }
-
-func causalMaskWith(scores *Node, fill float64) *Node {
+// causalMask sets the scores [B, H, Lq, Lk] of keys after their query to
+// maskedScore.
+func causalMask(scores *Node) *Node {
 	g, dims := scores.Graph(), scores.Shape().Dimensions
 	L := dims[2]
 	row := Iota(g, shapes.Make(dtypes.Int32, L, L), 0)
 	col := Iota(g, shapes.Make(dtypes.Int32, L, L), 1)
 	allowed := BroadcastToDims(Reshape(GreaterOrEqual(row, col), 1, 1, L, L), dims...)
-	return Where(allowed, scores, BroadcastToDims(Scalar(g, scores.DType(), fill), dims...))
+	return Where(allowed, scores, BroadcastToDims(Scalar(g, scores.DType(), maskedScore), dims...))
 }
 
 // modulate is x·(1 + scale) + shift with scale and shift of shape [B, D]
@@ -237,7 +231,7 @@ func attention(x, wqkv, cos, sin *Node, heads int, causal bool) *Node {
 	}
 	scores := MulScalar(ConvertDType(fastgraph.Contract(q, []int{3}, []int{0, 2}, k, []int{3}, []int{0, 2}), x.DType()), 1/math.Sqrt(float64(dh))) // [B, H, L, L]
 	if causal {
-		scores = causalMaskFinite(scores)
+		scores = causalMask(scores)
 	}
 	probs := fastgraph.SoftmaxLast(scores)
 	out := fastgraph.Contract(ConvertDType(probs, v.DType()), []int{3}, []int{0, 1}, v, []int{1}, []int{0, 2}) // [B, H, L, Dh]
@@ -275,4 +269,11 @@ func (c Config) BatchShards(g *Graph, b int) [][2]int {
 		return [][2]int{{0, b}}
 	}
 	return fastgraph.Shards(g, b)
+}
+
+// ByRows evaluates f on each of BatchShards' row ranges of the inputs (all
+// [B, ...]) and joins its outputs along the first axis.
+func (c Config) ByRows(inputs []*Node, f func(rows []*Node) *Node) *Node {
+	shards := c.BatchShards(inputs[0].Graph(), inputs[0].Shape().Dimensions[0])
+	return fastgraph.ByRows(shards, inputs, f)
 }

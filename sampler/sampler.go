@@ -15,7 +15,6 @@ import (
 
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/diffusion"
-	"github.com/mdlm-go/mdlm/internal/fastgraph"
 )
 
 // Kind names a sampler.
@@ -356,8 +355,7 @@ func (s *Sampler) twoStageUpdate(tokens []int32, probs *gtensors.Tensor, mct, mc
 // removeNoise is the ddpm noise-removal step: x ← argmax model_logp(x, cond).
 func (s *Sampler) removeNoise(r *Result, cond []float32) error {
 	out, err := s.call("denoiser_argmax", func(p backbone.Params, in []*Node) []*Node {
-		shards := s.model.Backbone.BatchShards(in[0].Graph(), in[0].Shape().Dimensions[0])
-		return []*Node{fastgraph.ByRows(shards, in, func(rows []*Node) *Node { return denoiserArgmax(s.model, p, s.invFreq, rows[0], rows[1]) })}
+		return []*Node{s.model.Backbone.ByRows(in, func(rows []*Node) *Node { return denoiserArgmax(s.model, p, s.invFreq, rows[0], rows[1]) })}
 	}, gtensors.FromFlatDataAndDimensions(r.Tokens, r.B, r.L), gtensors.FromFlatDataAndDimensions(cond, r.B))
 	if err != nil {
 		return fmt.Errorf("sampler noise removal: %w", err)
@@ -443,8 +441,7 @@ func (s *Sampler) denoise(kind Kind, c *rowCache, r *Result, t float32) (*gtenso
 		return c.probs, nil
 	}
 	fn := func(p backbone.Params, in []*Node) []*Node {
-		shards := s.model.Backbone.BatchShards(in[0].Graph(), in[0].Shape().Dimensions[0])
-		return []*Node{fastgraph.ByRows(shards, in, func(rows []*Node) *Node { return denoiserProbs(s.model, p, s.invFreq, rows[0], rows[1]) })}
+		return []*Node{s.model.Backbone.ByRows(in, func(rows []*Node) *Node { return denoiserProbs(s.model, p, s.invFreq, rows[0], rows[1]) })}
 	}
 	if len(stale) == B {
 		out, err := s.call(fmt.Sprintf("denoise_%d", B), fn,

@@ -16,7 +16,6 @@ import (
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/diffusion"
-	"github.com/mdlm-go/mdlm/internal/fastgraph"
 	"github.com/mdlm-go/mdlm/internal/filehash"
 )
 
@@ -35,8 +34,7 @@ func NewEvaluator(b compute.Backend, m diffusion.Model, invFreq []float32) *Eval
 	e.exec = MustNewExec(b, func(g *Graph, in []*Node) *Node {
 		p := backbone.ParamsFromNodes(m.Backbone, in[:n])
 		x0, xt, t, sigma, dsigma := in[n], in[n+1], in[n+2], in[n+3], in[n+4]
-		shards := m.Backbone.BatchShards(g, x0.Shape().Dimensions[0])
-		return fastgraph.ByRows(shards, []*Node{x0, xt, t, sigma, dsigma}, func(in []*Node) *Node {
+		return m.Backbone.ByRows([]*Node{x0, xt, t, sigma, dsigma}, func(in []*Node) *Node {
 			if m.Param == diffusion.ARP {
 				return m.ARPerTokenLoss(p, invFreq, in[0], nil)
 			}

@@ -12,7 +12,6 @@ import (
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/diffusion"
-	"github.com/mdlm-go/mdlm/internal/fastgraph"
 	"github.com/mdlm-go/mdlm/tokenizer"
 )
 
@@ -146,8 +145,7 @@ func NewScorer(b compute.Backend, cfg backbone.Config, w *backbone.Weights, tokN
 		// changes a real position; the reference's NLL at padded positions is
 		// that of a plain causal pass too (the GPT-2 fixtures check every one).
 		m := diffusion.Model{Backbone: cfg, Param: diffusion.ARP}
-		shards := cfg.BatchShards(g, in[n].Shape().Dimensions[0])
-		return fastgraph.ByRows(shards, in[n:], func(rows []*Node) *Node { // [B, L-1]: −log p(x_{i+1} | x_≤i)
+		return cfg.ByRows(in[n:], func(rows []*Node) *Node { // [B, L-1]: −log p(x_{i+1} | x_≤i)
 			return m.ARPerTokenLoss(p, w.RotaryInvFreqOrDefault(), rows[0], nil)
 		})
 	})
