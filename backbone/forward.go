@@ -3,6 +3,8 @@ package backbone
 import (
 	"fmt"
 
+	"github.com/mdlm-go/mdlm/internal/fastgraph"
+
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 )
 
@@ -39,12 +41,20 @@ func normFor(drop *Dropout) func(x, weight *Node) *Node {
 	return layerNorm
 }
 
+// geluFor picks the tanh GELU the same way: the backend's fused kernel without
+// training, the form whose gradient is cheapest with it (fastgraph).
+func geluFor(drop *Dropout) func(*Node) *Node {
+	if drop == nil {
+		return fastgraph.GeluTanh
+	}
+	return fastgraph.GeluTanhTrain
+}
+
 func forwardDiT(cfg Config, p Params, invFreq []float32, indices, sigma *Node, drop *Dropout) *Node {
-	layerNorm := normFor(drop)
 	x := embed(p, indices)
 	dt := x.DType()
 	c := timestepCondition(p, sigma, dt) // [B, C]
-	cos, sin := rotaryTables(x.Graph(), invFreq, x.Shape().Dimensions[1], dt)
+	rope := rotaryTables(x.Graph(), invFreq, x.Shape().Dimensions[1], dt)
 	D := cfg.Hidden
 	for i := 0; i < cfg.Blocks; i++ {
 		b := fmt.Sprintf("blocks.%d.", i)
@@ -53,24 +63,24 @@ func forwardDiT(cfg Config, p Params, invFreq []float32, indices, sigma *Node, d
 		shiftMSA, scaleMSA, gateMSA := chunk(0), chunk(1), chunk(2)
 		shiftMLP, scaleMLP, gateMLP := chunk(3), chunk(4), chunk(5)
 
-		a := modulate(layerNorm(x, p[b+"norm1.weight"]), shiftMSA, scaleMSA)
-		a = attention(a, p[b+"attn_qkv.weight"], cos, sin, cfg.Heads, false)
+		a := normModulate(x, p[b+"norm1.weight"], shiftMSA, scaleMSA, drop)
+		a = attention(a, p[b+"attn_qkv.weight"], rope, cfg.Heads, false)
 		a = linear(a, p[b+"attn_out.weight"], nil)
 		x = gated(x, gateMSA, drop.Apply(a))
 
-		m := modulate(layerNorm(x, p[b+"norm2.weight"]), shiftMLP, scaleMLP)
-		m = mlp(p, b, m)
+		m := normModulate(x, p[b+"norm2.weight"], shiftMLP, scaleMLP, drop)
+		m = mlp(p, b, m, drop)
 		x = gated(x, gateMLP, drop.Apply(m))
 	}
 	mod := linear(c, p["output_layer.adaLN_modulation.weight"], p["output_layer.adaLN_modulation.bias"]) // [B, 2D]
 	shift := Slice(mod, AxisRange(), AxisRange(0, D))
 	scale := Slice(mod, AxisRange(), AxisRange(D, 2*D))
-	x = modulate(layerNorm(x, p["output_layer.norm_final.weight"]), shift, scale)
+	x = normModulate(x, p["output_layer.norm_final.weight"], shift, scale, drop)
 	return linear(x, p["output_layer.linear.weight"], p["output_layer.linear.bias"])
 }
 
-func mlp(p Params, b string, x *Node) *Node {
-	x = geluTanh(linear(x, p[b+"mlp.0.weight"], p[b+"mlp.0.bias"]))
+func mlp(p Params, b string, x *Node, drop *Dropout) *Node {
+	x = geluFor(drop)(linear(x, p[b+"mlp.0.weight"], p[b+"mlp.0.bias"]))
 	return linear(x, p[b+"mlp.2.weight"], p[b+"mlp.2.bias"])
 }
 
@@ -80,12 +90,12 @@ const ARMaskLogit = -1000.0
 func forwardAR(cfg Config, p Params, invFreq []float32, indices *Node, drop *Dropout) *Node {
 	layerNorm := normFor(drop)
 	x := embed(p, indices)
-	cos, sin := rotaryTables(x.Graph(), invFreq, x.Shape().Dimensions[1], x.DType())
+	rope := rotaryTables(x.Graph(), invFreq, x.Shape().Dimensions[1], x.DType())
 	for i := 0; i < cfg.Blocks; i++ {
 		b := fmt.Sprintf("blocks.%d.", i)
-		a := attention(layerNorm(x, p[b+"norm1.weight"]), p[b+"attn_qkv.weight"], cos, sin, cfg.Heads, true)
+		a := attention(layerNorm(x, p[b+"norm1.weight"]), p[b+"attn_qkv.weight"], rope, cfg.Heads, true)
 		x = Add(x, drop.Apply(linear(a, p[b+"attn_out.weight"], nil)))
-		x = Add(x, drop.Apply(mlp(p, b, layerNorm(x, p[b+"norm2.weight"]))))
+		x = Add(x, drop.Apply(mlp(p, b, layerNorm(x, p[b+"norm2.weight"]), drop)))
 	}
 	x = layerNorm(x, p["output_layer.norm_final.weight"])
 	logits := linear(x, p["output_layer.linear.weight"], p["output_layer.linear.bias"])

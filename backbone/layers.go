@@ -49,7 +49,10 @@ func (d *Dropout) Apply(x *Node) *Node {
 func linear(x, w, b *Node) *Node {
 	dims := x.Shape().Dimensions
 	in := dims[len(dims)-1]
-	flat := Reshape(x, -1, in)
+	flat := x // a [N, in] x stays the same node, so products that share it share its transposes (fastgraph)
+	if x.Rank() != 2 {
+		flat = Reshape(x, -1, in)
+	}
 	var y *Node
 	switch {
 	case w.DType() != x.DType():
@@ -61,6 +64,9 @@ func linear(x, w, b *Node) *Node {
 		y = denseWithBias(flat, w, b)
 	default:
 		y = fastgraph.MatMulT(flat, w) // [N, out]
+	}
+	if x.Rank() == 2 {
+		return y
 	}
 	out := append(append([]int(nil), dims[:len(dims)-1]...), w.Shape().Dimensions[0])
 	return Reshape(y, out...)
@@ -138,6 +144,26 @@ func modulate(x, shift, scale *Node) *Node {
 	return Add(Mul(x, fastgraph.SpreadMid(OnePlus(scale), L)), fastgraph.SpreadMid(shift, L))
 }
 
+// normModulate is modulate(layerNorm(x, weight), shift, scale), adaLN's
+// normalised input. On the Go backend in training it is (x − mean)·f + shift
+// with f = rstd ⊗ (weight·(1 + scale)) [B, L, D] one batched outer product of
+// the per-position 1/√(var + eps) [B, L] and the per-sequence gain [B, D]:
+// one multiply over [B, L, D] where layerNorm and modulate take three, so
+// the backward pass has four fewer. Without training it is the fused
+// LayerNorm (layerNormInference) and modulate; elsewhere the plain graph.
+func normModulate(x, weight, shift, scale *Node, drop *Dropout) *Node {
+	if drop == nil || !fastgraph.Native(x.Graph()) {
+		return modulate(normFor(drop)(x, weight), shift, scale)
+	}
+	dims := x.Shape().Dimensions
+	B, L, D := dims[0], dims[1], dims[2]
+	centered := Sub(x, fastgraph.SpreadLast(fastgraph.MeanLast(x), D))
+	rstd := Reciprocal(Sqrt(AddScalar(fastgraph.MeanLast(Square(centered)), 1e-5))) // [B, L, 1]
+	gain := Reshape(Mul(fastgraph.SpreadLead(weight, B), OnePlus(scale)), B, 1, D)
+	f := fastgraph.Contract(rstd, []int{2}, []int{0}, gain, []int{1}, []int{0}) // [B, L, D]
+	return Add(Mul(centered, f), fastgraph.SpreadMid(shift, L))
+}
+
 // gated is x + gate·y, the adaLN gated residual: gate [B, D] broadcast over L.
 func gated(x, gate, y *Node) *Node {
 	return Add(x, Mul(fastgraph.SpreadMid(gate, x.Shape().Dimensions[1]), y))
@@ -162,12 +188,34 @@ func timestepEmbedding(sigma *Node) *Node {
 	return Concatenate([]*Node{Cos(args), Sin(args)}, 1)
 }
 
-// rotaryTables returns cos and sin of θ[p, j] = p·inv_freq_j, each [L, Dh/2],
-// computed in float32 (as the reference does) and cast to dt.
-func rotaryTables(g *Graph, invFreq []float32, length int, dt dtypes.DType) (cos, sin *Node) {
+// rotary holds RoPE's tables for one forward pass: cos and sin of θ[p, j] =
+// p·inv_freq_j, each [L, Dh/2], and on the Go backend their spread to q and
+// k's shape [B, L, H, Dh] (see applyRotary), built once for every block.
+type rotary struct {
+	cos, sin         *Node
+	fullCos, fullSin *Node
+}
+
+// rotaryTables returns the tables, computed in float32 (as the reference
+// does) and cast to dt.
+func rotaryTables(g *Graph, invFreq []float32, length int, dt dtypes.DType) *rotary {
 	pos := Iota(g, shapes.Make(dtypes.Float32, length, 1), 0)
 	theta := Mul(pos, Const(g, [][]float32{invFreq}))
-	return ConvertDType(Cos(theta), dt), ConvertDType(Sin(theta), dt)
+	return &rotary{cos: ConvertDType(Cos(theta), dt), sin: ConvertDType(Sin(theta), dt)}
+}
+
+// spread returns cos and sin doubled to [L, Dh] ([cos, cos]) and spread over
+// heads and the batch: [B, L, H, Dh].
+func (r *rotary) spread(B, H int) (cos, sin *Node) {
+	if r.fullCos == nil || r.fullCos.Shape().Dimensions[0] != B || r.fullCos.Shape().Dimensions[2] != H {
+		L, half := r.cos.Shape().Dimensions[0], r.cos.Shape().Dimensions[1]
+		full := func(t *Node) *Node {
+			doubled := Concatenate([]*Node{t, t}, 1)
+			return Reshape(fastgraph.SpreadLead(fastgraph.SpreadMid(doubled, H), B), B, L, H, 2*half)
+		}
+		r.fullCos, r.fullSin = full(r.cos), full(r.sin)
+	}
+	return r.fullCos, r.fullSin
 }
 
 // applyRotary rotates u [B, L, H, Dh] by rotate-half RoPE over the whole head:
@@ -178,12 +226,12 @@ func rotaryTables(g *Graph, invFreq []float32, length int, dt dtypes.DType) (cos
 // of u are per-element slices and their gradients zero-padded copies.
 // Elsewhere (XLA, whose float32 matmuls may run in reduced precision) it is
 // the halves and their concatenation.
-func applyRotary(u, cos, sin *Node) *Node {
+func applyRotary(u *Node, r *rotary) *Node {
 	dims := u.Shape().Dimensions
 	B, L, H, dh := dims[0], dims[1], dims[2], dims[3]
 	half := dh / 2
 	if !fastgraph.Native(u.Graph()) {
-		c, s := Reshape(cos, 1, L, 1, half), Reshape(sin, 1, L, 1, half)
+		c, s := Reshape(r.cos, 1, L, 1, half), Reshape(r.sin, 1, L, 1, half)
 		u1 := Slice(u, AxisRange(), AxisRange(), AxisRange(), AxisRange(0, half))
 		u2 := Slice(u, AxisRange(), AxisRange(), AxisRange(), AxisRange(half, dh))
 		return Concatenate([]*Node{
@@ -191,13 +239,9 @@ func applyRotary(u, cos, sin *Node) *Node {
 			Add(Mul(u2, c), Mul(u1, s)),
 		}, 3)
 	}
-	// The tables [L, half] doubled to [L, Dh] and spread over heads and the batch.
-	spread := func(t *Node) *Node {
-		full := Concatenate([]*Node{t, t}, 1)
-		return Reshape(fastgraph.SpreadLead(fastgraph.SpreadMid(full, H), B), B, L, H, dh)
-	}
+	cos, sin := r.spread(B, H)
 	rot := fastgraph.Contract(u, []int{3}, nil, rotateHalf(u.Graph(), dh, u.DType()), []int{0}, nil)
-	return Add(Mul(u, spread(cos)), Mul(rot, spread(sin)))
+	return Add(Mul(u, cos), Mul(rot, sin))
 }
 
 // rotateHalf is the [Dh, Dh] matrix R with u·R = [−u₂, u₁] (u = [u₁, u₂]).
@@ -215,16 +259,17 @@ func rotateHalf(g *Graph, dh int, dt dtypes.DType) *Node {
 // [B, L, D] (before attn_out). The fused qkv weight's rows are laid out
 // (3, H, Dh); q, k and v are three products with its row blocks, so the
 // backward pass splits a weight-sized gradient rather than [B, L, 3D].
-func attention(x, wqkv, cos, sin *Node, heads int, causal bool) *Node {
+func attention(x, wqkv *Node, rope *rotary, heads int, causal bool) *Node {
 	dims := x.Shape().Dimensions
 	B, L, D := dims[0], dims[1], dims[2]
 	dh := D / heads
+	flat := Reshape(x, B*L, D)
 	proj := func(i int) *Node {
 		w := Slice(wqkv, AxisRange(i*D, (i+1)*D))
-		return Reshape(linear(x, w, nil), B, L, heads, dh)
+		return Reshape(linear(flat, w, nil), B, L, heads, dh)
 	}
-	q := applyRotary(proj(0), cos, sin)
-	k := applyRotary(proj(1), cos, sin)
+	q := applyRotary(proj(0), rope)
+	k := applyRotary(proj(1), rope)
 	v := proj(2)
 	if mm := wqkv.DType(); mm != x.DType() { // bf16 mixed precision: attention matmuls in bf16, softmax in x's dtype
 		q, k, v = ConvertDType(q, mm), ConvertDType(k, mm), ConvertDType(v, mm)

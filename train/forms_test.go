@@ -18,7 +18,8 @@ import (
 
 // TestNativeFormsMatchGenericGradients checks the Go backend's graph forms
 // (fastgraph: broadcasts and sums as products with ones, Contract's gradient,
-// the fused softmax and GELU gradients, RoPE as a product, two batch halves)
+// the fused softmax's gradient, the GELU and adaLN LayerNorm built for
+// training, RoPE as a product, two batch halves)
 // against the plain graphs XLA runs, on the training loss and every
 // parameter's gradient, tightly: each gradient to 2e-5 of its own largest
 // magnitude, so a wrong gradient in a parameter with small gradients (which the
@@ -103,7 +104,9 @@ func lossAndGrads(t *testing.T, m diffusion.Model, w *backbone.Weights, batch Ba
 	n := len(m.Backbone.Specs())
 	exec := MustNewExec(be, func(g *Graph, in []*Node) []*Node {
 		p := backbone.ParamsFromNodes(m.Backbone, in[:n])
-		loss := step.Loss(p, in[n], in[n+1], in[n+2], in[n+3], in[n+4], in[n+5], nil)
+		// A Dropout of rate 0: the identity, but the graph is built for training
+		// (the forms chosen when a gradient is taken: GeluTanhTrain, normModulate).
+		loss := step.Loss(p, in[n], in[n+1], in[n+2], in[n+3], in[n+4], in[n+5], &backbone.Dropout{})
 		return append([]*Node{loss}, Gradient(loss, in[:n]...)...)
 	})
 	args := []any{}

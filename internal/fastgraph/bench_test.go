@@ -36,6 +36,10 @@ func BenchmarkForms(b *testing.B) {
 		{"sum-leading/ones-product", func(x *Node, _ []*Node) []*Node {
 			return []*Node{Contract(Ones(x.Graph(), shapes.Make(dtypes.Float32, 1, N)), []int{1}, nil, x, []int{0}, nil)}
 		}, nil},
+		{"gelu/GeluTanh", func(x *Node, _ []*Node) []*Node { return []*Node{GeluTanh(x)} }, nil},
+		{"gelu/GeluTanhTrain", func(x *Node, _ []*Node) []*Node { return []*Node{GeluTanhTrain(x)} }, nil},
+		{"gelu+grad/GeluTanh", func(x *Node, _ []*Node) []*Node { return Gradient(ReduceAllSum(Mul(GeluTanh(x), x)), x) }, nil},
+		{"gelu+grad/GeluTanhTrain", func(x *Node, _ []*Node) []*Node { return Gradient(ReduceAllSum(Mul(GeluTanhTrain(x), x)), x) }, nil},
 		{"linear-gradients/DotGeneral", func(x *Node, a []*Node) []*Node {
 			return Gradient(ReduceAllSum(DotGeneral(x, []int{1}, nil, a[0], []int{1}, nil)), x, a[0])
 		}, []*gtensors.Tensor{w}},

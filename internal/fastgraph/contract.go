@@ -1,7 +1,9 @@
 package fastgraph
 
 import (
+	"fmt"
 	"slices"
+	"weak"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 )
@@ -18,7 +20,11 @@ type dotAxes struct {
 // transposed elements (see operandGrad). A product where one operand has no
 // free axes (a matrix-vector product) keeps GoMLX's gradient.
 func Contract(lhs *Node, lhsContract, lhsBatch []int, rhs *Node, rhsContract, rhsBatch []int) *Node {
+	lhs, lhsContract = unitContracted(lhs, lhsContract, lhsBatch, true)
+	rhs, rhsContract = unitContracted(rhs, rhsContract, rhsBatch, false)
 	y := DotGeneral(lhs, lhsContract, lhsBatch, rhs, rhsContract, rhsBatch)
+	countUse(lhs)
+	countUse(rhs)
 	if len(freeAxes(lhs.Rank(), lhsContract, lhsBatch)) == 0 || len(freeAxes(rhs.Rank(), rhsContract, rhsBatch)) == 0 {
 		return y
 	}
@@ -116,11 +122,14 @@ func operandGrad(this operand, thisFree []int, v *Node, nb int, vThis, vOther []
 		costA += v.Shape().Size() + other.x.Shape().Size()
 	}
 
-	// Order B: other on the left: [batch, otherRest, vThis].
+	// Order B: other on the left: [batch, otherRest, vThis]. Other's transpose
+	// is shared by the gradients of every product other enters (q, k and v's
+	// weights share their input's): its cost is divided among them, and it is
+	// free once built.
 	oPerm := append(append(slices.Clone(other.batch), otherRest...), otherFree...)
 	costB := 0
-	if !isIdentity(oPerm) {
-		costB += other.x.Shape().Size()
+	if !isIdentity(oPerm) && cachedTranspose(oo, oPerm) == nil {
+		costB += other.x.Shape().Size() / max(1, uses.get(other.x))
 	}
 	permB := make([]int, this.x.Rank())
 	fill(permB, this.batch, 0)
@@ -136,25 +145,75 @@ func operandGrad(this operand, thisFree []int, v *Node, nb int, vThis, vOther []
 	}
 
 	var g *Node
-	if costA <= costB {
+	if costA < costB {
 		vv := v
 		if !isIdentity(vPerm) {
 			vv = TransposeAllAxes(v, vPerm...)
 		}
-		g = DotGeneral(vv, seq(nb+len(vThis), len(vOther)), seq(0, nb), oo, otherFree, other.batch)
+		g = dot(vv, seq(nb+len(vThis), len(vOther)), seq(0, nb), oo, otherFree, other.batch)
 		g = transposeUnlessIdentity(g, permA)
 	} else {
 		if !isIdentity(oPerm) {
-			oo = TransposeAllAxes(oo, oPerm...)
+			oo = transposeShared(oo, oPerm)
 		}
 		// v's vOther axes pair with otherFree in order, which is now oo's tail.
-		g = DotGeneral(oo, seq(nb+len(otherRest), len(otherFree)), seq(0, nb), v, vOther, seq(0, nb))
+		g = dot(oo, seq(nb+len(otherRest), len(otherFree)), seq(0, nb), v, vOther, seq(0, nb))
 		g = transposeUnlessIdentity(g, permB)
 	}
 	if g.DType() != this.x.DType() {
 		g = ConvertDType(g, this.x.DType())
 	}
 	return g
+}
+
+// dot is DotGeneral with operands whose contracted axes all have size 1 (outer
+// products) reshaped into the layout the Go backend's matmul takes directly.
+func dot(lhs *Node, lhsContract, lhsBatch []int, rhs *Node, rhsContract, rhsBatch []int) *Node {
+	lhs, lhsContract = unitContracted(lhs, lhsContract, lhsBatch, true)
+	rhs, rhsContract = unitContracted(rhs, rhsContract, rhsBatch, false)
+	return DotGeneral(lhs, lhsContract, lhsBatch, rhs, rhsContract, rhsBatch)
+}
+
+// unitContracted moves contracted axes of size 1 where the Go backend's matmul
+// wants them: last for the left operand, right after the batch axes for the
+// right one. Moving size-1 axes is a reshape, no data moves; the backend would
+// otherwise take such a right operand as transposed, through a slower kernel
+// (an outer product of [N, 1] and [D, 1] ran 2-3 times slower than of [N, 1]
+// and [1, D]). Other operands, and every operand elsewhere, are returned as
+// they are.
+func unitContracted(x *Node, contract, batch []int, left bool) (*Node, []int) {
+	if !Native(x.Graph()) || len(contract) == 0 || !isIdentity(batch) {
+		return x, contract
+	}
+	dims := x.Shape().Dimensions
+	for _, a := range contract {
+		if dims[a] != 1 {
+			return x, contract
+		}
+	}
+	nb, nc := len(batch), len(contract)
+	want := seq(nb, nc)
+	if left {
+		want = seq(x.Rank()-nc, nc)
+	}
+	if slices.Equal(contract, want) {
+		return x, contract
+	}
+	newDims := slices.Clone(dims[:nb])
+	unit := make([]int, nc)
+	for i := range unit {
+		unit[i] = 1
+	}
+	free := []int{}
+	for _, a := range freeAxes(x.Rank(), contract, batch) {
+		free = append(free, dims[a])
+	}
+	if left {
+		newDims = append(append(newDims, free...), unit...)
+	} else {
+		newDims = append(append(newDims, unit...), free...)
+	}
+	return Reshape(x, newDims...), want
 }
 
 // rhsLayoutOK reports whether the Go backend's matmul takes a right operand
@@ -195,4 +254,42 @@ func transposeUnlessIdentity(x *Node, perm []int) *Node {
 		return x
 	}
 	return TransposeAllAxes(x, slices.Clone(perm)...)
+}
+
+// uses counts the products each node enters as an operand.
+var uses = newNodeTable[int]()
+
+func countUse(x *Node) { uses.update(x, func(n int) int { return n + 1 }) }
+
+// transposes holds the transposes operandGrad built, by node and permutation.
+var transposes = newNodeTable[map[string]weak.Pointer[Node]]()
+
+func permKey(perm []int) string { return fmt.Sprint(perm) }
+
+// cachedTranspose is the transpose of x by perm built by transposeShared, or nil.
+func cachedTranspose(x *Node, perm []int) *Node {
+	t := transposes.get(x)
+	if t == nil {
+		return nil
+	}
+	transposes.Lock()
+	defer transposes.Unlock()
+	return t[permKey(perm)].Value()
+}
+
+// transposeShared is TransposeAllAxes(x, perm...), built once per node and
+// permutation.
+func transposeShared(x *Node, perm []int) *Node {
+	if t := cachedTranspose(x, perm); t != nil {
+		return t
+	}
+	t := TransposeAllAxes(x, slices.Clone(perm)...)
+	transposes.update(x, func(m map[string]weak.Pointer[Node]) map[string]weak.Pointer[Node] {
+		if m == nil {
+			m = map[string]weak.Pointer[Node]{}
+		}
+		m[permKey(perm)] = weak.Make(t)
+		return m
+	})
+	return t
 }

@@ -241,3 +241,33 @@ func TestByRows(t *testing.T) {
 	got := valueAndGrads(t, func(in []*Node) *Node { return ByRows(Shards(in[0].Graph(), 7), in, f) }, x, s)
 	assertClose(t, got, valueAndGrads(t, f, x, s), 1e-6)
 }
+
+// TestGelu checks both GELU forms, values and gradients, against the
+// decomposed graph GoMLX differentiates, at z = 0, far in either tail and in
+// between.
+func TestGelu(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	z := randomTensor(rng, 6, 50)
+	flat := gtensors.MustCopyFlatData[float32](z)
+	for i, v := range []float32{0, -0, 1e-30, -1e-30, 1e-8, -12, 12, -60, 60, -3, 3} {
+		flat[i] = v
+	}
+	for i := 20; i < 40; i++ {
+		flat[i] *= 4
+	}
+	z = gtensors.FromFlatDataAndDimensions(flat, 6, 50)
+	want := valueAndGrads(t, func(in []*Node) *Node { return geluTanhDecomposed(in[0]) }, z)
+	for name, f := range map[string]func(*Node) *Node{"GeluTanh": GeluTanh, "GeluTanhTrain": GeluTanhTrain} {
+		t.Run(name, func(t *testing.T) {
+			got := valueAndGrads(t, func(in []*Node) *Node { return f(in[0]) }, z)
+			for i := range got {
+				for j, v := range got[i] {
+					if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+						t.Fatalf("output %d element %d (z = %g) is %g", i, j, flat[j], v)
+					}
+				}
+			}
+			assertClose(t, got, want, 2e-6)
+		})
+	}
+}

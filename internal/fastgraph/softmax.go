@@ -56,6 +56,36 @@ func geluVJP(y, v *Node) []*Node {
 	return []*Node{Mul(v, Add(s, Mul(Mul(Mul(z, s), OneMinus(s)), da)))}
 }
 
+// GeluTanhTrain is GeluTanh in the form whose value and gradient together cost
+// least on the Go backend, for graphs that take its gradient: y = z·s with
+// s = σ(u), u = z·w, w = c(1 + 0.044715 z²), c = 2√(2/π) (0.5(1 + tanh a) =
+// σ(2a)), and the gradient y' = s + y(1 − s)u' with u' = c(1 + 3·0.044715 z²)
+// = 3w − 2c, from the forward pass' own nodes: six elementwise ops forward
+// and six backward, where the fused kernel's float64 tanh (no gradient of its
+// own) left a division and a guard at z = 0 to recover s. Elsewhere it is
+// GeluTanh.
+func GeluTanhTrain(z *Node) *Node {
+	if !Native(z.Graph()) {
+		return GeluTanh(z)
+	}
+	const c = 2 * 0.7978845608028654 // 2√(2/π)
+	w := AddScalar(MulScalar(Mul(z, z), c*0.044715), c)
+	s := Logistic(Mul(z, w))
+	y := Mul(z, s)
+	setVJP(y, geluTrainVJP)
+	return y
+}
+
+// geluTrainVJP is GeluTanhTrain's gradient. It reads s and w off the nodes
+// GeluTanhTrain built: y = Mul(z, s), s = Logistic(u), u = Mul(z, w).
+func geluTrainVJP(y, v *Node) []*Node {
+	const c = 2 * 0.7978845608028654
+	s := y.Inputs()[1]
+	w := s.Inputs()[0].Inputs()[1]
+	p := Mul(y, AddScalar(MulScalar(w, 3), -2*c))           // y·u'
+	return []*Node{Mul(v, Add(Mul(s, OneMinus(p)), p)), nil} // s + y(1−s)u' = s(1 − y·u') + y·u'
+}
+
 // geluTanhDecomposed is GeluTanh from graph ops, written z·σ(2a) (the same
 // function: 0.5(1 + tanh a) = σ(2a)), z³ as z·z·z rather than a Pow.
 func geluTanhDecomposed(z *Node) *Node {

@@ -48,7 +48,7 @@ import (
 )
 
 // Def declares the stage.
-var Def = stage.Def{Kind: "train", Version: 4, Output: checkpoint.Type,
+var Def = stage.Def{Kind: "train", Version: 5, Output: checkpoint.Type,
 	Help:   "Train MDLM, D3PM, SEDD or the AR baseline on packed/v1 data; publishes checkpoint/v1 (resumable).",
 	Inputs: []stage.Input{{Name: "data", Type: datasets.PackedType}},
 	New:    func() stage.Options { return &Options{} }}
