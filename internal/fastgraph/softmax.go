@@ -82,7 +82,7 @@ func geluTrainVJP(y, v *Node) []*Node {
 	const c = 2 * 0.7978845608028654
 	s := y.Inputs()[1]
 	w := s.Inputs()[0].Inputs()[1]
-	p := Mul(y, AddScalar(MulScalar(w, 3), -2*c))           // y·u'
+	p := Mul(y, AddScalar(MulScalar(w, 3), -2*c))            // y·u'
 	return []*Node{Mul(v, Add(Mul(s, OneMinus(p)), p)), nil} // s + y(1−s)u' = s(1 − y·u') + y·u'
 }
 
