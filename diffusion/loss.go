@@ -73,34 +73,42 @@ func D3PMLogProbs(logits *Node, maskIndex int, subsMasking bool) *Node {
 // perRow reshapes a [B] vector to [B, 1] for broadcasting over positions.
 func perRow(v *Node) *Node { return ExpandAxes(v, 1) }
 
-// PickFlat returns x[b, i, ids[b, i]] by a gather on the flattened tensor: B·L
-// reads instead of a pass over [B, L, V] (Pick).
+// PickFlat returns x[b, i, ids[b, i]] by a gather of B·L scalars, indexed by
+// (b, i, ids[b, i]): B·L reads instead of a pass over [B, L, V] (Pick), and no
+// reshape of x, which the Go backend copies when x has other consumers.
 func PickFlat(x, ids *Node) *Node {
 	dims := x.Shape().Dimensions
-	B, L, V := dims[0], dims[1], dims[2]
+	B, L := dims[0], dims[1]
 	g := x.Graph()
-	base := MulScalar(Iota(g, shapes.Make(dtypes.Int32, B, L), 0), L*V)
-	base = Add(base, MulScalar(Iota(g, shapes.Make(dtypes.Int32, B, L), 1), V))
-	idx := Add(base, ConvertDType(ids, dtypes.Int32))
-	return Reshape(Gather(Reshape(x, B*L*V, 1), ExpandAxes(idx, -1)), B, L)
+	at := func(axis int) *Node { return Iota(g, shapes.Make(dtypes.Int32, B, L, 1), axis) }
+	idx := Concatenate([]*Node{at(0), at(1), ExpandAxes(ConvertDType(ids, dtypes.Int32), -1)}, 2) // [B, L, 3]
+	return Gather(x, idx)
 }
 
 // LogSumExp over the last axis: [B, L, V] -> [B, L]. It goes through the
 // backend's fused softmax (whose exp is a float32 kernel, where the Go
 // backend's Exp op is float64 math.Exp): the largest probability is
 // exp(0)/Σ = 1/Σ ≥ 1/V, so lse = max − log(max softmax) loses nothing to
-// underflow. Its gradient, softmax(x), rides on a link that is exactly 0:
-// Σⱼ xⱼ·yⱼ (y held constant) minus the same value without a gradient, so a
-// training step neither rebuilds the decomposed softmax for its VJP nor copies
-// [B, L, V] tensors for the link.
-func LogSumExp(x *Node) *Node {
+// underflow. With grad, its gradient, softmax(x), rides on a link that is
+// exactly 0: Σⱼ xⱼ·yⱼ (y held constant) minus the same value without a
+// gradient, so a training step neither rebuilds the decomposed softmax for its
+// VJP nor copies [B, L, V] tensors for the link. Without grad (evaluation,
+// sampling: no gradient is taken) the link is left out, and taking a gradient
+// through it panics rather than return a wrong one.
+func LogSumExp(x *Node, grad bool) *Node {
 	dims := x.Shape().Dimensions
 	m := fastgraph.MaxLast(x)
 	y := StopGradient(Softmax(x, -1))
 	lse := Sub(m, Log(fastgraph.MaxLast(y)))
-	xy := fastgraph.SumLast(Mul(x, y)) // d/dx = y
-	link := Sub(xy, StopGradient(xy))  // 0
-	return Reshape(Add(lse, link), dims[:len(dims)-1]...)
+	if grad {
+		xy := fastgraph.SumLast(Mul(x, y)) // d/dx = y
+		lse = Add(lse, Sub(xy, StopGradient(xy)))
+	} else {
+		lse = IdentityWithCustomGradient(lse, func(_, _ *Node) *Node {
+			panic("diffusion: gradient of a LogSumExp built without one (grad false: a nil Dropout builds the loss for evaluation)")
+		})
+	}
+	return Reshape(lse, dims[:len(dims)-1]...)
 }
 
 // ZeroMaskedLogits runs the backbone and returns SUBS's zero-masked logits
@@ -140,9 +148,10 @@ func WithZeroMasking(p map[string]*Node, maskIndex int) map[string]*Node {
 // SUBSTokenLogProbs gives, from zero-masked logits, log p_θ at the clean token and
 // at [MASK] for every position ([B, L] each), without the [B, L, V] tensor of
 // SUBSLogProbs. Carry-over makes both meaningless at unmasked positions, where
-// every SUBS loss term is 0; callers mask them.
-func SUBSTokenLogProbs(zeroMaskedLogits, x0 *Node, maskIndex int) (logpX0, logpMask *Node) {
-	lse := LogSumExp(zeroMaskedLogits)
+// every SUBS loss term is 0; callers mask them. grad says whether a gradient
+// will be taken (LogSumExp).
+func SUBSTokenLogProbs(zeroMaskedLogits, x0 *Node, maskIndex int, grad bool) (logpX0, logpMask *Node) {
+	lse := LogSumExp(zeroMaskedLogits, grad)
 	logpX0 = Sub(PickFlat(zeroMaskedLogits, x0), lse)
 	maskCol := Slice(zeroMaskedLogits, AxisRange(), AxisRange(), AxisElem(maskIndex))
 	logpMask = Sub(Reshape(maskCol, lse.Shape().Dimensions...), lse)

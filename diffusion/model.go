@@ -73,6 +73,7 @@ func (in DiffusionInputs) as(dt dtypes.DType) DiffusionInputs {
 
 // PerTokenLoss runs the backbone and returns the per-token loss [B, L] of §2.4,
 // §2.6 or §2.8. The backbone sees σ only when the model is time-conditioned.
+// A nil drop builds the graph for evaluation, where no gradient is taken.
 func (m Model) PerTokenLoss(p backbone.Params, invFreq []float32, in DiffusionInputs, drop *backbone.Dropout) *Node {
 	in = in.as(p[m.Backbone.EmbeddingName()].DType())
 	cond := in.Sigma
@@ -86,13 +87,13 @@ func (m Model) PerTokenLoss(p backbone.Params, invFreq []float32, in DiffusionIn
 		return ScoreEntropyLoss(SEDDLogScore(logits, in.XT, in.Sigma), in.X0, in.XT, in.Sigma, in.DSigma, mask)
 	case D3PM:
 		logits := backbone.Forward(m.Backbone, p, invFreq, in.XT, cond, drop)
-		logpX0, logpMask := SUBSTokenLogProbs(logits, in.X0, mask) // plain log-softmax: no zero masking
+		logpX0, logpMask := SUBSTokenLogProbs(logits, in.X0, mask, drop != nil) // plain log-softmax: no zero masking
 		return m.d3pmWithReconstruction(p, invFreq, logpX0, logpMask, in, drop)
 	}
 	// SUBS: zero masking folded into the output bias; carry-over makes the loss 0
 	// wherever z_t is unmasked, so only log p_θ(x0) at masked positions is needed.
 	logits := ZeroMaskedLogits(m.Backbone, p, invFreq, in.XT, cond, drop)
-	logpX0, logpMask := SUBSTokenLogProbs(logits, in.X0, mask)
+	logpX0, logpMask := SUBSTokenLogProbs(logits, in.X0, mask, drop != nil)
 	if m.T > 0 {
 		return D3PMLoss(logpX0, logpMask, in.XT, in.T, m.T, mask) // SUBS: reconstruction term is 0
 	}
@@ -103,7 +104,7 @@ func (m Model) PerTokenLoss(p backbone.Params, invFreq []float32, in DiffusionIn
 func (m Model) d3pmWithReconstruction(p backbone.Params, invFreq []float32, logpX0, logpMask *Node, in DiffusionInputs, drop *backbone.Dropout) *Node {
 	diff := D3PMLoss(logpX0, logpMask, in.XT, in.T, m.T, m.Backbone.MaskIndex)
 	clean := backbone.Forward(m.Backbone, p, invFreq, in.X0, ZerosLike(in.Sigma), drop)
-	cleanX0, _ := SUBSTokenLogProbs(clean, in.X0, m.Backbone.MaskIndex)
+	cleanX0, _ := SUBSTokenLogProbs(clean, in.X0, m.Backbone.MaskIndex, drop != nil)
 	return Sub(diff, cleanX0)
 }
 

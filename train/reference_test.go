@@ -74,7 +74,7 @@ func TestReferenceGradientsAndAdamW(t *testing.T) {
 			n := len(specs)
 			gradExec := MustNewExec(b, func(g *Graph, in []*Node) []*Node {
 				p := backbone.ParamsFromNodes(m.Backbone, in[:n])
-				loss := step.Loss(p, in[n], in[n+1], in[n+2], in[n+3], in[n+4], in[n+5], nil)
+				loss := step.Loss(p, in[n], in[n+1], in[n+2], in[n+3], in[n+4], in[n+5], &backbone.Dropout{}) // built for training, rate 0
 				grads := Gradient(loss, in[:n]...)
 				return append([]*Node{loss, optim.GlobalNorm(grads)}, grads...)
 			})
