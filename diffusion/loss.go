@@ -85,24 +85,23 @@ func PickFlat(x, ids *Node) *Node {
 	return Gather(x, idx)
 }
 
-// LogSumExp over the last axis: [B, L, V] -> [B, L]. It goes through the
-// backend's fused softmax (whose exp is a float32 kernel, where the Go
-// backend's Exp op is float64 math.Exp): the largest probability is
-// exp(0)/Σ = 1/Σ ≥ 1/V, so lse = max − log(max softmax) loses nothing to
-// underflow. With grad, its gradient, softmax(x), rides on a link that is
-// exactly 0: Σⱼ xⱼ·yⱼ (y held constant) minus the same value without a
-// gradient, so a training step neither rebuilds the decomposed softmax for its
-// VJP nor copies [B, L, V] tensors for the link. Without grad (evaluation,
-// sampling: no gradient is taken) the link is left out, and taking a gradient
-// through it panics rather than return a wrong one.
+// LogSumExp over the last axis: [B, L, V] -> [B, L], as m + log Σⱼ exp(xⱼ − m)
+// with m the row maximum. With grad, its gradient, softmax(x) from the
+// backend's fused kernel, rides on a link that is exactly 0: Σⱼ xⱼ·yⱼ (y held
+// constant) minus the same value without a gradient, so a training step
+// neither differentiates the decomposed graph nor copies [B, L, V] tensors
+// for the link. Without grad (evaluation, sampling: no gradient is taken) the
+// link and the softmax are left out, and taking a gradient through the result
+// panics rather than return a wrong one.
 func LogSumExp(x *Node, grad bool) *Node {
 	dims := x.Shape().Dimensions
+	V := dims[len(dims)-1]
 	m := fastgraph.MaxLast(x)
-	y := StopGradient(Softmax(x, -1))
-	lse := Sub(m, Log(fastgraph.MaxLast(y)))
+	lse := Add(m, Log(fastgraph.SumLast(Exp(Sub(x, fastgraph.SpreadLast(m, V))))))
 	if grad {
+		y := StopGradient(fastgraph.SoftmaxLast(x))
 		xy := fastgraph.SumLast(Mul(x, y)) // d/dx = y
-		lse = Add(lse, Sub(xy, StopGradient(xy)))
+		lse = Add(StopGradient(lse), Sub(xy, StopGradient(xy)))
 	} else {
 		lse = IdentityWithCustomGradient(lse, func(_, _ *Node) *Node {
 			panic("diffusion: gradient of a LogSumExp built without one (grad false: a nil Dropout builds the loss for evaluation)")

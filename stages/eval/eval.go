@@ -19,7 +19,7 @@ import (
 )
 
 // Def declares the stage.
-var Def = stage.Def{Kind: "eval", Version: 2, Output: train.MetricsType,
+var Def = stage.Def{Kind: "eval", Version: 3, Output: train.MetricsType,
 	Help:   "Perplexity (NELBO bound for diffusion) of a checkpoint on packed/v1 data.",
 	Inputs: []stage.Input{{Name: "model", Type: checkpoint.Type}, {Name: "data", Type: datasets.PackedType}},
 	New:    func() stage.Options { return &Options{} }}
