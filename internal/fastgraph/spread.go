@@ -12,9 +12,11 @@
 // by a same-shape op, and a sum is a product with ones. Contract's gradient
 // also avoids the transposes GoMLX's DotGeneral gradient adds (operandGrad);
 // as the gradient of a broadcast is a sum and that of a sum a broadcast, the
-// backward pass gets the same forms. The fused softmax and GELU kernels get
-// gradients written from their outputs (vjp.go), and batches are cut in two
-// halves whose graphs run concurrently (rows.go). On other backends (XLA),
+// backward pass gets the same forms; a transpose one operand needs is built
+// once for every product it enters. The fused softmax and GELU kernels get
+// gradients written from their outputs (vjp.go), GeluTanhTrain is the GELU
+// whose gradient reuses its forward nodes (for graphs that take one), and
+// batches are cut in two halves whose graphs run concurrently (rows.go). On other backends (XLA),
 // where broadcasts fuse for free, the helpers return the plain graph: a
 // reshape that the consuming binary op broadcasts, ReduceSum, ReduceMax,
 // GoMLX's softmax, one shard.
