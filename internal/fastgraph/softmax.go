@@ -1,6 +1,7 @@
 package fastgraph
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/gomlx/compute/dtypes"
@@ -81,6 +82,9 @@ func GeluTanhTrain(z *Node) *Node {
 func geluTrainVJP(y, v *Node) []*Node {
 	const c = 2 * 0.7978845608028654
 	s := y.Inputs()[1]
+	if s.Type() != NodeTypeLogistic || s.Inputs()[0].Type() != NodeTypeMul {
+		panic(fmt.Sprintf("fastgraph: GeluTanhTrain's node %s is not z·σ(z·w)", y))
+	}
 	w := s.Inputs()[0].Inputs()[1]
 	p := Mul(y, AddScalar(MulScalar(w, 3), -2*c))            // y·u'
 	return []*Node{Mul(v, Add(Mul(s, OneMinus(p)), p)), nil} // s + y(1−s)u' = s(1 − y·u') + y·u'
