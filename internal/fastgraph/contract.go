@@ -124,8 +124,8 @@ func operandGrad(this operand, thisFree []int, v *Node, nb int, vThis, vOther []
 
 	// Order B: other on the left: [batch, otherRest, vThis]. Other's transpose
 	// is shared by the gradients of every product other enters (q, k and v's
-	// weights share their input's): its cost is divided among them, and it is
-	// free once built.
+	// weights share their input's): its cost is divided among them, it is free
+	// once built, and a tie goes to this order.
 	oPerm := append(append(slices.Clone(other.batch), otherRest...), otherFree...)
 	costB := 0
 	if !isIdentity(oPerm) && cachedTranspose(oo, oPerm) == nil {
