@@ -82,7 +82,7 @@ func GPT2Logits(cfg Config, p Params, ids *Node) *Node {
 		a = causalAttention(conv1D(a, p[b+"attn.c_attn.weight"], p[b+"attn.c_attn.bias"]), cfg.Heads)
 		x = Add(x, conv1D(a, p[b+"attn.c_proj.weight"], p[b+"attn.c_proj.bias"]))
 		m := layerNormAffine(x, p[b+"ln_2.weight"], p[b+"ln_2.bias"], eps)
-		m = geluTanh(conv1D(m, p[b+"mlp.c_fc.weight"], p[b+"mlp.c_fc.bias"])) // gelu_new
+		m = fastgraph.GeluTanh(conv1D(m, p[b+"mlp.c_fc.weight"], p[b+"mlp.c_fc.bias"])) // gelu_new
 		x = Add(x, conv1D(m, p[b+"mlp.c_proj.weight"], p[b+"mlp.c_proj.bias"]))
 	}
 	x = layerNormAffine(x, p["ln_f.weight"], p["ln_f.bias"], eps)

@@ -115,10 +115,16 @@ func layerNormInference(x, weight *Node) *Node {
 
 // normalize is (x − mean)/sqrt(var + eps) over the last axis.
 func normalize(x *Node, eps float64) *Node {
+	centered, rstd := centerAndScale(x, eps)
+	return Mul(centered, fastgraph.SpreadLast(rstd, x.Shape().Dimensions[x.Rank()-1]))
+}
+
+// centerAndScale returns x − mean [..., D] and 1/sqrt(var + eps) [..., 1] over
+// the last axis.
+func centerAndScale(x *Node, eps float64) (centered, rstd *Node) {
 	d := x.Shape().Dimensions[x.Rank()-1]
-	centered := Sub(x, fastgraph.SpreadLast(fastgraph.MeanLast(x), d))
-	variance := fastgraph.MeanLast(Square(centered))
-	return Mul(centered, fastgraph.SpreadLast(Reciprocal(Sqrt(AddScalar(variance, eps))), d))
+	centered = Sub(x, fastgraph.SpreadLast(fastgraph.MeanLast(x), d))
+	return centered, Reciprocal(Sqrt(AddScalar(fastgraph.MeanLast(Square(centered)), eps)))
 }
 
 // maskedScore is what causalMask writes: the most negative float32, whose
@@ -157,8 +163,7 @@ func normModulate(x, weight, shift, scale *Node, drop *Dropout) *Node {
 	}
 	dims := x.Shape().Dimensions
 	B, L, D := dims[0], dims[1], dims[2]
-	centered := Sub(x, fastgraph.SpreadLast(fastgraph.MeanLast(x), D))
-	rstd := Reciprocal(Sqrt(AddScalar(fastgraph.MeanLast(Square(centered)), 1e-5))) // [B, L, 1]
+	centered, rstd := centerAndScale(x, 1e-5) // rstd [B, L, 1]
 	gain := Reshape(Mul(fastgraph.SpreadLead(weight, B), OnePlus(scale)), B, 1, D)
 	f := fastgraph.Contract(rstd, []int{2}, []int{0}, gain, []int{1}, []int{0}) // [B, L, D]
 	return Add(Mul(centered, f), fastgraph.SpreadMid(shift, L))
@@ -168,9 +173,6 @@ func normModulate(x, weight, shift, scale *Node, drop *Dropout) *Node {
 func gated(x, gate, y *Node) *Node {
 	return Add(x, Mul(fastgraph.SpreadMid(gate, x.Shape().Dimensions[1]), y))
 }
-
-// geluTanh is nn.GELU(approximate="tanh") (fastgraph.GeluTanh).
-func geluTanh(z *Node) *Node { return fastgraph.GeluTanh(z) }
 
 func silu(x *Node) *Node { return Mul(x, Logistic(x)) }
 

@@ -85,21 +85,23 @@ func PickFlat(x, ids *Node) *Node {
 	return Gather(x, idx)
 }
 
-// LogSumExp over the last axis: [B, L, V] -> [B, L], as m + log Σⱼ exp(xⱼ − m)
-// with m the row maximum. With grad, its gradient, softmax(x) from the
-// backend's fused kernel, rides on a link that is exactly 0: Σⱼ xⱼ·yⱼ (y held
-// constant) minus the same value without a gradient, so a training step
-// neither differentiates the decomposed graph nor copies [B, L, V] tensors
-// for the link. Without grad (evaluation, sampling: no gradient is taken) the
-// link and the softmax are left out, and taking a gradient through the result
-// panics rather than return a wrong one.
+// LogSumExp over the last axis: [B, L, V] -> [B, L], as m + log S with m the
+// row maximum and S = Σⱼ eⱼ, e = exp(x − m). With grad, its gradient, the
+// softmax y = e/S from the same e, rides on a link that is exactly 0:
+// Σⱼ xⱼ·yⱼ (y held constant) minus the same value without a gradient, so a
+// training step neither differentiates the decomposed graph nor copies
+// [B, L, V] tensors for the link. Without grad (evaluation, sampling: no
+// gradient is taken) the link is left out, and taking a gradient through the
+// result panics rather than return a wrong one.
 func LogSumExp(x *Node, grad bool) *Node {
 	dims := x.Shape().Dimensions
 	V := dims[len(dims)-1]
 	m := fastgraph.MaxLast(x)
-	lse := Add(m, Log(fastgraph.SumLast(Exp(Sub(x, fastgraph.SpreadLast(m, V))))))
+	e := Exp(Sub(x, fastgraph.SpreadLast(m, V)))
+	sum := fastgraph.SumLast(e)
+	lse := Add(m, Log(sum))
 	if grad {
-		y := StopGradient(fastgraph.SoftmaxLast(x))
+		y := StopGradient(Div(e, fastgraph.SpreadLast(sum, V)))
 		xy := fastgraph.SumLast(Mul(x, y)) // d/dx = y
 		lse = Add(StopGradient(lse), Sub(xy, StopGradient(xy)))
 	} else {
