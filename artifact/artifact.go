@@ -7,6 +7,10 @@
 // file is hashed and synced, the manifest is written last, and the directory is
 // renamed into place and its parent synced. A crash never leaves a directory that
 // looks complete, and a directory without a valid manifest is not an artifact.
+// Publication replaces only an artifact (or an empty directory), never anything
+// else a user keeps at the path (CheckReplaceable, CheckOutputPath), and a
+// manifest's file list is checked before any file it names is opened
+// (ValidateFiles).
 //
 // Hashing is kept off the critical path: files written through
 // internal/filehash were hashed while being written, the rest are hashed in
@@ -26,8 +30,10 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
+	"github.com/mdlm-go/mdlm/internal/atomicfile"
 	"github.com/mdlm-go/mdlm/internal/filehash"
 )
 
@@ -54,7 +60,11 @@ type Manifest struct {
 	Inputs  map[string]string `json:"inputs,omitempty"` // input name -> artifact digest
 	Tool    string            `json:"tool,omitempty"`
 	Backend string            `json:"backend,omitempty"`
-	Created time.Time         `json:"created"`
+	// Run fingerprints the run that produced the artifact (stage kind and
+	// version, options, input digests: stage.Fingerprint), so a process that
+	// waited for another writer can tell the artifact is what it would build.
+	Run     string    `json:"run,omitempty"`
+	Created time.Time `json:"created"`
 }
 
 // Digest is the sha256 of the canonical file list (paths, sizes and hashes sorted
@@ -72,15 +82,27 @@ func (m Manifest) Digest() string {
 
 // Publish creates the artifact directory dir: fill writes the files into a
 // temporary directory, then every regular file found there is hashed into m.Files,
-// the manifest is written, and the directory is renamed to dir. An existing dir is
-// replaced only after the new one is complete.
+// the manifest is written, and the directory is renamed to dir.
+//
+// Only an mdlm artifact or an empty directory is ever replaced (CheckReplaceable,
+// checked before fill and again just before the rename), and never a path
+// CheckOutputPath refuses: anything else at dir is an error and stays as it
+// was. An existing artifact is swapped for the new one atomically where the
+// system can (Linux), so dir never lacks a complete copy.
 // Optional edits run on the manifest after fill, before the files are listed.
+// Callers that may race with another process on dir hold LockPath(dir).
 func Publish(dir string, m Manifest, fill func(tmp string) error, edits ...func(*Manifest)) (Manifest, error) {
+	if err := CheckOutputPath(dir); err != nil {
+		return m, fmt.Errorf("publish: %w", err)
+	}
+	if err := CheckReplaceable(dir); err != nil {
+		return m, fmt.Errorf("publish: %w", err)
+	}
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return m, fmt.Errorf("publish %s: %w", dir, err)
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-*")
+	tmp, err := os.MkdirTemp(parent, atomicfile.TempPrefix(dir)+"*")
 	if err != nil {
 		return m, fmt.Errorf("publish %s: %w", dir, err)
 	}
@@ -110,27 +132,59 @@ func Publish(dir string, m Manifest, fill func(tmp string) error, edits ...func(
 		return m, fmt.Errorf("publish %s: %w", dir, err)
 	}
 	syncDir(tmp)
-	old := ""
-	if _, err := os.Stat(dir); err == nil {
-		old = dir + ".old-" + filepath.Base(tmp)
-		if err := os.Rename(dir, old); err != nil {
-			cleanup()
-			return m, fmt.Errorf("publish %s: moving the previous artifact aside: %w", dir, err)
-		}
-	}
-	if err := os.Rename(tmp, dir); err != nil {
+	if err := install(tmp, dir); err != nil {
 		cleanup()
-		if old != "" {
-			os.Rename(old, dir)
-		}
 		return m, fmt.Errorf("publish %s: %w", dir, err)
 	}
 	syncDir(parent)
-	if old != "" {
-		os.RemoveAll(old)
-	}
 	saveStatCache(dir, m.Files)
 	return m, nil
+}
+
+// install renames the finished temporary directory tmp to dir. Nothing at
+// dir, or an empty directory, is replaced by a plain rename (which fails if
+// the directory filled meanwhile); an artifact is exchanged with tmp and then
+// removed, unless it gained unlisted files meanwhile: then it is kept beside
+// dir under a name said in a warning.
+func install(tmp, dir string) error {
+	if err := CheckReplaceable(dir); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) || err == nil && len(entries) == 0 {
+		// rename(2) itself, not os.Rename (which refuses any existing
+		// directory): it replaces an empty directory and fails on one that
+		// filled meanwhile.
+		if err := syscall.Rename(tmp, dir); err != nil {
+			return &os.LinkError{Op: "rename", Old: tmp, New: dir, Err: err}
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	old := tmp
+	if err := exchange(tmp, dir); err != nil {
+		// No atomic exchange here: move the old artifact aside (to a name the
+		// stale-temporary cleanup does not match) and put the new one in place.
+		old = filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".old-"+filepath.Base(tmp))
+		if err := os.Rename(dir, old); err != nil {
+			return fmt.Errorf("moving the previous artifact aside: %w", err)
+		}
+		if err := os.Rename(tmp, dir); err != nil {
+			os.Rename(old, dir)
+			return err
+		}
+	}
+	if err := CheckReplaceable(old); err != nil {
+		keep := dir + ".previous-" + time.Now().UTC().Format("20060102T150405.000000000")
+		if rerr := os.Rename(old, keep); rerr != nil {
+			keep = old
+		}
+		slog.Warn("the replaced output changed while this artifact was built; kept it", "kept", keep, "why", err)
+		return nil
+	}
+	return os.RemoveAll(old)
 }
 
 // hashTree digests every regular file under root except the manifest, in
@@ -185,15 +239,39 @@ func syncDir(dir string) {
 // on the kind, e.g. "checkpoint/" or an exact "checkpoint/v1"); want "" accepts any.
 func Read(dir, want string) (Manifest, error) {
 	var m Manifest
-	raw, err := os.ReadFile(filepath.Join(dir, ManifestName))
+	path := filepath.Join(dir, ManifestName)
+	if fi, err := os.Stat(path); err == nil && fi.Size() > MaxManifestBytes {
+		return m, fmt.Errorf("%w: %s: %d bytes, more than the %d a manifest may have", ErrNotArtifact, path, fi.Size(), MaxManifestBytes)
+	}
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		return m, fmt.Errorf("%w: %s: %v", ErrNotArtifact, dir, err)
 	}
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return m, fmt.Errorf("%w: %s/%s: %v", ErrNotArtifact, dir, ManifestName, err)
+	m, err = ParseManifest(raw)
+	if err != nil {
+		return m, fmt.Errorf("%w: %s: %v", ErrNotArtifact, path, err)
 	}
 	if want != "" && m.Type != want && !(strings.HasSuffix(want, "/") && strings.HasPrefix(m.Type, want)) {
 		return m, fmt.Errorf("artifact %s: type %q, want %q", dir, m.Type, want)
+	}
+	return m, nil
+}
+
+// ParseManifest decodes a manifest and checks its file list (ValidateFiles)
+// and type, so that no path it names is opened unchecked.
+func ParseManifest(raw []byte) (Manifest, error) {
+	var m Manifest
+	if len(raw) > MaxManifestBytes {
+		return m, fmt.Errorf("%d bytes, more than the %d a manifest may have", len(raw), MaxManifestBytes)
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return m, err
+	}
+	if m.Type == "" {
+		return m, errors.New("type: missing")
+	}
+	if err := ValidateFiles(m.Files); err != nil {
+		return m, err
 	}
 	return m, nil
 }
@@ -203,6 +281,9 @@ func Read(dir, want string) (Manifest, error) {
 // mtime and ctime are those recorded when it was last hashed is not read again),
 // else by hashing, in parallel. MDLM_VERIFY=full hashes every file regardless.
 func Verify(dir string, m Manifest) error {
+	if err := ValidateFiles(m.Files); err != nil {
+		return fmt.Errorf("artifact %s: %s: %w", dir, ManifestName, err)
+	}
 	full := os.Getenv("MDLM_VERIFY") == "full"
 	cache := loadStatCache(dir)
 	var todo []File

@@ -29,7 +29,7 @@ type statCache struct {
 func loadStatCache(dir string) statCache {
 	path := filepath.Join(dir, StatCacheName)
 	fi, err := os.Stat(path)
-	if err != nil {
+	if err != nil || fi.Size() > MaxManifestBytes {
 		return statCache{}
 	}
 	raw, err := os.ReadFile(path)

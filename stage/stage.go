@@ -20,9 +20,11 @@
 //
 // A stage's code implements Builder (write the artifact's files into a directory
 // and describe them) or, if its work splits into shards, Sharder. Execute runs
-// either and owns everything around the stage's code: the temporary directory,
-// the atomic publication, the work directory of a resumable stage, and the
-// shard protocol (partial directory, completion markers, the publishing claim).
+// either and owns everything around the stage's code: the checks on the output
+// path (nothing but an mdlm artifact is ever replaced), the output's lock, the
+// temporary directory, the atomic publication, the work directory of a
+// resumable stage, and the shard protocol (partial directory tied to one run,
+// completion markers, the publishing claim).
 // A stage neither schedules nor decides caching, and imports no other stage.
 package stage
 
@@ -68,7 +70,10 @@ type Dirs struct {
 	Out string
 	// Work is scratch space that survives an interrupted run (a resumable
 	// stage's checkpoints). It is keyed by the output path, which a pipeline keys
-	// by the stage's cache key; Execute removes it after publication.
+	// by the stage's cache key. Execute creates it (with a marker naming the
+	// stage kind and run: a work directory of another run is refused, never
+	// resumed), holds the output's lock while the stage uses it, and removes it
+	// after publication.
 	Work string
 }
 

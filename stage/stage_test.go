@@ -140,6 +140,11 @@ func TestShardProtocolInProcess(t *testing.T) {
 	if _, published, err := Execute(context.Background(), quietEnv, countDef, &c3); err != nil || published {
 		t.Fatalf("shard 1 of 3: published %v, err %v", published, err)
 	}
+	// Shards of another count are another run (issue 19, defect 4): shard 1 of
+	// 3 discarded the partial of 2, so shard 0 of 2 is written again.
+	if _, published, err := Execute(context.Background(), quietEnv, countDef, c); err != nil || published {
+		t.Fatalf("shard 0 of 2 again: published %v, err %v", published, err)
+	}
 	// A fresh claim by another process: this one does its shard and leaves.
 	os.Mkdir(filepath.Join(out+PartialSuffix, claimDir), 0o755)
 	c.ShardIndex = 1
@@ -161,13 +166,16 @@ func TestShardProtocolInProcess(t *testing.T) {
 
 // builder is a Builder whose Build can fail.
 type builder struct {
-	Out  string `short:"o" output:""`
-	Fail bool
+	Out string `short:"o" output:""`
+	// Fail is cosmetic so that the failed and the successful run are one run
+	// (a work directory of another run is refused: issue 19, defect 7).
+	Fail bool `cosmetic:""`
 }
 
 func (b *builder) OutDir() string { return b.Out }
 func (b *builder) Build(ctx context.Context, env *Env, dirs Dirs) (artifact.Manifest, error) {
 	os.MkdirAll(dirs.Work, 0o755)
+	os.WriteFile(filepath.Join(dirs.Work, "state"), []byte("resumable"), 0o644)
 	os.WriteFile(filepath.Join(dirs.Out, "x"), []byte("x"), 0o644)
 	if b.Fail {
 		return artifact.Manifest{}, errors.New("boom")

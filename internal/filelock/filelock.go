@@ -33,12 +33,19 @@ var ErrLocked = errors.New("locked by another process")
 
 // TryAcquire takes the exclusive lock on path (creating the file) without
 // waiting; it returns ErrLocked when another holder has it.
-func TryAcquire(path string) (*Lock, error) {
+func TryAcquire(path string) (*Lock, error) { return try(path, syscall.LOCK_EX) }
+
+// TryAcquireShared takes a shared lock on path without waiting: any number of
+// shared holders, no exclusive one. It returns ErrLocked while an exclusive
+// holder has it.
+func TryAcquireShared(path string) (*Lock, error) { return try(path, syscall.LOCK_SH) }
+
+func try(path string, how int) (*Lock, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	switch err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); {
+	switch err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB); {
 	case err == nil:
 		return &Lock{f: f, path: path}, nil
 	case errors.Is(err, syscall.EWOULDBLOCK):
@@ -55,8 +62,18 @@ func TryAcquire(path string) (*Lock, error) {
 // lock held (to say who waits for what). It returns ctx's error if ctx ends
 // first.
 func Acquire(ctx context.Context, path string, waiting func()) (*Lock, error) {
+	return acquire(ctx, path, syscall.LOCK_EX, waiting)
+}
+
+// AcquireShared takes a shared lock on path, waiting while an exclusive
+// holder has it; waiting and ctx as for Acquire.
+func AcquireShared(ctx context.Context, path string, waiting func()) (*Lock, error) {
+	return acquire(ctx, path, syscall.LOCK_SH, waiting)
+}
+
+func acquire(ctx context.Context, path string, how int, waiting func()) (*Lock, error) {
 	for first := true; ; first = false {
-		l, err := TryAcquire(path)
+		l, err := try(path, how)
 		if !errors.Is(err, ErrLocked) {
 			return l, err
 		}

@@ -42,3 +42,37 @@ func TestExclusive(t *testing.T) {
 		t.Fatalf("second Unlock: %v", err)
 	}
 }
+
+// Shared holders coexist and keep an exclusive one out until all have gone.
+func TestShared(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.lock")
+	a, err := TryAcquireShared(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := TryAcquireShared(path)
+	if err != nil {
+		t.Fatalf("second shared holder: %v", err)
+	}
+	if _, err := TryAcquire(path); !errors.Is(err, ErrLocked) {
+		t.Fatalf("exclusive while shared held: %v", err)
+	}
+	a.Unlock()
+	if _, err := TryAcquire(path); !errors.Is(err, ErrLocked) {
+		t.Fatalf("exclusive while one shared held: %v", err)
+	}
+	b.Unlock()
+	x, err := TryAcquire(path)
+	if err != nil {
+		t.Fatalf("exclusive after shared released: %v", err)
+	}
+	if _, err := TryAcquireShared(path); !errors.Is(err, ErrLocked) {
+		t.Fatalf("shared while exclusive held: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := AcquireShared(ctx, path, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("AcquireShared while exclusive held: %v", err)
+	}
+	x.Unlock()
+}

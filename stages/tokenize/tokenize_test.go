@@ -209,8 +209,11 @@ func TestStalePublishingClaim(t *testing.T) {
 	text := textArtifact(t, "one", "two")
 	out := filepath.Join(t.TempDir(), "tokens")
 	claim := filepath.Join(out+".partial", ".publishing")
-	os.MkdirAll(claim, 0o755)
 	opts := Options{In: text, Out: out, Tokenizer: "gpt2"}
+	if _, err := stage.PrepareScratch(Def, &opts); err != nil { // the marked partial directory Execute makes
+		t.Fatal(err)
+	}
+	os.MkdirAll(claim, 0o755)
 	if _, published, err := run(context.Background(), opts); err != nil || published {
 		t.Fatalf("fresh claim: published %v, err %v; want neither", published, err)
 	}
