@@ -49,7 +49,7 @@ func HubCache() string {
 type PullOptions struct {
 	Repo, Revision string
 	Out            string // the checkpoint/v1 to publish
-	Cache          string // raw files go under <Cache>/models/<repo>/<revision> (default HubCache)
+	Cache          string // raw files go under <Cache>/models/<repo>/<revision> (hub.CachePath; default HubCache)
 	Tokenizer      string // default: gpt2 for GPT-2-sized vocabularies (50257, 50258)
 	NoEMA          bool   // a .ckpt: the raw state_dict
 	Workers        int
@@ -77,6 +77,12 @@ func Pull(ctx context.Context, opts PullOptions) (artifact.Manifest, error) {
 	fail := func(err error) (artifact.Manifest, error) {
 		return artifact.Manifest{}, fmt.Errorf("pull %s@%s: %w", opts.Repo, opts.Revision, err)
 	}
+	// The repository id and revision become a cache path: check them first
+	// (issue 19, defect 2); the listing's paths are checked by hub.
+	raw, err := hub.CachePath(opts.Cache, "models", opts.Repo, opts.Revision)
+	if err != nil {
+		return fail(err)
+	}
 	files, err := c.ListModelFiles(ctx, opts.Repo, opts.Revision)
 	if err != nil {
 		return fail(err)
@@ -85,7 +91,6 @@ func Pull(ctx context.Context, opts PullOptions) (artifact.Manifest, error) {
 	if err != nil {
 		return fail(err)
 	}
-	raw := filepath.Join(opts.Cache, "models", filepath.FromSlash(opts.Repo), opts.Revision)
 	if opts.Log != nil {
 		opts.Log.Info("downloading model", "repo", opts.Repo, "revision", opts.Revision, "files", len(want), "to", raw)
 	}
@@ -100,7 +105,13 @@ func Pull(ctx context.Context, opts PullOptions) (artifact.Manifest, error) {
 	if tok == "" {
 		tok = defaultTokenizer(filepath.Join(raw, "config.json"))
 	}
-	m, err := Import(ImportOptions{Src: filepath.Join(raw, filepath.FromSlash(src)), Out: opts.Out, Tokenizer: tok, NoEMA: opts.NoEMA,
+	srcPath := raw
+	if src != "." {
+		if srcPath, err = hub.LocalPath(raw, src); err != nil {
+			return fail(err)
+		}
+	}
+	m, err := Import(ImportOptions{Src: srcPath, Out: opts.Out, Tokenizer: tok, NoEMA: opts.NoEMA,
 		Tool: opts.Tool, Extra: map[string]any{"hub_repo": opts.Repo, "revision": opts.Revision, "hub_files": digests}})
 	if err != nil {
 		return fail(err)
@@ -150,13 +161,17 @@ func defaultTokenizer(configPath string) string {
 }
 
 // OpenRef is Open for a stage's checkpoint flag: a directory, or a hub
-// reference pulled (once) into <HubCache>/checkpoints/<org>--<name>@<revision>.
+// reference pulled (once) into <HubCache>/checkpoints/<org>--<name>@<revision>
+// (the revision as one escaped name: hub.RevisionDir).
 func OpenRef(ctx context.Context, ref string, log *slog.Logger) (*Checkpoint, error) {
 	repo, rev, ok := ParseHubRef(ref)
 	if !ok {
 		return Open(ref)
 	}
-	dir := filepath.Join(HubCache(), "checkpoints", strings.ReplaceAll(repo, "/", "--")+"@"+rev)
+	dir, err := hubRefDir(HubCache(), repo, rev)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %q: %w", ref, err)
+	}
 	if ck, err := Load(dir, true); err == nil {
 		return ck, nil
 	}
@@ -164,4 +179,21 @@ func OpenRef(ctx context.Context, ref string, log *slog.Logger) (*Checkpoint, er
 		return nil, err
 	}
 	return Load(dir, true)
+}
+
+// hubRefDir is where a hub reference is imported: <cache>/checkpoints/
+// <org>--<name>@<revision>, after validating both names (issue 19, defect 2:
+// a revision of "../../x" in a pipeline's with: value wrote outside the cache).
+func hubRefDir(cache, repo, rev string) (string, error) {
+	if err := hub.ValidateRepoID(repo); err != nil {
+		return "", err
+	}
+	if err := hub.ValidateRevision(rev); err != nil {
+		return "", err
+	}
+	rel := filepath.Join("checkpoints", strings.ReplaceAll(repo, "/", "--")+"@"+hub.RevisionDir(rev))
+	if !filepath.IsLocal(rel) {
+		return "", fmt.Errorf("hub reference %s@%s: cache path %q is not local", repo, rev, rel)
+	}
+	return filepath.Join(cache, rel), nil
 }

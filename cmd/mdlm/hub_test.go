@@ -146,3 +146,52 @@ func TestPullFromMockHub(t *testing.T) {
 		t.Errorf("pull without a token: exit %d, %s", code, errb.String())
 	}
 }
+
+// Issue 19, defect 2, from the command line: a hostile tree listing, a
+// --revision with ../ and a hub: reference with ../ in its revision all fail
+// with an error naming the problem, and nothing is written outside the cache.
+func TestHostileHubCLI(t *testing.T) {
+	var requests int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests++
+		data := []byte("evil")
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			sum := sha256.Sum256(data)
+			json.NewEncoder(w).Encode([]map[string]any{{"type": "file", "path": "../../../../x.ckpt", "size": len(data),
+				"lfs": map[string]any{"oid": hex.EncodeToString(sum[:]), "size": len(data)}}})
+			return
+		}
+		w.Write(data)
+	}))
+	defer srv.Close()
+	base := t.TempDir()
+	cache := filepath.Join(base, "a", "b", "c", "d", "cache")
+	t.Setenv("HF_ENDPOINT", srv.URL)
+	t.Setenv("HF_TOKEN", "")
+	t.Setenv("MDLM_CACHE", cache)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"checkpoint", "pull", "org/evil", "-o", filepath.Join(base, "o1")}, "../../../../x.ckpt"},
+		{[]string{"checkpoint", "pull", "org/evil", "--revision", "../../../../x", "-o", filepath.Join(base, "o2")}, "invalid revision"},
+		{[]string{"checkpoint", "pull", "../../evil", "-o", filepath.Join(base, "o3")}, "invalid repository id"},
+		{[]string{"download", "--dataset", "openwebtext-split", "--revision", "../../../../x", "-o", filepath.Join(base, "o4")}, "invalid revision"},
+		{[]string{"sample", "--checkpoint", "hub:org/evil@../../../../x", "-o", filepath.Join(base, "o5")}, "invalid revision"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), tc.args, &out, &errb)
+		if code == 0 || !strings.Contains(errb.String()+out.String(), tc.want) {
+			t.Errorf("mdlm %v: exit %d, want an error containing %q:\n%s%s", tc.args, code, tc.want, out.String(), errb.String())
+		}
+	}
+	if requests != 1 {
+		t.Errorf("%d hub requests, want 1 (the hostile listing; refused names send none)", requests)
+	}
+	filepath.WalkDir(base, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasPrefix(d.Name(), "x") {
+			t.Errorf("written: %s", p)
+		}
+		return nil
+	})
+}

@@ -265,6 +265,12 @@ func fetchDataset(ctx context.Context, d datasets.Dataset, opts *Options) ([]spl
 	if d.Repo == "" {
 		return fetchURLDataset(ctx, c, d, cache, opts)
 	}
+	// The repository id and --revision become a cache path: check them before
+	// anything is listed or written (issue 19, defect 2).
+	root, err := hub.CachePath(cache, "datasets", d.Repo, opts.Revision)
+	if err != nil {
+		return nil, fmt.Errorf("download %s: --revision: %w", d.Name, err)
+	}
 	files, err := c.ListFiles(ctx, d.Repo, opts.Revision)
 	if err != nil {
 		return nil, fmt.Errorf("download %s: %w", d.Name, err)
@@ -275,7 +281,6 @@ func fetchDataset(ctx context.Context, d datasets.Dataset, opts *Options) ([]spl
 		byPath[f.Path] = f
 		paths = append(paths, f.Path)
 	}
-	root := filepath.Join(cache, "datasets", d.Repo, opts.Revision)
 	var plan []splitPlan
 	splits := make([]string, 0, len(d.Splits))
 	for s := range d.Splits {
@@ -290,8 +295,16 @@ func fetchDataset(ctx context.Context, d datasets.Dataset, opts *Options) ([]spl
 		var todo []hub.File
 		var local []string
 		for _, p := range sel {
-			todo = append(todo, byPath[p])
-			local = append(local, filepath.Join(root, filepath.FromSlash(p)))
+			f, ok := byPath[p]
+			if !ok {
+				return nil, fmt.Errorf("download %s: split %q selected %q, which %s@%s does not list", d.Name, ours, p, d.Repo, opts.Revision)
+			}
+			lp, err := hub.LocalPath(root, p)
+			if err != nil {
+				return nil, fmt.Errorf("download %s: %s@%s: %w", d.Name, d.Repo, opts.Revision, err)
+			}
+			todo = append(todo, f)
+			local = append(local, lp)
 		}
 		opts.log.Info("downloading", "dataset", d.Name, "split", ours, "files", len(todo))
 		if err := c.DownloadAll(ctx, d.Repo, opts.Revision, todo, root, opts.Workers, opts.progress); err != nil {
