@@ -10,8 +10,6 @@ package checkpoint
 // items, so the config's values can still be read.
 
 import (
-	"archive/zip"
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -23,8 +21,6 @@ import (
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/tokenizer"
-	"github.com/nlpodyssey/gopickle/pickle"
-	"github.com/nlpodyssey/gopickle/pytorch"
 	"github.com/nlpodyssey/gopickle/types"
 )
 
@@ -46,59 +42,84 @@ type Float32Tensor struct {
 }
 
 // ReadLightning reads a .ckpt file. A file that is not a zip archive, a
-// truncated one, or a pickle it cannot decode is an error naming the file.
+// truncated one, or a pickle it cannot decode is an error naming the file; so
+// is one whose sizes, shapes or nesting exceed what the file can hold
+// (torchzip.go, picklescan.go).
 func ReadLightning(path string) (*Lightning, error) {
-	if err := checkZip(path); err != nil {
+	l, err := readLightning(path)
+	if err != nil {
 		return nil, fmt.Errorf("lightning checkpoint %s: %w", path, err)
 	}
-	obj, err := pytorch.LoadWithUnpickler(path, func(r io.Reader) pickle.Unpickler {
-		u := pickle.NewUnpickler(r)
-		u.FindClass = func(module, name string) (any, error) { return &pyClass{Module: module, Name: name}, nil }
-		return u
-	})
+	return l, nil
+}
+
+func readLightning(path string) (*Lightning, error) {
+	a, err := openTorchArchive(path)
 	if err != nil {
-		return nil, fmt.Errorf("lightning checkpoint %s: data.pkl: %w", path, err)
+		return nil, err
+	}
+	defer a.Close()
+	obj, err := a.load()
+	if err != nil {
+		return nil, err
 	}
 	top, ok := obj.(*types.Dict)
 	if !ok {
-		return nil, fmt.Errorf("lightning checkpoint %s: top-level object is %T, want a dict", path, obj)
+		return nil, fmt.Errorf("top-level object is %T, want a dict", obj)
 	}
 	l := &Lightning{Path: path, State: map[string]Float32Tensor{}}
 	sd, ok := top.Get("state_dict")
 	if !ok {
-		return nil, fmt.Errorf("lightning checkpoint %s: no state_dict", path)
+		return nil, fmt.Errorf("no state_dict")
 	}
-	if err := eachItem(sd, func(k, v any) error {
+	var w walker
+	if err := w.eachItem(sd, 0, func(k, v any) error {
 		name, _ := k.(string)
-		t, err := materialise(v)
+		t, err := a.materialise(v)
 		if err != nil {
 			return fmt.Errorf("state_dict[%q]: %w", name, err)
 		}
 		l.State[name] = t
 		return nil
 	}); err != nil {
-		return nil, fmt.Errorf("lightning checkpoint %s: %w", path, err)
+		return nil, err
 	}
 	if ema, ok := top.Get("ema"); ok {
-		if err := l.readEMA(ema); err != nil {
-			return nil, fmt.Errorf("lightning checkpoint %s: ema: %w", path, err)
+		if err := l.readEMA(a, ema); err != nil {
+			return nil, fmt.Errorf("ema: %w", err)
 		}
 	}
 	if gs, ok := top.Get("global_step"); ok {
 		l.GlobalStep, _ = gs.(int)
 	}
-	if hp, ok := top.Get("hyper_parameters"); ok {
-		if cfg, ok := itemGet(hp, "config"); ok {
-			if m, ok := plain(cfg).(map[string]any); ok {
-				l.Config = m
-			}
-		}
+	if err := l.readConfig(top); err != nil {
+		return nil, err
 	}
 	return l, nil
 }
 
-func (l *Lightning) readEMA(ema any) error {
-	sp, ok := itemGet(ema, "shadow_params")
+// readConfig reads hyper_parameters.config as plain values.
+func (l *Lightning) readConfig(top *types.Dict) error {
+	hp, ok := top.Get("hyper_parameters")
+	if !ok {
+		return nil
+	}
+	var w walker
+	cfg, ok := w.itemGet(hp, "config", 0)
+	if !ok {
+		return nil
+	}
+	v, err := w.plain(cfg, 0)
+	if err != nil {
+		return fmt.Errorf("hyper_parameters.config: %w", err)
+	}
+	l.Config, _ = v.(map[string]any)
+	return nil
+}
+
+func (l *Lightning) readEMA(a *torchArchive, ema any) error {
+	var w walker
+	sp, ok := w.itemGet(ema, "shadow_params", 0)
 	if !ok {
 		return fmt.Errorf("no shadow_params")
 	}
@@ -107,179 +128,38 @@ func (l *Lightning) readEMA(ema any) error {
 		return fmt.Errorf("shadow_params is %T, want a list", sp)
 	}
 	for i := 0; i < list.Len(); i++ {
-		t, err := materialise(list.Get(i))
+		t, err := a.materialise(list.Get(i))
 		if err != nil {
 			return fmt.Errorf("shadow_params[%d]: %w", i, err)
 		}
 		l.EMA = append(l.EMA, t)
 	}
-	if d, ok := itemGet(ema, "decay"); ok {
+	if d, ok := w.itemGet(ema, "decay", 0); ok {
 		l.EMADecay, _ = d.(float64)
 	}
-	if n, ok := itemGet(ema, "num_updates"); ok {
+	if n, ok := w.itemGet(ema, "num_updates", 0); ok {
 		l.EMAUpdates, _ = n.(int)
 	}
 	return nil
 }
 
-// checkZip refuses a file that is not a readable zip archive with a data.pkl
-// whose opcodes scan cleanly (scanPickle).
-func checkZip(path string) error {
-	r, err := zip.OpenReader(path)
-	if err != nil {
-		return fmt.Errorf("not a torch.save zip archive (truncated, or saved by torch < 1.6?): %w", err)
-	}
-	defer r.Close()
-	for _, f := range r.File {
-		if f.Name != "data.pkl" && !strings.HasSuffix(f.Name, "/data.pkl") {
-			continue
-		}
-		if f.UncompressedSize64 > maxPickle {
-			return fmt.Errorf("%s: %d bytes, more than a checkpoint's pickle (%d)", f.Name, f.UncompressedSize64, maxPickle)
-		}
-		rc, err := f.Open()
-		if err != nil {
-			return fmt.Errorf("%s: %w", f.Name, err)
-		}
-		data, err := io.ReadAll(io.LimitReader(rc, maxPickle))
-		rc.Close()
-		if err != nil {
-			return fmt.Errorf("%s: %w", f.Name, err)
-		}
-		if err := scanPickle(data); err != nil {
-			return fmt.Errorf("%s: %w", f.Name, err)
-		}
-		return nil
-	}
-	return fmt.Errorf("zip archive without data.pkl: not a torch.save checkpoint")
-}
-
-// maxPickle bounds data.pkl: tensors live in separate records, so even a
-// large model's pickle is a few MB.
-const maxPickle = 256 << 20
-
-// scanPickle walks the opcodes of a pickle of protocol 2 to 5 without
-// building anything, and refuses an unknown opcode, a protocol outside 2-5, or
-// an argument whose length field runs past the data. The decoder trusts
-// length fields when it allocates, so this keeps a damaged or hostile file
-// from asking for gigabytes.
-func scanPickle(data []byte) error {
-	fixed := map[byte]int{'K': 1, 'q': 1, 'h': 1, 0x82: 1, 'M': 2, 0x83: 2, 'J': 4, 'r': 4, 'j': 4, 0x84: 4, 'G': 8}
-	sized := map[byte]int{'U': 1, 0x8c: 1, 'C': 1, 0x8a: 1, 'T': 4, 'X': 4, 'B': 4, 0x8b: 4, 0x8d: 8, 0x8e: 8, 0x96: 8}
-	lines := map[byte]int{'I': 1, 'L': 1, 'S': 1, 'V': 1, 'F': 1, 'P': 1, 'g': 1, 'p': 1, 'c': 2, 'i': 2}
-	const noArg = "(.012NRbaesu}dl]t)\x85\x86\x87\x88\x89\x81\x92\x93\x94\x8f\x90\x91Qo\x97\x98"
-	for i := 0; i < len(data); {
-		op := data[i]
-		at := i
-		i++
-		switch {
-		case op == 0x80: // PROTO
-			if i >= len(data) {
-				return fmt.Errorf("pickle: truncated at offset %d", at)
-			}
-			if v := data[i]; v < 2 || v > 5 {
-				return fmt.Errorf("pickle: protocol %d at offset %d, want 2 to 5", v, at)
-			}
-			i++
-		case op == 0x95: // FRAME: an 8-byte length, then inline opcodes
-			i += 8
-		case fixed[op] > 0:
-			i += fixed[op]
-		case sized[op] > 0:
-			w := sized[op]
-			if i+w > len(data) {
-				return fmt.Errorf("pickle: truncated at offset %d", at)
-			}
-			var n uint64
-			for k := w - 1; k >= 0; k-- {
-				n = n<<8 | uint64(data[i+k])
-			}
-			i += w
-			if n > uint64(len(data)-i) {
-				return fmt.Errorf("pickle: opcode 0x%02x at offset %d claims %d bytes, %d remain", op, at, n, len(data)-i)
-			}
-			i += int(n)
-		case lines[op] > 0:
-			for k := 0; k < lines[op]; k++ {
-				nl := bytes.IndexByte(data[i:], '\n')
-				if nl < 0 {
-					return fmt.Errorf("pickle: truncated at offset %d", at)
-				}
-				i += nl + 1
-			}
-		case strings.IndexByte(noArg, op) >= 0:
-			if op == '.' {
-				return nil
-			}
-		default:
-			return fmt.Errorf("pickle: unknown opcode 0x%02x at offset %d", op, at)
-		}
-		if i > len(data) {
-			return fmt.Errorf("pickle: truncated at offset %d", at)
-		}
-	}
-	return fmt.Errorf("pickle: no STOP opcode (truncated)")
-}
-
-// materialise copies a pickled tensor into row-major float32, honouring its
-// storage offset and strides (views into a shared storage).
-func materialise(v any) (Float32Tensor, error) {
-	t, ok := v.(*pytorch.Tensor)
+// materialise copies a pickled tensor into row-major float32.
+func (a *torchArchive) materialise(v any) (Float32Tensor, error) {
+	t, ok := v.(*torchTensor)
 	if !ok {
 		return Float32Tensor{}, fmt.Errorf("%T is not a tensor", v)
 	}
-	var src []float32
-	switch s := t.Source.(type) {
-	case *pytorch.FloatStorage:
-		src = s.Data
-	case *pytorch.HalfStorage:
-		src = s.Data
-	case *pytorch.BFloat16Storage:
-		src = s.Data
-	case *pytorch.DoubleStorage:
-		src = make([]float32, len(s.Data))
-		for i, x := range s.Data {
-			src[i] = float32(x)
-		}
-	case *pytorch.LongStorage:
-		src = make([]float32, len(s.Data))
-		for i, x := range s.Data {
-			src[i] = float32(x)
-		}
-	default:
-		return Float32Tensor{}, fmt.Errorf("storage %T is not supported", t.Source)
+	data, err := a.float32s(t)
+	if err != nil {
+		return Float32Tensor{}, err
 	}
-	n := 1
-	for _, d := range t.Size {
-		n *= d
-	}
-	if len(t.Stride) != len(t.Size) {
-		return Float32Tensor{}, fmt.Errorf("%d strides for %d dimensions", len(t.Stride), len(t.Size))
-	}
-	out := Float32Tensor{Shape: append([]int(nil), t.Size...), Data: make([]float32, n)}
-	idx := make([]int, len(t.Size))
-	for i := 0; i < n; i++ {
-		off := t.StorageOffset
-		for d, x := range idx {
-			off += x * t.Stride[d]
-		}
-		if off < 0 || off >= len(src) {
-			return Float32Tensor{}, fmt.Errorf("element %v at storage offset %d outside its storage of %d", idx, off, len(src))
-		}
-		out.Data[i] = src[off]
-		for d := len(idx) - 1; d >= 0; d-- {
-			if idx[d]++; idx[d] < t.Size[d] {
-				break
-			}
-			idx[d] = 0
-		}
-	}
-	return out, nil
+	return Float32Tensor{Shape: append([]int(nil), t.size...), Data: data}, nil
 }
 
 // pyClass is a Python class Go does not know; calling it makes a pyObject.
 type pyClass struct{ Module, Name string }
 
+func (c *pyClass) String() string                 { return c.Module + "." + c.Name }
 func (c *pyClass) Call(args ...any) (any, error)  { return &pyObject{Class: c, Args: args}, nil }
 func (c *pyClass) PyNew(args ...any) (any, error) { return &pyObject{Class: c, Args: args}, nil }
 
@@ -303,12 +183,36 @@ func (o *pyObject) Set(k, v any) {
 }
 func (o *pyObject) Append(v any) { o.List = append(o.List, v) }
 
+const (
+	// maxDepth bounds the nesting of pickled values the reader walks
+	// (itemGet, eachItem, plain): a hostile pickle can nest lists millions
+	// deep, or make a value contain itself.
+	maxDepth = 1000
+	// maxSteps bounds the values one walk visits: a value shared at every
+	// level of a nest would otherwise be visited exponentially often. A
+	// Hydra config has hundreds of values.
+	maxSteps = 1 << 20
+)
+
+// walker walks pickled values within maxDepth and maxSteps.
+type walker struct{ steps int }
+
+func (w *walker) step(depth int) error {
+	if depth > maxDepth {
+		return fmt.Errorf("values nested deeper than %d", maxDepth)
+	}
+	if w.steps++; w.steps > maxSteps {
+		return fmt.Errorf("more than %d values visited (shared or cyclic references)", maxSteps)
+	}
+	return nil
+}
+
 // itemGet looks a key up in a dict, an ordered dict or a generic object's
 // items, state or attributes.
-func itemGet(v any, key string) (any, bool) {
+func (w *walker) itemGet(v any, key string, depth int) (any, bool) {
 	var found any
 	ok := false
-	eachItem(v, func(k, val any) error {
+	w.eachItem(v, depth, func(k, val any) error {
 		if s, _ := k.(string); s == key && !ok {
 			found, ok = val, true
 		}
@@ -318,7 +222,10 @@ func itemGet(v any, key string) (any, bool) {
 }
 
 // eachItem calls fn for every key/value of a pickled mapping.
-func eachItem(v any, fn func(k, v any) error) error {
+func (w *walker) eachItem(v any, depth int, fn func(k, v any) error) error {
+	if err := w.step(depth); err != nil {
+		return err
+	}
 	switch m := v.(type) {
 	case *types.Dict:
 		for _, e := range *m {
@@ -335,12 +242,12 @@ func eachItem(v any, fn func(k, v any) error) error {
 		}
 	case *pyObject:
 		if m.Items != nil {
-			if err := eachItem(m.Items, fn); err != nil {
+			if err := w.eachItem(m.Items, depth+1, fn); err != nil {
 				return err
 			}
 		}
 		if m.State != nil {
-			return eachItem(m.State, fn)
+			return w.eachItem(m.State, depth+1, fn)
 		}
 	default:
 		return fmt.Errorf("%T is not a mapping", v)
@@ -351,46 +258,56 @@ func eachItem(v any, fn func(k, v any) error) error {
 // plain turns pickled values into Go maps, slices and scalars. omegaconf's
 // DictConfig and ListConfig keep their values under _content in their state,
 // each leaf an AnyNode (or a typed node) whose state holds _val.
-func plain(v any) any {
+func (w *walker) plain(v any, depth int) (any, error) {
+	if err := w.step(depth); err != nil {
+		return nil, err
+	}
 	switch x := v.(type) {
 	case *pyObject:
-		if content, ok := itemGet(x, "_content"); ok {
-			return plain(content)
+		if content, ok := w.itemGet(x, "_content", depth+1); ok {
+			return w.plain(content, depth+1)
 		}
-		if val, ok := itemGet(x, "_val"); ok {
-			return plain(val)
+		if val, ok := w.itemGet(x, "_val", depth+1); ok {
+			return w.plain(val, depth+1)
 		}
 		if x.List != nil {
-			return plain(types.NewListFromSlice(x.List))
+			return w.plainSeq(len(x.List), func(i int) any { return x.List[i] }, depth+1)
 		}
-		return plainMap(x)
+		return w.plainMap(x, depth+1)
 	case *types.Dict, *types.OrderedDict:
-		return plainMap(x)
+		return w.plainMap(x, depth+1)
 	case *types.List:
-		return plainSeq(x.Len(), x.Get)
+		return w.plainSeq(x.Len(), x.Get, depth+1)
 	case *types.Tuple:
-		return plainSeq(x.Len(), x.Get)
+		return w.plainSeq(x.Len(), x.Get, depth+1)
 	}
-	return v
+	return v, nil
 }
 
-func plainMap(v any) map[string]any {
+func (w *walker) plainMap(v any, depth int) (map[string]any, error) {
 	out := map[string]any{}
-	eachItem(v, func(k, val any) error {
-		if s, ok := k.(string); ok {
-			out[s] = plain(val)
+	err := w.eachItem(v, depth, func(k, val any) error {
+		s, ok := k.(string)
+		if !ok {
+			return nil
 		}
-		return nil
+		p, err := w.plain(val, depth+1)
+		out[s] = p
+		return err
 	})
-	return out
+	return out, err
 }
 
-func plainSeq(n int, get func(int) any) []any {
+func (w *walker) plainSeq(n int, get func(int) any, depth int) ([]any, error) {
 	out := make([]any, n)
 	for i := range out {
-		out[i] = plain(get(i))
+		p, err := w.plain(get(i), depth)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = p
 	}
-	return out
+	return out, nil
 }
 
 // sortedNames lists a map's keys in order.

@@ -114,7 +114,7 @@ func TestLightningImportErrors(t *testing.T) {
 	}{
 		{truncated, "not a torch.save zip archive"},
 		{notZip, "not a torch.save zip archive"},
-		{proto6, "protocol 6 at offset 0, want 2 to 5"},
+		{proto6, "pickle at offset 0: protocol 6, want 2 to 5"},
 		{noState, "no state_dict"},
 		{hugeString, "claims 1929379850 bytes"},
 		{unknownOp, "unknown opcode 0xff"},
