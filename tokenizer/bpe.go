@@ -20,23 +20,20 @@ type mergeRule struct{ rank, id int32 }
 func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
 
 func newBPE(vocab map[string]int, merges [][2]string) (*bpe, error) {
-	m := &bpe{vocab: vocab, merges: newPairTable(len(merges))}
-	maxID := -1
-	for _, id := range vocab {
-		maxID = max(maxID, id)
+	maxID, err := checkVocabIDs(vocab)
+	if err != nil {
+		return nil, err
 	}
+	m := &bpe{vocab: vocab, merges: newPairTable(len(merges))}
 	m.idToTok = make([]string, maxID+1)
 	m.idBytes = make([][]byte, maxID+1)
 	for tok, id := range vocab {
-		if id < 0 {
-			return nil, fmt.Errorf("BPE vocab: negative id %d for %q", id, tok)
-		}
 		m.idToTok[id] = tok
 		raw := make([]byte, 0, len(tok))
 		for _, r := range tok {
 			b, ok := runeToByte[r]
 			if !ok {
-				return nil, fmt.Errorf("BPE vocab: token %q (id %d) is not byte-level (character %q has no byte)", tok, id, r)
+				return nil, fmt.Errorf("model.vocab[%q] (id %d): not byte-level (character %q has no byte)", tok, id, r)
 			}
 			raw = append(raw, b)
 		}
@@ -45,21 +42,36 @@ func newBPE(vocab map[string]int, merges [][2]string) (*bpe, error) {
 	for b := 0; b < 256; b++ {
 		id, ok := vocab[string(byteToRune[b])]
 		if !ok {
-			return nil, fmt.Errorf("BPE vocab: no token for byte 0x%02x (%q): not a byte-level vocabulary", b, byteToRune[b])
+			return nil, fmt.Errorf("model.vocab: no token for byte 0x%02x (%q): not a byte-level vocabulary", b, byteToRune[b])
 		}
 		m.byteID[b] = int32(id)
 	}
 	for rank, mg := range merges {
-		a, okA := vocab[mg[0]]
-		b, okB := vocab[mg[1]]
-		c, okC := vocab[mg[0]+mg[1]]
-		if !okA || !okB || !okC {
-			return nil, fmt.Errorf("BPE merge %d %q + %q: token not in the vocabulary", rank, mg[0], mg[1])
+		c, err := mergeIDs(vocab, rank, mg)
+		if err != nil {
+			return nil, err
 		}
-		m.merges.insert(pairKey(int32(a), int32(b)), mergeRule{rank: int32(rank), id: int32(c)}) // first rule wins
+		// A repeated pair takes the later rank, as the reference's merge map does
+		// (tokenizers/src/models/bpe/model.rs BpeBuilder::build collects into a
+		// hash map, so the last insert wins).
+		m.merges.insert(pairKey(c[0], c[1]), mergeRule{rank: int32(rank), id: c[2]})
 	}
 	m.maxRank = int32(len(merges))
 	return m, nil
+}
+
+// mergeIDs looks up the left, right and merged tokens of merge rank, naming the
+// one missing from the vocabulary.
+func mergeIDs(vocab map[string]int, rank int, mg [2]string) ([3]int32, error) {
+	var ids [3]int32
+	for i, tok := range [3]string{mg[0], mg[1], mg[0] + mg[1]} {
+		id, ok := vocab[tok]
+		if !ok {
+			return ids, fmt.Errorf("model.merges[%d] %q: token %q not in model.vocab", rank, mg[0]+" "+mg[1], tok)
+		}
+		ids[i] = int32(id)
+	}
+	return ids, nil
 }
 
 // encodeWord appends the BPE ids of one pre-token (raw bytes) to out. It merges
@@ -138,6 +150,7 @@ func (t *pairTable) insert(k uint64, v mergeRule) {
 			t.n++
 			return
 		case k:
+			t.vals[i] = v
 			return
 		}
 	}

@@ -3,7 +3,6 @@ package tokenizer
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 )
@@ -45,12 +44,13 @@ func typeOf(raw json.RawMessage) (string, error) {
 
 // HF is a tokenizer loaded from a Hugging Face tokenizer.json.
 type HF struct {
-	name    string
-	added   []addedToken // sorted longest first for leftmost-longest matching
-	first   [256]bool    // first bytes of added tokens
-	addedID map[string]int
-	special map[int]bool
-	vocab   int
+	name      string
+	added     []addedToken // sorted longest first for leftmost-longest matching
+	first     [256]bool    // first bytes of added tokens
+	addedID   map[string]int
+	addedByID map[int]string
+	special   map[int]bool
+	vocab     int
 
 	bpe *bpe
 	wp  *wordPiece
@@ -62,9 +62,9 @@ type HF struct {
 	scratch []int32
 }
 
-// LoadFile loads a tokenizer.json from disk.
+// LoadFile loads a tokenizer.json from disk (at most MaxFileBytes).
 func LoadFile(path string) (*HF, error) {
-	data, err := os.ReadFile(path)
+	data, err := readCapped(path)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
@@ -75,15 +75,23 @@ func LoadFile(path string) (*HF, error) {
 	return t, nil
 }
 
-// Parse reads tokenizer.json bytes; name labels errors and Name().
+// Parse reads tokenizer.json bytes; name labels errors and Name(). Every id in
+// the file is checked (see limits.go) before it sizes anything.
 func Parse(data []byte, name string) (*HF, error) {
+	if len(data) > MaxFileBytes {
+		return nil, fmt.Errorf("tokenizer %s: %d bytes, over the %d-byte limit for a tokenizer.json", name, len(data), MaxFileBytes)
+	}
+	if err := checkKeys(data); err != nil {
+		return nil, fmt.Errorf("tokenizer %s: %w", name, err)
+	}
 	var f hfFile
 	if err := json.Unmarshal(data, &f); err != nil {
 		return nil, fmt.Errorf("tokenizer %s: %w", name, err)
 	}
-	t := &HF{name: name, addedID: map[string]int{}, special: map[int]bool{}, cache: newPieceCache(cacheLimit)}
+	t := &HF{name: name, addedID: map[string]int{}, addedByID: map[int]string{}, special: map[int]bool{},
+		cache: newPieceCache(cacheLimit)}
 	if err := t.setModel(f.Model); err != nil {
-		return nil, fmt.Errorf("tokenizer %s: model: %w", name, err)
+		return nil, fmt.Errorf("tokenizer %s: %w", name, err)
 	}
 	if err := t.setNormalizer(f.Normalizer); err != nil {
 		return nil, fmt.Errorf("tokenizer %s: normalizer: %w", name, err)
@@ -94,28 +102,121 @@ func Parse(data []byte, name string) (*HF, error) {
 	if err := t.checkDecoder(f.Decoder); err != nil {
 		return nil, fmt.Errorf("tokenizer %s: decoder: %w", name, err)
 	}
+	if err := t.setAddedTokens(f.AddedTokens); err != nil {
+		return nil, fmt.Errorf("tokenizer %s: %w", name, err)
+	}
+	// After the added tokens: the post-processor's ids must name real tokens.
 	if err := t.setPostProcessor(f.PostProcessor); err != nil {
 		return nil, fmt.Errorf("tokenizer %s: post_processor: %w", name, err)
 	}
-	for _, a := range f.AddedTokens {
+	return t, nil
+}
+
+// setAddedTokens registers added_tokens with the ids the reference gives them:
+// it adds them one by one after building the model
+// (tokenizers/src/tokenizer/serialization.rs TokenizerVisitor::visit_map), and
+// AddedVocabulary::add_tokens (added_vocabulary.rs) gives a content already
+// added its earlier id, a content of the model its model id, and anything else
+// the next id after both the model's entry count and the largest added id. The
+// file's own id only draws a warning there; here a different id is an error,
+// since our encoder would then disagree with the reference (and an id such as
+// 2^31-2 would size the model's tables).
+func (t *HF) setAddedTokens(list []addedToken) error {
+	next := t.modelEntries()
+	for i, a := range list {
 		if a.SingleWord || a.LStrip || a.RStrip {
-			return nil, fmt.Errorf("tokenizer %s: added token %q: single_word/lstrip/rstrip: %w", name, a.Content, ErrUnsupported)
+			return fmt.Errorf("added_tokens[%d] %q: single_word/lstrip/rstrip: %w", i, a.Content, ErrUnsupported)
 		}
 		if a.Content == "" {
-			continue
+			continue // the reference ignores empty added tokens
 		}
-		t.added = append(t.added, a)
+		want, why := t.referenceAddedID(a.Content, next)
+		if want < 0 {
+			return fmt.Errorf("added_tokens[%d] %q: %s", i, a.Content, why)
+		}
+		if want >= MaxTokenID {
+			return fmt.Errorf("added_tokens[%d] %q: id %d beyond the limit of %d ids", i, a.Content, want, MaxTokenID)
+		}
+		if a.ID != want {
+			return fmt.Errorf("added_tokens[%d] %q: id %d, but the reference tokenizers library gives it id %d (%s)",
+				i, a.Content, a.ID, want, why)
+		}
+		if other, ok := t.addedByID[a.ID]; ok && other != a.Content {
+			return fmt.Errorf("added_tokens[%d] %q: id %d already belongs to added token %q", i, a.Content, a.ID, other)
+		}
+		if _, seen := t.addedID[a.Content]; !seen {
+			t.added = append(t.added, a)
+		}
 		t.addedID[a.Content] = a.ID
+		t.addedByID[a.ID] = a.Content
 		if a.Special {
 			t.special[a.ID] = true
 		}
 		t.vocab = max(t.vocab, a.ID+1)
+		next = max(next, a.ID+1)
 	}
 	sort.SliceStable(t.added, func(i, j int) bool { return len(t.added[i].Content) > len(t.added[j].Content) })
 	for _, a := range t.added {
 		t.first[a.Content[0]] = true
 	}
-	return t, nil
+	return nil
+}
+
+// referenceAddedID is the id the reference gives added token content, next being
+// its next free id, and why.
+func (t *HF) referenceAddedID(content string, next int) (int, string) {
+	if id, ok := t.addedID[content]; ok {
+		return id, "its id earlier in added_tokens"
+	}
+	if id, ok := t.modelID(content); ok {
+		return id, "its id in model.vocab"
+	}
+	if tok, ok := t.modelToken(next); ok {
+		// Only a vocabulary with holes gets here: the reference would give two
+		// tokens one id.
+		return -1, fmt.Sprintf("the reference tokenizers library would give it id %d, which already belongs to model.vocab[%q]", next, tok)
+	}
+	return next, "the next id after model.vocab's entries and the added tokens before it"
+}
+
+// modelEntries is the model's entry count (the reference's get_vocab_size).
+func (t *HF) modelEntries() int {
+	if t.bpe != nil {
+		return len(t.bpe.vocab)
+	}
+	return len(t.wp.vocab)
+}
+
+func (t *HF) modelID(tok string) (int, bool) {
+	if t.bpe != nil {
+		id, ok := t.bpe.vocab[tok]
+		return id, ok
+	}
+	id, ok := t.wp.vocab[tok]
+	return id, ok
+}
+
+// modelToken is the model's token with this id, if any (vocabularies may have holes).
+func (t *HF) modelToken(id int) (string, bool) {
+	if t.bpe != nil {
+		if id >= 0 && id < len(t.bpe.idBytes) && t.bpe.idBytes[id] != nil {
+			return t.bpe.idToTok[id], true
+		}
+		return "", false
+	}
+	if id >= 0 && id < len(t.wp.present) && t.wp.present[id] {
+		return t.wp.idToTok[id], true
+	}
+	return "", false
+}
+
+// knownID reports whether id is a model or added token's id.
+func (t *HF) knownID(id int) bool {
+	if _, ok := t.modelToken(id); ok {
+		return true
+	}
+	_, ok := t.addedByID[id]
+	return ok
 }
 
 func (t *HF) setModel(raw json.RawMessage) error {
@@ -126,7 +227,7 @@ func (t *HF) setModel(raw json.RawMessage) error {
 		UnkToken                *string         `json:"unk_token"`
 		ContinuingSubwordPrefix *string         `json:"continuing_subword_prefix"`
 		EndOfWordSuffix         *string         `json:"end_of_word_suffix"`
-		MaxInputCharsPerWord    int             `json:"max_input_chars_per_word"`
+		MaxInputCharsPerWord    *int            `json:"max_input_chars_per_word"`
 		Dropout                 *float64        `json:"dropout"`
 		ByteFallback            bool            `json:"byte_fallback"`
 	}
@@ -134,78 +235,97 @@ func (t *HF) setModel(raw json.RawMessage) error {
 	// decode into these fields, so its type is looked up only then.
 	if err := json.Unmarshal(raw, &m); err != nil {
 		if typ, terr := typeOf(raw); terr == nil && typ != "" && typ != "BPE" && typ != "WordPiece" {
-			return fmt.Errorf("model type %q: %w (supported: BPE, WordPiece)", typ, ErrUnsupported)
+			return fmt.Errorf("model: type %q: %w (supported: BPE, WordPiece)", typ, ErrUnsupported)
 		}
-		return err
+		return fmt.Errorf("model: %w", err)
 	}
 	if m.Type != "" && m.Type != "BPE" && m.Type != "WordPiece" {
-		return fmt.Errorf("model type %q: %w (supported: BPE, WordPiece)", m.Type, ErrUnsupported)
+		return fmt.Errorf("model: type %q: %w (supported: BPE, WordPiece)", m.Type, ErrUnsupported)
 	}
 	if m.Type == "" && m.Merges == nil && m.ContinuingSubwordPrefix != nil {
 		m.Type = "WordPiece" // older files omit the type
 	}
 	switch m.Type {
 	case "BPE":
-		if m.Dropout != nil && *m.Dropout != 0 {
-			return fmt.Errorf("BPE dropout %g: %w", *m.Dropout, ErrUnsupported)
-		}
-		if m.ByteFallback || (m.ContinuingSubwordPrefix != nil && *m.ContinuingSubwordPrefix != "") ||
-			(m.EndOfWordSuffix != nil && *m.EndOfWordSuffix != "") {
-			return fmt.Errorf("BPE with byte_fallback, continuing_subword_prefix or end_of_word_suffix: %w", ErrUnsupported)
-		}
-		merges, err := parseMerges(m.Merges)
-		if err != nil {
-			return err
-		}
-		t.bpe, err = newBPE(m.Vocab, merges)
-		if err != nil {
-			return err
-		}
-		t.vocab = len(t.bpe.idToTok)
+		return t.setBPE(m.Vocab, m.Merges, m.Dropout, m.ByteFallback, m.ContinuingSubwordPrefix, m.EndOfWordSuffix)
 	case "WordPiece":
-		prefix := "##"
-		if m.ContinuingSubwordPrefix != nil {
-			prefix = *m.ContinuingSubwordPrefix
-		}
-		unk := "[UNK]"
-		if m.UnkToken != nil {
-			unk = *m.UnkToken
-		}
-		maxChars := m.MaxInputCharsPerWord
-		if maxChars == 0 {
-			maxChars = 100
-		}
-		wp, err := newWordPiece(m.Vocab, unk, prefix, maxChars)
-		if err != nil {
-			return err
-		}
-		t.wp = wp
-		t.vocab = len(wp.idToTok)
-	default:
-		return fmt.Errorf("model type %q: %w (supported: BPE, WordPiece)", m.Type, ErrUnsupported)
+		return t.setWordPiece(m.Vocab, m.UnkToken, m.ContinuingSubwordPrefix, m.MaxInputCharsPerWord)
 	}
+	return fmt.Errorf("model: type %q: %w (supported: BPE, WordPiece)", m.Type, ErrUnsupported)
+}
+
+func (t *HF) setBPE(vocab map[string]int, rawMerges json.RawMessage, dropout *float64, byteFallback bool, prefix, suffix *string) error {
+	if dropout != nil && *dropout != 0 {
+		return fmt.Errorf("model: BPE dropout %g: %w", *dropout, ErrUnsupported)
+	}
+	if byteFallback || (prefix != nil && *prefix != "") || (suffix != nil && *suffix != "") {
+		return fmt.Errorf("model: BPE with byte_fallback, continuing_subword_prefix or end_of_word_suffix: %w", ErrUnsupported)
+	}
+	merges, err := parseMerges(rawMerges)
+	if err != nil {
+		return err
+	}
+	if t.bpe, err = newBPE(vocab, merges); err != nil {
+		return err
+	}
+	t.vocab = len(t.bpe.idToTok)
+	return nil
+}
+
+func (t *HF) setWordPiece(vocab map[string]int, unkToken, prefixField *string, maxCharsField *int) error {
+	prefix, unk, maxChars := "##", "[UNK]", 100 // the reference's WordPiece defaults
+	if prefixField != nil {
+		prefix = *prefixField
+	}
+	if unkToken != nil {
+		unk = *unkToken
+	}
+	if maxCharsField != nil {
+		if *maxCharsField < 0 {
+			return fmt.Errorf("model.max_input_chars_per_word: negative (%d)", *maxCharsField)
+		}
+		maxChars = *maxCharsField
+	}
+	wp, err := newWordPiece(vocab, unk, prefix, maxChars)
+	if err != nil {
+		return err
+	}
+	t.wp = wp
+	t.vocab = len(wp.idToTok)
 	return nil
 }
 
 // parseMerges accepts both merge encodings: "a b" strings and ["a", "b"] pairs.
+// A string must hold exactly one space, as the reference's
+// convert_merges_to_hashmap (tokenizers/src/models/bpe/model.rs) requires.
 func parseMerges(raw json.RawMessage) ([][2]string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, fmt.Errorf("model.merges: missing")
+	}
 	var asStrings []string
 	if err := json.Unmarshal(raw, &asStrings); err == nil {
 		out := make([][2]string, len(asStrings))
 		for i, s := range asStrings {
 			a, b, ok := strings.Cut(s, " ")
-			if !ok {
-				return nil, fmt.Errorf("merge %d %q has no space", i, s)
+			if !ok || strings.Contains(b, " ") {
+				return nil, fmt.Errorf("model.merges[%d] %q: not two tokens separated by one space", i, s)
 			}
 			out[i] = [2]string{a, b}
 		}
 		return out, nil
 	}
-	var pairs [][2]string
+	var pairs [][]string // not [][2]string: Go would drop a third element or pad a short pair
 	if err := json.Unmarshal(raw, &pairs); err != nil {
-		return nil, fmt.Errorf("merges: %w", err)
+		return nil, fmt.Errorf("model.merges: %w", err)
 	}
-	return pairs, nil
+	out := make([][2]string, len(pairs))
+	for i, p := range pairs {
+		if len(p) != 2 {
+			return nil, fmt.Errorf("model.merges[%d]: %d tokens, want a pair", i, len(p))
+		}
+		out[i] = [2]string{p[0], p[1]}
+	}
+	return out, nil
 }
 
 func (t *HF) setNormalizer(raw json.RawMessage) error {
@@ -295,12 +415,7 @@ func (t *HF) TokenID(tok string) (int, bool) {
 	if id, ok := t.addedID[tok]; ok {
 		return id, true
 	}
-	if t.bpe != nil {
-		id, ok := t.bpe.vocab[tok]
-		return id, ok
-	}
-	id, ok := t.wp.vocab[tok]
-	return id, ok
+	return t.modelID(tok)
 }
 
 // Clone returns a tokenizer sharing the model but with its own caches, for use
@@ -421,10 +536,6 @@ func (t *HF) Decode(ids []int) (string, error) {
 }
 
 func (t *HF) addedContent(id int) (string, bool) {
-	for _, a := range t.added {
-		if a.ID == id {
-			return a.Content, true
-		}
-	}
-	return "", false
+	tok, ok := t.addedByID[id]
+	return tok, ok
 }

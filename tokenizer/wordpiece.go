@@ -87,6 +87,7 @@ func isBertPunct(r rune) bool {
 type wordPiece struct {
 	vocab         map[string]int
 	idToTok       []string
+	present       []bool // ids that belong to a token (the vocabulary may have holes)
 	unk           string
 	unkID         int
 	prefix        string
@@ -95,19 +96,21 @@ type wordPiece struct {
 }
 
 func newWordPiece(vocab map[string]int, unk, prefix string, maxChars int) (*wordPiece, error) {
+	maxID, err := checkVocabIDs(vocab)
+	if err != nil {
+		return nil, err
+	}
 	w := &wordPiece{vocab: vocab, unk: unk, prefix: prefix, maxChars: maxChars}
 	id, ok := vocab[unk]
 	if !ok {
-		return nil, fmt.Errorf("WordPiece: unk_token %q not in the vocabulary", unk)
+		return nil, fmt.Errorf("model.unk_token %q not in model.vocab", unk)
 	}
 	w.unkID = id
-	maxID := 0
-	for _, id := range vocab {
-		maxID = max(maxID, id)
-	}
 	w.idToTok = make([]string, maxID+1)
+	w.present = make([]bool, maxID+1)
 	for tok, id := range vocab {
 		w.idToTok[id] = tok
+		w.present[id] = true
 	}
 	return w, nil
 }
@@ -183,7 +186,7 @@ func (t *HF) decodeWordPiece(ids []int) (string, error) {
 	for i, id := range ids {
 		tok, ok := t.addedContent(id)
 		if !ok {
-			if id < 0 || id >= len(t.wp.idToTok) || t.wp.idToTok[id] == "" && id != 0 {
+			if id < 0 || id >= len(t.wp.idToTok) || !t.wp.present[id] {
 				return "", fmt.Errorf("tokenizer %s: decode: id %d outside the vocabulary [0, %d)", t.name, id, t.vocab)
 			}
 			tok = t.wp.idToTok[id]
@@ -258,6 +261,12 @@ func (t *HF) setPostProcessor(raw json.RawMessage) error {
 				if !ok {
 					return fmt.Errorf("TemplateProcessing: special token %q has no ids", piece.SpecialToken.ID)
 				}
+				for i, id := range st.IDs {
+					if !t.knownID(id) {
+						return fmt.Errorf("special_tokens[%q].ids[%d]: id %d is not in the vocabulary [0, %d)",
+							piece.SpecialToken.ID, i, id, t.vocab)
+					}
+				}
 				if seen {
 					tp.after = append(tp.after, st.IDs...)
 				} else {
@@ -281,6 +290,14 @@ func (t *HF) setPostProcessor(raw json.RawMessage) error {
 		}
 		if err := json.Unmarshal(p.Sep[1], &sep); err != nil {
 			return err
+		}
+		for _, c := range []struct {
+			field string
+			id    int
+		}{{"cls[1]", cls}, {"sep[1]", sep}} {
+			if !t.knownID(c.id) {
+				return fmt.Errorf("%s: id %d is not in the vocabulary [0, %d)", c.field, c.id, t.vocab)
+			}
 		}
 		t.template = &template{before: []int{cls}, after: []int{sep}}
 		return nil
