@@ -13,6 +13,15 @@ func FuzzLoad(f *testing.F) {
 		"version: 1\nstages:\n  a: {run: pack, inputs: {tokens: a}}\n",
 		"version: 1\nstages:\n  m: {run: train, inputs: {data: m}, slurm: {gres: gpu:1}, kubernetes: {nvidia.com/gpu: 1}}\n",
 		"version: [1\n", "", "stages: 7",
+		// issue 19: stage names that are paths (5), unknown keys (12),
+		// duplicate stages, merge keys and a flow of stages.
+		"version: 1\nstages:\n  ../../../x: {run: download, with: {sources: [c.txt]}}\n",
+		"version: 1\nstagez:\n  a: {run: download}\n",
+		"version: 1\nstages:\n  a: {run: download, whith: {sources: [c.txt]}}\n",
+		"version: 1\nstages:\n  a: {run: download, with: {sources: [c.txt]}}\n  b: {run: tokenize, inputs: {text: a}, shard: 3}\n",
+		"version: 1\nstages:\n  a: {run: download}\n  a: {run: download}\n",
+		"version: 1\nx: &s {run: download}\nstages:\n  a: {<<: *s, with: {sources: [c.txt]}}\n",
+		"version: 1\nstages:\n  tok.bytes: {run: download, with: {sources: [c.txt]}}\n  tok_bytes: {run: download, with: {sources: [c.txt]}}\n",
 	} {
 		f.Add(seed)
 	}
@@ -23,8 +32,19 @@ func FuzzLoad(f *testing.F) {
 			t.Skip()
 		}
 		p, err := Load(path, map[string]string{}, reg)
-		if err == nil && len(p.Order) != len(p.Stages) {
+		if err != nil {
+			return
+		}
+		if len(p.Order) != len(p.Stages) {
 			t.Fatalf("loaded with order %v for %d stages", p.Order, len(p.Stages))
+		}
+		for name := range p.Stages {
+			if CheckStageName(name) != nil {
+				t.Fatalf("loaded a stage named %q", name)
+			}
+		}
+		if _, err := jobNames(p.Name, p.Order); err != nil {
+			t.Fatalf("stages %v: %v", p.Order, err)
 		}
 	})
 }

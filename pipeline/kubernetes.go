@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"path"
@@ -21,6 +23,11 @@ import (
 // `kubernetes:` map in the pipeline file sets its container's resource limits
 // (say nvidia.com/gpu: 1). Every pod mounts one ReadWriteMany volume claim at
 // Workdir, holding the pipeline file, its local sources and the cache.
+//
+// A Job is named mdlm-<pipeline>-<stage>, lower-cased, as an RFC 1123 label;
+// when that changed the name (case, characters other than [a-z0-9-], or a cut
+// at 63 bytes) an 8-hex-digit sha256 of the original is appended, so distinct
+// stages get distinct Jobs, and two that would still share one are an error.
 type Kubernetes struct {
 	Image      string
 	Claim      string        // PersistentVolumeClaim mounted at Workdir
@@ -94,12 +101,49 @@ type k8sVolume struct {
 var notDNS = regexp.MustCompile(`[^a-z0-9-]+`)
 
 // dnsLabel makes s a valid Kubernetes name (RFC 1123 label, at most 63 bytes).
+// When that changed s (case, characters, length), a short hash of s is
+// appended, so that distinct names stay distinct: tok.bytes and tok_bytes
+// once both became tok-bytes (issue 19, defect 8).
 func dnsLabel(s string) string {
-	s = strings.Trim(notDNS.ReplaceAllString(strings.ToLower(s), "-"), "-")
-	if len(s) > 63 {
-		s = strings.TrimRight(s[:63], "-")
+	clean := strings.Trim(notDNS.ReplaceAllString(strings.ToLower(s), "-"), "-")
+	if clean == s && len(s) <= 63 {
+		return s
 	}
-	return s
+	sum := sha256.Sum256([]byte(s))
+	tag := hex.EncodeToString(sum[:])[:8]
+	if len(clean) > 63-1-len(tag) {
+		clean = strings.TrimRight(clean[:63-1-len(tag)], "-")
+	}
+	if clean == "" {
+		return tag
+	}
+	return clean + "-" + tag
+}
+
+var validLabel = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$`)
+
+// labelValue is s as a Kubernetes label value: itself when valid, else its
+// dnsLabel.
+func labelValue(s string) string {
+	if validLabel.MatchString(s) {
+		return s
+	}
+	return dnsLabel(s)
+}
+
+// jobNames gives every stage its Job name, refusing two stages that would
+// still share one.
+func jobNames(pipeline string, order []string) (map[string]string, error) {
+	names := make(map[string]string, len(order))
+	owner := make(map[string]string, len(order))
+	for _, stage := range order {
+		n := dnsLabel("mdlm-" + pipeline + "-" + stage)
+		if other, dup := owner[n]; dup {
+			return nil, fmt.Errorf("kubernetes: stages %q and %q both get the Job name %q; rename one", other, stage, n)
+		}
+		owner[n], names[stage] = stage, n
+	}
+	return names, nil
 }
 
 // Jobs renders one Job per stage, in pipeline order.
@@ -124,12 +168,16 @@ func (k *Kubernetes) Jobs(f *File) ([]k8sJob, error) {
 	if name == "" {
 		name = strings.TrimSuffix(path.Base(f.Path), path.Ext(f.Path))
 	}
+	jobNames, err := jobNames(name, f.Order)
+	if err != nil {
+		return nil, err
+	}
 	var jobs []k8sJob
 	for _, stage := range f.Order {
 		st := f.Stages[stage]
-		labels := map[string]string{"app.kubernetes.io/name": "mdlm", "mdlm/pipeline": dnsLabel(name), "mdlm/stage": dnsLabel(stage)}
+		labels := map[string]string{"app.kubernetes.io/name": "mdlm", "mdlm/pipeline": labelValue(name), "mdlm/stage": labelValue(stage)}
 		j := k8sJob{APIVersion: "batch/v1", Kind: "Job",
-			Metadata: k8sMeta{Name: dnsLabel("mdlm-" + name + "-" + stage), Namespace: k.Namespace, Labels: labels}}
+			Metadata: k8sMeta{Name: jobNames[stage], Namespace: k.Namespace, Labels: labels}}
 		n := max(1, st.Shards)
 		j.Spec = k8sJobSpec{CompletionMode: "Indexed", Completions: n, Parallelism: n, BackoffLimit: 3 * n}
 		j.Spec.Template.Metadata.Labels = labels

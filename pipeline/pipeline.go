@@ -18,11 +18,16 @@
 // change the stage's output or cache key. `slurm: {gres: "gpu:1", time: "48:00:00"}`
 // adds sbatch options to that stage's job only, `kubernetes: {nvidia.com/gpu: 1}`
 // resource limits to its Kubernetes container.
+//
+// Stage names become directory names in the cache (<name>-<key>), Slurm log
+// names and Kubernetes labels, so they must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$
+// and hold no "..": a letter or digit, then at most 62 letters, digits, '_',
+// '.' or '-'. Keys the file format does not define (at the top level, in a
+// stage) are errors naming file:line, with a suggestion for a near miss.
 package pipeline
 
 import (
 	"fmt"
-	"os"
 	"regexp"
 	"sort"
 	"strconv"
@@ -57,10 +62,10 @@ type Stage struct {
 }
 
 type rawFile struct {
-	Version int                  `yaml:"version"`
-	Name    string               `yaml:"name"`
-	Vars    map[string]any       `yaml:"vars"`
-	Stages  map[string]yaml.Node `yaml:"stages"`
+	Version int            `yaml:"version"`
+	Name    string         `yaml:"name"`
+	Vars    map[string]any `yaml:"vars"`
+	Stages  yaml.Node      `yaml:"-"` // walked by hand: see stageNodes
 }
 
 type rawStage struct {
@@ -75,12 +80,19 @@ type rawStage struct {
 // Load parses and validates a pipeline file against the stage registry;
 // overrides replace vars.
 func Load(path string, overrides map[string]string, reg stage.Registry) (*File, error) {
-	data, err := os.ReadFile(path)
+	data, err := readBounded(path)
 	if err != nil {
 		return nil, err
 	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := checkKeys(path, &doc); err != nil {
+		return nil, err
+	}
 	var raw rawFile
-	if err := yaml.Unmarshal(data, &raw); err != nil {
+	if err := doc.Decode(&raw); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if raw.Version != 1 {
@@ -96,7 +108,12 @@ func Load(path string, overrides map[string]string, reg stage.Registry) (*File, 
 		}
 		f.Vars[k] = v
 	}
-	for name, node := range raw.Stages {
+	stages, err := stageNodes(path, &doc)
+	if err != nil {
+		return nil, err
+	}
+	for _, sn := range stages {
+		name, node := sn.name, sn.node
 		var rs rawStage
 		if err := node.Decode(&rs); err != nil {
 			return nil, fmt.Errorf("%s:%d: stage %q: %w", path, node.Line, name, err)
@@ -243,41 +260,15 @@ func (f *File) validate(reg stage.Registry) error {
 			return fmt.Errorf("%s:%d: stage %q: shards %d: %s does not split into shards (only: %v)", f.Path, st.Line, name, st.Shards, st.Run, shardableKinds(reg))
 		}
 	}
-	// Topological order (Kahn), deterministic by name.
-	indeg := map[string]int{}
-	for _, n := range names {
-		indeg[n] += 0
-		for _, from := range f.Stages[n].Inputs {
-			_ = from
-			indeg[n]++
-		}
-	}
-	var ready []string
-	for _, n := range names {
-		if indeg[n] == 0 {
-			ready = append(ready, n)
-		}
-	}
-	for len(ready) > 0 {
-		sort.Strings(ready)
-		n := ready[0]
-		ready = ready[1:]
-		f.Order = append(f.Order, n)
-		for _, m := range names {
-			for _, from := range f.Stages[m].Inputs {
-				if from == n {
-					indeg[m]--
-					if indeg[m] == 0 {
-						ready = append(ready, m)
-					}
-				}
-			}
-		}
-	}
+	f.Order = topoOrder(f.Stages, names)
 	if len(f.Order) != len(names) {
+		placed := make(map[string]bool, len(f.Order))
+		for _, n := range f.Order {
+			placed[n] = true
+		}
 		var stuck []string
 		for _, n := range names {
-			if indeg[n] > 0 {
+			if !placed[n] {
 				stuck = append(stuck, n)
 			}
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/internal/atomicfile"
 	"github.com/mdlm-go/mdlm/internal/filehash"
+	"github.com/mdlm-go/mdlm/internal/filelock"
 	"github.com/mdlm-go/mdlm/stage"
 )
 
@@ -172,9 +173,25 @@ func (e *Engine) walk(ctx context.Context, f *File, execute bool) ([]Decision, e
 		key, params := CacheKey(sp, st.With, inDigests)
 		out, _ := filepath.Abs(filepath.Join(e.CacheDir, fmt.Sprintf("%s-%s", name, key[:16])))
 		d := Decision{Stage: name, Key: key, Out: out, Args: Args(sp, inPaths, st.With, out)}
+		sharded := st.Shards > 1 && e.NumShards > 1
+		var held *filelock.Lock
+		var err error
+		if execute && !sharded && (e.Only == "" || name == e.Only) && !e.settled(f, name, key, sp, out, lock[name]) {
+			// One engine decides and builds an output at a time (issue 19,
+			// defect 7); a second waits, then finds it built.
+			if held, err = e.lockOutput(ctx, name, out); err != nil {
+				return decisions, fmt.Errorf("pipeline %s: stage %q: %w", f.Name, name, err)
+			}
+		}
 		dig, fromShared, err := e.lookup(sp, out, execute)
 		if err != nil {
+			held.Unlock()
 			return decisions, fmt.Errorf("pipeline %s: stage %q: %w", f.Name, name, err)
+		}
+		if dig != "" && !fromShared {
+			if r := lockDisagrees(f, name, key, dig, lock[name]); r != "" {
+				dig, d.Reasons = "", []string{r}
+			}
 		}
 		if dig == "" && e.Only != "" && name != e.Only && e.WaitInputs > 0 {
 			if dig, fromShared, err = e.awaitInput(ctx, name, sp, out, execute); err != nil {
@@ -184,47 +201,33 @@ func (e *Engine) walk(ctx context.Context, f *File, execute bool) ([]Decision, e
 		if fromShared {
 			d.Reasons = []string{"from the shared cache " + e.Shared}
 		}
-		if dig != "" {
+		switch {
+		case dig != "":
 			d.Cached = true
-		} else {
+		case len(d.Reasons) == 0:
 			d.Reasons = why(lock[name], sp, params, inDigests)
+		}
+		if !d.Cached {
 			d.Reasons = append(d.Reasons, resumable(out)...)
 		}
 		if e.Only != "" && name != e.Only && !d.Cached {
+			held.Unlock()
 			return decisions, fmt.Errorf("pipeline %s: stage %q needs stage %q, which has no verified output in %s (did its job fail?)",
 				f.Name, e.Only, name, out)
 		}
 		e.logDecision(d)
 		if !d.Cached && execute {
-			args := d.Args
-			sharded := st.Shards > 1 && e.NumShards > 1
-			if sharded {
-				args = append(append([]string{}, args...), fmt.Sprintf("--shard-index=%d", e.ShardIndex), fmt.Sprintf("--num-shards=%d", e.NumShards))
+			dig, err = e.execute(ctx, f, st, &d, key, params, inDigests, sharded)
+			held.Unlock()
+			if err != nil {
+				return decisions, err
 			}
-			start := time.Now()
-			if err := e.Exec(ctx, args); err != nil {
-				return decisions, fmt.Errorf("pipeline %s: stage %q: %w", f.Name, name, err)
-			}
-			d.Seconds = time.Since(start).Seconds()
-			if e.Log != nil {
-				fmt.Fprintf(e.Log, "%-12s done in %.1fs\n", name, d.Seconds)
-			}
-			if dig = outputDigest(sp, out); dig == "" && sharded {
-				d.Reasons = append(d.Reasons, fmt.Sprintf("shard %d of %d done; the process that finishes the last shard publishes", e.ShardIndex, e.NumShards))
+			if dig == "" { // a shard that does not publish
 				decisions = append(decisions, d)
 				continue
 			}
-			if dig == "" {
-				return decisions, fmt.Errorf("pipeline %s: stage %q produced no verifiable %s in %s", f.Name, name, sp.Output, out)
-			}
-			entry := LockEntry{Key: key, Kind: sp.Kind, Version: sp.Version, Out: out, Digest: dig, Params: params, Inputs: inDigests}
-			if err := updateLock(f, map[string]LockEntry{name: entry}); err != nil {
-				return decisions, err
-			}
-			if err := e.push(sp, out); err != nil {
-				return decisions, fmt.Errorf("pipeline %s: stage %q: %w", f.Name, name, err)
-			}
 		}
+		held.Unlock()
 		if d.Cached && execute {
 			cached[name] = LockEntry{Key: key, Kind: sp.Kind, Version: sp.Version, Out: out, Digest: dig, Params: params, Inputs: inDigests}
 		}
@@ -237,19 +240,101 @@ func (e *Engine) walk(ctx context.Context, f *File, execute bool) ([]Decision, e
 	return decisions, nil
 }
 
-func (e *Engine) logDecision(d Decision) {
-	if e.Log == nil {
-		return
+// execute runs a stage that is not cached, re-verifies its output and records
+// it in the lock file and the shared cache. It returns the output's digest,
+// or "" for a shard whose process did not publish.
+func (e *Engine) execute(ctx context.Context, f *File, st *Stage, d *Decision, key string, params map[string]any, inDigests map[string]string, sharded bool) (string, error) {
+	name, sp, out := st.Name, st.Spec, d.Out
+	args := d.Args
+	if sharded {
+		args = append(append([]string{}, args...), fmt.Sprintf("--shard-index=%d", e.ShardIndex), fmt.Sprintf("--num-shards=%d", e.NumShards))
 	}
+	start := time.Now()
+	if err := e.Exec(ctx, args); err != nil {
+		return "", fmt.Errorf("pipeline %s: stage %q: %w", f.Name, name, err)
+	}
+	d.Seconds = time.Since(start).Seconds()
+	if e.Log != nil {
+		fmt.Fprintf(e.Log, "%-12s done in %.1fs\n", name, d.Seconds)
+	}
+	// Verified again now that the process returned: it may have
+	// found the output built by another run and skipped.
+	dig := outputDigest(sp, out)
+	if dig == "" && sharded {
+		d.Reasons = append(d.Reasons, fmt.Sprintf("shard %d of %d done; the process that finishes the last shard publishes", e.ShardIndex, e.NumShards))
+		return "", nil
+	}
+	if dig == "" {
+		return "", fmt.Errorf("pipeline %s: stage %q produced no verifiable %s in %s", f.Name, name, sp.Output, out)
+	}
+	entry := LockEntry{Key: key, Kind: sp.Kind, Version: sp.Version, Out: out, Digest: dig, Params: params, Inputs: inDigests}
+	if err := updateLock(f, map[string]LockEntry{name: entry}); err != nil {
+		return "", err
+	}
+	if err := e.push(sp, out); err != nil {
+		return "", fmt.Errorf("pipeline %s: stage %q: %w", f.Name, name, err)
+	}
+	return dig, nil
+}
+
+// engineLockPath is the engine's lock for an output: beside it, distinct from
+// the stage's own output lock (artifact.LockPath), which the stage takes in
+// this same process.
+func engineLockPath(out string) string {
+	return filepath.Join(filepath.Dir(out), "."+filepath.Base(out)+".engine.lock")
+}
+
+// lockOutput takes the engine's lock on out, saying so when another run holds it.
+func (e *Engine) lockOutput(ctx context.Context, name, out string) (*filelock.Lock, error) {
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return nil, fmt.Errorf("cache dir: %w", err)
+	}
+	return filelock.Acquire(ctx, engineLockPath(out), func() {
+		if e.Log != nil {
+			fmt.Fprintf(e.Log, "%-12s waiting for another run building %s\n", name, out)
+		}
+	})
+}
+
+// settled reports whether out verifies and agrees with the lock file, so
+// that no lock is needed to decide that it is cached.
+func (e *Engine) settled(f *File, name, key string, sp stage.Spec, out string, prev LockEntry) bool {
+	dig := outputDigest(sp, out)
+	return dig != "" && lockDisagrees(f, name, key, dig, prev) == ""
+}
+
+// lockDisagrees returns why a verified output is not taken as cached when the
+// lock file recorded another digest for the same key: its manifest was edited
+// to match edited files (issue 19, defect 16c). The lock file is read again
+// first, in case another run has just rebuilt the stage.
+func lockDisagrees(f *File, name, key, dig string, prev LockEntry) string {
+	if prev.Key != key || prev.Digest == "" || prev.Digest == dig {
+		return ""
+	}
+	if now := readLock(f)[name]; now.Key != key || now.Digest == dig {
+		return ""
+	}
+	return fmt.Sprintf("output digest %.19s differs from the lock file's %.19s for this key (changed after it was built)", dig, prev.Digest)
+}
+
+func (e *Engine) logDecision(d Decision) {
+	if e.Log != nil {
+		WriteDecision(e.Log, d)
+	}
+}
+
+// WriteDecision writes a decision as text: the stage, run or cached, its
+// output, then its reasons one a line.
+func WriteDecision(w io.Writer, d Decision) {
 	state := "run   "
 	if d.Cached {
 		state = "cached"
 	}
-	fmt.Fprintf(e.Log, "%-12s %s %s", d.Stage, state, d.Out)
+	fmt.Fprintf(w, "%-12s %s %s", d.Stage, state, d.Out)
 	for _, r := range d.Reasons {
-		fmt.Fprintf(e.Log, "\n%14s- %s", "", r)
+		fmt.Fprintf(w, "\n%14s- %s", "", r)
 	}
-	fmt.Fprintln(e.Log)
+	fmt.Fprintln(w)
 }
 
 // resumable says what an interrupted run of this very key left to resume from.

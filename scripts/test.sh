@@ -29,17 +29,25 @@ go vet -tags hftokenizers ./tokenizer/ # the optional Rust backend type-checks w
 go test -count=1 -timeout 20m ./... 2>&1 | tee /tmp/mdlm-test.log
 # The race detector over the concurrent I/O code (writers hashing on background
 # goroutines, the shard protocol, the streamed tokenize, the pipelined pack, the
-# stage pool). Not over
+# stage pool, the hub client's parallel downloads). Not over
 # the compute packages (internal/fastgraph among them): compute v0.1.2's matmul
 # kernels trip -race's checkptr.
-go test -count=1 -race $(go list ./internal/... | grep -v /internal/fastgraph) ./artifact ./datasets ./stage ./stages/tokenize ./stages/pack ./pipeline
-# Short fuzz passes on every run: GPT-2 round trip, the safetensors reader, the
-# token-table reader, pipeline files
-# (minimisation capped: by default one new input may stall a 15 s pass).
+go test -count=1 -race $(go list ./internal/... | grep -v /internal/fastgraph) ./artifact ./datasets ./stage ./stages/tokenize ./stages/pack ./pipeline ./hub
+# Short fuzz passes on every run over every reader of outside bytes: GPT-2
+# round trip, tokenizer.json, the safetensors reader, the token-table reader,
+# pipeline files, artifact manifests, hub listings, Lightning .ckpt archives
+# (minimisation capped: by default one new input may stall a 15 s pass). Each
+# target ran for at least five minutes when its reader last changed; what
+# those runs found is kept under the package's testdata/fuzz and replayed by
+# the plain `go test` above.
 go test -run '^$' -fuzz '^FuzzGPT2RoundTrip$' -fuzztime 15s -fuzzminimizetime 3s ./tokenizer/
+go test -run '^$' -fuzz '^FuzzLoadJSON$' -fuzztime 10s -fuzzminimizetime 3s ./tokenizer/
 go test -run '^$' -fuzz '^FuzzReader$' -fuzztime 15s -fuzzminimizetime 3s ./tensors/
 go test -run '^$' -fuzz '^FuzzScanTokens$' -fuzztime 10s -fuzzminimizetime 3s ./datasets/
 go test -run '^$' -fuzz '^FuzzLoad$' -fuzztime 10s -fuzzminimizetime 3s ./pipeline/
+go test -run '^$' -fuzz '^FuzzManifest$' -fuzztime 10s -fuzzminimizetime 3s ./artifact/
+go test -run '^$' -fuzz '^FuzzListing$' -fuzztime 10s -fuzzminimizetime 3s ./hub/
+go test -run '^$' -fuzz '^FuzzLightningCkpt$' -fuzztime 15s -fuzzminimizetime 3s ./checkpoint/
 # Every benchmark script in its smoke mode (a few minutes; the first run installs
 # PyTorch and the npm anchors).
 bash scripts/bench-smoke.sh

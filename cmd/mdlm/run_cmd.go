@@ -50,10 +50,9 @@ func (c *RunCmd) Run(ctx context.Context, kctx *kong.Context, reg stage.Registry
 	if err != nil {
 		return err
 	}
-	log := kctx.Stdout
-	if c.JSON {
-		log = stderrOf(kctx) // standard output carries only the JSON
-	}
+	// Logs go to standard error in every mode (issue 19, defect 14): standard
+	// output carries only results (the outputs, the plan, or the JSON).
+	log := stderrOf(kctx)
 	e := &pipeline.Engine{CacheDir: c.CacheDir, Log: log, Only: c.Stage, ShardIndex: c.ShardIndex, NumShards: c.NumShards, Shared: c.Shared,
 		WaitInputs: c.WaitInputs, Poll: c.Poll,
 		Exec: func(ctx context.Context, args []string) error {
@@ -80,6 +79,7 @@ func (c *RunCmd) Run(ctx context.Context, kctx *kong.Context, reg stage.Registry
 		e.Log = nil
 		ds, err = e.Plan(ctx, f) // every output is there now: its key and directory
 	case c.DryRun:
+		e.Log = nil // the plan is the result, printed below
 		ds, err = e.Plan(ctx, f)
 	default:
 		ds, err = e.Run(ctx, f)
@@ -92,12 +92,16 @@ func (c *RunCmd) Run(ctx context.Context, kctx *kong.Context, reg stage.Registry
 		enc.SetIndent("", "  ")
 		return enc.Encode(ds)
 	}
-	if !c.DryRun {
+	if c.DryRun {
 		for _, d := range ds {
-			fmt.Fprintf(kctx.Stdout, "%-12s %s\n", d.Stage, d.Out)
+			pipeline.WriteDecision(kctx.Stdout, d)
 		}
-		summarize(kctx.Stdout, f, ds)
+		return nil
 	}
+	for _, d := range ds {
+		fmt.Fprintf(kctx.Stdout, "%-12s %s\n", d.Stage, d.Out)
+	}
+	summarize(kctx.Stdout, f, ds)
 	return nil
 }
 
@@ -207,8 +211,8 @@ func (p *prefixWriter) flush() {
 }
 
 // submit hands the pipeline to Slurm: the jobs run this binary with --stage.
-// Its report (job ids, sbatch commands with --dry-run) goes to log: standard
-// output, or standard error with --json.
+// Its report (job ids, sbatch commands with --dry-run) goes to log, standard
+// error; with --json the jobs go to standard output as JSON.
 func (c *RunCmd) submit(ctx context.Context, kctx *kong.Context, e *pipeline.Engine, f *pipeline.File, log io.Writer) error {
 	bin, err := binary()
 	if err != nil {

@@ -32,7 +32,7 @@ func runPipeline(t *testing.T, file, cache string, extra ...string) string {
 	if code := run(context.Background(), append([]string{"run", file, "--cache-dir", cache}, extra...), &out, &errb); code != 0 {
 		t.Fatalf("mdlm run: exit %d\n%s%s", code, out.String(), errb.String())
 	}
-	return out.String()
+	return errb.String() + out.String() // the log (decisions), then the results
 }
 
 // testPipelineFiles writes testPipeline over a small corpus in a temporary dir.
