@@ -22,6 +22,7 @@ func packedSchema(L int) *arrow.Schema {
 // mapping, nothing is copied.
 type PackedArrow struct {
 	L       int
+	path    string
 	rows    int
 	batches []packedBatch
 	data    []byte
@@ -53,7 +54,7 @@ func OpenPackedArrow(path string) (*PackedArrow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: mmap: %w", path, err)
 	}
-	p := &PackedArrow{data: data}
+	p := &PackedArrow{data: data, path: path}
 	if err := p.load(path); err != nil {
 		p.Close()
 		return nil, err
@@ -67,6 +68,9 @@ func (p *PackedArrow) load(path string) (err error) {
 			err = fmt.Errorf("%s: corrupt Arrow file: %v", path, r)
 		}
 	}()
+	if err := checkArrowFooter(p.data); err != nil {
+		return fmt.Errorf("%s: not a readable Arrow IPC file: %w", path, err)
+	}
 	p.reader, err = ipc.NewMappedFileReader(p.data)
 	if err != nil {
 		return fmt.Errorf("%s: not an Arrow IPC file (truncated or corrupt?): %w", path, err)

@@ -52,10 +52,13 @@ func WriteSamples(dir string, rows []Sample) error {
 
 // ReadSamples reads the Parquet table of a samples/v1 artifact directory (open
 // and verify the artifact first: artifact.Open).
-func ReadSamples(dir string) ([]Sample, error) {
-	rows, err := parquet.ReadFile[Sample](filepath.Join(dir, SamplesParquet))
+// A corrupt file is an error naming it, never a panic of the Parquet reader.
+func ReadSamples(dir string) (rows []Sample, err error) {
+	path := filepath.Join(dir, SamplesParquet)
+	defer recoverCorrupt(path, &err)
+	rows, err = parquet.ReadFile[Sample](path)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", filepath.Join(dir, SamplesParquet), err)
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return rows, nil
 }

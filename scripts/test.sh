@@ -34,7 +34,7 @@ go test -count=1 -timeout 20m ./... 2>&1 | tee /tmp/mdlm-test.log
 # kernels trip -race's checkptr.
 go test -count=1 -race $(go list ./internal/... | grep -v /internal/fastgraph) ./artifact ./datasets ./stage ./stages/tokenize ./stages/pack ./pipeline ./hub
 # Short fuzz passes on every run over every reader of outside bytes: GPT-2
-# round trip, tokenizer.json, the safetensors reader, the token-table reader,
+# round trip, tokenizer.json, the safetensors reader, the token-table and packed Arrow readers,
 # pipeline files, artifact manifests, hub listings, Lightning .ckpt archives
 # (minimisation capped: by default one new input may stall a 15 s pass). Each
 # target ran for at least five minutes when its reader last changed; what
@@ -44,6 +44,7 @@ go test -run '^$' -fuzz '^FuzzGPT2RoundTrip$' -fuzztime 15s -fuzzminimizetime 3s
 go test -run '^$' -fuzz '^FuzzLoadJSON$' -fuzztime 10s -fuzzminimizetime 3s ./tokenizer/
 go test -run '^$' -fuzz '^FuzzReader$' -fuzztime 15s -fuzzminimizetime 3s ./tensors/
 go test -run '^$' -fuzz '^FuzzScanTokens$' -fuzztime 10s -fuzzminimizetime 3s ./datasets/
+go test -run '^$' -fuzz '^FuzzOpenPackedSplit$' -fuzztime 10s -fuzzminimizetime 3s ./datasets/
 go test -run '^$' -fuzz '^FuzzLoad$' -fuzztime 10s -fuzzminimizetime 3s ./pipeline/
 go test -run '^$' -fuzz '^FuzzManifest$' -fuzztime 10s -fuzzminimizetime 3s ./artifact/
 go test -run '^$' -fuzz '^FuzzListing$' -fuzztime 10s -fuzzminimizetime 3s ./hub/

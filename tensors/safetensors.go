@@ -15,16 +15,15 @@
 // byte slice), and checks everything the header claims against that size before a
 // byte of data is read: offsets inside the data section, sizes equal to the shape's
 // element count times the dtype width, no overlaps or holes, no duplicate names, a
-// known dtype. Supported dtypes: F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL.
+// known dtype, and a header as strict as the format's own reader (header.go).
+// Supported dtypes: F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL.
 //
 // Writers publish atomically: the file is written under a temporary name in the
 // destination directory, synced, renamed, and the directory synced.
 package tensors
 
 import (
-	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -45,8 +44,9 @@ var (
 	ErrDType        = errors.New("safetensors: unsupported conversion")
 )
 
-// MaxHeaderSize bounds the JSON header (the reference implementation uses 100 MB).
-const MaxHeaderSize = 100 << 20
+// MaxHeaderSize bounds the JSON header: the format's own reader
+// (safetensors/src/tensor.rs, MAX_HEADER_SIZE) refuses anything larger.
+const MaxHeaderSize = 100_000_000
 
 // DType is a safetensors dtype string.
 type DType string
@@ -170,12 +170,6 @@ func (f *File) errorf(sentinel error, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", sentinel, f.name, fmt.Sprintf(format, args...))
 }
 
-type headerEntry struct {
-	DType       DType   `json:"dtype"`
-	Shape       []int   `json:"shape"`
-	DataOffsets []int64 `json:"data_offsets"`
-}
-
 func (f *File) parseHeader() error {
 	if f.size < 8 {
 		return f.errorf(ErrFormat, "file is %d bytes, shorter than the 8-byte header length", f.size)
@@ -212,61 +206,6 @@ func (f *File) parseHeader() error {
 	return f.checkLayout()
 }
 
-type namedEntry struct {
-	name  string
-	entry headerEntry
-}
-
-// decodeHeader walks the JSON object token by token so that duplicate names are
-// caught (encoding/json into a map would silently keep the last one).
-func decodeHeader(hdr []byte) ([]namedEntry, map[string]string, error) {
-	dec := json.NewDecoder(bytes.NewReader(hdr))
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, nil, err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, nil, fmt.Errorf("not a JSON object")
-	}
-	var entries []namedEntry
-	var meta map[string]string
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, nil, err
-		}
-		name, ok := tok.(string)
-		if !ok {
-			return nil, nil, fmt.Errorf("unexpected token %v", tok)
-		}
-		if seen[name] {
-			return nil, nil, fmt.Errorf("duplicate tensor name %q", name)
-		}
-		seen[name] = true
-		if name == "__metadata__" {
-			if err := dec.Decode(&meta); err != nil {
-				return nil, nil, fmt.Errorf("__metadata__: %v", err)
-			}
-			continue
-		}
-		var e headerEntry
-		if err := dec.Decode(&e); err != nil {
-			return nil, nil, fmt.Errorf("tensor %q: %v", name, err)
-		}
-		entries = append(entries, namedEntry{name, e})
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, nil, err
-	}
-	// Anything after the object other than padding spaces is an error.
-	rest, _ := io.ReadAll(dec.Buffered())
-	if len(bytes.Trim(rest, " \t\r\n\x00")) != 0 {
-		return nil, nil, fmt.Errorf("trailing bytes after the JSON object")
-	}
-	return entries, meta, nil
-}
-
 func (f *File) checkEntry(name string, e headerEntry) (Info, error) {
 	width := e.DType.Size()
 	if width == 0 {
@@ -301,7 +240,18 @@ func (f *File) checkEntry(name string, e headerEntry) (Info, error) {
 
 // checkLayout sorts tensors by offset and requires them to tile the data section.
 func (f *File) checkLayout() error {
-	sort.SliceStable(f.infos, func(i, j int) bool { return f.infos[i].Begin < f.infos[j].Begin })
+	// By (begin, end, name), like the format's reader (Metadata::deserialize sorts
+	// by data_offsets): empty tensors may share an offset with the next one.
+	sort.Slice(f.infos, func(i, j int) bool {
+		a, b := f.infos[i], f.infos[j]
+		if a.Begin != b.Begin {
+			return a.Begin < b.Begin
+		}
+		if a.End != b.End {
+			return a.End < b.End
+		}
+		return a.Name < b.Name
+	})
 	var pos int64
 	for i, info := range f.infos {
 		if info.Begin != pos {

@@ -131,11 +131,11 @@ func TestBadFiles(t *testing.T) {
 		{"truncated data", good[:len(good)-3], ErrFormat, "truncated"},
 		{"truncated header", good[:20], ErrFormat, "runs past the end"},
 		{"huge header length", append([]byte{0, 0, 0, 0, 0, 0, 0, 0x7f}, good[8:]...), ErrFormat, "exceeds"},
-		{"not json", rawImage("[1,2]   ", nil), ErrFormat, "not a JSON object"},
+		{"not json", rawImage("[1,2]   ", nil), ErrFormat, "does not start with '{'"},
 		{"unknown dtype", rawImage(`{"x":{"dtype":"F8","shape":[1],"data_offsets":[0,1]}}`, []byte{0}), ErrUnknownDType, `"x"`},
 		{"size lies", rawImage(`{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}`, make([]byte, 4)), ErrFormat, `tensor "x"`},
 		{"offset past end", rawImage(`{"x":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, make([]byte, 4)), ErrFormat, "outside"},
-		{"negative offset", rawImage(`{"x":{"dtype":"U8","shape":[1],"data_offsets":[-1,0]}}`, make([]byte, 4)), ErrFormat, "outside"},
+		{"negative offset", rawImage(`{"x":{"dtype":"U8","shape":[1],"data_offsets":[-1,0]}}`, make([]byte, 4)), ErrFormat, "non-negative integer"},
 		{"overlap", rawImage(`{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[1,3]}}`, make([]byte, 3)), ErrFormat, "overlaps"},
 		{"hole", rawImage(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}`, make([]byte, 2)), ErrFormat, "hole"},
 		{"trailing data", rawImage(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}`, make([]byte, 2)), ErrFormat, "cover"},
@@ -173,8 +173,9 @@ func TestReadsReferenceFixture(t *testing.T) {
 	}
 }
 
-// FuzzReader asks only that no input makes the reader panic, and that whatever it
-// accepts can be read back tensor by tensor and re-encoded to an equal image.
+// FuzzReader asks that no input makes the reader panic, and that whatever it
+// accepts can be read back tensor by tensor, written by the writer and read
+// again to the same tensors (issue 19, defect 15).
 func FuzzReader(f *testing.F) {
 	f.Add(image(f, sampleTensors(), map[string]string{"k": "v"}))
 	f.Add(rawImage(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}`, []byte{7}))
@@ -186,27 +187,126 @@ func FuzzReader(f *testing.F) {
 			}
 		}
 	}
+	f.Add(rawImage(`{"a":{"dtYpe":"U8","shApe":[1],"dAtA_offsets":[0,1]}}`, []byte{7}))
+	f.Add(rawImage(`{"":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}`, []byte{7}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file, err := FromBytes(data, "fuzz")
 		if err != nil {
 			return
 		}
-		var ts []Tensor
-		for _, info := range file.Tensors() {
-			b, err := file.Bytes(info.Name)
-			if err != nil {
-				t.Fatalf("accepted file, but tensor %q unreadable: %v", info.Name, err)
-			}
-			ts = append(ts, Tensor{Name: info.Name, DType: info.DType, Shape: info.Shape, Data: b})
-			file.Float32(info.Name)
-			file.Int64(info.Name)
-		}
-		again, err := FromBytes(image(t, ts, file.Metadata), "again")
-		if err != nil {
-			t.Fatalf("re-encoded image rejected: %v", err)
-		}
-		if len(again.Tensors()) != len(ts) {
-			t.Fatalf("re-encode lost tensors")
-		}
+		roundTrip(t, file)
 	})
+}
+
+// TestHostileSafetensorsHeader guards issue 19, defect 15: the header is read as
+// strictly as the format's own reader (safetensors/src/tensor.rs) reads it, so
+// nothing is accepted that the writer cannot write back.
+func TestHostileSafetensorsHeader(t *testing.T) {
+	one := []byte{7}
+	u8 := func(fields string) []byte { return rawImage(`{"a":{`+fields+`}}`, one) }
+	cases := []struct {
+		name    string
+		data    []byte
+		mention string
+	}{
+		{"case-folded keys", u8(`"dtYpe":"U8","shApe":[1],"dAtA_offsets":[0,1]`), `unknown field "dtYpe"`},
+		{"case-folded shape", u8(`"dtype":"U8","Shape":[1],"data_offsets":[0,1]`), `unknown field "Shape"`},
+		{"empty name", rawImage(`{"":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}`, one), "empty tensor name"},
+		{"unknown field", u8(`"dtype":"U8","shape":[1],"data_offsets":[0,1],"offsets":[0,1]`), `unknown field "offsets"`},
+		{"missing shape", u8(`"dtype":"U8","data_offsets":[0,1]`), `missing field "shape"`},
+		{"missing dtype", u8(`"shape":[1],"data_offsets":[0,1]`), `missing field "dtype"`},
+		{"null shape", u8(`"dtype":"U8","shape":null,"data_offsets":[0,1]`), "null"},
+		{"null dtype", u8(`"dtype":null,"shape":[1],"data_offsets":[0,1]`), "null"},
+		{"duplicate field", u8(`"dtype":"U8","dtype":"I8","shape":[1],"data_offsets":[0,1]`), `duplicate field "dtype"`},
+		{"fractional dim", u8(`"dtype":"U8","shape":[1.0],"data_offsets":[0,1]`), "not a non-negative integer"},
+		{"exponent offset", u8(`"dtype":"U8","shape":[1],"data_offsets":[0,1e0]`), "not a non-negative integer"},
+		{"huge offset", u8(`"dtype":"U8","shape":[1],"data_offsets":[0,99999999999999999999]`), "out of range"},
+		{"three offsets", u8(`"dtype":"U8","shape":[1],"data_offsets":[0,1,1]`), "want 2"},
+		{"rank beyond limit", u8(`"dtype":"U8","shape":[` + strings.Repeat("1,", MaxRank) + `1],"data_offsets":[0,1]`), "more than 64"},
+		{"metadata not strings", rawImage(`{"__metadata__":{"k":1},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}`, one), "want a string"},
+		{"metadata duplicate key", rawImage(`{"__metadata__":{"k":"1","k":"2"}}`, nil), `duplicate metadata key "k"`},
+		{"metadata array", rawImage(`{"__metadata__":["k"]}`, nil), "want an object of strings"},
+		{"duplicate metadata", rawImage(`{"__metadata__":{},"__metadata__":{}}`, nil), "duplicate"},
+		{"lone surrogate name", rawImage(`{"\ud800":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}`, one), "lone surrogate"},
+		{"lone low surrogate", rawImage(`{"__metadata__":{"k":"\udc00"}}`, nil), "lone surrogate"},
+		{"leading space", rawImage(` {}`, nil), "does not start with '{'"},
+		{"empty header", rawImage(``, nil), "does not start with '{'"},
+		{"nul padding", rawImage("{}\x00\x00", nil), "trailing"},
+		{"invalid utf-8", rawImage("{\"\xff\":{}}", nil), "UTF-8"},
+		{"header beyond the format's limit", append(binaryLen(MaxHeaderSize+1), "{}"...), "exceeds"},
+	}
+	for _, c := range cases {
+		_, err := FromBytes(c.data, "bad.safetensors")
+		if !errors.Is(err, ErrFormat) {
+			t.Errorf("%s: err = %v, want ErrFormat", c.name, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), "bad.safetensors") || !strings.Contains(err.Error(), c.mention) {
+			t.Errorf("%s: error %q should name the file and mention %q", c.name, err, c.mention)
+		}
+	}
+}
+
+func binaryLen(n uint64) []byte {
+	b := make([]byte, 8)
+	binary.LittleEndian.PutUint64(b, n)
+	return b
+}
+
+// TestHostileSafetensorsAccepted: what the format's reader accepts, this one does
+// too, and the writer writes it back to an equal file (issue 19, defect 15).
+func TestHostileSafetensorsAccepted(t *testing.T) {
+	cases := []struct {
+		name string
+		data []byte
+	}{
+		{"null metadata", rawImage(`{"__metadata__":null}`, nil)},
+		{"escaped names", rawImage(`{"\u00e9\ud83d\ude00\\":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}`, []byte{1})},
+		{"empty tensors sharing an offset", rawImage(`{"b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"U8","shape":[0],"data_offsets":[0,0]},"c":{"dtype":"U8","shape":[2,0],"data_offsets":[4,4]}}`, make([]byte, 4))},
+		{"padding whitespace", rawImage("{} \t\r\n", nil)},
+		{"fields in any order", rawImage(`{"a":{"data_offsets":[0,2],"shape":[],"dtype":"F16"}}`, []byte{0, 0x3c})},
+	}
+	for _, c := range cases {
+		f, err := FromBytes(c.data, "ok.safetensors")
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		roundTrip(t, f)
+	}
+}
+
+// roundTrip re-encodes an accepted file and requires the same tensors and metadata.
+func roundTrip(t *testing.T, file *File) {
+	t.Helper()
+	var ts []Tensor
+	for _, info := range file.Tensors() {
+		b, err := file.Bytes(info.Name)
+		if err != nil {
+			t.Fatalf("accepted file, but tensor %q unreadable: %v", info.Name, err)
+		}
+		ts = append(ts, Tensor{Name: info.Name, DType: info.DType, Shape: info.Shape, Data: b})
+		file.Float32(info.Name)
+		file.Int64(info.Name)
+	}
+	var buf bytes.Buffer
+	if err := Encode(&buf, ts, file.Metadata); err != nil {
+		t.Fatalf("accepted file, but the writer refuses it: %v", err)
+	}
+	again, err := FromBytes(buf.Bytes(), "again")
+	if err != nil {
+		t.Fatalf("re-encoded image rejected: %v", err)
+	}
+	if !reflect.DeepEqual(again.Tensors(), file.Tensors()) {
+		t.Fatalf("re-encoded tensors %+v, want %+v", again.Tensors(), file.Tensors())
+	}
+	if len(file.Metadata) > 0 && !reflect.DeepEqual(again.Metadata, file.Metadata) {
+		t.Fatalf("re-encoded metadata %v, want %v", again.Metadata, file.Metadata)
+	}
+	for _, tt := range ts {
+		b, _ := again.Bytes(tt.Name)
+		if !bytes.Equal(b, tt.Data) {
+			t.Fatalf("tensor %q: bytes differ after re-encoding", tt.Name)
+		}
+	}
 }

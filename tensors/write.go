@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"unicode/utf8"
 
 	"github.com/mdlm-go/mdlm/internal/atomicfile"
 )
@@ -73,8 +74,13 @@ func encodeHeader(ts []Tensor, metadata map[string]string) ([]byte, error) {
 		buf.Write(kb)
 		buf.WriteByte(':')
 	}
+	for k, v := range metadata {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return nil, fmt.Errorf("safetensors: metadata %q: not valid UTF-8", k)
+		}
+	}
 	if len(metadata) > 0 {
-		writeKey("__metadata__")
+		writeKey(metadataKey)
 		mb, err := json.Marshal(metadata) // map keys sorted: deterministic
 		if err != nil {
 			return nil, err
@@ -84,8 +90,11 @@ func encodeHeader(ts []Tensor, metadata map[string]string) ([]byte, error) {
 	seen := map[string]bool{}
 	var off int64
 	for _, t := range ts {
-		if t.Name == "" || t.Name == "__metadata__" {
+		if t.Name == "" || t.Name == metadataKey || !utf8.ValidString(t.Name) {
 			return nil, fmt.Errorf("safetensors: invalid tensor name %q", t.Name)
+		}
+		if len(t.Shape) > MaxRank {
+			return nil, fmt.Errorf("safetensors: tensor %q: %d dimensions, more than the %d the reader accepts", t.Name, len(t.Shape), MaxRank)
 		}
 		if seen[t.Name] {
 			return nil, fmt.Errorf("safetensors: duplicate tensor name %q", t.Name)

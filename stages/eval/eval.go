@@ -9,7 +9,7 @@ package eval
 import (
 	"context"
 	"fmt"
-	"path/filepath"
+	"math"
 
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/checkpoint"
@@ -82,7 +82,7 @@ func (o *Options) evaluate(ctx context.Context, env *stage.Env) (train.Perplexit
 	if meta.VocabSize != m.Backbone.Vocab {
 		return train.Perplexity{}, man, fmt.Errorf("eval: data %s has vocabulary %d, the checkpoint %d", o.Data, meta.VocabSize, m.Backbone.Vocab)
 	}
-	data, err := datasets.OpenPackedArrow(filepath.Join(o.Data, o.Split+".arrow"))
+	data, err := datasets.OpenPackedSplit(o.Data, o.Split, meta)
 	if err != nil {
 		return train.Perplexity{}, man, fmt.Errorf("eval: --split %s: %w", o.Split, err)
 	}
@@ -100,7 +100,26 @@ func (o *Options) evaluate(ctx context.Context, env *stage.Env) (train.Perplexit
 		return res, man, fmt.Errorf("eval: %w", err)
 	}
 	res.Split, res.EMA = o.Split, ck.EMA != nil && !o.NoEMA
+	if err := checkFinite(res); err != nil {
+		return res, man, fmt.Errorf("eval: %s split %s: %w", o.Data, o.Split, err)
+	}
 	man = artifact.Manifest{Backend: desc, Inputs: map[string]string{"model": ck.Manifest.Digest(), "data": pm.Digest()},
 		Params: map[string]any{"split": o.Split, "batch": batch, "seed": o.Seed, "T": m.T, "max_blocks": o.MaxBlocks, "ema": res.EMA}}
 	return res, man, nil
+}
+
+// checkFinite refuses a result JSON cannot carry (issue 19, defect 10): on data
+// whose ids are checked, an infinite or NaN perplexity means a diverged model or
+// a bug, never a number to publish.
+func checkFinite(res train.Perplexity) error {
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"nll", res.NLL}, {"bpd", res.BPD}, {"ppl", res.PPL}, {"tokens", res.Tokens}, {"unigram_ppl", res.UnigramPPL}} {
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			return fmt.Errorf("%s is %v over %.0f tokens (nll %v): the checkpoint's predictions are not finite on this data; nothing published",
+				f.name, f.v, res.Tokens, res.NLL)
+		}
+	}
+	return nil
 }

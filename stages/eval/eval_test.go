@@ -12,6 +12,7 @@ import (
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/checkpoint"
+	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/internal/stagetest"
 	"github.com/mdlm-go/mdlm/train"
 )
@@ -75,6 +76,98 @@ func TestEvalRejectsBadInputs(t *testing.T) {
 		}
 		if _, err := os.Stat(c.opts.Out); err == nil {
 			t.Errorf("%+v: published", c.opts)
+		}
+	}
+}
+
+// packedWith publishes a packed/v1 artifact (the byte-level vocabulary of
+// stagetest.PackedArtifact, L 16) whose splits hold the given blocks verbatim.
+func packedWith(t *testing.T, splits map[string][][]int32) string {
+	t.Helper()
+	const L = 16
+	dir := filepath.Join(t.TempDir(), "packed")
+	meta := datasets.PackedMeta{Length: L, Mode: "wrap", Tokenizer: "bytes", VocabSize: 259, MaskIndex: 258, BOS: 256, EOS: 256, PAD: 256,
+		Splits: map[string]datasets.SplitStats{}}
+	_, err := artifact.Publish(dir, artifact.Manifest{Type: datasets.PackedType, Stage: "test", Params: artifact.Params(meta)}, func(tmp string) error {
+		for split, blocks := range splits {
+			w, err := datasets.NewPackedWriter(tmp, split, L)
+			if err != nil {
+				return err
+			}
+			for _, ids := range blocks {
+				mask := make([]int8, L)
+				for j := range mask {
+					mask[j] = 1
+				}
+				if err := w.Write(datasets.PackedRow{InputIDs: ids, AttentionMask: mask}); err != nil {
+					return err
+				}
+			}
+			if err := w.Close(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func block(fill int32) []int32 {
+	ids := make([]int32, 16)
+	for i := range ids {
+		ids[i] = fill
+	}
+	return ids
+}
+
+// TestHostileEvalData guards issue 19, defect 10: an empty split and token ids
+// beyond the vocabulary (in a well-formed, re-hashed artifact) are refused when
+// the data is opened, naming the file and what is wrong, and nothing is published.
+func TestHostileEvalData(t *testing.T) {
+	ck := checkpointFixture(t, 259)
+	bad := block(65)
+	bad[5] = 300
+	cases := []struct {
+		name   string
+		splits map[string][][]int32
+		want   []string
+	}{
+		{"empty split", map[string][][]int32{"valid": nil}, []string{"valid.arrow", `split "valid" has no blocks`}},
+		{"id beyond vocabulary", map[string][][]int32{"valid": {block(65), bad}}, []string{"valid.arrow", "block 1, position 5", "token id 300 is outside the vocabulary [0, 259)"}},
+		{"negative id", map[string][][]int32{"valid": {block(-2)}}, []string{"block 0, position 0", "token id -2"}},
+	}
+	for _, c := range cases {
+		out := filepath.Join(t.TempDir(), "m")
+		_, err := stagetest.Run(context.Background(), Def, &Options{Checkpoint: ck, Data: packedWith(t, c.splits), Out: out, Split: "valid", Batch: 4, Seed: 1, T: -1})
+		for _, w := range c.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: err = %v, want it to mention %q", c.name, err, w)
+			}
+		}
+		if _, serr := os.Stat(out); !os.IsNotExist(serr) {
+			t.Errorf("%s: published", c.name)
+		}
+	}
+}
+
+// TestHostileEvalNonFinite: a perplexity JSON cannot carry fails the stage with
+// the metric named, instead of "json: unsupported value: +Inf".
+func TestHostileEvalNonFinite(t *testing.T) {
+	cases := []struct {
+		res  train.Perplexity
+		want string
+	}{
+		{train.Perplexity{NLL: 2, BPD: 3, PPL: 7, Tokens: 10, UnigramPPL: 5}, ""},
+		{train.Perplexity{NLL: 800, BPD: 1154, PPL: math.Inf(1), Tokens: 10, UnigramPPL: 5}, "ppl is +Inf"},
+		{train.Perplexity{NLL: math.NaN(), BPD: math.NaN(), PPL: math.NaN(), Tokens: 10}, "nll is NaN"},
+	}
+	for _, c := range cases {
+		err := checkFinite(c.res)
+		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%+v: err = %v, want %q", c.res, err, c.want)
 		}
 	}
 }

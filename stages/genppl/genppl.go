@@ -10,6 +10,7 @@ package genppl
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/checkpoint"
@@ -73,6 +74,9 @@ func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (a
 	if err != nil {
 		return artifact.Manifest{}, err
 	}
+	if err := checkFinite(res); err != nil {
+		return artifact.Manifest{}, fmt.Errorf("genppl: samples %s, scorer %s: %w", o.Samples, o.Scorer, err)
+	}
 	env.Logger().Info("generative perplexity", "gen_ppl", fmt.Sprintf("%.3f", res.GenPPL), "scored", res.Scored,
 		"tokens", res.Tokens, "entropy", fmt.Sprintf("%.3f", res.Entropy))
 	if err := train.WriteMetricsJSON(dirs.Out, res); err != nil {
@@ -81,4 +85,18 @@ func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (a
 	return artifact.Manifest{Backend: desc, Inputs: map[string]string{"samples": sm.Digest(), "scorer": ck.Manifest.Digest()},
 		Params: map[string]any{"batch": sc.Batch, "max_length": sc.MaxLength, "context": sc.Context,
 			"scorer_arch": string(ck.Config.Model.Arch), "scorer_tokenizer": ck.Config.Tokenizer}}, nil
+}
+
+// checkFinite refuses metrics JSON cannot carry (issue 19, defect 10): a NaN or
+// infinite generative perplexity means the scorer's predictions are not finite.
+func checkFinite(res train.GenResult) error {
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"gen_ppl", res.GenPPL}, {"scored_tokens", res.Tokens}, {"entropy", res.Entropy}} {
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			return fmt.Errorf("%s is %v over %d scored samples: the scorer's predictions are not finite; nothing published", f.name, f.v, res.Scored)
+		}
+	}
+	return nil
 }

@@ -90,3 +90,22 @@ func TestGenPPLEndToEnd(t *testing.T) {
 		t.Errorf("a DiT scorer: err = %v", err)
 	}
 }
+
+// TestHostileGenPPLNonFinite guards issue 19, defect 10: a metric JSON cannot
+// carry fails the stage with the metric named, never "json: unsupported value".
+func TestHostileGenPPLNonFinite(t *testing.T) {
+	cases := []struct {
+		res  train.GenResult
+		want string
+	}{
+		{train.GenResult{GenPPL: 40, Scored: 4, Tokens: 30, Entropy: 2}, ""},
+		{train.GenResult{GenPPL: math.Inf(1), Scored: 4, Tokens: 30, Entropy: 2}, "gen_ppl is +Inf over 4 scored samples"},
+		{train.GenResult{GenPPL: math.NaN(), Scored: 4, Tokens: 30, Entropy: 2}, "gen_ppl is NaN"},
+	}
+	for _, c := range cases {
+		err := checkFinite(c.res)
+		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%+v: err = %v, want %q", c.res, err, c.want)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -156,7 +157,11 @@ func (o *Options) WriteShard(ctx context.Context, env *stage.Env, partial string
 			return err
 		}
 		st, err := packSplit(ctx, tmp, split, p.splits[split], p.meta, p.sp)
+		if err == nil {
+			err = checkBlocks(log, split, st, p.meta)
+		}
 		if err != nil {
+			os.RemoveAll(tmp)
 			return fmt.Errorf("pack %s: %w", split, err)
 		}
 		files, err := artifact.ListFiles(tmp)
@@ -277,6 +282,9 @@ func packSplit(ctx context.Context, dir, split string, shards []string, opts dat
 	err = readTables(ctx, shards, func(t datasets.TokensTable) error {
 		for i := range t.IDs {
 			ids := t.Flat[t.Offsets[i]:t.Offsets[i+1]]
+			if err := checkIDs(ids, opts, t.IDs[i]); err != nil {
+				return err
+			}
 			docs++
 			tokens += int64(len(ids))
 			var err error
@@ -306,4 +314,48 @@ func packSplit(ctx context.Context, dir, split string, shards []string, opts dat
 		return none, err
 	}
 	return datasets.SplitStats{Documents: docs, Tokens: tokens, Blocks: int64(w.Rows), DroppedTokens: int64(dropped)}, nil
+}
+
+// checkBlocks refuses a train split that packs into no block (issue 19, defect
+// 10: training on it divided by zero). Another split (valid, test) that comes
+// out empty is published with blocks: 0 and a warning, because a tiny hold-out
+// need not stop training: train refuses an empty valid split only when asked to
+// validate (--eval-every), and eval refuses to evaluate an empty split.
+func checkBlocks(log *slog.Logger, split string, st datasets.SplitStats, meta datasets.PackedMeta) error {
+	if st.Blocks > 0 {
+		return nil
+	}
+	why := emptyReason(st, meta)
+	if split == "train" {
+		return fmt.Errorf("split %q has no blocks: %s", split, why)
+	}
+	log.Warn("split has no blocks; stages reading it will refuse it", "split", split, "why", why)
+	return nil
+}
+
+// emptyReason explains why a split made no block.
+func emptyReason(st datasets.SplitStats, meta datasets.PackedMeta) string {
+	if st.Documents == 0 || meta.Mode == "pad" {
+		return fmt.Sprintf("it has %d documents", st.Documents)
+	}
+	need := meta.Length - 2
+	if meta.GroupDocs > 0 {
+		return fmt.Sprintf("%d documents of %d tokens in all; each group of --group-docs %d documents needs at least %d tokens "+
+			"(an EOS after each document included) to fill one block of --length %d; use more text, a shorter --length or no --group-docs",
+			st.Documents, st.Tokens, meta.GroupDocs, need, meta.Length)
+	}
+	return fmt.Sprintf("%d documents of %d tokens in all (%d with an EOS after each), but one block of --length %d needs at least %d; "+
+		"use more text or a shorter --length", st.Documents, st.Tokens, st.Tokens+st.Documents, meta.Length, need)
+}
+
+// checkIDs refuses a token id outside the model vocabulary: training and
+// evaluation would index embeddings with it (issue 19, defect 10).
+func checkIDs(ids []int32, meta datasets.PackedMeta, doc int64) error {
+	for _, id := range ids {
+		if id < 0 || int(id) >= meta.VocabSize {
+			return fmt.Errorf("document id %d: token id %d is outside the vocabulary [0, %d) of tokenizer %s",
+				doc, id, meta.VocabSize, meta.Tokenizer)
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package pack
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -100,5 +101,98 @@ func TestPackRejectsBadInputs(t *testing.T) {
 	artifact.Publish(bad, artifact.Manifest{Type: datasets.TokensType, Params: map[string]any{"tokenizer": "gpt2"}}, func(string) error { return nil })
 	if _, _, err := run(context.Background(), Options{In: bad, Out: filepath.Join(t.TempDir(), "p"), Length: 8}); err == nil || !strings.Contains(err.Error(), "params.vocab_size: missing") {
 		t.Errorf("manifest without vocab_size: err = %v", err)
+	}
+}
+
+// tokensWith publishes a tokens/v1 artifact (tokenizer bytes) whose splits hold
+// the given documents' ids verbatim, without running a stage.
+func tokensWith(t *testing.T, splits map[string][][]int32) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "tokens")
+	_, err := artifact.Publish(dir, artifact.Manifest{Type: datasets.TokensType, Stage: "test",
+		Params: artifact.Params(datasets.TokensMeta{Tokenizer: "bytes", VocabSize: 257})}, func(tmp string) error {
+		for split, docs := range splits {
+			table := datasets.TokensTable{Offsets: []int64{0}}
+			for i, d := range docs {
+				table.Flat = append(table.Flat, d...)
+				table.IDs = append(table.IDs, int64(i))
+				table.Offsets = append(table.Offsets, int64(len(table.Flat)))
+			}
+			if err := datasets.WriteTokensTable(filepath.Join(tmp, split+"-00000.parquet"), table); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func ids(s string) []int32 {
+	out := make([]int32, len(s))
+	for i, c := range []byte(s) {
+		out[i] = int32(c)
+	}
+	return out
+}
+
+// TestHostilePackEmptyTrainSplit guards issue 19, defect 10: three short
+// documents used to publish "blocks: 0", and training on it divided by zero.
+func TestHostilePackEmptyTrainSplit(t *testing.T) {
+	short := [][]int32{ids("In the beginning"), ids("God created"), ids("the heaven")}
+	cases := []struct {
+		name string
+		opts Options
+		want []string
+	}{
+		{"wrap", Options{Length: 1024}, []string{`split "train" has no blocks`, "3 documents of 37 tokens", "needs at least 1022", "--length"}},
+		{"grouped", Options{Length: 32, GroupDocs: 1}, []string{`split "train" has no blocks`, "--group-docs 1", "needs at least 30"}},
+	}
+	for _, c := range cases {
+		c.opts.In = tokensWith(t, map[string][][]int32{"train": short})
+		c.opts.Out = filepath.Join(t.TempDir(), "packed")
+		_, _, err := run(context.Background(), c.opts)
+		for _, w := range c.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: err = %v, want it to mention %q", c.name, err, w)
+			}
+		}
+		if _, serr := os.Stat(c.opts.Out); !os.IsNotExist(serr) {
+			t.Errorf("%s: published an artifact without training blocks", c.name)
+		}
+	}
+}
+
+// A hold-out too small for one block does not stop packing: the valid split is
+// published empty (train and eval refuse it when they need it).
+func TestHostilePackEmptyValidSplit(t *testing.T) {
+	long := [][]int32{ids(strings.Repeat("In the beginning God created the heaven and the earth. ", 4))}
+	in := tokensWith(t, map[string][][]int32{"train": long, "valid": {ids("amen")}})
+	m, _, err := run(context.Background(), Options{In: in, Out: filepath.Join(t.TempDir(), "packed"), Length: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := artifact.DecodeMeta[datasets.PackedMeta](m)
+	if err != nil || meta.Splits["train"].Blocks == 0 || meta.Splits["valid"].Blocks != 0 {
+		t.Errorf("splits %+v, err %v", meta.Splits, err)
+	}
+}
+
+// TestHostilePackIDsBeyondVocabulary: a token id outside the model vocabulary
+// is refused when packed, naming the document and the id (issue 19, defect 10).
+func TestHostilePackIDsBeyondVocabulary(t *testing.T) {
+	for _, bad := range []int32{1 << 20, -1} {
+		doc := append(ids(strings.Repeat("In the beginning God created the heaven and the earth. ", 4)), bad)
+		in := tokensWith(t, map[string][][]int32{"train": {ids("x"), doc}})
+		out := filepath.Join(t.TempDir(), "packed")
+		_, _, err := run(context.Background(), Options{In: in, Out: out, Length: 32})
+		if err == nil || !strings.Contains(err.Error(), "document id 1") || !strings.Contains(err.Error(), fmt.Sprintf("token id %d is outside the vocabulary", bad)) {
+			t.Errorf("id %d: err = %v", bad, err)
+		}
+		if _, serr := os.Stat(out); !os.IsNotExist(serr) {
+			t.Errorf("id %d: published", bad)
+		}
 	}
 }

@@ -189,16 +189,9 @@ func start(b compute.Backend, opts Options, log *slog.Logger, work string, progr
 	if err != nil {
 		return nil, fmt.Errorf("train: --data: %w", err)
 	}
-	trainData, err := datasets.OpenPackedArrow(filepath.Join(opts.Data, "train.arrow"))
+	trainData, validData, err := openData(opts, meta, log)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
-	}
-	var validData *datasets.PackedArrow
-	if _, err := os.Stat(filepath.Join(opts.Data, "valid.arrow")); err == nil {
-		if validData, err = datasets.OpenPackedArrow(filepath.Join(opts.Data, "valid.arrow")); err != nil {
-			trainData.Close()
-			return nil, fmt.Errorf("train: %w", err)
-		}
 	}
 	owned := false // once the run owns the data, r.close releases it
 	defer func() {
@@ -557,10 +550,13 @@ func (r *run) emaOrParams() []*gtensors.Tensor {
 
 func (r *run) record(m Metrics) {
 	r.history = append(r.history, m)
-	if raw, err := json.Marshal(m); err == nil {
-		r.metrics.Write(append(raw, '\n'))
-		r.metrics.Sync()
+	raw, err := json.Marshal(m)
+	if err != nil { // checkFinite keeps non-finite values out; never drop a line unreported
+		r.log.Error("metrics record not written", "file", MetricsFile, "step", m.Step, "err", err)
+		return
 	}
+	r.metrics.Write(append(raw, '\n'))
+	r.metrics.Sync()
 }
 
 // snapshot is the current training state as a checkpoint.
@@ -661,6 +657,9 @@ func (r *run) validate(ctx context.Context) (Metrics, error) {
 		return Metrics{}, err
 	}
 	vm := Metrics{Step: r.state.Step, ValNLL: res.NLL, ValPPL: res.PPL}
+	if err := checkFinite(vm); err != nil {
+		return Metrics{}, err
+	}
 	if r.scorer != nil {
 		g, err := r.genPPL(ctx, r.valid.L)
 		if err != nil && ctx.Err() != nil {
@@ -670,6 +669,9 @@ func (r *run) validate(ctx context.Context) (Metrics, error) {
 			return Metrics{}, fmt.Errorf("train: validation gen-ppl at step %d: %w", r.state.Step, err)
 		}
 		vm.ValGenPPL, vm.ValEntropy = g.GenPPL, g.Entropy
+		if err := checkFinite(vm); err != nil {
+			return Metrics{}, err
+		}
 	}
 	r.record(vm)
 	attrs := []any{"step", vm.Step, "val_nll", fmt.Sprintf("%.4f", res.NLL),

@@ -279,6 +279,9 @@ func TestInterruptedValidationIsRedoneOnResume(t *testing.T) {
 	}
 	o := baseOptions(data, filepath.Join(t.TempDir(), "cut"))
 	o.CheckpointEvery = 100
+	if _, err := stage.PrepareScratch(Def, &o); err != nil { // the marked work directory Execute makes
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	r, err := start(b, o, quiet, o.Out+stage.WorkSuffix, func(s, _ int, _, _ float64) {

@@ -1,0 +1,118 @@
+package train
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mdlm-go/mdlm/artifact"
+	"github.com/mdlm-go/mdlm/datasets"
+)
+
+// packedWith publishes a packed/v1 artifact (the byte-level vocabulary of
+// stagetest.PackedArtifact, L 16) whose splits hold the given blocks verbatim.
+func packedWith(t *testing.T, splits map[string][][]int32) string {
+	t.Helper()
+	const L = 16
+	dir := filepath.Join(t.TempDir(), "packed")
+	meta := datasets.PackedMeta{Length: L, Mode: "wrap", Tokenizer: "bytes", VocabSize: 259, MaskIndex: 258, BOS: 256, EOS: 256, PAD: 256,
+		Splits: map[string]datasets.SplitStats{}}
+	_, err := artifact.Publish(dir, artifact.Manifest{Type: datasets.PackedType, Stage: "test", Params: artifact.Params(meta)}, func(tmp string) error {
+		for split, blocks := range splits {
+			w, err := datasets.NewPackedWriter(tmp, split, L)
+			if err != nil {
+				return err
+			}
+			for _, ids := range blocks {
+				mask := make([]int8, L)
+				for j := range mask {
+					mask[j] = 1
+				}
+				if err := w.Write(datasets.PackedRow{InputIDs: ids, AttentionMask: mask}); err != nil {
+					return err
+				}
+			}
+			if err := w.Close(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func blocks(n int, fill int32) [][]int32 {
+	out := make([][]int32, n)
+	for i := range out {
+		out[i] = make([]int32, 16)
+		for j := range out[i] {
+			out[i][j] = fill
+		}
+	}
+	return out
+}
+
+// TestHostileTrainData guards issue 19, defect 10: an empty train split
+// (integer divide by zero) and token ids beyond the vocabulary (a panic in the
+// backend's scatter) are refused when the data is opened, naming the file; an
+// empty valid split only when the run validates.
+func TestHostileTrainData(t *testing.T) {
+	beyond := blocks(4, 65)
+	beyond[2][7] = 259
+	cases := []struct {
+		name      string
+		splits    map[string][][]int32
+		evalEvery int
+		want      []string // empty: trains
+	}{
+		{"empty train split", map[string][][]int32{"train": nil, "valid": blocks(4, 65)}, 3, []string{"train.arrow", `split "train" has no blocks`}},
+		{"id beyond vocabulary", map[string][][]int32{"train": beyond}, 3, []string{"train.arrow", "block 2, position 7", "token id 259 is outside the vocabulary [0, 259)"}},
+		{"negative id in valid", map[string][][]int32{"train": blocks(4, 65), "valid": blocks(1, -1)}, 3, []string{"valid.arrow", "token id -1"}},
+		{"empty valid split, validating", map[string][][]int32{"train": blocks(4, 65), "valid": nil}, 3, []string{"valid.arrow", `split "valid" has no blocks`, "--eval-every 0"}},
+		{"empty valid split, not validating", map[string][][]int32{"train": blocks(4, 65), "valid": nil}, 0, nil},
+	}
+	for _, c := range cases {
+		o := baseOptions(packedWith(t, c.splits), filepath.Join(t.TempDir(), "run"))
+		o.Steps, o.Accum, o.EvalEvery, o.CheckpointEvery = 2, 1, c.evalEvery, 0
+		_, err := publish(o)
+		if len(c.want) == 0 {
+			if err != nil {
+				t.Errorf("%s: %v", c.name, err)
+			}
+			continue
+		}
+		for _, w := range c.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: err = %v, want it to mention %q", c.name, err, w)
+			}
+		}
+		if _, serr := os.Stat(o.Out); !os.IsNotExist(serr) {
+			t.Errorf("%s: published", c.name)
+		}
+	}
+}
+
+// TestHostileTrainNonFiniteValidation: validation metrics JSON cannot carry stop
+// the run with the metric named instead of vanishing from metrics.jsonl.
+func TestHostileTrainNonFiniteValidation(t *testing.T) {
+	cases := []struct {
+		m    Metrics
+		want string
+	}{
+		{Metrics{Step: 3, ValNLL: 2, ValPPL: 7.4}, ""},
+		{Metrics{Step: 3, ValNLL: 800, ValPPL: math.Inf(1)}, "val_ppl is +Inf"},
+		{Metrics{Step: 3, ValNLL: math.NaN(), ValPPL: math.NaN()}, "val_nll is NaN"},
+		{Metrics{Step: 3, ValNLL: 2, ValPPL: 7.4, ValGenPPL: math.NaN()}, "val_gen_ppl is NaN"},
+	}
+	for _, c := range cases {
+		err := checkFinite(c.m)
+		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%+v: err = %v, want %q", c.m, err, c.want)
+		}
+	}
+}
