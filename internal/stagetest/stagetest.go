@@ -105,23 +105,36 @@ func TokensArtifact(t testing.TB, tok string, docs ...string) string {
 func PackedArtifact(t testing.TB) string {
 	t.Helper()
 	const L = 16
-	dir := filepath.Join(t.TempDir(), "packed")
 	text := strings.Repeat("In the beginning God created the heaven and the earth. ", 40)
+	var blocks [][]int32
+	for i := 0; i+L-2 <= len(text); i += L - 2 {
+		ids := []int32{256}
+		for _, c := range []byte(text[i : i+L-2]) {
+			ids = append(ids, int32(c))
+		}
+		blocks = append(blocks, append(ids, 256))
+	}
+	return PackedBlocks(t, map[string][][]int32{"train": blocks, "valid": blocks})
+}
+
+// PackedBlocks publishes a packed/v1 artifact with PackedArtifact's byte-level
+// vocabulary and L 16 whose splits hold the given blocks verbatim (every
+// position attended), unchecked: hostile-input tests give it empty splits and
+// ids beyond the vocabulary.
+func PackedBlocks(t testing.TB, splits map[string][][]int32) string {
+	t.Helper()
+	const L = 16
+	dir := filepath.Join(t.TempDir(), "packed")
 	meta := datasets.PackedMeta{Length: L, Mode: "wrap", Tokenizer: "bytes", VocabSize: 259, MaskIndex: 258, BOS: 256, EOS: 256, PAD: 256,
 		Splits: map[string]datasets.SplitStats{}}
 	_, err := artifact.Publish(dir, artifact.Manifest{Type: datasets.PackedType, Stage: "test", Params: artifact.Params(meta)}, func(tmp string) error {
-		for _, split := range []string{"train", "valid"} {
+		for split, blocks := range splits {
 			w, err := datasets.NewPackedWriter(tmp, split, L)
 			if err != nil {
 				return err
 			}
-			for i := 0; i+L-2 <= len(text); i += L - 2 {
-				ids := []int32{256}
-				for _, c := range []byte(text[i : i+L-2]) {
-					ids = append(ids, int32(c))
-				}
-				ids = append(ids, 256)
-				mask := make([]int8, L)
+			for _, ids := range blocks {
+				mask := make([]int8, len(ids))
 				for j := range mask {
 					mask[j] = 1
 				}

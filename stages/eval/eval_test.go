@@ -12,7 +12,6 @@ import (
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/checkpoint"
-	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/internal/stagetest"
 	"github.com/mdlm-go/mdlm/train"
 )
@@ -80,41 +79,6 @@ func TestEvalRejectsBadInputs(t *testing.T) {
 	}
 }
 
-// packedWith publishes a packed/v1 artifact (the byte-level vocabulary of
-// stagetest.PackedArtifact, L 16) whose splits hold the given blocks verbatim.
-func packedWith(t *testing.T, splits map[string][][]int32) string {
-	t.Helper()
-	const L = 16
-	dir := filepath.Join(t.TempDir(), "packed")
-	meta := datasets.PackedMeta{Length: L, Mode: "wrap", Tokenizer: "bytes", VocabSize: 259, MaskIndex: 258, BOS: 256, EOS: 256, PAD: 256,
-		Splits: map[string]datasets.SplitStats{}}
-	_, err := artifact.Publish(dir, artifact.Manifest{Type: datasets.PackedType, Stage: "test", Params: artifact.Params(meta)}, func(tmp string) error {
-		for split, blocks := range splits {
-			w, err := datasets.NewPackedWriter(tmp, split, L)
-			if err != nil {
-				return err
-			}
-			for _, ids := range blocks {
-				mask := make([]int8, L)
-				for j := range mask {
-					mask[j] = 1
-				}
-				if err := w.Write(datasets.PackedRow{InputIDs: ids, AttentionMask: mask}); err != nil {
-					return err
-				}
-			}
-			if err := w.Close(); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 func block(fill int32) []int32 {
 	ids := make([]int32, 16)
 	for i := range ids {
@@ -141,7 +105,7 @@ func TestHostileEvalData(t *testing.T) {
 	}
 	for _, c := range cases {
 		out := filepath.Join(t.TempDir(), "m")
-		_, err := stagetest.Run(context.Background(), Def, &Options{Checkpoint: ck, Data: packedWith(t, c.splits), Out: out, Split: "valid", Batch: 4, Seed: 1, T: -1})
+		_, err := stagetest.Run(context.Background(), Def, &Options{Checkpoint: ck, Data: stagetest.PackedBlocks(t, c.splits), Out: out, Split: "valid", Batch: 4, Seed: 1, T: -1})
 		for _, w := range c.want {
 			if err == nil || !strings.Contains(err.Error(), w) {
 				t.Errorf("%s: err = %v, want it to mention %q", c.name, err, w)

@@ -7,44 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mdlm-go/mdlm/artifact"
-	"github.com/mdlm-go/mdlm/datasets"
+	"github.com/mdlm-go/mdlm/internal/stagetest"
 )
-
-// packedWith publishes a packed/v1 artifact (the byte-level vocabulary of
-// stagetest.PackedArtifact, L 16) whose splits hold the given blocks verbatim.
-func packedWith(t *testing.T, splits map[string][][]int32) string {
-	t.Helper()
-	const L = 16
-	dir := filepath.Join(t.TempDir(), "packed")
-	meta := datasets.PackedMeta{Length: L, Mode: "wrap", Tokenizer: "bytes", VocabSize: 259, MaskIndex: 258, BOS: 256, EOS: 256, PAD: 256,
-		Splits: map[string]datasets.SplitStats{}}
-	_, err := artifact.Publish(dir, artifact.Manifest{Type: datasets.PackedType, Stage: "test", Params: artifact.Params(meta)}, func(tmp string) error {
-		for split, blocks := range splits {
-			w, err := datasets.NewPackedWriter(tmp, split, L)
-			if err != nil {
-				return err
-			}
-			for _, ids := range blocks {
-				mask := make([]int8, L)
-				for j := range mask {
-					mask[j] = 1
-				}
-				if err := w.Write(datasets.PackedRow{InputIDs: ids, AttentionMask: mask}); err != nil {
-					return err
-				}
-			}
-			if err := w.Close(); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
 
 func blocks(n int, fill int32) [][]int32 {
 	out := make([][]int32, n)
@@ -77,7 +41,7 @@ func TestHostileTrainData(t *testing.T) {
 		{"empty valid split, not validating", map[string][][]int32{"train": blocks(4, 65), "valid": nil}, 0, nil},
 	}
 	for _, c := range cases {
-		o := baseOptions(packedWith(t, c.splits), filepath.Join(t.TempDir(), "run"))
+		o := baseOptions(stagetest.PackedBlocks(t, c.splits), filepath.Join(t.TempDir(), "run"))
 		o.Steps, o.Accum, o.EvalEvery, o.CheckpointEvery = 2, 1, c.evalEvery, 0
 		_, err := publish(o)
 		if len(c.want) == 0 {
