@@ -22,6 +22,13 @@ if [ -z "${SLURM_CONF:-}" ] && [ -x "$slurm_dir/start-local-slurm.sh" ] && [ "$(
     echo "test.sh: the local Slurm cluster did not start (/tmp/mdlm-slurm-start.log); TestRunOnSlurm will skip" >&2
   fi
 fi
+# Debian's chromium for the web page's browser tests (cmd/mdlm TestUISweep);
+# they skip, saying so, where none can be installed.
+if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium) \
+    >/tmp/mdlm-chromium-install.log 2>&1 ||
+    echo "test.sh: chromium did not install (/tmp/mdlm-chromium-install.log); the browser tests will skip" >&2
+fi
 go vet ./...
 go vet -tags xla ./accel/
 go vet -tags hftokenizers ./tokenizer/ # the optional Rust backend type-checks without libtokenizers.a
@@ -32,10 +39,11 @@ go test -count=1 -timeout 20m ./... 2>&1 | tee /tmp/mdlm-test.log
 # stage pool, the hub client's parallel downloads). Not over
 # the compute packages (internal/fastgraph among them): compute v0.1.2's matmul
 # kernels trip -race's checkptr.
-go test -count=1 -race $(go list ./internal/... | grep -v /internal/fastgraph) ./artifact ./datasets ./stage ./stages/tokenize ./stages/pack ./pipeline ./hub
+go test -count=1 -race $(go list ./internal/... | grep -v /internal/fastgraph) ./artifact ./datasets ./stage ./stages/tokenize ./stages/pack ./pipeline ./hub ./webui
 # Short fuzz passes on every run over every reader of outside bytes: GPT-2
 # round trip, tokenizer.json, the safetensors reader, the token-table and packed Arrow readers,
-# pipeline files, artifact manifests, hub listings, Lightning .ckpt archives
+# pipeline files, artifact manifests, hub listings, Lightning .ckpt archives,
+# lock files, metrics and metrics logs read by show and ui
 # (minimisation capped: by default one new input may stall a 15 s pass). Each
 # target ran for at least five minutes when its reader last changed; what
 # those runs found is kept under the package's testdata/fuzz and replayed by
@@ -49,6 +57,9 @@ go test -run '^$' -fuzz '^FuzzLoad$' -fuzztime 10s -fuzzminimizetime 3s ./pipeli
 go test -run '^$' -fuzz '^FuzzManifest$' -fuzztime 10s -fuzzminimizetime 3s ./artifact/
 go test -run '^$' -fuzz '^FuzzListing$' -fuzztime 10s -fuzzminimizetime 3s ./hub/
 go test -run '^$' -fuzz '^FuzzLightningCkpt$' -fuzztime 15s -fuzzminimizetime 3s ./checkpoint/
+go test -run '^$' -fuzz '^FuzzParseLock$' -fuzztime 10s -fuzzminimizetime 3s ./results/
+go test -run '^$' -fuzz '^FuzzParseMetrics$' -fuzztime 10s -fuzzminimizetime 3s ./results/
+go test -run '^$' -fuzz '^FuzzParseCurve$' -fuzztime 10s -fuzzminimizetime 3s ./results/
 # Every benchmark script in its smoke mode (a few minutes; the first run installs
 # PyTorch and the npm anchors).
 bash scripts/bench-smoke.sh

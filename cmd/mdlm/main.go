@@ -52,6 +52,8 @@ type CLI struct {
 	Checkpoint CheckpointCmd    `cmd:"" help:"Inspect, import and export model checkpoints."`
 	Run        RunCmd           `cmd:"" help:"Run a pipeline file; stages whose inputs and parameters are unchanged are skipped."`
 	Export     ExportCmd        `cmd:"" help:"Render a pipeline for another scheduler (Kubernetes)."`
+	Show       ShowCmd          `cmd:"" help:"One table of every metrics/v1 result of pipelines (their lock files) or of a cache directory (--json, --csv, --md, --diff REV)."`
+	UI         UICmd            `cmd:"" name:"ui" help:"Serve a local read-only web page: pipeline graph, live training curves, results table, samples."`
 }
 
 func main() {

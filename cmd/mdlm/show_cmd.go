@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/mdlm-go/mdlm/results"
+)
+
+// ShowCmd is `mdlm show`: one table of every metrics/v1 result of some
+// pipelines (through their lock files) or of a cache directory.
+type ShowCmd struct {
+	Pipelines []string `arg:"" optional:"" help:"Pipeline files whose results to show (their <file>.lock.json names the outputs); none: every result in --cache-dir." type:"existingfile"`
+	CacheDir  string   `default:".mdlm/cache" help:"The cache directory the outputs live in (as given to mdlm run)." type:"path"`
+	JSON      bool     `name:"json" xor:"format" help:"Print a JSON array, one object per result: stage, the params that differ, the metrics by name."`
+	CSV       bool     `name:"csv" xor:"format" help:"Print CSV."`
+	MD        bool     `name:"md" xor:"format" help:"Print a Markdown table."`
+	Diff      string   `placeholder:"REV" help:"Compare with the pipeline's lock file at this git revision (git show REV:<file>.lock.json): name what changed, stage by stage."`
+}
+
+// Run prints the table (or the diff) on standard output.
+func (c *ShowCmd) Run(ctx context.Context, kctx *kong.Context, log *slog.Logger) error {
+	return c.run(ctx, kctx.Stdout, log)
+}
+
+func (c *ShowCmd) run(ctx context.Context, stdout io.Writer, log *slog.Logger) error {
+	root, err := results.OpenRoot(c.CacheDir)
+	if err != nil {
+		return fmt.Errorf("show: --cache-dir: %w", err)
+	}
+	defer root.Close()
+	if c.Diff != "" {
+		return c.diff(ctx, root, stdout, log)
+	}
+	rows, err := c.rows(root, log)
+	if err != nil {
+		return fmt.Errorf("show: %w", err)
+	}
+	t := results.NewTable(rows)
+	switch {
+	case c.JSON:
+		return t.WriteJSON(stdout)
+	case c.CSV:
+		return t.WriteCSV(stdout)
+	case c.MD:
+		return t.WriteMarkdown(stdout)
+	}
+	return t.WriteText(stdout)
+}
+
+// rows reads the pipelines' results, or the whole cache without pipelines.
+func (c *ShowCmd) rows(root *results.Root, log *slog.Logger) ([]results.Row, error) {
+	if len(c.Pipelines) == 0 {
+		return results.FromCache(root, log)
+	}
+	var rows []results.Row
+	for _, p := range c.Pipelines {
+		lock, err := results.ReadLock(p)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, results.FromLock(root, pipelineName(p), lock, log)...)
+	}
+	return rows, nil
+}
+
+func pipelineName(path string) string {
+	return strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+}
+
+// diff compares the pipeline's lock file with its version at c.Diff.
+func (c *ShowCmd) diff(ctx context.Context, root *results.Root, stdout io.Writer, log *slog.Logger) error {
+	if len(c.Pipelines) != 1 {
+		return fmt.Errorf("show --diff: name exactly one pipeline file")
+	}
+	p := c.Pipelines[0]
+	cur, err := results.ReadLock(p)
+	if err != nil {
+		return fmt.Errorf("show --diff: %w", err)
+	}
+	raw, err := gitShow(ctx, c.Diff, results.LockFile(p))
+	if err != nil {
+		return fmt.Errorf("show --diff %s: %w", c.Diff, err)
+	}
+	old, err := results.ParseLock(c.Diff+":"+results.LockFile(p), raw)
+	if err != nil {
+		return fmt.Errorf("show --diff: %w", err)
+	}
+	quiet := slog.New(slog.DiscardHandler) // an old output no longer cached is expected
+	changes := results.Diff(old, cur, results.FromLock(root, "", old, quiet), results.FromLock(root, "", cur, log))
+	return results.WriteDiff(stdout, c.Diff, changes)
+}
+
+// MaxRevLength bounds a --diff revision.
+const MaxRevLength = 256
+
+// gitShow returns file (a path on disk, inside a git work tree) as it was at rev.
+func gitShow(ctx context.Context, rev, file string) ([]byte, error) {
+	if rev == "" || len(rev) > MaxRevLength || strings.HasPrefix(rev, "-") || strings.ContainsAny(rev, ": \t\n\x00") {
+		return nil, fmt.Errorf("--diff %q: not a git revision", rev)
+	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(abs)
+	var out, errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, "git", "-C", dir, "show", rev+":./"+filepath.Base(abs))
+	cmd.Stdout, cmd.Stderr = &limitedWriter{w: &out, n: results.MaxLockBytes + 1}, &errb
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("git show %s:%s: %v: %s", rev, file, err, strings.TrimSpace(errb.String()))
+	}
+	return out.Bytes(), nil
+}
+
+// limitedWriter keeps at most n bytes (ParseLock then refuses the oversize).
+type limitedWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if l.n <= 0 {
+		return len(p), nil
+	}
+	k := min(int64(len(p)), l.n)
+	l.n -= k
+	if _, err := l.w.Write(p[:k]); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
