@@ -219,17 +219,36 @@ type ExportOptions struct {
 	Prefix string // e.g. "backbone." for the Lightning / Hugging Face layout
 }
 
+// exportMark is the __metadata__ entry that marks a file Export wrote, so a
+// later export may replace it (and nothing else: artifact.CheckFileOutput).
+const exportMark, exportMarkValue = "mdlm", "checkpoint export"
+
 // Export writes a checkpoint's weights as a PyTorch state dict (atomically).
+// It replaces only a file an earlier Export wrote; a user's file, a file
+// inside an artifact and anything not a regular file are refused.
 func Export(opts ExportOptions) error {
+	if err := artifact.CheckFileOutput(opts.Dst, exportedByMDLM, opts.Src); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
 	c, err := Load(opts.Src, true)
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
-	meta := map[string]string{"format": "pt"}
+	meta := map[string]string{"format": "pt", exportMark: exportMarkValue}
 	if err := tensors.WriteFile(opts.Dst, c.Weights.SafetensorsTensors(opts.Prefix), meta); err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
 	return nil
+}
+
+// exportedByMDLM reports whether path is a safetensors file Export wrote.
+func exportedByMDLM(path string) bool {
+	f, err := tensors.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	return f.Metadata[exportMark] == exportMarkValue
 }
 
 // Report is what Inspect finds.

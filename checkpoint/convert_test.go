@@ -309,3 +309,39 @@ func TestDiMambaImportExportRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// Export replaces only a file an earlier export wrote: a user's file, a file
+// inside the checkpoint (which would then fail verification) and a directory
+// are refused and left as they were (issue 19 review).
+func TestHostileExportOutput(t *testing.T) {
+	fx := reffix.All(t)[0]
+	dir := t.TempDir()
+	out := filepath.Join(dir, "ckpt")
+	if _, err := Import(ImportOptions{Src: filepath.Join(fx.Dir, "dit.safetensors"), Out: out}); err != nil {
+		t.Fatal(err)
+	}
+	prev := filepath.Join(dir, "prev.safetensors")
+	for range 2 { // the second export replaces the first
+		if err := Export(ExportOptions{Src: out, Dst: prev}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	user := filepath.Join(dir, "user.safetensors")
+	os.WriteFile(user, []byte("precious"), 0o644)
+	os.Mkdir(filepath.Join(dir, "d"), 0o755)
+	for _, c := range []struct{ dst, want string }{
+		{user, "was not written by this mdlm command"},
+		{filepath.Join(out, "model.safetensors"), "lies inside the artifact"},
+		{filepath.Join(dir, "d"), "not a regular file"},
+	} {
+		if err := Export(ExportOptions{Src: out, Dst: c.dst}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("export to %s: %v, want %q", c.dst, err, c.want)
+		}
+	}
+	if b, _ := os.ReadFile(user); string(b) != "precious" {
+		t.Error("the user's file was replaced")
+	}
+	if _, err := Open(out); err != nil {
+		t.Errorf("the checkpoint no longer opens: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"regexp"
 	"strings"
@@ -201,13 +202,31 @@ func (k *Kubernetes) Jobs(f *File) ([]k8sJob, error) {
 	return jobs, nil
 }
 
+// kubernetesHeader opens every stream Write writes: a comment line (the
+// pipeline's name follows quoted, so no name can end the comment and start a
+// YAML document of its own), by which IsKubernetesExport recognises it.
+const kubernetesHeader = "# mdlm pipeline "
+
+// IsKubernetesExport reports whether path holds a stream Write wrote, which
+// `mdlm export kubernetes -o` may replace.
+func IsKubernetesExport(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, len(kubernetesHeader))
+	_, err = io.ReadFull(f, head)
+	return err == nil && string(head) == kubernetesHeader
+}
+
 // Write writes the jobs as one YAML stream.
 func (k *Kubernetes) Write(w io.Writer, f *File) error {
 	jobs, err := k.Jobs(f)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "# mdlm pipeline %s as Kubernetes Jobs: kubectl apply -f <this file>\n", f.Name)
+	fmt.Fprintf(w, "%s%q as Kubernetes Jobs: kubectl apply -f <this file>\n", kubernetesHeader, f.Name)
 	fmt.Fprintf(w, "# Each job waits for the stages it reads from (mdlm run --stage --wait-inputs).\n")
 	enc := yaml.NewEncoder(w)
 	enc.SetIndent(2)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/internal/atomicfile"
 	"github.com/mdlm-go/mdlm/pipeline"
 	"github.com/mdlm-go/mdlm/stage"
@@ -45,6 +46,9 @@ func (c *ExportK8sCmd) Run(kctx *kong.Context, reg stage.Registry) error {
 		File: filepath.ToSlash(filepath.Clean(c.File)), CacheDir: c.CacheDir, RunArgs: runArgs, WaitInputs: c.WaitInputs}
 	if c.Out == "" {
 		return k.Write(kctx.Stdout, f)
+	}
+	if err := artifact.CheckFileOutput(c.Out, pipeline.IsKubernetesExport, c.File); err != nil {
+		return fmt.Errorf("export kubernetes: %w", err)
 	}
 	if err := atomicfile.Write(c.Out, func(w io.Writer) error { return k.Write(w, f) }); err != nil {
 		return err
