@@ -17,6 +17,7 @@ import (
 
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/hub"
+	"github.com/mdlm-go/mdlm/internal/filehash"
 )
 
 // HubPrefix marks a checkpoint reference on the hub: hub:org/name[@revision].
@@ -87,6 +88,13 @@ func Pull(ctx context.Context, opts PullOptions) (artifact.Manifest, error) {
 	if err != nil {
 		return fail(err)
 	}
+	if hasManifest(files) {
+		m, err := pullArtifact(ctx, c, opts, files, raw)
+		if err != nil {
+			return fail(err)
+		}
+		return m, nil
+	}
 	want, src, err := pickFiles(files)
 	if err != nil {
 		return fail(err)
@@ -121,6 +129,63 @@ func Pull(ctx context.Context, opts PullOptions) (artifact.Manifest, error) {
 
 // pickFiles chooses what to download and what to import: config.json with
 // model.safetensors (imported as the directory), else a single .ckpt.
+// hasManifest reports whether a repository holds an mdlm artifact at its
+// root (what `mdlm checkpoint push` uploads).
+func hasManifest(files []hub.File) bool {
+	for _, f := range files {
+		if f.Path == artifact.ManifestName {
+			return true
+		}
+	}
+	return false
+}
+
+// pullArtifact downloads a repository that `mdlm checkpoint push` filled (a
+// checkpoint/v1 manifest and the files it lists), verifies every file against
+// that manifest, and publishes the files as they are, so a push then a pull
+// gives back the same artifact digest, file for file. The listing must hold
+// exactly the manifest's files: anything else was not pushed by mdlm.
+func pullArtifact(ctx context.Context, c *hub.Client, opts PullOptions, files []hub.File, raw string) (artifact.Manifest, error) {
+	if err := c.DownloadAll(ctx, opts.Repo, opts.Revision, files, raw, opts.Workers, opts.Progress); err != nil {
+		return artifact.Manifest{}, err
+	}
+	m, err := artifact.Read(raw, Type)
+	if err != nil {
+		return m, err
+	}
+	if err := artifact.Verify(raw, m); err != nil {
+		return m, err
+	}
+	listed := map[string]bool{artifact.ManifestName: true, ".gitattributes": true}
+	for _, f := range m.Files {
+		listed[f.Path] = true
+	}
+	for _, f := range files {
+		if !listed[f.Path] {
+			return m, fmt.Errorf("%s is not listed in the repository's %s", f.Path, artifact.ManifestName)
+		}
+	}
+	if opts.Log != nil {
+		opts.Log.Info("publishing the pushed checkpoint as it is", "repo", opts.Repo, "revision", opts.Revision, "digest", m.Digest())
+	}
+	return artifact.Publish(opts.Out, m, func(tmp string) error {
+		for _, f := range m.Files {
+			src, err := hub.LocalPath(raw, f.Path)
+			if err != nil {
+				return err
+			}
+			dst := filepath.Join(tmp, filepath.FromSlash(f.Path))
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return err
+			}
+			if err := filehash.CopyFile(src, dst); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 func pickFiles(files []hub.File) ([]hub.File, string, error) {
 	var cfg, weights, ckpt *hub.File
 	var names []string

@@ -11,15 +11,29 @@ if [ -n "$unformatted" ]; then
   echo "gofmt needed on:" $unformatted >&2
   exit 1
 fi
+# Services the tests use, stopped on exit whatever happens.
+stops=()
+trap 'for s in "${stops[@]}"; do eval "$s" >/dev/null 2>&1 || true; done' EXIT
 # A private single-node Slurm cluster for the scheduler test (cmd/mdlm
 # TestRunOnSlurm), from ../shared/scripts; the test skips when none starts.
 slurm_dir=../shared/scripts
 if [ -z "${SLURM_CONF:-}" ] && [ -x "$slurm_dir/start-local-slurm.sh" ] && [ "$(id -u)" = 0 ]; then
   if slurm_env=$("$slurm_dir/start-local-slurm.sh" 2>/tmp/mdlm-slurm-start.log); then
     eval "$slurm_env"
-    trap '"$slurm_dir/stop-local-slurm.sh" >/dev/null 2>&1 || true' EXIT
+    stops+=('"$slurm_dir/stop-local-slurm.sh"')
   else
     echo "test.sh: the local Slurm cluster did not start (/tmp/mdlm-slurm-start.log); TestRunOnSlurm will skip" >&2
+  fi
+fi
+# A real S3-compatible server on loopback (Versity's S3 gateway, POSIX
+# backend, built from the Go module proxy on first use) for the objstore
+# tests; they skip, saying so, when it does not start.
+if [ -z "${MDLM_TEST_S3_ENDPOINT:-}" ]; then
+  if s3_env=$(scripts/s3-server.sh start 2>/tmp/mdlm-s3-start.log); then
+    eval "$s3_env"
+    stops+=('scripts/s3-server.sh stop')
+  else
+    echo "test.sh: the S3 server did not start (/tmp/mdlm-s3-start.log); the objstore tests will skip" >&2
   fi
 fi
 # Debian's chromium for the web page's browser tests (cmd/mdlm TestUISweep);
@@ -39,7 +53,7 @@ go test -count=1 -timeout 20m ./... 2>&1 | tee /tmp/mdlm-test.log
 # stage pool, the hub client's parallel downloads). Not over
 # the compute packages (internal/fastgraph among them): compute v0.1.2's matmul
 # kernels trip -race's checkptr.
-go test -count=1 -race $(go list ./internal/... | grep -v /internal/fastgraph) ./artifact ./datasets ./stage ./stages/tokenize ./stages/pack ./pipeline ./hub ./webui
+go test -count=1 -race $(go list ./internal/... | grep -v /internal/fastgraph) ./artifact ./datasets ./stage ./stages/tokenize ./stages/pack ./pipeline ./hub ./webui ./objstore
 # Short fuzz passes on every run over every reader of outside bytes: GPT-2
 # round trip, tokenizer.json, the safetensors reader, the token-table and packed Arrow readers,
 # pipeline files, artifact manifests, hub listings, Lightning .ckpt archives,
@@ -56,6 +70,7 @@ go test -run '^$' -fuzz '^FuzzOpenPackedSplit$' -fuzztime 10s -fuzzminimizetime 
 go test -run '^$' -fuzz '^FuzzLoad$' -fuzztime 10s -fuzzminimizetime 3s ./pipeline/
 go test -run '^$' -fuzz '^FuzzManifest$' -fuzztime 10s -fuzzminimizetime 3s ./artifact/
 go test -run '^$' -fuzz '^FuzzListing$' -fuzztime 10s -fuzzminimizetime 3s ./hub/
+go test -run '^$' -fuzz '^FuzzParseURL$' -fuzztime 10s -fuzzminimizetime 3s ./objstore/
 go test -run '^$' -fuzz '^FuzzLightningCkpt$' -fuzztime 15s -fuzzminimizetime 3s ./checkpoint/
 go test -run '^$' -fuzz '^FuzzParseLock$' -fuzztime 10s -fuzzminimizetime 3s ./results/
 go test -run '^$' -fuzz '^FuzzParseMetrics$' -fuzztime 10s -fuzzminimizetime 3s ./results/

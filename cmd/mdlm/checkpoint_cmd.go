@@ -9,8 +9,10 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/checkpoint"
+	"github.com/mdlm-go/mdlm/hub"
 )
 
 // CheckpointCmd groups the checkpoint subcommands.
@@ -19,6 +21,7 @@ type CheckpointCmd struct {
 	Import  CheckpointImportCmd  `cmd:"" help:"Convert a reference .ckpt, a PyTorch state dict (.safetensors) or a hub GPT-2 folder into a checkpoint directory."`
 	Export  CheckpointExportCmd  `cmd:"" help:"Write a checkpoint's weights as a PyTorch state dict (.safetensors)."`
 	Pull    CheckpointPullCmd    `cmd:"" help:"Download a model repository from the Hugging Face hub and import it (e.g. kuleshov-group/mdlm-owt, openai-community/gpt2-large)."`
+	Push    CheckpointPushCmd    `cmd:"" help:"Upload a checkpoint directory to a model repository of the Hugging Face hub (created if missing); hub:org/name@rev pulls it back."`
 }
 
 // CheckpointPullCmd is `mdlm checkpoint pull`.
@@ -44,6 +47,39 @@ func (c *CheckpointPullCmd) Run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	log.Info("pulled checkpoint", "repo", c.Repo, "revision", c.Revision, "out", c.Out, "digest", m.Digest())
+	return nil
+}
+
+// CheckpointPushCmd is `mdlm checkpoint push` (issue 25).
+type CheckpointPushCmd struct {
+	Src      string `arg:"" name:"ckpt" help:"Checkpoint directory." type:"existingdir"`
+	Repo     string `arg:"" help:"Model repository, org/name (created if missing)."`
+	Revision string `default:"main" help:"Branch to commit to (created from main if missing)."`
+	Private  bool   `help:"Create the repository private."`
+	Message  string `help:"Commit summary."`
+}
+
+// Run verifies the checkpoint and pushes its files and manifest ($HF_TOKEN,
+// $HF_ENDPOINT as for pull; the token is never logged).
+func (c *CheckpointPushCmd) Run(ctx context.Context, log *slog.Logger) error {
+	m, err := artifact.Read(c.Src, checkpoint.Type)
+	if err != nil {
+		return fmt.Errorf("checkpoint push: %w", err)
+	}
+	if err := artifact.Verify(c.Src, m); err != nil {
+		return fmt.Errorf("checkpoint push: %w", err)
+	}
+	files := []string{artifact.ManifestName}
+	for _, f := range m.Files {
+		files = append(files, f.Path)
+	}
+	cl := hub.NewClient()
+	cl.Log = log
+	commit, err := cl.Push(ctx, hub.PushOptions{Repo: c.Repo, Revision: c.Revision, Dir: c.Src, Files: files, Private: c.Private, Message: c.Message})
+	if err != nil {
+		return fmt.Errorf("checkpoint push %s to %s: %w", c.Src, c.Repo, err)
+	}
+	log.Info("pushed checkpoint", "src", c.Src, "repo", c.Repo, "revision", c.Revision, "commit", commit, "digest", m.Digest())
 	return nil
 }
 

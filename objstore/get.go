@@ -1,0 +1,226 @@
+package objstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/mdlm-go/mdlm/artifact"
+)
+
+// Manifest reads and checks the manifest under u (artifact.ParseManifest),
+// returning it and its raw bytes; ErrNoArtifact when there is none.
+func (s *Store) Manifest(ctx context.Context, u URL) (artifact.Manifest, []byte, error) {
+	key := u.Key(artifact.ManifestName)
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &u.Bucket, Key: &key})
+	if err != nil {
+		if isNotFound(err) {
+			return artifact.Manifest{}, nil, &Error{URL: u.String(), Op: "read", msg: fmt.Sprintf("object store: %s: %v", u, ErrNoArtifact), err: ErrNoArtifact}
+		}
+		return artifact.Manifest{}, nil, s.fail(u, "read manifest", key, err)
+	}
+	defer out.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(out.Body, artifact.MaxManifestBytes+1))
+	if err != nil {
+		return artifact.Manifest{}, nil, s.fail(u, "read manifest", key, err)
+	}
+	m, err := artifact.ParseManifest(raw)
+	if err != nil {
+		return m, nil, fmt.Errorf("object store: s3://%s/%s: %w", u.Bucket, key, err)
+	}
+	for _, f := range m.Files {
+		if f.Size < 0 || f.Size > MaxFileSize {
+			return m, nil, fmt.Errorf("object store: s3://%s/%s: %s: size %d outside [0, %d]", u.Bucket, key, f.Path, f.Size, MaxFileSize)
+		}
+		if f.Path == artifact.ManifestName {
+			return m, nil, fmt.Errorf("object store: s3://%s/%s: lists itself", u.Bucket, key)
+		}
+	}
+	return m, raw, nil
+}
+
+// Exists reports whether u holds a committed artifact whose every file is
+// there with the size and sha256 its manifest gives (the sha256 recorded at
+// upload; Get re-hashes what it downloads).
+func (s *Store) Exists(ctx context.Context, u URL) (artifact.Manifest, bool, error) {
+	m, _, err := s.Manifest(ctx, u)
+	if errors.Is(err, ErrNoArtifact) {
+		return m, false, nil
+	}
+	if err != nil {
+		return m, false, err
+	}
+	missing := make([]bool, len(m.Files))
+	err = parallel(ctx, s.Workers, len(m.Files), func(ctx context.Context, i int) error {
+		ok, err := s.objectMatches(ctx, u, u.Key(m.Files[i].Path), m.Files[i])
+		missing[i] = !ok
+		return err
+	})
+	if err != nil {
+		return m, false, err
+	}
+	for i, miss := range missing {
+		if miss {
+			s.Log.Warn("artifact in the object store is incomplete", "url", u.String(), "file", m.Files[i].Path)
+			return m, false, nil
+		}
+	}
+	return m, true, nil
+}
+
+// Get downloads the artifact under u into the local directory dir, which must
+// not exist (or be empty, or already hold the same artifact, which is then
+// verified and kept). Files come down in parallel (large ones as parallel
+// ranged reads) into a staging directory beside dir whose name derives from
+// the digest, so an interrupted Get resumes with the files already verified;
+// every file is checked against the manifest's size and sha256, and the
+// staging directory is renamed to dir only when all are.
+func (s *Store) Get(ctx context.Context, u URL, dir string) (artifact.Manifest, error) {
+	m, raw, err := s.Manifest(ctx, u)
+	if err != nil {
+		return m, err
+	}
+	if have, err := artifact.Read(dir, ""); err == nil && have.Digest() == m.Digest() {
+		if err := artifact.Verify(dir, have); err == nil {
+			return have, nil
+		}
+	}
+	if err := artifact.CheckReplaceable(dir); err != nil {
+		return m, fmt.Errorf("object store: get %s into %s: %w", u, dir, err)
+	}
+	stage := filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".get-"+m.Digest()[len("sha256:"):][:16])
+	if err := os.MkdirAll(stage, 0o755); err != nil {
+		return m, fmt.Errorf("object store: get %s: %w", u, err)
+	}
+	root, err := os.OpenRoot(stage)
+	if err != nil {
+		return m, fmt.Errorf("object store: get %s: %w", u, err)
+	}
+	defer root.Close()
+	err = parallel(ctx, s.Workers, len(m.Files), func(ctx context.Context, i int) error {
+		return s.getFile(ctx, u, root, m.Files[i])
+	})
+	if err != nil {
+		return m, err
+	}
+	if err := root.WriteFile(artifact.ManifestName, raw, 0o644); err != nil {
+		return m, fmt.Errorf("object store: get %s: %s: %w", u, stage, err)
+	}
+	return m, install(stage, dir)
+}
+
+// install renames the verified staging directory to dir, replacing an empty
+// directory or an older artifact (CheckReplaceable was asked before).
+func install(stage, dir string) error {
+	if err := os.Rename(stage, dir); err == nil {
+		return nil
+	}
+	old := dir + ".old-" + filepath.Base(stage)
+	if err := os.Rename(dir, old); err != nil {
+		return fmt.Errorf("object store: install %s: %w", dir, err)
+	}
+	if err := os.Rename(stage, dir); err != nil {
+		_ = os.Rename(old, dir)
+		return fmt.Errorf("object store: install %s: %w", dir, err)
+	}
+	return os.RemoveAll(old)
+}
+
+// getFile downloads f unless the staging directory already has it verified.
+func (s *Store) getFile(ctx context.Context, u URL, root *os.Root, f artifact.File) error {
+	rel := filepath.FromSlash(f.Path)
+	if ok, _ := fileMatches(root, rel, f); ok {
+		return nil
+	}
+	if d := path.Dir(f.Path); d != "." {
+		if err := root.MkdirAll(filepath.FromSlash(d), 0o755); err != nil {
+			return fmt.Errorf("object store: get %s: %w", f.Path, err)
+		}
+	}
+	part := rel + ".part"
+	fh, err := root.OpenFile(part, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("object store: get %s: %w", f.Path, err)
+	}
+	err = s.fill(ctx, u, u.Key(f.Path), fh, f.Size)
+	if cerr := fh.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = checkFile(root, part, f)
+	}
+	if err != nil {
+		_ = root.Remove(part)
+		return err
+	}
+	return root.Rename(part, rel)
+}
+
+// fill writes the object key (size bytes) into fh with ranged reads of
+// PartSize, in parallel.
+func (s *Store) fill(ctx context.Context, u URL, key string, fh *os.File, size int64) error {
+	ps := s.PartSize
+	n := int((size + ps - 1) / ps)
+	if n == 0 {
+		n = 1
+	}
+	return parallel(ctx, s.Workers, n, func(ctx context.Context, i int) error {
+		off := int64(i) * ps
+		want := min(ps, size-off)
+		rng := fmt.Sprintf("bytes=%d-%d", off, off+want-1)
+		in := &s3.GetObjectInput{Bucket: &u.Bucket, Key: &key}
+		if size > 0 {
+			in.Range = &rng
+		}
+		out, err := s.client.GetObject(ctx, in)
+		if err != nil {
+			return s.fail(u, "get", key, err)
+		}
+		defer out.Body.Close()
+		w := io.NewOffsetWriter(fh, off)
+		got, err := io.Copy(w, io.LimitReader(out.Body, want+1))
+		if err != nil {
+			return s.fail(u, "get", key, err)
+		}
+		if got != want || (size > 0 && aws.ToInt64(out.ContentLength) != want) {
+			return fmt.Errorf("object store: get s3://%s/%s: bytes %d-: got %d bytes, want %d (changed since the manifest was written?)", u.Bucket, key, off, got, want)
+		}
+		return nil
+	})
+}
+
+// checkFile checks a downloaded file's size and sha256 against f.
+func checkFile(root *os.Root, rel string, f artifact.File) error {
+	ok, got := fileMatches(root, rel, f)
+	if !ok {
+		return fmt.Errorf("object store: %s: %s, manifest says %d bytes sha256 %s (corrupt or replaced object)", f.Path, got, f.Size, f.SHA256)
+	}
+	return nil
+}
+
+// fileMatches hashes rel; it reports whether size and sha256 are f's, and
+// what it found.
+func fileMatches(root *os.Root, rel string, f artifact.File) (bool, string) {
+	fh, err := root.Open(rel)
+	if err != nil {
+		return false, err.Error()
+	}
+	defer fh.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(fh, f.Size+1))
+	if err != nil {
+		return false, err.Error()
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	return n == f.Size && bytes.Equal([]byte(sum), []byte(f.SHA256)), fmt.Sprintf("%d bytes sha256 %s", n, sum)
+}
