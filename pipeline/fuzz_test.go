@@ -22,6 +22,12 @@ func FuzzLoad(f *testing.F) {
 		"version: 1\nstages:\n  a: {run: download}\n  a: {run: download}\n",
 		"version: 1\nx: &s {run: download}\nstages:\n  a: {<<: *s, with: {sources: [c.txt]}}\n",
 		"version: 1\nstages:\n  tok.bytes: {run: download, with: {sources: [c.txt]}}\n  tok_bytes: {run: download, with: {sources: [c.txt]}}\n",
+		// issue 24: matrix stages, chained, over stage names, and wrong.
+		"version: 1\nstages:\n  a: {run: download, matrix: {s: [c.txt, d.txt]}, with: {sources: [\"${s}\"]}}\n  b: {run: tokenize, matrix: {s: [c.txt, d.txt]}, inputs: {text: \"a@s=${s}\"}}\n",
+		"version: 1\nstages:\n  a: {run: download, with: {sources: [c.txt]}}\n  b: {run: tokenize, matrix: {m: [a], n: [1, 2]}, inputs: {text: \"${m}\"}, shards: \"${n}\"}\n",
+		"version: 1\nstages:\n  a: {run: download, matrix: {s: [], t: [1, 1]}, with: {sources: [\"${s}${t}\"]}}\n",
+		"version: 1\nvars: {n: 3}\nstages:\n  a: {run: download, matrix: {a: [1], b: [x], c: [y.z]}, with: {sources: [\"${a}${b}${c}${n}\"]}, slurm: {time: \"${a}\"}}\n",
+		"version: 1\nx: &v [1, 2]\nstages:\n  a: {run: download, matrix: {s: *v}, with: {sources: [\"${s}\"]}}\n",
 	} {
 		f.Add(seed)
 	}
@@ -39,7 +45,7 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("loaded with order %v for %d stages", p.Order, len(p.Stages))
 		}
 		for name := range p.Stages {
-			if CheckStageName(name) != nil {
+			if CheckStageName(name) != nil && CheckExpandedName(name) != nil {
 				t.Fatalf("loaded a stage named %q", name)
 			}
 		}

@@ -136,6 +136,8 @@ func TestHostileLoad(t *testing.T) {
 		{"far miss", "version: 1\nfrobnicate: 1\nstages:\n" + stageA, []string{"p.yaml:2:", `unknown key "frobnicate"`}},
 		{"duplicate stage", "version: 1\nstages:\n" + stageA + stageA, []string{"p.yaml:4:", "already defined at line 3"}},
 		{"stages not a map", "version: 1\nstages: [a, b]\n", []string{"p.yaml:2:", "want a mapping"}},
+		{"pipeline name with newlines", "version: 1\nname: \"x\\n---\\nkind: Pod\"\nstages:\n" + stageA, []string{"p.yaml:2:", "pipeline name"}},
+		{"pipeline name as a path", "version: 1\nname: ../../x\nstages:\n" + stageA, []string{"p.yaml:2:", "pipeline name"}},
 	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "p.yaml")

@@ -48,7 +48,7 @@ func readBounded(path string) ([]byte, error) {
 
 var (
 	topKeys   = []string{"version", "name", "vars", "stages"}
-	stageKeys = []string{"run", "inputs", "with", "shards", "slurm", "kubernetes"}
+	stageKeys = []string{"run", "matrix", "inputs", "with", "shards", "slurm", "kubernetes"}
 )
 
 // checkKeys refuses keys the pipeline format does not define, at the top

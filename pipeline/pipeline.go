@@ -24,6 +24,11 @@
 // and hold no "..": a letter or digit, then at most 62 letters, digits, '_',
 // '.' or '-'. Keys the file format does not define (at the top level, in a
 // stage) are errors naming file:line, with a suggestion for a near miss.
+//
+// `matrix: {seed: [1, 2], steps: [16, 64]}` makes a stage a sweep: it expands
+// into one stage per combination, named base@seed=1,steps=16 and so on, with
+// ${axis} substituted like a var (see matrix.go for names, limits and how
+// downstream stages take the expansions).
 package pipeline
 
 import (
@@ -31,6 +36,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 
@@ -45,6 +51,9 @@ type File struct {
 	Vars    map[string]string
 	Stages  map[string]*Stage
 	Order   []string // topological order
+	// Matrices maps each matrix stage written in the file to its
+	// expansions' names, in file order.
+	Matrices map[string][]string
 }
 
 // Stage is one stage of a pipeline.
@@ -59,6 +68,11 @@ type Stage struct {
 	Kubernetes map[string]string
 	Line       int
 	Spec       stage.Spec // the kind's spec from the registry
+	// Base is the stage written in the file when this one is an expansion
+	// of its matrix: (see matrix.go), and Matrix the axis values it binds;
+	// both are empty otherwise.
+	Base   string
+	Matrix map[string]string
 }
 
 type rawFile struct {
@@ -73,6 +87,7 @@ type rawStage struct {
 	Inputs map[string]string `yaml:"inputs"`
 	With   map[string]any    `yaml:"with"`
 	Shards any               `yaml:"shards"`
+	Matrix yaml.Node         `yaml:"matrix"`
 	Slurm  map[string]any    `yaml:"slurm"`
 	K8s    map[string]any    `yaml:"kubernetes"`
 }
@@ -98,6 +113,17 @@ func Load(path string, overrides map[string]string, reg stage.Registry) (*File, 
 	if raw.Version != 1 {
 		return nil, fmt.Errorf("%s: version %d, want 1", path, raw.Version)
 	}
+	// The pipeline's name goes into Slurm job names and the Kubernetes
+	// export: the stage-name pattern (a name with a newline wrote YAML
+	// documents of its own into what kubectl applies).
+	if raw.Name != "" && (!stageName.MatchString(raw.Name) || strings.Contains(raw.Name, "..")) {
+		line := 0
+		if n := mapValue(doc.Content[0], "name"); n != nil {
+			line = n.Line
+		}
+		return nil, fmt.Errorf("%s:%d: pipeline name %q: want a letter or digit, then at most 62 letters, digits, '_', '.' or '-', and no \"..\"",
+			path, line, raw.Name)
+	}
 	f := &File{Path: path, Version: raw.Version, Name: raw.Name, Vars: map[string]string{}, Stages: map[string]*Stage{}}
 	for k, v := range raw.Vars {
 		f.Vars[k] = fmt.Sprint(v)
@@ -113,43 +139,124 @@ func Load(path string, overrides map[string]string, reg stage.Registry) (*File, 
 		return nil, err
 	}
 	for _, sn := range stages {
-		name, node := sn.name, sn.node
-		var rs rawStage
-		if err := node.Decode(&rs); err != nil {
-			return nil, fmt.Errorf("%s:%d: stage %q: %w", path, node.Line, name, err)
+		if err := f.addStage(sn); err != nil {
+			return nil, err
 		}
-		st := &Stage{Name: name, Run: rs.Run, Inputs: rs.Inputs, With: map[string]any{}, Line: node.Line}
-		var err error
-		if st.Slurm, err = optionMap(rs.Slurm, f.Vars, slurmOption, "slurm", "an sbatch long option name like gres or cpus-per-task"); err != nil {
-			return nil, fmt.Errorf("%s:%d: stage %q: %w", path, node.Line, name, err)
-		}
-		if st.Kubernetes, err = optionMap(rs.K8s, f.Vars, resourceName, "kubernetes", "a resource name like cpu, memory or nvidia.com/gpu"); err != nil {
-			return nil, fmt.Errorf("%s:%d: stage %q: %w", path, node.Line, name, err)
-		}
-		if rs.Shards != nil {
-			sv, err := substitute(rs.Shards, f.Vars)
-			if err != nil {
-				return nil, fmt.Errorf("%s:%d: stage %q: shards: %w", path, node.Line, name, err)
-			}
-			n, err := strconv.Atoi(fmt.Sprint(sv))
-			if err != nil || n < 1 {
-				return nil, fmt.Errorf("%s:%d: stage %q: shards %v: want a whole number >= 1", path, node.Line, name, sv)
-			}
-			st.Shards = n
-		}
-		for k, v := range rs.With {
-			sv, err := substitute(v, f.Vars)
-			if err != nil {
-				return nil, fmt.Errorf("%s:%d: stage %q: with.%s: %w", path, node.Line, name, k, err)
-			}
-			st.With[k] = sv
-		}
-		f.Stages[name] = st
 	}
 	if err := f.validate(reg); err != nil {
 		return nil, err
 	}
 	return f, nil
+}
+
+// addStage decodes one written stage into f: itself, or one stage per
+// combination of its matrix.
+func (f *File) addStage(sn stageNode) error {
+	path, name, node := f.Path, sn.name, sn.node
+	var rs rawStage
+	if err := node.Decode(&rs); err != nil {
+		return fmt.Errorf("%s:%d: stage %q: %w", path, node.Line, name, err)
+	}
+	if rs.Matrix.Kind == 0 {
+		if len(f.Stages) >= MaxStages {
+			return fmt.Errorf("%s:%d: stage %q: more than %d stages", path, node.Line, name, MaxStages)
+		}
+		st, err := buildStage(path, name, node.Line, &rs, scope{vars: f.Vars})
+		if err != nil {
+			return err
+		}
+		f.Stages[name] = st
+		return nil
+	}
+	return f.addMatrix(name, node, &rs)
+}
+
+// addMatrix adds the expansions of a matrix stage (see matrix.go).
+func (f *File) addMatrix(name string, node *yaml.Node, rs *rawStage) error {
+	path := f.Path
+	axes, err := parseMatrix(path, name, &rs.Matrix, f.Vars)
+	if err != nil {
+		return err
+	}
+	if err := checkAxesUsed(fmt.Sprintf("%s:%d: stage %q", path, node.Line, name), axes, node); err != nil {
+		return err
+	}
+	cs := combos(name, axes)
+	if len(f.Stages)+len(cs) > MaxStages {
+		return fmt.Errorf("%s:%d: stage %q: its matrix makes the pipeline more than %d stages", path, node.Line, name, MaxStages)
+	}
+	if f.Matrices == nil {
+		f.Matrices = map[string][]string{}
+	}
+	for _, c := range cs {
+		if err := CheckExpandedName(c.name); err != nil {
+			return fmt.Errorf("%s:%d: stage %q: matrix: %w", path, rs.Matrix.Line, name, err)
+		}
+		if _, dup := f.Stages[c.name]; dup {
+			return fmt.Errorf("%s:%d: stage %q: matrix: expansion %q is already a stage", path, rs.Matrix.Line, name, c.name)
+		}
+		st, err := buildStage(path, c.name, node.Line, rs, scope{vars: f.Vars, axes: c.vals})
+		if err != nil {
+			return err
+		}
+		st.Base, st.Matrix = name, c.vals
+		f.Stages[c.name] = st
+		f.Matrices[name] = append(f.Matrices[name], c.name)
+	}
+	return nil
+}
+
+// buildStage makes the stage name of a decoded stage, substituting vars in
+// its inputs, with:, shards:, slurm: and kubernetes: values.
+func buildStage(path, name string, line int, rs *rawStage, vars scope) (*Stage, error) {
+	where := fmt.Sprintf("%s:%d: stage %q", path, line, name)
+	st := &Stage{Name: name, Run: rs.Run, With: map[string]any{}, Line: line}
+	var err error
+	if st.Inputs, err = substituteInputs(rs.Inputs, vars); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	if st.Slurm, err = optionMap(rs.Slurm, vars, slurmOption, "slurm", "an sbatch long option name like gres or cpus-per-task"); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	if st.Kubernetes, err = optionMap(rs.K8s, vars, resourceName, "kubernetes", "a resource name like cpu, memory or nvidia.com/gpu"); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	if rs.Shards != nil {
+		sv, err := substitute(rs.Shards, vars)
+		if err != nil {
+			return nil, fmt.Errorf("%s: shards: %w", where, err)
+		}
+		n, err := strconv.Atoi(fmt.Sprint(sv))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%s: shards %v: want a whole number >= 1", where, sv)
+		}
+		st.Shards = n
+	}
+	for k, v := range rs.With {
+		sv, err := substitute(v, vars)
+		if err != nil {
+			return nil, fmt.Errorf("%s: with.%s: %w", where, k, err)
+		}
+		st.With[k] = sv
+	}
+	return st, nil
+}
+
+// substituteInputs substitutes vars (and matrix axes) in the producing stage
+// names of a stage's inputs. Files without ${...} in inputs: are unchanged.
+func substituteInputs(raw map[string]string, vars scope) (map[string]string, error) {
+	if len(raw) == 0 {
+		return raw, nil
+	}
+	out := make(map[string]string, len(raw))
+	for in, from := range raw {
+		sv, err := substitute(from, vars)
+		if err != nil {
+			return nil, fmt.Errorf("inputs.%s: %w", in, err)
+		}
+		out[in] = sv.(string)
+	}
+	return out, nil
 }
 
 var (
@@ -159,7 +266,7 @@ var (
 
 // optionMap checks a stage's scheduler options (keys against valid) and
 // substitutes vars in their values.
-func optionMap(raw map[string]any, vars map[string]string, valid *regexp.Regexp, section, want string) (map[string]string, error) {
+func optionMap(raw map[string]any, vars scope, valid *regexp.Regexp, section, want string) (map[string]string, error) {
 	if len(raw) == 0 {
 		return nil, nil
 	}
@@ -177,22 +284,36 @@ func optionMap(raw map[string]any, vars map[string]string, valid *regexp.Regexp,
 	return out, nil
 }
 
+// scope is what ${name} may name: a matrix expansion's axis values, then the
+// file's vars (an axis may not share a var's name; see parseMatrix). Axes are
+// looked up, not merged into a copy of vars, so an expansion costs no more
+// than a stage of no matrix.
+type scope struct{ vars, axes map[string]string }
+
+func (s scope) get(name string) (string, bool) {
+	if v, ok := s.axes[name]; ok {
+		return v, true
+	}
+	v, ok := s.vars[name]
+	return v, ok
+}
+
 var varRef = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)\}`)
 
-func substitute(v any, vars map[string]string) (any, error) {
+func substitute(v any, vars scope) (any, error) {
 	switch x := v.(type) {
 	case string:
 		var missing string
 		out := varRef.ReplaceAllStringFunc(x, func(m string) string {
 			name := varRef.FindStringSubmatch(m)[1]
-			val, ok := vars[name]
+			val, ok := vars.get(name)
 			if !ok {
 				missing = name
 			}
 			return val
 		})
 		if missing != "" {
-			return nil, fmt.Errorf("undefined var ${%s}", missing)
+			return nil, fmt.Errorf("undefined var or matrix axis ${%s}", missing)
 		}
 		return out, nil
 	case []any:
@@ -231,6 +352,9 @@ func (f *File) validate(reg stage.Registry) error {
 			}
 			src, ok := f.Stages[from]
 			if !ok {
+				if exp := f.Matrices[from]; len(exp) > 0 {
+					return fmt.Errorf("%s:%d: stage %q: input %q comes from %q, a matrix stage: name one expansion (%s) or make this stage a matrix over the same axes", f.Path, st.Line, name, in, from, strings.Join(exp[:min(len(exp), 4)], ", "))
+				}
 				return fmt.Errorf("%s:%d: stage %q: input %q comes from unknown stage %q", f.Path, st.Line, name, in, from)
 			}
 			if got := reg[src.Run].Output; reg[src.Run].Kind != "" && got != want.Type {

@@ -29,6 +29,9 @@ type Decision struct {
 	Reasons []string `json:"reasons,omitempty"`
 	Args    []string `json:"args"`
 	Seconds float64  `json:"seconds,omitempty"` // wall time of a stage that ran
+	// Matrix holds the axis values of a matrix stage's expansion (issue 24;
+	// see matrix.go), nil for a stage of no matrix.
+	Matrix map[string]string `json:"matrix,omitempty"`
 }
 
 // LockEntry records a finished stage in the lock file beside the pipeline.
@@ -172,7 +175,7 @@ func (e *Engine) walk(ctx context.Context, f *File, execute bool) ([]Decision, e
 		}
 		key, params := CacheKey(sp, st.With, inDigests)
 		out, _ := filepath.Abs(filepath.Join(e.CacheDir, fmt.Sprintf("%s-%s", name, key[:16])))
-		d := Decision{Stage: name, Key: key, Out: out, Args: Args(sp, inPaths, st.With, out)}
+		d := Decision{Stage: name, Matrix: st.Matrix, Key: key, Out: out, Args: Args(sp, inPaths, st.With, out)}
 		sharded := st.Shards > 1 && e.NumShards > 1
 		var held *filelock.Lock
 		var err error

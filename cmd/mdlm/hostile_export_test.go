@@ -17,8 +17,13 @@ import (
 func TestHostileKubernetesExport(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir)
-	pipe := "version: 1\nname: \"x\\n---\\napiVersion: v1\\nkind: Pod\\nmetadata: {name: evil}\\n---\\n#\"\n" +
-		"stages:\n  text: {run: download, with: {sources: [in.txt]}}\n"
+	const stages = "stages:\n  text: {run: download, with: {sources: [in.txt]}}\n"
+	pipe := "version: 1\nname: k8s\n" + stages
+	evil := "version: 1\nname: \"x\\n---\\napiVersion: v1\\nkind: Pod\\nmetadata: {name: evil}\\n---\\n#\"\n" + stages
+	os.WriteFile("evil.yaml", []byte(evil), 0o644)
+	if _, stderr, code := mdlm(t, "export", "kubernetes", "--image", "i", "--claim", "c", "evil.yaml"); code == 0 || !strings.Contains(stderr, "pipeline name") {
+		t.Errorf("a pipeline name with newlines: exit %d, %s", code, stderr)
+	}
 	os.WriteFile("p.yaml", []byte(pipe), 0o644)
 	os.WriteFile("in.txt", []byte("hello\n"), 0o644)
 	os.WriteFile("user.yaml", []byte("precious"), 0o644)
