@@ -29,15 +29,7 @@ func newBPE(vocab map[string]int, merges [][2]string) (*bpe, error) {
 	m.idBytes = make([][]byte, maxID+1)
 	for tok, id := range vocab {
 		m.idToTok[id] = tok
-		raw := make([]byte, 0, len(tok))
-		for _, r := range tok {
-			b, ok := runeToByte[r]
-			if !ok {
-				return nil, fmt.Errorf("model.vocab[%q] (id %d): not byte-level (character %q has no byte)", tok, id, r)
-			}
-			raw = append(raw, b)
-		}
-		m.idBytes[id] = raw
+		m.idBytes[id] = tokenBytes(tok)
 	}
 	for b := 0; b < 256; b++ {
 		id, ok := vocab[string(byteToRune[b])]
@@ -58,6 +50,23 @@ func newBPE(vocab map[string]int, merges [][2]string) (*bpe, error) {
 	}
 	m.maxRank = int32(len(merges))
 	return m, nil
+}
+
+// tokenBytes is the bytes a vocabulary entry decodes to under the ByteLevel
+// decoder (tokenizers/src/pre_tokenizers/byte_level.rs, Decoder::decode_chain):
+// each character's byte, or, for an entry with a character outside the byte
+// alphabet, the entry's own UTF-8 bytes. The encoder never produces such an
+// entry (HF loads Cohere's and DeepSeek-V3's, which hold them; issue 22).
+func tokenBytes(tok string) []byte {
+	raw := make([]byte, 0, len(tok))
+	for _, r := range tok {
+		b, ok := runeToByte[r]
+		if !ok {
+			return []byte(tok)
+		}
+		raw = append(raw, b)
+	}
+	return raw
 }
 
 // mergeIDs looks up the left, right and merged tokens of merge rank, naming the

@@ -2,7 +2,9 @@ package tokenizer
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 )
@@ -15,6 +17,22 @@ type hfFile struct {
 	PostProcessor json.RawMessage `json:"post_processor"`
 	Decoder       json.RawMessage `json:"decoder"`
 	Model         json.RawMessage `json:"model"`
+	Truncation    json.RawMessage `json:"truncation"`
+	Padding       json.RawMessage `json:"padding"`
+}
+
+// warnLengthSettings logs, once per load, that the file's truncation and
+// padding are not applied: packing decides sequence lengths (README, pack).
+func warnLengthSettings(f *hfFile, name string) {
+	for _, fld := range []struct {
+		key string
+		raw json.RawMessage
+	}{{"truncation", f.Truncation}, {"padding", f.Padding}} {
+		if len(fld.raw) != 0 && string(fld.raw) != "null" {
+			slog.Warn("tokenizer.json field ignored: packing, not the tokenizer, decides sequence lengths",
+				"tokenizer", name, "field", fld.key)
+		}
+	}
 }
 
 type addedToken struct {
@@ -58,6 +76,8 @@ type HF struct {
 	bertNorm *bertNormalizer
 	template *template // post-processor for EncodeSpecial (nil: none)
 
+	components []Component // the file's component types, for Describe
+
 	cache   *pieceCache // per-instance pre-token cache (BPE)
 	scratch []int32
 }
@@ -90,26 +110,37 @@ func Parse(data []byte, name string) (*HF, error) {
 	}
 	t := &HF{name: name, addedID: map[string]int{}, addedByID: map[int]string{}, special: map[int]bool{},
 		cache: newPieceCache(cacheLimit)}
+	warnLengthSettings(&f, name)
+	t.components = componentsOf(&f)
 	if err := t.setModel(f.Model); err != nil {
 		return nil, fmt.Errorf("tokenizer %s: %w", name, err)
 	}
 	if err := t.setNormalizer(f.Normalizer); err != nil {
-		return nil, fmt.Errorf("tokenizer %s: normalizer: %w", name, err)
+		return nil, sectionError(name, "normalizer", err)
 	}
 	if err := t.checkPreTokenizer(f.PreTokenizer); err != nil {
-		return nil, fmt.Errorf("tokenizer %s: pre_tokenizer: %w", name, err)
+		return nil, sectionError(name, "pre_tokenizer", err)
 	}
 	if err := t.checkDecoder(f.Decoder); err != nil {
-		return nil, fmt.Errorf("tokenizer %s: decoder: %w", name, err)
+		return nil, sectionError(name, "decoder", err)
 	}
 	if err := t.setAddedTokens(f.AddedTokens); err != nil {
 		return nil, fmt.Errorf("tokenizer %s: %w", name, err)
 	}
 	// After the added tokens: the post-processor's ids must name real tokens.
 	if err := t.setPostProcessor(f.PostProcessor); err != nil {
-		return nil, fmt.Errorf("tokenizer %s: post_processor: %w", name, err)
+		return nil, sectionError(name, "post_processor", err)
 	}
 	return t, nil
+}
+
+// sectionError wraps an error about one top-level field of the file: an
+// ErrUnsupported error names its own JSON path already.
+func sectionError(name, field string, err error) error {
+	if errors.Is(err, ErrUnsupported) {
+		return fmt.Errorf("tokenizer %s: %w", name, err)
+	}
+	return fmt.Errorf("tokenizer %s: %s: %w", name, field, err)
 }
 
 // setAddedTokens registers added_tokens with the ids the reference gives them:
@@ -125,7 +156,7 @@ func (t *HF) setAddedTokens(list []addedToken) error {
 	next := t.modelEntries()
 	for i, a := range list {
 		if a.SingleWord || a.LStrip || a.RStrip {
-			return fmt.Errorf("added_tokens[%d] %q: single_word/lstrip/rstrip: %w", i, a.Content, ErrUnsupported)
+			return unsupported(fmt.Sprintf("added_tokens[%d] %q: single_word, lstrip or rstrip", i, a.Content), true, "false")
 		}
 		if a.Content == "" {
 			continue // the reference ignores empty added tokens
@@ -235,12 +266,12 @@ func (t *HF) setModel(raw json.RawMessage) error {
 	// decode into these fields, so its type is looked up only then.
 	if err := json.Unmarshal(raw, &m); err != nil {
 		if typ, terr := typeOf(raw); terr == nil && typ != "" && typ != "BPE" && typ != "WordPiece" {
-			return fmt.Errorf("model: type %q: %w (supported: BPE, WordPiece)", typ, ErrUnsupported)
+			return unsupported("model.type", typ, "BPE, WordPiece")
 		}
 		return fmt.Errorf("model: %w", err)
 	}
 	if m.Type != "" && m.Type != "BPE" && m.Type != "WordPiece" {
-		return fmt.Errorf("model: type %q: %w (supported: BPE, WordPiece)", m.Type, ErrUnsupported)
+		return unsupported("model.type", m.Type, "BPE, WordPiece")
 	}
 	if m.Type == "" && m.Merges == nil && m.ContinuingSubwordPrefix != nil {
 		m.Type = "WordPiece" // older files omit the type
@@ -251,15 +282,21 @@ func (t *HF) setModel(raw json.RawMessage) error {
 	case "WordPiece":
 		return t.setWordPiece(m.Vocab, m.UnkToken, m.ContinuingSubwordPrefix, m.MaxInputCharsPerWord)
 	}
-	return fmt.Errorf("model: type %q: %w (supported: BPE, WordPiece)", m.Type, ErrUnsupported)
+	return unsupported("model.type", m.Type, "BPE, WordPiece")
 }
 
 func (t *HF) setBPE(vocab map[string]int, rawMerges json.RawMessage, dropout *float64, byteFallback bool, prefix, suffix *string) error {
 	if dropout != nil && *dropout != 0 {
-		return fmt.Errorf("model: BPE dropout %g: %w", *dropout, ErrUnsupported)
+		return unsupported("model.dropout", *dropout, "null, 0")
 	}
-	if byteFallback || (prefix != nil && *prefix != "") || (suffix != nil && *suffix != "") {
-		return fmt.Errorf("model: BPE with byte_fallback, continuing_subword_prefix or end_of_word_suffix: %w", ErrUnsupported)
+	if byteFallback {
+		return unsupported("model.byte_fallback", true, "false")
+	}
+	if prefix != nil && *prefix != "" {
+		return unsupported("model.continuing_subword_prefix", *prefix, `null, ""`)
+	}
+	if suffix != nil && *suffix != "" {
+		return unsupported("model.end_of_word_suffix", *suffix, `null, ""`)
 	}
 	merges, err := parseMerges(rawMerges)
 	if err != nil {
@@ -353,7 +390,7 @@ func (t *HF) setNormalizer(raw json.RawMessage) error {
 		t.bertNorm = &bertNormalizer{clean: n.CleanText, chinese: n.HandleChineseChars, stripAccents: strip, lowercase: n.Lowercase}
 		return nil
 	}
-	return fmt.Errorf("%q: %w (supported: BertNormalizer, none)", typ, ErrUnsupported)
+	return unsupported("normalizer.type", typ, "BertNormalizer, none")
 }
 
 func (t *HF) checkPreTokenizer(raw json.RawMessage) error {
@@ -370,14 +407,17 @@ func (t *HF) checkPreTokenizer(raw json.RawMessage) error {
 		if err := json.Unmarshal(raw, &p); err != nil {
 			return err
 		}
-		if p.AddPrefixSpace || (p.UseRegex != nil && !*p.UseRegex) {
-			return fmt.Errorf("ByteLevel with add_prefix_space or without use_regex: %w", ErrUnsupported)
+		if p.AddPrefixSpace {
+			return unsupported("pre_tokenizer.add_prefix_space", true, "false")
+		}
+		if p.UseRegex != nil && !*p.UseRegex {
+			return unsupported("pre_tokenizer.use_regex", false, "true")
 		}
 		return nil
 	case typ == "BertPreTokenizer" && t.wp != nil:
 		return nil
 	}
-	return fmt.Errorf("%q with this model: %w (supported: ByteLevel for BPE, BertPreTokenizer for WordPiece)", typ, ErrUnsupported)
+	return unsupported("pre_tokenizer.type", typ, "ByteLevel for BPE, BertPreTokenizer for WordPiece")
 }
 
 func (t *HF) checkDecoder(raw json.RawMessage) error {
@@ -399,9 +439,9 @@ func (t *HF) checkDecoder(raw json.RawMessage) error {
 		}
 		return nil
 	case typ == "" && t.bpe != nil:
-		return fmt.Errorf("no decoder for a byte-level BPE: %w", ErrUnsupported)
+		return unsupported("decoder", nil, "ByteLevel for a byte-level BPE")
 	}
-	return fmt.Errorf("%q with this model: %w (supported: ByteLevel, WordPiece)", typ, ErrUnsupported)
+	return unsupported("decoder.type", typ, "ByteLevel for BPE, WordPiece for WordPiece")
 }
 
 // Name is the file name or built-in name.

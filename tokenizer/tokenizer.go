@@ -11,6 +11,7 @@
 package tokenizer
 
 import (
+	"encoding/json"
 	"fmt"
 	"runtime"
 	"sync"
@@ -105,3 +106,15 @@ func Encode32(t Tokenizer, dst []int32, scratch []int, text string) ([]int32, []
 // ErrUnsupported is wrapped by errors about tokenizer.json components this
 // package does not implement.
 var ErrUnsupported = fmt.Errorf("tokenizer: unsupported component")
+
+// unsupported is the error for a component or setting this package does not
+// implement: it names the JSON path and value in the file and what is
+// supported there, and wraps ErrUnsupported. The same file gives the same
+// message on every run.
+func unsupported(path string, value any, supported string) error {
+	v, err := json.Marshal(value)
+	if err != nil {
+		v = []byte(fmt.Sprint(value))
+	}
+	return fmt.Errorf("%s %s: %w (supported: %s)", path, v, ErrUnsupported, supported)
+}

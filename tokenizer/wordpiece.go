@@ -46,11 +46,14 @@ func (n *bertNormalizer) normalize(s string) string {
 	return out
 }
 
+// stripMn drops the nonspacing marks of Unicode 8.0, the tables of the
+// unicode_categories crate that BertNormalizer's strip_accents uses
+// (tokenizers/src/normalizers/bert.rs).
 func stripMn(s string) string {
 	var sb strings.Builder
 	sb.Grow(len(s))
 	for _, r := range s {
-		if !unicode.Is(unicode.Mn, r) {
+		if r < 0x300 || !u8Mn.has(r) { // no mark below U+0300
 			sb.WriteRune(r)
 		}
 	}
@@ -60,28 +63,36 @@ func stripMn(s string) string {
 // isBertWhitespace is HF's is_whitespace: \t \n \r and the White_Space property.
 func isBertWhitespace(r rune) bool { return unicode.IsSpace(r) }
 
-// isBertControl is HF's is_control: the C categories (Cc, Cf, Co, Cs and
-// unassigned Cn) other than \t \n \r.
+// isBertControl is HF's is_control (tokenizers/src/normalizers/bert.rs): the
+// unicode_categories crate's is_other, Unicode 8.0 Cc, Cf and Co, other than
+// \t \n \r. Unassigned code points are not in it: they are kept (and become
+// [UNK]), issue 19 defect fixed by issue 22.
 func isBertControl(r rune) bool {
 	if r == '\t' || r == '\n' || r == '\r' {
 		return false
 	}
-	return unicode.Is(unicode.C, r) || !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Z)
+	if r < 0x80 {
+		return r < 0x20 || r == 0x7F
+	}
+	return u8Other.has(r)
 }
 
-// isCJK is BERT's _is_chinese_char (CJK Unified Ideographs blocks).
+// isCJK is HF's is_chinese_char (tokenizers/src/normalizers/bert.rs): its
+// fifth range starts at U+2B920, not at U+2B820 where the block does.
 func isCJK(r rune) bool {
 	return (r >= 0x4E00 && r <= 0x9FFF) || (r >= 0x3400 && r <= 0x4DBF) || (r >= 0x20000 && r <= 0x2A6DF) ||
-		(r >= 0x2A700 && r <= 0x2B73F) || (r >= 0x2B740 && r <= 0x2B81F) || (r >= 0x2B820 && r <= 0x2CEAF) ||
+		(r >= 0x2A700 && r <= 0x2B73F) || (r >= 0x2B740 && r <= 0x2B81F) || (r >= 0x2B920 && r <= 0x2CEAF) ||
 		(r >= 0xF900 && r <= 0xFAFF) || (r >= 0x2F800 && r <= 0x2FA1F)
 }
 
-// isBertPunct: ASCII punctuation or any Unicode P category (HF is_punctuation).
+// isBertPunct is HF's is_bert_punc (tokenizers/src/pre_tokenizers/bert.rs):
+// ASCII punctuation or the unicode_categories crate's is_punctuation, whose
+// tables are Unicode 8.0.
 func isBertPunct(r rune) bool {
 	if r < 128 {
 		return (r >= 33 && r <= 47) || (r >= 58 && r <= 64) || (r >= 91 && r <= 96) || (r >= 123 && r <= 126)
 	}
-	return unicode.Is(unicode.P, r)
+	return u8Punct.has(r)
 }
 
 type wordPiece struct {
@@ -302,5 +313,5 @@ func (t *HF) setPostProcessor(raw json.RawMessage) error {
 		t.template = &template{before: []int{cls}, after: []int{sep}}
 		return nil
 	}
-	return fmt.Errorf("%q: %w (supported: ByteLevel, TemplateProcessing, BertProcessing)", typ, ErrUnsupported)
+	return unsupported("post_processor.type", typ, "ByteLevel, TemplateProcessing, BertProcessing, none")
 }

@@ -50,6 +50,7 @@ type CLI struct {
 	Sample     sample.Options   `cmd:"" help:"${help_sample}"`
 	Genppl     genppl.Options   `cmd:"" name:"genppl" help:"${help_genppl}"`
 	Checkpoint CheckpointCmd    `cmd:"" help:"Inspect, import and export model checkpoints."`
+	Tokenizer  TokenizerCmd     `cmd:"" help:"Encode, decode and inspect with a tokenizer (built-in or tokenizer.json)."`
 	Run        RunCmd           `cmd:"" help:"Run a pipeline file; stages whose inputs and parameters are unchanged are skipped."`
 	Export     ExportCmd        `cmd:"" help:"Render a pipeline for another scheduler (Kubernetes)."`
 	Show       ShowCmd          `cmd:"" help:"One table of every metrics/v1 result of pipelines (their lock files) or of a cache directory (--json, --csv, --md, --diff REV)."`
