@@ -80,7 +80,7 @@ func linear(x, w, b *Node) *Node {
 func denseWithBias(x, w, b *Node) *Node {
 	y, _ := InternalFusedOpCaller(
 		func() *Node {
-			return BackendFusedDense(x, w, b, compute.DenseConfig{Activation: compute.ActivationNone, WeightLayout: compute.DenseLayoutOutputsInput})
+			return BackendFusedDense(x, w, b, compute.DenseConfig{WeightLayout: compute.DenseLayoutOutputsInput})
 		},
 		func() *Node { return Add(fastgraph.MatMulT(x, w), fastgraph.SpreadLead(b, x.Shape().Dimensions[0])) },
 		true)

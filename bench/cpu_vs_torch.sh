@@ -14,7 +14,7 @@
 # MDLM_BENCH_SMOKE=1: one round of 3 steps on d128 only (what CI runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export GOEXPERIMENT=simd
+export GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd
 work=${MDLM_BENCH_DIR:-/tmp/mdlm-cpu-vs-torch}
 rounds=${MDLM_BENCH_ROUNDS:-3}
 steps=${MDLM_BENCH_STEPS:-10}

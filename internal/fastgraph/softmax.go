@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 )
@@ -40,8 +41,9 @@ func GeluTanh(z *Node) *Node {
 	if z.DType() != dtypes.Float32 || !Native(z.Graph()) {
 		return geluTanhDecomposed(z)
 	}
-	y, fused := InternalFusedOpCaller(func() *Node { return BackendFusedGelu(z, false) },
-		func() *Node { return geluTanhDecomposed(z) }, false)
+	y, fused := InternalFusedOpCaller(func() *Node {
+		return BackendFusedActivation(z, compute.ActivationConfig{Type: compute.ActivationGeluApproximate})
+	}, func() *Node { return geluTanhDecomposed(z) }, false)
 	if fused {
 		setVJP(y, geluVJP)
 	}

@@ -59,7 +59,7 @@ func (t *nodeTable[V]) update(node *Node, f func(V) V) {
 var vjps = newNodeTable[vjpFunc]()
 
 func init() {
-	for _, t := range []NodeType{NodeTypeDotGeneral, NodeTypeFusedSoftmax, NodeTypeFusedGelu, NodeTypeMul} {
+	for _, t := range []NodeType{NodeTypeDotGeneral, NodeTypeFusedSoftmax, NodeTypeFusedActivation, NodeTypeMul} {
 		gomlxVJP := VJPRegistration[t]
 		VJPRegistration[t] = func(node *Node, v []*Node, out shapes.Shape) []*Node {
 			if f := lookupVJP(node); f != nil {
