@@ -15,7 +15,7 @@ import (
 
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/diffusion"
-	"github.com/mdlm-go/mdlm/internal/fastgraph"
+	"github.com/mdlm-go/mdlm/internal/layers"
 	"github.com/mdlm-go/mdlm/optim"
 )
 
@@ -97,15 +97,15 @@ func (s *Step) Loss(p backbone.Params, x0, xt, t, sigma, dsigma, tokenMask *Node
 	}
 	var num, den *Node
 	for _, r := range s.Model.Backbone.BatchShards(x0.Graph(), x0.Shape().Dimensions[0]) {
-		rows := func(x *Node) *Node { return fastgraph.Rows(x, r) }
+		rows := func(x *Node) *Node { return layers.Rows(x, r) }
 		mask := rows(tokenMask)
 		var loss *Node
 		if s.Model.Param == diffusion.ARP {
-			loss = s.Model.ARPerTokenLoss(p, s.InvFreq, rows(x0), drop)
+			loss = s.Model.ARPerTokenLoss(p, s.InvFreq, rows(x0), layers.Training, drop)
 			mask = Slice(mask, AxisRange(), AxisRange(1, mask.Shape().Dimensions[1]))
 		} else {
 			in := diffusion.DiffusionInputs{X0: rows(x0), XT: rows(xt), T: rows(t), Sigma: rows(sigma), DSigma: rows(dsigma)}
-			loss = s.Model.PerTokenLoss(p, s.InvFreq, in, drop)
+			loss = s.Model.PerTokenLoss(p, s.InvFreq, in, layers.Training, drop)
 		}
 		n, d := diffusion.TokenSums(loss, mask)
 		if num == nil {

@@ -1,0 +1,155 @@
+package layers
+
+import (
+	"math"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
+	"github.com/gomlx/gomlx/ml/layers/activation"
+	"github.com/gomlx/gomlx/ml/nn"
+)
+
+// Linear is torch's nn.Linear: y = x Wᵀ + b with W stored [out, in] and x
+// [..., in] (b may be nil). When W comes in a lower precision (bf16 mixed
+// precision, the reference's autocast) the product runs in W's dtype and the
+// result returns to x's dtype, the bias added in x's dtype.
+func Linear(x, w, b *Node) *Node {
+	if w.DType() != x.DType() {
+		y := ConvertDType(nn.Dense(ConvertDType(x, w.DType()), w, nil, compute.DenseLayoutOutputsInput), x.DType())
+		if b != nil {
+			y = Add(y, ExpandLeftToRank(b, y.Rank()))
+		}
+		return y
+	}
+	return nn.Dense(x, w, b, compute.DenseLayoutOutputsInput)
+}
+
+// Normalize is F.layer_norm over the last axis without affine parameters:
+// (x − mean)/√(var + eps), the variance biased.
+func Normalize(x *Node, eps float64) *Node {
+	centered := Sub(x, ReduceAndKeep(x, ReduceMean, -1))
+	variance := ReduceAndKeep(Square(centered), ReduceMean, -1)
+	return Mul(centered, Reciprocal(Sqrt(AddScalar(variance, eps)))) // 1/√: Rsqrt has no gradient in GoMLX
+}
+
+// LayerNorm is the reference's LayerNorm (models/dit.py: LayerNorm): F.layer_norm
+// without affine, eps 1e-5, then times the learned weight [D] (no bias). For
+// inference it is GoMLX's nn.LayerNorm (the backend's fused kernel where it
+// has one); for training the same function from graph ops, whose gradient
+// GoMLX would otherwise build from a second, decomposed copy.
+func LayerNorm(mode Mode, x, weight *Node) *Node {
+	if mode == Inference {
+		return nn.LayerNorm(x, []int{x.Rank() - 1}, 1e-5, weight, nil, nil)
+	}
+	return Mul(Normalize(x, 1e-5), ExpandLeftToRank(weight, x.Rank()))
+}
+
+// Modulate is models/dit.py's modulate_fused: x·(1 + scale) + shift, with
+// scale and shift [B, D] per sequence over x [B, L, D].
+func Modulate(x, shift, scale *Node) *Node {
+	return Add(Mul(x, OnePlus(ExpandAxes(scale, 1))), ExpandAxes(shift, 1))
+}
+
+// AdaLNModulate is modulate_fused(norm(x), shift, scale), the DiT block's
+// adaLN input (DDiTBlock.forward) and DDitFinalLayer's.
+func AdaLNModulate(mode Mode, x, weight, shift, scale *Node) *Node {
+	return Modulate(LayerNorm(mode, x, weight), shift, scale)
+}
+
+// GeluTanh is nn.GELU(approximate="tanh"), 0.5·z·(1 + tanh(√(2/π)(z + 0.044715 z³))).
+// For inference it is GoMLX's GeluApproximate (the backend's fused kernel
+// where it has one). For training it is the same function from graph ops,
+// z·σ(2a) (0.5(1 + tanh a) = σ(2a)), differentiated by GoMLX: the Go
+// backend's fused GELU gradient is wrong in compute v0.1.14 (bench/README.md,
+// "Upstream"; TestUpstreamGeluApproximateGradient).
+func GeluTanh(mode Mode, z *Node) *Node {
+	if mode == Inference {
+		return activation.GeluApproximate(z)
+	}
+	inner := MulScalar(Add(z, MulScalar(Mul(Mul(z, z), z), 0.044715)), 2*math.Sqrt(2/math.Pi))
+	return Mul(z, Logistic(inner))
+}
+
+// LogSumExp over the last axis, [..., V] -> [...]: m + log Σⱼ exp(xⱼ − m)
+// with m the row maximum, held constant (its gradient cancels).
+func LogSumExp(x *Node) *Node {
+	m := StopGradient(ReduceAndKeep(x, ReduceMax, -1))
+	lse := Add(m, Log(ReduceAndKeep(Exp(Sub(x, m)), ReduceSum, -1)))
+	return Squeeze(lse, -1)
+}
+
+// Rotary holds RoPE's tables for one forward pass (models/dit.py: Rotary):
+// cos and sin of θ[p, j] = p·inv_freq_j, each [L, Dh/2], computed in float32
+// as the reference does and cast to the activations' dtype.
+type Rotary struct{ cos, sin *Node }
+
+// NewRotary builds the tables for sequence length L.
+func NewRotary(g *Graph, invFreq []float32, L int, dt dtypes.DType) *Rotary {
+	pos := Iota(g, shapes.Make(dtypes.Float32, L, 1), 0)
+	theta := Mul(pos, Const(g, [][]float32{invFreq}))
+	return &Rotary{cos: ConvertDType(Cos(theta), dt), sin: ConvertDType(Sin(theta), dt)}
+}
+
+// Apply is apply_rotary_pos_emb over the whole head (rotate_half): for u
+// [B, L, H, Dh] = [u₁, u₂] it is [u₁ cos − u₂ sin, u₂ cos + u₁ sin].
+func (r *Rotary) Apply(u *Node) *Node {
+	dims := u.Shape().Dimensions
+	L, dh := dims[1], dims[3]
+	half := dh / 2
+	c, s := Reshape(r.cos, 1, L, 1, half), Reshape(r.sin, 1, L, 1, half)
+	u1 := Slice(u, AxisRange(), AxisRange(), AxisRange(), AxisRange(0, half))
+	u2 := Slice(u, AxisRange(), AxisRange(), AxisRange(), AxisRange(half, dh))
+	return Concatenate([]*Node{Sub(Mul(u1, c), Mul(u2, s)), Add(Mul(u2, c), Mul(u1, s))}, 3)
+}
+
+// maskedScore is what a causal mask writes: the most negative float32, whose
+// softmax weight is exactly 0 as −∞'s is (every row keeps its diagonal), but
+// which keeps the scores finite for softmax's gradient.
+const maskedScore = -math.MaxFloat32
+
+// Attention is scaled dot-product attention over heads (models/dit.py:
+// DDiTBlock.forward's flash attention, non-causal; the AR model's causal):
+// q, k, v [B, L, H, Dh] -> [B, L, H·Dh] in v's dtype. The products run in
+// the inputs' dtype; scores and softmax are float32 when that is a 16-bit
+// float (the reference's bf16 autocast).
+func Attention(mode Mode, q, k, v *Node, causal bool) *Node {
+	dims := q.Shape().Dimensions
+	B, L, H, dh := dims[0], dims[1], dims[2], dims[3]
+	sdt := q.DType()
+	if sdt == dtypes.BFloat16 || sdt == dtypes.Float16 {
+		sdt = dtypes.Float32
+	}
+	scores := MulScalar(ConvertDType(Einsum("bqhd,bkhd->bhqk", q, k), sdt), 1/math.Sqrt(float64(dh))) // [B, H, L, L]
+	if causal {
+		g := q.Graph()
+		row := Iota(g, shapes.Make(dtypes.Int32, L, L), 0)
+		col := Iota(g, shapes.Make(dtypes.Int32, L, L), 1)
+		allowed := BroadcastToDims(Reshape(GreaterOrEqual(row, col), 1, 1, L, L), scores.Shape().Dimensions...)
+		scores = Where(allowed, scores, BroadcastToDims(Scalar(g, scores.DType(), maskedScore), scores.Shape().Dimensions...))
+	}
+	probs := ConvertDType(softmax(mode, scores), v.DType())
+	return Reshape(Einsum("bhqk,bkhd->bqhd", probs, v), B, L, H*dh)
+}
+
+// softmax is Softmax over the last axis. In training, with SoftmaxGrad, it is
+// the backend's fused kernel with the gradient written from its output,
+// dx = y ⊙ (v − Σⱼ vⱼ yⱼ): GoMLX's Softmax would also build and run the
+// decomposed softmax (max, exp, sum, division) to differentiate it.
+func softmax(mode Mode, x *Node) *Node {
+	if mode != Training || !uses(x.Graph(), SoftmaxGrad) {
+		return Softmax(x, -1)
+	}
+	var y *Node
+	grad := func(_, v *Node) *Node { return Mul(y, Sub(v, ReduceAndKeep(Mul(v, y), ReduceSum, -1))) }
+	// The decomposed alternative is only the gradient's path (GoMLX builds it
+	// first and sends the fused node's cotangent through it); its value is unused.
+	out, fused := InternalFusedOpCaller(func() *Node { return BackendFusedSoftmax(x, x.Rank()-1) },
+		func() *Node { return IdentityWithCustomGradient(x, grad) }, true)
+	if !fused {
+		return Softmax(x, -1)
+	}
+	y = out
+	return y
+}
