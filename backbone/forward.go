@@ -22,7 +22,7 @@ func Forward(cfg Config, p Params, invFreq []float32, indices, sigma *Node, mode
 	case AR:
 		return forwardAR(cfg, p, invFreq, indices, mode, drop)
 	case DiMamba:
-		return forwardDiMamba(cfg, p, indices, sigma, drop)
+		return forwardDiMamba(cfg, p, indices, sigma, mode, drop)
 	case GPT2:
 		return LogSoftmax(GPT2Logits(cfg, p, indices), -1)
 	}
@@ -36,35 +36,35 @@ func embed(p Params, indices *Node) *Node {
 // forwardDiT is models/dit.py: DIT.forward.
 func forwardDiT(cfg Config, p Params, invFreq []float32, indices, sigma *Node, mode layers.Mode, drop *Dropout) *Node {
 	x := embed(p, indices)
-	c := timestepCondition(p, sigma, x.DType()) // [B, C]
+	c := timestepCondition(mode, p, sigma, x.DType()) // [B, C]
 	rope := layers.NewRotary(x.Graph(), invFreq, x.Shape().Dimensions[1], x.DType())
 	D := cfg.Hidden
 	for i := 0; i < cfg.Blocks; i++ { // DDiTBlock.forward
 		b := fmt.Sprintf("blocks.%d.", i)
-		mod := layers.Linear(c, p[b+"adaLN_modulation.weight"], p[b+"adaLN_modulation.bias"]) // [B, 6D]
+		mod := layers.Linear(mode, c, p[b+"adaLN_modulation.weight"], p[b+"adaLN_modulation.bias"]) // [B, 6D]
 		chunk := func(k int) *Node { return Slice(mod, AxisRange(), AxisRange(k*D, (k+1)*D)) }
 		shiftMSA, scaleMSA, gateMSA := chunk(0), chunk(1), chunk(2)
 		shiftMLP, scaleMLP, gateMLP := chunk(3), chunk(4), chunk(5)
 
 		a := layers.AdaLNModulate(mode, x, p[b+"norm1.weight"], shiftMSA, scaleMSA)
 		a = attention(mode, a, p[b+"attn_qkv.weight"], rope, cfg.Heads, false)
-		x = gated(x, gateMSA, drop.Apply(layers.Linear(a, p[b+"attn_out.weight"], nil)))
+		x = gated(x, gateMSA, drop.Apply(layers.Linear(mode, a, p[b+"attn_out.weight"], nil)))
 
 		m := layers.AdaLNModulate(mode, x, p[b+"norm2.weight"], shiftMLP, scaleMLP)
 		x = gated(x, gateMLP, drop.Apply(mlp(mode, p, b, m)))
 	}
 	// DDitFinalLayer.forward
-	mod := layers.Linear(c, p["output_layer.adaLN_modulation.weight"], p["output_layer.adaLN_modulation.bias"]) // [B, 2D]
+	mod := layers.Linear(mode, c, p["output_layer.adaLN_modulation.weight"], p["output_layer.adaLN_modulation.bias"]) // [B, 2D]
 	shift := Slice(mod, AxisRange(), AxisRange(0, D))
 	scale := Slice(mod, AxisRange(), AxisRange(D, 2*D))
 	x = layers.AdaLNModulate(mode, x, p["output_layer.norm_final.weight"], shift, scale)
-	return layers.Linear(x, p["output_layer.linear.weight"], p["output_layer.linear.bias"])
+	return layers.Linear(mode, x, p["output_layer.linear.weight"], p["output_layer.linear.bias"])
 }
 
 // mlp is the block's nn.Sequential(Linear, GELU(approximate="tanh"), Linear).
 func mlp(mode layers.Mode, p Params, b string, x *Node) *Node {
-	x = layers.GeluTanh(mode, layers.Linear(x, p[b+"mlp.0.weight"], p[b+"mlp.0.bias"]))
-	return layers.Linear(x, p[b+"mlp.2.weight"], p[b+"mlp.2.bias"])
+	x = layers.GeluTanh(mode, layers.Linear(mode, x, p[b+"mlp.0.weight"], p[b+"mlp.0.bias"]))
+	return layers.Linear(mode, x, p[b+"mlp.2.weight"], p[b+"mlp.2.bias"])
 }
 
 // ARMaskLogit is the value the AR backbone writes into the [MASK] logit.
@@ -76,11 +76,11 @@ func forwardAR(cfg Config, p Params, invFreq []float32, indices *Node, mode laye
 	for i := 0; i < cfg.Blocks; i++ {
 		b := fmt.Sprintf("blocks.%d.", i)
 		a := attention(mode, layers.LayerNorm(mode, x, p[b+"norm1.weight"]), p[b+"attn_qkv.weight"], rope, cfg.Heads, true)
-		x = Add(x, drop.Apply(layers.Linear(a, p[b+"attn_out.weight"], nil)))
+		x = Add(x, drop.Apply(layers.Linear(mode, a, p[b+"attn_out.weight"], nil)))
 		x = Add(x, drop.Apply(mlp(mode, p, b, layers.LayerNorm(mode, x, p[b+"norm2.weight"]))))
 	}
 	x = layers.LayerNorm(mode, x, p["output_layer.norm_final.weight"])
-	logits := layers.Linear(x, p["output_layer.linear.weight"], p["output_layer.linear.bias"])
+	logits := layers.Linear(mode, x, p["output_layer.linear.weight"], p["output_layer.linear.bias"])
 	logits = SetLastAxisValue(logits, cfg.MaskIndex, ARMaskLogit)
 	return LogSoftmax(logits, -1)
 }

@@ -88,7 +88,7 @@ func GPT2Logits(cfg Config, p Params, ids *Node) *Node {
 		x = Add(x, conv1D(m, p[b+"mlp.c_proj.weight"], p[b+"mlp.c_proj.bias"]))
 	}
 	x = layerNormAffine(x, p["ln_f.weight"], p["ln_f.bias"], eps)
-	return layers.Linear(x, p["wte.weight"], nil) // tied head: x·wteᵀ
+	return layers.Linear(layers.Inference, x, p["wte.weight"], nil) // tied head: x·wteᵀ
 }
 
 // conv1D is the hub's Conv1D: x·W + b with W stored [in, out].

@@ -69,7 +69,7 @@ func timestepEmbedding(sigma *Node) *Node {
 func attention(mode layers.Mode, x, wqkv *Node, rope *layers.Rotary, heads int, causal bool) *Node {
 	dims := x.Shape().Dimensions
 	B, L, D := dims[0], dims[1], dims[2]
-	qkv := layers.Linear(x, wqkv, nil) // [B, L, 3D], in x's dtype
+	qkv := layers.Linear(mode, x, wqkv, nil) // [B, L, 3D], in x's dtype
 	part := func(i int) *Node {
 		return Reshape(Slice(qkv, AxisRange(), AxisRange(), AxisRange(i*D, (i+1)*D)), B, L, heads, D/heads)
 	}

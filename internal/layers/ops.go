@@ -2,6 +2,7 @@ package layers
 
 import (
 	"math"
+	"slices"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
@@ -15,15 +16,33 @@ import (
 // [..., in] (b may be nil). When W comes in a lower precision (bf16 mixed
 // precision, the reference's autocast) the product runs in W's dtype and the
 // result returns to x's dtype, the bias added in x's dtype.
-func Linear(x, w, b *Node) *Node {
-	if w.DType() != x.DType() {
-		y := ConvertDType(nn.Dense(ConvertDType(x, w.DType()), w, nil, compute.DenseLayoutOutputsInput), x.DType())
-		if b != nil {
-			y = Add(y, ExpandLeftToRank(b, y.Rank()))
-		}
-		return y
+//
+// For inference it is GoMLX's nn.Dense (the backend's fused dense op where it
+// has one). For training it is the product and the bias add as graph ops,
+// differentiated as contract says: the Go backend's fused dense gradient
+// (compute v0.1.14 FusedDenseVJP) transposes x and the cotangent element by
+// element, 26% of the D128 step's CPU time (bench/README.md, "Upstream").
+func Linear(mode Mode, x, w, b *Node) *Node {
+	lowp := w.DType() != x.DType()
+	xin := x
+	if lowp {
+		xin = ConvertDType(x, w.DType())
 	}
-	return nn.Dense(x, w, b, compute.DenseLayoutOutputsInput)
+	var y *Node
+	if mode == Inference && !lowp {
+		return nn.Dense(x, w, b, compute.DenseLayoutOutputsInput)
+	} else if mode == Inference {
+		y = nn.Dense(xin, w, nil, compute.DenseLayoutOutputsInput)
+	} else {
+		in := x.Shape().Dimensions[x.Rank()-1]
+		y = contract(mode, Reshape(xin, -1, in), []int{1}, nil, w, []int{1}, nil) // [N, out]
+		y = Reshape(y, append(slices.Clone(x.Shape().Dimensions[:x.Rank()-1]), w.Shape().Dimensions[0])...)
+	}
+	y = ConvertDType(y, x.DType())
+	if b != nil {
+		y = Add(y, ExpandLeftToRank(b, y.Rank()))
+	}
+	return y
 }
 
 // Normalize is F.layer_norm over the last axis without affine parameters:
@@ -121,7 +140,8 @@ func Attention(mode Mode, q, k, v *Node, causal bool) *Node {
 	if sdt == dtypes.BFloat16 || sdt == dtypes.Float16 {
 		sdt = dtypes.Float32
 	}
-	scores := MulScalar(ConvertDType(Einsum("bqhd,bkhd->bhqk", q, k), sdt), 1/math.Sqrt(float64(dh))) // [B, H, L, L]
+	scores := contract(mode, q, []int{3}, []int{0, 2}, k, []int{3}, []int{0, 2}) // [B, H, L, L]
+	scores = MulScalar(ConvertDType(scores, sdt), 1/math.Sqrt(float64(dh)))
 	if causal {
 		g := q.Graph()
 		row := Iota(g, shapes.Make(dtypes.Int32, L, L), 0)
@@ -130,7 +150,8 @@ func Attention(mode Mode, q, k, v *Node, causal bool) *Node {
 		scores = Where(allowed, scores, BroadcastToDims(Scalar(g, scores.DType(), maskedScore), scores.Shape().Dimensions...))
 	}
 	probs := ConvertDType(softmax(mode, scores), v.DType())
-	return Reshape(Einsum("bhqk,bkhd->bqhd", probs, v), B, L, H*dh)
+	out := contract(mode, probs, []int{3}, []int{0, 1}, v, []int{1}, []int{0, 2}) // [B, H, L, Dh]
+	return Reshape(TransposeAllAxes(out, 0, 2, 1, 3), B, L, H*dh)
 }
 
 // softmax is Softmax over the last axis. In training, with SoftmaxGrad, it is

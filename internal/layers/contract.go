@@ -1,0 +1,317 @@
+package layers
+
+import (
+	"fmt"
+	"slices"
+	"weak"
+
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
+)
+
+// dotAxes are the contracting and batch axes a Contract node was built with.
+type dotAxes struct {
+	lhsContract, lhsBatch, rhsContract, rhsBatch []int
+}
+
+// contract is DotGeneral(lhs, lhsContract, lhsBatch, rhs, rhsContract, rhsBatch)
+// (output [batch axes..., lhs free axes..., rhs free axes...]) whose gradient,
+// in training with ProductGrad, builds the same products as GoMLX's in the
+// operand layouts the Go backend's matmul takes with the fewest transposed
+// elements (operandGrad): GoMLX's DotGeneral gradient transposes its
+// operands and results into a canonical order, a third of the D128 step's
+// CPU time on compute v0.1.14 (bench/README.md, "Graph forms"). A product
+// where one operand has no free axes keeps GoMLX's gradient.
+//
+// The gradient is attached without touching GoMLX's VJP table: the product's
+// output passes through an identity that records its cotangent, and its
+// operands through identities whose gradients are the products built from it
+// (GoMLX differentiates a node after every node built from it, so the
+// cotangent is recorded first). The DotGeneral's own gradient is then unused
+// and left out of the compiled graph.
+func contract(mode Mode, lhs *Node, lhsContract, lhsBatch []int, rhs *Node, rhsContract, rhsBatch []int) *Node {
+	if mode != Training || !uses(lhs.Graph(), ProductGrad) {
+		return DotGeneral(lhs, lhsContract, lhsBatch, rhs, rhsContract, rhsBatch)
+	}
+	lhs, lhsContract = unitContracted(lhs, lhsContract, lhsBatch, true)
+	rhs, rhsContract = unitContracted(rhs, rhsContract, rhsBatch, false)
+	if len(freeAxes(lhs.Rank(), lhsContract, lhsBatch)) == 0 || len(freeAxes(rhs.Rank(), rhsContract, rhsBatch)) == 0 {
+		return DotGeneral(lhs, lhsContract, lhsBatch, rhs, rhsContract, rhsBatch)
+	}
+	countUse(lhs)
+	countUse(rhs)
+	ax := dotAxes{
+		lhsContract: slices.Clone(lhsContract), lhsBatch: slices.Clone(lhsBatch),
+		rhsContract: slices.Clone(rhsContract), rhsBatch: slices.Clone(rhsBatch),
+	}
+	var grads []*Node // built once, from the recorded cotangent
+	var cot *Node
+	gradOf := func(i int) func(_, _ *Node) *Node {
+		return func(_, _ *Node) *Node {
+			if grads == nil {
+				grads = dotVJP(lhs, rhs, ax, cot)
+			}
+			return grads[i]
+		}
+	}
+	l := IdentityWithCustomGradient(lhs, gradOf(0))
+	r := IdentityWithCustomGradient(rhs, gradOf(1))
+	y := DotGeneral(l, lhsContract, lhsBatch, r, rhsContract, rhsBatch)
+	return IdentityWithCustomGradient(y, func(_, v *Node) *Node {
+		cot = v
+		return v
+	})
+}
+
+// freeAxes lists the axes of a rank-r operand that are neither contracted nor
+// batch axes, in increasing order.
+func freeAxes(r int, contract, batch []int) []int {
+	var free []int
+	for a := range r {
+		if !slices.Contains(contract, a) && !slices.Contains(batch, a) {
+			free = append(free, a)
+		}
+	}
+	return free
+}
+
+// seq is [from, from+1, ..., from+n-1].
+func seq(from, n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = from + i
+	}
+	return s
+}
+
+// operand is one side of a DotGeneral: the node, its contracted and batch axes.
+type operand struct {
+	x               *Node
+	contract, batch []int
+}
+
+// dotVJP returns the gradients of DotGeneral(lhs, rhs) for the cotangent v
+// ([batch, lhs free, rhs free]).
+func dotVJP(lhs, rhs *Node, ax dotAxes, v *Node) []*Node {
+	lhsFree := freeAxes(lhs.Rank(), ax.lhsContract, ax.lhsBatch)
+	rhsFree := freeAxes(rhs.Rank(), ax.rhsContract, ax.rhsBatch)
+	nb := len(ax.lhsBatch)
+	vLHS, vRHS := seq(nb, len(lhsFree)), seq(nb+len(lhsFree), len(rhsFree))
+	return []*Node{
+		operandGrad(operand{lhs, ax.lhsContract, ax.lhsBatch}, lhsFree, v, nb, vLHS, vRHS, operand{rhs, ax.rhsContract, ax.rhsBatch}, rhsFree),
+		operandGrad(operand{rhs, ax.rhsContract, ax.rhsBatch}, rhsFree, v, nb, vRHS, vLHS, operand{lhs, ax.lhsContract, ax.lhsBatch}, lhsFree),
+	}
+}
+
+// operandGrad is the gradient of one operand ("this"): v's axes vOther (the
+// other operand's free axes, at least one) contracted with the other operand's
+// free axes.
+//
+// The Go backend's matmul takes the left operand with its contracted axis last
+// and the right one with it first or last (after leading batch axes); any
+// other layout it transposes both operands into (GoMLX's gradient for a linear
+// layer's weight, v [N, out] contracted over N, transposes v and x). And
+// GoMLX's gradient transposes each result back to the operand's axis order,
+// identity or not. Here the product is built in one of two orders, whichever
+// transposes fewer elements: v on the left (v transposed when vOther are not
+// its last axes), or the other operand on the left (transposed when its free
+// axes are not last, as for the ones of an outer product); the result is
+// transposed only when its order is not the operand's.
+func operandGrad(this operand, thisFree []int, v *Node, nb int, vThis, vOther []int, other operand, otherFree []int) *Node {
+	oo := other.x
+	if oo.DType() != v.DType() {
+		oo = ConvertDType(oo, v.DType())
+	}
+	otherRest := freeAxes(other.x.Rank(), otherFree, other.batch) // other's contracted axes, ascending
+	// pairedThis maps each of other's contracted axes to this operand's axis.
+	pairedThis := func(oa int) int { return this.contract[slices.Index(other.contract, oa)] }
+
+	// Order A: v on the left: [batch, vThis, otherRest].
+	vPerm := append(append(seq(0, nb), vThis...), vOther...)
+	costA := 0
+	if !isIdentity(vPerm) {
+		costA += v.Shape().Size()
+	}
+	permA := make([]int, this.x.Rank())
+	fill(permA, this.batch, 0)
+	fill(permA, thisFree, nb)
+	for i, oa := range otherRest {
+		permA[pairedThis(oa)] = nb + len(thisFree) + i
+	}
+	if !isIdentity(permA) {
+		costA += this.x.Shape().Size()
+	}
+	if !rhsLayoutOK(other.x.Rank(), otherFree, other.batch) {
+		costA += v.Shape().Size() + other.x.Shape().Size()
+	}
+
+	// Order B: other on the left: [batch, otherRest, vThis]. Other's transpose
+	// is shared by the gradients of every product other enters (q, k and v's
+	// weights share their input's): its cost is divided among them, it is free
+	// once built, and a tie goes to this order.
+	oPerm := append(append(slices.Clone(other.batch), otherRest...), otherFree...)
+	costB := 0
+	if !isIdentity(oPerm) && cachedTranspose(oo, oPerm) == nil {
+		costB += other.x.Shape().Size() / max(1, productUses.get(other.x))
+	}
+	permB := make([]int, this.x.Rank())
+	fill(permB, this.batch, 0)
+	for i, oa := range otherRest {
+		permB[pairedThis(oa)] = nb + i
+	}
+	fill(permB, thisFree, nb+len(otherRest))
+	if !isIdentity(permB) {
+		costB += this.x.Shape().Size()
+	}
+	if !rhsLayoutOK(v.Rank(), vOther, seq(0, nb)) {
+		costB += v.Shape().Size() + other.x.Shape().Size()
+	}
+
+	var g *Node
+	if costA < costB {
+		vv := v
+		if !isIdentity(vPerm) {
+			vv = TransposeAllAxes(v, vPerm...)
+		}
+		g = dot(vv, seq(nb+len(vThis), len(vOther)), seq(0, nb), oo, otherFree, other.batch)
+		g = transposeUnlessIdentity(g, permA)
+	} else {
+		if !isIdentity(oPerm) {
+			oo = transposeShared(oo, oPerm)
+		}
+		// v's vOther axes pair with otherFree in order, which is now oo's tail.
+		g = dot(oo, seq(nb+len(otherRest), len(otherFree)), seq(0, nb), v, vOther, seq(0, nb))
+		g = transposeUnlessIdentity(g, permB)
+	}
+	if g.DType() != this.x.DType() {
+		g = ConvertDType(g, this.x.DType())
+	}
+	return g
+}
+
+// dot is DotGeneral with operands whose contracted axes all have size 1 (outer
+// products) reshaped into the layout the Go backend's matmul takes directly.
+func dot(lhs *Node, lhsContract, lhsBatch []int, rhs *Node, rhsContract, rhsBatch []int) *Node {
+	lhs, lhsContract = unitContracted(lhs, lhsContract, lhsBatch, true)
+	rhs, rhsContract = unitContracted(rhs, rhsContract, rhsBatch, false)
+	return DotGeneral(lhs, lhsContract, lhsBatch, rhs, rhsContract, rhsBatch)
+}
+
+// unitContracted moves contracted axes of size 1 where the Go backend's matmul
+// wants them: last for the left operand, right after the batch axes for the
+// right one. Moving size-1 axes is a reshape, no data moves; the backend would
+// otherwise take such a right operand as transposed, through a slower kernel
+// (an outer product of [N, 1] and [D, 1] ran 2-3 times slower than of [N, 1]
+// and [1, D]). Other operands, and every operand elsewhere, are returned as
+// they are.
+func unitContracted(x *Node, contract, batch []int, left bool) (*Node, []int) {
+	if len(contract) == 0 || !isIdentity(batch) {
+		return x, contract
+	}
+	dims := x.Shape().Dimensions
+	for _, a := range contract {
+		if dims[a] != 1 {
+			return x, contract
+		}
+	}
+	nb, nc := len(batch), len(contract)
+	want := seq(nb, nc)
+	if left {
+		want = seq(x.Rank()-nc, nc)
+	}
+	if slices.Equal(contract, want) {
+		return x, contract
+	}
+	newDims := slices.Clone(dims[:nb])
+	unit := make([]int, nc)
+	for i := range unit {
+		unit[i] = 1
+	}
+	free := []int{}
+	for _, a := range freeAxes(x.Rank(), contract, batch) {
+		free = append(free, dims[a])
+	}
+	if left {
+		newDims = append(append(newDims, free...), unit...)
+	} else {
+		newDims = append(append(newDims, unit...), free...)
+	}
+	return Reshape(x, newDims...), want
+}
+
+// rhsLayoutOK reports whether the Go backend's matmul takes a right operand
+// with these contracted and batch axes as it is: batch axes leading, the
+// contracted ones together right after them or at the end.
+func rhsLayoutOK(rank int, contract, batch []int) bool {
+	if !isIdentity(batch) || len(contract) == 0 {
+		return false
+	}
+	for i := 1; i < len(contract); i++ {
+		if contract[i] != contract[i-1]+1 {
+			return false
+		}
+	}
+	return contract[0] == len(batch) || contract[len(contract)-1] == rank-1
+}
+
+// fill sets perm[axes[i]] = from + i.
+func fill(perm, axes []int, from int) {
+	for i, a := range axes {
+		perm[a] = from + i
+	}
+}
+
+func isIdentity(perm []int) bool {
+	for i, p := range perm {
+		if i != p {
+			return false
+		}
+	}
+	return true
+}
+
+// transposeUnlessIdentity is TransposeAllAxes(x, perm...) (output axis i is
+// x's axis perm[i]), or x itself when perm is the identity.
+func transposeUnlessIdentity(x *Node, perm []int) *Node {
+	if isIdentity(perm) {
+		return x
+	}
+	return TransposeAllAxes(x, slices.Clone(perm)...)
+}
+
+// uses counts the products each node enters as an operand.
+var productUses = newNodeTable[int]()
+
+func countUse(x *Node) { productUses.update(x, func(n int) int { return n + 1 }) }
+
+// transposes holds the transposes operandGrad built, by node and permutation.
+var transposes = newNodeTable[map[string]weak.Pointer[Node]]()
+
+func permKey(perm []int) string { return fmt.Sprint(perm) }
+
+// cachedTranspose is the transpose of x by perm built by transposeShared, or nil.
+func cachedTranspose(x *Node, perm []int) *Node {
+	t := transposes.get(x)
+	if t == nil {
+		return nil
+	}
+	transposes.Lock()
+	defer transposes.Unlock()
+	return t[permKey(perm)].Value()
+}
+
+// transposeShared is TransposeAllAxes(x, perm...), built once per node and
+// permutation.
+func transposeShared(x *Node, perm []int) *Node {
+	if t := cachedTranspose(x, perm); t != nil {
+		return t
+	}
+	t := TransposeAllAxes(x, slices.Clone(perm)...)
+	transposes.update(x, func(m map[string]weak.Pointer[Node]) map[string]weak.Pointer[Node] {
+		if m == nil {
+			m = map[string]weak.Pointer[Node]{}
+		}
+		m[permKey(perm)] = weak.Make(t)
+		return m
+	})
+	return t
+}
