@@ -153,15 +153,15 @@ func forwardDiMamba(cfg Config, p Params, indices, sigma *Node, mode layers.Mode
 		l := dimambaLayer(i)
 		mod := layers.Linear(mode, c, p[l+"adaLN_modulation.weight"], p[l+"adaLN_modulation.bias"]) // [B, 3D]
 		chunk := func(k int) *Node { return Slice(mod, AxisRange(), AxisRange(k*D, (k+1)*D)) }
-		h := layers.Modulate(rmsNorm(x, p[l+"norm.weight"]), chunk(0), chunk(1))
+		h := layers.Modulate(mode, rmsNorm(x, p[l+"norm.weight"]), chunk(0), chunk(1))
 		m := l + "mixer.mamba_"
 		mixed := Add(mambaLayer(mode, cfg, p, m+"fwd.", m+"fwd.", h, false), mambaLayer(mode, cfg, p, m+"rev.", m+"fwd.", h, true))
-		x = gated(x, chunk(2), drop.Apply(mixed))
+		x = layers.Gated(mode, x, chunk(2), drop.Apply(mixed))
 	}
 	mod := layers.Linear(mode, c, p[dimambaBody+"adaLN_modulation_final.weight"], p[dimambaBody+"adaLN_modulation_final.bias"]) // [B, 2D]
 	shift := Slice(mod, AxisRange(), AxisRange(0, D))
 	scale := Slice(mod, AxisRange(), AxisRange(D, 2*D))
-	x = layers.Modulate(rmsNorm(x, p[dimambaBody+"norm_f.weight"]), shift, scale)
+	x = layers.Modulate(mode, rmsNorm(x, p[dimambaBody+"norm_f.weight"]), shift, scale)
 	return layers.Linear(mode, x, p[dimambaHead], nil)
 }
 

@@ -48,10 +48,10 @@ func forwardDiT(cfg Config, p Params, invFreq []float32, indices, sigma *Node, m
 
 		a := layers.AdaLNModulate(mode, x, p[b+"norm1.weight"], shiftMSA, scaleMSA)
 		a = attention(mode, a, p[b+"attn_qkv.weight"], rope, cfg.Heads, false)
-		x = gated(x, gateMSA, drop.Apply(layers.Linear(mode, a, p[b+"attn_out.weight"], nil)))
+		x = layers.Gated(mode, x, gateMSA, drop.Apply(layers.Linear(mode, a, p[b+"attn_out.weight"], nil)))
 
 		m := layers.AdaLNModulate(mode, x, p[b+"norm2.weight"], shiftMLP, scaleMLP)
-		x = gated(x, gateMLP, drop.Apply(mlp(mode, p, b, m)))
+		x = layers.Gated(mode, x, gateMLP, drop.Apply(mlp(mode, p, b, m)))
 	}
 	// DDitFinalLayer.forward
 	mod := layers.Linear(mode, c, p["output_layer.adaLN_modulation.weight"], p["output_layer.adaLN_modulation.bias"]) // [B, 2D]

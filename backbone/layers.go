@@ -41,10 +41,6 @@ func (d *Dropout) Apply(x *Node) *Node {
 	return Where(keep, MulScalar(x, 1/(1-d.Rate)), ZerosLike(x))
 }
 
-// gated is bias_dropout_add_scale without bias: residual + gate·y, gate [B, D]
-// per sequence (models/dit.py).
-func gated(residual, gate, y *Node) *Node { return Add(residual, Mul(ExpandAxes(gate, 1), y)) }
-
 func silu(x *Node) *Node { return Mul(x, Logistic(x)) }
 
 // timestepEmbedding is TimestepEmbedder.timestep_embedding: for sigma [B],

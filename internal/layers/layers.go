@@ -50,12 +50,15 @@ const (
 type Form string
 
 // Forms are the kept forms, each with the measured reason in bench/README.md.
-var Forms = []Form{ProductGrad, BatchHalves, SoftmaxGrad, ShortScan}
+var Forms = []Form{ProductGrad, SpreadMid, BatchHalves, SoftmaxGrad, ShortScan}
 
 const (
 	// ProductGrad builds a training product's gradient in the layouts the Go
 	// backend's matmul takes (contract).
 	ProductGrad Form = "product-grad"
+	// SpreadMid lays adaLN's per-sequence shift, scale and gate over
+	// positions as a product with ones (overPositions).
+	SpreadMid Form = "spread-mid"
 	// BatchHalves cuts a training or eval batch into two halves whose graphs
 	// run concurrently (Shards).
 	BatchHalves Form = "halves"
