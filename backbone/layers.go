@@ -95,16 +95,3 @@ func CastMatmulWeights(p Params, dt dtypes.DType) Params {
 	}
 	return out
 }
-
-// BatchShards is how a batch of b rows is cut into independent sub-graphs
-// (layers.Shards), DiMamba's kept whole.
-func (c Config) BatchShards(g *Graph, b int) [][2]int {
-	return layers.Shards(g, b, c.Arch == DiMamba)
-}
-
-// ByRows evaluates f on each of BatchShards' row ranges of the inputs (all
-// [B, ...]) and joins its outputs along the first axis.
-func (c Config) ByRows(inputs []*Node, f func(rows []*Node) *Node) *Node {
-	shards := c.BatchShards(inputs[0].Graph(), inputs[0].Shape().Dimensions[0])
-	return layers.ByRows(shards, inputs, f)
-}

@@ -17,7 +17,8 @@ import (
 )
 
 // TestNativeFormsMatchGenericGradients checks the Go backend's graph forms
-// (internal/layers: the batch halves, the training softmax's gradient)
+// (internal/layers: products' gradients in the matmul's layouts, adaLN spread
+// over positions as a product, the training softmax's gradient)
 // against the plain graphs XLA runs, on the training loss and every
 // parameter's gradient, tightly: each gradient to 2e-5 of its own largest
 // magnitude, so a wrong gradient in a parameter with small gradients (which the
@@ -52,7 +53,7 @@ func TestNativeFormsMatchGenericGradients(t *testing.T) {
 					}
 				}
 			}
-			B, L := 5, c.m.Backbone.Length // odd: unequal halves
+			B, L := 5, c.m.Backbone.Length
 			x0 := make([]int32, B*L)
 			for i := range x0 {
 				x0[i] = int32(rng.IntN(c.m.Backbone.Vocab - 1))

@@ -1,7 +1,7 @@
 // Package layers holds the whole operations the backbones and the diffusion
 // losses are built from (Linear, LayerNorm, AdaLNModulate, GeluTanh,
-// Rotary, Attention, LogSumExp, the batch's cut into shards, the selective
-// scan's cut into chunks), each written as the reference writes it
+// Rotary, Attention, LogSumExp, Modulate, Gated, the selective scan's cut into
+// chunks), each written as the reference writes it
 // (models/dit.py, diffusion.py), so backbone/ and diffusion/ read like the
 // reference and carry no backend checks.
 //
@@ -50,7 +50,7 @@ const (
 type Form string
 
 // Forms are the kept forms, each with the measured reason in bench/README.md.
-var Forms = []Form{ProductGrad, SpreadMid, BatchHalves, SoftmaxGrad, ShortScan}
+var Forms = []Form{ProductGrad, SpreadMid, SoftmaxGrad, ShortScan}
 
 const (
 	// ProductGrad builds a training product's gradient in the layouts the Go
@@ -59,9 +59,6 @@ const (
 	// SpreadMid lays adaLN's per-sequence shift, scale and gate over
 	// positions as a product with ones (overPositions).
 	SpreadMid Form = "spread-mid"
-	// BatchHalves cuts a training or eval batch into two halves whose graphs
-	// run concurrently (Shards).
-	BatchHalves Form = "halves"
 	// SoftmaxGrad is attention's softmax in training: the fused kernel with its
 	// gradient written from its output (softmax).
 	SoftmaxGrad Form = "softmax-grad"

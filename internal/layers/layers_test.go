@@ -97,25 +97,24 @@ func TestFormSwitch(t *testing.T) {
 	if b.String() != "go" {
 		t.Skipf("backend %s takes no forms", b.String())
 	}
-	if !uses(g, BatchHalves) || len(Shards(g, 5, false)) != 2 {
-		t.Fatal("BatchHalves not taken on the Go backend")
-	}
-	if len(Shards(g, 5, true)) != 1 {
-		t.Fatal("wholeBatch not kept whole")
+	for _, f := range Forms {
+		if !uses(g, f) {
+			t.Fatalf("form %s not taken on the Go backend", f)
+		}
 	}
 	restore := UseGenericForms()
-	if uses(g, BatchHalves) || uses(g, SoftmaxGrad) || uses(g, ShortScan) {
+	if uses(g, ProductGrad) || uses(g, SpreadMid) || uses(g, SoftmaxGrad) || uses(g, ShortScan) {
 		t.Fatal("a form taken under UseGenericForms")
 	}
 	if c := ScanCutFor(g, 1024); c.Chunk != 64 || !c.Checkpoint {
 		t.Fatalf("generic scan cut %+v, want the accelerator's", c)
 	}
 	restore()
-	if unknown := SetForms("halves, nosuch"); len(unknown) != 1 || unknown[0] != "nosuch" {
+	if unknown := SetForms("spread-mid, nosuch"); len(unknown) != 1 || unknown[0] != "nosuch" {
 		t.Fatalf("SetForms unknown = %v", unknown)
 	}
 	defer SetForms("")
-	if uses(g, BatchHalves) || !uses(g, SoftmaxGrad) {
-		t.Fatal("SetForms(halves) did not turn off exactly halves")
+	if uses(g, SpreadMid) || !uses(g, SoftmaxGrad) {
+		t.Fatal("SetForms(spread-mid) did not turn off exactly spread-mid")
 	}
 }
