@@ -21,7 +21,8 @@
 # Cases: d128 (D128 N2 L128 B16 V1000), demo (the demo pipeline's model), tiny
 # (the reference's tiny config, 2 x 128, GPT-2 vocabulary), d128-forward (the
 # forward pass and loss only, what eval and sampling run).
-# MDLM_BENCH_CASES overrides the cases; MDLM_BENCH_SMOKE=1: one round of 3
+# MDLM_BENCH_CASES overrides the cases, MDLM_BENCH_SETTINGS the PyTorch
+# settings (it must include default); MDLM_BENCH_SMOKE=1: one round of 3
 # steps on d128 and d128-forward (what CI runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,7 +57,7 @@ torch_step() {
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS="${s#*-b}" "$py" bench/torch_step.py --threads "$intra" "$@"
   fi
 }
-settings="i1-b1 i1-b2 i2-b1 i2-b2 default"
+settings=${MDLM_BENCH_SETTINGS:-i1-b1 i1-b2 i2-b1 i2-b2 default}
 rm -f "$work"/*.json
 torch_step "i1-b$(nproc)" --sgemm 2048 >"$work/sgemm.json"
 for r in $(seq "$rounds"); do
