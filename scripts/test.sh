@@ -30,9 +30,9 @@ go test -count=1 -timeout 20m ./... 2>&1 | tee /tmp/mdlm-test.log
 # The race detector over the concurrent I/O code (writers hashing on background
 # goroutines, the shard protocol, the streamed tokenize, the pipelined pack, the
 # stage pool). Not over
-# the compute packages (internal/fastgraph among them): compute's matmul
+# the compute packages (internal/layers among them): compute's matmul
 # kernels trip -race's checkptr.
-go test -count=1 -race $(go list ./internal/... | grep -v /internal/fastgraph) ./artifact ./datasets ./stage ./stages/tokenize ./stages/pack ./pipeline
+go test -count=1 -race $(go list ./internal/... | grep -v /internal/layers) ./artifact ./datasets ./stage ./stages/tokenize ./stages/pack ./pipeline
 # Short fuzz passes on every run: GPT-2 round trip, the safetensors reader, the
 # token-table reader, pipeline files
 # (minimisation capped: by default one new input may stall a 15 s pass).
