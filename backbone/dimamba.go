@@ -38,7 +38,7 @@ import (
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 
-	"github.com/mdlm-go/mdlm/internal/fastgraph"
+	"github.com/mdlm-go/mdlm/internal/layers"
 )
 
 // DiMamba is the bidirectional Mamba denoiser (models/dimamba.py).
@@ -141,38 +141,37 @@ const rmsNormEps = 1e-5
 
 // rmsNorm is mamba_ssm's RMSNorm: x / sqrt(mean(x²) + eps) · weight (no bias).
 func rmsNorm(x, weight *Node) *Node {
-	d := x.Shape().Dimensions[x.Rank()-1]
-	ms := fastgraph.MeanLast(Square(x))
-	return Mul(Mul(x, fastgraph.SpreadLast(Reciprocal(Sqrt(AddScalar(ms, rmsNormEps))), d)), spreadLast(weight, x))
+	ms := ReduceAndKeep(Square(x), ReduceMean, -1)
+	return Mul(Mul(x, Reciprocal(Sqrt(AddScalar(ms, rmsNormEps)))), ExpandLeftToRank(weight, x.Rank()))
 }
 
-func forwardDiMamba(cfg Config, p Params, indices, sigma *Node, drop *Dropout) *Node {
+func forwardDiMamba(cfg Config, p Params, indices, sigma *Node, mode layers.Mode, drop *Dropout) *Node {
 	x := Gather(p[dimambaEmb], ExpandAxes(indices, -1)) // [B, L, D]
-	c := timestepCondition(p, sigma, x.DType())
+	c := timestepCondition(mode, p, sigma, x.DType())
 	D := cfg.Hidden
 	for i := 0; i < cfg.Blocks; i++ {
 		l := dimambaLayer(i)
-		mod := linear(c, p[l+"adaLN_modulation.weight"], p[l+"adaLN_modulation.bias"]) // [B, 3D]
+		mod := layers.Linear(mode, c, p[l+"adaLN_modulation.weight"], p[l+"adaLN_modulation.bias"]) // [B, 3D]
 		chunk := func(k int) *Node { return Slice(mod, AxisRange(), AxisRange(k*D, (k+1)*D)) }
-		h := modulate(rmsNorm(x, p[l+"norm.weight"]), chunk(0), chunk(1))
+		h := layers.Modulate(mode, rmsNorm(x, p[l+"norm.weight"]), chunk(0), chunk(1))
 		m := l + "mixer.mamba_"
-		mixed := Add(mambaLayer(cfg, p, m+"fwd.", m+"fwd.", h, false), mambaLayer(cfg, p, m+"rev.", m+"fwd.", h, true))
-		x = gated(x, chunk(2), drop.Apply(mixed))
+		mixed := Add(mambaLayer(mode, cfg, p, m+"fwd.", m+"fwd.", h, false), mambaLayer(mode, cfg, p, m+"rev.", m+"fwd.", h, true))
+		x = layers.Gated(mode, x, chunk(2), drop.Apply(mixed))
 	}
-	mod := linear(c, p[dimambaBody+"adaLN_modulation_final.weight"], p[dimambaBody+"adaLN_modulation_final.bias"]) // [B, 2D]
+	mod := layers.Linear(mode, c, p[dimambaBody+"adaLN_modulation_final.weight"], p[dimambaBody+"adaLN_modulation_final.bias"]) // [B, 2D]
 	shift := Slice(mod, AxisRange(), AxisRange(0, D))
 	scale := Slice(mod, AxisRange(), AxisRange(D, 2*D))
-	x = modulate(rmsNorm(x, p[dimambaBody+"norm_f.weight"]), shift, scale)
-	return linear(x, p[dimambaHead], nil)
+	x = layers.Modulate(mode, rmsNorm(x, p[dimambaBody+"norm_f.weight"]), shift, scale)
+	return layers.Linear(mode, x, p[dimambaHead], nil)
 }
 
 // timestepCondition is the DiT's and DiMamba's c = SiLU(W2·SiLU(W1·emb(σ) + b1) + b2)
 // [B, C]: the TimestepEmbedder (sigma_map), whose features are computed in
 // float32 as torch does and whose weights autocast leaves alone, then the
 // outer SiLU of DIT.forward / DiMamba.forward; cast to dt.
-func timestepCondition(p Params, sigma *Node, dt dtypes.DType) *Node {
+func timestepCondition(mode layers.Mode, p Params, sigma *Node, dt dtypes.DType) *Node {
 	e := ConvertDType(timestepEmbedding(sigma), p["sigma_map.mlp.0.weight"].DType())
-	h := linear(silu(linear(e, p["sigma_map.mlp.0.weight"], p["sigma_map.mlp.0.bias"])),
+	h := layers.Linear(mode, silu(layers.Linear(mode, e, p["sigma_map.mlp.0.weight"], p["sigma_map.mlp.0.bias"])),
 		p["sigma_map.mlp.2.weight"], p["sigma_map.mlp.2.bias"])
 	return ConvertDType(silu(h), dt)
 }
@@ -180,27 +179,27 @@ func timestepCondition(p Params, sigma *Node, dt dtypes.DType) *Node {
 // mambaLayer is one direction of the bidirectional mixer: Mamba(h) with the
 // parameters under own (conv1d, x_proj, dt_proj, A_log, D) and proj (in_proj,
 // out_proj), or, with reverse, flip(Mamba(flip(h))).
-func mambaLayer(cfg Config, p Params, own, proj string, h *Node, reverse bool) *Node {
+func mambaLayer(mode layers.Mode, cfg Config, p Params, own, proj string, h *Node, reverse bool) *Node {
 	Din, N, R := cfg.DInner(), cfg.DState, cfg.DtRank
-	xz := linear(h, p[proj+"in_proj.weight"], nil) // [B, L, 2Din]
+	xz := layers.Linear(mode, h, p[proj+"in_proj.weight"], nil) // [B, L, 2Din]
 	x := Slice(xz, AxisRange(), AxisRange(), AxisRange(0, Din))
 	z := Slice(xz, AxisRange(), AxisRange(), AxisRange(Din, 2*Din))
 	x = silu(depthwiseConv(x, p[own+"conv1d.weight"], p[own+"conv1d.bias"], reverse))
 
-	xdbl := linear(x, p[own+"x_proj.weight"], nil) // [B, L, R+2N]
+	xdbl := layers.Linear(mode, x, p[own+"x_proj.weight"], nil) // [B, L, R+2N]
 	dt := Slice(xdbl, AxisRange(), AxisRange(), AxisRange(0, R))
 	bIn := Slice(xdbl, AxisRange(), AxisRange(), AxisRange(R, R+N))
 	cOut := Slice(xdbl, AxisRange(), AxisRange(), AxisRange(R+N, R+2*N))
-	delta := Softplus(linear(dt, p[own+"dt_proj.weight"], p[own+"dt_proj.bias"])) // [B, L, Din]; torch's threshold 20 is the same to float32
+	delta := Softplus(layers.Linear(mode, dt, p[own+"dt_proj.weight"], p[own+"dt_proj.bias"])) // [B, L, Din]; torch's threshold 20 is the same to float32
 
 	// The scan runs in float32 whatever the matmul precision (the reference's
 	// selective_scan_fn computes in fp32 under autocast).
 	f32 := func(n *Node) *Node { return ConvertDType(n, dtypes.Float32) }
 	A := Neg(Exp(f32(p[own+"A_log"])))
 	y := selectiveScan(f32(delta), A, f32(bIn), f32(cOut), f32(x), reverse)
-	y = Add(y, Mul(f32(x), spreadLast(f32(p[own+"D"]), y)))
+	y = Add(y, Mul(f32(x), ExpandLeftToRank(f32(p[own+"D"]), y.Rank())))
 	y = ConvertDType(Mul(y, f32(silu(z))), h.DType())
-	return linear(y, p[proj+"out_proj.weight"], nil)
+	return layers.Linear(mode, y, p[proj+"out_proj.weight"], nil)
 }
 
 // depthwiseConv is nn.Conv1d(Din, Din, K, groups=Din, padding=K−1) truncated to

@@ -12,6 +12,8 @@ import (
 
 	"github.com/mdlm-go/mdlm/internal/reffix"
 	"github.com/mdlm-go/mdlm/tensors"
+
+	"github.com/mdlm-go/mdlm/internal/layers"
 )
 
 // DiMambaFixturesEnv overrides the DiMamba fixtures folder.
@@ -106,8 +108,8 @@ func TestDiMambaReference(t *testing.T) {
 				checkpoint bool
 			}{{"one-chunk", 1 << 20, false}, {"chunk5", 5, true}, {"chunk8-nockpt", 8, false}, {"chunk1", 1, false}, {"chunk64-ckpt", 64, true}} {
 				t.Run(sc.name, func(t *testing.T) {
-					defer func() { ScanOverride = nil }()
-					ScanOverride = &ScanOptions{Chunk: sc.chunk, Checkpoint: sc.checkpoint}
+					defer func() { layers.ScanOverride = nil }()
+					layers.ScanOverride = &layers.ScanCut{Chunk: sc.chunk, Checkpoint: sc.checkpoint}
 					logits, grads := dimambaLogitsAndGrads(t, w, toInt32(idx), sigma, R, fx.Batch, fx.Length)
 					reffix.Compare(t, "logits", logits, wantLogits, 1e-4*reffix.MaxAbs(wantLogits), nil)
 					for i, s := range cfg.Specs() {
@@ -128,7 +130,7 @@ func dimambaLogitsAndGrads(t *testing.T, w *Weights, idx []int32, sigma, R []flo
 	cfg := w.Config
 	n := len(cfg.Specs())
 	exec, err := NewExec(testBackend(t), func(g *Graph, in []*Node) []*Node {
-		logits := Forward(cfg, ParamsFromNodes(cfg, in[:n]), nil, in[n], in[n+1], nil)
+		logits := Forward(cfg, ParamsFromNodes(cfg, in[:n]), nil, in[n], in[n+1], layers.Inference, nil)
 		loss := ReduceAllSum(Mul(logits, in[n+2]))
 		return append([]*Node{logits}, Gradient(loss, in[:n]...)...)
 	})

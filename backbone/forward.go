@@ -3,7 +3,7 @@ package backbone
 import (
 	"fmt"
 
-	"github.com/mdlm-go/mdlm/internal/fastgraph"
+	"github.com/mdlm-go/mdlm/internal/layers"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 )
@@ -13,15 +13,16 @@ import (
 // time-conditioned) give raw logits [B, L, V] (DiT, spec §3.1; DiMamba, §3.8) or, for the AR model, log-probabilities
 // [B, L, V] with the [MASK] logit forced to −1000 (spec §3.7, §2.9); for GPT-2,
 // log-probabilities [B, L, V].
-// invFreq is the rotary buffer; drop may be nil (evaluation).
-func Forward(cfg Config, p Params, invFreq []float32, indices, sigma *Node, drop *Dropout) *Node {
+// invFreq is the rotary buffer; mode says whether a gradient will be taken;
+// drop may be nil (no dropout).
+func Forward(cfg Config, p Params, invFreq []float32, indices, sigma *Node, mode layers.Mode, drop *Dropout) *Node {
 	switch cfg.Arch {
 	case DiT:
-		return forwardDiT(cfg, p, invFreq, indices, sigma, drop)
+		return forwardDiT(cfg, p, invFreq, indices, sigma, mode, drop)
 	case AR:
-		return forwardAR(cfg, p, invFreq, indices, drop)
+		return forwardAR(cfg, p, invFreq, indices, mode, drop)
 	case DiMamba:
-		return forwardDiMamba(cfg, p, indices, sigma, drop)
+		return forwardDiMamba(cfg, p, indices, sigma, mode, drop)
 	case GPT2:
 		return LogSoftmax(GPT2Logits(cfg, p, indices), -1)
 	}
@@ -32,73 +33,54 @@ func embed(p Params, indices *Node) *Node {
 	return Gather(p["vocab_embed.embedding"], ExpandAxes(indices, -1)) // [B, L, D]
 }
 
-// normFor picks the LayerNorm: the fused kernel when drop is nil (no training,
-// so no gradient of it is taken), graph ops otherwise.
-func normFor(drop *Dropout) func(x, weight *Node) *Node {
-	if drop == nil {
-		return layerNormInference
-	}
-	return layerNorm
-}
-
-// geluFor picks the tanh GELU the same way: the backend's fused kernel without
-// training, the form whose gradient is cheapest with it (fastgraph).
-func geluFor(drop *Dropout) func(*Node) *Node {
-	if drop == nil {
-		return fastgraph.GeluTanh
-	}
-	return fastgraph.GeluTanhTrain
-}
-
-func forwardDiT(cfg Config, p Params, invFreq []float32, indices, sigma *Node, drop *Dropout) *Node {
+// forwardDiT is models/dit.py: DIT.forward.
+func forwardDiT(cfg Config, p Params, invFreq []float32, indices, sigma *Node, mode layers.Mode, drop *Dropout) *Node {
 	x := embed(p, indices)
-	dt := x.DType()
-	c := timestepCondition(p, sigma, dt) // [B, C]
-	rope := rotaryTables(x.Graph(), invFreq, x.Shape().Dimensions[1], dt)
+	c := timestepCondition(mode, p, sigma, x.DType()) // [B, C]
+	rope := layers.NewRotary(x.Graph(), invFreq, x.Shape().Dimensions[1], x.DType())
 	D := cfg.Hidden
-	for i := 0; i < cfg.Blocks; i++ {
+	for i := 0; i < cfg.Blocks; i++ { // DDiTBlock.forward
 		b := fmt.Sprintf("blocks.%d.", i)
-		mod := linear(c, p[b+"adaLN_modulation.weight"], p[b+"adaLN_modulation.bias"]) // [B, 6D]
+		mod := layers.Linear(mode, c, p[b+"adaLN_modulation.weight"], p[b+"adaLN_modulation.bias"]) // [B, 6D]
 		chunk := func(k int) *Node { return Slice(mod, AxisRange(), AxisRange(k*D, (k+1)*D)) }
 		shiftMSA, scaleMSA, gateMSA := chunk(0), chunk(1), chunk(2)
 		shiftMLP, scaleMLP, gateMLP := chunk(3), chunk(4), chunk(5)
 
-		a := normModulate(x, p[b+"norm1.weight"], shiftMSA, scaleMSA, drop)
-		a = attention(a, p[b+"attn_qkv.weight"], rope, cfg.Heads, false)
-		a = linear(a, p[b+"attn_out.weight"], nil)
-		x = gated(x, gateMSA, drop.Apply(a))
+		a := layers.AdaLNModulate(mode, x, p[b+"norm1.weight"], shiftMSA, scaleMSA)
+		a = attention(mode, a, p[b+"attn_qkv.weight"], rope, cfg.Heads, false)
+		x = layers.Gated(mode, x, gateMSA, drop.Apply(layers.Linear(mode, a, p[b+"attn_out.weight"], nil)))
 
-		m := normModulate(x, p[b+"norm2.weight"], shiftMLP, scaleMLP, drop)
-		m = mlp(p, b, m, drop)
-		x = gated(x, gateMLP, drop.Apply(m))
+		m := layers.AdaLNModulate(mode, x, p[b+"norm2.weight"], shiftMLP, scaleMLP)
+		x = layers.Gated(mode, x, gateMLP, drop.Apply(mlp(mode, p, b, m)))
 	}
-	mod := linear(c, p["output_layer.adaLN_modulation.weight"], p["output_layer.adaLN_modulation.bias"]) // [B, 2D]
+	// DDitFinalLayer.forward
+	mod := layers.Linear(mode, c, p["output_layer.adaLN_modulation.weight"], p["output_layer.adaLN_modulation.bias"]) // [B, 2D]
 	shift := Slice(mod, AxisRange(), AxisRange(0, D))
 	scale := Slice(mod, AxisRange(), AxisRange(D, 2*D))
-	x = normModulate(x, p["output_layer.norm_final.weight"], shift, scale, drop)
-	return linear(x, p["output_layer.linear.weight"], p["output_layer.linear.bias"])
+	x = layers.AdaLNModulate(mode, x, p["output_layer.norm_final.weight"], shift, scale)
+	return layers.Linear(mode, x, p["output_layer.linear.weight"], p["output_layer.linear.bias"])
 }
 
-func mlp(p Params, b string, x *Node, drop *Dropout) *Node {
-	x = geluFor(drop)(linear(x, p[b+"mlp.0.weight"], p[b+"mlp.0.bias"]))
-	return linear(x, p[b+"mlp.2.weight"], p[b+"mlp.2.bias"])
+// mlp is the block's nn.Sequential(Linear, GELU(approximate="tanh"), Linear).
+func mlp(mode layers.Mode, p Params, b string, x *Node) *Node {
+	x = layers.GeluTanh(mode, layers.Linear(mode, x, p[b+"mlp.0.weight"], p[b+"mlp.0.bias"]))
+	return layers.Linear(mode, x, p[b+"mlp.2.weight"], p[b+"mlp.2.bias"])
 }
 
 // ARMaskLogit is the value the AR backbone writes into the [MASK] logit.
 const ARMaskLogit = -1000.0
 
-func forwardAR(cfg Config, p Params, invFreq []float32, indices *Node, drop *Dropout) *Node {
-	layerNorm := normFor(drop)
+func forwardAR(cfg Config, p Params, invFreq []float32, indices *Node, mode layers.Mode, drop *Dropout) *Node {
 	x := embed(p, indices)
-	rope := rotaryTables(x.Graph(), invFreq, x.Shape().Dimensions[1], x.DType())
+	rope := layers.NewRotary(x.Graph(), invFreq, x.Shape().Dimensions[1], x.DType())
 	for i := 0; i < cfg.Blocks; i++ {
 		b := fmt.Sprintf("blocks.%d.", i)
-		a := attention(layerNorm(x, p[b+"norm1.weight"]), p[b+"attn_qkv.weight"], rope, cfg.Heads, true)
-		x = Add(x, drop.Apply(linear(a, p[b+"attn_out.weight"], nil)))
-		x = Add(x, drop.Apply(mlp(p, b, layerNorm(x, p[b+"norm2.weight"]), drop)))
+		a := attention(mode, layers.LayerNorm(mode, x, p[b+"norm1.weight"]), p[b+"attn_qkv.weight"], rope, cfg.Heads, true)
+		x = Add(x, drop.Apply(layers.Linear(mode, a, p[b+"attn_out.weight"], nil)))
+		x = Add(x, drop.Apply(mlp(mode, p, b, layers.LayerNorm(mode, x, p[b+"norm2.weight"]))))
 	}
-	x = layerNorm(x, p["output_layer.norm_final.weight"])
-	logits := linear(x, p["output_layer.linear.weight"], p["output_layer.linear.bias"])
+	x = layers.LayerNorm(mode, x, p["output_layer.norm_final.weight"])
+	logits := layers.Linear(mode, x, p["output_layer.linear.weight"], p["output_layer.linear.bias"])
 	logits = SetLastAxisValue(logits, cfg.MaskIndex, ARMaskLogit)
 	return LogSoftmax(logits, -1)
 }

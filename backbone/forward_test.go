@@ -8,6 +8,7 @@ import (
 	gtensors "github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/mdlm-go/mdlm/accel"
+	"github.com/mdlm-go/mdlm/internal/layers"
 	"github.com/mdlm-go/mdlm/internal/reffix"
 )
 
@@ -33,7 +34,7 @@ func runForward(t testing.TB, w *Weights, indices []int32, B, L int, sigma []flo
 	n := len(cfg.Specs())
 	exec, err := NewExec(testBackend(t), func(g *Graph, in []*Node) *Node {
 		p := ParamsFromNodes(cfg, in[:n])
-		return Forward(cfg, p, w.RotaryInvFreqOrDefault(), in[n], in[n+1], nil)
+		return Forward(cfg, p, w.RotaryInvFreqOrDefault(), in[n], in[n+1], layers.Inference, nil)
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -23,14 +23,16 @@ package backbone
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 
-	"github.com/mdlm-go/mdlm/internal/fastgraph"
+	"github.com/gomlx/compute"
+	"github.com/gomlx/gomlx/ml/nn"
+
+	"github.com/mdlm-go/mdlm/internal/layers"
 
 	"github.com/mdlm-go/mdlm/tensors"
 )
@@ -73,8 +75,8 @@ func gpt2Skipped(name string) bool {
 // mask: under the causal mask it never reaches a real position.
 func GPT2Logits(cfg Config, p Params, ids *Node) *Node {
 	L := ids.Shape().Dimensions[1]
-	pos := Slice(p["wpe.weight"], AxisRange(0, L))                                                               // [L, D]
-	x := Add(Gather(p["wte.weight"], ExpandAxes(ids, -1)), fastgraph.SpreadLead(pos, ids.Shape().Dimensions[0])) // [B, L, D]
+	pos := Slice(p["wpe.weight"], AxisRange(0, L))                             // [L, D]
+	x := Add(Gather(p["wte.weight"], ExpandAxes(ids, -1)), ExpandAxes(pos, 0)) // [B, L, D]
 	eps := cfg.LayerNormEps
 	for i := 0; i < cfg.Blocks; i++ {
 		b := fmt.Sprintf("h.%d.", i)
@@ -82,28 +84,21 @@ func GPT2Logits(cfg Config, p Params, ids *Node) *Node {
 		a = causalAttention(conv1D(a, p[b+"attn.c_attn.weight"], p[b+"attn.c_attn.bias"]), cfg.Heads)
 		x = Add(x, conv1D(a, p[b+"attn.c_proj.weight"], p[b+"attn.c_proj.bias"]))
 		m := layerNormAffine(x, p[b+"ln_2.weight"], p[b+"ln_2.bias"], eps)
-		m = fastgraph.GeluTanh(conv1D(m, p[b+"mlp.c_fc.weight"], p[b+"mlp.c_fc.bias"])) // gelu_new
+		m = layers.GeluTanh(layers.Inference, conv1D(m, p[b+"mlp.c_fc.weight"], p[b+"mlp.c_fc.bias"])) // gelu_new
 		x = Add(x, conv1D(m, p[b+"mlp.c_proj.weight"], p[b+"mlp.c_proj.bias"]))
 	}
 	x = layerNormAffine(x, p["ln_f.weight"], p["ln_f.bias"], eps)
-	dims := x.Shape().Dimensions
-	logits := fastgraph.MatMulT(Reshape(x, -1, dims[2]), p["wte.weight"]) // tied head: x·wteᵀ
-	return Reshape(logits, dims[0], dims[1], cfg.Vocab)
+	return layers.Linear(layers.Inference, x, p["wte.weight"], nil) // tied head: x·wteᵀ
 }
 
 // conv1D is the hub's Conv1D: x·W + b with W stored [in, out].
 func conv1D(x, w, b *Node) *Node {
-	dims := x.Shape().Dimensions
-	in := dims[len(dims)-1]
-	flat := Reshape(x, -1, in)
-	y := Add(fastgraph.Contract(flat, []int{1}, nil, w, []int{0}, nil), fastgraph.SpreadLead(b, flat.Shape().Dimensions[0]))
-	out := append(append([]int(nil), dims[:len(dims)-1]...), w.Shape().Dimensions[1])
-	return Reshape(y, out...)
+	return nn.Dense(x, w, b, compute.DenseLayoutInputOutputs)
 }
 
 // layerNormAffine is nn.LayerNorm with weight, bias and eps.
 func layerNormAffine(x, weight, bias *Node, eps float64) *Node {
-	return Add(Mul(normalize(x, eps), spreadLast(weight, x)), spreadLast(bias, x))
+	return nn.LayerNorm(x, []int{x.Rank() - 1}, eps, weight, bias, nil)
 }
 
 // causalAttention splits the fused c_attn output qkv [B, L, 3D] (laid out
@@ -116,8 +111,7 @@ func causalAttention(qkv *Node, heads int) *Node {
 		return Reshape(Slice(qkv, AxisRange(), AxisRange(), AxisRange(i*D, (i+1)*D)), B, L, heads, dh)
 	}
 	q, k, v := part(0), part(1), part(2)
-	scores := causalMask(MulScalar(Einsum("bqhd,bkhd->bhqk", q, k), 1/math.Sqrt(float64(dh)))) // [B, H, L, L]
-	return Reshape(Einsum("bhqk,bkhd->bqhd", Softmax(scores, -1), v), B, L, D)
+	return layers.Attention(layers.Inference, q, k, v, true)
 }
 
 // GPT2Config reads a hub GPT-2 config.json (GPT2Config keys), refusing what

@@ -6,7 +6,7 @@ package backbone
 //	hₜ = aₜ ⊙ hₜ₋₁ + bₜ,   aₜ = exp(Δₜ A),   bₜ = Δₜ xₜ Bₜ,   yₜ = Σₙ Cₜ[n] hₜ[·, n]
 //
 // with states h [Din, N] per batch row. The scan is chunked: L is cut into
-// chunks of ScanOptions.Chunk positions, processed one after another, each
+// chunks of layers.ScanCut.Chunk positions, processed one after another, each
 // carrying the state at its last position into the next. Inside a chunk the
 // recurrence is solved by a log-depth (Hillis–Steele) associative scan over the
 // pairs (a, b), whose operator (a₂, b₂)∘(a₁, b₁) = (a₂a₁, a₂b₁ + b₂) composes two
@@ -23,13 +23,13 @@ package backbone
 // fuse on XLA, and with the state in float32 it is exact to rounding. The chunk
 // length trades the two: the pure-Go backend, which runs each op as full passes
 // over memory, is fastest at one position per chunk (the sequential end), an
-// accelerator at long chunks (scanOptions).
+// accelerator at long chunks (layers.ScanCutFor).
 //
 // Memory: a chunk's states are [B, K, Din, N]. On an accelerator each chunk's
 // scan is a gradient-checkpointed block: the backward pass keeps only the chunk
 // inputs and the carried states [B, Din, N] per chunk boundary, and recomputes
-// a chunk's levels when its gradient arrives (scanOptions says what the CPU
-// backend does instead). At tiny-dimamba (D 512, so Din 1024, N 16; 14 blocks,
+// a chunk's levels when its gradient arrives (layers.ScanCutFor says what the
+// CPU backend does instead). At tiny-dimamba (D 512, so Din 1024, N 16; 14 blocks,
 // two directions each: 28 scans; L 1024, K 64; float32), per sequence:
 //
 //   - one level of one chunk: 64·1024·16·4 B = 4 MiB; the chunk being
@@ -43,43 +43,16 @@ package backbone
 import (
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
+
+	"github.com/mdlm-go/mdlm/internal/layers"
 )
-
-// ScanOptions set how the selective scan is cut: Chunk positions are solved at
-// once by the log-depth scan, and with Checkpoint each chunk is a
-// gradient-checkpointed block.
-type ScanOptions struct {
-	Chunk      int
-	Checkpoint bool
-}
-
-// ScanOverride, when non-nil, replaces the per-backend choice of scanOptions
-// (tests and benchmarks).
-var ScanOverride *ScanOptions
-
-// scanOptions picks the cut for sequence length L on the graph's backend. On an
-// accelerator (XLA) each level is a fused kernel whatever its size and kernel
-// launches are what costs, so chunks are long (64) and checkpointed, which keeps
-// the backward pass's memory to a chunk's levels. The pure-Go CPU backend
-// executes every level as full passes over memory, so there short chunks win
-// (one position per chunk up to L 128, then at most 128 chunks), and
-// recomputation costs more than the memory it saves at the sizes a CPU trains.
-func scanOptions(g *Graph, L int) ScanOptions {
-	if ScanOverride != nil {
-		return *ScanOverride
-	}
-	if g.Backend().String() == "go" {
-		return ScanOptions{Chunk: max(1, (L+127)/128), Checkpoint: false}
-	}
-	return ScanOptions{Chunk: 64, Checkpoint: true}
-}
 
 // selectiveScan returns y [B, L, Din] for delta, x [B, L, Din], A [Din, N] and
 // bIn, cOut [B, L, N], all float32. With reverse the recurrence runs from the
 // last position to the first (the reverse Mamba seen through its flips).
 func selectiveScan(delta, A, bIn, cOut, x *Node, reverse bool) *Node {
 	L := delta.Shape().Dimensions[1]
-	opts := scanOptions(delta.Graph(), L)
+	opts := layers.ScanCutFor(delta.Graph(), L)
 	K := max(1, min(opts.Chunk, L))
 	var starts []int
 	for s := 0; s < L; s += K {

@@ -8,6 +8,8 @@ import (
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 	gtensors "github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/mdlm-go/mdlm/internal/layers"
 )
 
 // scanInputs are random selective-scan inputs in the ranges Mamba produces:
@@ -86,7 +88,7 @@ func runScan(t testing.TB, in scanInputs, reverse bool) []float32 {
 // The chunked log-depth scan equals the step-by-step recurrence for every
 // chunking (lengths that chunks do not divide included), in both directions.
 func TestSelectiveScanMatchesRecurrence(t *testing.T) {
-	defer func() { ScanOverride = nil }()
+	defer func() { layers.ScanOverride = nil }()
 	in := newScanInputs(2, 37, 6, 4, 3)
 	for _, reverse := range []bool{false, true} {
 		want := naiveScan(in, reverse)
@@ -95,7 +97,7 @@ func TestSelectiveScanMatchesRecurrence(t *testing.T) {
 			scale = math.Max(scale, math.Abs(v))
 		}
 		for _, chunk := range []int{1, 3, 8, 16, 64} {
-			ScanOverride = &ScanOptions{Chunk: chunk}
+			layers.ScanOverride = &layers.ScanCut{Chunk: chunk}
 			got := runScan(t, in, reverse)
 			worst := 0.0
 			for i := range want {

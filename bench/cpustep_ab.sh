@@ -13,7 +13,7 @@
 # (what CI runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export GOEXPERIMENT=simd
+export GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd
 old=${1:-HEAD~1} new=${2:-.}
 cases=${MDLM_BENCH_CASES:-demo d128 d128-forward}
 rounds=${MDLM_BENCH_ROUNDS:-4}
@@ -25,11 +25,21 @@ trees=()
 cleanup() { for t in "${trees[@]}"; do git worktree remove --force "$t" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
+# toolchain DIR: the Go toolchain a tree builds with. Revisions before the
+# gomlx v0.28.16 upgrade (go.mod's "go 1.26.x") need Go 1.26: their compute
+# v0.1.2 does not compile under Go 1.27's simd package.
+toolchain() {
+  case $(awk '$1 == "go" {print $2}' "$1/go.mod") in
+    1.26*) echo go1.26.8 ;;
+    *) echo go1.27.3 ;;
+  esac
+}
+
 # build REV OUT: cpustep from a revision (checked out in a temporary worktree)
 # or from the working tree.
 build() {
   if [ "$1" = . ]; then
-    go build -o "$2" ./bench/cpustep
+    GOTOOLCHAIN=$(toolchain .) go build -o "$2" ./bench/cpustep
     return
   fi
   local tree
@@ -37,7 +47,7 @@ build() {
   git worktree add --detach --quiet "$tree" "$1" || { echo "cpustep_ab: no revision $1" >&2; exit 1; }
   trees+=("$tree")
   [ -d "$tree/bench/cpustep" ] || { echo "cpustep_ab: revision $1 has no bench/cpustep" >&2; exit 1; }
-  (cd "$tree" && go build -o "$2" ./bench/cpustep)
+  (cd "$tree" && GOTOOLCHAIN=$(toolchain .) go build -o "$2" ./bench/cpustep)
 }
 build "$old" "$work/cpustep-old"
 build "$new" "$work/cpustep-new"

@@ -6,7 +6,7 @@
 # MDLM_BENCH_SMOKE=1: the KJV only, one repetition (what CI runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export GOEXPERIMENT=simd
+export GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd
 work=${MDLM_BENCH_DIR:-/tmp/mdlm-databench}
 mkdir -p "$work"
 corpora=("$PWD/testdata/kjv/kjv.jsonl.gz" "$work/fortunes.jsonl")

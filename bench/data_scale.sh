@@ -6,7 +6,7 @@
 # MDLM_SCALE_MB sets the corpus size (default 300). MDLM_BENCH_SMOKE=1: 3 MB (CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export GOEXPERIMENT=simd
+export GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd
 work=${MDLM_BENCH_DIR:-/tmp/mdlm-datascale}
 mb=${MDLM_SCALE_MB:-300}
 [ -n "${MDLM_BENCH_SMOKE:-}" ] && mb=3

@@ -10,7 +10,7 @@
 # forward once (what CI runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export GOEXPERIMENT=simd
+export GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd
 work=${MDLM_BENCH_DIR:-/tmp/mdlm-dimamba-bench}
 rounds=${MDLM_BENCH_ROUNDS:-3}
 steps=${MDLM_BENCH_STEPS:-5}

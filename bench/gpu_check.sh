@@ -25,7 +25,7 @@ build() {
   set -e
   mkdir -p "$out"
   for pkg in backbone diffusion train sampler; do # stripped and gzipped: the carry limit is 64 MiB
-    GOEXPERIMENT=simd CGO_ENABLED=1 go test -c -tags xla -ldflags='-s -w' -o "$out/$pkg.test" "./$pkg/"
+    GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd CGO_ENABLED=1 go test -c -tags xla -ldflags='-s -w' -o "$out/$pkg.test" "./$pkg/"
     gzip -f -9 "$out/$pkg.test"
   done
   rm -rf "$out/fixtures" "$out/fixtures-dimamba"
@@ -88,7 +88,7 @@ run() {
 
 case "${1:-}" in
   smoke) # CI: the script parses and the XLA-tagged packages it builds type-check
-    bash -n "$0" && GOEXPERIMENT=simd go vet -tags xla ./backbone ./diffusion ./train ./sampler ./accel && echo "gpu_check smoke: ok" ;;
+    bash -n "$0" && GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd go vet -tags xla ./backbone ./diffusion ./train ./sampler ./accel && echo "gpu_check smoke: ok" ;;
   build) build ;;
   run) run ;;
   *) echo "usage: bash bench/gpu_check.sh build|run|smoke" >&2; exit 2 ;;

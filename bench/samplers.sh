@@ -8,7 +8,7 @@
 set -euo pipefail
 [ -n "${MDLM_BENCH_SMOKE:-}" ] && export MDLM_BENCH_SAMPLER_STEPS=20
 cd "$(dirname "$0")/.."
-export GOEXPERIMENT=simd
+export GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd
 go test -c -o /tmp/mdlm-sampler.test ./sampler/
 /tmp/mdlm-sampler.test -test.run '^$' -test.bench 'BenchmarkSamplers' -test.benchtime 1x | tee /tmp/mdlm-sampler-bench.txt |
   awk '/^BenchmarkSamplers/ {

@@ -31,7 +31,7 @@ if [ ! -d "$work/node_modules/tokenizers" ] || [ ! -d "$work/node_modules/tiktok
   npm install --silent --prefix "$work" tokenizers tiktoken >/dev/null
 fi
 
-(cd bench/tokbench && GOEXPERIMENT=simd go build -o "$work/tokbench" .)
+(cd bench/tokbench && GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd go build -o "$work/tokbench" .)
 reps=${MDLM_BENCH_REPS:-3}
 [ -n "${MDLM_BENCH_SMOKE:-}" ] && reps=1
 out="$work/results.txt"

@@ -9,7 +9,8 @@ eps 1e-8, no weight decay) after global-norm clipping at 1.0; float32,
 dropout 0. It reads the weights and batches cpustep -init wrote, so both
 sides compute the same losses, and prints the same JSON line.
 
-    torch_step.py --case d128 --dir DIR --steps 10 [--forward] [--threads 2]
+    torch_step.py --case d128 --dir DIR --steps 10 [--forward] [--threads N]
+    torch_step.py --sgemm 2048 [--threads N]   (the practical peak: best GFLOP/s of an N x N sgemm)
 """
 import argparse
 import json
@@ -167,13 +168,25 @@ def subs_loss(model, x0, xt, sigma, dsigma, mask_index):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--case", default="d128")
-    ap.add_argument("--dir", required=True)
+    ap.add_argument("--dir", default="")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--forward", action="store_true")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=0, help="intra-op threads (0: PyTorch's default)")
+    ap.add_argument("--sgemm", type=int, default=0, help="time an N x N float32 matmul instead (the machine's practical peak) and print its GFLOP/s")
     ap.add_argument("--lr", type=float, default=1e-3)
     a = ap.parse_args()
-    torch.set_num_threads(a.threads)
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
+    if a.sgemm:
+        n = a.sgemm
+        x, y = torch.randn(n, n), torch.randn(n, n)
+        best = float("inf")
+        for _ in range(6):
+            start = time.perf_counter()
+            torch.mm(x, y)
+            best = min(best, time.perf_counter() - start)
+        print(json.dumps({"sgemm_n": n, "gflops": 2 * n**3 / best / 1e9, "threads": torch.get_num_threads()}))
+        return
     d, heads, blocks, cond, v, _, _ = CASES[a.case]
     model = DiT(d, heads, blocks, cond, v)
     model.load_state_dict(read_safetensors(f"{a.dir}/weights.safetensors"), strict=True)

@@ -6,7 +6,7 @@
 # MDLM_BENCH_SMOKE=1: one step of the fixture-size model (what CI runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export GOEXPERIMENT=simd
+export GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd
 tags=${MDLM_BENCH_TAGS:-}
 go test -c ${tags:+-tags $tags} -o /tmp/mdlm-train.test ./train/
 bench=BenchmarkTrainStep steps=${MDLM_BENCH_STEPS:-5}

@@ -8,7 +8,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 
 	"github.com/mdlm-go/mdlm/backbone"
-	"github.com/mdlm-go/mdlm/internal/fastgraph"
+	"github.com/mdlm-go/mdlm/internal/layers"
 )
 
 // NegInfinity is the finite "−∞" of the reference (neg_infinity = −1e6): SUBS
@@ -85,42 +85,15 @@ func PickFlat(x, ids *Node) *Node {
 	return Gather(x, idx)
 }
 
-// LogSumExp over the last axis: [B, L, V] -> [B, L], as m + log S with m the
-// row maximum and S = Σⱼ eⱼ, e = exp(x − m). With grad, its gradient, the
-// softmax y = e/S from the same e, rides on a link that is exactly 0:
-// Σⱼ xⱼ·yⱼ (y held constant) minus the same value without a gradient, so a
-// training step neither differentiates the decomposed graph nor copies
-// [B, L, V] tensors for the link. Without grad (evaluation, sampling: no
-// gradient is taken) the link is left out, and taking a gradient through the
-// result panics rather than return a wrong one.
-func LogSumExp(x *Node, grad bool) *Node {
-	dims := x.Shape().Dimensions
-	V := dims[len(dims)-1]
-	m := fastgraph.MaxLast(x)
-	e := Exp(Sub(x, fastgraph.SpreadLast(m, V)))
-	sum := fastgraph.SumLast(e)
-	lse := Add(m, Log(sum))
-	if grad {
-		y := StopGradient(Div(e, fastgraph.SpreadLast(sum, V)))
-		xy := fastgraph.SumLast(Mul(x, y)) // d/dx = y
-		lse = Add(StopGradient(lse), Sub(xy, StopGradient(xy)))
-	} else {
-		lse = IdentityWithCustomGradient(lse, func(_, _ *Node) *Node {
-			panic("diffusion: gradient of a LogSumExp built without one (grad false: a nil Dropout builds the loss for evaluation)")
-		})
-	}
-	return Reshape(lse, dims[:len(dims)-1]...)
-}
-
 // ZeroMaskedLogits runs the backbone and returns SUBS's zero-masked logits
 // (§2.3 step 1, −1e6 added at [MASK]): folded into the output bias where the
 // backbone has one (WithZeroMasking), added to the logits otherwise (DiMamba's
 // lm_head has no bias).
-func ZeroMaskedLogits(cfg backbone.Config, p backbone.Params, invFreq []float32, x, cond *Node, drop *backbone.Dropout) *Node {
+func ZeroMaskedLogits(cfg backbone.Config, p backbone.Params, invFreq []float32, x, cond *Node, mode layers.Mode, drop *backbone.Dropout) *Node {
 	if _, ok := p[outputBias]; ok {
-		return backbone.Forward(cfg, WithZeroMasking(p, cfg.MaskIndex), invFreq, x, cond, drop)
+		return backbone.Forward(cfg, WithZeroMasking(p, cfg.MaskIndex), invFreq, x, cond, mode, drop)
 	}
-	logits := backbone.Forward(cfg, p, invFreq, x, cond, drop)
+	logits := backbone.Forward(cfg, p, invFreq, x, cond, mode, drop)
 	g, V := logits.Graph(), cfg.Vocab
 	isMask := Equal(Iota(g, shapes.Make(dtypes.Int32, 1, 1, V), 2), Scalar(g, dtypes.Int32, cfg.MaskIndex))
 	bump := Where(isMask, BroadcastToDims(Scalar(g, logits.DType(), NegInfinity), 1, 1, V), Zeros(g, shapes.Make(logits.DType(), 1, 1, V)))
@@ -149,10 +122,9 @@ func WithZeroMasking(p map[string]*Node, maskIndex int) map[string]*Node {
 // SUBSTokenLogProbs gives, from zero-masked logits, log p_θ at the clean token and
 // at [MASK] for every position ([B, L] each), without the [B, L, V] tensor of
 // SUBSLogProbs. Carry-over makes both meaningless at unmasked positions, where
-// every SUBS loss term is 0; callers mask them. grad says whether a gradient
-// will be taken (LogSumExp).
-func SUBSTokenLogProbs(zeroMaskedLogits, x0 *Node, maskIndex int, grad bool) (logpX0, logpMask *Node) {
-	lse := LogSumExp(zeroMaskedLogits, grad)
+// every SUBS loss term is 0; callers mask them.
+func SUBSTokenLogProbs(zeroMaskedLogits, x0 *Node, maskIndex int) (logpX0, logpMask *Node) {
+	lse := layers.LogSumExp(zeroMaskedLogits)
 	logpX0 = Sub(PickFlat(zeroMaskedLogits, x0), lse)
 	maskCol := Slice(zeroMaskedLogits, AxisRange(), AxisRange(), AxisElem(maskIndex))
 	logpMask = Sub(Reshape(maskCol, lse.Shape().Dimensions...), lse)

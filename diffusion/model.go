@@ -8,6 +8,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 
 	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/internal/layers"
 )
 
 // Model is one MDLM training objective: a backbone, a parameterization, the time
@@ -73,8 +74,8 @@ func (in DiffusionInputs) as(dt dtypes.DType) DiffusionInputs {
 
 // PerTokenLoss runs the backbone and returns the per-token loss [B, L] of §2.4,
 // §2.6 or §2.8. The backbone sees σ only when the model is time-conditioned.
-// A nil drop builds the graph for evaluation, where no gradient is taken.
-func (m Model) PerTokenLoss(p backbone.Params, invFreq []float32, in DiffusionInputs, drop *backbone.Dropout) *Node {
+// mode says whether a gradient will be taken; drop may be nil (no dropout).
+func (m Model) PerTokenLoss(p backbone.Params, invFreq []float32, in DiffusionInputs, mode layers.Mode, drop *backbone.Dropout) *Node {
 	in = in.as(p[m.Backbone.EmbeddingName()].DType())
 	cond := in.Sigma
 	if !m.TimeConditioning {
@@ -83,17 +84,17 @@ func (m Model) PerTokenLoss(p backbone.Params, invFreq []float32, in DiffusionIn
 	mask := m.Backbone.MaskIndex
 	switch m.Param {
 	case SEDD:
-		logits := backbone.Forward(m.Backbone, p, invFreq, in.XT, cond, drop)
+		logits := backbone.Forward(m.Backbone, p, invFreq, in.XT, cond, mode, drop)
 		return ScoreEntropyLoss(SEDDLogScore(logits, in.XT, in.Sigma), in.X0, in.XT, in.Sigma, in.DSigma, mask)
 	case D3PM:
-		logits := backbone.Forward(m.Backbone, p, invFreq, in.XT, cond, drop)
-		logpX0, logpMask := SUBSTokenLogProbs(logits, in.X0, mask, drop != nil) // plain log-softmax: no zero masking
-		return m.d3pmWithReconstruction(p, invFreq, logpX0, logpMask, in, drop)
+		logits := backbone.Forward(m.Backbone, p, invFreq, in.XT, cond, mode, drop)
+		logpX0, logpMask := SUBSTokenLogProbs(logits, in.X0, mask) // plain log-softmax: no zero masking
+		return m.d3pmWithReconstruction(p, invFreq, logpX0, logpMask, in, mode, drop)
 	}
 	// SUBS: zero masking folded into the output bias; carry-over makes the loss 0
 	// wherever z_t is unmasked, so only log p_θ(x0) at masked positions is needed.
-	logits := ZeroMaskedLogits(m.Backbone, p, invFreq, in.XT, cond, drop)
-	logpX0, logpMask := SUBSTokenLogProbs(logits, in.X0, mask, drop != nil)
+	logits := ZeroMaskedLogits(m.Backbone, p, invFreq, in.XT, cond, mode, drop)
+	logpX0, logpMask := SUBSTokenLogProbs(logits, in.X0, mask)
 	if m.T > 0 {
 		return D3PMLoss(logpX0, logpMask, in.XT, in.T, m.T, mask) // SUBS: reconstruction term is 0
 	}
@@ -101,19 +102,19 @@ func (m Model) PerTokenLoss(p backbone.Params, invFreq []float32, in DiffusionIn
 }
 
 // d3pmWithReconstruction adds −log p_θ(x0 | x0, σ(0) = 0) for d3pm (§2.6).
-func (m Model) d3pmWithReconstruction(p backbone.Params, invFreq []float32, logpX0, logpMask *Node, in DiffusionInputs, drop *backbone.Dropout) *Node {
+func (m Model) d3pmWithReconstruction(p backbone.Params, invFreq []float32, logpX0, logpMask *Node, in DiffusionInputs, mode layers.Mode, drop *backbone.Dropout) *Node {
 	diff := D3PMLoss(logpX0, logpMask, in.XT, in.T, m.T, m.Backbone.MaskIndex)
-	clean := backbone.Forward(m.Backbone, p, invFreq, in.X0, ZerosLike(in.Sigma), drop)
-	cleanX0, _ := SUBSTokenLogProbs(clean, in.X0, m.Backbone.MaskIndex, drop != nil)
+	clean := backbone.Forward(m.Backbone, p, invFreq, in.X0, ZerosLike(in.Sigma), mode, drop)
+	cleanX0, _ := SUBSTokenLogProbs(clean, in.X0, m.Backbone.MaskIndex)
 	return Sub(diff, cleanX0)
 }
 
 // ARPerTokenLoss is the AR objective: input x[:, :-1], target x[:, 1:] (§2.9).
 // x is [B, L]; the result is [B, L-1].
-func (m Model) ARPerTokenLoss(p backbone.Params, invFreq []float32, x *Node, drop *backbone.Dropout) *Node {
+func (m Model) ARPerTokenLoss(p backbone.Params, invFreq []float32, x *Node, mode layers.Mode, drop *backbone.Dropout) *Node {
 	L := x.Shape().Dimensions[1]
 	input := Slice(x, AxisRange(), AxisRange(0, L-1))
 	target := Slice(x, AxisRange(), AxisRange(1, L))
-	logp := backbone.Forward(m.Backbone, p, invFreq, input, nil, drop)
+	logp := backbone.Forward(m.Backbone, p, invFreq, input, nil, mode, drop)
 	return ARLoss(logp, target)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/internal/layers"
 	"github.com/mdlm-go/mdlm/internal/reffix"
 	"github.com/mdlm-go/mdlm/tensors"
 )
@@ -105,7 +106,7 @@ func runLoss(t *testing.T, m Model, w *backbone.Weights, x0, xt []int32, tt, sig
 	exec, err := NewExec(b, func(g *Graph, in []*Node) *Node {
 		p := backbone.ParamsFromNodes(m.Backbone, in[:n])
 		return m.PerTokenLoss(p, w.RotaryInvFreqOrDefault(), DiffusionInputs{
-			X0: in[n], XT: in[n+1], T: in[n+2], Sigma: in[n+3], DSigma: in[n+4]}, nil)
+			X0: in[n], XT: in[n+1], T: in[n+2], Sigma: in[n+3], DSigma: in[n+4]}, layers.Inference, nil)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -210,7 +211,7 @@ func checkSUBSLogProbs(t *testing.T, w *backbone.Weights, f *tensors.File, xt []
 	n := len(cfg.Specs())
 	exec := MustNewExec(b, func(g *Graph, in []*Node) *Node {
 		p := backbone.ParamsFromNodes(cfg, in[:n])
-		logits := backbone.Forward(cfg, p, w.RotaryInvFreqOrDefault(), in[n], ZerosLike(in[n+1]), nil)
+		logits := backbone.Forward(cfg, p, w.RotaryInvFreqOrDefault(), in[n], ZerosLike(in[n+1]), layers.Inference, nil)
 		return SUBSLogProbs(logits, in[n], cfg.MaskIndex)
 	})
 	var args []any

@@ -7,6 +7,7 @@ import (
 
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/diffusion"
+	"github.com/mdlm-go/mdlm/internal/layers"
 )
 
 // Graph pieces of the samplers. Shapes: x [B, L] int32, probabilities and scores
@@ -33,12 +34,12 @@ func col(v *Node) *Node { return ExpandAxes(v, 1, 2) } // [B] -> [B, 1, 1]
 // every update keeps unmasked tokens whatever their row holds (the reference's
 // copy_flag), so those rows are never read.
 func subsProbs(m diffusion.Model, p backbone.Params, invFreq []float32, x, cond *Node) *Node {
-	return Softmax(diffusion.ZeroMaskedLogits(m.Backbone, p, invFreq, x, cond, nil), -1)
+	return Softmax(diffusion.ZeroMaskedLogits(m.Backbone, p, invFreq, x, cond, layers.Inference, nil), -1)
 }
 
 // subsArgmax is the ddpm noise-removal step: argmax_v of the SUBS log-probabilities.
 func subsArgmax(m diffusion.Model, p backbone.Params, invFreq []float32, x, cond *Node) *Node {
-	logits := backbone.Forward(m.Backbone, p, invFreq, x, cond, nil)
+	logits := backbone.Forward(m.Backbone, p, invFreq, x, cond, layers.Inference, nil)
 	return ArgMax(diffusion.SUBSLogProbs(logits, x, m.Backbone.MaskIndex), -1, dtypes.Int32)
 }
 
@@ -48,7 +49,7 @@ func subsArgmax(m diffusion.Model, p backbone.Params, invFreq []float32, x, cond
 // the [MASK] column and no carry-over (spec §2.7).
 func denoiserProbs(m diffusion.Model, p backbone.Params, invFreq []float32, x, cond *Node) *Node {
 	if m.Param == diffusion.D3PM {
-		return Softmax(backbone.Forward(m.Backbone, p, invFreq, x, cond, nil), -1)
+		return Softmax(backbone.Forward(m.Backbone, p, invFreq, x, cond, layers.Inference, nil), -1)
 	}
 	return subsProbs(m, p, invFreq, x, cond)
 }
@@ -58,7 +59,7 @@ func denoiserProbs(m diffusion.Model, p backbone.Params, invFreq []float32, x, c
 // (there is no carry-over) and [MASK] can win, as in the reference.
 func denoiserArgmax(m diffusion.Model, p backbone.Params, invFreq []float32, x, cond *Node) *Node {
 	if m.Param == diffusion.D3PM {
-		return ArgMax(backbone.Forward(m.Backbone, p, invFreq, x, cond, nil), -1, dtypes.Int32)
+		return ArgMax(backbone.Forward(m.Backbone, p, invFreq, x, cond, layers.Inference, nil), -1, dtypes.Int32)
 	}
 	return subsArgmax(m, p, invFreq, x, cond)
 }
@@ -85,7 +86,7 @@ func subsScore(m diffusion.Model, p backbone.Params, invFreq []float32, x, sigma
 	if !m.TimeConditioning {
 		cond = ZerosLike(sigma)
 	}
-	logp := diffusion.SUBSLogProbs(backbone.Forward(m.Backbone, p, invFreq, x, cond, nil), x, m.Backbone.MaskIndex)
+	logp := diffusion.SUBSLogProbs(backbone.Forward(m.Backbone, p, invFreq, x, cond, layers.Inference, nil), x, m.Backbone.MaskIndex)
 	dims := logp.Shape().Dimensions
 	B, L, V := dims[0], dims[1], dims[2]
 	logk := col(Neg(Log(Expm1(sigma)))) // [B, 1, 1]
@@ -109,7 +110,7 @@ func score(m diffusion.Model, p backbone.Params, invFreq []float32, x, sigma *No
 
 // seddScore is get_score for the sedd parameterization: exp of the log-score.
 func seddScore(m diffusion.Model, p backbone.Params, invFreq []float32, x, sigma *Node) *Node {
-	logits := backbone.Forward(m.Backbone, p, invFreq, x, sigma, nil)
+	logits := backbone.Forward(m.Backbone, p, invFreq, x, sigma, layers.Inference, nil)
 	return Exp(diffusion.SEDDLogScore(logits, x, sigma))
 }
 
@@ -149,7 +150,7 @@ func mergeRows(cache, fresh, sel, idx *Node) *Node {
 // log-probabilities at position i (later positions cannot influence it), plus
 // Gumbel noise, argmax. pos is a scalar int32; gumbel is [B, V].
 func arNext(m diffusion.Model, p backbone.Params, invFreq []float32, x, pos, gumbel *Node) *Node {
-	logp := backbone.Forward(m.Backbone, p, invFreq, x, nil, nil) // [B, L, V]
+	logp := backbone.Forward(m.Backbone, p, invFreq, x, nil, layers.Inference, nil) // [B, L, V]
 	dims := logp.Shape().Dimensions
 	B, L, V := dims[0], dims[1], dims[2]
 	atPos := Equal(Iota(x.Graph(), shapes.Make(dtypes.Int32, B, L, V), 1), BroadcastToDims(pos, B, L, V))

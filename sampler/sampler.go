@@ -355,7 +355,7 @@ func (s *Sampler) twoStageUpdate(tokens []int32, probs *gtensors.Tensor, mct, mc
 // removeNoise is the ddpm noise-removal step: x ← argmax model_logp(x, cond).
 func (s *Sampler) removeNoise(r *Result, cond []float32) error {
 	out, err := s.call("denoiser_argmax", func(p backbone.Params, in []*Node) []*Node {
-		return []*Node{s.model.Backbone.ByRows(in, func(rows []*Node) *Node { return denoiserArgmax(s.model, p, s.invFreq, rows[0], rows[1]) })}
+		return []*Node{denoiserArgmax(s.model, p, s.invFreq, in[0], in[1])}
 	}, gtensors.FromFlatDataAndDimensions(r.Tokens, r.B, r.L), gtensors.FromFlatDataAndDimensions(cond, r.B))
 	if err != nil {
 		return fmt.Errorf("sampler noise removal: %w", err)
@@ -441,7 +441,7 @@ func (s *Sampler) denoise(kind Kind, c *rowCache, r *Result, t float32) (*gtenso
 		return c.probs, nil
 	}
 	fn := func(p backbone.Params, in []*Node) []*Node {
-		return []*Node{s.model.Backbone.ByRows(in, func(rows []*Node) *Node { return denoiserProbs(s.model, p, s.invFreq, rows[0], rows[1]) })}
+		return []*Node{denoiserProbs(s.model, p, s.invFreq, in[0], in[1])}
 	}
 	if len(stale) == B {
 		out, err := s.call(fmt.Sprintf("denoise_%d", B), fn,

@@ -12,6 +12,7 @@ import (
 	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/diffusion"
+	"github.com/mdlm-go/mdlm/internal/layers"
 )
 
 func tinyModel(t testing.TB, L int) (diffusion.Model, *backbone.Weights) {
@@ -218,7 +219,7 @@ func TestARSamplerIsGreedyUnderConstantNoise(t *testing.T) {
 	}
 	// Re-score the result: each token must be the argmax after its prefix.
 	out, err := s.call("ar_logp", func(p backbone.Params, in []*Node) []*Node {
-		return []*Node{backbone.Forward(cfg, p, s.invFreq, in[0], nil, nil)}
+		return []*Node{backbone.Forward(cfg, p, s.invFreq, in[0], nil, layers.Inference, nil)}
 	}, gtensors.FromFlatDataAndDimensions(r.Tokens, B, L))
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,7 @@
 # Output of each goes to /tmp/mdlm-bench-smoke/<script>.log.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export GOEXPERIMENT=simd MDLM_BENCH_SMOKE=1
+export GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd MDLM_BENCH_SMOKE=1
 logs=/tmp/mdlm-bench-smoke
 mkdir -p "$logs"
 failed=0

@@ -3,11 +3,11 @@
 # only, no network: download the KJV (last 60 chapters held out) -> tokenize
 # (bytes) -> pack (L 64) -> train a small MDLM -> eval (NELBO perplexity against the
 # unigram perplexity) -> sample. Stage outputs are cached under $MDLM_WORK (default
-# work/demo) by content: a rerun skips every unchanged stage. Needs only Go 1.26.
+# work/demo) by content: a rerun skips every unchanged stage. Needs only Go (GOTOOLCHAIN=go1.27.3 fetches 1.27.3 through the module proxy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export GOEXPERIMENT=simd # the CPU backend's fast matmul kernels need it
-command -v go >/dev/null || { echo "main.sh: Go 1.26 is required (https://go.dev/dl/)" >&2; exit 1; }
+export GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd # the CPU backend's fast matmul kernels need it
+command -v go >/dev/null || { echo "main.sh: Go 1.27 is required (GOTOOLCHAIN=go1.27.3 fetches it) (https://go.dev/dl/)" >&2; exit 1; }
 work=${MDLM_WORK:-work/demo}
 mkdir -p "$work"
 

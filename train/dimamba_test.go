@@ -10,6 +10,8 @@ import (
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/diffusion"
 	"github.com/mdlm-go/mdlm/optim"
+
+	"github.com/mdlm-go/mdlm/internal/layers"
 )
 
 // A small DiMamba trains under the SUBS objective: on a fixed batch of
@@ -21,8 +23,8 @@ func TestDiMambaTrainStep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { backbone.ScanOverride = nil }()
-	backbone.ScanOverride = &backbone.ScanOptions{Chunk: 8, Checkpoint: true}
+	defer func() { layers.ScanOverride = nil }()
+	layers.ScanOverride = &layers.ScanCut{Chunk: 8, Checkpoint: true}
 	const B, L, V = 4, 24, 12
 	cfg := backbone.Config{Arch: backbone.DiMamba, Vocab: V, Hidden: 32, Blocks: 2, Cond: 16, Length: L, MaskIndex: V - 1, Dropout: 0.1}.WithMambaDefaults()
 	m := diffusion.Model{Backbone: cfg, Param: diffusion.SUBS, Schedule: diffusion.LogLinear{Eps: 1e-3}}

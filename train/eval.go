@@ -17,6 +17,7 @@ import (
 	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/diffusion"
 	"github.com/mdlm-go/mdlm/internal/filehash"
+	"github.com/mdlm-go/mdlm/internal/layers"
 )
 
 // Evaluator computes per-token losses with a compiled graph: the validation
@@ -34,12 +35,10 @@ func NewEvaluator(b compute.Backend, m diffusion.Model, invFreq []float32) *Eval
 	e.exec = MustNewExec(b, func(g *Graph, in []*Node) *Node {
 		p := backbone.ParamsFromNodes(m.Backbone, in[:n])
 		x0, xt, t, sigma, dsigma := in[n], in[n+1], in[n+2], in[n+3], in[n+4]
-		return m.Backbone.ByRows([]*Node{x0, xt, t, sigma, dsigma}, func(in []*Node) *Node {
-			if m.Param == diffusion.ARP {
-				return m.ARPerTokenLoss(p, invFreq, in[0], nil)
-			}
-			return m.PerTokenLoss(p, invFreq, diffusion.DiffusionInputs{X0: in[0], XT: in[1], T: in[2], Sigma: in[3], DSigma: in[4]}, nil)
-		})
+		if m.Param == diffusion.ARP {
+			return m.ARPerTokenLoss(p, invFreq, x0, layers.Inference, nil)
+		}
+		return m.PerTokenLoss(p, invFreq, diffusion.DiffusionInputs{X0: x0, XT: xt, T: t, Sigma: sigma, DSigma: dsigma}, layers.Inference, nil)
 	}).WithName("eval_loss")
 	return e
 }

@@ -12,14 +12,13 @@ import (
 	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/diffusion"
-	"github.com/mdlm-go/mdlm/internal/fastgraph"
+	"github.com/mdlm-go/mdlm/internal/layers"
 	"github.com/mdlm-go/mdlm/optim"
 )
 
 // TestNativeFormsMatchGenericGradients checks the Go backend's graph forms
-// (fastgraph: broadcasts and sums as products with ones, Contract's gradient,
-// the fused softmax's gradient, the GELU and adaLN LayerNorm built for
-// training, RoPE as a product, two batch halves)
+// (internal/layers: products' gradients in the matmul's layouts, adaLN spread
+// over positions as a product, the training softmax's gradient)
 // against the plain graphs XLA runs, on the training loss and every
 // parameter's gradient, tightly: each gradient to 2e-5 of its own largest
 // magnitude, so a wrong gradient in a parameter with small gradients (which the
@@ -54,7 +53,7 @@ func TestNativeFormsMatchGenericGradients(t *testing.T) {
 					}
 				}
 			}
-			B, L := 5, c.m.Backbone.Length // odd: unequal halves
+			B, L := 5, c.m.Backbone.Length
 			x0 := make([]int32, B*L)
 			for i := range x0 {
 				x0[i] = int32(rng.IntN(c.m.Backbone.Vocab - 1))
@@ -67,7 +66,7 @@ func TestNativeFormsMatchGenericGradients(t *testing.T) {
 				batch.XT, batch.T, batch.Sigma, batch.DSigma = diffusion.NoiseBatch(c.m, x0, B, L, rng)
 			}
 			native := lossAndGrads(t, c.m, w, batch)
-			restore := fastgraph.UseGenericForms()
+			restore := layers.UseGenericForms()
 			generic := lossAndGrads(t, c.m, w, batch)
 			restore()
 			specs := c.m.Backbone.Specs()
@@ -105,7 +104,7 @@ func lossAndGrads(t *testing.T, m diffusion.Model, w *backbone.Weights, batch Ba
 	exec := MustNewExec(be, func(g *Graph, in []*Node) []*Node {
 		p := backbone.ParamsFromNodes(m.Backbone, in[:n])
 		// A Dropout of rate 0: the identity, but the graph is built for training
-		// (the forms chosen when a gradient is taken: GeluTanhTrain, normModulate).
+		// (the forms chosen when a gradient is taken).
 		loss := step.Loss(p, in[n], in[n+1], in[n+2], in[n+3], in[n+4], in[n+5], &backbone.Dropout{})
 		return append([]*Node{loss}, Gradient(loss, in[:n]...)...)
 	})

@@ -15,7 +15,7 @@ import (
 
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/diffusion"
-	"github.com/mdlm-go/mdlm/internal/fastgraph"
+	"github.com/mdlm-go/mdlm/internal/layers"
 	"github.com/mdlm-go/mdlm/optim"
 )
 
@@ -89,32 +89,17 @@ func NewStep(b compute.Backend, m diffusion.Model, opt optim.AdamW, lr optim.LRS
 // numInputs excluding the parameter/moment triples.
 const batchInputs = 7 // x0, xt, t, sigma, dsigma, token mask, optimizer scalars
 
-// Loss builds the batch loss (token mean) from parameters and batch nodes, over
-// the batch's shards (Config.BatchShards): each shard's sums, added.
+// Loss builds the batch loss (token mean, spec §2.10) from parameters and batch nodes.
 func (s *Step) Loss(p backbone.Params, x0, xt, t, sigma, dsigma, tokenMask *Node, drop *backbone.Dropout) *Node {
 	if s.MixedPrecision != dtypes.InvalidDType {
 		p = backbone.CastMatmulWeights(p, s.MixedPrecision)
 	}
-	var num, den *Node
-	for _, r := range s.Model.Backbone.BatchShards(x0.Graph(), x0.Shape().Dimensions[0]) {
-		rows := func(x *Node) *Node { return fastgraph.Rows(x, r) }
-		mask := rows(tokenMask)
-		var loss *Node
-		if s.Model.Param == diffusion.ARP {
-			loss = s.Model.ARPerTokenLoss(p, s.InvFreq, rows(x0), drop)
-			mask = Slice(mask, AxisRange(), AxisRange(1, mask.Shape().Dimensions[1]))
-		} else {
-			in := diffusion.DiffusionInputs{X0: rows(x0), XT: rows(xt), T: rows(t), Sigma: rows(sigma), DSigma: rows(dsigma)}
-			loss = s.Model.PerTokenLoss(p, s.InvFreq, in, drop)
-		}
-		n, d := diffusion.TokenSums(loss, mask)
-		if num == nil {
-			num, den = n, d
-		} else {
-			num, den = Add(num, n), Add(den, d)
-		}
+	if s.Model.Param == diffusion.ARP {
+		loss := s.Model.ARPerTokenLoss(p, s.InvFreq, x0, layers.Training, drop)
+		return diffusion.TokenMean(loss, Slice(tokenMask, AxisRange(), AxisRange(1, tokenMask.Shape().Dimensions[1])))
 	}
-	return Div(num, den)
+	in := diffusion.DiffusionInputs{X0: x0, XT: xt, T: t, Sigma: sigma, DSigma: dsigma}
+	return diffusion.TokenMean(s.Model.PerTokenLoss(p, s.InvFreq, in, layers.Training, drop), tokenMask)
 }
 
 // graph: inputs [params(n), m(n), v(n), x0, xt, t, sigma, dsigma, mask, scalars, rng];

@@ -5,12 +5,12 @@
 // bench/torch_step.py runs the identical computation in PyTorch
 // (bench/cpu_vs_torch.sh compares the two).
 //
-//	cpustep -case d128 -dir DIR -steps 10 [-forward] [-init]
+//	cpustep -case d128 -dir DIR -steps 10 [-forward] [-init] [-generic] [-forms-off FORMS]
 //
 // With -init it writes DIR/weights.safetensors (the reference state dict) and
 // DIR/batches.safetensors (x0, xt [S, B, L] int64; sigma, dsigma [S, B]) and
 // exits. Otherwise it reads them, runs the steps, and prints one JSON line:
-// per-step loss and milliseconds, and the peak resident memory.
+// per-step loss, wall and CPU milliseconds, and the peak resident memory.
 package main
 
 import (
@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gomlx/compute/dtypes"
@@ -29,7 +30,7 @@ import (
 	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/diffusion"
-	"github.com/mdlm-go/mdlm/internal/fastgraph"
+	"github.com/mdlm-go/mdlm/internal/layers"
 	"github.com/mdlm-go/mdlm/optim"
 	"github.com/mdlm-go/mdlm/tensors"
 	"github.com/mdlm-go/mdlm/train"
@@ -64,13 +65,18 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the timed steps here")
 	scanChunk := flag.Int("scan-chunk", 0, "DiMamba: positions per scan chunk (0: the backend's default)")
 	scanCheckpoint := flag.Bool("scan-checkpoint", false, "DiMamba, with -scan-chunk: recompute scan chunks in the backward pass")
-	generic := flag.Bool("generic", false, "build the plain graphs XLA runs (fastgraph.UseGenericForms), for comparison")
+	generic := flag.Bool("generic", false, "build the plain graphs XLA runs (layers.UseGenericForms), for comparison")
+	formsOff := flag.String("forms-off", "", "comma-separated layers.Forms to turn off, to measure one form at a time")
 	flag.Parse()
 	if *generic {
-		fastgraph.UseGenericForms()
+		layers.UseGenericForms()
+	}
+	if unknown := layers.SetForms(*formsOff); len(unknown) > 0 {
+		fmt.Fprintf(os.Stderr, "cpustep: unknown forms %v (known: %v)\n", unknown, layers.Forms)
+		os.Exit(2)
 	}
 	if *scanChunk > 0 {
-		backbone.ScanOverride = &backbone.ScanOptions{Chunk: *scanChunk, Checkpoint: *scanCheckpoint}
+		layers.ScanOverride = &layers.ScanCut{Chunk: *scanChunk, Checkpoint: *scanCheckpoint}
 	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -118,6 +124,7 @@ func run(c benchCase, dir string, steps int, forward, init bool, lr float64) err
 	out := struct {
 		Losses    []float64 `json:"losses"`
 		Ms        []float64 `json:"ms"`
+		CPUMs     []float64 `json:"cpu_ms"`
 		CompileMs float64   `json:"first_ms"`
 		PeakRSSMB float64   `json:"peak_rss_mb"`
 	}{}
@@ -126,12 +133,12 @@ func run(c benchCase, dir string, steps int, forward, init bool, lr float64) err
 		params := w.Tensors()
 		for i := 0; i <= steps; i++ {
 			bt := batches[i%len(batches)]
-			start := time.Now()
+			start, cpu := time.Now(), cpuTime()
 			s, n, err := ev.Sums(params, bt)
 			if err != nil {
 				return err
 			}
-			record(&out.Losses, &out.Ms, &out.CompileMs, i, s/n, time.Since(start))
+			record(&out.Losses, &out.Ms, &out.CPUMs, &out.CompileMs, i, s/n, time.Since(start), cpuTime()-cpu)
 		}
 	} else {
 		st, err := train.NewStep(b, m, optim.AdamW{LR: lr, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}, optim.ConstantWarmup{Peak: lr}, 1, w.RotaryInvFreqOrDefault())
@@ -143,12 +150,12 @@ func run(c benchCase, dir string, steps int, forward, init bool, lr float64) err
 			return err
 		}
 		for i := 0; i <= steps && i < len(batches); i++ {
-			start := time.Now()
+			start, cpu := time.Now(), cpuTime()
 			res, err := st.Run(state, batches[i])
 			if err != nil {
 				return err
 			}
-			record(&out.Losses, &out.Ms, &out.CompileMs, i, float64(res.Loss), time.Since(start))
+			record(&out.Losses, &out.Ms, &out.CPUMs, &out.CompileMs, i, float64(res.Loss), time.Since(start), cpuTime()-cpu)
 		}
 	}
 	out.PeakRSSMB = peakRSSMB()
@@ -156,14 +163,26 @@ func run(c benchCase, dir string, steps int, forward, init bool, lr float64) err
 }
 
 // record keeps every loss; the first call's time (compilation included) is
-// reported apart from the timed ones.
-func record(losses, ms *[]float64, first *float64, i int, loss float64, d time.Duration) {
+// reported apart from the timed ones, whose wall and CPU times (all threads,
+// user and system: the work done, which other processes on the machine
+// disturb far less than the wall time) are kept.
+func record(losses, ms, cpuMs *[]float64, first *float64, i int, loss float64, d, cpu time.Duration) {
 	*losses = append(*losses, loss)
 	if i == 0 {
 		*first = float64(d.Microseconds()) / 1000
 		return
 	}
 	*ms = append(*ms, float64(d.Microseconds())/1000)
+	*cpuMs = append(*cpuMs, float64(cpu.Microseconds())/1000)
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // writeInputs draws the initial weights (the reference's initialisation, with

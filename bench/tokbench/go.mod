@@ -1,6 +1,6 @@
 module github.com/mdlm-go/mdlm/bench/tokbench
 
-go 1.26.8
+go 1.27
 
 replace github.com/mdlm-go/mdlm => ../..
 

@@ -20,7 +20,7 @@ import (
 	"github.com/gomlx/compute"
 
 	"github.com/mdlm-go/mdlm/accel"
-	"github.com/mdlm-go/mdlm/internal/fastgraph"
+	"github.com/mdlm-go/mdlm/internal/layers"
 	"github.com/mdlm-go/mdlm/stage"
 	"github.com/mdlm-go/mdlm/stages/download"
 	"github.com/mdlm-go/mdlm/stages/eval"
@@ -63,9 +63,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := startCPUProfile(os.Getenv("MDLM_CPUPROFILE"))
 	if os.Getenv("MDLM_GENERIC_GRAPHS") == "1" {
-		// The plain graphs XLA runs, on every backend (see internal/fastgraph):
+		// The plain graphs XLA runs, on every backend (see internal/layers):
 		// to compare with the Go backend's own forms.
-		fastgraph.UseGenericForms()
+		layers.UseGenericForms()
 	}
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stopProfile()

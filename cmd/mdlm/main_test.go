@@ -29,7 +29,7 @@ func TestCLI(t *testing.T) {
 		contains string
 	}{
 		{[]string{"--help"}, 0, "checkpoint import"},
-		{[]string{"version"}, 0, "github.com/gomlx/gomlx v0.28.2"},
+		{[]string{"version"}, 0, "github.com/gomlx/gomlx v0.28.16"},
 		{[]string{"checkpoint", "import", filepath.Join(fx.Dir, "dit.safetensors"), "-o", ck}, 0, ""},
 		{[]string{"checkpoint", "inspect", ck}, 0, "verified"},
 		{[]string{"checkpoint", "inspect", "--json", filepath.Join(fx.Dir, "ar.safetensors")}, 0, `"arch": "ar"`},

@@ -1,4 +1,4 @@
-package fastgraph
+package layers
 
 import (
 	"fmt"
@@ -13,31 +13,54 @@ type dotAxes struct {
 	lhsContract, lhsBatch, rhsContract, rhsBatch []int
 }
 
-// Contract is DotGeneral(lhs, lhsContract, lhsBatch, rhs, rhsContract, rhsBatch): the
-// output is [batch axes..., lhs free axes..., rhs free axes...], free axes in
-// their operand's order. Its value is DotGeneral's; its gradient builds the
-// same products as GoMLX's in the operand layouts that need the fewest
-// transposed elements (see operandGrad). A product where one operand has no
-// free axes (a matrix-vector product) keeps GoMLX's gradient.
-func Contract(lhs *Node, lhsContract, lhsBatch []int, rhs *Node, rhsContract, rhsBatch []int) *Node {
+// contract is DotGeneral(lhs, lhsContract, lhsBatch, rhs, rhsContract, rhsBatch)
+// (output [batch axes..., lhs free axes..., rhs free axes...]) whose gradient,
+// in training with ProductGrad, builds the same products as GoMLX's in the
+// operand layouts the Go backend's matmul takes with the fewest transposed
+// elements (operandGrad): GoMLX's DotGeneral gradient transposes its
+// operands and results into a canonical order, a third of the D128 step's
+// CPU time on compute v0.1.14 (bench/README.md, "Graph forms"). A product
+// where one operand has no free axes keeps GoMLX's gradient.
+//
+// The gradient is attached without touching GoMLX's VJP table: the product's
+// output passes through an identity that records its cotangent, and its
+// operands through identities whose gradients are the products built from it
+// (GoMLX differentiates a node after every node built from it, so the
+// cotangent is recorded first). The DotGeneral's own gradient is then unused
+// and left out of the compiled graph.
+func contract(mode Mode, lhs *Node, lhsContract, lhsBatch []int, rhs *Node, rhsContract, rhsBatch []int) *Node {
+	if mode != Training || !uses(lhs.Graph(), ProductGrad) {
+		return DotGeneral(lhs, lhsContract, lhsBatch, rhs, rhsContract, rhsBatch)
+	}
 	lhs, lhsContract = unitContracted(lhs, lhsContract, lhsBatch, true)
 	rhs, rhsContract = unitContracted(rhs, rhsContract, rhsBatch, false)
-	y := DotGeneral(lhs, lhsContract, lhsBatch, rhs, rhsContract, rhsBatch)
+	if len(freeAxes(lhs.Rank(), lhsContract, lhsBatch)) == 0 || len(freeAxes(rhs.Rank(), rhsContract, rhsBatch)) == 0 {
+		return DotGeneral(lhs, lhsContract, lhsBatch, rhs, rhsContract, rhsBatch)
+	}
 	countUse(lhs)
 	countUse(rhs)
-	if len(freeAxes(lhs.Rank(), lhsContract, lhsBatch)) == 0 || len(freeAxes(rhs.Rank(), rhsContract, rhsBatch)) == 0 {
-		return y
-	}
 	ax := dotAxes{
 		lhsContract: slices.Clone(lhsContract), lhsBatch: slices.Clone(lhsBatch),
 		rhsContract: slices.Clone(rhsContract), rhsBatch: slices.Clone(rhsBatch),
 	}
-	setVJP(y, func(node, v *Node) []*Node { return dotVJP(node, ax, v) })
-	return y
+	var grads []*Node // built once, from the recorded cotangent
+	var cot *Node
+	gradOf := func(i int) func(_, _ *Node) *Node {
+		return func(_, _ *Node) *Node {
+			if grads == nil {
+				grads = dotVJP(lhs, rhs, ax, cot)
+			}
+			return grads[i]
+		}
+	}
+	l := IdentityWithCustomGradient(lhs, gradOf(0))
+	r := IdentityWithCustomGradient(rhs, gradOf(1))
+	y := DotGeneral(l, lhsContract, lhsBatch, r, rhsContract, rhsBatch)
+	return IdentityWithCustomGradient(y, func(_, v *Node) *Node {
+		cot = v
+		return v
+	})
 }
-
-// MatMulT is x·Wᵀ for x [N, in] and W [out, in] (torch's linear layout).
-func MatMulT(x, w *Node) *Node { return Contract(x, []int{1}, nil, w, []int{1}, nil) }
 
 // freeAxes lists the axes of a rank-r operand that are neither contracted nor
 // batch axes, in increasing order.
@@ -66,10 +89,9 @@ type operand struct {
 	contract, batch []int
 }
 
-// dotVJP returns the gradients of node = Contract(lhs, rhs) for the cotangent v
+// dotVJP returns the gradients of DotGeneral(lhs, rhs) for the cotangent v
 // ([batch, lhs free, rhs free]).
-func dotVJP(node *Node, ax dotAxes, v *Node) []*Node {
-	lhs, rhs := node.Inputs()[0], node.Inputs()[1]
+func dotVJP(lhs, rhs *Node, ax dotAxes, v *Node) []*Node {
 	lhsFree := freeAxes(lhs.Rank(), ax.lhsContract, ax.lhsBatch)
 	rhsFree := freeAxes(rhs.Rank(), ax.rhsContract, ax.rhsBatch)
 	nb := len(ax.lhsBatch)
@@ -129,7 +151,7 @@ func operandGrad(this operand, thisFree []int, v *Node, nb int, vThis, vOther []
 	oPerm := append(append(slices.Clone(other.batch), otherRest...), otherFree...)
 	costB := 0
 	if !isIdentity(oPerm) && cachedTranspose(oo, oPerm) == nil {
-		costB += other.x.Shape().Size() / max(1, uses.get(other.x))
+		costB += other.x.Shape().Size() / max(1, productUses.get(other.x))
 	}
 	permB := make([]int, this.x.Rank())
 	fill(permB, this.batch, 0)
@@ -182,7 +204,7 @@ func dot(lhs *Node, lhsContract, lhsBatch []int, rhs *Node, rhsContract, rhsBatc
 // and [1, D]). Other operands, and every operand elsewhere, are returned as
 // they are.
 func unitContracted(x *Node, contract, batch []int, left bool) (*Node, []int) {
-	if !Native(x.Graph()) || len(contract) == 0 || !isIdentity(batch) {
+	if len(contract) == 0 || !isIdentity(batch) {
 		return x, contract
 	}
 	dims := x.Shape().Dimensions
@@ -257,9 +279,9 @@ func transposeUnlessIdentity(x *Node, perm []int) *Node {
 }
 
 // uses counts the products each node enters as an operand.
-var uses = newNodeTable[int]()
+var productUses = newNodeTable[int]()
 
-func countUse(x *Node) { uses.update(x, func(n int) int { return n + 1 }) }
+func countUse(x *Node) { productUses.update(x, func(n int) int { return n + 1 }) }
 
 // transposes holds the transposes operandGrad built, by node and permutation.
 var transposes = newNodeTable[map[string]weak.Pointer[Node]]()

@@ -1,0 +1,51 @@
+package layers
+
+import (
+	"testing"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
+	gtensors "github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/nn"
+
+	"github.com/mdlm-go/mdlm/accel"
+)
+
+// BenchmarkLinearGradient is the minimal reproduction of the dense-gradient
+// cost bench/README.md ("Upstream") reports: value and both gradients of a
+// [2048, 128] x [128, 128]ᵀ linear layer (the D128 step's size) through
+// GoMLX's nn.Dense (the Go backend's FusedDense and FusedDenseVJP), through
+// GoMLX's DotGeneral gradient, and through Linear in training (contract).
+//
+//	go test -run '^$' -bench LinearGradient ./internal/layers
+func BenchmarkLinearGradient(b *testing.B) {
+	const N, D = 2048, 128
+	x := gtensors.FromShape(shapes.Make(dtypes.Float32, N, D))
+	w := gtensors.FromShape(shapes.Make(dtypes.Float32, D, D))
+	for _, c := range []struct {
+		name string
+		f    func(x, w *Node) *Node
+	}{
+		{"nn.Dense", func(x, w *Node) *Node { return nn.Dense(x, w, nil, compute.DenseLayoutOutputsInput) }},
+		{"DotGeneral", func(x, w *Node) *Node { return DotGeneral(x, []int{1}, nil, w, []int{1}, nil) }},
+		{"Linear-training", func(x, w *Node) *Node { return Linear(Training, x, w, nil) }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			be, err := accel.Backend()
+			if err != nil {
+				b.Fatal(err)
+			}
+			exec := MustNewExec(be, func(x, w *Node) []*Node {
+				y := c.f(x, w)
+				return append([]*Node{y}, Gradient(ReduceAllSum(Mul(y, y)), x, w)...)
+			})
+			exec.MustExec(x, w) // compile
+			b.ResetTimer()
+			for range b.N {
+				exec.MustExec(x, w)
+			}
+		})
+	}
+}

@@ -1,0 +1,111 @@
+// Package layers holds the whole operations the backbones and the diffusion
+// losses are built from (Linear, LayerNorm, AdaLNModulate, GeluTanh,
+// Rotary, Attention, LogSumExp, Modulate, Gated, the selective scan's cut into
+// chunks), each written as the reference writes it
+// (models/dit.py, diffusion.py), so backbone/ and diffusion/ read like the
+// reference and carry no backend checks.
+//
+// Every operation has one plain form: GoMLX's own ops (nn.Dense,
+// activation.GeluApproximate, Softmax, nn.LayerNorm), which pick the
+// backend's fused kernels themselves where it has them. An operation takes
+// another form only where that form paid at least 3% of a measured step
+// (bench/README.md, "Graph forms"), and only under this rule:
+//
+//   - the form is named in Forms and enabled (all are, unless a benchmark
+//     turned one off with SetForms);
+//   - the graph is on the pure-Go backend ("go"), the one the forms were
+//     measured on, and MDLM_GENERIC_GRAPHS=1 (UseGenericForms) is not set;
+//   - the operation's Mode allows it: Training forms are for graphs that take
+//     a gradient, Inference forms for those that never do (eval, sampling).
+//
+// Everywhere else (XLA, MDLM_GENERIC_GRAPHS=1) the plain form is built, so a
+// generic graph is exactly what an accelerator runs. GOMLX_FUSION=0 further
+// turns off GoMLX's own fused kernels inside the plain forms.
+//
+// Nothing here changes GoMLX's process-wide state: a hand-written gradient is
+// attached to its own node (IdentityWithCustomGradient, or the fused op's
+// decomposed alternative, InternalFusedOpCaller), never through
+// VJPRegistration.
+package layers
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
+)
+
+// Mode says whether a graph is built for training (a gradient will be taken)
+// or for inference (eval, sampling: never differentiated).
+type Mode int
+
+const (
+	Inference Mode = iota
+	Training
+)
+
+// Form names one backend-specific form (see the package doc for when each is used).
+type Form string
+
+// Forms are the kept forms, each with the measured reason in bench/README.md.
+var Forms = []Form{ProductGrad, SpreadMid, SoftmaxGrad, ShortScan}
+
+const (
+	// ProductGrad builds a training product's gradient in the layouts the Go
+	// backend's matmul takes (contract).
+	ProductGrad Form = "product-grad"
+	// SpreadMid lays adaLN's per-sequence shift, scale and gate over
+	// positions as a product with ones (overPositions).
+	SpreadMid Form = "spread-mid"
+	// SoftmaxGrad is attention's softmax in training: the fused kernel with its
+	// gradient written from its output (softmax).
+	SoftmaxGrad Form = "softmax-grad"
+	// ShortScan solves the selective scan one position at a time (ScanCut).
+	ShortScan Form = "short-scan"
+)
+
+var (
+	generic  atomic.Bool
+	offMu    sync.RWMutex
+	disabled = map[Form]bool{}
+)
+
+// UseGenericForms makes graphs built from now on take the plain forms on every
+// backend (what XLA runs), until the returned function restores the previous
+// setting: MDLM_GENERIC_GRAPHS=1, tests and benchmarks that compare the two.
+func UseGenericForms() (restore func()) {
+	prev := generic.Swap(true)
+	return func() { generic.Store(prev) }
+}
+
+// SetForms turns off the forms named in a comma-separated list (for
+// benchmarks measuring one form at a time, bench/cpustep -forms); "" turns
+// every form back on. Unknown names are reported.
+func SetForms(off string) (unknown []string) {
+	offMu.Lock()
+	defer offMu.Unlock()
+	disabled = map[Form]bool{}
+	for _, f := range strings.Split(off, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if !slices.Contains(Forms, Form(f)) {
+			unknown = append(unknown, f)
+			continue
+		}
+		disabled[Form(f)] = true
+	}
+	return unknown
+}
+
+// uses reports whether graph g takes form f (the package doc's rule, less the mode).
+func uses(g *Graph, f Form) bool {
+	if generic.Load() || g.Backend().String() != "go" {
+		return false
+	}
+	offMu.RLock()
+	defer offMu.RUnlock()
+	return !disabled[f]
+}

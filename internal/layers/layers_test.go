@@ -1,0 +1,120 @@
+package layers
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
+	gtensors "github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/mdlm-go/mdlm/accel"
+)
+
+// randomTensor is a float32 tensor of normal draws.
+func randomTensor(rng *rand.Rand, dims ...int) *gtensors.Tensor {
+	n := 1
+	for _, d := range dims {
+		n *= d
+	}
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64())
+	}
+	return gtensors.FromFlatDataAndDimensions(v, dims...)
+}
+
+// valueAndGrad evaluates f on x and the gradient of Σ f(x)·w for a random w.
+func valueAndGrad(t *testing.T, f func(x *Node) *Node, x *gtensors.Tensor) (value, grad []float32) {
+	t.Helper()
+	b, err := accel.Backend()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := MustExecOnceN(b, func(xn *Node) []*Node {
+		y := f(xn)
+		rng := rand.New(rand.NewPCG(3, 4))
+		w := make([]float32, y.Shape().Size())
+		for i := range w {
+			w[i] = float32(rng.NormFloat64())
+		}
+		loss := ReduceAllSum(Mul(y, Const(xn.Graph(), gtensors.FromFlatDataAndDimensions(w, y.Shape().Dimensions...))))
+		return []*Node{y, Gradient(loss, xn)[0]}
+	}, x)
+	return gtensors.MustCopyFlatData[float32](out[0]), gtensors.MustCopyFlatData[float32](out[1])
+}
+
+func near(t *testing.T, what string, got, want []float32, tol float64) {
+	t.Helper()
+	for i := range want {
+		if d := math.Abs(float64(got[i] - want[i])); !(d <= tol*math.Max(1, math.Abs(float64(want[i])))) {
+			t.Fatalf("%s[%d] = %g, want %g", what, i, got[i], want[i])
+		}
+	}
+}
+
+// The training softmax (the fused kernel with its gradient written from its
+// output) has GoMLX's Softmax's value and gradient, masked scores included.
+func TestSoftmaxGradMatchesGoMLX(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	x := randomTensor(rng, 2, 3, 5, 7)
+	flat := x.Value().([][][][]float32)
+	flat[0][1][2][3] = maskedScore
+	if b, _ := accel.Backend(); b.String() != "go" {
+		t.Logf("backend %s: the form is not taken; checking the plain form against itself", b.String())
+	}
+	gotV, gotG := valueAndGrad(t, func(x *Node) *Node { return softmax(Training, x) }, x)
+	wantV, wantG := valueAndGrad(t, func(x *Node) *Node { return Softmax(x, -1) }, x)
+	near(t, "value", gotV, wantV, 1e-6)
+	near(t, "gradient", gotG, wantG, 1e-5)
+}
+
+// LogSumExp's value is log Σ exp and its gradient the softmax.
+func TestLogSumExp(t *testing.T) {
+	x := gtensors.FromFlatDataAndDimensions([]float32{0.5, -1, 2, 0, 3, 1, -2, 0.25}, 1, 2, 4)
+	b, _ := accel.Backend()
+	out := MustExecOnceN(b, func(xn *Node) []*Node {
+		lse := LogSumExp(xn)
+		return []*Node{lse, Gradient(ReduceAllSum(lse), xn)[0], Softmax(xn, -1)}
+	}, x)
+	got := gtensors.MustCopyFlatData[float32](out[0])
+	for r, row := range [][]float64{{0.5, -1, 2, 0}, {3, 1, -2, 0.25}} {
+		s := 0.0
+		for _, v := range row {
+			s += math.Exp(v)
+		}
+		near(t, "lse", got[r:r+1], []float32{float32(math.Log(s))}, 1e-6)
+	}
+	near(t, "gradient", gtensors.MustCopyFlatData[float32](out[1]), gtensors.MustCopyFlatData[float32](out[2]), 1e-6)
+}
+
+// The switch: forms are off under UseGenericForms and for names SetForms
+// turns off; unknown names are reported.
+func TestFormSwitch(t *testing.T) {
+	b, _ := accel.Backend()
+	g := NewGraph(b, "forms")
+	defer g.Finalize()
+	if b.String() != "go" {
+		t.Skipf("backend %s takes no forms", b.String())
+	}
+	for _, f := range Forms {
+		if !uses(g, f) {
+			t.Fatalf("form %s not taken on the Go backend", f)
+		}
+	}
+	restore := UseGenericForms()
+	if uses(g, ProductGrad) || uses(g, SpreadMid) || uses(g, SoftmaxGrad) || uses(g, ShortScan) {
+		t.Fatal("a form taken under UseGenericForms")
+	}
+	if c := ScanCutFor(g, 1024); c.Chunk != 64 || !c.Checkpoint {
+		t.Fatalf("generic scan cut %+v, want the accelerator's", c)
+	}
+	restore()
+	if unknown := SetForms("spread-mid, nosuch"); len(unknown) != 1 || unknown[0] != "nosuch" {
+		t.Fatalf("SetForms unknown = %v", unknown)
+	}
+	defer SetForms("")
+	if uses(g, SpreadMid) || !uses(g, SoftmaxGrad) {
+		t.Fatal("SetForms(spread-mid) did not turn off exactly spread-mid")
+	}
+}
