@@ -35,7 +35,7 @@ func bigPipeline(tb testing.TB, n int) string {
 	return path
 }
 
-func loadAndPlan(tb testing.TB, path string) []Decision {
+func loadAndPlan(tb testing.TB, path string) (*File, []Decision) {
 	f, err := Load(path, nil, reg)
 	if err != nil {
 		tb.Fatal(err)
@@ -45,7 +45,7 @@ func loadAndPlan(tb testing.TB, path string) []Decision {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return ds
+	return f, ds
 }
 
 // BenchmarkLoadPlan10k loads and plans (--dry-run) 10,000 stages (issue 19,
@@ -66,7 +66,7 @@ func TestHostileLoadLinear(t *testing.T) {
 	}
 	path := bigPipeline(t, 10000)
 	start := time.Now()
-	ds := loadAndPlan(t, path)
+	_, ds := loadAndPlan(t, path)
 	if len(ds) != 10000 {
 		t.Fatalf("%d decisions, want 10000", len(ds))
 	}

@@ -108,15 +108,7 @@ func TestMatrixCacheKeys(t *testing.T) {
     with: {checkpoint: DIR/m.ckpt, steps: "${steps}", seed: "${seed}"}
 `
 	path := writePipeline(t, body)
-	f, err := Load(path, nil, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &Engine{CacheDir: filepath.Join(filepath.Dir(path), "cache")}
-	ds, err := e.Plan(context.Background(), f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, ds := loadAndPlan(t, path)
 	keys, outs := map[string]string{}, map[string]bool{}
 	for _, d := range ds {
 		if other, dup := keys[d.Key]; dup {

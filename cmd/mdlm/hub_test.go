@@ -90,16 +90,7 @@ func TestPullFromMockHub(t *testing.T) {
 	t.Setenv("MDLM_CACHE", filepath.Join(dir, "cache"))
 
 	var logs bytes.Buffer
-	mdlmRun := func(args ...string) {
-		t.Helper()
-		var out, errb bytes.Buffer
-		code := run(context.Background(), args, &out, &errb)
-		logs.Write(out.Bytes())
-		logs.Write(errb.Bytes())
-		if code != 0 {
-			t.Fatalf("mdlm %v: exit %d\n%s%s", args, code, out.String(), errb.String())
-		}
-	}
+	mdlmRun := mdlmLogged(t, &logs)
 	scorer := filepath.Join(dir, "scorer")
 	mdlmRun("checkpoint", "pull", "org/gpt2-tiny", "-o", scorer)
 	m, err := artifact.Read(scorer, checkpoint.Type)

@@ -18,6 +18,21 @@ func mdlm(t *testing.T, args ...string) (string, string, int) {
 	return out.String(), errb.String(), code
 }
 
+// mdlmLogged returns a runner of mdlm commands that fails the test on a
+// non-zero exit and appends both outputs to logs (to check what is logged).
+func mdlmLogged(t *testing.T, logs *bytes.Buffer) func(args ...string) {
+	return func(args ...string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		code := run(context.Background(), args, &out, &errb)
+		logs.Write(out.Bytes())
+		logs.Write(errb.Bytes())
+		if code != 0 {
+			t.Fatalf("mdlm %v: exit %d\n%s%s", args, code, out.String(), errb.String())
+		}
+	}
+}
+
 func TestCLI(t *testing.T) {
 	fx := reffix.All(t)[0]
 	dir := t.TempDir()

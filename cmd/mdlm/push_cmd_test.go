@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,16 +30,7 @@ func TestCheckpointPushPull(t *testing.T) {
 	t.Setenv("HF_TOKEN", token)
 	t.Setenv("MDLM_CACHE", filepath.Join(dir, "cache"))
 	var logs bytes.Buffer
-	mdlmRun := func(args ...string) {
-		t.Helper()
-		var out, errb bytes.Buffer
-		code := run(context.Background(), args, &out, &errb)
-		logs.Write(out.Bytes())
-		logs.Write(errb.Bytes())
-		if code != 0 {
-			t.Fatalf("mdlm %v: exit %d\n%s%s", args, code, out.String(), errb.String())
-		}
-	}
+	mdlmRun := mdlmLogged(t, &logs)
 	mdlmRun("checkpoint", "push", ck, "org/ck", "--revision", "v1", "--private")
 	m, err := artifact.Read(ck, checkpoint.Type)
 	if err != nil {
