@@ -62,19 +62,22 @@ go test -count=1 -race $(go list ./internal/... | grep -v /internal/layers) ./ar
 # target ran for at least five minutes when its reader last changed; what
 # those runs found is kept under the package's testdata/fuzz and replayed by
 # the plain `go test` above.
-go test -run '^$' -fuzz '^FuzzGPT2RoundTrip$' -fuzztime 15s -fuzzminimizetime 3s ./tokenizer/
-go test -run '^$' -fuzz '^FuzzLoadJSON$' -fuzztime 10s -fuzzminimizetime 3s ./tokenizer/
-go test -run '^$' -fuzz '^FuzzReader$' -fuzztime 15s -fuzzminimizetime 3s ./tensors/
-go test -run '^$' -fuzz '^FuzzScanTokens$' -fuzztime 10s -fuzzminimizetime 3s ./datasets/
-go test -run '^$' -fuzz '^FuzzOpenPackedSplit$' -fuzztime 10s -fuzzminimizetime 3s ./datasets/
-go test -run '^$' -fuzz '^FuzzLoad$' -fuzztime 10s -fuzzminimizetime 3s ./pipeline/
-go test -run '^$' -fuzz '^FuzzManifest$' -fuzztime 10s -fuzzminimizetime 3s ./artifact/
-go test -run '^$' -fuzz '^FuzzListing$' -fuzztime 10s -fuzzminimizetime 3s ./hub/
-go test -run '^$' -fuzz '^FuzzParseURL$' -fuzztime 10s -fuzzminimizetime 3s ./objstore/
-go test -run '^$' -fuzz '^FuzzLightningCkpt$' -fuzztime 15s -fuzzminimizetime 3s ./checkpoint/
-go test -run '^$' -fuzz '^FuzzParseLock$' -fuzztime 10s -fuzzminimizetime 3s ./results/
-go test -run '^$' -fuzz '^FuzzParseMetrics$' -fuzztime 10s -fuzzminimizetime 3s ./results/
-go test -run '^$' -fuzz '^FuzzParseCurve$' -fuzztime 10s -fuzzminimizetime 3s ./results/
+fuzz() { go test -run '^$' -fuzz "^$1\$" -fuzztime "$2" -fuzzminimizetime 3s "$3" </dev/null; }
+while read -r target time pkg; do fuzz "$target" "$time" "$pkg"; done <<'TARGETS'
+FuzzGPT2RoundTrip 15s ./tokenizer/
+FuzzLoadJSON 10s ./tokenizer/
+FuzzReader 15s ./tensors/
+FuzzScanTokens 10s ./datasets/
+FuzzOpenPackedSplit 10s ./datasets/
+FuzzLoad 10s ./pipeline/
+FuzzManifest 10s ./artifact/
+FuzzListing 10s ./hub/
+FuzzParseURL 10s ./objstore/
+FuzzLightningCkpt 15s ./checkpoint/
+FuzzParseLock 10s ./results/
+FuzzParseMetrics 10s ./results/
+FuzzParseCurve 10s ./results/
+TARGETS
 # Every benchmark script in its smoke mode (a few minutes; the first run installs
 # PyTorch and the npm anchors).
 bash scripts/bench-smoke.sh
