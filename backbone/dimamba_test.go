@@ -8,10 +8,10 @@ import (
 	"testing"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
-	gtensors "github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/mdlm-go/mdlm/internal/reffix"
-	"github.com/mdlm-go/mdlm/tensors"
+	"github.com/mdlm-go/mdlm/safetensors"
 
 	"github.com/mdlm-go/mdlm/internal/layers"
 )
@@ -75,7 +75,7 @@ func TestDiMambaReference(t *testing.T) {
 			if !slices.Equal(tied, fx.Tied) {
 				t.Errorf("tied names %v, reference %v", tied, fx.Tied)
 			}
-			wf, err := tensors.OpenMmap(filepath.Join(dir, "dimamba.safetensors"))
+			wf, err := safetensors.OpenMmap(filepath.Join(dir, "dimamba.safetensors"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -92,7 +92,7 @@ func TestDiMambaReference(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ef, err := tensors.OpenMmap(filepath.Join(dir, "expected.safetensors"))
+			ef, err := safetensors.OpenMmap(filepath.Join(dir, "expected.safetensors"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -142,15 +142,15 @@ func dimambaLogitsAndGrads(t *testing.T, w *Weights, idx []int32, sigma, R []flo
 		args = append(args, x)
 	}
 	V := cfg.Vocab
-	args = append(args, gtensors.FromFlatDataAndDimensions(idx, B, L), gtensors.FromFlatDataAndDimensions(sigma, B),
-		gtensors.FromFlatDataAndDimensions(R, B, L, V))
+	args = append(args, tensors.FromFlatDataAndDimensions(idx, B, L), tensors.FromFlatDataAndDimensions(sigma, B),
+		tensors.FromFlatDataAndDimensions(R, B, L, V))
 	out, err := exec.Call(args...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	grads := make([][]float32, n)
 	for i := range grads {
-		grads[i] = gtensors.MustCopyFlatData[float32](out[1+i])
+		grads[i] = tensors.MustCopyFlatData[float32](out[1+i])
 	}
-	return gtensors.MustCopyFlatData[float32](out[0]), grads
+	return tensors.MustCopyFlatData[float32](out[0]), grads
 }

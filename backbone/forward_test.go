@@ -5,7 +5,7 @@ import (
 
 	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
-	gtensors "github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/internal/layers"
@@ -43,12 +43,12 @@ func runForward(t testing.TB, w *Weights, indices []int32, B, L int, sigma []flo
 	for _, x := range w.Tensors() {
 		args = append(args, x)
 	}
-	args = append(args, gtensors.FromFlatDataAndDimensions(indices, B, L), gtensors.FromFlatDataAndDimensions(sigma, B))
+	args = append(args, tensors.FromFlatDataAndDimensions(indices, B, L), tensors.FromFlatDataAndDimensions(sigma, B))
 	out, err := exec.Call(args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return gtensors.MustCopyFlatData[float32](out[0])
+	return tensors.MustCopyFlatData[float32](out[0])
 }
 
 func toInt32(v []int64) []int32 {

@@ -34,7 +34,7 @@ import (
 
 	"github.com/mdlm-go/mdlm/internal/layers"
 
-	"github.com/mdlm-go/mdlm/tensors"
+	"github.com/mdlm-go/mdlm/safetensors"
 )
 
 // GPT2 is Hugging Face's GPT2LMHeadModel, used to score samples.
@@ -163,7 +163,7 @@ func LoadGPT2(dir string) (*Weights, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := tensors.OpenMmap(filepath.Join(dir, "model.safetensors"))
+	f, err := safetensors.OpenMmap(filepath.Join(dir, "model.safetensors"))
 	if err != nil {
 		return nil, err
 	}

@@ -6,10 +6,10 @@ import (
 	"testing"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
-	gtensors "github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/mdlm-go/mdlm/internal/reffix"
-	"github.com/mdlm-go/mdlm/tensors"
+	"github.com/mdlm-go/mdlm/safetensors"
 )
 
 // GPT2FixturesEnv names the GPT-2 scorer fixtures folder.
@@ -25,7 +25,7 @@ func TestGPT2ReferenceLogits(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			f, err := tensors.OpenMmap(filepath.Join(dir, "expected.safetensors"))
+			f, err := safetensors.OpenMmap(filepath.Join(dir, "expected.safetensors"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -48,7 +48,7 @@ func TestGPT2ReferenceLogits(t *testing.T) {
 			for _, p := range w.Tensors() {
 				args = append(args, p)
 			}
-			out, err := exec.Call(append(args, gtensors.FromFlatDataAndDimensions(x, B, L))...)
+			out, err := exec.Call(append(args, tensors.FromFlatDataAndDimensions(x, B, L))...)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
-	gtensors "github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/mdlm-go/mdlm/internal/layers"
 )
@@ -76,13 +76,13 @@ func runScan(t testing.TB, in scanInputs, reverse bool) []float32 {
 		t.Fatal(err)
 	}
 	B, L, Din, N := in.B, in.L, in.Din, in.N
-	out, err := exec.Call(gtensors.FromFlatDataAndDimensions(in.delta, B, L, Din), gtensors.FromFlatDataAndDimensions(in.A, Din, N),
-		gtensors.FromFlatDataAndDimensions(in.bIn, B, L, N), gtensors.FromFlatDataAndDimensions(in.cIn, B, L, N),
-		gtensors.FromFlatDataAndDimensions(in.x, B, L, Din))
+	out, err := exec.Call(tensors.FromFlatDataAndDimensions(in.delta, B, L, Din), tensors.FromFlatDataAndDimensions(in.A, Din, N),
+		tensors.FromFlatDataAndDimensions(in.bIn, B, L, N), tensors.FromFlatDataAndDimensions(in.cIn, B, L, N),
+		tensors.FromFlatDataAndDimensions(in.x, B, L, Din))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return gtensors.MustCopyFlatData[float32](out[0])
+	return tensors.MustCopyFlatData[float32](out[0])
 }
 
 // The chunked log-depth scan equals the step-by-step recurrence for every
@@ -132,9 +132,9 @@ func BenchmarkSelectiveScan(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				args := []any{gtensors.FromFlatDataAndDimensions(in.delta, 1, L, 1024), gtensors.FromFlatDataAndDimensions(in.A, 1024, 16),
-					gtensors.FromFlatDataAndDimensions(in.bIn, 1, L, 16), gtensors.FromFlatDataAndDimensions(in.cIn, 1, L, 16),
-					gtensors.FromFlatDataAndDimensions(in.x, 1, L, 1024)}
+				args := []any{tensors.FromFlatDataAndDimensions(in.delta, 1, L, 1024), tensors.FromFlatDataAndDimensions(in.A, 1024, 16),
+					tensors.FromFlatDataAndDimensions(in.bIn, 1, L, 16), tensors.FromFlatDataAndDimensions(in.cIn, 1, L, 16),
+					tensors.FromFlatDataAndDimensions(in.x, 1, L, 1024)}
 				if _, err := exec.Call(args...); err != nil { // compile outside the timing
 					b.Fatal(err)
 				}

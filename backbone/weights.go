@@ -9,9 +9,9 @@ import (
 	"strings"
 
 	"github.com/gomlx/compute/dtypes"
-	gtensors "github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/core/tensors"
 
-	"github.com/mdlm-go/mdlm/tensors"
+	"github.com/mdlm-go/mdlm/safetensors"
 )
 
 // InvFreqName is the rotary buffer the reference registers (not a parameter).
@@ -102,13 +102,13 @@ func (w *Weights) RotaryInvFreqOrDefault() []float32 {
 }
 
 // Tensors returns the parameters as float32 GoMLX tensors in Specs order.
-func (w *Weights) Tensors() []*gtensors.Tensor { return w.TensorsAs(dtypes.Float32) }
+func (w *Weights) Tensors() []*tensors.Tensor { return w.TensorsAs(dtypes.Float32) }
 
 // TensorsAs returns the parameters as GoMLX tensors of dtype dt (Float32 or
 // Float64) in Specs order.
-func (w *Weights) TensorsAs(dt dtypes.DType) []*gtensors.Tensor {
+func (w *Weights) TensorsAs(dt dtypes.DType) []*tensors.Tensor {
 	specs := w.Config.Specs()
-	out := make([]*gtensors.Tensor, len(specs))
+	out := make([]*tensors.Tensor, len(specs))
 	for i, s := range specs {
 		v := w.Data[s.Name]
 		if dt == dtypes.Float64 {
@@ -116,17 +116,17 @@ func (w *Weights) TensorsAs(dt dtypes.DType) []*gtensors.Tensor {
 			for j, x := range v {
 				v64[j] = float64(x)
 			}
-			out[i] = gtensors.FromFlatDataAndDimensions(v64, s.Shape...)
+			out[i] = tensors.FromFlatDataAndDimensions(v64, s.Shape...)
 			continue
 		}
-		out[i] = gtensors.FromFlatDataAndDimensions(append([]float32(nil), v...), s.Shape...)
+		out[i] = tensors.FromFlatDataAndDimensions(append([]float32(nil), v...), s.Shape...)
 	}
 	return out
 }
 
 // SetFromTensors copies GoMLX tensors (in Specs order, float32 or float64) back to
 // the host copy.
-func (w *Weights) SetFromTensors(ts []*gtensors.Tensor) error {
+func (w *Weights) SetFromTensors(ts []*tensors.Tensor) error {
 	specs := w.Config.Specs()
 	if len(ts) != len(specs) {
 		return fmt.Errorf("weights: got %d tensors, want %d", len(ts), len(specs))
@@ -142,9 +142,9 @@ func (w *Weights) SetFromTensors(ts []*gtensors.Tensor) error {
 }
 
 // Float32s copies a float32 or float64 tensor to a float32 slice.
-func Float32s(t *gtensors.Tensor) ([]float32, error) {
+func Float32s(t *tensors.Tensor) ([]float32, error) {
 	if t.DType() == dtypes.Float64 {
-		v, err := gtensors.CopyFlatData[float64](t)
+		v, err := tensors.CopyFlatData[float64](t)
 		if err != nil {
 			return nil, err
 		}
@@ -154,14 +154,14 @@ func Float32s(t *gtensors.Tensor) ([]float32, error) {
 		}
 		return out, nil
 	}
-	return gtensors.CopyFlatData[float32](t)
+	return tensors.CopyFlatData[float32](t)
 }
 
 // LoadWeights reads a backbone from a safetensors file laid out like the reference
 // state dict, with or without the "backbone." prefix. Every parameter of cfg must be
 // present with its exact shape; any other tensor (besides the rotary buffer) is an
 // error naming it, so a checkpoint of another architecture or size never loads.
-func LoadWeights(f *tensors.File, cfg Config) (*Weights, error) {
+func LoadWeights(f *safetensors.File, cfg Config) (*Weights, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -218,7 +218,7 @@ func LoadWeights(f *tensors.File, cfg Config) (*Weights, error) {
 
 // loadTied accepts the state dict's second names of tied parameters, which must
 // hold the same values as the parameter they name.
-func loadTied(f *tensors.File, prefix string, cfg Config, w *Weights, used map[string]bool) error {
+func loadTied(f *safetensors.File, prefix string, cfg Config, w *Weights, used map[string]bool) error {
 	for _, t := range cfg.TiedParams() {
 		name := prefix + t.Name
 		if _, ok := f.Info(name); !ok {
@@ -238,7 +238,7 @@ func loadTied(f *tensors.File, prefix string, cfg Config, w *Weights, used map[s
 	return nil
 }
 
-func detectPrefix(f *tensors.File) string {
+func detectPrefix(f *safetensors.File) string {
 	for _, first := range []string{"vocab_embed.embedding", dimambaEmb} {
 		if _, ok := f.Info(CheckpointPrefix + first); ok {
 			return CheckpointPrefix
@@ -253,27 +253,27 @@ func detectPrefix(f *tensors.File) string {
 // SafetensorsTensors lays the weights out as a PyTorch state dict (parameters in
 // registration order, then tied second names, then the rotary buffer), each name
 // prefixed with prefix.
-func (w *Weights) SafetensorsTensors(prefix string) []tensors.Tensor {
-	var out []tensors.Tensor
+func (w *Weights) SafetensorsTensors(prefix string) []safetensors.Tensor {
+	var out []safetensors.Tensor
 	shapes := map[string][]int{}
 	for _, s := range w.Config.Specs() {
-		out = append(out, tensors.FromFloat32(prefix+s.Name, s.Shape, w.Data[s.Name]))
+		out = append(out, safetensors.FromFloat32(prefix+s.Name, s.Shape, w.Data[s.Name]))
 		shapes[s.Name] = s.Shape
 	}
 	for _, t := range w.Config.TiedParams() {
-		out = append(out, tensors.FromFloat32(prefix+t.Name, shapes[t.Source], w.Data[t.Source]))
+		out = append(out, safetensors.FromFloat32(prefix+t.Name, shapes[t.Source], w.Data[t.Source]))
 	}
 	if !w.Config.Rotary() {
 		return out // no rotary buffer
 	}
 	inv := w.RotaryInvFreqOrDefault()
-	out = append(out, tensors.FromFloat32(prefix+InvFreqName, []int{len(inv)}, inv))
+	out = append(out, safetensors.FromFloat32(prefix+InvFreqName, []int{len(inv)}, inv))
 	return out
 }
 
 // InferConfig reads the sizes a safetensors state dict determines (V, D, C, N and
 // the architecture). The head count is not visible in the shapes; the caller sets it.
-func InferConfig(f *tensors.File) (Config, error) {
+func InferConfig(f *safetensors.File) (Config, error) {
 	prefix := detectPrefix(f)
 	if _, ok := f.Info(prefix + dimambaEmb); ok {
 		return inferDiMamba(f, prefix)
@@ -297,7 +297,7 @@ func InferConfig(f *tensors.File) (Config, error) {
 }
 
 // inferDiMamba reads a DiMamba state dict's sizes from its shapes.
-func inferDiMamba(f *tensors.File, prefix string) (Config, error) {
+func inferDiMamba(f *safetensors.File, prefix string) (Config, error) {
 	c := Config{Arch: DiMamba}
 	shape := func(name string, rank int) ([]int, error) {
 		info, ok := f.Info(prefix + name)
@@ -331,7 +331,7 @@ func inferDiMamba(f *tensors.File, prefix string) (Config, error) {
 }
 
 // countBlocks is one more than the largest i among tensors named <blocks>i.*.
-func countBlocks(f *tensors.File, blocks string) int {
+func countBlocks(f *safetensors.File, blocks string) int {
 	n := 0
 	for _, info := range f.Tensors() {
 		rest, ok := strings.CutPrefix(info.Name, blocks)

@@ -21,7 +21,7 @@ import (
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/diffusion"
-	"github.com/mdlm-go/mdlm/tensors"
+	"github.com/mdlm-go/mdlm/safetensors"
 )
 
 // Type is the artifact type this package reads and writes.
@@ -111,7 +111,7 @@ func Save(dir string, cfg Config, w *backbone.Weights, m artifact.Manifest) (art
 			return fmt.Errorf("write %s: %w", ConfigFile, err)
 		}
 		meta := map[string]string{"format": "pt", "mdlm_config": string(raw)}
-		return tensors.WriteFile(filepath.Join(tmp, WeightsFile), w.SafetensorsTensors(""), meta)
+		return safetensors.WriteFile(filepath.Join(tmp, WeightsFile), w.SafetensorsTensors(""), meta)
 	})
 }
 
@@ -152,7 +152,7 @@ func Load(dir string, verify bool) (*Checkpoint, error) {
 }
 
 func loadWeightsFile(path string, cfg backbone.Config) (*backbone.Weights, error) {
-	f, err := tensors.OpenMmap(path)
+	f, err := safetensors.OpenMmap(path)
 	if err != nil {
 		return nil, err
 	}

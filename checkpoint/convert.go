@@ -15,7 +15,7 @@ import (
 
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/backbone"
-	"github.com/mdlm-go/mdlm/tensors"
+	"github.com/mdlm-go/mdlm/safetensors"
 	"github.com/mdlm-go/mdlm/tokenizer"
 )
 
@@ -61,7 +61,7 @@ func Import(opts ImportOptions) (artifact.Manifest, error) {
 		}
 		src = filepath.Join(src, "model.safetensors")
 	}
-	f, err := tensors.OpenMmap(src)
+	f, err := safetensors.OpenMmap(src)
 	if err != nil {
 		return artifact.Manifest{}, fmt.Errorf("import: %w", err)
 	}
@@ -235,7 +235,7 @@ func Export(opts ExportOptions) error {
 		return fmt.Errorf("export: %w", err)
 	}
 	meta := map[string]string{"format": "pt", exportMark: exportMarkValue}
-	if err := tensors.WriteFile(opts.Dst, c.Weights.SafetensorsTensors(opts.Prefix), meta); err != nil {
+	if err := safetensors.WriteFile(opts.Dst, c.Weights.SafetensorsTensors(opts.Prefix), meta); err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
 	return nil
@@ -243,7 +243,7 @@ func Export(opts ExportOptions) error {
 
 // exportedByMDLM reports whether path is a safetensors file Export wrote.
 func exportedByMDLM(path string) bool {
-	f, err := tensors.Open(path)
+	f, err := safetensors.Open(path)
 	if err != nil {
 		return false
 	}
@@ -265,9 +265,9 @@ type Report struct {
 
 // TensorInfo is one line of a report.
 type TensorInfo struct {
-	Name  string        `json:"name"`
-	DType tensors.DType `json:"dtype"`
-	Shape []int         `json:"shape"`
+	Name  string            `json:"name"`
+	DType safetensors.DType `json:"dtype"`
+	Shape []int             `json:"shape"`
 }
 
 // Inspect describes a safetensors file or a checkpoint directory (whose files are
@@ -286,7 +286,7 @@ func Inspect(path string) (*Report, error) {
 		r.Digest, r.Verified = c.Manifest.Digest(), true
 		file = filepath.Join(path, WeightsFile)
 	}
-	f, err := tensors.OpenMmap(file)
+	f, err := safetensors.OpenMmap(file)
 	if err != nil {
 		return nil, fmt.Errorf("inspect: %w", err)
 	}

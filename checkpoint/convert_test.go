@@ -12,7 +12,7 @@ import (
 
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/internal/reffix"
-	"github.com/mdlm-go/mdlm/tensors"
+	"github.com/mdlm-go/mdlm/safetensors"
 )
 
 // TestReferenceImportExportRoundTrip: import of each fixture's dit.safetensors and
@@ -54,12 +54,12 @@ func TestReferenceImportExportRoundTrip(t *testing.T) {
 
 func assertSameTensors(t *testing.T, wantPath, gotPath, prefix string) {
 	t.Helper()
-	want, err := tensors.Open(wantPath)
+	want, err := safetensors.Open(wantPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer want.Close()
-	got, err := tensors.Open(gotPath)
+	got, err := safetensors.Open(gotPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,18 +87,18 @@ func TestImportErrors(t *testing.T) {
 	fx := reffix.All(t)[0]
 	dir := t.TempDir()
 	// A state dict missing one tensor.
-	src, _ := tensors.Open(filepath.Join(fx.Dir, "dit.safetensors"))
-	var ts []tensors.Tensor
+	src, _ := safetensors.Open(filepath.Join(fx.Dir, "dit.safetensors"))
+	var ts []safetensors.Tensor
 	for _, info := range src.Tensors() {
 		if info.Name == "blocks.1.mlp.2.bias" {
 			continue
 		}
 		b, _ := src.Bytes(info.Name)
-		ts = append(ts, tensors.Tensor{Name: info.Name, DType: info.DType, Shape: info.Shape, Data: b})
+		ts = append(ts, safetensors.Tensor{Name: info.Name, DType: info.DType, Shape: info.Shape, Data: b})
 	}
 	src.Close()
 	missing := filepath.Join(dir, "missing.safetensors")
-	if err := tensors.WriteFile(missing, ts, nil); err != nil {
+	if err := safetensors.WriteFile(missing, ts, nil); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -158,17 +158,17 @@ func TestImportGPT2Repo(t *testing.T) {
 	if err := Export(ExportOptions{Src: out, Dst: exported}); err != nil {
 		t.Fatal(err)
 	}
-	orig, err := tensors.OpenMmap(filepath.Join(src, "model.safetensors"))
+	orig, err := safetensors.OpenMmap(filepath.Join(src, "model.safetensors"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer orig.Close()
-	back, err := tensors.OpenMmap(exported)
+	back, err := safetensors.OpenMmap(exported)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer back.Close()
-	var kept []tensors.Tensor
+	var kept []safetensors.Tensor
 	for _, info := range back.Tensors() {
 		want, _, err := orig.Float32(info.Name)
 		got, _, _ := back.Float32(info.Name)
@@ -176,7 +176,7 @@ func TestImportGPT2Repo(t *testing.T) {
 			t.Errorf("%s differs after import and export (%v)", info.Name, err)
 		}
 		if info.Name != "ln_f.bias" {
-			kept = append(kept, tensors.FromFloat32(info.Name, info.Shape, got))
+			kept = append(kept, safetensors.FromFloat32(info.Name, info.Shape, got))
 		}
 	}
 
@@ -198,7 +198,7 @@ func TestImportGPT2Repo(t *testing.T) {
 		if c.config != nil {
 			body = c.config(body)
 			copyFile(t, filepath.Join(src, "model.safetensors"), filepath.Join(dir, "model.safetensors"))
-		} else if err := tensors.WriteFile(filepath.Join(dir, "model.safetensors"), kept, nil); err != nil {
+		} else if err := safetensors.WriteFile(filepath.Join(dir, "model.safetensors"), kept, nil); err != nil {
 			t.Fatal(err)
 		}
 		os.WriteFile(filepath.Join(dir, "config.json"), []byte(body), 0o644)
@@ -287,8 +287,8 @@ func TestDiMambaImportExportRoundTrip(t *testing.T) {
 		}
 
 		// Break one tie: the reverse in_proj of layer 0 no longer equals the forward one.
-		f, _ := tensors.Open(src)
-		var ts []tensors.Tensor
+		f, _ := safetensors.Open(src)
+		var ts []safetensors.Tensor
 		tied := "model.bimamba.backbone.layers.0.mixer.mamba_rev.in_proj.weight"
 		for _, info := range f.Tensors() {
 			b, _ := f.Bytes(info.Name)
@@ -296,11 +296,11 @@ func TestDiMambaImportExportRoundTrip(t *testing.T) {
 			if info.Name == tied {
 				b[0] ^= 1
 			}
-			ts = append(ts, tensors.Tensor{Name: info.Name, DType: info.DType, Shape: info.Shape, Data: b})
+			ts = append(ts, safetensors.Tensor{Name: info.Name, DType: info.DType, Shape: info.Shape, Data: b})
 		}
 		f.Close()
 		broken := filepath.Join(tmp, "broken.safetensors")
-		if err := tensors.WriteFile(broken, ts, nil); err != nil {
+		if err := safetensors.WriteFile(broken, ts, nil); err != nil {
 			t.Fatal(err)
 		}
 		_, err = Import(ImportOptions{Src: broken, Out: filepath.Join(tmp, "broken"), ConfigJSON: filepath.Join(dir, "config.json")})

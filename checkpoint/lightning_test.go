@@ -12,7 +12,7 @@ import (
 
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/internal/reffix"
-	"github.com/mdlm-go/mdlm/tensors"
+	"github.com/mdlm-go/mdlm/safetensors"
 )
 
 // Every Lightning fixture imports, by default, with the EMA weights as the
@@ -62,11 +62,11 @@ func TestLightningReferenceImport(t *testing.T) {
 				if ck.Config.Model != wantModel || ck.Config.Method != wantMethod {
 					t.Errorf("config %+v / %+v, want %+v / %+v", ck.Config.Model, ck.Config.Method, wantModel, wantMethod)
 				}
-				want, err := tensors.OpenMmap(filepath.Join(dir, c.expected))
+				want, err := safetensors.OpenMmap(filepath.Join(dir, c.expected))
 				if err != nil {
 					t.Fatal(err)
 				}
-				got, err := tensors.OpenMmap(filepath.Join(out, WeightsFile))
+				got, err := safetensors.OpenMmap(filepath.Join(out, WeightsFile))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -203,7 +203,7 @@ func FuzzReadLightning(f *testing.F) {
 func TestLightningDiMambaImport(t *testing.T) {
 	src := filepath.Join("testdata", "dimamba-lightning", "dimamba.ckpt")
 	dir := reffix.Subdirs(t, "MDLM_DIMAMBA_FIXTURES", "dimamba")[0]
-	ref, err := tensors.OpenMmap(filepath.Join(dir, "dimamba.safetensors"))
+	ref, err := safetensors.OpenMmap(filepath.Join(dir, "dimamba.safetensors"))
 	if err != nil {
 		t.Fatal(err)
 	}

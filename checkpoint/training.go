@@ -12,7 +12,7 @@ import (
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/internal/atomicfile"
-	"github.com/mdlm-go/mdlm/tensors"
+	"github.com/mdlm-go/mdlm/safetensors"
 )
 
 // TrainState is everything besides tensors that a resumed run needs. Data order,
@@ -66,17 +66,17 @@ func WriteTraining(tmp string, t Training) error {
 		return err
 	}
 	meta := map[string]string{"format": "pt", "mdlm_config": string(raw)}
-	if err := tensors.WriteFile(filepath.Join(tmp, WeightsFile), t.Raw.SafetensorsTensors(""), meta); err != nil {
+	if err := safetensors.WriteFile(filepath.Join(tmp, WeightsFile), t.Raw.SafetensorsTensors(""), meta); err != nil {
 		return err
 	}
-	if err := tensors.WriteFile(filepath.Join(tmp, EMAFile), t.EMA.SafetensorsTensors(""), meta); err != nil {
+	if err := safetensors.WriteFile(filepath.Join(tmp, EMAFile), t.EMA.SafetensorsTensors(""), meta); err != nil {
 		return err
 	}
-	var opt []tensors.Tensor
+	var opt []safetensors.Tensor
 	for _, s := range t.Config.Model.Specs() {
-		opt = append(opt, tensors.FromFloat32("m/"+s.Name, s.Shape, t.M[s.Name]), tensors.FromFloat32("v/"+s.Name, s.Shape, t.V[s.Name]))
+		opt = append(opt, safetensors.FromFloat32("m/"+s.Name, s.Shape, t.M[s.Name]), safetensors.FromFloat32("v/"+s.Name, s.Shape, t.V[s.Name]))
 	}
-	if err := tensors.WriteFile(filepath.Join(tmp, OptimFile), opt, nil); err != nil {
+	if err := safetensors.WriteFile(filepath.Join(tmp, OptimFile), opt, nil); err != nil {
 		return err
 	}
 	st, err := json.MarshalIndent(t.State, "", "  ")
@@ -96,7 +96,7 @@ func LoadTraining(dir string) (*Training, error) {
 		return nil, fmt.Errorf("checkpoint %s: no %s: not a training checkpoint", dir, EMAFile)
 	}
 	t := &Training{Config: c.Config, Raw: c.Weights, EMA: c.EMA, M: map[string][]float32{}, V: map[string][]float32{}}
-	f, err := tensors.OpenMmap(filepath.Join(dir, OptimFile))
+	f, err := safetensors.OpenMmap(filepath.Join(dir, OptimFile))
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
 	}

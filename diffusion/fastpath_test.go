@@ -8,7 +8,7 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
-	gtensors "github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/mdlm-go/mdlm/accel"
 )
@@ -45,12 +45,12 @@ func TestFastPathsMatchLiteralFormulas(t *testing.T) {
 		d3Literal := Pick(D3PMLogProbs(lg, mask, false), x0n)
 		d3Fast, _ := SUBSTokenLogProbs(lg, x0n, mask)
 		return []*Node{literal, fast, d3Literal, d3Fast}
-	}, gtensors.FromFlatDataAndDimensions(logits, B, L, V), gtensors.FromShape(shapes.Make(dtypes.Float32, V)),
-		gtensors.FromFlatDataAndDimensions(x0, B, L), gtensors.FromFlatDataAndDimensions(xt, B, L),
-		gtensors.FromFlatDataAndDimensions(sigma, B), gtensors.FromFlatDataAndDimensions(dsigma, B))
+	}, tensors.FromFlatDataAndDimensions(logits, B, L, V), tensors.FromShape(shapes.Make(dtypes.Float32, V)),
+		tensors.FromFlatDataAndDimensions(x0, B, L), tensors.FromFlatDataAndDimensions(xt, B, L),
+		tensors.FromFlatDataAndDimensions(sigma, B), tensors.FromFlatDataAndDimensions(dsigma, B))
 	for pair := 0; pair < 2; pair++ {
-		a := gtensors.MustCopyFlatData[float32](out[2*pair])
-		f := gtensors.MustCopyFlatData[float32](out[2*pair+1])
+		a := tensors.MustCopyFlatData[float32](out[2*pair])
+		f := tensors.MustCopyFlatData[float32](out[2*pair+1])
 		for i := range a {
 			if math.Abs(float64(a[i]-f[i])) > 1e-5*math.Max(1, math.Abs(float64(a[i]))) {
 				t.Fatalf("pair %d entry %d: literal %g, fast %g", pair, i, a[i], f[i])

@@ -6,13 +6,13 @@ import (
 	"testing"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
-	gtensors "github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/internal/layers"
 	"github.com/mdlm-go/mdlm/internal/reffix"
-	"github.com/mdlm-go/mdlm/tensors"
+	"github.com/mdlm-go/mdlm/safetensors"
 )
 
 func TestReferenceNoiseSchedules(t *testing.T) {
@@ -116,14 +116,14 @@ func runLoss(t *testing.T, m Model, w *backbone.Weights, x0, xt []int32, tt, sig
 		args = append(args, x)
 	}
 	args = append(args,
-		gtensors.FromFlatDataAndDimensions(x0, B, L), gtensors.FromFlatDataAndDimensions(xt, B, L),
-		gtensors.FromFlatDataAndDimensions(tt, B), gtensors.FromFlatDataAndDimensions(sigma, B),
-		gtensors.FromFlatDataAndDimensions(dsigma, B))
+		tensors.FromFlatDataAndDimensions(x0, B, L), tensors.FromFlatDataAndDimensions(xt, B, L),
+		tensors.FromFlatDataAndDimensions(tt, B), tensors.FromFlatDataAndDimensions(sigma, B),
+		tensors.FromFlatDataAndDimensions(dsigma, B))
 	out, err := exec.Call(args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return gtensors.MustCopyFlatData[float32](out[0])
+	return tensors.MustCopyFlatData[float32](out[0])
 }
 
 func mean(v []float32) float32 {
@@ -161,7 +161,7 @@ func TestReferenceLosses(t *testing.T) {
 			losses := fx.Open(t, "expected_losses.safetensors")
 			x0, _ := reffix.Int64(t, mdlm, "x0")
 
-			check := func(section string, f *tensors.File, m Model, tt []float32, xt []int64) {
+			check := func(section string, f *safetensors.File, m Model, tt []float32, xt []int64) {
 				sigma, dsigma := SigmaDSigma(m.Schedule, tt)
 				got := runLoss(t, m, w, i32(x0), i32(xt), tt, sigma, dsigma, B, L)
 				want, _ := reffix.Float32(t, f, section+"/loss_per_token")
@@ -201,7 +201,7 @@ func TestReferenceLosses(t *testing.T) {
 
 // checkSUBSLogProbs compares the full SUBS log-probabilities: entries above −1e5
 // within tolerance, and every −1e6 fill of the reference below −1e5 in ours.
-func checkSUBSLogProbs(t *testing.T, w *backbone.Weights, f *tensors.File, xt []int32, B, L int) {
+func checkSUBSLogProbs(t *testing.T, w *backbone.Weights, f *safetensors.File, xt []int32, B, L int) {
 	t.Helper()
 	b, err := accel.Backend()
 	if err != nil {
@@ -218,8 +218,8 @@ func checkSUBSLogProbs(t *testing.T, w *backbone.Weights, f *tensors.File, xt []
 	for _, x := range w.Tensors() {
 		args = append(args, x)
 	}
-	args = append(args, gtensors.FromFlatDataAndDimensions(xt, B, L), gtensors.FromFlatDataAndDimensions(make([]float32, B), B))
-	got := gtensors.MustCopyFlatData[float32](exec.MustCall(args...)[0])
+	args = append(args, tensors.FromFlatDataAndDimensions(xt, B, L), tensors.FromFlatDataAndDimensions(make([]float32, B), B))
+	got := tensors.MustCopyFlatData[float32](exec.MustCall(args...)[0])
 	want, _ := reffix.Float32(t, f, "mdlm/subs_logprobs")
 	finite := func(i int) bool { return want[i] > -1e5 }
 	var finiteVals []float32

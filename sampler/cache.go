@@ -1,10 +1,10 @@
 package sampler
 
-import gtensors "github.com/gomlx/gomlx/core/tensors"
+import "github.com/gomlx/gomlx/core/tensors"
 
 // rowCache tracks which rows' denoiser outputs are still valid.
 type rowCache struct {
-	probs *gtensors.Tensor // [B, L, V], nil before the first evaluation
+	probs *tensors.Tensor // [B, L, V], nil before the first evaluation
 	valid []bool
 	nfe   []int
 }
@@ -29,7 +29,7 @@ func (c *rowCache) staleRows(kind Kind) []int {
 }
 
 // store records fresh outputs for the given rows.
-func (c *rowCache) store(probs *gtensors.Tensor, rows []int) {
+func (c *rowCache) store(probs *tensors.Tensor, rows []int) {
 	if c.probs != nil && c.probs != probs {
 		c.probs.FinalizeAll()
 	}

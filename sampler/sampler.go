@@ -11,7 +11,7 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
-	gtensors "github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/diffusion"
@@ -102,9 +102,9 @@ type Result struct {
 type Sampler struct {
 	backend compute.Backend
 	model   diffusion.Model
-	params  []*gtensors.Tensor
+	params  []*tensors.Tensor
 	invFreq []float32
-	rng     *gtensors.Tensor
+	rng     *tensors.Tensor
 	hostRNG *rand.Rand // the unmasking decisions of the two-stage ddpm update
 	draws   Uniforms
 	execs   map[string]*Exec
@@ -134,7 +134,7 @@ func (s *Sampler) exec(name string, fn func(p backbone.Params, in []*Node) []*No
 	return e
 }
 
-func (s *Sampler) call(name string, fn func(p backbone.Params, in []*Node) []*Node, args ...any) ([]*gtensors.Tensor, error) {
+func (s *Sampler) call(name string, fn func(p backbone.Params, in []*Node) []*Node, args ...any) ([]*tensors.Tensor, error) {
 	all := make([]any, 0, len(s.params)+len(args))
 	for _, p := range s.params {
 		all = append(all, p)
@@ -152,7 +152,7 @@ func (s *Sampler) draw(shape []int) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return gtensors.FromFlatDataAndDimensions(u, shape...), nil
+	return tensors.FromFlatDataAndDimensions(u, shape...), nil
 }
 
 // uniformNode turns the draw argument into uniforms (and the next RNG state).
@@ -166,7 +166,7 @@ func (s *Sampler) uniformNode(arg *Node, shape []int) (u, rngOut *Node) {
 
 // withRNG appends the new RNG state to outputs when the generator is in-graph, and
 // stores it after the call.
-func (s *Sampler) keepRNG(out []*gtensors.Tensor) []*gtensors.Tensor {
+func (s *Sampler) keepRNG(out []*tensors.Tensor) []*tensors.Tensor {
 	if s.draws == nil {
 		s.rng = out[len(out)-1]
 		return out[:len(out)-1]
@@ -285,7 +285,7 @@ func (s *Sampler) runDDPM(ctx context.Context, kind Kind, r *Result, times []flo
 // denseUpdate is the reference's update as one graph: q over the whole [B, L, V]
 // (the draws recorded from the reference, or the in-graph generator), x' ~ q,
 // unmasked tokens kept.
-func (s *Sampler) denseUpdate(tokens []int32, probs *gtensors.Tensor, mct, mcs float32, B, L, V, mask int) ([]int32, error) {
+func (s *Sampler) denseUpdate(tokens []int32, probs *tensors.Tensor, mct, mcs float32, B, L, V, mask int) ([]int32, error) {
 	u, err := s.draw([]int{B, L, V})
 	if err != nil {
 		return nil, err
@@ -294,13 +294,13 @@ func (s *Sampler) denseUpdate(tokens []int32, probs *gtensors.Tensor, mct, mcs f
 		// Shapes come from the inputs: one executable serves every batch size.
 		uu, rng := s.uniformNode(in[4], in[1].Shape().Dimensions)
 		return appendRNG([]*Node{ddpmUpdate(in[0], in[1], in[2], in[3], uu, mask)}, rng)
-	}, gtensors.FromFlatDataAndDimensions(tokens, B, L), probs,
-		gtensors.FromFlatDataAndDimensions(fill(mct, B), B), gtensors.FromFlatDataAndDimensions(fill(mcs, B), B), u)
+	}, tensors.FromFlatDataAndDimensions(tokens, B, L), probs,
+		tensors.FromFlatDataAndDimensions(fill(mct, B), B), tensors.FromFlatDataAndDimensions(fill(mcs, B), B), u)
 	if err != nil {
 		return nil, err
 	}
 	out = s.keepRNG(out)
-	return gtensors.MustCopyFlatData[int32](out[0]), nil
+	return tensors.MustCopyFlatData[int32](out[0]), nil
 }
 
 // twoStage says whether the ddpm update may draw in two stages: with the
@@ -315,7 +315,7 @@ func (s *Sampler) twoStage() bool { return s.draws == nil && s.model.Param != di
 // drawn here on the host; only the positions that leave draw their token from
 // p, in a graph over those rows alone. With many steps per token most steps
 // unmask nothing and cost no graph call at all.
-func (s *Sampler) twoStageUpdate(tokens []int32, probs *gtensors.Tensor, mct, mcs float32, B, L int) ([]int32, error) {
+func (s *Sampler) twoStageUpdate(tokens []int32, probs *tensors.Tensor, mct, mcs float32, B, L int) ([]int32, error) {
 	mask := int32(s.model.Backbone.MaskIndex)
 	leave := float64(mct-mcs) / float64(mct)
 	var pos []int32 // flat b·L + l of the positions that unmask
@@ -340,12 +340,12 @@ func (s *Sampler) twoStageUpdate(tokens []int32, probs *gtensors.Tensor, mct, mc
 		rows := Gather(Reshape(in[0], dims[0]*dims[1], V), ExpandAxes(in[1], -1)) // [k, V]
 		rng, u := RandomUniform(in[2], shapes.Make(rows.DType(), k, V))
 		return []*Node{categorical(rows, u), rng}
-	}, probs, gtensors.FromFlatDataAndDimensions(idx, k), s.rng)
+	}, probs, tensors.FromFlatDataAndDimensions(idx, k), s.rng)
 	if err != nil {
 		return nil, err
 	}
 	s.rng = out[1]
-	picked := gtensors.MustCopyFlatData[int32](out[0])
+	picked := tensors.MustCopyFlatData[int32](out[0])
 	for j, p := range pos {
 		next[p] = picked[j]
 	}
@@ -356,11 +356,11 @@ func (s *Sampler) twoStageUpdate(tokens []int32, probs *gtensors.Tensor, mct, mc
 func (s *Sampler) removeNoise(r *Result, cond []float32) error {
 	out, err := s.call("denoiser_argmax", func(p backbone.Params, in []*Node) []*Node {
 		return []*Node{denoiserArgmax(s.model, p, s.invFreq, in[0], in[1])}
-	}, gtensors.FromFlatDataAndDimensions(r.Tokens, r.B, r.L), gtensors.FromFlatDataAndDimensions(cond, r.B))
+	}, tensors.FromFlatDataAndDimensions(r.Tokens, r.B, r.L), tensors.FromFlatDataAndDimensions(cond, r.B))
 	if err != nil {
 		return fmt.Errorf("sampler noise removal: %w", err)
 	}
-	r.Tokens = gtensors.MustCopyFlatData[int32](out[0])
+	r.Tokens = tensors.MustCopyFlatData[int32](out[0])
 	for b := range r.NFE {
 		r.NFE[b]++
 	}
@@ -434,7 +434,7 @@ func (s *Sampler) SampleSemiAR(ctx context.Context, kind Kind, steps, B, L, stri
 
 // denoise returns x_θ for the current tokens, using and refreshing the cache as
 // the sampler kind allows.
-func (s *Sampler) denoise(kind Kind, c *rowCache, r *Result, t float32) (*gtensors.Tensor, error) {
+func (s *Sampler) denoise(kind Kind, c *rowCache, r *Result, t float32) (*tensors.Tensor, error) {
 	B, L := r.B, r.L
 	stale := c.staleRows(kind)
 	if len(stale) == 0 {
@@ -445,7 +445,7 @@ func (s *Sampler) denoise(kind Kind, c *rowCache, r *Result, t float32) (*gtenso
 	}
 	if len(stale) == B {
 		out, err := s.call(fmt.Sprintf("denoise_%d", B), fn,
-			gtensors.FromFlatDataAndDimensions(r.Tokens, B, L), gtensors.FromFlatDataAndDimensions(s.condFor(t, B), B))
+			tensors.FromFlatDataAndDimensions(r.Tokens, B, L), tensors.FromFlatDataAndDimensions(s.condFor(t, B), B))
 		if err != nil {
 			return nil, fmt.Errorf("denoiser: %w", err)
 		}
@@ -459,7 +459,7 @@ func (s *Sampler) denoise(kind Kind, c *rowCache, r *Result, t float32) (*gtenso
 		rows = append(rows, r.Tokens[b*L:(b+1)*L]...)
 	}
 	out, err := s.call(fmt.Sprintf("denoise_%d", k), fn,
-		gtensors.FromFlatDataAndDimensions(rows, k, L), gtensors.FromFlatDataAndDimensions(s.condFor(t, k), k))
+		tensors.FromFlatDataAndDimensions(rows, k, L), tensors.FromFlatDataAndDimensions(s.condFor(t, k), k))
 	if err != nil {
 		return nil, fmt.Errorf("denoiser: %w", err)
 	}
@@ -470,7 +470,7 @@ func (s *Sampler) denoise(kind Kind, c *rowCache, r *Result, t float32) (*gtenso
 	}
 	merged, err := s.call("merge_rows", func(_ backbone.Params, in []*Node) []*Node {
 		return []*Node{mergeRows(in[0], in[1], in[2], in[3])}
-	}, c.probs, out[0], gtensors.FromFlatDataAndDimensions(sel, B), gtensors.FromFlatDataAndDimensions(idx, B))
+	}, c.probs, out[0], tensors.FromFlatDataAndDimensions(sel, B), tensors.FromFlatDataAndDimensions(idx, B))
 	if err != nil {
 		return nil, fmt.Errorf("merge cached rows: %w", err)
 	}
@@ -495,13 +495,13 @@ func (s *Sampler) runAnalytic(ctx context.Context, opts Options, r *Result, time
 			sc := score(s.model, p, s.invFreq, in[0], in[1])
 			uu, rng := s.uniformNode(in[3], sc.Shape().Dimensions)
 			return appendRNG([]*Node{analyticUpdate(in[0], sc, in[2], uu, mask, final)}, rng)
-		}, gtensors.FromFlatDataAndDimensions(r.Tokens, B, L), gtensors.FromFlatDataAndDimensions(fill(sigma, B), B),
-			gtensors.FromFlatDataAndDimensions(fill(dsig, B), B), u)
+		}, tensors.FromFlatDataAndDimensions(r.Tokens, B, L), tensors.FromFlatDataAndDimensions(fill(sigma, B), B),
+			tensors.FromFlatDataAndDimensions(fill(dsig, B), B), u)
 		if err != nil {
 			return fmt.Errorf("analytic step: %w", err)
 		}
 		out = s.keepRNG(out)
-		r.Tokens = gtensors.MustCopyFlatData[int32](out[0])
+		r.Tokens = tensors.MustCopyFlatData[int32](out[0])
 		for b := range r.NFE {
 			r.NFE[b]++
 		}
@@ -545,12 +545,12 @@ func (s *Sampler) sampleAR(ctx context.Context, x []int32, B, L int, progress fu
 			uu, rng := s.uniformNode(in[2], []int{in[0].Shape().Dimensions[0], V})
 			gumbel := Neg(Log(Neg(Log(AddScalar(uu, 1e-20)))))
 			return appendRNG([]*Node{arNext(s.model, p, s.invFreq, in[0], in[1], gumbel)}, rng)
-		}, gtensors.FromFlatDataAndDimensions(r.Tokens, B, L), gtensors.FromScalar(int32(i)), u)
+		}, tensors.FromFlatDataAndDimensions(r.Tokens, B, L), tensors.FromScalar(int32(i)), u)
 		if err != nil {
 			return nil, fmt.Errorf("ar step %d: %w", i, err)
 		}
 		out = s.keepRNG(out)
-		next := gtensors.MustCopyFlatData[int32](out[0])
+		next := tensors.MustCopyFlatData[int32](out[0])
 		for b := 0; b < B; b++ {
 			r.Tokens[b*L+i+1] = next[b]
 			r.NFE[b]++

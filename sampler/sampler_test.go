@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
-	gtensors "github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/backbone"
@@ -220,11 +220,11 @@ func TestARSamplerIsGreedyUnderConstantNoise(t *testing.T) {
 	// Re-score the result: each token must be the argmax after its prefix.
 	out, err := s.call("ar_logp", func(p backbone.Params, in []*Node) []*Node {
 		return []*Node{backbone.Forward(cfg, p, s.invFreq, in[0], nil, layers.Inference, nil)}
-	}, gtensors.FromFlatDataAndDimensions(r.Tokens, B, L))
+	}, tensors.FromFlatDataAndDimensions(r.Tokens, B, L))
 	if err != nil {
 		t.Fatal(err)
 	}
-	logp := gtensors.MustCopyFlatData[float32](out[0])
+	logp := tensors.MustCopyFlatData[float32](out[0])
 	for bb := 0; bb < B; bb++ {
 		for i := 0; i < L-1; i++ {
 			row := logp[(bb*L+i)*24 : (bb*L+i+1)*24]
@@ -309,11 +309,11 @@ func TestAnalyticOnSUBS(t *testing.T) {
 	for _, p := range w.Tensors() {
 		args = append(args, p)
 	}
-	out, err := exec.Call(append(args, gtensors.FromFlatDataAndDimensions(x, B, L), gtensors.FromFlatDataAndDimensions(sigma, B))...)
+	out, err := exec.Call(append(args, tensors.FromFlatDataAndDimensions(x, B, L), tensors.FromFlatDataAndDimensions(sigma, B))...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	S := gtensors.MustCopyFlatData[float32](out[0])
+	S := tensors.MustCopyFlatData[float32](out[0])
 	for bi := 0; bi < B; bi++ {
 		em1 := math.Expm1(float64(sigma[bi]))
 		for i := 0; i < L; i++ {
@@ -406,7 +406,7 @@ func TestTwoStageUpdateDistribution(t *testing.T) {
 		probs = append(probs, p...)
 	}
 	const mct, mcs = 0.6, 0.3
-	next, err := s.twoStageUpdate(masks(L, V-1), gtensors.FromFlatDataAndDimensions(probs, 1, L, V), mct, mcs, 1, L)
+	next, err := s.twoStageUpdate(masks(L, V-1), tensors.FromFlatDataAndDimensions(probs, 1, L, V), mct, mcs, 1, L)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
-	gtensors "github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/optim"
@@ -24,12 +24,12 @@ func batchArgs(batch Batch) []any {
 		xt, t, sigma, dsigma = batch.X0, make([]float32, B), make([]float32, B), make([]float32, B)
 	}
 	return []any{
-		gtensors.FromFlatDataAndDimensions(batch.X0, B, L),
-		gtensors.FromFlatDataAndDimensions(xt, B, L),
-		gtensors.FromFlatDataAndDimensions(t, B),
-		gtensors.FromFlatDataAndDimensions(sigma, B),
-		gtensors.FromFlatDataAndDimensions(dsigma, B),
-		gtensors.FromFlatDataAndDimensions(batch.TokenMask, B, L),
+		tensors.FromFlatDataAndDimensions(batch.X0, B, L),
+		tensors.FromFlatDataAndDimensions(xt, B, L),
+		tensors.FromFlatDataAndDimensions(t, B),
+		tensors.FromFlatDataAndDimensions(sigma, B),
+		tensors.FromFlatDataAndDimensions(dsigma, B),
+		tensors.FromFlatDataAndDimensions(batch.TokenMask, B, L),
 	}
 }
 
@@ -70,7 +70,7 @@ func sumGraph(g *Graph, in []*Node) []*Node {
 
 // RunAccum takes one optimizer step on the mean of several micro-batches; rngs
 // seeds each micro-batch's dropout. With one micro-batch it is Run.
-func (s *Step) RunAccum(st *State, batches []Batch, rngs []*gtensors.Tensor) (Result, error) {
+func (s *Step) RunAccum(st *State, batches []Batch, rngs []*tensors.Tensor) (Result, error) {
 	if len(batches) == 1 {
 		st.RNG = rngs[0]
 		return s.Run(st, batches[0])
@@ -81,8 +81,8 @@ func (s *Step) RunAccum(st *State, batches []Batch, rngs []*gtensors.Tensor) (Re
 		s.sumExec = MustNewExec(s.backend, sumGraph).WithName("mdlm_grad_sum")
 	}
 	n := len(st.Params)
-	scale := gtensors.FromScalar(float32(1 / float64(len(batches))))
-	var acc []*gtensors.Tensor
+	scale := tensors.FromScalar(float32(1 / float64(len(batches))))
+	var acc []*tensors.Tensor
 	var loss float64
 	for i, b := range batches {
 		args := make([]any, 0, n+8)
@@ -94,13 +94,13 @@ func (s *Step) RunAccum(st *State, batches []Batch, rngs []*gtensors.Tensor) (Re
 		if err != nil {
 			return Result{}, fmt.Errorf("train step %d, micro-batch %d: %w", st.Step+1, i, err)
 		}
-		loss += float64(gtensors.MustCopyFlatData[float32](out[n])[0]) / float64(len(batches))
+		loss += float64(tensors.MustCopyFlatData[float32](out[n])[0]) / float64(len(batches))
 		if acc == nil {
 			acc = out[:n]
 			continue
 		}
 		sargs := make([]any, 0, 2*n)
-		for _, x := range append(append([]*gtensors.Tensor{}, acc...), out[:n]...) {
+		for _, x := range append(append([]*tensors.Tensor{}, acc...), out[:n]...) {
 			sargs = append(sargs, x)
 		}
 		if acc, err = s.sumExec.Call(sargs...); err != nil {
@@ -109,17 +109,17 @@ func (s *Step) RunAccum(st *State, batches []Batch, rngs []*gtensors.Tensor) (Re
 	}
 	lr := s.LR.LR(st.Step)
 	args := make([]any, 0, 4*n+1)
-	for _, group := range [][]*gtensors.Tensor{st.Params, st.M, st.V, acc} {
+	for _, group := range [][]*tensors.Tensor{st.Params, st.M, st.V, acc} {
 		for _, x := range group {
 			args = append(args, x)
 		}
 	}
-	args = append(args, gtensors.FromFlatDataAndDimensions(s.Opt.Scalars(st.Step+1, lr), optim.NumScalars))
+	args = append(args, tensors.FromFlatDataAndDimensions(s.Opt.Scalars(st.Step+1, lr), optim.NumScalars))
 	out, err := s.applyExec.Call(args...)
 	if err != nil {
 		return Result{}, fmt.Errorf("train step %d: %w", st.Step+1, err)
 	}
 	st.Params, st.M, st.V = out[:n], out[n:2*n], out[2*n:3*n]
 	st.Step++
-	return Result{Loss: float32(loss), GradNorm: gtensors.MustCopyFlatData[float32](out[3*n])[0], LR: lr}, nil
+	return Result{Loss: float32(loss), GradNorm: tensors.MustCopyFlatData[float32](out[3*n])[0], LR: lr}, nil
 }

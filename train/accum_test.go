@@ -7,7 +7,7 @@ import (
 
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
-	gtensors "github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/backbone"
@@ -42,7 +42,7 @@ func TestGradientAccumulationMatchesFullBatch(t *testing.T) {
 		r2, _ := RNGStateFromSeed(2)
 		var res Result
 		if accum {
-			res, err = s.RunAccum(st, []Batch{b1, b2}, []*gtensors.Tensor{r1, r2})
+			res, err = s.RunAccum(st, []Batch{b1, b2}, []*tensors.Tensor{r1, r2})
 		} else {
 			st.RNG = r1
 			res, err = s.Run(st, concat(b1, b2))

@@ -11,7 +11,7 @@ import (
 
 	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
-	gtensors "github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/datasets"
@@ -46,7 +46,7 @@ func NewEvaluator(b compute.Backend, m diffusion.Model, invFreq []float32) *Eval
 // Sums returns Σ loss·mask (float64) and Σ mask for one batch (TokenMask is the
 // attention mask); for AR models the first position is never a target
 // (mask[:, 1:] counts).
-func (e *Evaluator) Sums(params []*gtensors.Tensor, b Batch) (float64, float64, error) {
+func (e *Evaluator) Sums(params []*tensors.Tensor, b Batch) (float64, float64, error) {
 	args := make([]any, 0, len(params)+5)
 	for _, p := range params {
 		args = append(args, p)
@@ -55,8 +55,8 @@ func (e *Evaluator) Sums(params []*gtensors.Tensor, b Batch) (float64, float64, 
 	if xt == nil {
 		xt, t, sigma, dsigma = b.X0, make([]float32, b.B), make([]float32, b.B), make([]float32, b.B)
 	}
-	args = append(args, gtensors.FromFlatDataAndDimensions(b.X0, b.B, b.L), gtensors.FromFlatDataAndDimensions(xt, b.B, b.L),
-		gtensors.FromFlatDataAndDimensions(t, b.B), gtensors.FromFlatDataAndDimensions(sigma, b.B), gtensors.FromFlatDataAndDimensions(dsigma, b.B))
+	args = append(args, tensors.FromFlatDataAndDimensions(b.X0, b.B, b.L), tensors.FromFlatDataAndDimensions(xt, b.B, b.L),
+		tensors.FromFlatDataAndDimensions(t, b.B), tensors.FromFlatDataAndDimensions(sigma, b.B), tensors.FromFlatDataAndDimensions(dsigma, b.B))
 	out, err := e.exec.Call(args...)
 	if err != nil {
 		return 0, 0, err
@@ -99,7 +99,7 @@ type Perplexity struct {
 // Perplexity evaluates blocks in order in batches of batch rows (the antithetic
 // stratification runs within each batch, as in the reference); batch k's noise
 // is drawn from PCG(seed, k). The sums are float64 and exp is taken at the end.
-func (e *Evaluator) Perplexity(ctx context.Context, params []*gtensors.Tensor, data *datasets.PackedArrow, batch int, seed int64, maxBlocks int) (Perplexity, error) {
+func (e *Evaluator) Perplexity(ctx context.Context, params []*tensors.Tensor, data *datasets.PackedArrow, batch int, seed int64, maxBlocks int) (Perplexity, error) {
 	n := data.NumRows()
 	if maxBlocks > 0 && maxBlocks < n {
 		n = maxBlocks

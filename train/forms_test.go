@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
-	gtensors "github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/backbone"
@@ -119,7 +119,7 @@ func lossAndGrads(t *testing.T, m diffusion.Model, w *backbone.Weights, batch Ba
 	}
 	res := make([][]float32, len(out))
 	for i, o := range out {
-		res[i] = gtensors.MustCopyFlatData[float32](o)
+		res[i] = tensors.MustCopyFlatData[float32](o)
 	}
 	return res
 }

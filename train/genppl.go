@@ -7,7 +7,7 @@ import (
 
 	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
-	gtensors "github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/datasets"
@@ -165,7 +165,7 @@ func (s *Scorer) chunk(ids [][]int32) ([]float32, error) {
 	for _, p := range s.weights.Tensors() {
 		args = append(args, p)
 	}
-	out, err := s.exec.Call(append(args, gtensors.FromFlatDataAndDimensions(flat, B, C))...)
+	out, err := s.exec.Call(append(args, tensors.FromFlatDataAndDimensions(flat, B, C))...)
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
-	gtensors "github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/backbone"
@@ -83,17 +83,17 @@ func TestReferenceGradientsAndAdamW(t *testing.T) {
 				args = append(args, x)
 			}
 			B, L := batch.B, batch.L
-			args = append(args, gtensors.FromFlatDataAndDimensions(batch.X0, B, L), gtensors.FromFlatDataAndDimensions(batch.XT, B, L),
-				gtensors.FromFlatDataAndDimensions(batch.T, B), gtensors.FromFlatDataAndDimensions(batch.Sigma, B),
-				gtensors.FromFlatDataAndDimensions(batch.DSigma, B), gtensors.FromFlatDataAndDimensions(batch.TokenMask, B, L))
+			args = append(args, tensors.FromFlatDataAndDimensions(batch.X0, B, L), tensors.FromFlatDataAndDimensions(batch.XT, B, L),
+				tensors.FromFlatDataAndDimensions(batch.T, B), tensors.FromFlatDataAndDimensions(batch.Sigma, B),
+				tensors.FromFlatDataAndDimensions(batch.DSigma, B), tensors.FromFlatDataAndDimensions(batch.TokenMask, B, L))
 			out := gradExec.MustCall(args...)
 			wantLoss, _ := reffix.Float32(t, exp, "mdlm/token_nll")
-			reffix.Compare(t, "mdlm/token_nll", gtensors.MustCopyFlatData[float32](out[0]), wantLoss, reffix.OutputTol(wantLoss), nil)
+			reffix.Compare(t, "mdlm/token_nll", tensors.MustCopyFlatData[float32](out[0]), wantLoss, reffix.OutputTol(wantLoss), nil)
 			wantNorm, _ := reffix.Float32(t, exp, "mdlm/grad_norm")
-			reffix.Compare(t, "mdlm/grad_norm", gtensors.MustCopyFlatData[float32](out[1]), wantNorm, reffix.OutputTol(wantNorm), nil)
+			reffix.Compare(t, "mdlm/grad_norm", tensors.MustCopyFlatData[float32](out[1]), wantNorm, reffix.OutputTol(wantNorm), nil)
 			for i, s := range specs {
 				want, _ := reffix.Float32(t, exp, "mdlm/grad/"+s.Name)
-				got := gtensors.MustCopyFlatData[float32](out[2+i])
+				got := tensors.MustCopyFlatData[float32](out[2+i])
 				reffix.Compare(t, "mdlm/grad/"+s.Name, got, want, 1e-3*reffix.MaxAbs(want), nil)
 			}
 

@@ -11,7 +11,7 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
-	gtensors "github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/diffusion"
@@ -32,9 +32,9 @@ type Batch struct {
 // State is everything a step reads and rewrites: parameters and AdamW moments in
 // backbone.Config.Specs order, the number of updates taken, and the dropout RNG.
 type State struct {
-	Params, M, V []*gtensors.Tensor
+	Params, M, V []*tensors.Tensor
 	Step         int
-	RNG          *gtensors.Tensor
+	RNG          *tensors.Tensor
 }
 
 // NewState starts training from weights: zero moments, step 0, RNG from seed.
@@ -42,8 +42,8 @@ type State struct {
 func NewState(w *backbone.Weights, seed int64, dt dtypes.DType) (*State, error) {
 	st := &State{Params: w.TensorsAs(dt)}
 	for _, s := range w.Config.Specs() {
-		st.M = append(st.M, gtensors.FromShape(shapes.Make(dt, s.Shape...)))
-		st.V = append(st.V, gtensors.FromShape(shapes.Make(dt, s.Shape...)))
+		st.M = append(st.M, tensors.FromShape(shapes.Make(dt, s.Shape...)))
+		st.V = append(st.V, tensors.FromShape(shapes.Make(dt, s.Shape...)))
 	}
 	rng, err := RNGStateFromSeed(seed)
 	if err != nil {
@@ -132,7 +132,7 @@ func (s *Step) Run(st *State, batch Batch) (Result, error) {
 	args := make([]any, 0, 3*n+batchInputs+1)
 	// The state's buffers are donated: the backend may reuse them for the outputs
 	// instead of holding inputs and outputs at once (the old tensors are dead after).
-	for _, group := range [][]*gtensors.Tensor{st.Params, st.M, st.V} {
+	for _, group := range [][]*tensors.Tensor{st.Params, st.M, st.V} {
 		for _, x := range group {
 			d, err := DonateTensorBuffer(x, s.backend, 0)
 			if err != nil {
@@ -142,7 +142,7 @@ func (s *Step) Run(st *State, batch Batch) (Result, error) {
 		}
 	}
 	args = append(args, batchArgs(batch)...)
-	args = append(args, gtensors.FromFlatDataAndDimensions(s.Opt.Scalars(st.Step+1, lr), optim.NumScalars), st.RNG)
+	args = append(args, tensors.FromFlatDataAndDimensions(s.Opt.Scalars(st.Step+1, lr), optim.NumScalars), st.RNG)
 	out, err := s.exec.Call(args...)
 	if err != nil {
 		return Result{}, fmt.Errorf("train step %d: %w", st.Step+1, err)
@@ -151,8 +151,8 @@ func (s *Step) Run(st *State, batch Batch) (Result, error) {
 	st.RNG = out[3*n+2]
 	st.Step++
 	return Result{
-		Loss:     gtensors.MustCopyFlatData[float32](out[3*n])[0],
-		GradNorm: gtensors.MustCopyFlatData[float32](out[3*n+1])[0],
+		Loss:     tensors.MustCopyFlatData[float32](out[3*n])[0],
+		GradNorm: tensors.MustCopyFlatData[float32](out[3*n+1])[0],
 		LR:       lr,
 	}, nil
 }

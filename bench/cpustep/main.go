@@ -32,7 +32,7 @@ import (
 	"github.com/mdlm-go/mdlm/diffusion"
 	"github.com/mdlm-go/mdlm/internal/layers"
 	"github.com/mdlm-go/mdlm/optim"
-	"github.com/mdlm-go/mdlm/tensors"
+	"github.com/mdlm-go/mdlm/safetensors"
 	"github.com/mdlm-go/mdlm/train"
 )
 
@@ -204,7 +204,7 @@ func writeInputs(m diffusion.Model, c benchCase, dir string, steps int) error {
 			}
 		}
 	}
-	if err := tensors.WriteFile(filepath.Join(dir, "weights.safetensors"), w.SafetensorsTensors(""), nil); err != nil {
+	if err := safetensors.WriteFile(filepath.Join(dir, "weights.safetensors"), w.SafetensorsTensors(""), nil); err != nil {
 		return err
 	}
 	S, B, L := steps+1, c.B, c.L
@@ -221,13 +221,13 @@ func writeInputs(m diffusion.Model, c benchCase, dir string, steps int) error {
 		}
 		sigma, dsigma = append(sigma, sg...), append(dsigma, ds...)
 	}
-	return tensors.WriteFile(filepath.Join(dir, "batches.safetensors"), []tensors.Tensor{
-		tensors.FromInt64("x0", []int{S, B, L}, x0), tensors.FromInt64("xt", []int{S, B, L}, xt),
-		tensors.FromFloat32("sigma", []int{S, B}, sigma), tensors.FromFloat32("dsigma", []int{S, B}, dsigma)}, nil)
+	return safetensors.WriteFile(filepath.Join(dir, "batches.safetensors"), []safetensors.Tensor{
+		safetensors.FromInt64("x0", []int{S, B, L}, x0), safetensors.FromInt64("xt", []int{S, B, L}, xt),
+		safetensors.FromFloat32("sigma", []int{S, B}, sigma), safetensors.FromFloat32("dsigma", []int{S, B}, dsigma)}, nil)
 }
 
 func readWeights(cfg backbone.Config, path string) (*backbone.Weights, error) {
-	f, err := tensors.OpenMmap(path)
+	f, err := safetensors.OpenMmap(path)
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +236,7 @@ func readWeights(cfg backbone.Config, path string) (*backbone.Weights, error) {
 }
 
 func readBatches(path string, c benchCase) ([]train.Batch, error) {
-	f, err := tensors.OpenMmap(path)
+	f, err := safetensors.OpenMmap(path)
 	if err != nil {
 		return nil, err
 	}

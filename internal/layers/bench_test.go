@@ -7,7 +7,7 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
-	gtensors "github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/nn"
 
 	"github.com/mdlm-go/mdlm/accel"
@@ -22,8 +22,8 @@ import (
 //	go test -run '^$' -bench LinearGradient ./internal/layers
 func BenchmarkLinearGradient(b *testing.B) {
 	const N, D = 2048, 128
-	x := gtensors.FromShape(shapes.Make(dtypes.Float32, N, D))
-	w := gtensors.FromShape(shapes.Make(dtypes.Float32, D, D))
+	x := tensors.FromShape(shapes.Make(dtypes.Float32, N, D))
+	w := tensors.FromShape(shapes.Make(dtypes.Float32, D, D))
 	for _, c := range []struct {
 		name string
 		f    func(x, w *Node) *Node

@@ -6,7 +6,7 @@ import (
 
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
-	gtensors "github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/layers/activation"
 
 	"github.com/mdlm-go/mdlm/accel"
@@ -32,7 +32,7 @@ func TestUpstreamGeluApproximateGradient(t *testing.T) {
 	for _, dt := range []dtypes.DType{dtypes.Float32, dtypes.Float64} {
 		out := MustExecOnce(b, func(x *Node) *Node {
 			return Gradient(ReduceAllSum(activation.GeluApproximate(x)), x)[0]
-		}, gtensors.FromFlatDataAndDimensions(zs, len(zs)))
+		}, tensors.FromFlatDataAndDimensions(zs, len(zs)))
 		if dt == dtypes.Float32 {
 			f := make([]float32, len(zs))
 			for i, z := range zs {
@@ -40,15 +40,15 @@ func TestUpstreamGeluApproximateGradient(t *testing.T) {
 			}
 			out = MustExecOnce(b, func(x *Node) *Node {
 				return Gradient(ReduceAllSum(activation.GeluApproximate(x)), x)[0]
-			}, gtensors.FromFlatDataAndDimensions(f, len(f)))
+			}, tensors.FromFlatDataAndDimensions(f, len(f)))
 		}
 		worst := 0.0
 		for i, z := range zs {
 			var got float64
 			if dt == dtypes.Float32 {
-				got = float64(gtensors.MustCopyFlatData[float32](out)[i])
+				got = float64(tensors.MustCopyFlatData[float32](out)[i])
 			} else {
-				got = gtensors.MustCopyFlatData[float64](out)[i]
+				got = tensors.MustCopyFlatData[float64](out)[i]
 			}
 			worst = math.Max(worst, math.Abs(got-geluTanhGrad(z)))
 		}
@@ -62,9 +62,9 @@ func TestGeluTanhTrainingGradient(t *testing.T) {
 	zs := []float64{-3, -1.5, -0.7, -0.1, 0, 0.05, 0.3, 0.9, 1.7, 2.5, 4}
 	out := MustExecOnce(b, func(x *Node) *Node {
 		return Gradient(ReduceAllSum(GeluTanh(Training, x)), x)[0]
-	}, gtensors.FromFlatDataAndDimensions(zs, len(zs)))
+	}, tensors.FromFlatDataAndDimensions(zs, len(zs)))
 	for i, z := range zs {
-		if got, want := gtensors.MustCopyFlatData[float64](out)[i], geluTanhGrad(z); math.Abs(got-want) > 1e-12 {
+		if got, want := tensors.MustCopyFlatData[float64](out)[i], geluTanhGrad(z); math.Abs(got-want) > 1e-12 {
 			t.Fatalf("gelu'(%g) = %g, want %g", z, got, want)
 		}
 	}

@@ -6,13 +6,13 @@ import (
 	"testing"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
-	gtensors "github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/mdlm-go/mdlm/accel"
 )
 
 // randomTensor is a float32 tensor of normal draws.
-func randomTensor(rng *rand.Rand, dims ...int) *gtensors.Tensor {
+func randomTensor(rng *rand.Rand, dims ...int) *tensors.Tensor {
 	n := 1
 	for _, d := range dims {
 		n *= d
@@ -21,11 +21,11 @@ func randomTensor(rng *rand.Rand, dims ...int) *gtensors.Tensor {
 	for i := range v {
 		v[i] = float32(rng.NormFloat64())
 	}
-	return gtensors.FromFlatDataAndDimensions(v, dims...)
+	return tensors.FromFlatDataAndDimensions(v, dims...)
 }
 
 // valueAndGrad evaluates f on x and the gradient of Σ f(x)·w for a random w.
-func valueAndGrad(t *testing.T, f func(x *Node) *Node, x *gtensors.Tensor) (value, grad []float32) {
+func valueAndGrad(t *testing.T, f func(x *Node) *Node, x *tensors.Tensor) (value, grad []float32) {
 	t.Helper()
 	b, err := accel.Backend()
 	if err != nil {
@@ -38,10 +38,10 @@ func valueAndGrad(t *testing.T, f func(x *Node) *Node, x *gtensors.Tensor) (valu
 		for i := range w {
 			w[i] = float32(rng.NormFloat64())
 		}
-		loss := ReduceAllSum(Mul(y, Const(xn.Graph(), gtensors.FromFlatDataAndDimensions(w, y.Shape().Dimensions...))))
+		loss := ReduceAllSum(Mul(y, Const(xn.Graph(), tensors.FromFlatDataAndDimensions(w, y.Shape().Dimensions...))))
 		return []*Node{y, Gradient(loss, xn)[0]}
 	}, x)
-	return gtensors.MustCopyFlatData[float32](out[0]), gtensors.MustCopyFlatData[float32](out[1])
+	return tensors.MustCopyFlatData[float32](out[0]), tensors.MustCopyFlatData[float32](out[1])
 }
 
 func near(t *testing.T, what string, got, want []float32, tol float64) {
@@ -71,13 +71,13 @@ func TestSoftmaxGradMatchesGoMLX(t *testing.T) {
 
 // LogSumExp's value is log Σ exp and its gradient the softmax.
 func TestLogSumExp(t *testing.T) {
-	x := gtensors.FromFlatDataAndDimensions([]float32{0.5, -1, 2, 0, 3, 1, -2, 0.25}, 1, 2, 4)
+	x := tensors.FromFlatDataAndDimensions([]float32{0.5, -1, 2, 0, 3, 1, -2, 0.25}, 1, 2, 4)
 	b, _ := accel.Backend()
 	out := MustExecOnceN(b, func(xn *Node) []*Node {
 		lse := LogSumExp(xn)
 		return []*Node{lse, Gradient(ReduceAllSum(lse), xn)[0], Softmax(xn, -1)}
 	}, x)
-	got := gtensors.MustCopyFlatData[float32](out[0])
+	got := tensors.MustCopyFlatData[float32](out[0])
 	for r, row := range [][]float64{{0.5, -1, 2, 0}, {3, 1, -2, 0.25}} {
 		s := 0.0
 		for _, v := range row {
@@ -85,7 +85,7 @@ func TestLogSumExp(t *testing.T) {
 		}
 		near(t, "lse", got[r:r+1], []float32{float32(math.Log(s))}, 1e-6)
 	}
-	near(t, "gradient", gtensors.MustCopyFlatData[float32](out[1]), gtensors.MustCopyFlatData[float32](out[2]), 1e-6)
+	near(t, "gradient", tensors.MustCopyFlatData[float32](out[1]), tensors.MustCopyFlatData[float32](out[2]), 1e-6)
 }
 
 // The switch: forms are off under UseGenericForms and for names SetForms

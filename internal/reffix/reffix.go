@@ -13,7 +13,7 @@ import (
 	"sort"
 	"testing"
 
-	"github.com/mdlm-go/mdlm/tensors"
+	"github.com/mdlm-go/mdlm/safetensors"
 )
 
 // EnvVar overrides the fixtures folder.
@@ -93,9 +93,9 @@ func All(t testing.TB) []Fixture {
 }
 
 // Open opens one of the fixture's safetensors files.
-func (fx Fixture) Open(t testing.TB, file string) *tensors.File {
+func (fx Fixture) Open(t testing.TB, file string) *safetensors.File {
 	t.Helper()
-	f, err := tensors.OpenMmap(filepath.Join(fx.Dir, file))
+	f, err := safetensors.OpenMmap(filepath.Join(fx.Dir, file))
 	if err != nil {
 		t.Fatalf("fixture %s: %v", fx.Name, err)
 	}
@@ -104,7 +104,7 @@ func (fx Fixture) Open(t testing.TB, file string) *tensors.File {
 }
 
 // Float32 reads a float tensor or fails.
-func Float32(t testing.TB, f *tensors.File, name string) ([]float32, []int) {
+func Float32(t testing.TB, f *safetensors.File, name string) ([]float32, []int) {
 	t.Helper()
 	v, shape, err := f.Float32(name)
 	if err != nil {
@@ -114,7 +114,7 @@ func Float32(t testing.TB, f *tensors.File, name string) ([]float32, []int) {
 }
 
 // Int64 reads an integer tensor or fails.
-func Int64(t testing.TB, f *tensors.File, name string) ([]int64, []int) {
+func Int64(t testing.TB, f *safetensors.File, name string) ([]int64, []int) {
 	t.Helper()
 	v, shape, err := f.Int64(name)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/mdlm-go/mdlm/checkpoint"
 	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/internal/reffix"
-	"github.com/mdlm-go/mdlm/tensors"
+	"github.com/mdlm-go/mdlm/safetensors"
 	"github.com/mdlm-go/mdlm/tokenizer"
 	"github.com/mdlm-go/mdlm/train"
 )
@@ -54,7 +54,7 @@ func TestGPT2ReferenceGenPPL(t *testing.T) {
 			if ck.Config.Tokenizer != "gpt2" {
 				t.Errorf("imported scorer tokenizer %q, want gpt2", ck.Config.Tokenizer)
 			}
-			exp, err := tensors.OpenMmap(filepath.Join(dir, "expected.safetensors"))
+			exp, err := safetensors.OpenMmap(filepath.Join(dir, "expected.safetensors"))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -32,7 +32,7 @@ import (
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
-	gtensors "github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/backbone"
@@ -290,7 +290,7 @@ type run struct {
 	model   diffusion.Model
 	step    *step.Step
 	state   *step.State
-	ema     []*gtensors.Tensor
+	ema     []*tensors.Tensor
 	emaN    int
 	emaExec *Exec
 	invFreq []float32
@@ -379,8 +379,8 @@ func (r *run) restoreOrInit() error {
 		r.invFreq = t.Raw.RotaryInvFreqOrDefault()
 		r.state = &step.State{Params: t.Raw.Tensors(), Step: t.State.Step}
 		for _, s := range r.cfg.Model.Specs() {
-			r.state.M = append(r.state.M, gtensors.FromFlatDataAndDimensions(t.M[s.Name], s.Shape...))
-			r.state.V = append(r.state.V, gtensors.FromFlatDataAndDimensions(t.V[s.Name], s.Shape...))
+			r.state.M = append(r.state.M, tensors.FromFlatDataAndDimensions(t.M[s.Name], s.Shape...))
+			r.state.V = append(r.state.V, tensors.FromFlatDataAndDimensions(t.V[s.Name], s.Shape...))
 		}
 		r.ema, r.emaN = t.EMA.Tensors(), t.State.EMAUpdates
 		r.bestStep, r.bestNLL, r.validated = t.State.BestStep, t.State.BestValNLL, t.State.ValidatedStep
@@ -457,7 +457,7 @@ func (r *run) loop(ctx context.Context) (*Metrics, error) {
 		k := r.state.Step
 		accum := max(1, opts.Accum)
 		var micro []step.Batch
-		var rngs []*gtensors.Tensor
+		var rngs []*tensors.Tensor
 		for a := 0; a < accum; a++ {
 			mk := k*accum + a
 			micro = append(micro, r.batch(trainData, mk, perms))
@@ -530,7 +530,7 @@ func (r *run) updateEMA() error {
 	for _, p := range r.state.Params {
 		args = append(args, p)
 	}
-	args = append(args, gtensors.FromScalar(float32(d)))
+	args = append(args, tensors.FromScalar(float32(d)))
 	out, err := r.emaExec.Call(args...)
 	if err != nil {
 		return fmt.Errorf("ema update: %w", err)
@@ -541,7 +541,7 @@ func (r *run) updateEMA() error {
 
 // emaOrParams is the EMA weights, or the raw ones when EMA is off. (The step
 // donates the raw weights' buffers, so the EMA must never alias them.)
-func (r *run) emaOrParams() []*gtensors.Tensor {
+func (r *run) emaOrParams() []*tensors.Tensor {
 	if r.opts.EMA <= 0 {
 		return r.state.Params
 	}
@@ -561,7 +561,7 @@ func (r *run) record(m Metrics) {
 
 // snapshot is the current training state as a checkpoint.
 func (r *run) snapshot() (checkpoint.Training, error) {
-	toWeights := func(ts []*gtensors.Tensor) (*backbone.Weights, error) {
+	toWeights := func(ts []*tensors.Tensor) (*backbone.Weights, error) {
 		w := &backbone.Weights{Config: r.cfg.Model, Data: map[string][]float32{}, InvFreq: r.invFreq}
 		return w, w.SetFromTensors(ts)
 	}

@@ -1,6 +1,6 @@
 //go:build unix
 
-package tensors
+package safetensors
 
 import (
 	"fmt"

@@ -20,7 +20,7 @@
 //
 // Writers publish atomically: the file is written under a temporary name in the
 // destination directory, synced, renamed, and the directory synced.
-package tensors
+package safetensors
 
 import (
 	"encoding/binary"
