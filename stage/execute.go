@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -45,10 +46,21 @@ const (
 // refused and a partial of another run is discarded, never merged; and the
 // temporary names a killed process left for the output are removed.
 func Execute(ctx context.Context, env *Env, def Def, opts Options) (m artifact.Manifest, published bool, err error) {
-	out := opts.OutDir()
-	if out == "" {
-		return m, false, fmt.Errorf("%s: no output directory (-o)", def.Kind)
+	out, err := OutDir(def, opts)
+	if err != nil {
+		return m, false, err
 	}
+	if def.DataGC {
+		defer DataGC()()
+	}
+	m, published, err = execute(ctx, env, def, opts, out)
+	if def.Resumable && errors.Is(err, context.Canceled) {
+		err = fmt.Errorf("%s: interrupted; progress is kept in %s: rerun the same command to continue", def.Kind, out+WorkSuffix)
+	}
+	return m, published, err
+}
+
+func execute(ctx context.Context, env *Env, def Def, opts Options, out string) (m artifact.Manifest, published bool, err error) {
 	run, inputs, err := Fingerprint(def, opts)
 	if err != nil {
 		return m, false, err
@@ -66,6 +78,27 @@ func Execute(ctx context.Context, env *Env, def Def, opts Options) (m artifact.M
 		return executeBuild(ctx, env, def, s, out, run)
 	}
 	return m, false, fmt.Errorf("%s: options %T implement neither stage.Builder nor stage.Sharder", def.Kind, opts)
+}
+
+// OutDir is the value of the flag of opts tagged output:"", the artifact
+// directory to create; an error if there is none or it is empty.
+func OutDir(def Def, opts Options) (string, error) {
+	v := reflect.ValueOf(opts)
+	if v.Kind() == reflect.Pointer {
+		v = v.Elem()
+	}
+	if v.Kind() == reflect.Struct {
+		for i := 0; i < v.NumField(); i++ {
+			f := v.Type().Field(i)
+			if _, ok := f.Tag.Lookup("output"); ok && f.Type.Kind() == reflect.String {
+				if out := v.Field(i).String(); out != "" {
+					return out, nil
+				}
+				break
+			}
+		}
+	}
+	return "", fmt.Errorf("%s: no output directory (-o)", def.Kind)
 }
 
 // lockOutput takes the output's exclusive lock, saying so when it must wait

@@ -203,9 +203,9 @@ func PrepareScratch(def Def, opts Options) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	out := opts.OutDir()
-	if out == "" {
-		return "", fmt.Errorf("%s: no output directory (-o)", def.Kind)
+	out, err := OutDir(def, opts)
+	if err != nil {
+		return "", err
 	}
 	dir, own := out+WorkSuffix, owner{Kind: def.Kind, Run: run}
 	if s, ok := opts.(Sharder); ok {

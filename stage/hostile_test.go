@@ -30,8 +30,6 @@ var mulDef = Def{Kind: "mul", Version: 1, Output: "mul/v1", Inputs: []Input{{Nam
 
 const mulItems = 6
 
-func (c *mulStage) OutDir() string { return c.Out }
-
 func (c *mulStage) WriteShard(ctx context.Context, env *Env, partial string, index, count int) error {
 	in, err := os.ReadFile(filepath.Join(c.In, "x.txt"))
 	if err != nil {
@@ -196,7 +194,6 @@ type slowBuilder struct {
 	Value string
 }
 
-func (b *slowBuilder) OutDir() string { return b.Out }
 func (b *slowBuilder) Build(ctx context.Context, env *Env, dirs Dirs) (artifact.Manifest, error) {
 	f, err := os.OpenFile(b.Count, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -319,7 +316,6 @@ type refusing struct {
 	Mode string
 }
 
-func (r *refusing) OutDir() string { return r.Out }
 func (r *refusing) Build(ctx context.Context, env *Env, dirs Dirs) (artifact.Manifest, error) {
 	if r.Mode != "good" {
 		return artifact.Manifest{}, errors.New("bad --mode")

@@ -105,6 +105,9 @@ func SpecOf(def Def) (Spec, error) {
 	}
 	sp := Spec{Def: def}
 	_, sp.Shardable = opts.(Sharder)
+	if _, ok := opts.(Builder); !ok && !sp.Shardable {
+		return Spec{}, fmt.Errorf("stage %s: options %T implement neither stage.Builder nor stage.Sharder", def.Kind, opts)
+	}
 	add := func(v *kong.Value, positional bool) {
 		f := Flag{Name: v.Name, Positional: positional, Bool: v.IsBool(), List: v.IsSlice(), Default: v.Default,
 			Input: v.Tag.Get("input"), Output: v.Tag.Has("output"), Cosmetic: v.Tag.Has("cosmetic"),

@@ -49,6 +49,12 @@ type Def struct {
 	// New returns a pointer to a zero Options struct of the stage (kong reads its
 	// tags, defaults and help); it implements Builder or Sharder.
 	New func() Options
+	// DataGC: the stage streams bounded chunks of data, and Execute lets the
+	// garbage collector run less often while it runs (see DataGC).
+	DataGC bool
+	// Resumable: the stage keeps its progress in the work directory, and an
+	// interrupted Execute says that rerunning the same command continues.
+	Resumable bool
 }
 
 // Input is one typed input of a stage.
@@ -58,10 +64,10 @@ type Input struct {
 	Optional bool   // the stage runs without it
 }
 
-// Options is a stage's flags struct; OutDir is the artifact directory to create.
-type Options interface {
-	OutDir() string
-}
+// Options is a pointer to a stage's flags struct: kong parses it, and its one
+// field tagged output:"" is the artifact directory to create (OutDir). It
+// implements Builder or Sharder.
+type Options any
 
 // Dirs are the directories a Builder works in.
 type Dirs struct {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,8 +30,6 @@ type countStage struct {
 }
 
 var countDef = Def{Kind: "count", Version: 1, Output: "count/v1", New: func() Options { return &countStage{} }}
-
-func (c *countStage) OutDir() string { return c.Out }
 
 func (c *countStage) WriteShard(ctx context.Context, env *Env, partial string, index, count int) error {
 	for i := index; i < c.Items; i += count {
@@ -172,7 +171,6 @@ type builder struct {
 	Fail bool `cosmetic:""`
 }
 
-func (b *builder) OutDir() string { return b.Out }
 func (b *builder) Build(ctx context.Context, env *Env, dirs Dirs) (artifact.Manifest, error) {
 	os.MkdirAll(dirs.Work, 0o755)
 	os.WriteFile(filepath.Join(dirs.Work, "state"), []byte("resumable"), 0o644)
@@ -225,6 +223,7 @@ func TestSpecOf(t *testing.T) {
 		{Def{Kind: "x", Inputs: []Input{{Name: "data", Type: "packed/v1"}}, New: func() Options { return &builder{} }}, `input "data" has no flag`},
 		{Def{Kind: "x", New: func() Options { return &noOut{} }}, "0 flags tagged output"},
 		{Def{Kind: "x", New: func() Options { return &badDigest{} }}, `digest:"sha"`},
+		{Def{Kind: "x", New: func() Options { return &notAStage{} }}, "neither stage.Builder nor stage.Sharder"},
 	}
 	for i, c := range bad {
 		_, err := SpecOf(c.def)
@@ -240,16 +239,27 @@ func TestSpecOf(t *testing.T) {
 	}
 }
 
-type noOut struct{ X int }
+// nopBuild makes a test Options a Builder.
+type nopBuild struct{}
 
-func (noOut) OutDir() string { return "" }
+func (nopBuild) Build(context.Context, *Env, Dirs) (artifact.Manifest, error) {
+	return artifact.Manifest{}, nil
+}
+
+type noOut struct {
+	X int
+	nopBuild
+}
+
+type notAStage struct {
+	Out string `output:""`
+}
 
 type badDigest struct {
 	Out string `output:""`
 	F   string `digest:"sha"`
+	nopBuild
 }
-
-func (badDigest) OutDir() string { return "" }
 
 func oldTime() time.Time { return time.Now().Add(-time.Hour) }
 
@@ -259,5 +269,80 @@ func TestIsReference(t *testing.T) {
 		if got := IsReference(v); got != want {
 			t.Errorf("IsReference(%q) = %v, want %v", v, got, want)
 		}
+	}
+}
+
+// gcProbe is a Builder that records the GC percent it runs under and, when
+// Cancel is set, fails as a stage whose context was cancelled.
+type gcProbe struct {
+	Out    string `output:""`
+	Cancel bool   `cosmetic:""`
+	gc     int
+}
+
+func (p *gcProbe) Build(ctx context.Context, env *Env, dirs Dirs) (artifact.Manifest, error) {
+	p.gc = debug.SetGCPercent(100)
+	debug.SetGCPercent(p.gc)
+	if p.Cancel {
+		return artifact.Manifest{}, fmt.Errorf("step 3: %w", context.Canceled)
+	}
+	os.WriteFile(filepath.Join(dirs.Out, "x"), []byte("x"), 0o644)
+	return artifact.Manifest{}, nil
+}
+
+// The Def's fields replace per-stage wrappers: DataGC raises the GC percent
+// while the stage runs (and restores it); Resumable turns an interruption
+// into the message that rerunning continues from <out>.work.
+func TestDefFields(t *testing.T) {
+	t.Setenv("GOGC", "")
+	os.Unsetenv("GOGC")
+	before := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(before)
+	for _, c := range []struct {
+		name         string
+		def          Def
+		cancel       bool
+		wantGC       int
+		wantErr      string
+		wantNoResume bool
+	}{
+		{name: "data", def: Def{DataGC: true}, wantGC: 400},
+		{name: "plain", def: Def{}, wantGC: 100},
+		{name: "resumable", def: Def{Resumable: true}, cancel: true, wantGC: 100, wantErr: "interrupted; progress is kept in"},
+		{name: "not resumable", def: Def{}, cancel: true, wantGC: 100, wantErr: "context canceled", wantNoResume: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.def.Kind, c.def.Version, c.def.Output = "p", 1, "p/v1"
+			c.def.New = func() Options { return &gcProbe{} }
+			p := &gcProbe{Out: filepath.Join(t.TempDir(), "out"), Cancel: c.cancel}
+			_, _, err := Execute(context.Background(), quietEnv, c.def, p)
+			if p.gc != c.wantGC {
+				t.Errorf("GC percent during Build %d, want %d", p.gc, c.wantGC)
+			}
+			if got := debug.SetGCPercent(100); got != 100 {
+				t.Errorf("GC percent after Execute %d, want it restored to 100", got)
+			}
+			switch {
+			case c.wantErr == "" && err != nil:
+				t.Fatal(err)
+			case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
+				t.Fatalf("err = %v, want %q", err, c.wantErr)
+			case c.wantNoResume && strings.Contains(err.Error(), "rerun"):
+				t.Errorf("a stage that keeps no progress promises a resume: %v", err)
+			}
+		})
+	}
+}
+
+// OutDir reads the flag tagged output:"" and refuses an empty one.
+func TestOutDir(t *testing.T) {
+	if out, err := OutDir(Def{Kind: "b"}, &builder{Out: "x"}); err != nil || out != "x" {
+		t.Errorf("OutDir = %q, %v", out, err)
+	}
+	if _, err := OutDir(Def{Kind: "b"}, &builder{}); err == nil || !strings.Contains(err.Error(), "-o") {
+		t.Errorf("empty output not refused: %v", err)
+	}
+	if _, err := OutDir(Def{Kind: "b"}, &noOut{}); err == nil {
+		t.Error("options without an output flag not refused")
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/mdlm-go/mdlm/stages"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/ that differ")
@@ -42,7 +44,7 @@ func golden(t *testing.T, name string, got []byte) {
 // in review, together with the version bump it may need.
 func TestStageSpecsGolden(t *testing.T) {
 	var b strings.Builder
-	reg := registry()
+	reg := stages.Registry()
 	for _, kind := range reg.Kinds() {
 		sp := reg[kind]
 		fmt.Fprintf(&b, "%s v%d -> %s", kind, sp.Version, sp.Output)
@@ -85,7 +87,7 @@ func TestStageSpecsGolden(t *testing.T) {
 func TestHelpGolden(t *testing.T) {
 	t.Setenv("COLUMNS", "100")
 	cmds := [][]string{{}, {"run"}, {"export", "kubernetes"}, {"checkpoint", "import"}, {"checkpoint", "export"}, {"checkpoint", "inspect"}}
-	for _, d := range stageDefs {
+	for _, d := range stages.All {
 		cmds = append(cmds, []string{d.Kind})
 	}
 	for _, c := range cmds {

@@ -22,13 +22,7 @@ import (
 	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/internal/layers"
 	"github.com/mdlm-go/mdlm/stage"
-	"github.com/mdlm-go/mdlm/stages/download"
-	"github.com/mdlm-go/mdlm/stages/eval"
-	"github.com/mdlm-go/mdlm/stages/genppl"
-	"github.com/mdlm-go/mdlm/stages/pack"
-	"github.com/mdlm-go/mdlm/stages/sample"
-	"github.com/mdlm-go/mdlm/stages/tokenize"
-	"github.com/mdlm-go/mdlm/stages/train"
+	"github.com/mdlm-go/mdlm/stages"
 )
 
 // Globals are flags every command accepts.
@@ -36,25 +30,10 @@ type Globals struct {
 	LogLevel string `help:"Log level: debug, info, warn, error." default:"info" enum:"debug,info,warn,error" env:"MDLM_LOG_LEVEL"`
 }
 
-// CLI is the command tree.
+// CLI is the root of the command tree: the global flags. The commands are
+// added from the table in commands.go.
 type CLI struct {
 	Globals
-
-	Version    VersionCmd       `cmd:"" help:"Print the mdlm version and its compute libraries."`
-	Doctor     DoctorCmd        `cmd:"" help:"Report the compute backend and devices, and how to enable a GPU."`
-	Download   download.Options `cmd:"" help:"${help_download}"`
-	Tokenize   tokenize.Options `cmd:"" help:"${help_tokenize}"`
-	Pack       pack.Options     `cmd:"" help:"${help_pack}"`
-	Train      train.Options    `cmd:"" help:"${help_train}"`
-	Eval       eval.Options     `cmd:"" help:"${help_eval}"`
-	Sample     sample.Options   `cmd:"" help:"${help_sample}"`
-	Genppl     genppl.Options   `cmd:"" name:"genppl" help:"${help_genppl}"`
-	Checkpoint CheckpointCmd    `cmd:"" help:"Inspect, import and export model checkpoints."`
-	Tokenizer  TokenizerCmd     `cmd:"" help:"Encode, decode and inspect with a tokenizer (built-in or tokenizer.json)."`
-	Run        RunCmd           `cmd:"" help:"Run a pipeline file; stages whose inputs and parameters are unchanged are skipped."`
-	Export     ExportCmd        `cmd:"" help:"Render a pipeline for another scheduler (Kubernetes)."`
-	Show       ShowCmd          `cmd:"" help:"One table of every metrics/v1 result of pipelines (their lock files) or of a cache directory (--json, --csv, --md, --diff REV)."`
-	UI         UICmd            `cmd:"" name:"ui" help:"Serve a local read-only web page: pipeline graph, live training curves, results table, samples."`
 }
 
 func main() {
@@ -106,15 +85,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		}
 	}()
 	var cli CLI
-	parser, err := kong.New(&cli,
+	cmds := commands()
+	parser, err := kong.New(&cli, append(kongCommands(cmds),
 		kong.Name("mdlm"),
 		kong.Description("Masked diffusion language models (MDLM, Sahoo et al. 2024): preprocess, train, evaluate and sample."),
 		kong.UsageOnError(),
 		kong.Exit(func(code int) { panic(exitCode(code)) }),
 		kong.Writers(stdout, stderr),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
-		kong.Vars(stageHelp()),
-	)
+	)...)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
@@ -126,9 +105,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	}
 	logger := newLogger(stderr, cli.LogLevel)
 	kctx.BindTo(ctx, (*context.Context)(nil))
-	kctx.Bind(logger, &cli.Globals, newEnv(logger), registry())
+	env := newEnv(logger)
+	kctx.Bind(logger, &cli.Globals, env, stages.Registry())
 	kctx.Stdout, kctx.Stderr = stdout, stderr
-	if err := kctx.Run(); err != nil {
+	if err := runSelected(ctx, kctx, cmds, env); err != nil {
 		fmt.Fprintf(stderr, "mdlm: %v\n", err)
 		return 1
 	}

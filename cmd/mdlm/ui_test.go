@@ -20,6 +20,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/mdlm-go/mdlm/results"
+	"github.com/mdlm-go/mdlm/stages"
 	"github.com/mdlm-go/mdlm/stages/train"
 	"github.com/mdlm-go/mdlm/webui"
 )
@@ -28,7 +29,7 @@ import (
 func uiServer(t *testing.T, file, cache string) *httptest.Server {
 	t.Helper()
 	c := &UICmd{Pipelines: []string{file}, CacheDir: cache, Addr: "127.0.0.1:0"}
-	srv, err := c.server(slog.New(slog.DiscardHandler), registry())
+	srv, err := c.server(slog.New(slog.DiscardHandler), stages.Registry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +261,7 @@ func TestUIServesUntilInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	kctx.BindTo(ctx, (*context.Context)(nil))
-	kctx.Bind(slog.New(slog.DiscardHandler), registry())
+	kctx.Bind(slog.New(slog.DiscardHandler), stages.Registry())
 	kctx.Stdout = pw
 	done := make(chan error, 1)
 	go func() { done <- kctx.Run(); pw.Close() }()

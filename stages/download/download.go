@@ -26,7 +26,7 @@ import (
 // Def declares the stage.
 var Def = stage.Def{Kind: "download", Version: 1, Output: datasets.TextType,
 	Help: "Fetch a registered dataset from the hub, or read local files, into a text/v1 artifact.",
-	New:  func() stage.Options { return &Options{} }}
+	New:  func() stage.Options { return &Options{} }, DataGC: true}
 
 // Options are the stage's flags.
 type Options struct {
@@ -45,16 +45,6 @@ type Options struct {
 	Client   *hub.Client `kong:"-"` // default hub.NewClient()
 	log      *slog.Logger
 	progress func(int64)
-}
-
-// OutDir implements stage.Options.
-func (o *Options) OutDir() string { return o.Out }
-
-// Run is the command.
-func (o *Options) Run(ctx context.Context, env *stage.Env) error {
-	defer stage.DataGC()()
-	_, _, err := stage.Execute(ctx, env, Def, o)
-	return err
 }
 
 // Build implements stage.Builder: fetch or read the sources and write the shards.

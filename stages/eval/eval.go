@@ -37,15 +37,6 @@ type Options struct {
 	NoEMA      bool   `help:"Use the raw weights instead of the EMA."`
 }
 
-// OutDir implements stage.Options.
-func (o *Options) OutDir() string { return o.Out }
-
-// Run is the command.
-func (o *Options) Run(ctx context.Context, env *stage.Env) error {
-	_, _, err := stage.Execute(ctx, env, Def, o)
-	return err
-}
-
 // Build implements stage.Builder.
 func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (artifact.Manifest, error) {
 	res, man, err := o.evaluate(ctx, env)

@@ -35,15 +35,6 @@ type Options struct {
 	Context   int    `default:"1024" help:"Eval context: longer rows are scored in chunks of this many tokens."`
 }
 
-// OutDir implements stage.Options.
-func (o *Options) OutDir() string { return o.Out }
-
-// Run is the command.
-func (o *Options) Run(ctx context.Context, env *stage.Env) error {
-	_, _, err := stage.Execute(ctx, env, Def, o)
-	return err
-}
-
 // Build implements stage.Builder.
 func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (artifact.Manifest, error) {
 	b, desc, err := env.Backend()

@@ -31,7 +31,7 @@ import (
 var Def = stage.Def{Kind: "pack", Version: 1, Output: datasets.PackedType,
 	Help:   "Pack tokens/v1 into fixed-length blocks (packed/v1: Arrow and Parquet); shards by split.",
 	Inputs: []stage.Input{{Name: "tokens", Type: datasets.TokensType}},
-	New:    func() stage.Options { return &Options{} }}
+	New:    func() stage.Options { return &Options{} }, DataGC: true}
 
 // Options are the stage's flags.
 type Options struct {
@@ -42,16 +42,6 @@ type Options struct {
 	GroupDocs int    `help:"Reference compatibility: drop the remainder per group of this many documents (the reference: 1000)."`
 	Tokenizer string `help:"Tokenizer for BOS/EOS/PAD (default: the one that tokenized)." digest:"name-or-file"`
 	stage.Sharding
-}
-
-// OutDir implements stage.Options.
-func (o *Options) OutDir() string { return o.Out }
-
-// Run is the command.
-func (o *Options) Run(ctx context.Context, env *stage.Env) error {
-	defer stage.DataGC()()
-	_, _, err := stage.Execute(ctx, env, Def, o)
-	return err
 }
 
 // plan is the resolved input and settings.

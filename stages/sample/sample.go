@@ -48,15 +48,6 @@ type Options struct {
 	NoEMA        bool    `help:"Sample with the raw weights instead of the EMA (the reference's eval.disable_ema)."`
 }
 
-// OutDir implements stage.Options.
-func (o *Options) OutDir() string { return o.Out }
-
-// Run is the command.
-func (o *Options) Run(ctx context.Context, env *stage.Env) error {
-	_, _, err := stage.Execute(ctx, env, Def, o)
-	return err
-}
-
 // checkpointTokenizer loads the tokenizer a checkpoint names (nil if none) and
 // checks that its model vocabulary matches the checkpoint's.
 func checkpointTokenizer(cfg checkpoint.Config) (*tokenizer.Vocab, error) {

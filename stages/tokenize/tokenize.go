@@ -32,7 +32,7 @@ import (
 var Def = stage.Def{Kind: "tokenize", Version: 1, Output: datasets.TokensType,
 	Help:   "Tokenize a text/v1 artifact into tokens/v1 (sharded, all cores).",
 	Inputs: []stage.Input{{Name: "text", Type: datasets.TextType}},
-	New:    func() stage.Options { return &Options{} }}
+	New:    func() stage.Options { return &Options{} }, DataGC: true}
 
 // Options are the stage's flags.
 type Options struct {
@@ -42,17 +42,6 @@ type Options struct {
 	Detokenizer string `help:"Dataset whose detokenizer to apply first (default: the dataset's; 'none' for none)."`
 	Workers     int    `help:"Encoding goroutines (default: all cores)." cosmetic:""`
 	stage.Sharding
-}
-
-// OutDir implements stage.Options.
-func (o *Options) OutDir() string { return o.Out }
-
-// Run is the command: this process's shard, published by whichever process
-// finishes the last one.
-func (o *Options) Run(ctx context.Context, env *stage.Env) error {
-	defer stage.DataGC()()
-	_, _, err := stage.Execute(ctx, env, Def, o)
-	return err
 }
 
 // setup opens the input and resolves the tokenizer and detokenizer.

@@ -51,7 +51,7 @@ import (
 var Def = stage.Def{Kind: "train", Version: 5, Output: checkpoint.Type,
 	Help:   "Train MDLM, D3PM, SEDD or the AR baseline on packed/v1 data; publishes checkpoint/v1 (resumable).",
 	Inputs: []stage.Input{{Name: "data", Type: datasets.PackedType}},
-	New:    func() stage.Options { return &Options{} }}
+	New:    func() stage.Options { return &Options{} }, Resumable: true}
 
 // Options are the stage's flags.
 type Options struct {
@@ -89,18 +89,6 @@ type Options struct {
 	GenPPLSteps      int     `name:"gen-ppl-steps" default:"1000" help:"Reverse steps of those samples (the reference's sampling.steps)."`
 
 	StopAfter int `kong:"-"` // testing: return after this many steps of this call, as if killed (0: never)
-}
-
-// OutDir implements stage.Options.
-func (o *Options) OutDir() string { return o.Out }
-
-// Run is the command.
-func (o *Options) Run(ctx context.Context, env *stage.Env) error {
-	_, _, err := stage.Execute(ctx, env, Def, o)
-	if errors.Is(err, context.Canceled) {
-		return fmt.Errorf("train: interrupted; progress is kept in %s: rerun the same command to continue", o.Out+stage.WorkSuffix)
-	}
-	return err
 }
 
 // Build implements stage.Builder: train in dirs.Work (resuming what is there)
