@@ -131,12 +131,12 @@ func Publish(dir string, m Manifest, fill func(tmp string) error, edits ...func(
 		cleanup()
 		return m, fmt.Errorf("publish %s: %w", dir, err)
 	}
-	syncDir(tmp)
+	atomicfile.SyncDir(tmp)
 	if err := install(tmp, dir); err != nil {
 		cleanup()
 		return m, fmt.Errorf("publish %s: %w", dir, err)
 	}
-	syncDir(parent)
+	atomicfile.SyncDir(parent)
 	saveStatCache(dir, m.Files)
 	return m, nil
 }
@@ -226,13 +226,6 @@ func writeJSON(path string, v any) error {
 		_, err := w.Write(append(data, '\n'))
 		return err
 	})
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
 
 // Read loads the manifest of dir and checks its type against want (a prefix match

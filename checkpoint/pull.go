@@ -36,21 +36,11 @@ func ParseHubRef(ref string) (repo, revision string, ok bool) {
 	return repo, revision, repo != ""
 }
 
-// HubCache is the root of downloaded hub files: $MDLM_CACHE, else
-// ~/.cache/mdlm/hub.
-func HubCache() string {
-	if c := os.Getenv("MDLM_CACHE"); c != "" {
-		return c
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".cache", "mdlm", "hub")
-}
-
 // PullOptions configure Pull.
 type PullOptions struct {
 	Repo, Revision string
 	Out            string // the checkpoint/v1 to publish
-	Cache          string // raw files go under <Cache>/models/<repo>/<revision> (hub.CachePath; default HubCache)
+	Cache          string // raw files go under <Cache>/models/<repo>/<revision> (hub.CachePath; default hub.CacheRoot)
 	Tokenizer      string // default: gpt2 for GPT-2-sized vocabularies (50257, 50258)
 	NoEMA          bool   // a .ckpt: the raw state_dict
 	Workers        int
@@ -73,7 +63,7 @@ func Pull(ctx context.Context, opts PullOptions) (artifact.Manifest, error) {
 		opts.Revision = "main"
 	}
 	if opts.Cache == "" {
-		opts.Cache = HubCache()
+		opts.Cache = hub.CacheRoot()
 	}
 	fail := func(err error) (artifact.Manifest, error) {
 		return artifact.Manifest{}, fmt.Errorf("pull %s@%s: %w", opts.Repo, opts.Revision, err)
@@ -226,14 +216,14 @@ func defaultTokenizer(configPath string) string {
 }
 
 // OpenRef is Open for a stage's checkpoint flag: a directory, or a hub
-// reference pulled (once) into <HubCache>/checkpoints/<org>--<name>@<revision>
+// reference pulled (once) into <hub.CacheRoot>/checkpoints/<org>--<name>@<revision>
 // (the revision as one escaped name: hub.RevisionDir).
 func OpenRef(ctx context.Context, ref string, log *slog.Logger) (*Checkpoint, error) {
 	repo, rev, ok := ParseHubRef(ref)
 	if !ok {
 		return Open(ref)
 	}
-	dir, err := hubRefDir(HubCache(), repo, rev)
+	dir, err := hubRefDir(hub.CacheRoot(), repo, rev)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %q: %w", ref, err)
 	}

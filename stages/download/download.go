@@ -246,11 +246,7 @@ func fetchDataset(ctx context.Context, d datasets.Dataset, opts *Options) ([]spl
 	}
 	cache := opts.CacheDir
 	if cache == "" {
-		cache = os.Getenv("MDLM_CACHE")
-	}
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache", "mdlm", "hub")
+		cache = hub.CacheRoot()
 	}
 	if d.Repo == "" {
 		return fetchURLDataset(ctx, c, d, cache, opts)
