@@ -22,8 +22,8 @@ import (
 	"strings"
 
 	"github.com/mdlm-go/mdlm/artifact"
+	"github.com/mdlm-go/mdlm/evaluate"
 	"github.com/mdlm-go/mdlm/pipeline"
-	"github.com/mdlm-go/mdlm/train"
 )
 
 // Row is one metrics/v1 artifact.
@@ -66,7 +66,7 @@ func FromCache(root *Root, log *slog.Logger) ([]Row, error) {
 			log.Debug("not an artifact", "dir", root.abs(name), "err", err)
 			continue
 		}
-		if m.Type != train.MetricsType {
+		if m.Type != evaluate.MetricsType {
 			continue
 		}
 		row, err := readRow(root, name, m)
@@ -82,7 +82,7 @@ func FromCache(root *Root, log *slog.Logger) ([]Row, error) {
 }
 
 func readRow(root *Root, rel string, m artifact.Manifest) (Row, error) {
-	raw, err := root.ArtifactFile(rel, m, train.MetricsJSON, MaxMetricsBytes)
+	raw, err := root.ArtifactFile(rel, m, evaluate.MetricsJSON, MaxMetricsBytes)
 	if err != nil {
 		return Row{}, err
 	}
@@ -181,7 +181,7 @@ func lockRow(root *Root, e pipeline.LockEntry) (Row, error) {
 	if err != nil {
 		return Row{}, err
 	}
-	if m.Type != train.MetricsType {
+	if m.Type != evaluate.MetricsType {
 		return Row{}, errNotMetrics
 	}
 	if e.Digest != "" && m.Digest() != e.Digest {

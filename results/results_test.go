@@ -11,9 +11,9 @@ import (
 
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/checkpoint"
+	"github.com/mdlm-go/mdlm/evaluate"
 	"github.com/mdlm-go/mdlm/pipeline"
-	"github.com/mdlm-go/mdlm/stages/train"
-	evaltrain "github.com/mdlm-go/mdlm/train"
+	"github.com/mdlm-go/mdlm/train"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -36,7 +36,7 @@ func publish(t *testing.T, dir, typ string, params map[string]any, files map[str
 }
 
 func metricsArtifact(t *testing.T, dir string, params map[string]any, body string) artifact.Manifest {
-	return publish(t, dir, evaltrain.MetricsType, params, map[string]string{evaltrain.MetricsJSON: body})
+	return publish(t, dir, evaluate.MetricsType, params, map[string]string{evaluate.MetricsJSON: body})
 }
 
 func openRoot(t *testing.T, dir string) *Root {
@@ -142,12 +142,12 @@ func TestHostileResults(t *testing.T) {
 	// An artifact whose metrics.json is a symlink outside is refused.
 	esc := filepath.Join(cache, "esc-0123456789abcdef")
 	em := metricsArtifact(t, esc, nil, `{"ppl": 1}`)
-	os.Remove(filepath.Join(esc, evaltrain.MetricsJSON))
-	os.Symlink(filepath.Join(outside, "ppl-0123456789abcdef", evaltrain.MetricsJSON), filepath.Join(esc, evaltrain.MetricsJSON))
+	os.Remove(filepath.Join(esc, evaluate.MetricsJSON))
+	os.Symlink(filepath.Join(outside, "ppl-0123456789abcdef", evaluate.MetricsJSON), filepath.Join(esc, evaluate.MetricsJSON))
 	// A metrics.json changed after publication is refused.
 	tam := filepath.Join(cache, "tampered-0123456789abcdef")
 	metricsArtifact(t, tam, nil, `{"ppl": 3}`)
-	os.WriteFile(filepath.Join(tam, evaltrain.MetricsJSON), []byte(`{"ppl": 4}`), 0o644)
+	os.WriteFile(filepath.Join(tam, evaluate.MetricsJSON), []byte(`{"ppl": 4}`), 0o644)
 	// An oversize metrics.json is refused before it is read.
 	big := filepath.Join(cache, "big-0123456789abcdef")
 	metricsArtifact(t, big, nil, `{"ppl": 5, "pad": "`+strings.Repeat("x", MaxMetricsBytes)+`"}`)

@@ -13,7 +13,7 @@ import (
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/checkpoint"
 	"github.com/mdlm-go/mdlm/datasets"
-	"github.com/mdlm-go/mdlm/stages/train"
+	"github.com/mdlm-go/mdlm/train"
 )
 
 // WorkSuffix names a training run in progress beside its output

@@ -66,7 +66,7 @@ fuzz() { go test -run '^$' -fuzz "^$1\$" -fuzztime "$2" -fuzzminimizetime 3s "$3
 while read -r target time pkg; do fuzz "$target" "$time" "$pkg"; done <<'TARGETS'
 FuzzGPT2RoundTrip 15s ./tokenizer/
 FuzzLoadJSON 10s ./tokenizer/
-FuzzReader 15s ./tensors/
+FuzzReader 15s ./safetensors/
 FuzzScanTokens 10s ./datasets/
 FuzzOpenPackedSplit 10s ./datasets/
 FuzzLoad 10s ./pipeline/

@@ -8,6 +8,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/diffusion"
 	"github.com/mdlm-go/mdlm/optim"
 )
 
@@ -17,12 +18,9 @@ import (
 // of the micro-batch losses.
 
 // batchArgs are the six batch tensors of the graphs.
-func batchArgs(batch Batch) []any {
+func batchArgs(batch diffusion.Batch) []any {
 	B, L := batch.B, batch.L
-	xt, t, sigma, dsigma := batch.XT, batch.T, batch.Sigma, batch.DSigma
-	if xt == nil { // AR: unused placeholders keep one graph signature
-		xt, t, sigma, dsigma = batch.X0, make([]float32, B), make([]float32, B), make([]float32, B)
-	}
+	xt, t, sigma, dsigma := batch.NoiseInputs()
 	return []any{
 		tensors.FromFlatDataAndDimensions(batch.X0, B, L),
 		tensors.FromFlatDataAndDimensions(xt, B, L),
@@ -70,7 +68,7 @@ func sumGraph(g *Graph, in []*Node) []*Node {
 
 // RunAccum takes one optimizer step on the mean of several micro-batches; rngs
 // seeds each micro-batch's dropout. With one micro-batch it is Run.
-func (s *Step) RunAccum(st *State, batches []Batch, rngs []*tensors.Tensor) (Result, error) {
+func (s *Step) RunAccum(st *State, batches []diffusion.Batch, rngs []*tensors.Tensor) (StepResult, error) {
 	if len(batches) == 1 {
 		st.RNG = rngs[0]
 		return s.Run(st, batches[0])
@@ -92,7 +90,7 @@ func (s *Step) RunAccum(st *State, batches []Batch, rngs []*tensors.Tensor) (Res
 		args = append(append(args, batchArgs(b)...), rngs[i], scale)
 		out, err := s.gradExec.Call(args...)
 		if err != nil {
-			return Result{}, fmt.Errorf("train step %d, micro-batch %d: %w", st.Step+1, i, err)
+			return StepResult{}, fmt.Errorf("train step %d, micro-batch %d: %w", st.Step+1, i, err)
 		}
 		loss += float64(tensors.MustCopyFlatData[float32](out[n])[0]) / float64(len(batches))
 		if acc == nil {
@@ -104,7 +102,7 @@ func (s *Step) RunAccum(st *State, batches []Batch, rngs []*tensors.Tensor) (Res
 			sargs = append(sargs, x)
 		}
 		if acc, err = s.sumExec.Call(sargs...); err != nil {
-			return Result{}, err
+			return StepResult{}, err
 		}
 	}
 	lr := s.LR.LR(st.Step)
@@ -117,9 +115,9 @@ func (s *Step) RunAccum(st *State, batches []Batch, rngs []*tensors.Tensor) (Res
 	args = append(args, tensors.FromFlatDataAndDimensions(s.Opt.Scalars(st.Step+1, lr), optim.NumScalars))
 	out, err := s.applyExec.Call(args...)
 	if err != nil {
-		return Result{}, fmt.Errorf("train step %d: %w", st.Step+1, err)
+		return StepResult{}, fmt.Errorf("train step %d: %w", st.Step+1, err)
 	}
 	st.Params, st.M, st.V = out[:n], out[n:2*n], out[2*n:3*n]
 	st.Step++
-	return Result{Loss: float32(loss), GradNorm: tensors.MustCopyFlatData[float32](out[3*n])[0], LR: lr}, nil
+	return StepResult{Loss: float32(loss), GradNorm: tensors.MustCopyFlatData[float32](out[3*n])[0], LR: lr}, nil
 }

@@ -15,8 +15,8 @@ import (
 	"github.com/mdlm-go/mdlm/optim"
 )
 
-func concat(a, b Batch) Batch {
-	return Batch{B: a.B + b.B, L: a.L, X0: append(append([]int32{}, a.X0...), b.X0...), XT: append(append([]int32{}, a.XT...), b.XT...),
+func concat(a, b diffusion.Batch) diffusion.Batch {
+	return diffusion.Batch{B: a.B + b.B, L: a.L, X0: append(append([]int32{}, a.X0...), b.X0...), XT: append(append([]int32{}, a.XT...), b.XT...),
 		T: append(append([]float32{}, a.T...), b.T...), Sigma: append(append([]float32{}, a.Sigma...), b.Sigma...),
 		DSigma: append(append([]float32{}, a.DSigma...), b.DSigma...), TokenMask: append(append([]float32{}, a.TokenMask...), b.TokenMask...)}
 }
@@ -40,9 +40,9 @@ func TestGradientAccumulationMatchesFullBatch(t *testing.T) {
 		st, _ := NewState(w, 1, dtypes.Float32)
 		r1, _ := RNGStateFromSeed(1)
 		r2, _ := RNGStateFromSeed(2)
-		var res Result
+		var res StepResult
 		if accum {
-			res, err = s.RunAccum(st, []Batch{b1, b2}, []*tensors.Tensor{r1, r2})
+			res, err = s.RunAccum(st, []diffusion.Batch{b1, b2}, []*tensors.Tensor{r1, r2})
 		} else {
 			st.RNG = r1
 			res, err = s.Run(st, concat(b1, b2))

@@ -29,7 +29,7 @@ func TestDiMambaTrainStep(t *testing.T) {
 	cfg := backbone.Config{Arch: backbone.DiMamba, Vocab: V, Hidden: 32, Blocks: 2, Cond: 16, Length: L, MaskIndex: V - 1, Dropout: 0.1}.WithMambaDefaults()
 	m := diffusion.Model{Backbone: cfg, Param: diffusion.SUBS, Schedule: diffusion.LogLinear{Eps: 1e-3}}
 	rng := rand.New(rand.NewPCG(1, 2))
-	batch := Batch{B: B, L: L}
+	batch := diffusion.Batch{B: B, L: L}
 	for i := 0; i < B*L; i++ {
 		x := int32((i%L + i/L) % 5)
 		batch.X0 = append(batch.X0, x)
@@ -93,7 +93,7 @@ func TestDiMambaOtherParameterizations(t *testing.T) {
 			t.Fatal(err)
 		}
 		st, _ := NewState(w, 1, dtypes.Float32)
-		batch := Batch{B: B, L: L, T: make([]float32, B), XT: make([]int32, B*L)}
+		batch := diffusion.Batch{B: B, L: L, T: make([]float32, B), XT: make([]int32, B*L)}
 		for i := 0; i < B*L; i++ {
 			batch.X0 = append(batch.X0, int32(i%5))
 			batch.TokenMask = append(batch.TokenMask, 1)

@@ -58,7 +58,7 @@ func TestNativeFormsMatchGenericGradients(t *testing.T) {
 			for i := range x0 {
 				x0[i] = int32(rng.IntN(c.m.Backbone.Vocab - 1))
 			}
-			batch := Batch{B: B, L: L, X0: x0, TokenMask: make([]float32, B*L)}
+			batch := diffusion.Batch{B: B, L: L, X0: x0, TokenMask: make([]float32, B*L)}
 			for i := range batch.TokenMask {
 				batch.TokenMask[i] = 1
 			}
@@ -90,7 +90,7 @@ func TestNativeFormsMatchGenericGradients(t *testing.T) {
 }
 
 // lossAndGrads returns the step's loss and every parameter's gradient.
-func lossAndGrads(t *testing.T, m diffusion.Model, w *backbone.Weights, batch Batch) [][]float32 {
+func lossAndGrads(t *testing.T, m diffusion.Model, w *backbone.Weights, batch diffusion.Batch) [][]float32 {
 	t.Helper()
 	be, err := accel.Backend()
 	if err != nil {

@@ -31,7 +31,7 @@ func fixtureModel(t *testing.T, fx reffix.Fixture) (diffusion.Model, *backbone.W
 	return diffusion.Model{Backbone: bcfg, Param: diffusion.SUBS, Schedule: sched, SamplingEps: c.SamplingEps, Antithetic: true}, w
 }
 
-func fixtureBatch(t *testing.T, fx reffix.Fixture, m diffusion.Model) Batch {
+func fixtureBatch(t *testing.T, fx reffix.Fixture, m diffusion.Model) diffusion.Batch {
 	f := fx.Open(t, "expected_mdlm.safetensors")
 	B, L := fx.Config.Batch, fx.Config.Length
 	x0, _ := reffix.Int64(t, f, "x0")
@@ -42,7 +42,7 @@ func fixtureBatch(t *testing.T, fx reffix.Fixture, m diffusion.Model) Batch {
 	for i := range mask {
 		mask[i] = 1
 	}
-	return Batch{B: B, L: L, X0: i32(x0), XT: i32(xt), T: tt, Sigma: sigma, DSigma: dsigma, TokenMask: mask}
+	return diffusion.Batch{B: B, L: L, X0: i32(x0), XT: i32(xt), T: tt, Sigma: sigma, DSigma: dsigma, TokenMask: mask}
 }
 
 func i32(v []int64) []int32 {

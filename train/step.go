@@ -1,7 +1,3 @@
-// Package train builds the compiled training step of MDLM and its baselines: the
-// forward pass, the per-token loss and its token mean (spec §2.10), gradients,
-// global-norm clipping and one AdamW update, all in one GoMLX graph whose state
-// (parameters, Adam moments, dropout RNG) lives on the device between steps.
 package train
 
 import (
@@ -18,16 +14,6 @@ import (
 	"github.com/mdlm-go/mdlm/internal/layers"
 	"github.com/mdlm-go/mdlm/optim"
 )
-
-// Batch is one host-prepared micro-batch. For diffusion models XT, T, Sigma and
-// DSigma come from PrepareDiffusion; for AR only X0 and TokenMask are used.
-type Batch struct {
-	B, L          int
-	X0, XT        []int32   // [B·L]
-	T             []float32 // [B]
-	Sigma, DSigma []float32 // [B]
-	TokenMask     []float32 // [B·L] (AR: only positions 1..L-1 are targets)
-}
 
 // State is everything a step reads and rewrites: parameters and AdamW moments in
 // backbone.Config.Specs order, the number of updates taken, and the dropout RNG.
@@ -53,7 +39,10 @@ func NewState(w *backbone.Weights, seed int64, dt dtypes.DType) (*State, error) 
 	return st, nil
 }
 
-// Step is a compiled training step.
+// Step is a compiled training step: the forward pass, the per-token loss and
+// its token mean, gradients, global-norm clipping and one AdamW update in one
+// GoMLX graph whose state (parameters, Adam moments, dropout RNG) stays on the
+// device between steps.
 type Step struct {
 	Model    diffusion.Model
 	Opt      optim.AdamW
@@ -89,7 +78,8 @@ func NewStep(b compute.Backend, m diffusion.Model, opt optim.AdamW, lr optim.LRS
 // numInputs excluding the parameter/moment triples.
 const batchInputs = 7 // x0, xt, t, sigma, dsigma, token mask, optimizer scalars
 
-// Loss builds the batch loss (token mean, spec §2.10) from parameters and batch nodes.
+// Loss builds the batch loss from parameters and batch nodes: the token mean
+// Σ loss·mask / Σ mask of diffusion.py: Diffusion._loss.
 func (s *Step) Loss(p backbone.Params, x0, xt, t, sigma, dsigma, tokenMask *Node, drop *backbone.Dropout) *Node {
 	if s.MixedPrecision != dtypes.InvalidDType {
 		p = backbone.CastMatmulWeights(p, s.MixedPrecision)
@@ -118,15 +108,15 @@ func (s *Step) graph(g *Graph, in []*Node) []*Node {
 	return append(out, ConvertDType(loss, dtypes.Float32), ConvertDType(norm, dtypes.Float32), drop.RNG)
 }
 
-// Result of one step.
-type Result struct {
+// StepResult is the outcome of one optimizer step.
+type StepResult struct {
 	Loss, GradNorm float32
 	LR             float64
 }
 
 // Run takes one optimizer step on batch, replacing st's tensors (the old device
 // buffers are donated to the step).
-func (s *Step) Run(st *State, batch Batch) (Result, error) {
+func (s *Step) Run(st *State, batch diffusion.Batch) (StepResult, error) {
 	n := len(st.Params)
 	lr := s.LR.LR(st.Step)
 	args := make([]any, 0, 3*n+batchInputs+1)
@@ -136,7 +126,7 @@ func (s *Step) Run(st *State, batch Batch) (Result, error) {
 		for _, x := range group {
 			d, err := DonateTensorBuffer(x, s.backend, 0)
 			if err != nil {
-				return Result{}, fmt.Errorf("train step %d: %w", st.Step+1, err)
+				return StepResult{}, fmt.Errorf("train step %d: %w", st.Step+1, err)
 			}
 			args = append(args, d)
 		}
@@ -145,12 +135,12 @@ func (s *Step) Run(st *State, batch Batch) (Result, error) {
 	args = append(args, tensors.FromFlatDataAndDimensions(s.Opt.Scalars(st.Step+1, lr), optim.NumScalars), st.RNG)
 	out, err := s.exec.Call(args...)
 	if err != nil {
-		return Result{}, fmt.Errorf("train step %d: %w", st.Step+1, err)
+		return StepResult{}, fmt.Errorf("train step %d: %w", st.Step+1, err)
 	}
 	st.Params, st.M, st.V = out[:n], out[n:2*n], out[2*n:3*n]
 	st.RNG = out[3*n+2]
 	st.Step++
-	return Result{
+	return StepResult{
 		Loss:     tensors.MustCopyFlatData[float32](out[3*n])[0],
 		GradNorm: tensors.MustCopyFlatData[float32](out[3*n+1])[0],
 		LR:       lr,

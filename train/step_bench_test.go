@@ -17,7 +17,7 @@ import (
 
 // syntheticBatch draws a MDLM training batch the way the trainer will: antithetic
 // t with the 1e-3 floor, loglinear σ, masking with probability 1 − e^{−σ}.
-func syntheticBatch(m diffusion.Model, B, L int, rng *rand.Rand) Batch {
+func syntheticBatch(m diffusion.Model, B, L int, rng *rand.Rand) diffusion.Batch {
 	x0 := make([]int32, B*L)
 	for i := range x0 {
 		x0[i] = int32(rng.IntN(m.Backbone.Vocab - 1))
@@ -36,7 +36,7 @@ func syntheticBatch(m diffusion.Model, B, L int, rng *rand.Rand) Batch {
 	for i := range mask {
 		mask[i] = 1
 	}
-	return Batch{B: B, L: L, X0: x0, XT: diffusion.Mask(x0, um, sigma, int32(m.Backbone.MaskIndex)),
+	return diffusion.Batch{B: B, L: L, X0: x0, XT: diffusion.Mask(x0, um, sigma, int32(m.Backbone.MaskIndex)),
 		T: t, Sigma: sigma, DSigma: dsigma, TokenMask: mask}
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/diffusion"
+	"github.com/mdlm-go/mdlm/evaluate"
 	"github.com/mdlm-go/mdlm/internal/layers"
 	"github.com/mdlm-go/mdlm/optim"
 	"github.com/mdlm-go/mdlm/safetensors"
@@ -129,7 +130,7 @@ func run(c benchCase, dir string, steps int, forward, init bool, lr float64) err
 		PeakRSSMB float64   `json:"peak_rss_mb"`
 	}{}
 	if forward {
-		ev := train.NewEvaluator(b, m, w.RotaryInvFreqOrDefault())
+		ev := evaluate.NewEvaluator(b, m, w.RotaryInvFreqOrDefault())
 		params := w.Tensors()
 		for i := 0; i <= steps; i++ {
 			bt := batches[i%len(batches)]
@@ -235,7 +236,7 @@ func readWeights(cfg backbone.Config, path string) (*backbone.Weights, error) {
 	return backbone.LoadWeights(f, cfg)
 }
 
-func readBatches(path string, c benchCase) ([]train.Batch, error) {
+func readBatches(path string, c benchCase) ([]diffusion.Batch, error) {
 	f, err := safetensors.OpenMmap(path)
 	if err != nil {
 		return nil, err
@@ -258,9 +259,9 @@ func readBatches(path string, c benchCase) ([]train.Batch, error) {
 		return nil, err
 	}
 	S, B, L := shape[0], shape[1], shape[2]
-	out := make([]train.Batch, S)
+	out := make([]diffusion.Batch, S)
 	for s := range out {
-		bt := train.Batch{B: B, L: L, Sigma: sigma[s*B : (s+1)*B], DSigma: dsigma[s*B : (s+1)*B], T: make([]float32, B),
+		bt := diffusion.Batch{B: B, L: L, Sigma: sigma[s*B : (s+1)*B], DSigma: dsigma[s*B : (s+1)*B], T: make([]float32, B),
 			X0: make([]int32, B*L), XT: make([]int32, B*L), TokenMask: make([]float32, B*L)}
 		for i := 0; i < B*L; i++ {
 			bt.X0[i], bt.XT[i], bt.TokenMask[i] = int32(x0[s*B*L+i]), int32(xt[s*B*L+i]), 1

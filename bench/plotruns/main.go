@@ -16,7 +16,7 @@ import (
 	"strings"
 
 	"github.com/mdlm-go/mdlm/internal/lossplot"
-	"github.com/mdlm-go/mdlm/stages/train"
+	"github.com/mdlm-go/mdlm/train"
 )
 
 func main() {

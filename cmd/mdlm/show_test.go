@@ -14,8 +14,8 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/mdlm-go/mdlm/evaluate"
 	"github.com/mdlm-go/mdlm/results"
-	"github.com/mdlm-go/mdlm/train"
 )
 
 // resultsPipeline is a small real sweep written out by hand: two seeds of a
@@ -162,7 +162,7 @@ func checkShowJSON(t *testing.T, file, cache string) {
 			t.Errorf("row %d: stage %q params %v, want %s with only model.seed differing", i, got.Stage, got.Params, stage)
 		}
 		// The numbers are metrics.json's own text.
-		mj, err := os.ReadFile(filepath.Join(lock[stage].Out, train.MetricsJSON))
+		mj, err := os.ReadFile(filepath.Join(lock[stage].Out, evaluate.MetricsJSON))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/checkpoint"
-	"github.com/mdlm-go/mdlm/stages/train"
+	"github.com/mdlm-go/mdlm/train"
 )
 
 // TestTrainSurvivesSIGKILL builds the binary, kills a training run with SIGKILL

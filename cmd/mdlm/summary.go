@@ -10,8 +10,8 @@ import (
 
 	"github.com/mdlm-go/mdlm/checkpoint"
 	"github.com/mdlm-go/mdlm/datasets"
+	"github.com/mdlm-go/mdlm/evaluate"
 	"github.com/mdlm-go/mdlm/pipeline"
-	"github.com/mdlm-go/mdlm/train"
 )
 
 // summarize prints what a finished pipeline's outputs say, by artifact type:
@@ -24,7 +24,7 @@ func summarize(w io.Writer, f *pipeline.File, ds []pipeline.Decision) {
 			continue
 		}
 		switch st.Spec.Output {
-		case train.MetricsType:
+		case evaluate.MetricsType:
 			summarizeMetrics(w, d)
 		case datasets.SamplesType:
 			summarizeSamples(w, d, 4)
@@ -37,12 +37,12 @@ func summarize(w io.Writer, f *pipeline.File, ds []pipeline.Decision) {
 }
 
 func summarizeMetrics(w io.Writer, d pipeline.Decision) {
-	raw, err := os.ReadFile(filepath.Join(d.Out, train.MetricsJSON))
+	raw, err := os.ReadFile(filepath.Join(d.Out, evaluate.MetricsJSON))
 	if err != nil {
 		return
 	}
 	var m struct {
-		train.Perplexity
+		evaluate.Perplexity
 		GenPPL  *float64 `json:"gen_ppl"`
 		Scored  int      `json:"scored_samples"`
 		Entropy float64  `json:"entropy"`

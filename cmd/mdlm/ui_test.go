@@ -21,7 +21,7 @@ import (
 
 	"github.com/mdlm-go/mdlm/results"
 	"github.com/mdlm-go/mdlm/stages"
-	"github.com/mdlm-go/mdlm/stages/train"
+	"github.com/mdlm-go/mdlm/train"
 	"github.com/mdlm-go/mdlm/webui"
 )
 

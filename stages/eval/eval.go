@@ -1,8 +1,9 @@
 // Package eval is the `mdlm eval` stage: the perplexity of a checkpoint on a
-// packed/v1 split as the reference computes it (spec §2.10, §7.1): the per-token
-// NELBO (diffusion, one t per sequence, antithetic across the batch) or the AR
+// packed/v1 split as the reference's mode=ppl_eval computes it (diffusion.py:
+// _compute_loss and its NLL/Perplexity metrics): the per-token NELBO
+// (diffusion, one t per sequence, antithetic across the batch) or the AR
 // negative log-likelihood, summed in float64 over every counted token, and exp
-// of the mean at the end (train.Evaluator). Writes a metrics/v1 artifact
+// of the mean at the end (evaluate.Evaluator). Writes a metrics/v1 artifact
 // (metrics.json).
 package eval
 
@@ -14,12 +15,12 @@ import (
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/checkpoint"
 	"github.com/mdlm-go/mdlm/datasets"
+	"github.com/mdlm-go/mdlm/evaluate"
 	"github.com/mdlm-go/mdlm/stage"
-	"github.com/mdlm-go/mdlm/train"
 )
 
 // Def declares the stage.
-var Def = stage.Def{Kind: "eval", Version: 3, Output: train.MetricsType,
+var Def = stage.Def{Kind: "eval", Version: 3, Output: evaluate.MetricsType,
 	Help:   "Perplexity (NELBO bound for diffusion) of a checkpoint on packed/v1 data.",
 	Inputs: []stage.Input{{Name: "model", Type: checkpoint.Type}, {Name: "data", Type: datasets.PackedType}},
 	New:    func() stage.Options { return &Options{} }}
@@ -45,22 +46,22 @@ func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (a
 	}
 	env.Logger().Info("perplexity", "split", res.Split, "ppl", fmt.Sprintf("%.3f", res.PPL), "nll", fmt.Sprintf("%.4f", res.NLL),
 		"tokens", int64(res.Tokens), "unigram_ppl", fmt.Sprintf("%.3f", res.UnigramPPL), "ema", res.EMA)
-	return man, train.WriteMetricsJSON(dirs.Out, res)
+	return man, evaluate.WriteMetricsJSON(dirs.Out, res)
 }
 
-func (o *Options) evaluate(ctx context.Context, env *stage.Env) (train.Perplexity, artifact.Manifest, error) {
+func (o *Options) evaluate(ctx context.Context, env *stage.Env) (evaluate.Perplexity, artifact.Manifest, error) {
 	var man artifact.Manifest
 	b, desc, err := env.Backend()
 	if err != nil {
-		return train.Perplexity{}, man, err
+		return evaluate.Perplexity{}, man, err
 	}
 	ck, err := checkpoint.OpenRef(ctx, o.Checkpoint, env.Logger())
 	if err != nil {
-		return train.Perplexity{}, man, fmt.Errorf("eval: --checkpoint: %w", err)
+		return evaluate.Perplexity{}, man, fmt.Errorf("eval: --checkpoint: %w", err)
 	}
 	m, err := ck.Config.Diffusion()
 	if err != nil {
-		return train.Perplexity{}, man, fmt.Errorf("eval: checkpoint %s: %w", o.Checkpoint, err)
+		return evaluate.Perplexity{}, man, fmt.Errorf("eval: checkpoint %s: %w", o.Checkpoint, err)
 	}
 	if o.T >= 0 {
 		m.T = o.T
@@ -68,14 +69,14 @@ func (o *Options) evaluate(ctx context.Context, env *stage.Env) (train.Perplexit
 	m.SamplingEps = 1e-3
 	pm, meta, err := artifact.Open[datasets.PackedMeta](o.Data)
 	if err != nil {
-		return train.Perplexity{}, man, fmt.Errorf("eval: --data: %w", err)
+		return evaluate.Perplexity{}, man, fmt.Errorf("eval: --data: %w", err)
 	}
 	if meta.VocabSize != m.Backbone.Vocab {
-		return train.Perplexity{}, man, fmt.Errorf("eval: data %s has vocabulary %d, the checkpoint %d", o.Data, meta.VocabSize, m.Backbone.Vocab)
+		return evaluate.Perplexity{}, man, fmt.Errorf("eval: data %s has vocabulary %d, the checkpoint %d", o.Data, meta.VocabSize, m.Backbone.Vocab)
 	}
 	data, err := datasets.OpenPackedSplit(o.Data, o.Split, meta)
 	if err != nil {
-		return train.Perplexity{}, man, fmt.Errorf("eval: --split %s: %w", o.Split, err)
+		return evaluate.Perplexity{}, man, fmt.Errorf("eval: --split %s: %w", o.Split, err)
 	}
 	defer data.Close()
 	w := ck.ForInference()
@@ -86,7 +87,7 @@ func (o *Options) evaluate(ctx context.Context, env *stage.Env) (train.Perplexit
 	if batch <= 0 {
 		batch = 16
 	}
-	res, err := train.NewEvaluator(b, m, w.RotaryInvFreqOrDefault()).Perplexity(ctx, w.Tensors(), data, batch, o.Seed, o.MaxBlocks)
+	res, err := evaluate.NewEvaluator(b, m, w.RotaryInvFreqOrDefault()).Perplexity(ctx, w.Tensors(), data, batch, o.Seed, o.MaxBlocks)
 	if err != nil {
 		return res, man, fmt.Errorf("eval: %w", err)
 	}
@@ -102,7 +103,7 @@ func (o *Options) evaluate(ctx context.Context, env *stage.Env) (train.Perplexit
 // checkFinite refuses a result JSON cannot carry (issue 19, defect 10): on data
 // whose ids are checked, an infinite or NaN perplexity means a diverged model or
 // a bug, never a number to publish.
-func checkFinite(res train.Perplexity) error {
+func checkFinite(res evaluate.Perplexity) error {
 	for _, f := range []struct {
 		name string
 		v    float64

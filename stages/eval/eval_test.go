@@ -12,8 +12,8 @@ import (
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/checkpoint"
+	"github.com/mdlm-go/mdlm/evaluate"
 	"github.com/mdlm-go/mdlm/internal/stagetest"
-	"github.com/mdlm-go/mdlm/train"
 )
 
 func checkpointFixture(t *testing.T, vocab int) string {
@@ -39,11 +39,11 @@ func TestEvalStage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Type != train.MetricsType || m.Inputs["model"] == "" || m.Inputs["data"] == "" || m.Stage != "eval" {
+	if m.Type != evaluate.MetricsType || m.Inputs["model"] == "" || m.Inputs["data"] == "" || m.Stage != "eval" {
 		t.Errorf("manifest %+v", m)
 	}
-	var res train.Perplexity
-	raw, _ := os.ReadFile(filepath.Join(out, train.MetricsJSON))
+	var res evaluate.Perplexity
+	raw, _ := os.ReadFile(filepath.Join(out, evaluate.MetricsJSON))
 	if err := json.Unmarshal(raw, &res); err != nil {
 		t.Fatal(err)
 	}
@@ -121,12 +121,12 @@ func TestHostileEvalData(t *testing.T) {
 // the metric named, instead of "json: unsupported value: +Inf".
 func TestHostileEvalNonFinite(t *testing.T) {
 	cases := []struct {
-		res  train.Perplexity
+		res  evaluate.Perplexity
 		want string
 	}{
-		{train.Perplexity{NLL: 2, BPD: 3, PPL: 7, Tokens: 10, UnigramPPL: 5}, ""},
-		{train.Perplexity{NLL: 800, BPD: 1154, PPL: math.Inf(1), Tokens: 10, UnigramPPL: 5}, "ppl is +Inf"},
-		{train.Perplexity{NLL: math.NaN(), BPD: math.NaN(), PPL: math.NaN(), Tokens: 10}, "nll is NaN"},
+		{evaluate.Perplexity{NLL: 2, BPD: 3, PPL: 7, Tokens: 10, UnigramPPL: 5}, ""},
+		{evaluate.Perplexity{NLL: 800, BPD: 1154, PPL: math.Inf(1), Tokens: 10, UnigramPPL: 5}, "ppl is +Inf"},
+		{evaluate.Perplexity{NLL: math.NaN(), BPD: math.NaN(), PPL: math.NaN(), Tokens: 10}, "nll is NaN"},
 	}
 	for _, c := range cases {
 		err := checkFinite(c.res)

@@ -1,10 +1,11 @@
 // Package genppl is the `mdlm genppl` stage: the generative perplexity of a
-// samples/v1 artifact under a causal scorer (spec §7.3; a GPT-2 checkpoint
-// imported from the hub, gpt2-large in the paper, or an mdlm AR checkpoint) and
-// the samples' mean unigram entropy (§7.4), written as a metrics/v1 artifact.
-// A pipeline runs `sample` and then this stage on its output.
+// samples/v1 artifact under a causal scorer (a GPT-2 checkpoint imported from
+// the hub, gpt2-large in the paper, or an mdlm AR checkpoint) and the samples'
+// mean unigram entropy, written as a metrics/v1 artifact. A pipeline runs
+// `sample` and then this stage on its output.
 //
-// The computation (train.Scorer) is the reference's compute_generative_perplexity.
+// The computation (evaluate.Scorer) is the reference's
+// diffusion.py: compute_generative_perplexity.
 package genppl
 
 import (
@@ -15,12 +16,12 @@ import (
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/checkpoint"
 	"github.com/mdlm-go/mdlm/datasets"
+	"github.com/mdlm-go/mdlm/evaluate"
 	"github.com/mdlm-go/mdlm/stage"
-	"github.com/mdlm-go/mdlm/train"
 )
 
 // Def declares the stage.
-var Def = stage.Def{Kind: "genppl", Version: 3, Output: train.MetricsType,
+var Def = stage.Def{Kind: "genppl", Version: 3, Output: evaluate.MetricsType,
 	Help:   "Generative perplexity and entropy of samples/v1 under a causal scorer (GPT-2 or AR checkpoint).",
 	Inputs: []stage.Input{{Name: "samples", Type: datasets.SamplesType}, {Name: "scorer", Type: checkpoint.Type}},
 	New:    func() stage.Options { return &Options{} }}
@@ -53,11 +54,11 @@ func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (a
 	if err != nil {
 		return artifact.Manifest{}, fmt.Errorf("genppl: --scorer: %w", err)
 	}
-	sc := train.Scoring{Batch: o.Batch, MaxLength: o.MaxLength, Context: o.Context}
+	sc := evaluate.Scoring{Batch: o.Batch, MaxLength: o.MaxLength, Context: o.Context}
 	if sc.MaxLength <= 0 {
 		sc.MaxLength = meta.Length
 	}
-	s, err := train.NewScorer(b, ck.Config.Model, ck.ForInference(), ck.Config.Tokenizer)
+	s, err := evaluate.NewScorer(b, ck.Config.Model, ck.ForInference(), ck.Config.Tokenizer)
 	if err != nil {
 		return artifact.Manifest{}, fmt.Errorf("%w (scorer %s)", err, o.Scorer)
 	}
@@ -70,7 +71,7 @@ func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (a
 	}
 	env.Logger().Info("generative perplexity", "gen_ppl", fmt.Sprintf("%.3f", res.GenPPL), "scored", res.Scored,
 		"tokens", res.Tokens, "entropy", fmt.Sprintf("%.3f", res.Entropy))
-	if err := train.WriteMetricsJSON(dirs.Out, res); err != nil {
+	if err := evaluate.WriteMetricsJSON(dirs.Out, res); err != nil {
 		return artifact.Manifest{}, err
 	}
 	return artifact.Manifest{Backend: desc, Inputs: map[string]string{"samples": sm.Digest(), "scorer": ck.Manifest.Digest()},
@@ -80,7 +81,7 @@ func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (a
 
 // checkFinite refuses metrics JSON cannot carry (issue 19, defect 10): a NaN or
 // infinite generative perplexity means the scorer's predictions are not finite.
-func checkFinite(res train.GenResult) error {
+func checkFinite(res evaluate.GenResult) error {
 	for _, f := range []struct {
 		name string
 		v    float64

@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 
@@ -15,20 +14,9 @@ import (
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/checkpoint"
 	"github.com/mdlm-go/mdlm/datasets"
+	"github.com/mdlm-go/mdlm/evaluate"
 	"github.com/mdlm-go/mdlm/internal/stagetest"
-	"github.com/mdlm-go/mdlm/train"
 )
-
-func TestGenPPLWeights(t *testing.T) {
-	// x = [a, EOS, b, EOS, EOS(pad)]: targets 1..4; the first EOS counts, later ones do not.
-	got := train.GenPPLWeights([]int{7, 9, 8, 9, 9}, 9)
-	if want := []float64{0, 1, 1, 0, 0}; !reflect.DeepEqual(got, want) {
-		t.Errorf("weights %v, want %v", got, want)
-	}
-	if h := train.SampleEntropy([]int32{1, 1, 2, 3}); math.Abs(h-(-(0.5*math.Log(0.5) + 2*0.25*math.Log(0.25)))) > 1e-12 {
-		t.Errorf("entropy %v", h)
-	}
-}
 
 func TestGenPPLEndToEnd(t *testing.T) {
 	b, _ := accel.Backend()
@@ -67,17 +55,17 @@ func TestGenPPLEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Type != train.MetricsType || m.Inputs["scorer"] == "" || m.Inputs["samples"] == "" {
+	if m.Type != evaluate.MetricsType || m.Inputs["scorer"] == "" || m.Inputs["samples"] == "" {
 		t.Errorf("manifest %+v", m)
 	}
-	var res train.GenResult
-	raw, _ := os.ReadFile(filepath.Join(out, train.MetricsJSON))
+	var res evaluate.GenResult
+	raw, _ := os.ReadFile(filepath.Join(out, evaluate.MetricsJSON))
 	if err := json.Unmarshal(raw, &res); err != nil {
 		t.Fatal(err)
 	}
 	var h float64
 	for _, r := range rows {
-		h += train.SampleEntropy(r.Tokens) / float64(len(rows))
+		h += evaluate.SampleEntropy(r.Tokens) / float64(len(rows))
 	}
 	if res.Scored != 4 || math.IsNaN(res.GenPPL) || res.GenPPL <= 1 || math.Abs(res.Entropy-h) > 1e-12 || res.Samples != 5 {
 		t.Errorf("gen ppl result %+v (entropy want %v)", res, h)
@@ -86,7 +74,7 @@ func TestGenPPLEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := train.NewScorer(b, ck.Config.Model, ck.ForInference(), ck.Config.Tokenizer); err == nil || !strings.Contains(err.Error(), "want gpt2 or ar") {
+	if _, err := evaluate.NewScorer(b, ck.Config.Model, ck.ForInference(), ck.Config.Tokenizer); err == nil || !strings.Contains(err.Error(), "want gpt2 or ar") {
 		t.Errorf("a DiT scorer: err = %v", err)
 	}
 }
@@ -95,12 +83,12 @@ func TestGenPPLEndToEnd(t *testing.T) {
 // carry fails the stage with the metric named, never "json: unsupported value".
 func TestHostileGenPPLNonFinite(t *testing.T) {
 	cases := []struct {
-		res  train.GenResult
+		res  evaluate.GenResult
 		want string
 	}{
-		{train.GenResult{GenPPL: 40, Scored: 4, Tokens: 30, Entropy: 2}, ""},
-		{train.GenResult{GenPPL: math.Inf(1), Scored: 4, Tokens: 30, Entropy: 2}, "gen_ppl is +Inf over 4 scored samples"},
-		{train.GenResult{GenPPL: math.NaN(), Scored: 4, Tokens: 30, Entropy: 2}, "gen_ppl is NaN"},
+		{evaluate.GenResult{GenPPL: 40, Scored: 4, Tokens: 30, Entropy: 2}, ""},
+		{evaluate.GenResult{GenPPL: math.Inf(1), Scored: 4, Tokens: 30, Entropy: 2}, "gen_ppl is +Inf over 4 scored samples"},
+		{evaluate.GenResult{GenPPL: math.NaN(), Scored: 4, Tokens: 30, Entropy: 2}, "gen_ppl is NaN"},
 	}
 	for _, c := range cases {
 		err := checkFinite(c.res)

@@ -3,8 +3,6 @@ package train
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,14 +10,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gomlx/compute"
 	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/checkpoint"
-	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/internal/stagetest"
 	"github.com/mdlm-go/mdlm/stage"
+	"github.com/mdlm-go/mdlm/train"
 )
 
 func packedFixture(t *testing.T) string { return stagetest.PackedArtifact(t) }
@@ -30,13 +27,6 @@ func baseOptions(data, out string) Options {
 		EMA: 0.999, Seed: 7, LogEvery: 1, EvalEvery: 3, EvalBlocks: 8, CheckpointEvery: 2, KeepLast: 2}
 }
 
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-// Run trains in o.Out as a run directory (the stage's work directory).
-func Run(ctx context.Context, b compute.Backend, o Options) (*Metrics, error) {
-	return Train(ctx, b, o, quiet, o.Out)
-}
-
 // publish runs the stage as the command does: train in <out>.work, publish <out>.
 func publish(o Options) (artifact.Manifest, error) {
 	m, _, err := stage.Execute(context.Background(), stagetest.Env(), Def, &o)
@@ -45,11 +35,51 @@ func publish(o Options) (artifact.Manifest, error) {
 
 func losses(t *testing.T, run string) map[int]float64 {
 	t.Helper()
-	ms, err := ReadMetrics(run)
+	ms, err := train.ReadMetrics(run)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Losses(ms) // a step redone after a crash overwrites the lost attempt
+	return train.Losses(ms) // a step redone after a crash overwrites the lost attempt
+}
+
+// Every flag but the output reaches the training configuration under its own
+// name, and every field of the configuration but the logger and backend name
+// comes from a flag.
+func TestConfigMapsEveryFlag(t *testing.T) {
+	var o Options
+	ov := reflect.ValueOf(&o).Elem()
+	for i := 0; i < ov.NumField(); i++ { // a distinct non-zero value in every field
+		f := ov.Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString("s" + ov.Type().Field(i).Name)
+		case reflect.Int, reflect.Int64:
+			f.SetInt(int64(100 + i))
+		case reflect.Float64:
+			f.SetFloat(float64(i) + 0.5)
+		case reflect.Bool:
+			f.SetBool(true)
+		default:
+			t.Fatalf("Options.%s: unexpected kind %s", ov.Type().Field(i).Name, f.Kind())
+		}
+	}
+	cv := reflect.ValueOf(o.config())
+	for i := 0; i < ov.NumField(); i++ {
+		name := ov.Type().Field(i).Name
+		if name == "Out" {
+			continue
+		}
+		got := cv.FieldByName(name)
+		if !got.IsValid() || !reflect.DeepEqual(got.Interface(), ov.Field(i).Interface()) {
+			t.Errorf("Config.%s = %v, want --%s's %v", name, got, name, ov.Field(i))
+		}
+	}
+	for i := 0; i < cv.NumField(); i++ {
+		name := cv.Type().Field(i).Name
+		if _, ok := ov.Type().FieldByName(name); !ok && name != "Log" && name != "BackendName" {
+			t.Errorf("Config.%s has no flag", name)
+		}
+	}
 }
 
 // A run stopped between checkpoints (as after SIGKILL) and resumed gives exactly
@@ -67,7 +97,7 @@ func TestResumeReproducesUninterruptedRun(t *testing.T) {
 	}
 	bo := baseOptions(data, filepath.Join(t.TempDir(), "b"))
 	bo.StopAfter = 3 // dies after step 3; the last checkpoint is step 2
-	if _, err := publish(bo); !errors.Is(err, ErrStopped) {
+	if _, err := publish(bo); !errors.Is(err, train.ErrStopped) {
 		t.Fatalf("stopped run: err = %v", err)
 	}
 	if _, err := os.Stat(bo.Out); !os.IsNotExist(err) {
@@ -110,110 +140,6 @@ func TestResumeReproducesUninterruptedRun(t *testing.T) {
 	}
 }
 
-// The work directory keeps the newest checkpoints, and refuses to continue a
-// run with another model or seed.
-func TestWorkDirectory(t *testing.T) {
-	b, err := accel.Backend()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := packedFixture(t)
-	o := baseOptions(data, filepath.Join(t.TempDir(), "w"))
-	if _, err := Run(context.Background(), b, o); err != nil {
-		t.Fatal(err)
-	}
-	steps, _ := filepath.Glob(filepath.Join(o.Out, checkpoint.CheckpointsDir, "step-*"))
-	if len(steps) != 2 {
-		t.Errorf("kept checkpoints %v, want the last 2", steps)
-	}
-	o.Hidden = 32
-	if _, err := Run(context.Background(), b, o); err == nil || !strings.Contains(err.Error(), "remove it to start over") {
-		t.Errorf("resume with another model: err = %v", err)
-	}
-	o.Hidden, o.Seed = 16, 8
-	if _, err := Run(context.Background(), b, o); err == nil || !strings.Contains(err.Error(), "--seed 7") {
-		t.Errorf("resume with another seed: err = %v", err)
-	}
-}
-
-func mustResolve(t *testing.T, run string) string {
-	d, err := checkpoint.Resolve(run)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-func TestTrainRejectsBadData(t *testing.T) {
-	b, _ := accel.Backend()
-	dir := filepath.Join(t.TempDir(), "text")
-	artifact.Publish(dir, artifact.Manifest{Type: datasets.TextType}, func(string) error { return nil })
-	_, err := Run(context.Background(), b, baseOptions(dir, t.TempDir()))
-	if err == nil || !strings.Contains(err.Error(), `"packed/v1"`) || !strings.Contains(err.Error(), "--data") {
-		t.Errorf("text artifact as training data: err = %v", err)
-	}
-}
-
-// A non-finite loss stops the run with the step, and the last good checkpoint stays.
-func TestNonFiniteLossStops(t *testing.T) {
-	b, _ := accel.Backend()
-	o := baseOptions(packedFixture(t), filepath.Join(t.TempDir(), "nan"))
-	o.LR, o.Clip, o.Warmup, o.Steps, o.CheckpointEvery, o.Accum = 1e38, 0, 0, 20, 1, 1 // parameters overflow float32
-	_, runErr := Run(context.Background(), b, o)
-	if !errors.Is(runErr, ErrNonFinite) || !strings.Contains(runErr.Error(), "at step") {
-		t.Fatalf("err = %v, want ErrNonFinite naming the step", runErr)
-	}
-	last, err := checkpoint.Resolve(o.Out)
-	if err != nil || last == o.Out {
-		t.Fatalf("no checkpoint kept: %v", err)
-	}
-	if _, err := checkpoint.LoadTraining(last); err != nil {
-		t.Errorf("last checkpoint unreadable: %v", err)
-	}
-	t.Logf("%v; kept %s", runErr, filepath.Base(last))
-}
-
-// An interrupt that lands while the validation pass of step k runs still
-// checkpoints step k (the step is done) and reports context.Canceled; this was
-// a race in the binary-level SIGTERM test.
-func TestInterruptDuringEvalCheckpointsTheStep(t *testing.T) {
-	b, _ := accel.Backend()
-	o := baseOptions(packedFixture(t), filepath.Join(t.TempDir(), "int"))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	o.CheckpointEvery = 100
-	r, err := start(b, o, quiet, o.Out, func(s, _ int, _, _ float64) {
-		if s == o.EvalEvery { // just before the evaluation of this step
-			cancel()
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.close()
-	if _, err := r.loop(ctx); !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v, want context.Canceled", err)
-	}
-	last := mustResolve(t, o.Out)
-	if filepath.Base(last) != "step-00000003" {
-		t.Errorf("last checkpoint %s, want step-00000003", last)
-	}
-}
-
-// A run with the linear schedule records the reference's σ bounds in its
-// checkpoint config.
-func TestLinearScheduleBoundsRecorded(t *testing.T) {
-	o := baseOptions("", "")
-	o.Noise = "linear"
-	cfg, err := modelConfig(o, datasets.PackedMeta{VocabSize: 259, MaskIndex: 258, Tokenizer: "bytes"}, 16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Method.SigmaMin != 1e-3 || cfg.Method.SigmaMax != 7 {
-		t.Errorf("method %+v, want sigma_min 1e-3 and sigma_max 7", cfg.Method)
-	}
-}
-
 // The published run carries, besides its final state, the checkpoint of the
 // step with the lowest validation NELBO (best/), a checkpoint/v1 of its own;
 // with --gen-ppl-scorer each validation also records the generative
@@ -235,7 +161,7 @@ func TestBestCheckpointAndValidationGenPPL(t *testing.T) {
 	if _, err := publish(o); err != nil {
 		t.Fatal(err)
 	}
-	ms, err := ReadMetrics(o.Out)
+	ms, err := train.ReadMetrics(o.Out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,18 +210,16 @@ func TestInterruptedValidationIsRedoneOnResume(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	r, err := start(b, o, quiet, o.Out+stage.WorkSuffix, func(s, _ int, _, _ float64) {
+	cfg := o.config()
+	cfg.Log = stagetest.Env().Log
+	_, err = train.Run(ctx, b, cfg, o.Out+stage.WorkSuffix, func(s, _ int, _, _ float64) {
 		if s == o.EvalEvery {
 			cancel()
 		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.loop(ctx); !errors.Is(err, context.Canceled) {
+	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
 	}
-	r.close()
 	got, err := publish(o)
 	if err != nil {
 		t.Fatal(err)
@@ -307,7 +231,7 @@ func TestInterruptedValidationIsRedoneOnResume(t *testing.T) {
 
 // --backbone dimamba trains through the stage and publishes a DiMamba
 // checkpoint/v1 with the reference's sizes filled in; mismatched flags are
-// refused naming them.
+// refused naming them (train's TestModelConfig has every case).
 func TestTrainDiMambaBackbone(t *testing.T) {
 	dir := t.TempDir()
 	o := baseOptions(packedFixture(t), filepath.Join(dir, "run"))
@@ -322,19 +246,12 @@ func TestTrainDiMambaBackbone(t *testing.T) {
 	if m := ck.Config.Model; m.Arch != backbone.DiMamba || m.Heads != 0 || m.DState != 16 || m.DtRank != 1 || m.Hidden != 16 {
 		t.Errorf("published model %+v", m)
 	}
-	meta := datasets.PackedMeta{VocabSize: 259, MaskIndex: 258, Tokenizer: "bytes"}
-	for _, c := range []struct {
-		mutate  func(*Options)
-		mention string
-	}{
-		{func(o *Options) { o.Parameterization = "ar" }, "--backbone dimamba"},
-		{func(o *Options) { o.Model = "tiny" }, "tiny-dimamba"},
-		{func(o *Options) { o.Backbone, o.Model = "dit", "tiny-dimamba" }, "dimamba"},
-	} {
-		bad := o
-		c.mutate(&bad)
-		if _, err := modelConfig(bad, meta, 16); err == nil || !strings.Contains(err.Error(), c.mention) {
-			t.Errorf("%+v: err = %v, want a mention of %q", c, err, c.mention)
-		}
+	bad := baseOptions(o.Data, filepath.Join(dir, "bad"))
+	bad.Backbone, bad.Parameterization = "dimamba", "ar"
+	if _, err := publish(bad); err == nil || !strings.Contains(err.Error(), "--backbone dimamba") {
+		t.Errorf("--backbone dimamba --parameterization ar: err = %v", err)
+	}
+	if _, err := os.Stat(bad.Out); !os.IsNotExist(err) {
+		t.Errorf("a refused run published %s", bad.Out)
 	}
 }

@@ -1,4 +1,4 @@
-package train
+package evaluate
 
 import (
 	"context"
@@ -35,7 +35,7 @@ func TestReferenceEvalLosses(t *testing.T) {
 		check := func(name string, m diffusion.Model, tt []float32, xt []int64, want []float32) {
 			sigma, dsigma := diffusion.SigmaDSigma(sched, tt)
 			s, n, err := NewEvaluator(b, m, w.RotaryInvFreqOrDefault()).Sums(w.Tensors(),
-				Batch{B: B, L: L, X0: i32(x0), XT: i32(xt), T: tt, Sigma: sigma, DSigma: dsigma, TokenMask: mask})
+				diffusion.Batch{B: B, L: L, X0: i32(x0), XT: i32(xt), T: tt, Sigma: sigma, DSigma: dsigma, TokenMask: mask})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -59,7 +59,7 @@ func TestReferenceEvalLosses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, n, err := NewEvaluator(b, diffusion.Model{Backbone: acfg, Param: diffusion.ARP}, aw.RotaryInvFreqOrDefault()).Sums(aw.Tensors(), Batch{B: B, L: L, X0: i32(x0), TokenMask: mask})
+		s, n, err := NewEvaluator(b, diffusion.Model{Backbone: acfg, Param: diffusion.ARP}, aw.RotaryInvFreqOrDefault()).Sums(aw.Tensors(), diffusion.Batch{B: B, L: L, X0: i32(x0), TokenMask: mask})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,26 +82,11 @@ func TestPerplexityAggregation(t *testing.T) {
 		w.Data["output_layer.linear.weight"][i] = float32(i%7-3) * 0.2
 	}
 	m := diffusion.Model{Backbone: cfg, Param: diffusion.ARP}
-	dir := t.TempDir()
-	var rows []datasets.PackedRow
+	var blocks [][]int32
 	for i := 0; i < 5; i++ {
-		rows = append(rows, datasets.PadBlock([]int32{int32(i % 10), int32((i + 3) % 10), 4}[:1+i%3], 6, datasets.Specials{BOS: 10, EOS: 10, PAD: 0}))
+		blocks = append(blocks, []int32{int32(i % 10), int32((i + 3) % 10), 4}[:1+i%3])
 	}
-	pw, err := datasets.NewPackedWriter(dir, "v", 6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range rows {
-		pw.Write(r)
-	}
-	if err := pw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	data, err := datasets.OpenPackedArrow(filepath.Join(dir, "v.arrow"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer data.Close()
+	data := packedSplit(t, blocks, 6, datasets.Specials{BOS: 10, EOS: 10, PAD: 0})
 	e := NewEvaluator(b, m, w.RotaryInvFreqOrDefault())
 	res, err := e.Perplexity(context.Background(), w.Tensors(), data, 2, 1, 0)
 	if err != nil {
@@ -110,7 +95,7 @@ func TestPerplexityAggregation(t *testing.T) {
 	var sum, count float64
 	for _, idx := range [][]int{{0, 1}, {2, 3}, {4}} {
 		x0, mask := data.Rows(idx)
-		s, n, err := e.Sums(w.Tensors(), Batch{B: len(idx), L: 6, X0: x0, TokenMask: mask})
+		s, n, err := e.Sums(w.Tensors(), diffusion.Batch{B: len(idx), L: 6, X0: x0, TokenMask: mask})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -123,4 +108,35 @@ func TestPerplexityAggregation(t *testing.T) {
 	if count != 2+3+4+2+3 {
 		t.Errorf("counted %v tokens, want 14", count)
 	}
+}
+
+func i32(v []int64) []int32 {
+	out := make([]int32, len(v))
+	for i, x := range v {
+		out[i] = int32(x)
+	}
+	return out
+}
+
+// packedSplit writes blocks, each wrapped in BOS/EOS and padded to L, as a
+// packed split and opens it.
+func packedSplit(t *testing.T, blocks [][]int32, L int, sp datasets.Specials) *datasets.PackedArrow {
+	t.Helper()
+	dir := t.TempDir()
+	pw, err := datasets.NewPackedWriter(dir, "v", L)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range blocks {
+		pw.Write(datasets.PadBlock(b, L, sp))
+	}
+	if err := pw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := datasets.OpenPackedArrow(filepath.Join(dir, "v.arrow"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { data.Close() })
+	return data
 }

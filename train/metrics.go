@@ -15,6 +15,20 @@ import (
 // MetricsFile is the run directory's metrics log, one JSON Metrics per line.
 const MetricsFile = "metrics.jsonl"
 
+// Metrics is one line of metrics.jsonl: a training step's record (Loss and the
+// fields after it up to TokensPerSec) or a validation's (the Val fields).
+type Metrics struct {
+	Step         int     `json:"step"`
+	Loss         float64 `json:"loss,omitempty"`
+	LR           float64 `json:"lr,omitempty"`
+	GradNorm     float64 `json:"grad_norm,omitempty"`
+	TokensPerSec float64 `json:"tokens_per_sec,omitempty"`
+	ValNLL       float64 `json:"val_nll,omitempty"`
+	ValPPL       float64 `json:"val_ppl,omitempty"`
+	ValGenPPL    float64 `json:"val_gen_ppl,omitempty"` // generative perplexity of samples (Config.GenPPLScorer)
+	ValEntropy   float64 `json:"val_entropy,omitempty"` // their mean unigram entropy
+}
+
 // ReadMetrics reads a run's metrics log in order (a step redone after a crash
 // appears twice; the later line is the one that counts).
 func ReadMetrics(run string) ([]Metrics, error) {

@@ -1,4 +1,4 @@
-package train
+package evaluate
 
 import (
 	"context"
@@ -16,9 +16,9 @@ import (
 	"github.com/mdlm-go/mdlm/tokenizer"
 )
 
-// Generative perplexity as the reference's compute_generative_perplexity
-// computes it (spec §7.3): the samples' text is re-tokenized with the
-// scorer's tokenizer in one call (truncated to the samples' length,
+// Generative perplexity as the reference computes it (diffusion.py:
+// Diffusion.compute_generative_perplexity): the samples' text is re-tokenized
+// with the scorer's tokenizer in one call (truncated to the samples' length,
 // right-padded with EOS to the longest row, with an attention mask);
 // floor(N/batch) batches are scored, the remainder dropped; each batch is cut
 // along the sequence into chunks of the eval context (1024), each chunk scored
@@ -26,8 +26,9 @@ import (
 // gen_ppl = exp(Σ w·nll / Σ w). Used by the genppl stage and by validation
 // during training.
 
-// GenResult is the generative perplexity of samples under an AR scorer (spec
-// §7.3) and their mean unigram entropy (§7.4).
+// GenResult is the generative perplexity of samples under an AR scorer
+// (compute_generative_perplexity) and their mean unigram entropy
+// (SampleEntropy). It is the metrics/v1 metrics.json of `mdlm genppl`.
 type GenResult struct {
 	GenPPL  float64 `json:"gen_ppl"`
 	Scored  int     `json:"scored_samples"` // floor(N/batch)·batch: the remainder is dropped, as in the reference
@@ -53,18 +54,15 @@ func GenPPLWeights(x []int, eos int) []float64 {
 	return w
 }
 
-// SampleEntropy is −Σ_v p_v ln p_v with p_v = count_v / len over one sample.
+// SampleEntropy is −Σ_v p_v ln p_v with p_v = count_v / len over one sample:
+// the reference does not compute it; it is reported next to gen-PPL because
+// low-entropy (repetitive) samples can reach a low gen-PPL.
 func SampleEntropy(ids []int32) float64 {
 	counts := map[int32]float64{}
 	for _, id := range ids {
 		counts[id]++
 	}
-	h := 0.0
-	for _, c := range counts {
-		p := c / float64(len(ids))
-		h -= p * math.Log(p)
-	}
-	return h
+	return entropy(counts, float64(len(ids)))
 }
 
 // Scoring are the reference's gen-PPL settings.
@@ -74,7 +72,8 @@ type Scoring struct {
 	Context   int // eval context (1024)
 }
 
-// Retokenized is step 2 of §7.3: every text encoded by the scorer's tokenizer
+// Retokenized is the re-tokenization of compute_generative_perplexity: every
+// text encoded by the scorer's tokenizer
 // (special tokens such as <|endoftext|> recognised), truncated to maxLength,
 // right-padded with EOS to the longest row; Valid is the attention mask (the
 // reference passes it; with right padding it changes no scored position).
@@ -172,8 +171,9 @@ func (s *Scorer) chunk(ids [][]int32) ([]float32, error) {
 	return backbone.Float32s(out[0])
 }
 
-// GenPPL scores samples (steps 2-6 of §7.3) and reports their mean unigram
-// entropy (§7.4).
+// GenPPL scores samples as compute_generative_perplexity does (re-tokenize,
+// batch, chunk, weigh, exp of the weighted mean) and reports their mean
+// unigram entropy.
 func (s *Scorer) GenPPL(ctx context.Context, rows []datasets.Sample, sc Scoring) (GenResult, error) {
 	res := GenResult{Samples: len(rows)}
 	if len(rows) == 0 {
@@ -239,6 +239,3 @@ func toInts(v []int32) []int {
 	}
 	return out
 }
-
-// ScoreChunk exposes one chunk's NLL [B, C-1] (for the reference tests).
-func ScoreChunk(s *Scorer, ids [][]int32) ([]float32, error) { return s.chunk(ids) }

@@ -1,13 +1,12 @@
-package train
+package evaluate
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
-	"path/filepath"
+	"slices"
 
 	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
@@ -16,12 +15,12 @@ import (
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/diffusion"
-	"github.com/mdlm-go/mdlm/internal/filehash"
 	"github.com/mdlm-go/mdlm/internal/layers"
 )
 
-// Evaluator computes per-token losses with a compiled graph: the validation
-// pass of training and the `mdlm eval` stage (spec §2.10, §7.1).
+// Evaluator computes per-token losses with a compiled graph, dropout off: the
+// validation pass of training and the `mdlm eval` stage (diffusion.py:
+// Diffusion._compute_loss under validation_step).
 type Evaluator struct {
 	Model   diffusion.Model
 	invFreq []float32
@@ -46,15 +45,12 @@ func NewEvaluator(b compute.Backend, m diffusion.Model, invFreq []float32) *Eval
 // Sums returns Σ loss·mask (float64) and Σ mask for one batch (TokenMask is the
 // attention mask); for AR models the first position is never a target
 // (mask[:, 1:] counts).
-func (e *Evaluator) Sums(params []*tensors.Tensor, b Batch) (float64, float64, error) {
+func (e *Evaluator) Sums(params []*tensors.Tensor, b diffusion.Batch) (float64, float64, error) {
 	args := make([]any, 0, len(params)+5)
 	for _, p := range params {
 		args = append(args, p)
 	}
-	xt, t, sigma, dsigma := b.XT, b.T, b.Sigma, b.DSigma
-	if xt == nil {
-		xt, t, sigma, dsigma = b.X0, make([]float32, b.B), make([]float32, b.B), make([]float32, b.B)
-	}
+	xt, t, sigma, dsigma := b.NoiseInputs()
 	args = append(args, tensors.FromFlatDataAndDimensions(b.X0, b.B, b.L), tensors.FromFlatDataAndDimensions(xt, b.B, b.L),
 		tensors.FromFlatDataAndDimensions(t, b.B), tensors.FromFlatDataAndDimensions(sigma, b.B), tensors.FromFlatDataAndDimensions(dsigma, b.B))
 	out, err := e.exec.Call(args...)
@@ -114,10 +110,7 @@ func (e *Evaluator) Perplexity(ctx context.Context, params []*tensors.Tensor, da
 			idx = append(idx, i)
 		}
 		x0, mask := data.Rows(idx)
-		b := Batch{B: len(idx), L: data.L, X0: x0, TokenMask: mask}
-		if e.Model.Param != diffusion.ARP {
-			b.XT, b.T, b.Sigma, b.DSigma = diffusion.NoiseBatch(e.Model, x0, b.B, b.L, rand.New(rand.NewPCG(uint64(seed), uint64(k))))
-		}
+		b := diffusion.NewBatch(e.Model, x0, mask, len(idx), data.L, rand.New(rand.NewPCG(uint64(seed), uint64(k))))
 		s, c, err := e.Sums(params, b)
 		if err != nil {
 			return Perplexity{}, err
@@ -146,28 +139,16 @@ func UnigramPPL(data *datasets.PackedArrow, n int) float64 {
 			}
 		}
 	}
-	h := 0.0
-	for _, c := range counts {
-		p := c / total
-		h -= p * math.Log(p)
-	}
-	return math.Exp(h)
+	return math.Exp(entropy(counts, total))
 }
 
-// MetricsType is the artifact type of evaluation results (metrics.json).
-const MetricsType = "metrics/v1"
-
-// MetricsJSON is the file of a metrics/v1 artifact.
-const MetricsJSON = "metrics.json"
-
-// WriteMetricsJSON writes v as dir/metrics.json (hashed while written).
-func WriteMetricsJSON(dir string, v any) error {
-	raw, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
+// entropy is −Σ_v p_v ln p_v with p_v = counts[v] / total, summed in the
+// order of the ids so that the result is the same on every run.
+func entropy(counts map[int32]float64, total float64) float64 {
+	h := 0.0
+	for _, id := range slices.Sorted(maps.Keys(counts)) {
+		p := counts[id] / total
+		h -= p * math.Log(p)
 	}
-	return filehash.WriteFile(filepath.Join(dir, MetricsJSON), func(w io.Writer) error {
-		_, err := w.Write(append(raw, '\n'))
-		return err
-	})
+	return h
 }

@@ -1,4 +1,4 @@
-package genppl
+package evaluate
 
 import (
 	"context"
@@ -14,7 +14,6 @@ import (
 	"github.com/mdlm-go/mdlm/internal/reffix"
 	"github.com/mdlm-go/mdlm/safetensors"
 	"github.com/mdlm-go/mdlm/tokenizer"
-	"github.com/mdlm-go/mdlm/train"
 )
 
 // Every GPT-2 fixture: the hub directory imports as a scorer checkpoint, the
@@ -61,7 +60,7 @@ func TestGPT2ReferenceGenPPL(t *testing.T) {
 			defer exp.Close()
 
 			tok, _ := tokenizer.Load("gpt2")
-			rt := train.Retokenize(tok, 50256, fx.Texts, fx.MaxLength)
+			rt := Retokenize(tok, 50256, fx.Texts, fx.MaxLength)
 			wantIDs, shape := reffix.Int64(t, exp, "genppl_input_ids")
 			wantMask, _ := reffix.Int64(t, exp, "genppl_attention_mask")
 			if len(rt.IDs) != shape[0] || len(rt.IDs[0]) != shape[1] {
@@ -77,7 +76,7 @@ func TestGPT2ReferenceGenPPL(t *testing.T) {
 			}
 
 			// Each scored batch's NLL and weights (one chunk: the rows are shorter than 1024).
-			s, err := train.NewScorer(b, ck.Config.Model, ck.ForInference(), ck.Config.Tokenizer)
+			s, err := NewScorer(b, ck.Config.Model, ck.ForInference(), ck.Config.Tokenizer)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -85,7 +84,7 @@ func TestGPT2ReferenceGenPPL(t *testing.T) {
 			wantW, _ := reffix.Float32(t, exp, "genppl_weights")
 			var gotNLL, gotW []float32
 			for lo := 0; lo+fx.Batch <= len(fx.Texts); lo += fx.Batch {
-				nll, err := train.ScoreChunk(s, rt.IDs[lo:lo+fx.Batch])
+				nll, err := s.chunk(rt.IDs[lo : lo+fx.Batch])
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -95,7 +94,7 @@ func TestGPT2ReferenceGenPPL(t *testing.T) {
 					for i, x := range row {
 						ints[i] = int(x)
 					}
-					w := train.GenPPLWeights(ints, 50256)
+					w := GenPPLWeights(ints, 50256)
 					for _, x := range w[1:] {
 						gotW = append(gotW, float32(x))
 					}
@@ -115,7 +114,7 @@ func TestGPT2ReferenceGenPPL(t *testing.T) {
 			for i, txt := range fx.Texts {
 				rows[i] = datasets.Sample{Index: int64(i), Text: txt, Tokens: []int32{int32(i)}}
 			}
-			res, err := s.GenPPL(context.Background(), rows, train.Scoring{Batch: fx.Batch, MaxLength: fx.MaxLength, Context: 1024})
+			res, err := s.GenPPL(context.Background(), rows, Scoring{Batch: fx.Batch, MaxLength: fx.MaxLength, Context: 1024})
 			if err != nil {
 				t.Fatal(err)
 			}
