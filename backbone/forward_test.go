@@ -7,14 +7,14 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/core/tensors"
 
-	"github.com/mdlm-go/mdlm/accel"
+	"github.com/mdlm-go/mdlm/backend"
 	"github.com/mdlm-go/mdlm/internal/layers"
 	"github.com/mdlm-go/mdlm/internal/reffix"
 )
 
 func testBackend(t testing.TB) compute.Backend {
 	t.Helper()
-	b, err := accel.Backend()
+	b, err := backend.Shared()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,7 +88,7 @@ run() {
 
 case "${1:-}" in
   smoke) # CI: the script parses and the XLA-tagged packages it builds type-check
-    bash -n "$0" && GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd go vet -tags xla ./backbone ./diffusion ./train ./sampler ./accel && echo "gpu_check smoke: ok" ;;
+    bash -n "$0" && GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd go vet -tags xla ./backbone ./diffusion ./train ./sampler ./backend && echo "gpu_check smoke: ok" ;;
   build) build ;;
   run) run ;;
   *) echo "usage: bash bench/gpu_check.sh build|run|smoke" >&2; exit 2 ;;

@@ -10,14 +10,14 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/core/tensors"
 
-	"github.com/mdlm-go/mdlm/accel"
+	"github.com/mdlm-go/mdlm/backend"
 )
 
 // The training path (zero masking folded into the bias, gather + log-sum-exp,
 // masked select) equals the literal SUBS formulas of §2.3–2.4, and the D3PM path
 // equals D3PMLogProbs, on random logits.
 func TestFastPathsMatchLiteralFormulas(t *testing.T) {
-	b, _ := accel.Backend()
+	b, _ := backend.Shared()
 	const B, L, V, mask = 3, 5, 11, 10
 	rng := rand.New(rand.NewPCG(1, 2))
 	logits := make([]float32, B*L*V)

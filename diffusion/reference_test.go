@@ -8,8 +8,8 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/core/tensors"
 
-	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/backend"
 	"github.com/mdlm-go/mdlm/internal/layers"
 	"github.com/mdlm-go/mdlm/internal/reffix"
 	"github.com/mdlm-go/mdlm/safetensors"
@@ -98,7 +98,7 @@ func TestMask(t *testing.T) {
 // lossCase runs one diffusion objective on the fixture's batch.
 func runLoss(t *testing.T, m Model, w *backbone.Weights, x0, xt []int32, tt, sigma, dsigma []float32, B, L int) []float32 {
 	t.Helper()
-	b, err := accel.Backend()
+	b, err := backend.Shared()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func TestReferenceLosses(t *testing.T) {
 // within tolerance, and every −1e6 fill of the reference below −1e5 in ours.
 func checkSUBSLogProbs(t *testing.T, w *backbone.Weights, f *safetensors.File, xt []int32, B, L int) {
 	t.Helper()
-	b, err := accel.Backend()
+	b, err := backend.Shared()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/backend"
 	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/diffusion"
 	"github.com/mdlm-go/mdlm/internal/reffix"
@@ -16,7 +16,7 @@ import (
 // Evaluating the reference fixture checkpoint on its fixture batch gives the
 // fixture's token means (MDLM continuous time, T = 1000, AR).
 func TestReferenceEvalLosses(t *testing.T) {
-	b, _ := accel.Backend()
+	b, _ := backend.Shared()
 	for _, fx := range reffix.All(t) {
 		c := fx.Config
 		B, L := c.Batch, c.Length
@@ -75,7 +75,7 @@ func TestReferenceEvalLosses(t *testing.T) {
 // exponentiates once: compared with a hand computation from per-batch sums,
 // with padded (masked) positions and a short last batch.
 func TestPerplexityAggregation(t *testing.T) {
-	b, _ := accel.Backend()
+	b, _ := backend.Shared()
 	cfg := backbone.Config{Arch: backbone.AR, Vocab: 12, Hidden: 8, Heads: 2, Blocks: 1, Length: 6, MaskIndex: 11}
 	w, _ := backbone.NewWeights(cfg, 3)
 	for i := range w.Data["output_layer.linear.weight"] {

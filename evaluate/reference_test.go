@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/mdlm-go/mdlm/accel"
+	"github.com/mdlm-go/mdlm/backend"
 	"github.com/mdlm-go/mdlm/checkpoint"
 	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/internal/reffix"
@@ -21,7 +21,7 @@ import (
 // row's NLL and weights match, and gen_ppl is the reference's within 1e-5
 // relative (with the remainder batch dropped).
 func TestGPT2ReferenceGenPPL(t *testing.T) {
-	b, err := accel.Backend()
+	b, err := backend.Shared()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,8 +6,8 @@ import (
 	"math"
 	"testing"
 
-	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/backend"
 	"github.com/mdlm-go/mdlm/diffusion"
 	"github.com/mdlm-go/mdlm/internal/reffix"
 )
@@ -36,7 +36,7 @@ func (d *fixtureDraws) Next(shape []int) ([]float32, error) {
 }
 
 func TestReferenceSamplers(t *testing.T) {
-	b, err := accel.Backend()
+	b, err := backend.Shared()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/backend"
 	"github.com/mdlm-go/mdlm/diffusion"
 )
 
@@ -18,7 +18,7 @@ import (
 // weights on the configured backend; MDLM_BENCH_SAMPLER_MODEL=small takes the
 // paper's small DiT with the GPT-2 vocabulary at L 1024 (the GPU figure: 8 x 1024).
 func BenchmarkSamplers(b *testing.B) {
-	backend, err := accel.Backend()
+	be, err := backend.Shared()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func BenchmarkSamplers(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/B%d", kind, B), func(b *testing.B) {
 				var nfe int
 				for i := 0; i < b.N; i++ {
-					s, err := New(backend, m, w, int64(i), nil)
+					s, err := New(be, m, w, int64(i), nil)
 					if err != nil {
 						b.Fatal(err)
 					}

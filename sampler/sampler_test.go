@@ -9,8 +9,8 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/core/tensors"
 
-	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/backend"
 	"github.com/mdlm-go/mdlm/diffusion"
 	"github.com/mdlm-go/mdlm/internal/layers"
 )
@@ -41,7 +41,7 @@ func masks(n, mask int) []int32 {
 // saves only when no row changed, the per-row cache whenever a row did not, and
 // both give the ddpm_cache samples for the same seed.
 func TestRowCacheSavesEvaluations(t *testing.T) {
-	b, _ := accel.Backend()
+	b, _ := backend.Shared()
 	const B, L, steps = 4, 6, 200
 	m, w := tinyModel(t, L)
 	run := func(kind Kind) *Result {
@@ -80,7 +80,7 @@ func TestRowCacheSavesEvaluations(t *testing.T) {
 }
 
 func TestInfillingKeepsTemplate(t *testing.T) {
-	b, _ := accel.Backend()
+	b, _ := backend.Shared()
 	const B, L = 2, 8
 	m, w := tinyModel(t, L)
 	tmpl := masks(B*L, 23)
@@ -96,7 +96,7 @@ func TestInfillingKeepsTemplate(t *testing.T) {
 }
 
 func TestSameSeedSameSamples(t *testing.T) {
-	b, _ := accel.Backend()
+	b, _ := backend.Shared()
 	m, w := tinyModel(t, 8)
 	var outs [][]int32
 	for _, seed := range []int64{5, 5, 6} {
@@ -155,7 +155,7 @@ func TestOptionsValidate(t *testing.T) {
 }
 
 func TestSemiAR(t *testing.T) {
-	b, _ := accel.Backend()
+	b, _ := backend.Shared()
 	const B, L, stride, strides = 2, 8, 4, 2
 	m, w := tinyModel(t, L)
 	s, _ := New(b, m, w, 11, nil)
@@ -202,7 +202,7 @@ func (constDraws) Next(shape []int) ([]float32, error) {
 }
 
 func TestARSamplerIsGreedyUnderConstantNoise(t *testing.T) {
-	b, _ := accel.Backend()
+	b, _ := backend.Shared()
 	const B, L = 2, 6
 	cfg := backbone.Config{Arch: backbone.AR, Vocab: 24, Hidden: 16, Heads: 2, Blocks: 1, Length: L, MaskIndex: 23}
 	w, _ := backbone.NewWeights(cfg, 5)
@@ -250,7 +250,7 @@ func TestARSamplerIsGreedyUnderConstantNoise(t *testing.T) {
 // the noise-removal argmax keeps [MASK]. Under SUBS probabilities (zero
 // masking) the same network would unmask every token.
 func TestD3PMSamplesWithItsOwnProbabilities(t *testing.T) {
-	b, _ := accel.Backend()
+	b, _ := backend.Shared()
 	const B, L = 2, 8
 	m, w := tinyModel(t, L)
 	w.Data["output_layer.linear.bias"][m.Backbone.MaskIndex] = 60 // logit of [MASK]
@@ -290,7 +290,7 @@ func TestD3PMSamplesWithItsOwnProbabilities(t *testing.T) {
 // (k = 1/expm1(σ)); at a position holding a, S_a = 1, S_mask = expm1(σ), 0
 // elsewhere. Sampling with it fills every mask.
 func TestAnalyticOnSUBS(t *testing.T) {
-	b, _ := accel.Backend()
+	b, _ := backend.Shared()
 	const B, L = 2, 8
 	m, w := tinyModel(t, L)
 	mask := m.Backbone.MaskIndex
@@ -360,7 +360,7 @@ func TestAnalyticOnSUBS(t *testing.T) {
 // one: no [MASK] is left and, as with the DiT, the [MASK] logit never wins
 // (its lm_head has no bias, so zero masking is added to the logits).
 func TestDiMambaSamples(t *testing.T) {
-	b, _ := accel.Backend()
+	b, _ := backend.Shared()
 	const B, L = 2, 10
 	cfg := backbone.Config{Arch: backbone.DiMamba, Vocab: 24, Hidden: 16, Blocks: 1, Cond: 8, Length: L, MaskIndex: 23}.WithMambaDefaults()
 	w, err := backbone.NewWeights(cfg, 3)
@@ -392,7 +392,7 @@ func TestDiMambaSamples(t *testing.T) {
 // position stays [MASK] with probability mc_s/mc_t and otherwise takes v with
 // probability p_v (here over 4000 positions, within 5 standard deviations).
 func TestTwoStageUpdateDistribution(t *testing.T) {
-	b, _ := accel.Backend()
+	b, _ := backend.Shared()
 	const L, V = 4000, 5
 	m, w := tinyModel(t, 8)
 	m.Backbone.Vocab, m.Backbone.MaskIndex = V, V-1

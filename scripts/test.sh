@@ -44,7 +44,7 @@ if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get 
     echo "test.sh: chromium did not install (/tmp/mdlm-chromium-install.log); the browser tests will skip" >&2
 fi
 go vet ./...
-go vet -tags xla ./accel/
+go vet -tags xla ./backend/
 go vet -tags hftokenizers ./tokenizer/ # the optional Rust backend type-checks without libtokenizers.a
 (cd bench/tokbench && go vet .)       # the tokenizer benchmark's own module still builds against this one
 go test -count=1 -timeout 20m ./... 2>&1 | tee /tmp/mdlm-test.log

@@ -9,8 +9,8 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/core/tensors"
 
-	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/backend"
 	"github.com/mdlm-go/mdlm/diffusion"
 	"github.com/mdlm-go/mdlm/optim"
 )
@@ -23,7 +23,7 @@ func concat(a, b diffusion.Batch) diffusion.Batch {
 
 // Two accumulated micro-batches give the update of one step on their union.
 func TestGradientAccumulationMatchesFullBatch(t *testing.T) {
-	backend, _ := accel.Backend()
+	be, _ := backend.Shared()
 	cfg := backbone.Config{Arch: backbone.DiT, Vocab: 40, Hidden: 16, Heads: 2, Blocks: 1, Cond: 8, Length: 8, MaskIndex: 39}
 	m := diffusion.Model{Backbone: cfg, Param: diffusion.SUBS, Schedule: diffusion.LogLinear{Eps: diffusion.LogLinearEps}}
 	w, _ := backbone.NewWeights(cfg, 2)
@@ -33,7 +33,7 @@ func TestGradientAccumulationMatchesFullBatch(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	b1, b2 := syntheticBatch(m, 2, 8, rng), syntheticBatch(m, 2, 8, rng)
 	run := func(accum bool) []float32 {
-		s, err := NewStep(backend, m, optim.DefaultAdamW(), optim.ConstantWarmup{Peak: 1e-3}, 1, w.RotaryInvFreqOrDefault())
+		s, err := NewStep(be, m, optim.DefaultAdamW(), optim.ConstantWarmup{Peak: 1e-3}, 1, w.RotaryInvFreqOrDefault())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,8 +6,8 @@ import (
 
 	"github.com/gomlx/compute/dtypes"
 
-	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/backend"
 	"github.com/mdlm-go/mdlm/diffusion"
 	"github.com/mdlm-go/mdlm/optim"
 
@@ -19,7 +19,7 @@ import (
 // and with bf16 matmuls, with dropout, and with the scan cut into several
 // gradient-checkpointed chunks.
 func TestDiMambaTrainStep(t *testing.T) {
-	b, err := accel.Backend()
+	b, err := backend.Shared()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestDiMambaTrainStep(t *testing.T) {
 // D3PM (T 1000) and SEDD (time-conditioned) train a DiMamba too: finite losses
 // that fall over a few steps on the same fixed batch.
 func TestDiMambaOtherParameterizations(t *testing.T) {
-	b, err := accel.Backend()
+	b, err := backend.Shared()
 	if err != nil {
 		t.Fatal(err)
 	}

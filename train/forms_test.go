@@ -9,8 +9,8 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/core/tensors"
 
-	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/backend"
 	"github.com/mdlm-go/mdlm/diffusion"
 	"github.com/mdlm-go/mdlm/internal/layers"
 	"github.com/mdlm-go/mdlm/optim"
@@ -92,7 +92,7 @@ func TestNativeFormsMatchGenericGradients(t *testing.T) {
 // lossAndGrads returns the step's loss and every parameter's gradient.
 func lossAndGrads(t *testing.T, m diffusion.Model, w *backbone.Weights, batch diffusion.Batch) [][]float32 {
 	t.Helper()
-	be, err := accel.Backend()
+	be, err := backend.Shared()
 	if err != nil {
 		t.Fatal(err)
 	}

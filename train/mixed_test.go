@@ -6,7 +6,7 @@ import (
 
 	"github.com/gomlx/compute/dtypes"
 
-	"github.com/mdlm-go/mdlm/accel"
+	"github.com/mdlm-go/mdlm/backend"
 	"github.com/mdlm-go/mdlm/internal/reffix"
 	"github.com/mdlm-go/mdlm/optim"
 )
@@ -14,7 +14,7 @@ import (
 // bf16 mixed precision: on the fixture batch the loss and gradient norm stay within
 // bf16 rounding of the float32 reference, and the step updates float32 masters.
 func TestBF16MixedPrecisionStep(t *testing.T) {
-	b, _ := accel.Backend()
+	b, _ := backend.Shared()
 	for _, fx := range reffix.All(t) {
 		m, w := fixtureModel(t, fx)
 		batch := fixtureBatch(t, fx, m)

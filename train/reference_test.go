@@ -9,8 +9,8 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/core/tensors"
 
-	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/backend"
 	"github.com/mdlm-go/mdlm/diffusion"
 	"github.com/mdlm-go/mdlm/internal/reffix"
 	"github.com/mdlm-go/mdlm/optim"
@@ -57,7 +57,7 @@ func i32(v []int64) []int32 {
 // batch: the gradient of every parameter, the global norm, and every parameter
 // after one AdamW step (lr 3e-4) taken after clipping the norm to 1.
 func TestReferenceGradientsAndAdamW(t *testing.T) {
-	b, err := accel.Backend()
+	b, err := backend.Shared()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/gomlx/compute/dtypes"
 
-	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/backend"
 	"github.com/mdlm-go/mdlm/diffusion"
 	"github.com/mdlm-go/mdlm/optim"
 )
@@ -61,13 +61,13 @@ func BenchmarkTrainStep(b *testing.B) {
 		{"small", mustPreset("small"), 16, 1024, true, false},
 		{"small-bf16", mustPreset("small"), 16, 1024, true, true},
 	}
-	backend, err := accel.Backend()
+	be, err := backend.Shared()
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, c := range cases {
 		b.Run(fmt.Sprintf("%s/B%dxL%d", c.name, c.batch, c.length), func(b *testing.B) {
-			if c.skipOnGoBackend && strings.Contains(backend.Name(), "Go") {
+			if c.skipOnGoBackend && strings.Contains(be.Name(), "Go") {
 				b.Skip("GPU-size case (or set MDLM_BENCH_SMALL_CPU=1 for small at 1 x 128 on CPU: ~24 GB peak RSS)")
 			}
 			c.cfg.Length = c.length
@@ -76,7 +76,7 @@ func BenchmarkTrainStep(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			step, err := NewStep(backend, m, optim.DefaultAdamW(), optim.ConstantWarmup{Peak: 3e-4, Warmup: 10}, 1, w.RotaryInvFreqOrDefault())
+			step, err := NewStep(be, m, optim.DefaultAdamW(), optim.ConstantWarmup{Peak: 3e-4, Warmup: 10}, 1, w.RotaryInvFreqOrDefault())
 			if err != nil {
 				b.Fatal(err)
 			}

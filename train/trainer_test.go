@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/artifact"
+	"github.com/mdlm-go/mdlm/backend"
 	"github.com/mdlm-go/mdlm/checkpoint"
 	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/internal/stagetest"
@@ -31,7 +31,7 @@ func baseConfig(data string) Config {
 // run trains cfg in work with the default backend.
 func run(t *testing.T, ctx context.Context, cfg Config, work string, progress Progress) (*Result, error) {
 	t.Helper()
-	b, err := accel.Backend()
+	b, err := backend.Shared()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,8 +27,8 @@ import (
 
 	"github.com/gomlx/compute/dtypes"
 
-	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/backend"
 	"github.com/mdlm-go/mdlm/diffusion"
 	"github.com/mdlm-go/mdlm/evaluate"
 	"github.com/mdlm-go/mdlm/internal/layers"
@@ -118,7 +118,7 @@ func run(c benchCase, dir string, steps int, forward, init bool, lr float64) err
 	if err != nil {
 		return err
 	}
-	b, err := accel.Backend()
+	b, err := backend.Shared()
 	if err != nil {
 		return err
 	}

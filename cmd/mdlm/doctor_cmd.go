@@ -10,7 +10,7 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/gomlx/compute"
 
-	"github.com/mdlm-go/mdlm/accel"
+	"github.com/mdlm-go/mdlm/backend"
 )
 
 // DoctorCmd is `mdlm doctor`.
@@ -34,12 +34,12 @@ func (DoctorCmd) Run(kctx *kong.Context) error {
 	}
 	fmt.Fprintln(out)
 	fmt.Fprintf(out, "backends compiled in: %v\n", compute.List())
-	fmt.Fprintf(out, "$%s=%q  $PJRT_PLUGIN_LIBRARY_PATH=%q\n", accel.EnvBackend, os.Getenv(accel.EnvBackend), os.Getenv("PJRT_PLUGIN_LIBRARY_PATH"))
-	b, err := accel.Backend()
+	fmt.Fprintf(out, "$%s=%q  $PJRT_PLUGIN_LIBRARY_PATH=%q\n", backend.EnvVar, os.Getenv(backend.EnvVar), os.Getenv("PJRT_PLUGIN_LIBRARY_PATH"))
+	b, err := backend.Shared()
 	if err != nil {
 		fmt.Fprintf(out, "backend: ERROR %v\n", err)
 	} else {
-		fmt.Fprintf(out, "backend in use: %s\n", accel.Describe(b))
+		fmt.Fprintf(out, "backend in use: %s\n", backend.Describe(b))
 		for i := 0; i < b.NumDevices(); i++ {
 			fmt.Fprintf(out, "  device %d: %s\n", i, b.DeviceDescription(compute.DeviceNum(i)))
 		}

@@ -19,7 +19,7 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/gomlx/compute"
 
-	"github.com/mdlm-go/mdlm/accel"
+	"github.com/mdlm-go/mdlm/backend"
 	"github.com/mdlm-go/mdlm/internal/layers"
 	"github.com/mdlm-go/mdlm/stage"
 	"github.com/mdlm-go/mdlm/stages"
@@ -120,11 +120,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 func newEnv(log *slog.Logger) *stage.Env {
 	return &stage.Env{Log: log, Tool: "mdlm " + toolVersion(),
 		Backend: func() (compute.Backend, string, error) {
-			b, err := accel.Backend()
+			b, err := backend.Shared()
 			if err != nil {
 				return nil, "", err
 			}
-			return b, accel.Describe(b), nil
+			return b, backend.Describe(b), nil
 		},
 		Progress: func(label string) stage.Progress { return newProgress(label) }}
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/nn"
 
-	"github.com/mdlm-go/mdlm/accel"
+	"github.com/mdlm-go/mdlm/backend"
 )
 
 // BenchmarkLinearGradient is the minimal reproduction of the dense-gradient
@@ -33,7 +33,7 @@ func BenchmarkLinearGradient(b *testing.B) {
 		{"Linear-training", func(x, w *Node) *Node { return Linear(Training, x, w, nil) }},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			be, err := accel.Backend()
+			be, err := backend.Shared()
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -9,7 +9,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/layers/activation"
 
-	"github.com/mdlm-go/mdlm/accel"
+	"github.com/mdlm-go/mdlm/backend"
 )
 
 // geluTanhGrad is d/dz of 0.5·z·(1 + tanh(√(2/π)(z + 0.044715 z³))) in float64.
@@ -27,7 +27,7 @@ func geluTanhGrad(z float64) float64 {
 // rather than failing, as the bug is upstream; GeluTanh in Training mode
 // does not use that gradient (TestGeluTanhTrainingGradient).
 func TestUpstreamGeluApproximateGradient(t *testing.T) {
-	b, _ := accel.Backend()
+	b, _ := backend.Shared()
 	zs := []float64{-3, -1.5, -0.7, -0.1, 0, 0.05, 0.3, 0.9, 1.7, 2.5, 4}
 	for _, dt := range []dtypes.DType{dtypes.Float32, dtypes.Float64} {
 		out := MustExecOnce(b, func(x *Node) *Node {
@@ -58,7 +58,7 @@ func TestUpstreamGeluApproximateGradient(t *testing.T) {
 
 // GeluTanh's training gradient is the closed form's, in float32 and float64.
 func TestGeluTanhTrainingGradient(t *testing.T) {
-	b, _ := accel.Backend()
+	b, _ := backend.Shared()
 	zs := []float64{-3, -1.5, -0.7, -0.1, 0, 0.05, 0.3, 0.9, 1.7, 2.5, 4}
 	out := MustExecOnce(b, func(x *Node) *Node {
 		return Gradient(ReduceAllSum(GeluTanh(Training, x)), x)[0]

@@ -8,7 +8,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/core/tensors"
 
-	"github.com/mdlm-go/mdlm/accel"
+	"github.com/mdlm-go/mdlm/backend"
 )
 
 // randomTensor is a float32 tensor of normal draws.
@@ -27,7 +27,7 @@ func randomTensor(rng *rand.Rand, dims ...int) *tensors.Tensor {
 // valueAndGrad evaluates f on x and the gradient of Σ f(x)·w for a random w.
 func valueAndGrad(t *testing.T, f func(x *Node) *Node, x *tensors.Tensor) (value, grad []float32) {
 	t.Helper()
-	b, err := accel.Backend()
+	b, err := backend.Shared()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestSoftmaxGradMatchesGoMLX(t *testing.T) {
 	x := randomTensor(rng, 2, 3, 5, 7)
 	flat := x.Value().([][][][]float32)
 	flat[0][1][2][3] = maskedScore
-	if b, _ := accel.Backend(); b.String() != "go" {
+	if b, _ := backend.Shared(); b.String() != "go" {
 		t.Logf("backend %s: the form is not taken; checking the plain form against itself", b.String())
 	}
 	gotV, gotG := valueAndGrad(t, func(x *Node) *Node { return softmax(Training, x) }, x)
@@ -72,7 +72,7 @@ func TestSoftmaxGradMatchesGoMLX(t *testing.T) {
 // LogSumExp's value is log Σ exp and its gradient the softmax.
 func TestLogSumExp(t *testing.T) {
 	x := tensors.FromFlatDataAndDimensions([]float32{0.5, -1, 2, 0, 3, 1, -2, 0.25}, 1, 2, 4)
-	b, _ := accel.Backend()
+	b, _ := backend.Shared()
 	out := MustExecOnceN(b, func(xn *Node) []*Node {
 		lse := LogSumExp(xn)
 		return []*Node{lse, Gradient(ReduceAllSum(lse), xn)[0], Softmax(xn, -1)}
@@ -91,7 +91,7 @@ func TestLogSumExp(t *testing.T) {
 // The switch: forms are off under UseGenericForms and for names SetForms
 // turns off; unknown names are reported.
 func TestFormSwitch(t *testing.T) {
-	b, _ := accel.Backend()
+	b, _ := backend.Shared()
 	g := NewGraph(b, "forms")
 	defer g.Finalize()
 	if b.String() != "go" {

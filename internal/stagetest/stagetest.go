@@ -13,8 +13,8 @@ import (
 
 	"github.com/gomlx/compute"
 
-	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/artifact"
+	"github.com/mdlm-go/mdlm/backend"
 	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/stage"
 	"github.com/mdlm-go/mdlm/tokenizer"
@@ -24,11 +24,11 @@ import (
 func Env() *stage.Env {
 	return &stage.Env{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Tool: "mdlm test",
 		Backend: func() (compute.Backend, string, error) {
-			b, err := accel.Backend()
+			b, err := backend.Shared()
 			if err != nil {
 				return nil, "", err
 			}
-			return b, accel.Describe(b), nil
+			return b, backend.Describe(b), nil
 		}}
 }
 

@@ -9,9 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/backend"
 	"github.com/mdlm-go/mdlm/checkpoint"
 	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/evaluate"
@@ -19,7 +19,7 @@ import (
 )
 
 func TestGenPPLEndToEnd(t *testing.T) {
-	b, _ := accel.Backend()
+	b, _ := backend.Shared()
 	dir := t.TempDir()
 	mk := func(name string, arch backbone.Arch) string {
 		cfg := backbone.Config{Arch: arch, Vocab: 259, Hidden: 16, Heads: 2, Blocks: 1, Cond: 8, Length: 24, MaskIndex: 258}

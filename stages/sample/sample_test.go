@@ -9,9 +9,9 @@ import (
 	"testing"
 
 	"github.com/gomlx/compute"
-	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/backend"
 	"github.com/mdlm-go/mdlm/checkpoint"
 	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/internal/reffix"
@@ -31,7 +31,7 @@ func fixtureCheckpoint(t *testing.T, file string) string {
 }
 
 func TestSampleStage(t *testing.T) {
-	b, err := accel.Backend()
+	b, err := backend.Shared()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestSampleStage(t *testing.T) {
 }
 
 func TestSampleStageRejectsBadInput(t *testing.T) {
-	b, _ := accel.Backend()
+	b, _ := backend.Shared()
 	ck := fixtureCheckpoint(t, "dit.safetensors")
 	arCk := fixtureCheckpoint(t, "ar.safetensors")
 	base := Options{Checkpoint: ck, Sampler: string(sampler.DDPM), Steps: 5, Num: 1, Eps: 1e-5}
@@ -109,7 +109,7 @@ func TestSampleStageRejectsBadInput(t *testing.T) {
 }
 
 func TestSampleStageDecodesText(t *testing.T) {
-	b, _ := accel.Backend()
+	b, _ := backend.Shared()
 	cfg := backbone.Config{Arch: backbone.DiT, Vocab: 259, Hidden: 16, Heads: 2, Blocks: 1, Cond: 8, Length: 12, MaskIndex: 258}
 	w, err := backbone.NewWeights(cfg, 1)
 	if err != nil {

@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mdlm-go/mdlm/accel"
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/backend"
 	"github.com/mdlm-go/mdlm/checkpoint"
 	"github.com/mdlm-go/mdlm/internal/stagetest"
 	"github.com/mdlm-go/mdlm/stage"
@@ -196,7 +196,7 @@ func TestBestCheckpointAndValidationGenPPL(t *testing.T) {
 // A run interrupted during a validation and resumed publishes exactly the
 // artifact of an uninterrupted run: the resumed run validates that step first.
 func TestInterruptedValidationIsRedoneOnResume(t *testing.T) {
-	b, _ := accel.Backend()
+	b, _ := backend.Shared()
 	data := packedFixture(t)
 	whole := baseOptions(data, filepath.Join(t.TempDir(), "whole"))
 	want, err := publish(whole)

@@ -1,8 +1,8 @@
-// Package accel chooses the GoMLX compute backend: the pure-Go backend on CPU by
+// Package backend chooses the GoMLX compute backend: the pure-Go backend on CPU by
 // default, or whatever $GOMLX_BACKEND names (e.g. "xla:cuda" in a binary built with
 // the xla tag). Automatic downloads of PJRT plugins are always disabled: the plugin
 // comes from $PJRT_PLUGIN_LIBRARY_PATH.
-package accel
+package backend
 
 import (
 	"fmt"
@@ -13,8 +13,8 @@ import (
 	_ "github.com/gomlx/compute/gobackend" // the pure-Go backend, registered as "go"
 )
 
-// EnvBackend is the variable GoMLX reads the backend configuration from.
-const EnvBackend = compute.ConfigEnvVar
+// EnvVar is the variable GoMLX reads the backend configuration from.
+const EnvVar = compute.ConfigEnvVar
 
 var (
 	once    sync.Once
@@ -22,8 +22,8 @@ var (
 	initErr error
 )
 
-// Backend returns the process-wide backend, created on first use.
-func Backend() (compute.Backend, error) {
+// Shared returns the process-wide backend, created on first use.
+func Shared() (compute.Backend, error) {
 	once.Do(func() { shared, initErr = New() })
 	return shared, initErr
 }
@@ -41,7 +41,7 @@ const DefaultConfig = "go:parallelism=-1"
 // New creates a backend from $GOMLX_BACKEND, defaulting to DefaultConfig.
 func New() (b compute.Backend, err error) {
 	os.Setenv("GOMLX_NO_AUTO_INSTALL", "1")
-	config := os.Getenv(EnvBackend)
+	config := os.Getenv(EnvVar)
 	if config == "" {
 		config = DefaultConfig
 	}
@@ -49,12 +49,12 @@ func New() (b compute.Backend, err error) {
 	defer restore()
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("compute backend %q (from $%s): %v; available: %v", config, EnvBackend, r, compute.List())
+			err = fmt.Errorf("compute backend %q (from $%s): %v; available: %v", config, EnvVar, r, compute.List())
 		}
 	}()
 	b, err = compute.NewWithConfig(config)
 	if err != nil {
-		return nil, fmt.Errorf("compute backend %q (from $%s): %w; available: %v", config, EnvBackend, err, compute.List())
+		return nil, fmt.Errorf("compute backend %q (from $%s): %w; available: %v", config, EnvVar, err, compute.List())
 	}
 	return b, nil
 }

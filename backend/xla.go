@@ -1,6 +1,6 @@
 //go:build xla
 
-package accel
+package backend
 
 // The XLA (PJRT) backend, for GPUs: build with -tags xla (needs cgo) and run with
 // GOMLX_BACKEND=xla:cuda and PJRT_PLUGIN_LIBRARY_PATH pointing at the folder that
