@@ -110,7 +110,7 @@ func TestDiMambaReference(t *testing.T) {
 				t.Run(sc.name, func(t *testing.T) {
 					defer func() { layers.ScanOverride = nil }()
 					layers.ScanOverride = &layers.ScanCut{Chunk: sc.chunk, Checkpoint: sc.checkpoint}
-					logits, grads := dimambaLogitsAndGrads(t, w, toInt32(idx), sigma, R, fx.Batch, fx.Length)
+					logits, grads := dimambaLogitsAndGrads(t, w, reffix.Int32s(idx), sigma, R, fx.Batch, fx.Length)
 					reffix.Compare(t, "logits", logits, wantLogits, 1e-4*reffix.MaxAbs(wantLogits), nil)
 					for i, s := range cfg.Specs() {
 						want, _ := reffix.Float32(t, ef, "grad."+s.Name)

@@ -51,14 +51,6 @@ func runForward(t testing.TB, w *Weights, indices []int32, B, L int, sigma []flo
 	return tensors.MustCopyFlatData[float32](out[0])
 }
 
-func toInt32(v []int64) []int32 {
-	out := make([]int32, len(v))
-	for i, x := range v {
-		out[i] = int32(x)
-	}
-	return out
-}
-
 func TestReferenceBackbones(t *testing.T) {
 	for _, fx := range reffix.All(t) {
 		t.Run(fx.Name, func(t *testing.T) {
@@ -76,7 +68,7 @@ func TestReferenceBackbones(t *testing.T) {
 				sigma []float32
 			}{{"mdlm/backbone_logits_sigma0", make([]float32, B)}, {"mdlm/backbone_logits_sigma", sigma}} {
 				want, _ := reffix.Float32(t, exp, c.name)
-				got := runForward(t, dit, toInt32(xt), B, L, c.sigma)
+				got := runForward(t, dit, reffix.Int32s(xt), B, L, c.sigma)
 				reffix.Compare(t, c.name, got, want, reffix.OutputTol(want), nil)
 			}
 
@@ -87,7 +79,7 @@ func TestReferenceBackbones(t *testing.T) {
 			x0, _ := reffix.Int64(t, exp, "x0")
 			in := make([]int32, 0, B*(L-1))
 			for b := 0; b < B; b++ {
-				in = append(in, toInt32(x0[b*L:b*L+L-1])...)
+				in = append(in, reffix.Int32s(x0[b*L:b*L+L-1])...)
 			}
 			want, _ := reffix.Float32(t, fx.Open(t, "expected_ar.safetensors"), "ar/logprobs")
 			got := runForward(t, ar, in, B, L-1, make([]float32, B))

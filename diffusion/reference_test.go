@@ -12,6 +12,7 @@ import (
 	"github.com/mdlm-go/mdlm/backend"
 	"github.com/mdlm-go/mdlm/internal/layers"
 	"github.com/mdlm-go/mdlm/internal/reffix"
+	"github.com/mdlm-go/mdlm/internal/testsupport"
 	"github.com/mdlm-go/mdlm/safetensors"
 )
 
@@ -134,25 +135,12 @@ func mean(v []float32) float32 {
 	return float32(s / float64(len(v)))
 }
 
-func i32(v []int64) []int32 {
-	out := make([]int32, len(v))
-	for i, x := range v {
-		out[i] = int32(x)
-	}
-	return out
-}
-
 func TestReferenceLosses(t *testing.T) {
 	for _, fx := range reffix.All(t) {
 		t.Run(fx.Name, func(t *testing.T) {
 			c := fx.Config
 			B, L := c.Batch, c.Length
-			bcfg := backbone.Config{Arch: backbone.DiT, Vocab: c.Vocab, Hidden: c.Hidden, Heads: c.Heads,
-				Blocks: c.Blocks, Cond: c.Cond, Length: L, MaskIndex: c.MaskIndex}
-			w, err := backbone.LoadWeights(fx.Open(t, "dit.safetensors"), bcfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			bcfg, w := testsupport.FixtureDiT(t, fx)
 			sched, err := NewSchedule(c.Noise, DefaultSigmaMin, DefaultSigmaMax)
 			if err != nil {
 				t.Fatal(err)
@@ -163,7 +151,7 @@ func TestReferenceLosses(t *testing.T) {
 
 			check := func(section string, f *safetensors.File, m Model, tt []float32, xt []int64) {
 				sigma, dsigma := SigmaDSigma(m.Schedule, tt)
-				got := runLoss(t, m, w, i32(x0), i32(xt), tt, sigma, dsigma, B, L)
+				got := runLoss(t, m, w, reffix.Int32s(x0), reffix.Int32s(xt), tt, sigma, dsigma, B, L)
 				want, _ := reffix.Float32(t, f, section+"/loss_per_token")
 				reffix.Compare(t, section+"/loss_per_token", got, want, reffix.OutputTol(want), nil)
 				wantMean, _ := reffix.Float32(t, f, section+"/token_nll")
@@ -178,7 +166,7 @@ func TestReferenceLosses(t *testing.T) {
 			reffix.Compare(t, "mdlm/sigma", sigma, wantSigma, reffix.OutputTol(wantSigma), nil)
 			reffix.Compare(t, "mdlm/dsigma", dsigma, wantDSigma, reffix.OutputTol(wantDSigma), nil)
 			xt, _ := reffix.Int64(t, mdlm, "mdlm/xt")
-			checkSUBSLogProbs(t, w, mdlm, i32(xt), B, L)
+			checkSUBSLogProbs(t, w, mdlm, reffix.Int32s(xt), B, L)
 			base := Model{Backbone: bcfg, Param: SUBS, Schedule: sched}
 			check("mdlm", mdlm, base, tm, xt)
 

@@ -201,3 +201,12 @@ func Subdirs(t testing.TB, env, name string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// Int32s converts a fixture's int64 ids to the int32 the models take.
+func Int32s(v []int64) []int32 {
+	out := make([]int32, len(v))
+	for i, x := range v {
+		out[i] = int32(x)
+	}
+	return out
+}
