@@ -36,7 +36,7 @@ const (
 	StateFile   = "state.json"            // TrainState
 )
 
-// Method holds the diffusion settings a checkpoint was trained with (spec §2, §6.1).
+// Method holds the diffusion settings a checkpoint was trained with (the reference's `configs/config.yaml` and `diffusion.py: Diffusion.__init__`).
 type Method struct {
 	Parameterization string `json:"parameterization"` // subs, d3pm, sedd, ar
 	T                int    `json:"T"`                // 0: continuous time

@@ -1,5 +1,5 @@
 // Package pack is the `mdlm pack` stage: tokens/v1 -> packed/v1 blocks of
-// --length tokens (spec §5.4), per split "<split>.arrow" (Arrow IPC, memory-mapped
+// --length tokens (`dataloader.py: group_texts`, wrap mode), per split "<split>.arrow" (Arrow IPC, memory-mapped
 // by training) and "<split>-NNNNN.parquet".
 //
 // Wrap mode (the reference's, for GPT-2 data): every document is followed by EOS,

@@ -1,6 +1,6 @@
 // Package tokenize is the `mdlm tokenize` stage: text/v1 -> tokens/v1. Each input
 // shard becomes one output shard "<split>-NNNNN.parquet" (columns id, ids), the
-// text first passed through the dataset's detokenizer (spec §5.3) and encoded
+// text first passed through the dataset's detokenizer (`dataloader.py: get_dataset`, its detokenizers) and encoded
 // without special tokens on every core.
 //
 // Sharding (stage.Sharder): with --num-shards N, process --shard-index i takes
