@@ -1,7 +1,7 @@
-// Package backbone holds the MDLM denoiser networks of spec §3: the DiT
+// Package backbone holds the MDLM denoiser networks of the reference: the DiT
 // (models/dit.py: DIT, DDiTBlock, DDitFinalLayer, TimestepEmbedder, Rotary), the
 // causal AR transformer (models/autoregressive.py) and the bidirectional Mamba
-// DiMamba (models/dimamba.py, §3.8; see dimamba.go), plus the GPT-2 scorer,
+// DiMamba (models/dimamba.py: DiMamba; see dimamba.go), plus the GPT-2 scorer,
 // written as GoMLX graphs over explicitly named parameters.
 //
 // DiMamba's selective scan (scan.go) is a chunked scan over L built from GoMLX
@@ -17,7 +17,7 @@
 // OpenWebText checkpoint adds a "backbone." prefix), so loading a checkpoint is one
 // table lookup per tensor with a shape check: see Specs and Weights.
 //
-// Shape legend (spec conventions): B batch, L sequence length, V model vocabulary
+// Shape legend: B batch, L sequence length, V model vocabulary
 // (mask included), D hidden size, H heads, Dh = D/H head size, C cond_dim.
 package backbone
 
@@ -31,9 +31,11 @@ import (
 type Arch string
 
 const (
-	// DiT is the bidirectional diffusion transformer with adaLN conditioning (§3.1).
+	// DiT is the bidirectional diffusion transformer with adaLN conditioning
+	// (models/dit.py: DIT).
 	DiT Arch = "dit"
-	// AR is the causal transformer baseline (§3.7): DiT blocks without adaLN.
+	// AR is the causal transformer baseline (models/autoregressive.py: AR): DiT
+	// blocks without adaLN.
 	AR Arch = "ar"
 )
 
@@ -204,7 +206,8 @@ func (c Config) validateDiffusion() error {
 // timestepFreqDim is the width of the sinusoidal timestep features (frequency_embedding_size).
 const timestepFreqDim = 256
 
-// InitKind says how a parameter is initialised (spec §3.2).
+// InitKind says how a parameter is initialised (models/dit.py: the module
+// constructors' zero_ and kaiming_uniform_ calls, else PyTorch's defaults).
 type InitKind int
 
 const (
@@ -238,7 +241,8 @@ func (s Spec) Size() int {
 }
 
 // Specs lists every trainable parameter in PyTorch registration order (the order of
-// backbone.parameters(), which the reference's EMA shadow list follows, spec §3.5).
+// backbone.parameters(), which the reference's EMA shadow list follows,
+// models/ema.py: ExponentialMovingAverage).
 // The rotary inv_freq buffer is not a parameter and is not listed.
 func (c Config) Specs() []Spec {
 	switch c.Arch {

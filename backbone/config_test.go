@@ -11,8 +11,8 @@ func TestParameterCounts(t *testing.T) {
 		arch   Arch
 		want   int
 	}{
-		{"small", DiT, 169_627_218}, // spec §3.4, GPT-2 vocabulary + [MASK]
-		{"small", AR, 162_246_482},  // spec §3.7
+		{"small", DiT, 169_627_218}, // models/dit.py: DIT, GPT-2 vocabulary + [MASK]
+		{"small", AR, 162_246_482},  // models/autoregressive.py: AR
 		// tiny-dimamba (D 512, Din 1024, N 16, d_conv 4, dt_rank 32, C 128, 14 blocks):
 		// sigma_map 49,408; embedding and lm_head 25,732,096 each; per block the
 		// forward Mamba 1,694,720, the reverse one without its tied projections
@@ -95,8 +95,8 @@ func TestRotaryInvFreq(t *testing.T) {
 	}
 }
 
-// At initialisation the output layer is zero, so the DiT's logits are exactly 0
-// (spec §10: uniform SUBS over the real vocabulary).
+// At initialisation the output layer is zero (models/dit.py: DDitFinalLayer), so
+// the DiT's logits are exactly 0 and SUBS starts uniform over the real vocabulary.
 func TestInitialLogitsAreZero(t *testing.T) {
 	cfg := Config{Arch: DiT, Vocab: 16, Hidden: 8, Heads: 2, Blocks: 2, Cond: 4, Length: 5, MaskIndex: 15}
 	w, err := NewWeights(cfg, 7)

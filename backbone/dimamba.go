@@ -1,6 +1,6 @@
 package backbone
 
-// DiMamba (spec §3.8, models/dimamba.py with temb_strategy adaln and an untied
+// DiMamba (models/dimamba.py: DiMamba with temb_strategy adaln and an untied
 // head): a Caduceus-style bidirectional Mamba denoiser. For indices [B, L] and
 // sigma [B]:
 //
@@ -14,7 +14,8 @@ package backbone
 //
 // The reference's layer loop unpacks each block's residual into a misspelled
 // variable, so no residual is ever carried into the next block's fused
-// add+norm; the residual add above is the adaLN block's own (spec §3.8).
+// add+norm; the residual add above is the adaLN block's own
+// (models/dimamba.py: BiMambaMixerModel.forward).
 //
 // Mamba(h), per direction, with Din = expand·D, N = d_state, R = dt_rank:
 //

@@ -10,8 +10,10 @@ import (
 
 // Forward runs the backbone: indices [B, L] (int) and, for the DiT and DiMamba,
 // sigma [B] (float32; the caller passes zeros when the model is not
-// time-conditioned) give raw logits [B, L, V] (DiT, spec §3.1; DiMamba, §3.8) or, for the AR model, log-probabilities
-// [B, L, V] with the [MASK] logit forced to −1000 (spec §3.7, §2.9); for GPT-2,
+// time-conditioned) give raw logits [B, L, V] (DiT, models/dit.py: DIT.forward;
+// DiMamba, models/dimamba.py: DiMamba.forward) or, for the AR model,
+// log-probabilities [B, L, V] with the [MASK] logit forced to −1000
+// (models/autoregressive.py: AR.forward); for GPT-2,
 // log-probabilities [B, L, V].
 // invFreq is the rotary buffer; mode says whether a gradient will be taken;
 // drop may be nil (no dropout).

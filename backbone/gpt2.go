@@ -2,10 +2,10 @@ package backbone
 
 // GPT-2 (Radford et al. 2019) as Hugging Face's GPT2LMHeadModel computes it: the
 // generative-perplexity scorer of the MDLM reference (gpt2-large by default,
-// spec §7.3). Learned position embeddings; pre-LN blocks whose LayerNorms have
-// weight and bias; a fused c_attn projection with bias; attention scaled by
-// 1/sqrt(Dh) under a causal mask; gelu_new (tanh GELU); a final ln_f; the
-// output head tied to wte.
+// diffusion.py: compute_generative_perplexity). Learned position embeddings;
+// pre-LN blocks whose LayerNorms have weight and bias; a fused c_attn
+// projection with bias; attention scaled by 1/sqrt(Dh) under a causal mask;
+// gelu_new (tanh GELU); a final ln_f; the output head tied to wte.
 //
 // Names and layouts are the hub's (openai-community/gpt2 model.safetensors):
 // Conv1D weights are stored [in, out], so x·W needs no transpose, and a

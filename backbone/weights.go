@@ -30,7 +30,8 @@ type Weights struct {
 	InvFreq []float32
 }
 
-// NewWeights initialises parameters as the reference does (spec §3.2) from a seed.
+// NewWeights initialises parameters as the reference does (models/dit.py:
+// EmbeddingLayer, DDiTBlock, DDitFinalLayer constructors) from a seed.
 func NewWeights(cfg Config, seed uint64) (*Weights, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err

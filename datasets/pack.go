@@ -5,7 +5,8 @@ import "fmt"
 // Specials are the ids packing inserts.
 type Specials struct{ BOS, EOS, PAD int32 }
 
-// WrapOptions configure wrap mode (spec §5.4).
+// WrapOptions configure wrap mode (dataloader.py: get_dataset with wrap,
+// _group_texts).
 type WrapOptions struct {
 	Length int // L: every block is [BOS] + L−2 tokens + [EOS]
 	// GroupDocs reproduces the reference's datasets.map batching: documents are

@@ -6,8 +6,8 @@ import (
 	"strings"
 )
 
-// Dataset is one entry of the registry (spec §5.1): where a corpus comes from,
-// how it splits, and how the reference prepares it.
+// Dataset is one entry of the registry (dataloader.py: get_dataset): where a
+// corpus comes from, how it splits, and how the reference prepares it.
 type Dataset struct {
 	Name string
 	// Repo is the Hugging Face dataset repository; URL a plain download instead.

@@ -6,7 +6,8 @@ import (
 )
 
 // The validation split of each registered dataset is the one the reference
-// validates on (spec §5.1: "test" for text8, lm1b and ag_news).
+// validates on (dataloader.py: get_dataloaders: "test" for text8, lm1b and
+// ag_news).
 func TestReferenceValidationSplits(t *testing.T) {
 	for _, name := range []string{"text8", "text8-crop"} {
 		d, err := Lookup(name)

@@ -1,5 +1,6 @@
-// Package datasets holds the data side of mdlm: the dataset registry of spec §5.1
-// and the typed table artifacts the data stages pass along:
+// Package datasets holds the data side of mdlm: the dataset registry (the
+// reference's dataloader.py: get_dataset) and the typed table artifacts the data
+// stages pass along:
 //
 //	text/v1     Parquet shards, columns id (int64, stable document id) and text
 //	tokens/v1   Parquet shards, columns id and ids (list<int32>, no special tokens)

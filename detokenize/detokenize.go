@@ -1,9 +1,8 @@
-// Package detokenize holds the reference's detokenizers (spec §5.3,
-// dataloader.py: wt_detokenizer, ptb_detokenizer, lm1b_detokenizer,
-// lambada_detokenizer), applied to raw text before tokenization. They are
-// byte-exact ports, quirks included: Python's \s, \w and $ are spelled out for
-// Go's regexp (RE2 reads \s and \w as ASCII only, and $ without a trailing-newline
-// allowance).
+// Package detokenize holds the reference's detokenizers (dataloader.py:
+// wt_detokenizer, ptb_detokenizer, lm1b_detokenizer, lambada_detokenizer),
+// applied to raw text before tokenization. They are byte-exact ports, quirks
+// included: Python's \s, \w and $ are spelled out for Go's regexp (RE2 reads \s
+// and \w as ASCII only, and $ without a trailing-newline allowance).
 package detokenize
 
 import (

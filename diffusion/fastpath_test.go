@@ -14,7 +14,8 @@ import (
 )
 
 // The training path (zero masking folded into the bias, gather + log-sum-exp,
-// masked select) equals the literal SUBS formulas of §2.3–2.4, and the D3PM path
+// masked select) equals the literal SUBS formulas (diffusion.py:
+// _subs_parameterization, _forward_pass_diffusion), and the D3PM path
 // equals D3PMLogProbs, on random logits.
 func TestFastPathsMatchLiteralFormulas(t *testing.T) {
 	b, _ := backend.Shared()

@@ -15,7 +15,8 @@ import (
 // zero-masking and carry-over use it, never a true −Inf.
 const NegInfinity = -1e6
 
-// Parameterization names the model output transform and loss family (§2.2).
+// Parameterization names the model output transform and loss family
+// (diffusion.py: Diffusion.forward).
 type Parameterization string
 
 const (
@@ -43,9 +44,9 @@ func Pick(x, ids *Node) *Node {
 	return ReduceSum(Where(oneHotMask(ids, V), x, ZerosLike(x)), -1)
 }
 
-// SUBSLogProbs is _subs_parameterization (§2.3): the [MASK] logit gets += −1e6,
-// log-softmax over V, then every unmasked position (xt ≠ mask) becomes a one-hot
-// row at its token: 0 there and −1e6 elsewhere (carry-over unmasking).
+// SUBSLogProbs is diffusion.py: _subs_parameterization: the [MASK] logit gets
+// += −1e6, log-softmax over V, then every unmasked position (xt ≠ mask) becomes a
+// one-hot row at its token: 0 there and −1e6 elsewhere (carry-over unmasking).
 func SUBSLogProbs(logits, xt *Node, maskIndex int) *Node {
 	g := logits.Graph()
 	dims := logits.Shape().Dimensions
@@ -85,10 +86,10 @@ func PickFlat(x, ids *Node) *Node {
 	return Gather(x, idx)
 }
 
-// ZeroMaskedLogits runs the backbone and returns SUBS's zero-masked logits
-// (§2.3 step 1, −1e6 added at [MASK]): folded into the output bias where the
-// backbone has one (WithZeroMasking), added to the logits otherwise (DiMamba's
-// lm_head has no bias).
+// ZeroMaskedLogits runs the backbone and returns SUBS's zero-masked logits (−1e6
+// added at [MASK], diffusion.py: _subs_parameterization): folded into the output
+// bias where the backbone has one (WithZeroMasking), added to the logits
+// otherwise (DiMamba's lm_head has no bias).
 func ZeroMaskedLogits(cfg backbone.Config, p backbone.Params, invFreq []float32, x, cond *Node, mode layers.Mode, drop *backbone.Dropout) *Node {
 	if _, ok := p[outputBias]; ok {
 		return backbone.Forward(cfg, WithZeroMasking(p, cfg.MaskIndex), invFreq, x, cond, mode, drop)
@@ -104,8 +105,8 @@ func ZeroMaskedLogits(cfg backbone.Config, p backbone.Params, invFreq []float32,
 const outputBias = "output_layer.linear.bias"
 
 // WithZeroMasking returns params whose output bias has −1e6 added at [MASK]: the
-// backbone's logits are then exactly SUBS's zero-masked logits (§2.3 step 1), at
-// the cost of a [V] add instead of a [B, L, V] one.
+// backbone's logits are then exactly SUBS's zero-masked logits (diffusion.py:
+// _subs_parameterization), at the cost of a [V] add instead of a [B, L, V] one.
 func WithZeroMasking(p map[string]*Node, maskIndex int) map[string]*Node {
 	b := p[outputBias]
 	g := b.Graph()
@@ -140,7 +141,8 @@ func SUBSLossAt(logpX0, xt, sigma, dsigma *Node, maskIndex int) *Node {
 	return Where(isMask, Mul(Neg(logpX0), weight), ZerosLike(logpX0))
 }
 
-// SUBSLoss is the continuous-time SUBS NELBO per token (§2.4):
+// SUBSLoss is the continuous-time SUBS NELBO per token (diffusion.py:
+// _forward_pass_diffusion):
 // loss[b, i] = −log p_θ(x0[b, i] | z_t) · σ'_b / expm1(σ_b); 0 wherever z_t is
 // unmasked, since carry-over makes log p exactly 0 there.
 func SUBSLoss(logp, x0, sigma, dsigma *Node) *Node {
@@ -148,8 +150,8 @@ func SUBSLoss(logp, x0, sigma, dsigma *Node) *Node {
 	return Mul(Neg(Pick(logp, x0)), perRow(weight))
 }
 
-// D3PMLoss is _d3pm_loss (§2.6) for T > 0, with t already on the grid, given
-// log p_θ at the clean token and at [MASK] ([B, L] each):
+// D3PMLoss is diffusion.py: _d3pm_loss for T > 0, with t already on the grid,
+// given log p_θ at the clean token and at [MASK] ([B, L] each):
 // with dt = 1/T, t ← clamp(t, 0, 1−1e-4), α_t = 1 − t, α_s = 1 − (t − dt),
 // p_m = exp(logp[mask]),
 // term1 = (dt/t)·[log(α_t·p_m/t + 1) − logp[x0]],
@@ -179,7 +181,8 @@ func D3PMLoss(logpX0, logpMask, xt, t *Node, T int, maskIndex int) *Node {
 	return MulScalar(Mul(Add(term1, term2), isMask), float64(T))
 }
 
-// SEDDLogScore is _sedd_parameterization (§2.8): s = ℓ − log(e^σ − 1) − log(V − 1)
+// SEDDLogScore is diffusion.py: _sedd_parameterization:
+// s = ℓ − log(e^σ − 1) − log(V − 1)
 // (e^σ − 1 via expm1 when σ < 0.5), then s[z_t] = 0.
 func SEDDLogScore(logits, xt, sigma *Node) *Node {
 	g := logits.Graph()
@@ -190,8 +193,8 @@ func SEDDLogScore(logits, xt, sigma *Node) *Node {
 	return Where(oneHotMask(xt, V), ZerosLike(s), s)
 }
 
-// ScoreEntropyLoss is σ'·_score_entropy (§2.8), on masked positions only: with
-// r = 1/expm1(σ), entropy = Σ_{y≠mask} exp(s_y) − r·s[x0] + r(log r − 1).
+// ScoreEntropyLoss is σ'·_score_entropy (diffusion.py), on masked positions
+// only: with r = 1/expm1(σ), entropy = Σ_{y≠mask} exp(s_y) − r·s[x0] + r(log r − 1).
 func ScoreEntropyLoss(logScore, x0, xt, sigma, dsigma *Node, maskIndex int) *Node {
 	g := logScore.Graph()
 	V := logScore.Shape().Dimensions[2]
@@ -207,10 +210,12 @@ func ScoreEntropyLoss(logScore, x0, xt, sigma, dsigma *Node, maskIndex int) *Nod
 	return Mul(perRow(dsigma), entropy)
 }
 
-// ARLoss is −log p(target) per token (§2.9); logp comes from the AR backbone.
+// ARLoss is −log p(target) per token (diffusion.py: _loss); logp comes from the
+// AR backbone.
 func ARLoss(logp, target *Node) *Node { return Neg(Pick(logp, target)) }
 
-// TokenMean is §2.10's batch loss Σ loss·mask / Σ mask (mask: float, 1 for real tokens).
+// TokenMean is the batch loss of diffusion.py: _loss, Σ loss·mask / Σ mask
+// (mask: float, 1 for real tokens).
 func TokenMean(loss, tokenMask *Node) *Node {
 	return Div(TokenSums(loss, tokenMask))
 }

@@ -24,7 +24,8 @@ type Model struct {
 	Antithetic  bool
 }
 
-// Validate enforces the reference's combinations (§2.2–§2.9).
+// Validate enforces the reference's combinations (diffusion.py:
+// _validate_configuration).
 func (m Model) Validate() error {
 	if err := m.Backbone.Validate(); err != nil {
 		return err
@@ -72,8 +73,9 @@ func (in DiffusionInputs) as(dt dtypes.DType) DiffusionInputs {
 	return in
 }
 
-// PerTokenLoss runs the backbone and returns the per-token loss [B, L] of §2.4,
-// §2.6 or §2.8. The backbone sees σ only when the model is time-conditioned.
+// PerTokenLoss runs the backbone and returns the per-token loss [B, L] of
+// diffusion.py: _forward_pass_diffusion (continuous SUBS, _d3pm_loss or
+// _score_entropy). The backbone sees σ only when the model is time-conditioned.
 // mode says whether a gradient will be taken; drop may be nil (no dropout).
 func (m Model) PerTokenLoss(p backbone.Params, invFreq []float32, in DiffusionInputs, mode layers.Mode, drop *backbone.Dropout) *Node {
 	in = in.as(p[m.Backbone.EmbeddingName()].DType())
@@ -101,7 +103,8 @@ func (m Model) PerTokenLoss(p backbone.Params, invFreq []float32, in DiffusionIn
 	return SUBSLossAt(logpX0, in.XT, in.Sigma, in.DSigma, mask)
 }
 
-// d3pmWithReconstruction adds −log p_θ(x0 | x0, σ(0) = 0) for d3pm (§2.6).
+// d3pmWithReconstruction adds −log p_θ(x0 | x0, σ(0) = 0) for d3pm
+// (diffusion.py: _reconstruction_loss).
 func (m Model) d3pmWithReconstruction(p backbone.Params, invFreq []float32, logpX0, logpMask *Node, in DiffusionInputs, mode layers.Mode, drop *backbone.Dropout) *Node {
 	diff := D3PMLoss(logpX0, logpMask, in.XT, in.T, m.T, m.Backbone.MaskIndex)
 	clean := backbone.Forward(m.Backbone, p, invFreq, in.X0, ZerosLike(in.Sigma), mode, drop)
@@ -109,7 +112,8 @@ func (m Model) d3pmWithReconstruction(p backbone.Params, invFreq []float32, logp
 	return Sub(diff, cleanX0)
 }
 
-// ARPerTokenLoss is the AR objective: input x[:, :-1], target x[:, 1:] (§2.9).
+// ARPerTokenLoss is the AR objective: input x[:, :-1], target x[:, 1:]
+// (diffusion.py: _maybe_sub_sample, _loss).
 // x is [B, L]; the result is [B, L-1].
 func (m Model) ARPerTokenLoss(p backbone.Params, invFreq []float32, x *Node, mode layers.Mode, drop *backbone.Dropout) *Node {
 	L := x.Shape().Dimensions[1]

@@ -1,7 +1,7 @@
 // Package diffusion holds the MDLM method around the backbone: the noise schedules
-// of spec §1 (noise_schedule.py), time sampling (_sample_t), the masking forward
-// process, the SUBS, D3PM and SEDD parameterizations and their losses, the AR loss,
-// and the per-token reduction of §2.10 (diffusion.py).
+// (noise_schedule.py) and, from diffusion.py, time sampling (_sample_t), the
+// masking forward process (q_xt), the SUBS, D3PM and SEDD parameterizations and
+// their losses, the AR loss and the per-token reduction (_loss).
 //
 // Schedules are evaluated on the host in float64 and handed to graphs as inputs;
 // everything that needs a gradient is a GoMLX graph function.

@@ -22,7 +22,7 @@ func SampleT(u []float32, antithetic bool, eps float64) []float32 {
 }
 
 // Discretize maps t to the grid of T steps: floor(t·T)/T + 1/T ∈ {1/T, …, 1}
-// (spec §2.6), in float32.
+// (diffusion.py: _forward_pass_diffusion with T > 0), in float32.
 func Discretize(t []float32, T int) []float32 {
 	out := make([]float32, len(t))
 	for i, x := range t {

@@ -1,6 +1,7 @@
 // Package optim holds AdamW exactly as torch.optim.AdamW computes it, clipping by
 // the global gradient norm as torch.nn.utils.clip_grad_norm_ does (GoMLX v0.28.2
-// has no global-norm clip), and the learning-rate schedules of spec §6.1.
+// has no global-norm clip), and the learning-rate schedules of the reference's
+// configs/lr_scheduler (constant_warmup, cosine_decay_warmup).
 //
 // Step-dependent scalars (bias corrections, step size) are computed on the host in
 // float64, as torch does in Python, and enter the graph as one small vector, so a

@@ -46,7 +46,7 @@ func subsArgmax(m diffusion.Model, p backbone.Params, invFreq []float32, x, cond
 // denoiserProbs is exp(model_logp(x, σ)) under the model's own parameterization
 // (the reference's _ddpm_update calls self.forward, which applies it): SUBS
 // (zero masking, carry-over), or for d3pm the plain softmax of the logits, with
-// the [MASK] column and no carry-over (spec §2.7).
+// the [MASK] column and no carry-over (diffusion.py: _d3pm_parameterization).
 func denoiserProbs(m diffusion.Model, p backbone.Params, invFreq []float32, x, cond *Node) *Node {
 	if m.Param == diffusion.D3PM {
 		return Softmax(backbone.Forward(m.Backbone, p, invFreq, x, cond, layers.Inference, nil), -1)
@@ -75,7 +75,7 @@ func ddpmUpdate(x, probs, mct, mcs, u *Node, mask int) *Node {
 	return Where(Equal(x, Scalar(g, dtypes.Int32, mask)), draw, x)
 }
 
-// subsScore is get_score for a SUBS model (spec §4.4), its SUBS log-probs turned
+// subsScore is diffusion.py: get_score for a SUBS model, its SUBS log-probs turned
 // into a concrete score with log k = −log(expm1(σ)): at a masked position
 // log S_y = log p_y + log k (y ≠ mask) and log S_mask = 0; at a position holding
 // a, log S_a = 0, log S_mask = −log k and −1e6 elsewhere. σ is σ(t); the

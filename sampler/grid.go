@@ -1,7 +1,8 @@
-// Package sampler turns a trained denoiser into tokens (spec §4): the ancestral
-// ddpm sampler, the reference's ddpm_cache, a per-row cache that re-runs the
-// denoiser only on sequences that changed, SEDD's analytic (Tweedie τ-leaping)
-// sampler, and the AR baseline's sampler.
+// Package sampler turns a trained denoiser into tokens (diffusion.py: _sample,
+// _ddpm_update, _ddpm_caching_update, _analytic_update, _ar_sampler): the
+// ancestral ddpm sampler, the reference's ddpm_cache, a per-row cache that
+// re-runs the denoiser only on sequences that changed, SEDD's analytic (Tweedie
+// τ-leaping) sampler, and the AR baseline's sampler.
 //
 // Categorical draws use the exponential-race form of Gumbel-max the reference uses,
 // argmax_v p_v / (1e-10 − log(u_v + 1e-10)), from a uniform source: a seeded

@@ -367,8 +367,8 @@ func (s *Sampler) removeNoise(r *Result, cond []float32) error {
 	return nil
 }
 
-// SampleSemiAR is semi-autoregressive generation (sample_subs_guidance, §4.5):
-// numStrides+1 windows of the model length L; each window starts with the last
+// SampleSemiAR is semi-autoregressive generation (diffusion.py:
+// sample_subs_guidance): numStrides+1 windows of the model length L; each window starts with the last
 // L − stride tokens of the previous one, runs steps+1 cached updates on the grid
 // t = 1 − i/steps down to t = 0 (which forces every mask to fill), then an argmax
 // at σ = 0, and emits its first stride tokens. The output has L + numStrides·stride

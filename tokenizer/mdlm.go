@@ -2,7 +2,8 @@ package tokenizer
 
 import "fmt"
 
-// Vocab is a tokenizer as an MDLM model sees it (spec §2.1, §5.2): the model
+// Vocab is a tokenizer as an MDLM model sees it (diffusion.py: Diffusion.__init__
+// for mask_index, dataloader.py: get_tokenizer for the specials): the model
 // vocabulary V (the mask included) and the special ids.
 type Vocab struct {
 	Tokenizer

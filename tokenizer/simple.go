@@ -6,7 +6,8 @@ import (
 	"unicode/utf8"
 )
 
-// text8Vocab is the reference's text8 character vocabulary (spec §5.2).
+// text8Vocab is the reference's text8 character vocabulary (dataloader.py:
+// Text8Tokenizer).
 var text8Vocab = []string{"[CLS]", "[SEP]", "[BOS]", "[EOS]", "[MASK]", "[PAD]", "[RESERVED]", "[UNK]",
 	"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q", "r", "s", "t",
 	"u", "v", "w", "x", "y", "z", " "}

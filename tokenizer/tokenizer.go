@@ -2,8 +2,8 @@
 // tokenizer.json files with a byte-level BPE model (GPT-2 and other byte-level BPE
 // files) or a WordPiece model with the BERT normaliser and pre-tokeniser
 // (bert-base-uncased), their added and special tokens, encode, decode and batch
-// encode across cores; plus the text8 character tokenizer (spec §5.2) and a bytes
-// tokenizer for small demos. GPT-2 and bert-base-uncased are built in.
+// encode across cores; plus the text8 character tokenizer (dataloader.py:
+// Text8Tokenizer) and a bytes tokenizer for small demos. GPT-2 and bert-base-uncased are built in.
 //
 // Encoding is bit-exact with the Hugging Face tokenizers library (tested against
 // golden files made with it). A component this package does not implement is an

@@ -1,4 +1,4 @@
-# Transcription of the reference's detokenizers (spec §5.3) in Python, used only to
+# Transcription of the reference's detokenizers (dataloader.py) in Python, used only to
 # produce golden.jsonl: python3 make_golden.py > golden.jsonl
 import re, json, sys, random
 def wt(string):
