@@ -1,5 +1,5 @@
 // Package artifact reads, writes and verifies typed stage outputs: a directory of
-// files plus an artifact.json manifest (see ../shared/spec/pipeline.md) naming the
+// files plus an artifact.json manifest (see docs/architecture.md, Artifacts) naming the
 // artifact type ("checkpoint/v1", ...), every file with its size and sha256, the
 // producing stage and its parameters, and the tool version.
 //

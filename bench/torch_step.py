@@ -1,10 +1,9 @@
 #!/usr/bin/env python3
 """The MDLM training step of bench/cpustep in PyTorch, for bench/cpu_vs_torch.sh.
 
-A DiT written from the spec (../shared/spec/mdlm.md §3.1; the reference's
-models/dit.py computes the same): timestep embedder, adaLN blocks with fused
+A DiT as the reference's models/dit.py: DIT computes it: timestep embedder, adaLN blocks with fused
 qkv and rotate-half RoPE over the whole head, GELU(tanh) MLP, adaLN final
-layer; the SUBS loss in continuous time (§2); AdamW (torch's defaults but
+layer; the SUBS loss in continuous time (diffusion.py: _subs_parameterization, _forward_pass_diffusion); AdamW (torch's defaults but
 eps 1e-8, no weight decay) after global-norm clipping at 1.0; float32,
 dropout 0. It reads the weights and batches cpustep -init wrote, so both
 sides compute the same losses, and prints the same JSON line.
