@@ -17,6 +17,7 @@ import (
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/safetensors"
 	"github.com/mdlm-go/mdlm/tokenizer"
+	"github.com/mdlm-go/mdlm/torchckpt"
 )
 
 // ImportOptions configures Import. Sizes the shapes do not determine come from a
@@ -52,7 +53,7 @@ func (opts ImportOptions) params(own map[string]any) map[string]any {
 // reference Lightning .ckpt imports with its EMA weights and Hydra config.
 func Import(opts ImportOptions) (artifact.Manifest, error) {
 	src := opts.Src
-	if isLightning(src) {
+	if torchckpt.IsArchive(src) {
 		return importLightning(opts)
 	}
 	if st, err := os.Stat(src); err == nil && st.IsDir() {

@@ -73,7 +73,8 @@ FuzzLoad 10s ./pipeline/
 FuzzManifest 10s ./artifact/
 FuzzListing 10s ./hub/
 FuzzParseURL 10s ./objstore/
-FuzzLightningCkpt 15s ./checkpoint/
+FuzzLightningCkpt 15s ./torchckpt/
+FuzzReadLightning 10s ./torchckpt/
 FuzzParseLock 10s ./results/
 FuzzParseMetrics 10s ./results/
 FuzzParseCurve 10s ./results/

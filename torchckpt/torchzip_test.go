@@ -1,4 +1,4 @@
-package checkpoint
+package torchckpt
 
 // Hostile .ckpt archives (issue 19, defect 3): each is refused with an error
 // naming the file and what is wrong, quickly and without allocating what its
@@ -142,7 +142,7 @@ func refuseCkpt(t *testing.T, path, want string, maxAlloc uint64) {
 	t.Helper()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	_, err := ReadLightning(path)
+	_, err := Read(path)
 	runtime.ReadMemStats(&after)
 	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), path) {
 		t.Errorf("err = %v, want %q and the file", err, want)
@@ -227,7 +227,7 @@ func TestHostileCkptNesting(t *testing.T) {
 	// Just within the limit reads.
 	path := filepath.Join(t.TempDir(), "ok.ckpt")
 	hostileZip(t, path, zipEntry{name: "archive/data.pkl", data: ckptPickle(nil, nested(maxDepth/2-10))})
-	if _, err := ReadLightning(path); err != nil {
+	if _, err := Read(path); err != nil {
 		t.Errorf("nesting of %d: %v", maxDepth/2-10, err)
 	}
 	// A value shared at every level would be visited 2^depth times.
@@ -330,7 +330,7 @@ func TestHostileCkptOpcodes(t *testing.T) {
 // A deflate-compressed but otherwise valid archive reads the same as the
 // stored one (the old reader failed with "data.pkl: EOF").
 func TestHostileCkptDeflate(t *testing.T) {
-	src := filepath.Join("testdata", "dimamba-lightning", "dimamba.ckpt")
+	src := dimambaCkpt
 	zr, err := zip.OpenReader(src)
 	if err != nil {
 		t.Fatal(err)
@@ -351,11 +351,11 @@ func TestHostileCkptDeflate(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "deflated.ckpt")
 	hostileZip(t, path, entries...)
-	want, err := ReadLightning(src)
+	want, err := Read(src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ReadLightning(path)
+	got, err := Read(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +373,7 @@ func TestLightningSyntheticViews(t *testing.T) {
 	if err := os.WriteFile(path, syntheticCkpt(t), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	l, err := ReadLightning(path)
+	l, err := Read(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,7 +421,7 @@ func syntheticCkpt(t testing.TB) []byte {
 // panic, a stack overflow or an allocation its bytes cannot justify. Seeds:
 // the DiMamba fixture, the synthetic checkpoint and defect 3's hostile cases.
 func FuzzLightningCkpt(f *testing.F) {
-	if b, err := os.ReadFile(filepath.Join("testdata", "dimamba-lightning", "dimamba.ckpt")); err == nil {
+	if b, err := os.ReadFile(dimambaCkpt); err == nil {
 		f.Add(b)
 	}
 	f.Add(syntheticCkpt(f))
@@ -438,7 +438,7 @@ func FuzzLightningCkpt(f *testing.F) {
 		if err := os.WriteFile(path, archive, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if l, err := ReadLightning(path); err == nil {
+		if l, err := Read(path); err == nil {
 			for name, x := range l.State {
 				if n := numel(x.Shape); n != len(x.Data) {
 					t.Errorf("%s: shape %v holds %d elements, data %d", name, x.Shape, n, len(x.Data))

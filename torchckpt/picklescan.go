@@ -1,4 +1,4 @@
-package checkpoint
+package torchckpt
 
 // The pre-scan of a .ckpt's data.pkl (issue 19, defect 3). gopickle allocates
 // whatever a length field asks for (FRAME, BINUNICODE8, BINBYTES8, LONG4 ...)

@@ -1,4 +1,4 @@
-package checkpoint
+package torchckpt
 
 // Reading torch.save zip archives as hostile input (issue 19, defect 3). The
 // layout is torch/serialization.py's _save: one top folder holding data.pkl,
