@@ -1,9 +1,15 @@
 package pipeline
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
+
+	"github.com/alecthomas/kong"
+	"gopkg.in/yaml.v3"
 )
 
 // FuzzLoad: any pipeline file is loaded or refused with an error, never a panic.
@@ -52,5 +58,43 @@ func FuzzLoad(f *testing.F) {
 		if _, err := jobNames(p.Name, p.Order); err != nil {
 			t.Fatalf("stages %v: %v", p.Order, err)
 		}
+	})
+}
+
+// FuzzResolveParams: any `with:` mapping resolves or is refused naming its
+// key, never a panic, and what the stage's command line parses from it is
+// what resolveParams resolves (checkAgainstKong).
+func FuzzResolveParams(f *testing.F) {
+	for _, seed := range []string{
+		"{}", "{count: 16.0, rate: 3e-4, wait: 90s, on: yes}", "{sizes: [1, '2,3'], names: ['a,b']}",
+		"{small: 300}", "{big: -1}", "{paths: [-x, a]}", "{count: [1, 2]}", "{wait: 5}", "{sizes: '1\\\\,2'}",
+		"{count: 0b101, off: 'NO', rate: .5, level: high, dir: ../x}", "{rate: .inf}", "{count: ~}",
+		"{sizes: []}", "{sizes: ''}", "{sizes: ',1,,2,'}", "{names: ['a\\\\,b', 'c\\\\']}",
+	} {
+		f.Add(seed)
+	}
+	sp := kindsSpec(f)
+	f.Fuzz(func(t *testing.T, body string) {
+		var with map[string]any
+		if yaml.Unmarshal([]byte(body), &with) != nil {
+			return
+		}
+		for k := range with {
+			if fl, ok := sp.Flag(k); !ok || !fl.Pipeline {
+				delete(with, k)
+			}
+		}
+		if _, err := resolveParams(sp, with); err != nil && !strings.HasPrefix(err.Error(), "with.") {
+			t.Fatalf("%v: error %q names no with: key", with, err)
+		}
+		if len(body) > 1<<12 || len(fmt.Sprint(with)) > 1<<16 {
+			return // kong's own splitting takes quadratic time
+		}
+		for _, sep := range []rune{',', ':', -1} {
+			if got, want := splitEscaped(body, sep), kong.SplitEscaped(body, sep); !reflect.DeepEqual(got, want) {
+				t.Fatalf("splitEscaped(%q, %q) = %q, kong says %q", body, sep, got, want)
+			}
+		}
+		checkAgainstKong(t, sp, with)
 	})
 }

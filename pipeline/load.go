@@ -1,238 +1,214 @@
 package pipeline
 
 import (
-	"container/heap"
 	"fmt"
-	"io"
-	"os"
-	"regexp"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mdlm-go/mdlm/stage"
 )
 
-// MaxFileBytes bounds a pipeline file: a real one is a few kilobytes, and a
-// file of 10,000 stages is under 1 MiB.
-const MaxFileBytes = 16 << 20
+// Loading a pipeline file: parse the YAML (syntax.go checks its keys),
+// substitute vars (vars.go), expand matrices (matrix.go) and validate the
+// stages against the stage registry (validate.go).
 
-// stageName is the documented pattern of a stage name (see the package doc):
-// it becomes a directory name in the cache, a Slurm log name and a Kubernetes
-// label, so it must be one path element of safe characters.
-var stageName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
-
-// CheckStageName refuses a stage name that is not a safe, single path element
-// (issue 19, defect 5: a stage named ../../../x published outside the cache).
-func CheckStageName(name string) error {
-	if !stageName.MatchString(name) || strings.Contains(name, "..") {
-		return fmt.Errorf("stage name %q: want a letter or digit, then at most 62 letters, digits, '_', '.' or '-', and no \"..\"", name)
-	}
-	return nil
+// File is a parsed pipeline file.
+type File struct {
+	Path    string
+	Version int
+	Name    string
+	Vars    map[string]string
+	Stages  map[string]*Stage
+	Order   []string // topological order
+	// Matrices maps each matrix stage written in the file to its
+	// expansions' names, in file order.
+	Matrices map[string][]string
 }
 
-// readBounded reads a pipeline file of at most MaxFileBytes.
-func readBounded(path string) ([]byte, error) {
-	fh, err := os.Open(path)
+// Stage is one stage of a pipeline.
+type Stage struct {
+	Name   string
+	Run    string            // stage kind (a command)
+	Inputs map[string]string // input name -> producing stage
+	With   map[string]any    // flags
+	Shards int               // processes sharing the stage on a scheduler (0 or 1: one)
+	Slurm  map[string]string // extra sbatch options for this stage's job (gres, time, ...)
+	// Kubernetes holds this stage's container resource limits (nvidia.com/gpu: 1).
+	Kubernetes map[string]string
+	Line       int
+	Spec       stage.Spec // the kind's spec from the registry
+	// Base is the stage written in the file when this one is an expansion
+	// of its matrix: (see matrix.go), and Matrix the axis values it binds;
+	// both are empty otherwise.
+	Base   string
+	Matrix map[string]string
+}
+
+type rawFile struct {
+	Version int            `yaml:"version"`
+	Name    string         `yaml:"name"`
+	Vars    map[string]any `yaml:"vars"`
+	Stages  yaml.Node      `yaml:"-"` // walked by hand: see stageNodes
+}
+
+type rawStage struct {
+	Run    string            `yaml:"run"`
+	Inputs map[string]string `yaml:"inputs"`
+	With   map[string]any    `yaml:"with"`
+	Shards any               `yaml:"shards"`
+	Matrix yaml.Node         `yaml:"matrix"`
+	Slurm  map[string]any    `yaml:"slurm"`
+	K8s    map[string]any    `yaml:"kubernetes"`
+}
+
+// Load parses and validates a pipeline file against the stage registry;
+// overrides replace vars.
+func Load(path string, overrides map[string]string, reg stage.Registry) (*File, error) {
+	data, err := readBounded(path)
 	if err != nil {
 		return nil, err
 	}
-	defer fh.Close()
-	data, err := io.ReadAll(io.LimitReader(fh, MaxFileBytes+1))
-	if err != nil {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if len(data) > MaxFileBytes {
-		return nil, fmt.Errorf("%s: larger than %d bytes; a pipeline file is a few kilobytes", path, MaxFileBytes)
+	if err := checkKeys(path, &doc); err != nil {
+		return nil, err
 	}
-	return data, nil
+	var raw rawFile
+	if err := doc.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if raw.Version != 1 {
+		return nil, fmt.Errorf("%s: version %d, want 1", path, raw.Version)
+	}
+	// The pipeline's name goes into Slurm job names and the Kubernetes
+	// export: the stage-name pattern (a name with a newline wrote YAML
+	// documents of its own into what kubectl applies).
+	if raw.Name != "" && (!stageName.MatchString(raw.Name) || strings.Contains(raw.Name, "..")) {
+		line := 0
+		if n := mapValue(doc.Content[0], "name"); n != nil {
+			line = n.Line
+		}
+		return nil, fmt.Errorf("%s:%d: pipeline name %q: want a letter or digit, then at most 62 letters, digits, '_', '.' or '-', and no \"..\"",
+			path, line, raw.Name)
+	}
+	f := &File{Path: path, Version: raw.Version, Name: raw.Name, Vars: map[string]string{}, Stages: map[string]*Stage{}}
+	for k, v := range raw.Vars {
+		f.Vars[k] = fmt.Sprint(v)
+	}
+	for k, v := range overrides {
+		if _, ok := f.Vars[k]; !ok {
+			return nil, fmt.Errorf("%s: --set %s: no such var (vars: %v)", path, k, sortedKeys(f.Vars))
+		}
+		f.Vars[k] = v
+	}
+	stages, err := stageNodes(path, &doc)
+	if err != nil {
+		return nil, err
+	}
+	for _, sn := range stages {
+		if err := f.addStage(sn); err != nil {
+			return nil, err
+		}
+	}
+	if err := f.validate(reg); err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
-var (
-	topKeys   = []string{"version", "name", "vars", "stages"}
-	stageKeys = []string{"run", "matrix", "inputs", "with", "shards", "slurm", "kubernetes"}
-)
-
-// checkKeys refuses keys the pipeline format does not define, at the top
-// level and in every stage, naming file:line and a near miss (issue 19,
-// defect 12: `stagez:`, `whith:` and `shard: 3` loaded without a word). Stage
-// names are checked here too, at their own line. Values of the wrong shape are
-// left to the decoder, which names them.
-func checkKeys(path string, doc *yaml.Node) error {
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
-		return nil
+// addStage decodes one written stage into f: itself, or one stage per
+// combination of its matrix.
+func (f *File) addStage(sn stageNode) error {
+	path, name, node := f.Path, sn.name, sn.node
+	var rs rawStage
+	if err := node.Decode(&rs); err != nil {
+		return fmt.Errorf("%s:%d: stage %q: %w", path, node.Line, name, err)
 	}
-	top := doc.Content[0]
-	if err := knownKeys(path, top, topKeys, ""); err != nil {
-		return err
-	}
-	stages := mapValue(top, "stages")
-	if stages == nil || stages.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(stages.Content); i += 2 {
-		k, v := stages.Content[i], stages.Content[i+1]
-		if err := CheckStageName(k.Value); err != nil {
-			return fmt.Errorf("%s:%d: %w", path, k.Line, err)
+	if rs.Matrix.Kind == 0 {
+		if len(f.Stages) >= MaxStages {
+			return fmt.Errorf("%s:%d: stage %q: more than %d stages", path, node.Line, name, MaxStages)
 		}
-		if err := knownKeys(path, v, stageKeys, fmt.Sprintf("stage %q: ", k.Value)); err != nil {
+		st, err := buildStage(path, name, node.Line, &rs, scope{vars: f.Vars})
+		if err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// stageNode is one entry of the stages: mapping.
-type stageNode struct {
-	name string
-	node *yaml.Node
-}
-
-// stageNodes returns the entries of the stages: mapping in file order,
-// refusing duplicate names. It walks the node itself: yaml.v3's decoder checks
-// a mapping's keys for duplicates pairwise, quadratic in the number of stages
-// (issue 19, defect 13).
-func stageNodes(path string, doc *yaml.Node) ([]stageNode, error) {
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
-		return nil, nil
-	}
-	m := mapValue(doc.Content[0], "stages")
-	if m == nil || m.Tag == "!!null" {
-		return nil, nil
-	}
-	if m.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%s:%d: stages: want a mapping of stage names to stages", path, m.Line)
-	}
-	out := make([]stageNode, 0, len(m.Content)/2)
-	seen := make(map[string]int, len(m.Content)/2)
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		k := m.Content[i]
-		if prev, dup := seen[k.Value]; dup {
-			return nil, fmt.Errorf("%s:%d: stage %q is already defined at line %d", path, k.Line, k.Value, prev)
-		}
-		seen[k.Value] = k.Line
-		out = append(out, stageNode{name: k.Value, node: m.Content[i+1]})
-	}
-	return out, nil
-}
-
-// knownKeys checks the keys of a mapping node against known.
-func knownKeys(path string, m *yaml.Node, known []string, where string) error {
-	if m.Kind != yaml.MappingNode {
+		f.Stages[name] = st
 		return nil
 	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		k := m.Content[i]
-		if k.Tag == "!!merge" || contains(known, k.Value) {
-			continue
+	return f.addMatrix(name, node, &rs)
+}
+
+// addMatrix adds the expansions of a matrix stage (see matrix.go).
+func (f *File) addMatrix(name string, node *yaml.Node, rs *rawStage) error {
+	path := f.Path
+	axes, err := parseMatrix(path, name, &rs.Matrix, f.Vars)
+	if err != nil {
+		return err
+	}
+	if err := checkAxesUsed(fmt.Sprintf("%s:%d: stage %q", path, node.Line, name), axes, node); err != nil {
+		return err
+	}
+	cs := combos(name, axes)
+	if len(f.Stages)+len(cs) > MaxStages {
+		return fmt.Errorf("%s:%d: stage %q: its matrix makes the pipeline more than %d stages", path, node.Line, name, MaxStages)
+	}
+	if f.Matrices == nil {
+		f.Matrices = map[string][]string{}
+	}
+	for _, c := range cs {
+		if err := CheckExpandedName(c.name); err != nil {
+			return fmt.Errorf("%s:%d: stage %q: matrix: %w", path, rs.Matrix.Line, name, err)
 		}
-		msg := fmt.Sprintf("%s:%d: %sunknown key %q (keys: %s)", path, k.Line, where, k.Value, strings.Join(known, ", "))
-		if s := nearest(k.Value, known); s != "" {
-			msg += fmt.Sprintf("; did you mean %q?", s)
+		if _, dup := f.Stages[c.name]; dup {
+			return fmt.Errorf("%s:%d: stage %q: matrix: expansion %q is already a stage", path, rs.Matrix.Line, name, c.name)
 		}
-		return fmt.Errorf("%s", msg)
+		st, err := buildStage(path, c.name, node.Line, rs, scope{vars: f.Vars, axes: c.vals})
+		if err != nil {
+			return err
+		}
+		st.Base, st.Matrix = name, c.vals
+		f.Stages[c.name] = st
+		f.Matrices[name] = append(f.Matrices[name], c.name)
 	}
 	return nil
 }
 
-// mapValue returns the value of key in a mapping node, or nil.
-func mapValue(m *yaml.Node, key string) *yaml.Node {
-	if m.Kind != yaml.MappingNode {
-		return nil
+// buildStage makes the stage name of a decoded stage, substituting vars in
+// its inputs, with:, shards:, slurm: and kubernetes: values.
+func buildStage(path, name string, line int, rs *rawStage, vars scope) (*Stage, error) {
+	where := fmt.Sprintf("%s:%d: stage %q", path, line, name)
+	st := &Stage{Name: name, Run: rs.Run, With: map[string]any{}, Line: line}
+	var err error
+	if st.Inputs, err = substituteInputs(rs.Inputs, vars); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
 	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
+	if st.Slurm, err = optionMap(rs.Slurm, vars, slurmOption, "slurm", "an sbatch long option name like gres or cpus-per-task"); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	if st.Kubernetes, err = optionMap(rs.K8s, vars, resourceName, "kubernetes", "a resource name like cpu, memory or nvidia.com/gpu"); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	if rs.Shards != nil {
+		sv, err := substitute(rs.Shards, vars)
+		if err != nil {
+			return nil, fmt.Errorf("%s: shards: %w", where, err)
 		}
-	}
-	return nil
-}
-
-// nearest is the known key within two edits of s (or having it as a prefix),
-// or "".
-func nearest(s string, known []string) string {
-	best, bestD := "", 3
-	ls := strings.ToLower(s)
-	for _, k := range known {
-		d := editDistance(ls, k)
-		if strings.HasPrefix(k, ls) && len(ls) >= 3 || strings.HasPrefix(ls, k) {
-			d = min(d, 1)
+		n, err := strconv.Atoi(fmt.Sprint(sv))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%s: shards %v: want a whole number >= 1", where, sv)
 		}
-		if d < bestD {
-			best, bestD = k, d
+		st.Shards = n
+	}
+	for k, v := range rs.With {
+		sv, err := substitute(v, vars)
+		if err != nil {
+			return nil, fmt.Errorf("%s: with.%s: %w", where, k, err)
 		}
+		st.With[k] = sv
 	}
-	return best
-}
-
-// editDistance is the Levenshtein distance of two short strings (keys are
-// compared only when neither is long).
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 1 << 30
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
-
-// topoOrder is Kahn's topological order, taking the smallest ready name first
-// (deterministic), in O((stages + edges) log stages). Stages on a cycle are
-// left out; the caller reports them. (issue 19, defect 13: the old loop
-// scanned every stage for each stage placed.)
-func topoOrder(stages map[string]*Stage, names []string) []string {
-	indeg := make(map[string]int, len(names))
-	users := make(map[string][]string, len(names))
-	for _, n := range names {
-		indeg[n] += 0
-		for _, from := range stages[n].Inputs {
-			indeg[n]++
-			users[from] = append(users[from], n)
-		}
-	}
-	ready := &nameHeap{}
-	for _, n := range names {
-		if indeg[n] == 0 {
-			*ready = append(*ready, n)
-		}
-	}
-	heap.Init(ready)
-	order := make([]string, 0, len(names))
-	for ready.Len() > 0 {
-		n := heap.Pop(ready).(string)
-		order = append(order, n)
-		for _, m := range users[n] {
-			indeg[m]--
-			if indeg[m] == 0 {
-				heap.Push(ready, m)
-			}
-		}
-	}
-	return order
-}
-
-// nameHeap is a min-heap of stage names.
-type nameHeap []string
-
-func (h nameHeap) Len() int           { return len(h) }
-func (h nameHeap) Less(i, j int) bool { return h[i] < h[j] }
-func (h nameHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *nameHeap) Push(x any)        { *h = append(*h, x.(string)) }
-func (h *nameHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+	return st, nil
 }

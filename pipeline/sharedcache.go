@@ -45,16 +45,24 @@ const asideInfix = ".aside-"
 // another machine renamed a copy in, or a damaged one was set aside).
 const pushTries = 3
 
+// sharedDigest returns the digest of the shared cache's verified copy of
+// out, or "" when there is no shared cache or it has none. It copies nothing.
+func (e *Engine) sharedDigest(sp stage.Spec, out string) string {
+	if e.Shared == "" {
+		return ""
+	}
+	return outputDigest(sp, filepath.Join(e.Shared, filepath.Base(out)))
+}
+
 // pull copies a finished output for out from the shared cache and returns its
-// digest, or "" when the shared cache does not have it. In a plan (copy false)
+// digest, or "" when the shared cache does not have it. With copy false
 // nothing is copied.
 func (e *Engine) pull(sp stage.Spec, out string, copy bool) (string, error) {
-	src := filepath.Join(e.Shared, filepath.Base(out))
-	dig := outputDigest(sp, src)
+	dig := e.sharedDigest(sp, out)
 	if dig == "" || !copy {
 		return dig, nil
 	}
-	if err := publishShared(sp, src, out); err != nil {
+	if err := publishShared(sp, filepath.Join(e.Shared, filepath.Base(out)), out); err != nil {
 		return "", fmt.Errorf("pulling from the shared cache: %w", err)
 	}
 	if got := outputDigest(sp, out); got != dig {

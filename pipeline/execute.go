@@ -1,0 +1,121 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/mdlm-go/mdlm/internal/filelock"
+)
+
+// executor carries out the engine's decisions for one Run: it copies from
+// the shared cache or runs the stage, and records what it settled.
+type executor struct {
+	*Engine
+	f      *File
+	cached map[string]LockEntry // stages found settled, written to the lock file at the end
+}
+
+// execute carries out a stage's decision. A stage this process would build
+// is built under the engine's lock on its output, and judged again once the
+// lock is held, since another run may have built it meanwhile (issue 19,
+// defect 7). On return s holds the settled output's digest ("" for a shard
+// that does not publish).
+func (x *executor) execute(ctx context.Context, s *step) error {
+	name := s.st.Name
+	if s.source != local && x.builds(s) {
+		held, err := x.lockOutput(ctx, name, s.Out)
+		if err != nil {
+			return fmt.Errorf("pipeline %s: stage %q: %w", x.f.Name, name, err)
+		}
+		defer held.Unlock()
+		x.judge(x.f, s)
+	}
+	if s.source == inShared {
+		dig, err := x.pull(s.st.Spec, s.Out, true)
+		if err == nil && dig == "" {
+			err = fmt.Errorf("its copy in the shared cache %s went away while it was being copied", x.Shared)
+		}
+		if err != nil {
+			return fmt.Errorf("pipeline %s: stage %q: %w", x.f.Name, name, err)
+		}
+		s.digest = dig
+	}
+	x.logDecision(s.Decision)
+	if s.Cached {
+		x.cached[name] = s.lockEntry()
+		return nil
+	}
+	return x.build(ctx, s)
+}
+
+// builds reports whether this process would build the step's output itself:
+// it is not one shard of several (shards run at once and share the work
+// directory; stage.Execute coordinates them) and, with Only, it is that stage.
+func (x *executor) builds(s *step) bool {
+	return !s.sharded && (x.Only == "" || s.st.Name == x.Only)
+}
+
+// build runs the stage's command line, verifies its output again (the
+// process may have found it built by another run and skipped) and records
+// it in the lock file and the shared cache.
+func (x *executor) build(ctx context.Context, s *step) error {
+	name, sp := s.st.Name, s.st.Spec
+	args := s.Args
+	if s.sharded {
+		args = append(append([]string{}, args...), fmt.Sprintf("--shard-index=%d", x.ShardIndex), fmt.Sprintf("--num-shards=%d", x.NumShards))
+	}
+	start := time.Now()
+	if err := x.Exec(ctx, args); err != nil {
+		return fmt.Errorf("pipeline %s: stage %q: %w", x.f.Name, name, err)
+	}
+	s.Seconds = time.Since(start).Seconds()
+	if x.Log != nil {
+		fmt.Fprintf(x.Log, "%-12s done in %.1fs\n", name, s.Seconds)
+	}
+	s.digest = outputDigest(sp, s.Out)
+	switch {
+	case s.digest == "" && s.sharded:
+		s.Reasons = append(s.Reasons, fmt.Sprintf("shard %d of %d done; the process that finishes the last shard publishes", x.ShardIndex, x.NumShards))
+		return nil
+	case s.digest == "":
+		return fmt.Errorf("pipeline %s: stage %q produced no verifiable %s in %s", x.f.Name, name, sp.Output, s.Out)
+	}
+	if err := updateLock(x.f, map[string]LockEntry{name: s.lockEntry()}); err != nil {
+		return err
+	}
+	if err := x.push(sp, s.Out); err != nil {
+		return fmt.Errorf("pipeline %s: stage %q: %w", x.f.Name, name, err)
+	}
+	return nil
+}
+
+// recordCached writes the stages found settled into the lock file, in one
+// update at the end of the run.
+func (x *executor) recordCached() error {
+	if len(x.cached) == 0 {
+		return nil
+	}
+	return updateLock(x.f, x.cached)
+}
+
+// engineLockPath is the engine's lock for an output: beside it, distinct from
+// the stage's own output lock (artifact.LockPath), which the stage takes in
+// this same process.
+func engineLockPath(out string) string {
+	return filepath.Join(filepath.Dir(out), "."+filepath.Base(out)+".engine.lock")
+}
+
+// lockOutput takes the engine's lock on out, saying so when another run holds it.
+func (e *Engine) lockOutput(ctx context.Context, name, out string) (*filelock.Lock, error) {
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return nil, fmt.Errorf("cache dir: %w", err)
+	}
+	return filelock.Acquire(ctx, engineLockPath(out), func() {
+		if e.Log != nil {
+			fmt.Fprintf(e.Log, "%-12s waiting for another run building %s\n", name, out)
+		}
+	})
+}
