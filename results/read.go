@@ -16,23 +16,24 @@ import (
 	"strings"
 
 	"github.com/mdlm-go/mdlm/artifact"
+	"github.com/mdlm-go/mdlm/pipeline"
 )
 
 // Limits on what is read from a cache directory or a lock file (every byte
 // there is untrusted: a cache may be shared, a lock file comes from git).
 const (
-	MaxMetricsBytes   = 1 << 20  // a metrics.json
-	MaxLockBytes      = 16 << 20 // a <pipeline>.lock.json
-	MaxCurveBytes     = 64 << 20 // a metrics.jsonl
-	MaxCurveLine      = 64 << 10 // one metrics.jsonl line
-	MaxCurvePoints    = 200_000  // records kept from one metrics.jsonl
-	MaxSamplesBytes   = 64 << 20 // a samples.jsonl
-	MaxSamples        = 1000     // samples kept from one samples/v1
-	MaxCacheEntries   = 100_000  // directory entries listed in a cache
-	MaxMetricDepth    = 4        // nesting of objects flattened in metrics.json
-	MaxAncestry       = 32       // input hops followed for inherited params
-	MaxAncestorVisits = 1024     // stages visited collecting one stage's inherited params
-	maxMetricsEntries = 10_000   // fields of one metrics.json
+	MaxMetricsBytes   = 1 << 20               // a metrics.json
+	MaxLockBytes      = pipeline.MaxLockBytes // a <pipeline>.lock.json, as the engine reads it
+	MaxCurveBytes     = 64 << 20              // a metrics.jsonl
+	MaxCurveLine      = 64 << 10              // one metrics.jsonl line
+	MaxCurvePoints    = 200_000               // records kept from one metrics.jsonl
+	MaxSamplesBytes   = 64 << 20              // a samples.jsonl
+	MaxSamples        = 1000                  // samples kept from one samples/v1
+	MaxCacheEntries   = 100_000               // directory entries listed in a cache
+	MaxMetricDepth    = 4                     // nesting of objects flattened in metrics.json
+	MaxAncestry       = 32                    // input hops followed for inherited params
+	MaxAncestorVisits = 1024                  // stages visited collecting one stage's inherited params
+	maxMetricsEntries = 10_000                // fields of one metrics.json
 )
 
 // Root is a directory every read is confined to (the cache): paths are
