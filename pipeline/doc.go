@@ -1,4 +1,4 @@
-// Package pipeline reads declarative pipeline files (see ../shared/spec/pipeline.md)
+// Package pipeline reads declarative pipeline files (see docs/architecture.md, The engine, and README.md, Pipelines)
 // and runs them with content-addressed caching: a stage whose kind, version,
 // meaningful parameters and input artifacts are unchanged is skipped, and the
 // reason a stage runs is reported as data.
