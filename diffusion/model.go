@@ -19,9 +19,20 @@ type Model struct {
 	T                int
 	TimeConditioning bool
 	Schedule         Schedule
-	// SamplingEps is the training time floor (training.sampling_eps, 1e-3).
+	// SamplingEps is the training time floor (training.sampling_eps, 1e-3;
+	// 0 means 1e-3).
 	SamplingEps float64
-	Antithetic  bool
+	// Antithetic stratifies the times of a batch (training.antithetic_sampling,
+	// on in the reference); see SampleT.
+	Antithetic bool
+	// ImportanceSampling draws t so that the log move chance is uniform and
+	// weights the continuous SUBS loss by −f_0 (training.importance_sampling);
+	// ChangeOfVariables conditions on t and masks with that move chance
+	// directly (training.change_of_variables). See objective.go.
+	ImportanceSampling, ChangeOfVariables bool
+	// SubsMasking zeroes D3PM's [MASK] probability (subs_masking;
+	// diffusion.py: _d3pm_parameterization).
+	SubsMasking bool
 }
 
 // Validate enforces the reference's combinations (diffusion.py:
@@ -57,7 +68,7 @@ func (m Model) Validate() error {
 	if m.T < 0 {
 		return fmt.Errorf("discrete time steps: --T %d must be >= 0", m.T)
 	}
-	return nil
+	return m.validateObjective()
 }
 
 // DiffusionInputs are the host-prepared, per-batch inputs of a diffusion loss.
@@ -80,6 +91,9 @@ func (in DiffusionInputs) as(dt dtypes.DType) DiffusionInputs {
 func (m Model) PerTokenLoss(p backbone.Params, invFreq []float32, in DiffusionInputs, mode layers.Mode, drop *backbone.Dropout) *Node {
 	in = in.as(p[m.Backbone.EmbeddingName()].DType())
 	cond := in.Sigma
+	if m.ChangeOfVariables { // diffusion.py: _forward_pass_diffusion conditions on raw t
+		cond = in.T
+	}
 	if !m.TimeConditioning {
 		cond = ZerosLike(in.Sigma)
 	}
@@ -89,8 +103,8 @@ func (m Model) PerTokenLoss(p backbone.Params, invFreq []float32, in DiffusionIn
 		logits := backbone.Forward(m.Backbone, p, invFreq, in.XT, cond, mode, drop)
 		return ScoreEntropyLoss(SEDDLogScore(logits, in.XT, in.Sigma), in.X0, in.XT, in.Sigma, in.DSigma, mask)
 	case D3PM:
-		logits := backbone.Forward(m.Backbone, p, invFreq, in.XT, cond, mode, drop)
-		logpX0, logpMask := SUBSTokenLogProbs(logits, in.X0, mask) // plain log-softmax: no zero masking
+		logits := m.D3PMLogits(p, invFreq, in.XT, cond, mode, drop)
+		logpX0, logpMask := SUBSTokenLogProbs(logits, in.X0, mask) // log-softmax of the D3PM logits
 		return m.d3pmWithReconstruction(p, invFreq, logpX0, logpMask, in, mode, drop)
 	}
 	// SUBS: zero masking folded into the output bias; carry-over makes the loss 0
@@ -100,6 +114,9 @@ func (m Model) PerTokenLoss(p backbone.Params, invFreq []float32, in DiffusionIn
 	if m.T > 0 {
 		return D3PMLoss(logpX0, logpMask, in.XT, in.T, m.T, mask) // SUBS: reconstruction term is 0
 	}
+	if m.ImportanceSampling || m.ChangeOfVariables {
+		return SUBSLossConstAt(logpX0, in.XT, m.mustISWeight(), mask)
+	}
 	return SUBSLossAt(logpX0, in.XT, in.Sigma, in.DSigma, mask)
 }
 
@@ -107,7 +124,7 @@ func (m Model) PerTokenLoss(p backbone.Params, invFreq []float32, in DiffusionIn
 // (diffusion.py: _reconstruction_loss).
 func (m Model) d3pmWithReconstruction(p backbone.Params, invFreq []float32, logpX0, logpMask *Node, in DiffusionInputs, mode layers.Mode, drop *backbone.Dropout) *Node {
 	diff := D3PMLoss(logpX0, logpMask, in.XT, in.T, m.T, m.Backbone.MaskIndex)
-	clean := backbone.Forward(m.Backbone, p, invFreq, in.X0, ZerosLike(in.Sigma), mode, drop)
+	clean := m.D3PMLogits(p, invFreq, in.X0, ZerosLike(in.Sigma), mode, drop)
 	cleanX0, _ := SUBSTokenLogProbs(clean, in.X0, m.Backbone.MaskIndex)
 	return Sub(diff, cleanX0)
 }

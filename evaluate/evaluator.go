@@ -22,7 +22,14 @@ import (
 // validation pass of training and the `mdlm eval` stage (diffusion.py:
 // Diffusion._compute_loss under validation_step).
 type Evaluator struct {
-	Model   diffusion.Model
+	Model diffusion.Model
+	// MCDraws > 1 averages the NELBO over that many draws of t per sequence
+	// and reports the Monte Carlo standard error (see perplexityMC); 0 or 1 is
+	// the reference's single draw. AR models draw nothing and ignore it.
+	MCDraws int
+	// Crop, when set, crops rows of twice its length before evaluating them
+	// (text8-crop; diffusion.py: _maybe_sub_sample applies in validation too).
+	Crop    *diffusion.Crop
 	invFreq []float32
 	exec    *Exec
 }
@@ -90,6 +97,13 @@ type Perplexity struct {
 	Seed       int64   `json:"seed"`
 	UnigramPPL float64 `json:"unigram_ppl"` // of the evaluated tokens, for scale
 	EMA        bool    `json:"ema"`
+	// With MCDraws > 1 (eval --mc-draws): the draws per sequence and the Monte
+	// Carlo standard errors of nll, bpd (nll/ln 2) and ppl (ppl·se(nll), the
+	// delta method). Absent for the reference's single draw.
+	MCDraws   int      `json:"mc_draws,omitempty"`
+	NLLStderr *float64 `json:"nll_stderr,omitempty"`
+	BPDStderr *float64 `json:"bpd_stderr,omitempty"`
+	PPLStderr *float64 `json:"ppl_stderr,omitempty"`
 }
 
 // Perplexity evaluates blocks in order in batches of batch rows (the antithetic
@@ -100,17 +114,19 @@ func (e *Evaluator) Perplexity(ctx context.Context, params []*tensors.Tensor, da
 	if maxBlocks > 0 && maxBlocks < n {
 		n = maxBlocks
 	}
+	if e.MCDraws > 1 && e.Model.Param != diffusion.ARP {
+		return e.perplexityMC(ctx, params, data, batch, seed, n)
+	}
 	var sum, count float64
 	for lo, k := 0, 0; lo < n; lo, k = lo+batch, k+1 {
 		if err := ctx.Err(); err != nil {
 			return Perplexity{}, err
 		}
-		idx := make([]int, 0, batch)
-		for i := lo; i < min(lo+batch, n); i++ {
-			idx = append(idx, i)
+		x0, mask, L, err := e.rows(data, lo, min(lo+batch, n), seed, k)
+		if err != nil {
+			return Perplexity{}, err
 		}
-		x0, mask := data.Rows(idx)
-		b := diffusion.NewBatch(e.Model, x0, mask, len(idx), data.L, rand.New(rand.NewPCG(uint64(seed), uint64(k))))
+		b := diffusion.NewBatch(e.Model, x0, mask, len(x0)/L, L, rand.New(rand.NewPCG(uint64(seed), uint64(k))))
 		s, c, err := e.Sums(params, b)
 		if err != nil {
 			return Perplexity{}, err

@@ -45,13 +45,23 @@ func (s CosineWarmup) LR(k int) float64 {
 	return s.Min + 0.5*(s.Peak-s.Min)*(1+math.Cos(math.Pi*frac))
 }
 
-// NewLRSchedule builds a schedule by name: "constant" (constant_warmup) or "cosine".
-func NewLRSchedule(name string, peak float64, warmup, total int) (LRSchedule, error) {
+// CosineFloor is the reference cosine schedule's floor and warmup start
+// (configs/lr_scheduler/cosine_decay_warmup.yaml: lr_min, warmup_lr_init).
+const CosineFloor = 1e-6
+
+// NewLRSchedule builds a schedule by name: "constant" (constant_warmup) or
+// "cosine" (cosine_decay_warmup, decaying to floor, the reference's lr_min;
+// the warmup starts from CosineFloor, its warmup_lr_init). The constant
+// schedule has no floor.
+func NewLRSchedule(name string, peak float64, warmup, total int, floor float64) (LRSchedule, error) {
 	switch name {
 	case "constant", "constant_warmup":
 		return ConstantWarmup{Peak: peak, Warmup: warmup}, nil
 	case "cosine", "cosine_decay_warmup":
-		return CosineWarmup{Peak: peak, Min: 1e-6, WarmupInit: 1e-6, Warmup: warmup, Total: total}, nil
+		if floor < 0 || floor > peak {
+			return nil, fmt.Errorf("lr schedule cosine: floor (lr_min) %g must be in [0, the peak lr %g]", floor, peak)
+		}
+		return CosineWarmup{Peak: peak, Min: floor, WarmupInit: CosineFloor, Warmup: warmup, Total: total}, nil
 	}
 	return nil, fmt.Errorf("unknown lr schedule %q (known: constant, cosine)", name)
 }

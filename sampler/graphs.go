@@ -117,8 +117,14 @@ func seddScore(m diffusion.Model, p backbone.Params, invFreq []float32, x, sigma
 // analyticUpdate is _analytic_update (final=false, with dσ) or _denoiser_update
 // (final=true, with σ and p[mask] = 0):
 // S̃ = S·e^{dσ}, S̃_mask += (1 − e^{dσ})·Σ_y S_y; E = e^{−dσ}·onehot(x) plus
-// (1 − e^{−dσ}) on every entry of masked positions; draw from S̃ ⊙ E.
+// (1 − e^{−dσ}) on every entry of masked positions; draw from S̃ ⊙ E, in the
+// uniforms' precision (float32 as the reference, or float64).
 func analyticUpdate(x, score, dsigma, u *Node, mask int, final bool) *Node {
+	return drawNode(analyticProbs(x, score, dsigma, mask, final), u)
+}
+
+// analyticProbs is the unnormalised distribution S̃ ⊙ E analyticUpdate draws from.
+func analyticProbs(x, score, dsigma *Node, mask int, final bool) *Node {
 	g := x.Graph()
 	dims := score.Shape().Dimensions
 	B, L, V := dims[0], dims[1], dims[2]
@@ -136,7 +142,7 @@ func analyticUpdate(x, score, dsigma, u *Node, mask int, final bool) *Node {
 	if final {
 		probs = Where(maskCol, ZerosLike(probs), probs)
 	}
-	return categorical(probs, u)
+	return probs
 }
 
 // mergeRows returns cache with rows replaced from fresh where sel[b]: row b takes
@@ -148,12 +154,13 @@ func mergeRows(cache, fresh, sel, idx *Node) *Node {
 
 // arNext is one AR sampling step on the full-length buffer: the causal model's
 // log-probabilities at position i (later positions cannot influence it), plus
-// Gumbel noise, argmax. pos is a scalar int32; gumbel is [B, V].
-func arNext(m diffusion.Model, p backbone.Params, invFreq []float32, x, pos, gumbel *Node) *Node {
+// Gumbel noise, argmax. pos is a scalar int32; gumbel is [B, V] in the draw
+// precision (arWeights applies the draw options to the row first).
+func arNext(m diffusion.Model, p backbone.Params, invFreq []float32, x, pos, gumbel *Node, o Options) *Node {
 	logp := backbone.Forward(m.Backbone, p, invFreq, x, nil, layers.Inference, nil) // [B, L, V]
 	dims := logp.Shape().Dimensions
 	B, L, V := dims[0], dims[1], dims[2]
 	atPos := Equal(Iota(x.Graph(), shapes.Make(dtypes.Int32, B, L, V), 1), BroadcastToDims(pos, B, L, V))
 	row := ReduceSum(Where(atPos, logp, ZerosLike(logp)), 1) // [B, V]
-	return ArgMax(Add(row, gumbel), -1, dtypes.Int32)
+	return ArgMax(Add(arWeights(row, o), gumbel), -1, dtypes.Int32)
 }

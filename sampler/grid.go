@@ -7,7 +7,11 @@
 // Categorical draws use the exponential-race form of Gumbel-max the reference uses,
 // argmax_v p_v / (1e-10 − log(u_v + 1e-10)), from a uniform source: a seeded
 // in-graph generator, or draws supplied by the caller (the parity tests feed the
-// reference's own draws).
+// reference's own draws). They run in float32 as the reference's, or in float64
+// (Options.Draws), which keeps the tail float32 uniforms cut off. Options add
+// what later samplers offer: temperature and top-p (DUO, BD3-LM), confidence-
+// ordered unmasking (MaskGIT, LLaDA), DUO's greedy and ancestral final steps;
+// a prior's given tokens (prompts) are kept by every sampler.
 package sampler
 
 // Linspace is torch.linspace(start, end, steps) in float32 as the CPU kernel

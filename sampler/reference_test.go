@@ -74,7 +74,7 @@ func TestReferenceSamplers(t *testing.T) {
 				for i := range prior {
 					prior[i] = int32(c.MaskIndex)
 				}
-				res, err := s.Sample(context.Background(), Options{Kind: cs.kind, Steps: c.SamplerSteps, Eps: c.SamplerEps, NoiseRemoval: true}, prior, B, L, nil)
+				res, err := s.Sample(context.Background(), Options{Kind: cs.kind, Steps: c.SamplerSteps, Eps: c.SamplerEps, NoiseRemoval: true, Draws: Float32}, prior, B, L, nil)
 				if err != nil {
 					t.Fatalf("%s: %v", cs.kind, err)
 				}
@@ -86,7 +86,7 @@ func TestReferenceSamplers(t *testing.T) {
 				if cs.kind == DDPMCache { // the per-row cache must replay ddpm_cache exactly
 					draws := &fixtureDraws{all: u, shape: ushape}
 					s, _ := New(b, m, w, 1, draws)
-					res, err := s.Sample(context.Background(), Options{Kind: RowCache, Steps: c.SamplerSteps, Eps: c.SamplerEps, NoiseRemoval: true}, prior, B, L, nil)
+					res, err := s.Sample(context.Background(), Options{Kind: RowCache, Steps: c.SamplerSteps, Eps: c.SamplerEps, NoiseRemoval: true, Draws: Float32}, prior, B, L, nil)
 					if err != nil {
 						t.Fatal(err)
 					}

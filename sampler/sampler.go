@@ -9,7 +9,6 @@ import (
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/core/tensors"
 
@@ -47,6 +46,21 @@ type Options struct {
 	Eps float64
 	// NoiseRemoval runs the final denoising step at t = Eps (default on in the reference).
 	NoiseRemoval bool
+	// Final is the kind of that step: the reference's (the zero value), greedy
+	// or ancestral.
+	Final FinalStep
+	// Draws is the precision of the categorical draws: Float32 (the zero value,
+	// the reference's) or Float64.
+	Draws Precision
+	// Temperature divides the denoiser's (or the AR model's) logits before the
+	// softmax; 0 or 1: off. Not for analytic.
+	Temperature float64
+	// TopP keeps, at each draw, the smallest set of most probable tokens whose
+	// probability reaches TopP (nucleus sampling); 0 or 1: off. Not for analytic.
+	TopP float64
+	// Remasking chooses which masked positions a ddpm-family step unmasks:
+	// random (the zero value, the reference's) or low-confidence.
+	Remasking Remasking
 }
 
 // Validate checks the options against the model before any compute.
@@ -79,6 +93,24 @@ func (o Options) Validate(m diffusion.Model, length int) error {
 		return fmt.Errorf("sampling eps %g must be in (0, 1)", o.Eps)
 	case length > m.Backbone.Length && m.Backbone.Length > 0:
 		return fmt.Errorf("sequence length %d exceeds the model length %d", length, m.Backbone.Length)
+	}
+	return o.validateOptions(m)
+}
+
+// validateOptions checks the draw, remasking and final-step options against
+// the sampler and the model.
+func (o Options) validateOptions(m diffusion.Model) error {
+	if err := o.validateDraws(); err != nil {
+		return err
+	}
+	ddpmFamily := o.Kind == DDPM || o.Kind == DDPMCache || o.Kind == RowCache
+	switch {
+	case o.Kind == Analytic && (o.tempered() || o.nucleus()):
+		return fmt.Errorf("top-p and temperature apply to the ddpm-family and ar samplers, not analytic")
+	case o.Remasking == LowConfidence && !ddpmFamily:
+		return fmt.Errorf("low-confidence remasking applies to the ddpm-family samplers, not %s", o.Kind)
+	case o.Remasking == LowConfidence && m.Param != diffusion.SUBS:
+		return fmt.Errorf("low-confidence remasking needs a SUBS model, this one is %s", m.Param)
 	}
 	return nil
 }
@@ -155,12 +187,17 @@ func (s *Sampler) draw(shape []int) (any, error) {
 	return tensors.FromFlatDataAndDimensions(u, shape...), nil
 }
 
-// uniformNode turns the draw argument into uniforms (and the next RNG state).
-func (s *Sampler) uniformNode(arg *Node, shape []int) (u, rngOut *Node) {
+// uniformNode turns the draw argument into uniforms (and the next RNG state):
+// float32 ones as the reference draws them, or float64 ones for Float64 draws
+// (host-fed uniforms are float32 and only converted).
+func (s *Sampler) uniformNode(arg *Node, shape []int, prec Precision) (u, rngOut *Node) {
 	if s.draws != nil {
+		if prec == Float64 {
+			return ConvertDType(arg, dtypes.Float64), nil
+		}
 		return arg, nil
 	}
-	rng, u := RandomUniform(arg, shapes.Make(dtypes.Float32, shape...))
+	rng, u := uniforms(arg, prec.dtype(), shape...)
 	return u, rng
 }
 
@@ -190,8 +227,11 @@ func (s *Sampler) Sample(ctx context.Context, opts Options, x []int32, B, L int,
 	if len(x) != B*L {
 		return nil, fmt.Errorf("sampler: %d initial tokens for %d x %d", len(x), B, L)
 	}
+	if opts.Remasking == LowConfidence && s.draws != nil {
+		return nil, fmt.Errorf("sampler: low-confidence remasking draws with the in-graph generator, not replayed uniforms")
+	}
 	if opts.Kind == AR {
-		return s.sampleAR(ctx, x, B, L, progress)
+		return s.sampleAR(ctx, opts, x, B, L, progress)
 	}
 	r := &Result{Tokens: append([]int32(nil), x...), B: B, L: L, NFE: make([]int, B)}
 	times := Linspace(1, float32(opts.Eps), opts.Steps+1)
@@ -201,12 +241,32 @@ func (s *Sampler) Sample(ctx context.Context, opts Options, x []int32, B, L int,
 	case Analytic:
 		err = s.runAnalytic(ctx, opts, r, times, dt, progress)
 	default:
-		err = s.runDDPM(ctx, opts.Kind, r, times[:opts.Steps], dt, progress)
-		if err == nil && opts.NoiseRemoval {
+		ancestral := opts.NoiseRemoval && opts.Final == FinalAncestral
+		var at float32
+		if ancestral {
+			at = times[len(times)-1]
+		}
+		err = s.runDDPM(ctx, opts, r, times[:opts.Steps], dt, at, progress)
+		if err == nil && opts.NoiseRemoval && !ancestral {
 			err = s.removeNoise(r, s.condFor(times[len(times)-1], B))
 		}
 	}
-	return r, err
+	if err != nil {
+		return nil, err
+	}
+	keepGiven(r.Tokens, x, int32(s.model.Backbone.MaskIndex))
+	return r, nil
+}
+
+// keepGiven restores the tokens the prior gave (prompts, templates): every
+// update keeps them (the reference's copy_flag, SUBS carry-over), but a d3pm
+// model's final argmax re-decodes every position.
+func keepGiven(tokens, prior []int32, mask int32) {
+	for i, tok := range prior {
+		if tok != mask {
+			tokens[i] = tok
+		}
+	}
 }
 
 // condFor is the σ the backbone sees: σ(t), or zeros without time conditioning.
@@ -245,11 +305,11 @@ func (s *Sampler) moveChances(kind Kind, t float32, dt float64) (float32, float3
 	return mc(t), mc(ts)
 }
 
-// runDDPM runs one ddpm-family update from each t in times to t − dt.
-func (s *Sampler) runDDPM(ctx context.Context, kind Kind, r *Result, times []float32, dt float64, progress func(int, int)) error {
-	B, L, V := r.B, r.L, s.model.Backbone.Vocab
-	mask := s.model.Backbone.MaskIndex
-	cache := newRowCache(B)
+// runDDPM runs one ddpm-family update from each t in times to t − dt and, if
+// ancestralAt > 0, one more from t = ancestralAt to 0 (mc_s = 0: every
+// remaining mask is drawn; DUO's ancestral noise removal), with the same cache.
+func (s *Sampler) runDDPM(ctx context.Context, opts Options, r *Result, times []float32, dt float64, ancestralAt float32, progress func(int, int)) error {
+	cache := newRowCache(r.B)
 	defer func() {
 		for b := range r.NFE {
 			r.NFE[b] += cache.nfe[b]
@@ -259,41 +319,64 @@ func (s *Sampler) runDDPM(ctx context.Context, kind Kind, r *Result, times []flo
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		probs, err := s.denoise(kind, cache, r, t)
-		if err != nil {
-			return err
-		}
-		mct, mcs := s.moveChances(kind, t, dt)
-		var next []int32
-		if s.twoStage() {
-			next, err = s.twoStageUpdate(r.Tokens, probs, mct, mcs, B, L)
-		} else {
-			next, err = s.denseUpdate(r.Tokens, probs, mct, mcs, B, L, V, mask)
-		}
-		if err != nil {
+		mct, mcs := s.moveChances(opts.Kind, t, dt)
+		if err := s.ddpmStep(opts, cache, r, t, mct, mcs); err != nil {
 			return fmt.Errorf("sampler step %d: %w", i, err)
 		}
-		cache.afterStep(kind, r.Tokens, next, L, s.model.TimeConditioning)
-		r.Tokens = next
 		if progress != nil {
 			progress(i+1, len(times))
 		}
 	}
+	if ancestralAt <= 0 {
+		return nil
+	}
+	mct, _ := s.moveChances(opts.Kind, ancestralAt, dt)
+	if err := s.ddpmStep(opts, cache, r, ancestralAt, mct, 0); err != nil {
+		return fmt.Errorf("sampler noise removal: %w", err)
+	}
+	return nil
+}
+
+// ddpmStep is one ddpm-family update at time t with move chances mc_t, mc_s.
+func (s *Sampler) ddpmStep(opts Options, cache *rowCache, r *Result, t, mct, mcs float32) error {
+	B, L, V := r.B, r.L, s.model.Backbone.Vocab
+	probs, err := s.denoise(opts, cache, r, t)
+	if err != nil {
+		return err
+	}
+	var next []int32
+	switch {
+	case opts.Remasking == LowConfidence:
+		next, err = s.lowConfidenceUpdate(opts, r.Tokens, probs, mct, mcs, B, L)
+	case s.twoStage():
+		next, err = s.twoStageUpdate(opts, r.Tokens, probs, mct, mcs, B, L)
+	default:
+		next, err = s.denseUpdate(opts, r.Tokens, probs, mct, mcs, B, L, V, s.model.Backbone.MaskIndex)
+	}
+	if err != nil {
+		return err
+	}
+	cache.afterStep(opts.Kind, r.Tokens, next, L, s.model.TimeConditioning)
+	r.Tokens = next
 	return nil
 }
 
 // denseUpdate is the reference's update as one graph: q over the whole [B, L, V]
 // (the draws recorded from the reference, or the in-graph generator), x' ~ q,
 // unmasked tokens kept.
-func (s *Sampler) denseUpdate(tokens []int32, probs *tensors.Tensor, mct, mcs float32, B, L, V, mask int) ([]int32, error) {
+func (s *Sampler) denseUpdate(opts Options, tokens []int32, probs *tensors.Tensor, mct, mcs float32, B, L, V, mask int) ([]int32, error) {
 	u, err := s.draw([]int{B, L, V})
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.call("ddpm_update", func(_ backbone.Params, in []*Node) []*Node {
+	out, err := s.call("ddpm_update"+opts.drawSuffix(), func(_ backbone.Params, in []*Node) []*Node {
 		// Shapes come from the inputs: one executable serves every batch size.
-		uu, rng := s.uniformNode(in[4], in[1].Shape().Dimensions)
-		return appendRNG([]*Node{ddpmUpdate(in[0], in[1], in[2], in[3], uu, mask)}, rng)
+		uu, rng := s.uniformNode(in[4], in[1].Shape().Dimensions, opts.Draws)
+		p, mct, mcs := drawWeights(in[1], opts), in[2], in[3]
+		if p.DType() != mct.DType() {
+			mct, mcs = ConvertDType(mct, p.DType()), ConvertDType(mcs, p.DType())
+		}
+		return appendRNG([]*Node{ddpmUpdate(in[0], p, mct, mcs, uu, mask)}, rng)
 	}, tensors.FromFlatDataAndDimensions(tokens, B, L), probs,
 		tensors.FromFlatDataAndDimensions(fill(mct, B), B), tensors.FromFlatDataAndDimensions(fill(mcs, B), B), u)
 	if err != nil {
@@ -315,7 +398,7 @@ func (s *Sampler) twoStage() bool { return s.draws == nil && s.model.Param != di
 // drawn here on the host; only the positions that leave draw their token from
 // p, in a graph over those rows alone. With many steps per token most steps
 // unmask nothing and cost no graph call at all.
-func (s *Sampler) twoStageUpdate(tokens []int32, probs *tensors.Tensor, mct, mcs float32, B, L int) ([]int32, error) {
+func (s *Sampler) twoStageUpdate(opts Options, tokens []int32, probs *tensors.Tensor, mct, mcs float32, B, L int) ([]int32, error) {
 	mask := int32(s.model.Backbone.MaskIndex)
 	leave := float64(mct-mcs) / float64(mct)
 	var pos []int32 // flat b·L + l of the positions that unmask
@@ -328,28 +411,52 @@ func (s *Sampler) twoStageUpdate(tokens []int32, probs *tensors.Tensor, mct, mcs
 	if len(pos) == 0 {
 		return next, nil
 	}
+	picked, _, err := s.pick(opts, probs, pos, false)
+	if err != nil {
+		return nil, err
+	}
+	for j, p := range pos {
+		next[p] = picked[j]
+	}
+	return next, nil
+}
+
+// pick draws a token at each flat position pos (b·L + l) from its row of
+// probs [B, L, V], under the draw options, in a graph over those rows alone;
+// with confidence it also returns each drawn token's probability under the
+// distribution it was drawn from.
+func (s *Sampler) pick(opts Options, probs *tensors.Tensor, pos []int32, confidence bool) ([]int32, []float64, error) {
 	k := 1 // padded to a power of two: few distinct shapes, few compilations
 	for k < len(pos) {
 		k *= 2
 	}
 	idx := make([]int32, k)
 	copy(idx, pos)
-	out, err := s.call(fmt.Sprintf("ddpm_pick_%d", k), func(_ backbone.Params, in []*Node) []*Node {
+	name := fmt.Sprintf("ddpm_pick_%d", k)
+	if confidence {
+		name = fmt.Sprintf("ddpm_pick_conf_%d", k)
+	}
+	out, err := s.call(name+opts.drawSuffix(), func(_ backbone.Params, in []*Node) []*Node {
 		dims := in[0].Shape().Dimensions
 		V := dims[2]
 		rows := Gather(Reshape(in[0], dims[0]*dims[1], V), ExpandAxes(in[1], -1)) // [k, V]
-		rng, u := RandomUniform(in[2], shapes.Make(rows.DType(), k, V))
-		return []*Node{categorical(rows, u), rng}
+		rows = drawWeights(rows, opts)
+		rng, u := uniforms(in[2], rows.DType(), k, V)
+		tok := drawNode(rows, u)
+		if !confidence {
+			return []*Node{tok, rng}
+		}
+		return []*Node{tok, rng, ConvertDType(pickProb(rows, tok), dtypes.Float64)}
 	}, probs, tensors.FromFlatDataAndDimensions(idx, k), s.rng)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s.rng = out[1]
 	picked := tensors.MustCopyFlatData[int32](out[0])
-	for j, p := range pos {
-		next[p] = picked[j]
+	if !confidence {
+		return picked, nil, nil
 	}
-	return next, nil
+	return picked, tensors.MustCopyFlatData[float64](out[2]), nil
 }
 
 // removeNoise is the ddpm noise-removal step: x ← argmax model_logp(x, cond).
@@ -372,24 +479,35 @@ func (s *Sampler) removeNoise(r *Result, cond []float32) error {
 // L − stride tokens of the previous one, runs steps+1 cached updates on the grid
 // t = 1 − i/steps down to t = 0 (which forces every mask to fill), then an argmax
 // at σ = 0, and emits its first stride tokens. The output has L + numStrides·stride
-// tokens per row. kind is ddpm_cache (the reference) or ddpm_rowcache.
-func (s *Sampler) SampleSemiAR(ctx context.Context, kind Kind, steps, B, L, stride, numStrides int, progress func(int, int)) (*Result, error) {
+// tokens per row. opts.Kind is ddpm_cache (the reference) or ddpm_rowcache;
+// opts.Steps, the draw options and the remasking apply to every window (Eps
+// and the noise removal do not: every window ends at t = 0 and an argmax).
+// canvas, if not nil, holds B rows of the output's length with the tokens to
+// keep (prompts) and [MASK] elsewhere: each window starts from its part of it.
+func (s *Sampler) SampleSemiAR(ctx context.Context, opts Options, canvas []int32, B, L, stride, numStrides int, progress func(int, int)) (*Result, error) {
+	kind := opts.Kind
 	if kind != DDPMCache && kind != RowCache {
 		return nil, fmt.Errorf("semi-autoregressive sampling uses a caching sampler (ddpm_cache or ddpm_rowcache), not %s", kind)
 	}
-	if err := (Options{Kind: kind, Steps: steps, Eps: 0.5}).Validate(s.model, L); err != nil {
+	check := opts
+	check.Eps = 0.5
+	if err := check.Validate(s.model, L); err != nil {
 		return nil, err
 	}
 	if stride < 1 || stride > L || numStrides < 0 {
 		return nil, fmt.Errorf("stride length %d must be in [1, %d] and num strides %d >= 0", stride, L, numStrides)
 	}
+	outL := L + numStrides*stride
+	if canvas != nil && len(canvas) != B*outL {
+		return nil, fmt.Errorf("sampler: a canvas of %d tokens for %d x %d", len(canvas), B, outL)
+	}
+	steps := opts.Steps
 	dt := 1 / float64(steps)
 	times := make([]float32, steps+1)
 	for i := range times {
 		times[i] = float32(1 - float64(i)*dt)
 	}
 	mask := int32(s.model.Backbone.MaskIndex)
-	outL := L + numStrides*stride
 	out := &Result{Tokens: make([]int32, B*outL), B: B, L: outL, NFE: make([]int, B)}
 	var target []int32 // [B, L-stride]
 	emitted := 0
@@ -406,16 +524,21 @@ func (s *Sampler) SampleSemiAR(ctx context.Context, kind Kind, steps, B, L, stri
 			for i := range row {
 				row[i] = mask
 			}
-			if target != nil {
-				copy(row, target[b*(L-stride):(b+1)*(L-stride)])
+			if canvas != nil {
+				copy(row, canvas[b*outL+w*stride:b*outL+w*stride+L])
 			}
 		}
-		if err := s.runDDPM(ctx, kind, r, times, dt, nil); err != nil {
+		given := append([]int32(nil), r.Tokens...) // the canvas's tokens alone
+		for b := 0; b < B && target != nil; b++ {
+			copy(r.Tokens[b*L:], target[b*(L-stride):(b+1)*(L-stride)])
+		}
+		if err := s.runDDPM(ctx, opts, r, times, dt, 0, nil); err != nil {
 			return nil, err
 		}
 		if err := s.removeNoise(r, make([]float32, B)); err != nil {
 			return nil, err
 		}
+		keepGiven(r.Tokens, given, mask)
 		first := make([]int32, 0, B*stride)
 		target = make([]int32, 0, B*(L-stride))
 		for b := 0; b < B; b++ {
@@ -434,17 +557,24 @@ func (s *Sampler) SampleSemiAR(ctx context.Context, kind Kind, steps, B, L, stri
 
 // denoise returns x_θ for the current tokens, using and refreshing the cache as
 // the sampler kind allows.
-func (s *Sampler) denoise(kind Kind, c *rowCache, r *Result, t float32) (*tensors.Tensor, error) {
+func (s *Sampler) denoise(opts Options, c *rowCache, r *Result, t float32) (*tensors.Tensor, error) {
 	B, L := r.B, r.L
-	stale := c.staleRows(kind)
+	stale := c.staleRows(opts.Kind)
 	if len(stale) == 0 {
 		return c.probs, nil
 	}
 	fn := func(p backbone.Params, in []*Node) []*Node {
+		if opts.tempered() {
+			return []*Node{temperedProbs(s.model, p, s.invFreq, in[0], in[1], opts.Temperature)}
+		}
 		return []*Node{denoiserProbs(s.model, p, s.invFreq, in[0], in[1])}
 	}
+	suffix := ""
+	if opts.tempered() {
+		suffix = fmt.Sprintf("_t%g", opts.Temperature)
+	}
 	if len(stale) == B {
-		out, err := s.call(fmt.Sprintf("denoise_%d", B), fn,
+		out, err := s.call(fmt.Sprintf("denoise_%d", B)+suffix, fn,
 			tensors.FromFlatDataAndDimensions(r.Tokens, B, L), tensors.FromFlatDataAndDimensions(s.condFor(t, B), B))
 		if err != nil {
 			return nil, fmt.Errorf("denoiser: %w", err)
@@ -458,7 +588,7 @@ func (s *Sampler) denoise(kind Kind, c *rowCache, r *Result, t float32) (*tensor
 	for _, b := range stale {
 		rows = append(rows, r.Tokens[b*L:(b+1)*L]...)
 	}
-	out, err := s.call(fmt.Sprintf("denoise_%d", k), fn,
+	out, err := s.call(fmt.Sprintf("denoise_%d", k)+suffix, fn,
 		tensors.FromFlatDataAndDimensions(rows, k, L), tensors.FromFlatDataAndDimensions(s.condFor(t, k), k))
 	if err != nil {
 		return nil, fmt.Errorf("denoiser: %w", err)
@@ -482,6 +612,9 @@ func (s *Sampler) runAnalytic(ctx context.Context, opts Options, r *Result, time
 	B, L, V := r.B, r.L, s.model.Backbone.Vocab
 	mask := s.model.Backbone.MaskIndex
 	step := func(t, dsig float32, final bool) error {
+		if final && opts.Final == FinalGreedy {
+			return s.analyticGreedy(r, t)
+		}
 		sigma := float32(s.model.Schedule.Sigma(float64(t)))
 		u, err := s.draw([]int{B, L, V})
 		if err != nil {
@@ -491,9 +624,9 @@ func (s *Sampler) runAnalytic(ctx context.Context, opts Options, r *Result, time
 		if final {
 			name = "analytic_denoise"
 		}
-		out, err := s.call(name, func(p backbone.Params, in []*Node) []*Node {
+		out, err := s.call(name+opts.drawSuffix(), func(p backbone.Params, in []*Node) []*Node {
 			sc := score(s.model, p, s.invFreq, in[0], in[1])
-			uu, rng := s.uniformNode(in[3], sc.Shape().Dimensions)
+			uu, rng := s.uniformNode(in[3], sc.Shape().Dimensions, opts.Draws)
 			return appendRNG([]*Node{analyticUpdate(in[0], sc, in[2], uu, mask, final)}, rng)
 		}, tensors.FromFlatDataAndDimensions(r.Tokens, B, L), tensors.FromFlatDataAndDimensions(fill(sigma, B), B),
 			tensors.FromFlatDataAndDimensions(fill(dsig, B), B), u)
@@ -528,23 +661,48 @@ func (s *Sampler) runAnalytic(ctx context.Context, opts Options, r *Result, time
 	return nil
 }
 
+// analyticGreedy is the greedy final step of the analytic sampler: the argmax
+// of _denoiser_update's probabilities at t (one denoiser evaluation).
+func (s *Sampler) analyticGreedy(r *Result, t float32) error {
+	B, L := r.B, r.L
+	sigma := float32(s.model.Schedule.Sigma(float64(t)))
+	out, err := s.call("analytic_greedy", func(p backbone.Params, in []*Node) []*Node {
+		sc := score(s.model, p, s.invFreq, in[0], in[1])
+		return []*Node{ArgMax(analyticProbs(in[0], sc, in[1], s.model.Backbone.MaskIndex, true), -1, dtypes.Int32)}
+	}, tensors.FromFlatDataAndDimensions(r.Tokens, B, L), tensors.FromFlatDataAndDimensions(fill(sigma, B), B))
+	if err != nil {
+		return fmt.Errorf("analytic greedy step: %w", err)
+	}
+	r.Tokens = tensors.MustCopyFlatData[int32](out[0])
+	for b := range r.NFE {
+		r.NFE[b]++
+	}
+	return nil
+}
+
 // sampleAR is _ar_sampler: position 0 holds the given BOS; every later position
 // is argmax(log p + Gumbel) given the prefix. Gumbel noise g = −log(−log u).
-func (s *Sampler) sampleAR(ctx context.Context, x []int32, B, L int, progress func(int, int)) (*Result, error) {
+// Positions x gives (a prompt) are kept; a step where every row's next
+// position is given runs no model. The draw options apply to log p and g.
+func (s *Sampler) sampleAR(ctx context.Context, opts Options, x []int32, B, L int, progress func(int, int)) (*Result, error) {
 	V := s.model.Backbone.Vocab
+	mask := int32(s.model.Backbone.MaskIndex)
 	r := &Result{Tokens: append([]int32(nil), x...), B: B, L: L, NFE: make([]int, B)}
 	for i := 0; i < L-1; i++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		if !anyFree(x, mask, B, L, i+1) {
+			continue
+		}
 		u, err := s.draw([]int{B, V})
 		if err != nil {
 			return nil, err
 		}
-		out, err := s.call("ar_next", func(p backbone.Params, in []*Node) []*Node {
-			uu, rng := s.uniformNode(in[2], []int{in[0].Shape().Dimensions[0], V})
+		out, err := s.call("ar_next"+opts.drawSuffix(), func(p backbone.Params, in []*Node) []*Node {
+			uu, rng := s.uniformNode(in[2], []int{in[0].Shape().Dimensions[0], V}, opts.Draws)
 			gumbel := Neg(Log(Neg(Log(AddScalar(uu, 1e-20)))))
-			return appendRNG([]*Node{arNext(s.model, p, s.invFreq, in[0], in[1], gumbel)}, rng)
+			return appendRNG([]*Node{arNext(s.model, p, s.invFreq, in[0], in[1], gumbel, opts)}, rng)
 		}, tensors.FromFlatDataAndDimensions(r.Tokens, B, L), tensors.FromScalar(int32(i)), u)
 		if err != nil {
 			return nil, fmt.Errorf("ar step %d: %w", i, err)
@@ -552,7 +710,9 @@ func (s *Sampler) sampleAR(ctx context.Context, x []int32, B, L int, progress fu
 		out = s.keepRNG(out)
 		next := tensors.MustCopyFlatData[int32](out[0])
 		for b := 0; b < B; b++ {
-			r.Tokens[b*L+i+1] = next[b]
+			if x[b*L+i+1] == mask {
+				r.Tokens[b*L+i+1] = next[b]
+			}
 			r.NFE[b]++
 		}
 		if progress != nil {
@@ -560,4 +720,14 @@ func (s *Sampler) sampleAR(ctx context.Context, x []int32, B, L int, progress fu
 		}
 	}
 	return r, nil
+}
+
+// anyFree reports whether some row leaves position i to the sampler.
+func anyFree(x []int32, mask int32, B, L, i int) bool {
+	for b := 0; b < B; b++ {
+		if x[b*L+i] == mask {
+			return true
+		}
+	}
+	return false
 }

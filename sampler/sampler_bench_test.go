@@ -17,6 +17,9 @@ import (
 // 1000 steps ($MDLM_BENCH_SAMPLER_STEPS), on a small DiT (D 128, 4 heads, 2 blocks, V 1024, L 128) with random
 // weights on the configured backend; MDLM_BENCH_SAMPLER_MODEL=small takes the
 // paper's small DiT with the GPT-2 vocabulary at L 1024 (the GPU figure: 8 x 1024).
+// MDLM_BENCH_SAMPLER_DRAWS=float64 draws in float64 (default: float32, the
+// reference's), MDLM_BENCH_SAMPLER_TOP_P=P adds top-p and
+// MDLM_BENCH_SAMPLER_REMASKING=low-confidence confidence-ordered unmasking.
 func BenchmarkSamplers(b *testing.B) {
 	be, err := backend.Shared()
 	if err != nil {
@@ -51,7 +54,14 @@ func BenchmarkSamplers(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					r, err := s.Sample(context.Background(), Options{Kind: kind, Steps: steps, Eps: 1e-5, NoiseRemoval: true}, masks(B*L, cfg.MaskIndex), B, L, nil)
+					o := Options{Kind: kind, Steps: steps, Eps: 1e-5, NoiseRemoval: true, Draws: Precision(os.Getenv("MDLM_BENCH_SAMPLER_DRAWS"))}
+					if os.Getenv("MDLM_BENCH_SAMPLER_REMASKING") == string(LowConfidence) {
+						o.Remasking = LowConfidence
+					}
+					if p, err := strconv.ParseFloat(os.Getenv("MDLM_BENCH_SAMPLER_TOP_P"), 64); err == nil {
+						o.TopP = p
+					}
+					r, err := s.Sample(context.Background(), o, masks(B*L, cfg.MaskIndex), B, L, nil)
 					if err != nil {
 						b.Fatal(err)
 					}

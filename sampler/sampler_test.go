@@ -159,7 +159,7 @@ func TestSemiAR(t *testing.T) {
 	const B, L, stride, strides = 2, 8, 4, 2
 	m, w := tinyModel(t, L)
 	s, _ := New(b, m, w, 11, nil)
-	r, err := s.SampleSemiAR(context.Background(), RowCache, 20, B, L, stride, strides, nil)
+	r, err := s.SampleSemiAR(context.Background(), Options{Kind: RowCache, Steps: 20}, nil, B, L, stride, strides, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestSemiAR(t *testing.T) {
 		}
 	}
 	s2, _ := New(b, m, w, 11, nil)
-	r2, err := s2.SampleSemiAR(context.Background(), DDPMCache, 20, B, L, stride, strides, nil)
+	r2, err := s2.SampleSemiAR(context.Background(), Options{Kind: DDPMCache, Steps: 20}, nil, B, L, stride, strides, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func TestSemiAR(t *testing.T) {
 		t.Errorf("row cache and ddpm_cache semi-AR differ:\n%v\n%v", r.Tokens, r2.Tokens)
 	}
 	t.Logf("semi-AR NFE per row: rowcache %v, ddpm_cache %v", r.NFE, r2.NFE)
-	if _, err := s.SampleSemiAR(context.Background(), DDPM, 20, B, L, stride, strides, nil); err == nil {
+	if _, err := s.SampleSemiAR(context.Background(), Options{Kind: DDPM, Steps: 20}, nil, B, L, stride, strides, nil); err == nil {
 		t.Error("semi-AR accepted the uncached ddpm sampler")
 	}
 }
@@ -406,7 +406,7 @@ func TestTwoStageUpdateDistribution(t *testing.T) {
 		probs = append(probs, p...)
 	}
 	const mct, mcs = 0.6, 0.3
-	next, err := s.twoStageUpdate(masks(L, V-1), tensors.FromFlatDataAndDimensions(probs, 1, L, V), mct, mcs, 1, L)
+	next, err := s.twoStageUpdate(Options{}, masks(L, V-1), tensors.FromFlatDataAndDimensions(probs, 1, L, V), mct, mcs, 1, L)
 	if err != nil {
 		t.Fatal(err)
 	}

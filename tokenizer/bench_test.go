@@ -58,3 +58,37 @@ func BenchmarkLoadGPT2(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEncodeFamily encodes the corpus with each family's tokenizer.json
+// found in the oracle folder (tokenizer/testdata/gen_goldens.sh installs them),
+// one thread, a cold cache each pass.
+func BenchmarkEncodeFamily(b *testing.B) {
+	for _, fam := range familyGoldens {
+		if fam.npm == "" {
+			continue
+		}
+		b.Run(fam.name, func(b *testing.B) {
+			path := familyPath(fam.npm)
+			if _, err := os.Stat(path); err != nil {
+				b.Skipf("%s not present", path)
+			}
+			tok, err := LoadFile(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			docs := benchCorpus(b)
+			size := 0
+			for _, d := range docs {
+				size += len(d)
+			}
+			b.SetBytes(int64(size))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				t := tok.Clone()
+				for _, d := range docs {
+					t.Encode(d)
+				}
+			}
+		})
+	}
+}

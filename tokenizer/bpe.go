@@ -3,43 +3,80 @@ package tokenizer
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
-// bpe is a byte-level BPE model: the GPT-2 family.
+// bpe is the BPE model (tokenizers/src/models/bpe/model.rs): byte-level
+// files (GPT-2, Llama 3, Qwen, DeepSeek) and SentencePiece-style files with
+// byte_fallback (Llama 2, Gemma).
 type bpe struct {
-	vocab   map[string]int
-	idToTok []string
-	byteID  [256]int32 // id of each single byte's token
-	merges  pairTable  // (left id, right id) -> rank and result
-	idBytes [][]byte   // the raw bytes each id decodes to
-	maxRank int32
+	vocab    map[string]int
+	idToTok  []string
+	byteID   [256]int32 // id of each single byte's byte-level token, -1 if none
+	allBytes bool       // every byte has a token and there is no prefix or suffix
+	merges   pairTable  // (left id, right id) -> rank and result
+	idBytes  [][]byte   // the raw bytes each id decodes to under ByteLevel
+	maxRank  int32
+
+	unkID        int32 // -1: no unk_token
+	fuseUnk      bool
+	byteFallback bool
+	fallbackID   [256]int32 // id of "<0xXX>", -1 if none
+	ignoreMerges bool
+	prefix       string // continuing_subword_prefix
+	suffix       string // end_of_word_suffix
+
+	asciiID    [128]int32    // id of each ASCII character's token, -1 if none
+	cuts       bool          // long words may be cut into parts (bpe_split.go)
+	noCutAfter map[rune]bool // characters a part may not end with
+}
+
+// bpeOptions are the model's settings besides vocab and merges.
+type bpeOptions struct {
+	unk                   *string
+	fuseUnk, byteFallback bool
+	ignoreMerges          bool
+	prefix, suffix        string
 }
 
 type mergeRule struct{ rank, id int32 }
 
 func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
 
-func newBPE(vocab map[string]int, merges [][2]string) (*bpe, error) {
+func newBPE(vocab map[string]int, merges [][2]string, opt bpeOptions) (*bpe, error) {
 	maxID, err := checkVocabIDs(vocab)
 	if err != nil {
 		return nil, err
 	}
-	m := &bpe{vocab: vocab, merges: newPairTable(len(merges))}
+	m := &bpe{vocab: vocab, merges: newPairTable(len(merges)), unkID: -1, fuseUnk: opt.fuseUnk,
+		byteFallback: opt.byteFallback, ignoreMerges: opt.ignoreMerges, prefix: opt.prefix, suffix: opt.suffix}
 	m.idToTok = make([]string, maxID+1)
 	m.idBytes = make([][]byte, maxID+1)
 	for tok, id := range vocab {
 		m.idToTok[id] = tok
 		m.idBytes[id] = tokenBytes(tok)
 	}
+	m.allBytes = opt.prefix == "" && opt.suffix == ""
 	for b := 0; b < 256; b++ {
-		id, ok := vocab[string(byteToRune[b])]
-		if !ok {
-			return nil, fmt.Errorf("model.vocab: no token for byte 0x%02x (%q): not a byte-level vocabulary", b, byteToRune[b])
+		m.byteID[b], m.fallbackID[b] = -1, -1
+		if id, ok := vocab[string(byteToRune[b])]; ok {
+			m.byteID[b] = int32(id)
+		} else {
+			m.allBytes = false
 		}
-		m.byteID[b] = int32(id)
+		if id, ok := vocab[fmt.Sprintf("<0x%02X>", b)]; ok {
+			m.fallbackID[b] = int32(id)
+		}
+	}
+	if opt.unk != nil {
+		id, ok := vocab[*opt.unk]
+		if !ok {
+			return nil, fmt.Errorf("model.unk_token %q not in model.vocab", *opt.unk)
+		}
+		m.unkID = int32(id)
 	}
 	for rank, mg := range merges {
-		c, err := mergeIDs(vocab, rank, mg)
+		c, err := mergeIDs(vocab, rank, mg, len(opt.prefix))
 		if err != nil {
 			return nil, err
 		}
@@ -49,6 +86,13 @@ func newBPE(vocab map[string]int, merges [][2]string) (*bpe, error) {
 		m.merges.insert(pairKey(c[0], c[1]), mergeRule{rank: int32(rank), id: c[2]})
 	}
 	m.maxRank = int32(len(merges))
+	for c := range m.asciiID {
+		m.asciiID[c] = -1
+		if id, ok := vocab[string(rune(c))]; ok {
+			m.asciiID[c] = int32(id)
+		}
+	}
+	m.setPartCuts()
 	return m, nil
 }
 
@@ -70,10 +114,15 @@ func tokenBytes(tok string) []byte {
 }
 
 // mergeIDs looks up the left, right and merged tokens of merge rank, naming the
-// one missing from the vocabulary.
-func mergeIDs(vocab map[string]int, rank int, mg [2]string) ([3]int32, error) {
+// one missing from the vocabulary. The merged token is the left one followed by
+// the right one less its first prefixLen bytes (the continuing_subword_prefix),
+// as BpeBuilder::build forms it.
+func mergeIDs(vocab map[string]int, rank int, mg [2]string, prefixLen int) ([3]int32, error) {
 	var ids [3]int32
-	for i, tok := range [3]string{mg[0], mg[1], mg[0] + mg[1]} {
+	if len(mg[1]) < prefixLen {
+		return ids, fmt.Errorf("model.merges[%d] %q: %q is shorter than continuing_subword_prefix", rank, mg[0]+" "+mg[1], mg[1])
+	}
+	for i, tok := range [3]string{mg[0], mg[1], mg[0] + mg[1][prefixLen:]} {
 		id, ok := vocab[tok]
 		if !ok {
 			return ids, fmt.Errorf("model.merges[%d] %q: token %q not in model.vocab", rank, mg[0]+" "+mg[1], tok)
@@ -83,12 +132,138 @@ func mergeIDs(vocab map[string]int, rank int, mg [2]string) ([3]int32, error) {
 	return ids, nil
 }
 
-// encodeWord appends the BPE ids of one pre-token (raw bytes) to out. It merges
-// the lowest-ranked adjacent pair until none applies, like the reference BPE.
-func (m *bpe) encodeWord(word string, out []int, scratch []int32) ([]int, []int32) {
+// encodeBytes appends the ids of one pre-token whose bytes stand for their
+// byte-level characters (the ByteLevel pre-tokenizer ran last).
+func (m *bpe) encodeBytes(word string, out []int, scratch []int32) ([]int, []int32) {
+	if !m.allBytes {
+		return m.encodeChars(byteLevelString(word), out, scratch)
+	}
+	if m.ignoreMerges && len(word) > 1 {
+		var buf [256]byte
+		if id, ok := m.vocab[string(appendByteLevel(buf[:0], word))]; ok {
+			return append(out, id), scratch
+		}
+	}
 	ids := scratch[:0]
 	for i := 0; i < len(word); i++ {
 		ids = append(ids, m.byteID[word[i]])
+	}
+	ids = m.merge(ids)
+	for _, id := range ids {
+		out = append(out, int(id))
+	}
+	return out, ids
+}
+
+func appendByteLevel(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		dst = utf8.AppendRune(dst, byteToRune[s[i]])
+	}
+	return dst
+}
+
+// encodeChars appends the ids of one pre-token, one symbol per character, as
+// BPE::merge_word does: a character missing from the vocabulary becomes its
+// <0xXX> byte tokens (byte_fallback) or unk_token (consecutive ones fused with
+// fuse_unk), or is dropped when the model has neither.
+func (m *bpe) encodeChars(word string, out []int, scratch []int32) ([]int, []int32) {
+	if word == "" {
+		return out, scratch
+	}
+	if m.ignoreMerges {
+		if id, ok := m.vocab[word]; ok {
+			return append(out, id), scratch
+		}
+	}
+	ids := scratch[:0]
+	unk := int32(-1) // a pending unk symbol
+	plain := m.prefix == "" && m.suffix == ""
+	for i := 0; i < len(word); {
+		if c := word[i]; plain && c < utf8.RuneSelf && m.asciiID[c] >= 0 {
+			if unk >= 0 {
+				ids = append(ids, unk)
+				unk = -1
+			}
+			ids = append(ids, m.asciiID[c])
+			i++
+			continue
+		}
+		_, w := utf8.DecodeRuneInString(word[i:])
+		s := word[i : i+w]
+		if i > 0 && m.prefix != "" {
+			s = m.prefix + s
+		}
+		if i+w == len(word) && m.suffix != "" {
+			s += m.suffix
+		}
+		i += w
+		if id, ok := m.vocab[s]; ok {
+			if unk >= 0 {
+				ids = append(ids, unk)
+				unk = -1
+			}
+			ids = append(ids, int32(id))
+			continue
+		}
+		if m.byteFallback && m.fallbackFor(s) {
+			// The reference adds the byte tokens without flushing a pending unk.
+			for j := 0; j < len(s); j++ {
+				ids = append(ids, m.fallbackID[s[j]])
+			}
+			continue
+		}
+		if m.unkID >= 0 {
+			if unk >= 0 && !m.fuseUnk {
+				ids = append(ids, unk)
+			}
+			unk = m.unkID
+		}
+	}
+	if unk >= 0 {
+		ids = append(ids, unk)
+	}
+	ids = m.merge(ids)
+	for _, id := range ids {
+		out = append(out, int(id))
+	}
+	return out, ids
+}
+
+func (m *bpe) fallbackFor(s string) bool {
+	for j := 0; j < len(s); j++ {
+		if m.fallbackID[s[j]] < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// lowerAround reports whether the symbol just merged at w makes a pair of
+// rank below rank with its left neighbour (ids[w-1]) or its right one (ids[r],
+// not yet moved).
+func (m *bpe) lowerAround(ids []int32, w, r int, rank int32) bool {
+	if w > 0 {
+		if x, ok := m.merges.get(pairKey(ids[w-1], ids[w])); ok && x.rank < rank {
+			return true
+		}
+	}
+	if r < len(ids) {
+		if x, ok := m.merges.get(pairKey(ids[w], ids[r])); ok && x.rank < rank {
+			return true
+		}
+	}
+	return false
+}
+
+// heapMergeMin is the length from which merge uses a heap instead of rescanning.
+const heapMergeMin = 48
+
+// merge applies the merges to a word's symbols: the lowest-ranked adjacent
+// pair first, leftmost first among equals (Word::merge_all in
+// tokenizers/src/models/bpe/word.rs). ids is modified and returned.
+func (m *bpe) merge(ids []int32) []int32 {
+	if len(ids) >= heapMergeMin {
+		return m.mergeHeap(ids)
 	}
 	for len(ids) > 1 {
 		best, at := mergeRule{rank: m.maxRank}, -1
@@ -100,25 +275,30 @@ func (m *bpe) encodeWord(word string, out []int, scratch []int32) ([]int, []int3
 		if at < 0 {
 			break
 		}
-		// Merge every occurrence of the best pair, left to right (same rank).
+		// Merge the occurrences of the best pair left to right, as the
+		// reference's queue pops them, until a merge makes a pair of lower rank
+		// (merges converted from SentencePiece need not come in training order):
+		// the queue would take that one first, so rescan.
 		a, b := ids[at], ids[at+1]
-		w := at
-		for r := at; r < len(ids); {
+		w, r := at, at
+		for r < len(ids) {
 			if r+1 < len(ids) && ids[r] == a && ids[r+1] == b {
 				ids[w] = best.id
 				r += 2
-			} else {
-				ids[w] = ids[r]
-				r++
+				w++
+				if m.lowerAround(ids, w-1, r, best.rank) {
+					break
+				}
+				continue
 			}
+			ids[w] = ids[r]
+			r++
 			w++
 		}
+		w += copy(ids[w:], ids[r:])
 		ids = ids[:w]
 	}
-	for _, id := range ids {
-		out = append(out, int(id))
-	}
-	return out, ids
+	return ids
 }
 
 func (m *bpe) String() string {

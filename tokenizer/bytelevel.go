@@ -1,7 +1,6 @@
 package tokenizer
 
 import (
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -43,13 +42,16 @@ var asciiClass = func() (t [128]charClass) {
 	return
 }()
 
+// classOfRune uses the regex engine's own tables (onig_class.go): Go's
+// unicode package is a newer Unicode version than Hugging Face's Oniguruma.
 func classOfRune(r rune) charClass {
+	m := onigClass(r)
 	switch {
-	case unicode.IsLetter(r):
+	case m&clsL != 0:
 		return classLetter
-	case unicode.IsNumber(r):
+	case m&clsN != 0:
 		return classNumber
-	case unicode.IsSpace(r):
+	case m&clsSpace != 0:
 		return classSpace
 	}
 	return classOther

@@ -22,10 +22,16 @@ func TestHostileUnsupportedNamesPath(t *testing.T) {
 		name, file, want string
 	}{
 		{"model type", `{"model":{"type":"Unigram","vocab":[["a",0]]}}`, `model.type "Unigram"`},
-		{"byte_fallback", `{"model":{"type":"BPE","vocab":` + string(v) + `,"merges":[],"byte_fallback":true}}`, `model.byte_fallback true`},
-		{"normalizer", `{"model":` + model + `,"normalizer":{"type":"NFC"}}`, `normalizer.type "NFC"`},
-		{"pre_tokenizer", `{"model":` + model + `,"pre_tokenizer":{"type":"Sequence","pretokenizers":[]}}`, `pre_tokenizer.type "Sequence"`},
-		{"use_regex", `{"model":` + model + `,"pre_tokenizer":{"type":"ByteLevel","use_regex":false}}`, `pre_tokenizer.use_regex false`},
+		{"normalizer", `{"model":` + model + `,"normalizer":{"type":"Precompiled","precompiled_charsmap":""}}`, `normalizer.type "Precompiled"`},
+		{"nested normalizer", `{"model":` + model + `,"normalizer":{"type":"Sequence","normalizers":[{"type":"NFC"},{"type":"Precompiled"}]}}`,
+			`normalizer.normalizers[1].type "Precompiled"`},
+		{"pre_tokenizer", `{"model":` + model + `,"pre_tokenizer":{"type":"Sequence","pretokenizers":[{"type":"Digits"},{"type":"UnicodeScripts"}]}}`,
+			`pre_tokenizer.pretokenizers[1].type "UnicodeScripts"`},
+		{"look-behind", `{"model":` + model + `,"pre_tokenizer":{"type":"Split","pattern":{"Regex":"(?<=a)b"},"behavior":"Isolated","invert":false}}`,
+			`pre_tokenizer.pattern.Regex "(?<=a)b"`},
+		{"\\w", `{"model":` + model + `,"pre_tokenizer":{"type":"Split","pattern":{"Regex":"\\w+"},"behavior":"Isolated","invert":false}}`,
+			`pre_tokenizer.pattern.Regex`},
+		{"decoder", `{"model":` + model + `,"decoder":{"type":"CTC"}}`, `decoder.type "CTC"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

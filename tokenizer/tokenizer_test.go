@@ -76,9 +76,9 @@ func TestUnsupportedComponents(t *testing.T) {
 		{`{"model":{"type":"Unigram","vocab":[]}}`, "Unigram"},
 		{`{"model":{"type":"WordLevel","vocab":{"a":0},"unk_token":"a"}}`, "WordLevel"},
 		{`{"model":{"type":"BPE","vocab":{},"merges":[],"dropout":0.1}}`, "dropout"},
-		{`{"normalizer":{"type":"NFKC"},"model":{"type":"WordPiece","vocab":{"[UNK]":0},"unk_token":"[UNK]"},"pre_tokenizer":{"type":"BertPreTokenizer"},"decoder":{"type":"WordPiece"}}`, "NFKC"},
-		{`{"model":{"type":"WordPiece","vocab":{"[UNK]":0},"unk_token":"[UNK]"},"pre_tokenizer":{"type":"Metaspace"},"decoder":{"type":"WordPiece"}}`, "Metaspace"},
-		{`{"model":{"type":"WordPiece","vocab":{"[UNK]":0},"unk_token":"[UNK]"},"pre_tokenizer":{"type":"BertPreTokenizer"},"decoder":{"type":"WordPiece"},"post_processor":{"type":"RobertaProcessing"}}`, "RobertaProcessing"},
+		{`{"normalizer":{"type":"Precompiled"},"model":{"type":"WordPiece","vocab":{"[UNK]":0},"unk_token":"[UNK]"},"pre_tokenizer":{"type":"BertPreTokenizer"},"decoder":{"type":"WordPiece"}}`, "Precompiled"},
+		{`{"model":{"type":"WordPiece","vocab":{"[UNK]":0},"unk_token":"[UNK]"},"pre_tokenizer":{"type":"UnicodeScripts"},"decoder":{"type":"WordPiece"}}`, "UnicodeScripts"},
+		{`{"model":{"type":"WordPiece","vocab":{"[UNK]":0},"unk_token":"[UNK]"},"pre_tokenizer":{"type":"BertPreTokenizer"},"decoder":{"type":"WordPiece"},"post_processor":{"type":"Sequence","processors":[{"type":"ByteLevel"},{"type":"Split"}]}}`, `post_processor.processors[1].type "Split"`},
 	}
 	for _, c := range cases {
 		_, err := Parse([]byte(c.json), "x.json")

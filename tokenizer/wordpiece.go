@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -96,14 +97,13 @@ func isBertPunct(r rune) bool {
 }
 
 type wordPiece struct {
-	vocab         map[string]int
-	idToTok       []string
-	present       []bool // ids that belong to a token (the vocabulary may have holes)
-	unk           string
-	unkID         int
-	prefix        string
-	maxChars      int
-	decodeCleanup bool
+	vocab    map[string]int
+	idToTok  []string
+	present  []bool // ids that belong to a token (the vocabulary may have holes)
+	unk      string
+	unkID    int
+	prefix   string
+	maxChars int
 }
 
 func newWordPiece(vocab map[string]int, unk, prefix string, maxChars int) (*wordPiece, error) {
@@ -157,12 +157,9 @@ func (w *wordPiece) encodeWord(word string, out []int) []int {
 	return out
 }
 
-// encodeWordPiece normalises, splits on whitespace and punctuation
+// encodeWordPiece splits normalized text on whitespace and punctuation
 // (BertPreTokenizer), and WordPiece-encodes each word.
 func (t *HF) encodeWordPiece(s string, out []int) []int {
-	if t.bertNorm != nil {
-		s = t.bertNorm.normalize(s)
-	}
 	start := -1
 	for i, r := range s {
 		switch {
@@ -189,35 +186,6 @@ func (t *HF) encodeWordPiece(s string, out []int) []int {
 	return out
 }
 
-// decodeWordPiece is the WordPiece decoder: tokens joined by spaces, "##" pieces
-// glued to the previous one, then (cleanup) the tokenizer's clean-up of spaces
-// before punctuation and contractions.
-func (t *HF) decodeWordPiece(ids []int) (string, error) {
-	var sb strings.Builder
-	for i, id := range ids {
-		tok, ok := t.addedContent(id)
-		if !ok {
-			if id < 0 || id >= len(t.wp.idToTok) || !t.wp.present[id] {
-				return "", fmt.Errorf("tokenizer %s: decode: id %d outside the vocabulary [0, %d)", t.name, id, t.vocab)
-			}
-			tok = t.wp.idToTok[id]
-		}
-		if rest, cont := strings.CutPrefix(tok, t.wp.prefix); cont && i > 0 {
-			sb.WriteString(rest)
-			continue
-		}
-		if i > 0 {
-			sb.WriteByte(' ')
-		}
-		sb.WriteString(tok)
-	}
-	out := sb.String()
-	if t.wp.decodeCleanup {
-		out = cleanupDecoded(out)
-	}
-	return out, nil
-}
-
 // cleanupDecoded is Hugging Face's clean_up_tokenization.
 func cleanupDecoded(s string) string {
 	r := strings.NewReplacer(" .", ".", " ?", "?", " !", "!", " ,", ",", " ' ", "'", " n't", "n't",
@@ -237,11 +205,41 @@ func (p *template) apply(ids []int) []int {
 }
 
 func (t *HF) setPostProcessor(raw json.RawMessage) error {
+	return t.setPostProcessorAt(raw, "post_processor", 0)
+}
+
+// setPostProcessorAt reads the post-processor at JSON path; a Sequence applies
+// its processors in turn, each wrapping the ids the one before produced
+// (tokenizers/src/processors/sequence.rs).
+func (t *HF) setPostProcessorAt(raw json.RawMessage, path string, depth int) error {
 	typ, err := typeOf(raw)
 	if err != nil {
 		return err
 	}
 	switch typ {
+	case "Sequence":
+		if depth > maxComponentDepth {
+			return fmt.Errorf("%s: Sequences nested deeper than %d", path, maxComponentDepth)
+		}
+		var seq struct {
+			Processors []json.RawMessage `json:"processors"`
+		}
+		if err := json.Unmarshal(raw, &seq); err != nil {
+			return err
+		}
+		all := &template{}
+		for i, sub := range seq.Processors {
+			t.template = nil
+			if err := t.setPostProcessorAt(sub, fmt.Sprintf("%s.processors[%d]", path, i), depth+1); err != nil {
+				return err
+			}
+			if t.template != nil {
+				all.before = append(slices.Clone(t.template.before), all.before...)
+				all.after = append(all.after, t.template.after...)
+			}
+		}
+		t.template = all
+		return nil
 	case "", "ByteLevel":
 		return nil // ByteLevel post-processing only trims offsets
 	case "TemplateProcessing":
@@ -287,7 +285,7 @@ func (t *HF) setPostProcessor(raw json.RawMessage) error {
 		}
 		t.template = tp
 		return nil
-	case "BertProcessing":
+	case "BertProcessing", "RobertaProcessing": // the same for one sequence: cls, ids, sep
 		var p struct {
 			Sep [2]json.RawMessage `json:"sep"`
 			Cls [2]json.RawMessage `json:"cls"`
@@ -313,5 +311,5 @@ func (t *HF) setPostProcessor(raw json.RawMessage) error {
 		t.template = &template{before: []int{cls}, after: []int{sep}}
 		return nil
 	}
-	return unsupported("post_processor.type", typ, "ByteLevel, TemplateProcessing, BertProcessing, none")
+	return unsupported(path+".type", typ, "ByteLevel, TemplateProcessing, BertProcessing, RobertaProcessing, Sequence, none")
 }

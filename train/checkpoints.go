@@ -13,15 +13,19 @@ import (
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/checkpoint"
+	"github.com/mdlm-go/mdlm/diffusion"
 	"github.com/mdlm-go/mdlm/internal/filehash"
 )
 
 // restoreOrInit continues from the work directory's last checkpoint, if it has
-// one, or initialises the weights.
-func (t *trainer) restoreOrInit() error {
+// one, or starts from src (--init), or initialises the weights.
+func (t *trainer) restoreOrInit(src *initSource) error {
 	last, _ := checkpoint.Resolve(t.work)
 	if last != t.work {
 		return t.restore(last)
+	}
+	if src != nil {
+		return t.initFrom(src)
 	}
 	w, err := backbone.NewWeights(t.ck.Model, uint64(t.cfg.Seed))
 	if err != nil {
@@ -90,6 +94,17 @@ func (t *trainer) snapshot() (checkpoint.Training, error) {
 		State: checkpoint.TrainState{Step: t.state.Step, Seed: t.cfg.Seed, EMAUpdates: t.emaN, BestStep: t.bestStep, BestValNLL: t.bestNLL, ValidatedStep: t.validated}}, nil
 }
 
+// checkpointParams adds to a checkpoint's manifest params the switches it was
+// trained with, when they are not the reference's defaults (so that eval of a
+// work directory or of best/ does what training did; default runs keep their
+// manifests).
+func (t *trainer) checkpointParams(params map[string]any) map[string]any {
+	if o := t.objective(); !o.IsDefault() {
+		params[diffusion.ObjectiveParam] = o
+	}
+	return params
+}
+
 // save publishes a checkpoint of the current step in the work directory and
 // marks it last.
 func (t *trainer) save() error {
@@ -99,7 +114,7 @@ func (t *trainer) save() error {
 	}
 	dir := checkpoint.StepDir(t.work, t.state.Step)
 	if _, err := checkpoint.SaveTraining(dir, tr, artifact.Manifest{Stage: "train", Backend: t.cfg.BackendName,
-		Params: map[string]any{"step": t.state.Step}}); err != nil {
+		Params: t.checkpointParams(map[string]any{"step": t.state.Step})}); err != nil {
 		return fmt.Errorf("train: checkpoint: %w", err)
 	}
 	if err := checkpoint.MarkLast(t.work, dir, t.cfg.KeepLast); err != nil {
@@ -123,7 +138,7 @@ func (t *trainer) keepBest(nll float64) error {
 	}
 	dir := filepath.Join(t.work, checkpoint.CheckpointsDir, checkpoint.BestDir)
 	if _, err := checkpoint.SaveTraining(dir, tr, artifact.Manifest{Stage: "train", Backend: t.cfg.BackendName,
-		Params: map[string]any{"step": t.state.Step, "val_nll": nll}}); err != nil {
+		Params: t.checkpointParams(map[string]any{"step": t.state.Step, "val_nll": nll})}); err != nil {
 		return fmt.Errorf("train: best checkpoint: %w", err)
 	}
 	t.log.Info("best checkpoint", "step", t.state.Step, "val_nll", fmt.Sprintf("%.4f", nll))

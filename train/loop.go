@@ -101,7 +101,11 @@ func (t *trainer) microBatches(k int, perms *permCache) ([]diffusion.Batch, []*t
 	rngs := make([]*tensors.Tensor, 0, accum)
 	for a := 0; a < accum; a++ {
 		mk := k*accum + a
-		micro = append(micro, t.batch(t.train, mk, perms))
+		b, err := t.batch(t.train, mk, perms)
+		if err != nil {
+			return nil, nil, fmt.Errorf("train: batch of step %d: %w", k+1, err)
+		}
+		micro = append(micro, b)
 		rng, err := RNGStateFromSeed(t.cfg.Seed*1_000_003 + int64(mk))
 		if err != nil {
 			return nil, nil, fmt.Errorf("train: dropout seed of step %d: %w", k+1, err)
@@ -112,8 +116,9 @@ func (t *trainer) microBatches(k int, perms *permCache) ([]diffusion.Batch, []*t
 }
 
 // batch builds micro-batch k (step·accum + micro): rows from the epoch's
-// permutation, noise seeded by (seed, k).
-func (t *trainer) batch(data *datasets.PackedArrow, k int, perms *permCache) diffusion.Batch {
+// permutation, cropped at a start seeded by (seed, k) with --random-crop,
+// noise seeded by (seed, k).
+func (t *trainer) batch(data *datasets.PackedArrow, k int, perms *permCache) (diffusion.Batch, error) {
 	B, L := t.cfg.Batch, data.L
 	idx := make([]int, B)
 	for j := range idx {
@@ -121,7 +126,14 @@ func (t *trainer) batch(data *datasets.PackedArrow, k int, perms *permCache) dif
 		idx[j] = perms.get(g / data.NumRows())[g%data.NumRows()]
 	}
 	x0, mask := data.Rows(idx)
-	return diffusion.NewBatch(t.model, x0, mask, B, L, rand.New(rand.NewPCG(uint64(t.cfg.Seed), uint64(k))))
+	if t.crop != nil {
+		var err error
+		start := diffusion.CropStart(t.cfg.Seed, k, t.crop.L)
+		if x0, mask, L, err = t.crop.Apply(x0, mask, B, start, t.model.Param == diffusion.ARP); err != nil {
+			return diffusion.Batch{}, err
+		}
+	}
+	return diffusion.NewBatch(t.model, x0, mask, B, L, rand.New(rand.NewPCG(uint64(t.cfg.Seed), uint64(k)))), nil
 }
 
 // permCache keeps the current epoch's permutation.

@@ -68,6 +68,27 @@ type Config struct {
 	GenPPLScorer               string
 	GenPPLSamples, GenPPLSteps int
 
+	// Fine-tuning: Init is the checkpoint the run starts from (a checkpoint/v1
+	// or training work directory, a Lightning .ckpt, or hub:org/name[@revision]):
+	// its weights, EMA and model sizes (Model "" or "custom" and zero sizes take
+	// the checkpoint's; others must agree), with a fresh optimizer, or its AdamW
+	// moments, step and EMA updates with InitOptimizer. ValidData validates on
+	// that packed/v1 artifact's valid split instead of Data's.
+	Init          string
+	InitOptimizer bool
+	ValidData     string
+
+	// The reference's switches (diffusion.Objective; diffusion.py: _sample_t,
+	// _forward_pass_diffusion): antithetic time sampling, the time floor,
+	// importance sampling, change of variables, D3PM's subs masking.
+	Antithetic, ImportanceSampling, ChangeOfVariables, SubsMasking bool
+	SamplingEps                                                    float64
+	// AdamW's betas and eps; LRMin the cosine schedule's floor (lr_min).
+	Beta1, Beta2, AdamEps, LRMin float64
+	// RandomCrop trains on blocks of 2L tokens, each batch cropped to L at a
+	// random start (text8-crop; diffusion.py: _maybe_sub_sample).
+	RandomCrop bool
+
 	// StopAfter (testing) returns after this many steps of this call, as if the
 	// process were killed (0: never); Run then reports ErrStopped.
 	StopAfter int
@@ -88,9 +109,14 @@ var ErrNonFinite = errors.New("train: non-finite loss")
 
 // Result is a finished run.
 type Result struct {
-	Last       Metrics // the last step's record (with its validation, if it validated)
-	Step       int     // optimizer steps taken in all (Config.Steps)
-	DataDigest string  // digest of the packed/v1 artifact trained on
+	Last        Metrics // the last step's record (with its validation, if it validated)
+	Step        int     // optimizer steps taken in all (Config.Steps)
+	DataDigest  string  // digest of the packed/v1 artifact trained on
+	InitDigest  string  // digest of the checkpoint started from (Config.Init), "" without
+	ValidDigest string  // digest of Config.ValidData when it was read, "" otherwise
+	// Objective is the switches trained with (recorded in the manifest when
+	// not the default, so that eval does what training did).
+	Objective diffusion.Objective
 
 	t *trainer
 }
@@ -101,7 +127,7 @@ type Result struct {
 // work for the next call; a run stopped by StopAfter returns ErrStopped.
 // progress (nil: none) is told of every step.
 func Run(ctx context.Context, b compute.Backend, cfg Config, work string, progress Progress) (*Result, error) {
-	t, err := start(b, cfg, work, progress)
+	t, err := start(ctx, b, cfg, work, progress)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +139,8 @@ func Run(ctx context.Context, b compute.Backend, cfg Config, work string, progre
 	if t.state.Step < cfg.Steps {
 		return nil, fmt.Errorf("train: stopped at step %d of %d: %w", t.state.Step, cfg.Steps, ErrStopped)
 	}
-	return &Result{Last: *last, Step: t.state.Step, DataDigest: t.dataDigest, t: t}, nil
+	return &Result{Last: *last, Step: t.state.Step, DataDigest: t.dataDigest, InitDigest: t.initDigest,
+		ValidDigest: t.validDigest, Objective: t.objective(), t: t}, nil
 }
 
 // trainer holds a training run's state.
@@ -136,6 +163,9 @@ type trainer struct {
 	work         string // the work directory: checkpoints/, metrics.jsonl
 	train, valid *datasets.PackedArrow
 	dataDigest   string
+	validDigest  string          // Config.ValidData's, when validation reads it
+	initDigest   string          // Config.Init's
+	crop         *diffusion.Crop // Config.RandomCrop
 	progress     Progress
 	scorer       *evaluate.Scorer // Config.GenPPLScorer, nil without
 	bestStep     int              // the step with the lowest validation NELBO so far (0: none yet)
@@ -143,41 +173,57 @@ type trainer struct {
 	validated    int // the last step whose validation completed
 }
 
-// start opens the data, builds the model and restores or initialises the state.
-func start(b compute.Backend, cfg Config, work string, progress Progress) (*trainer, error) {
+// start opens the data, builds the model (from Config.Init when set) and
+// restores or initialises the state.
+func start(ctx context.Context, b compute.Backend, cfg Config, work string, progress Progress) (*trainer, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if err := validateSwitches(cfg); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
 	}
 	pm, meta, err := artifact.Open[datasets.PackedMeta](cfg.Data)
 	if err != nil {
 		return nil, fmt.Errorf("train: --data: %w", err)
 	}
-	trainData, validData, err := openData(cfg, meta)
+	d, err := openData(cfg, meta)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	owned := false // once the trainer owns the data, t.close releases it
 	defer func() {
 		if !owned {
-			trainData.Close()
-			if validData != nil {
-				validData.Close()
-			}
+			d.close()
 		}
 	}()
-	ck, err := modelConfig(cfg, meta, trainData.L)
+	L, err := d.modelLength(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	m, err := methodModel(ck)
+	src, err := openInit(ctx, cfg, work)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	t, err := newTrainer(b, cfg, ck, m, work)
+	ck, err := modelConfig(cfg, meta, L, src)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	t.train, t.valid, t.dataDigest, t.progress = trainData, validData, pm.Digest(), progress
+	m, err := methodModel(ck, cfg.objective())
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	t, err := newTrainer(b, cfg, ck, m, work, src)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	t.train, t.valid, t.dataDigest, t.validDigest, t.progress = d.train, d.valid, pm.Digest(), d.validDigest, progress
+	if src != nil {
+		t.initDigest = src.digest
+	}
+	if cfg.RandomCrop {
+		t.crop = &diffusion.Crop{L: L, BOS: int32(meta.BOS), EOS: int32(meta.EOS)}
+		t.eval.Crop = t.crop
+	}
 	owned = true
 	if err := t.openScorer(); err != nil {
 		t.close()
@@ -187,69 +233,107 @@ func start(b compute.Backend, cfg Config, work string, progress Progress) (*trai
 }
 
 // modelConfig is the checkpoint configuration the run trains: the backbone
-// from the preset or the custom sizes, and the objective.
-func modelConfig(cfg Config, meta datasets.PackedMeta, L int) (checkpoint.Config, error) {
-	vocab, mask, tok := meta.VocabSize, meta.MaskIndex, meta.Tokenizer
+// from the --init checkpoint, the preset or the custom sizes, and the
+// objective.
+func modelConfig(cfg Config, meta datasets.PackedMeta, L int, src *initSource) (checkpoint.Config, error) {
+	var bc backbone.Config
+	var err error
+	if src != nil {
+		bc, err = initModel(cfg, src.model, meta, L)
+		if err == nil && src.method.Parameterization != "" && src.method != cfg.method() {
+			cfg.Log.Warn("the --init checkpoint was trained with another objective; training with the flags'",
+				"checkpoint", fmt.Sprintf("%+v", src.method), "flags", fmt.Sprintf("%+v", cfg.method()))
+		}
+	} else {
+		bc, err = newModel(cfg, meta, L)
+	}
+	if err != nil {
+		return checkpoint.Config{}, err
+	}
+	bc.Dropout = cfg.Dropout
+	if err := bc.Validate(); err != nil {
+		return checkpoint.Config{}, err
+	}
+	return checkpoint.Config{Model: bc, Tokenizer: meta.Tokenizer, Method: cfg.method()}, nil
+}
+
+// method is the objective the flags name.
+func (cfg Config) method() checkpoint.Method {
+	return checkpoint.Method{Parameterization: cfg.Parameterization, T: cfg.T,
+		TimeConditioning: cfg.TimeConditioning, Noise: cfg.Noise}.WithBounds()
+}
+
+// newModel is the backbone of a run from scratch: the preset or the custom
+// sizes, the data's vocabulary and mask.
+func newModel(cfg Config, meta datasets.PackedMeta, L int) (backbone.Config, error) {
+	vocab, mask := meta.VocabSize, meta.MaskIndex
 	arch := backbone.Arch(cfg.Backbone)
 	if arch == "" {
 		arch = backbone.DiT
 	}
 	if cfg.Parameterization == "ar" {
 		if arch == backbone.DiMamba {
-			return checkpoint.Config{}, fmt.Errorf("--backbone dimamba: parameterization ar trains the causal transformer; use subs, d3pm or sedd")
+			return backbone.Config{}, fmt.Errorf("--backbone dimamba: parameterization ar trains the causal transformer; use subs, d3pm or sedd")
 		}
 		arch = backbone.AR
 	}
-	var bc backbone.Config
 	if cfg.Model == "custom" || cfg.Model == "" {
-		bc = backbone.Config{Arch: arch, Vocab: int(vocab), Hidden: cfg.Hidden, Heads: cfg.Heads, Blocks: cfg.Blocks,
+		bc := backbone.Config{Arch: arch, Vocab: int(vocab), Hidden: cfg.Hidden, Heads: cfg.Heads, Blocks: cfg.Blocks,
 			Cond: cfg.Cond, Length: L, MaskIndex: int(mask)}
 		if arch == backbone.DiMamba {
 			bc.Heads = 0
 			bc = bc.WithMambaDefaults()
 		}
-	} else {
-		var err error
-		if bc, err = backbone.Preset(cfg.Model, arch, int(vocab), L); err != nil {
-			return checkpoint.Config{}, err
-		}
-		bc.MaskIndex = int(mask)
+		return bc, nil
 	}
-	bc.Dropout = cfg.Dropout
-	if err := bc.Validate(); err != nil {
-		return checkpoint.Config{}, err
+	bc, err := backbone.Preset(cfg.Model, arch, int(vocab), L)
+	if err != nil {
+		return backbone.Config{}, err
 	}
-	return checkpoint.Config{Model: bc, Tokenizer: tok, Method: checkpoint.Method{Parameterization: cfg.Parameterization, T: cfg.T,
-		TimeConditioning: cfg.TimeConditioning, Noise: cfg.Noise}.WithBounds()}, nil
+	bc.MaskIndex = int(mask)
+	return bc, nil
 }
 
-// methodModel is the checkpoint's objective with the training settings of the
-// reference: t floored at sampling_eps 1e-3, antithetic sampling.
-func methodModel(ck checkpoint.Config) (diffusion.Model, error) {
+// methodModel is the checkpoint's objective with the training switches
+// (the reference's: antithetic t floored at sampling_eps 1e-3).
+func methodModel(ck checkpoint.Config, obj diffusion.Objective) (diffusion.Model, error) {
 	m, err := ck.Diffusion()
-	m.SamplingEps, m.Antithetic = 1e-3, true
-	return m, err
+	if err != nil {
+		return m, err
+	}
+	m = m.WithObjective(obj)
+	return m, m.Validate()
+}
+
+// objective is the switches of the run.
+func (cfg Config) objective() diffusion.Objective {
+	return diffusion.Objective{Antithetic: cfg.Antithetic, SamplingEps: cfg.SamplingEps, ImportanceSampling: cfg.ImportanceSampling,
+		ChangeOfVariables: cfg.ChangeOfVariables, SubsMasking: cfg.SubsMasking, RandomCrop: cfg.RandomCrop}
+}
+
+// objective is what the run's checkpoints record: the model's switches and
+// the random crop.
+func (t *trainer) objective() diffusion.Objective {
+	o := t.model.Objective()
+	o.RandomCrop = t.cfg.RandomCrop
+	return o
 }
 
 func (t *trainer) close() {
-	t.train.Close()
-	if t.valid != nil {
-		t.valid.Close()
-	}
+	(&splits{train: t.train, valid: t.valid}).close()
 	if t.metrics != nil {
 		t.metrics.Close()
 	}
 }
 
-func newTrainer(b compute.Backend, cfg Config, ck checkpoint.Config, m diffusion.Model, work string) (*trainer, error) {
-	lr, err := optim.NewLRSchedule(cfg.Schedule, cfg.LR, cfg.Warmup, cfg.Steps)
+func newTrainer(b compute.Backend, cfg Config, ck checkpoint.Config, m diffusion.Model, work string, src *initSource) (*trainer, error) {
+	lr, err := optim.NewLRSchedule(cfg.Schedule, cfg.LR, cfg.Warmup, cfg.Steps, cfg.LRMin)
 	if err != nil {
-		return nil, fmt.Errorf("train: %w", err)
+		return nil, fmt.Errorf("train: --lr-min: %w", err)
 	}
-	adam := optim.DefaultAdamW()
-	adam.LR, adam.WeightDecay = cfg.LR, cfg.WeightDecay
+	adam := optim.AdamW{LR: cfg.LR, Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.AdamEps, WeightDecay: cfg.WeightDecay}
 	t := &trainer{b: b, cfg: cfg, ck: ck, model: m, log: cfg.Log, work: work}
-	if err := t.restoreOrInit(); err != nil {
+	if err := t.restoreOrInit(src); err != nil {
 		return nil, err
 	}
 	if t.step, err = NewStep(b, m, adam, lr, cfg.Clip, t.invFreq); err != nil {

@@ -25,7 +25,8 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 func baseConfig(data string) Config {
 	return Config{Data: data, Model: "custom", Hidden: 16, Heads: 2, Blocks: 1, Cond: 8, Dropout: 0.1,
 		Parameterization: "subs", Noise: "loglinear", Steps: 6, Batch: 4, Accum: 2, LR: 1e-3, Warmup: 2, Schedule: "constant", Clip: 1,
-		EMA: 0.999, Seed: 7, LogEvery: 1, EvalEvery: 3, EvalBlocks: 8, CheckpointEvery: 2, KeepLast: 2, Log: quiet}
+		EMA: 0.999, Seed: 7, LogEvery: 1, EvalEvery: 3, EvalBlocks: 8, CheckpointEvery: 2, KeepLast: 2, Log: quiet,
+		Antithetic: true, SamplingEps: 1e-3, Beta1: 0.9, Beta2: 0.999, AdamEps: 1e-8, LRMin: 1e-6}
 }
 
 // run trains cfg in work with the default backend.
@@ -172,7 +173,7 @@ func TestModelConfig(t *testing.T) {
 	for _, c := range cases {
 		cfg := baseConfig("")
 		c.mutate(&cfg)
-		ck, err := modelConfig(cfg, meta, 16)
+		ck, err := modelConfig(cfg, meta, 16, nil)
 		if c.mention != "" {
 			if err == nil || !strings.Contains(err.Error(), c.mention) {
 				t.Errorf("%s: err = %v, want a mention of %q", c.name, err, c.mention)

@@ -36,7 +36,7 @@ func (t *trainer) validate(ctx context.Context) (Metrics, error) {
 		return Metrics{}, err
 	}
 	if t.scorer != nil {
-		g, err := t.genPPL(ctx, t.valid.L)
+		g, err := t.genPPL(ctx, t.ck.Model.Length)
 		if err != nil && ctx.Err() != nil {
 			return Metrics{}, err
 		}

@@ -1,6 +1,7 @@
 // Command tokbench measures tokenizer throughput on one corpus, single-threaded
-// unless asked otherwise: mdlm's GPT-2 and BERT tokenizers, mdlm's batch encoder
-// at 1..N workers, and github.com/tiktoken-go/tokenizer (r50k_base = GPT-2), the
+// unless asked otherwise: mdlm's GPT-2 and BERT tokenizers, each family's
+// tokenizer.json given as name=path arguments, mdlm's batch encoder at 1..N
+// workers, and github.com/tiktoken-go/tokenizer (r50k_base = GPT-2), the
 // fastest Go anchor. It prints one line per measurement: name, MB/s, allocs/MB.
 // It lives in its own module so the anchor never becomes an mdlm dependency.
 package main
@@ -64,6 +65,25 @@ func main() {
 			t.Encode(d)
 		}
 	})
+	for _, arg := range flag.Args() {
+		name, path, ok := strings.Cut(arg, "=")
+		if !ok {
+			fmt.Fprintf(os.Stderr, "tokbench: argument %q: want name=tokenizer.json\n", arg)
+			os.Exit(2)
+		}
+		tok, err := tokenizer.LoadFile(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		measure("mdlm-"+name, func() {
+			t := fresh(tok)
+			for _, d := range docs {
+				t.Encode(d)
+			}
+		})
+		measure("mdlm-"+name+"-batch-2workers", func() { tokenizer.BatchEncode(fresh(tok), docs, 2) })
+	}
 	for w := 1; w <= runtime.NumCPU(); w *= 2 {
 		measure(fmt.Sprintf("mdlm-gpt2-batch-%dworkers", w), func() { tokenizer.BatchEncode(fresh(gpt2), docs, w) })
 	}

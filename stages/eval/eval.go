@@ -15,6 +15,7 @@ import (
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/checkpoint"
 	"github.com/mdlm-go/mdlm/datasets"
+	"github.com/mdlm-go/mdlm/diffusion"
 	"github.com/mdlm-go/mdlm/evaluate"
 	"github.com/mdlm-go/mdlm/stage"
 )
@@ -36,7 +37,11 @@ type Options struct {
 	T          int    `name:"T" default:"-1" help:"Evaluate with this many discrete steps (0: continuous; -1: as trained)."`
 	MaxBlocks  int    `help:"Evaluate only the first N blocks."`
 	NoEMA      bool   `help:"Use the raw weights instead of the EMA."`
+	MCDraws    int    `name:"mc-draws" default:"1" help:"Average the NELBO over K draws of t per sequence (antithetic within its draws) and report the standard error (nll_stderr); 1: the reference's single draw."`
 }
+
+// MaxMCDraws bounds --mc-draws (each draw is one more pass over the data).
+const MaxMCDraws = 1024
 
 // Build implements stage.Builder.
 func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (artifact.Manifest, error) {
@@ -66,7 +71,20 @@ func (o *Options) evaluate(ctx context.Context, env *stage.Env) (evaluate.Perple
 	if o.T >= 0 {
 		m.T = o.T
 	}
-	m.SamplingEps = 1e-3
+	obj, err := diffusion.ObjectiveFromParams(ck.Manifest.Params)
+	if err != nil {
+		return evaluate.Perplexity{}, man, fmt.Errorf("eval: checkpoint %s: %w", o.Checkpoint, err)
+	}
+	m = m.WithObjective(obj)
+	if err := m.Validate(); err != nil {
+		return evaluate.Perplexity{}, man, fmt.Errorf("eval: checkpoint %s: trained objective %+v: %w", o.Checkpoint, obj, err)
+	}
+	if o.MCDraws < 0 || o.MCDraws > MaxMCDraws {
+		return evaluate.Perplexity{}, man, fmt.Errorf("eval: --mc-draws %d: want 1 to %d", o.MCDraws, MaxMCDraws)
+	}
+	if o.MCDraws > 1 && m.Param == diffusion.ARP {
+		env.Logger().Warn("--mc-draws: an AR model's likelihood draws nothing; evaluating once", "mc_draws", o.MCDraws)
+	}
 	pm, meta, err := artifact.Open[datasets.PackedMeta](o.Data)
 	if err != nil {
 		return evaluate.Perplexity{}, man, fmt.Errorf("eval: --data: %w", err)
@@ -87,7 +105,12 @@ func (o *Options) evaluate(ctx context.Context, env *stage.Env) (evaluate.Perple
 	if batch <= 0 {
 		batch = 16
 	}
-	res, err := evaluate.NewEvaluator(b, m, w.RotaryInvFreqOrDefault()).Perplexity(ctx, w.Tensors(), data, batch, o.Seed, o.MaxBlocks)
+	ev := evaluate.NewEvaluator(b, m, w.RotaryInvFreqOrDefault())
+	ev.MCDraws = o.MCDraws
+	if obj.RandomCrop {
+		ev.Crop = &diffusion.Crop{L: m.Backbone.Length, BOS: int32(meta.BOS), EOS: int32(meta.EOS)}
+	}
+	res, err := ev.Perplexity(ctx, w.Tensors(), data, batch, o.Seed, o.MaxBlocks)
 	if err != nil {
 		return res, man, fmt.Errorf("eval: %w", err)
 	}
@@ -97,6 +120,9 @@ func (o *Options) evaluate(ctx context.Context, env *stage.Env) (evaluate.Perple
 	}
 	man = artifact.Manifest{Backend: desc, Inputs: map[string]string{"model": ck.Manifest.Digest(), "data": pm.Digest()},
 		Params: map[string]any{"split": o.Split, "batch": batch, "seed": o.Seed, "T": m.T, "max_blocks": o.MaxBlocks, "ema": res.EMA}}
+	if res.MCDraws > 1 {
+		man.Params["mc_draws"] = res.MCDraws
+	}
 	return res, man, nil
 }
 
@@ -107,11 +133,20 @@ func checkFinite(res evaluate.Perplexity) error {
 	for _, f := range []struct {
 		name string
 		v    float64
-	}{{"nll", res.NLL}, {"bpd", res.BPD}, {"ppl", res.PPL}, {"tokens", res.Tokens}, {"unigram_ppl", res.UnigramPPL}} {
+	}{{"nll", res.NLL}, {"bpd", res.BPD}, {"ppl", res.PPL}, {"tokens", res.Tokens}, {"unigram_ppl", res.UnigramPPL},
+		{"nll_stderr", deref(res.NLLStderr)}, {"bpd_stderr", deref(res.BPDStderr)}, {"ppl_stderr", deref(res.PPLStderr)}} {
 		if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
 			return fmt.Errorf("%s is %v over %.0f tokens (nll %v): the checkpoint's predictions are not finite on this data; nothing published",
 				f.name, f.v, res.Tokens, res.NLL)
 		}
 	}
 	return nil
+}
+
+// deref is *p, 0 for nil.
+func deref(p *float64) float64 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }

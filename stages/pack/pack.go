@@ -41,6 +41,7 @@ type Options struct {
 	Mode      string `enum:",wrap,pad" default:"" help:"wrap (BOS doc EOS ... cut to L) or pad (one document per block, truncated/padded, with an attention mask); default: the dataset's."`
 	GroupDocs int    `help:"Reference compatibility: drop the remainder per group of this many documents (the reference: 1000)."`
 	Tokenizer string `help:"Tokenizer for BOS/EOS/PAD (default: the one that tokenized)." digest:"name-or-file"`
+	NoEOS     bool   `name:"no-eos" help:"Wrap mode without the per-block [BOS] ... [EOS] (BD3-LM's insert_special_tokens=False): documents still end in EOS, the stream is cut into blocks of L tokens."`
 	stage.Sharding
 }
 
@@ -48,6 +49,7 @@ type Options struct {
 type plan struct {
 	in      artifact.Manifest
 	meta    datasets.PackedMeta
+	noEOS   bool // --no-eos
 	sp      datasets.Specials
 	splits  map[string][]string
 	ordered []string
@@ -71,6 +73,9 @@ func (o *Options) plan() (*plan, error) {
 	if o.Length < 3 {
 		return nil, fmt.Errorf("pack: --length %d must be at least 3", o.Length)
 	}
+	if o.NoEOS && mode != "wrap" {
+		return nil, fmt.Errorf("pack: --no-eos applies to wrap mode, not --mode %s (pad mode puts one document in each block)", mode)
+	}
 	tokName := o.Tokenizer
 	if tokName == "" {
 		tokName = tm.Tokenizer
@@ -83,7 +88,7 @@ func (o *Options) plan() (*plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pack: %w", err)
 	}
-	p := &plan{in: in, sp: datasets.Specials{BOS: int32(v.BOS), EOS: int32(v.EOS), PAD: int32(v.PAD)},
+	p := &plan{in: in, noEOS: o.NoEOS, sp: datasets.Specials{BOS: int32(v.BOS), EOS: int32(v.EOS), PAD: int32(v.PAD)},
 		meta: datasets.PackedMeta{Length: o.Length, Mode: mode, GroupDocs: o.GroupDocs, Tokenizer: tokName,
 			VocabSize: v.V, MaskIndex: v.Mask, BOS: v.BOS, EOS: v.EOS, PAD: v.PAD, Dataset: tm.Dataset,
 			Splits: map[string]datasets.SplitStats{}}}
@@ -146,9 +151,9 @@ func (o *Options) WriteShard(ctx context.Context, env *stage.Env, partial string
 		if err := os.MkdirAll(tmp, 0o755); err != nil {
 			return err
 		}
-		st, err := packSplit(ctx, tmp, split, p.splits[split], p.meta, p.sp)
+		st, err := packSplit(ctx, tmp, split, p.splits[split], p)
 		if err == nil {
-			err = checkBlocks(log, split, st, p.meta)
+			err = checkBlocks(log, split, st, p.meta, p.noEOS)
 		}
 		if err != nil {
 			os.RemoveAll(tmp)
@@ -198,7 +203,11 @@ func (o *Options) Assemble(ctx context.Context, env *stage.Env, partial, dir str
 		}
 		p.meta.Splits[split] = ps.Stats
 	}
-	return artifact.Manifest{Inputs: map[string]string{"tokens": p.in.Digest()}, Params: artifact.Params(p.meta)}, nil
+	params := artifact.Params(p.meta)
+	if p.noEOS {
+		params[NoEOSParam] = true
+	}
+	return artifact.Manifest{Inputs: map[string]string{"tokens": p.in.Digest()}, Params: params}, nil
 }
 
 // readTables reads the shards' row groups on a separate goroutine (decoding
@@ -255,18 +264,16 @@ func splitShards(dir string) (map[string][]string, error) {
 	return out, nil
 }
 
-func packSplit(ctx context.Context, dir, split string, shards []string, opts datasets.PackedMeta, sp datasets.Specials) (datasets.SplitStats, error) {
+func packSplit(ctx context.Context, dir, split string, shards []string, p *plan) (datasets.SplitStats, error) {
 	var none datasets.SplitStats
+	opts, sp := p.meta, p.sp
 	w, err := datasets.NewPackedWriter(dir, split, opts.Length)
 	if err != nil {
 		return none, err
 	}
-	var wrapper *datasets.Wrapper
-	if opts.Mode == "wrap" {
-		wrapper, err = datasets.NewWrapper(datasets.WrapOptions{Length: opts.Length, GroupDocs: opts.GroupDocs}, sp, w.Write)
-		if err != nil {
-			return none, err
-		}
+	wrapper, err := newPacker(p, w.Write)
+	if err != nil {
+		return none, err
 	}
 	var docs, tokens int64
 	err = readTables(ctx, shards, func(t datasets.TokensTable) error {
@@ -298,7 +305,7 @@ func packSplit(ctx context.Context, dir, split string, shards []string, opts dat
 		if err := wrapper.Flush(); err != nil {
 			return none, err
 		}
-		dropped = wrapper.Dropped
+		dropped = wrapper.dropped()
 	}
 	if err := w.Close(); err != nil {
 		return none, err
@@ -306,16 +313,32 @@ func packSplit(ctx context.Context, dir, split string, shards []string, opts dat
 	return datasets.SplitStats{Documents: docs, Tokens: tokens, Blocks: int64(w.Rows), DroppedTokens: int64(dropped)}, nil
 }
 
+// newPacker is the wrap-mode packer of the plan (nil in pad mode): the
+// reference's [BOS] piece [EOS] blocks, or plain blocks with --no-eos.
+func newPacker(p *plan, emit func(datasets.PackedRow) error) (packer, error) {
+	if p.meta.Mode != "wrap" {
+		return nil, nil
+	}
+	if p.noEOS {
+		return newPlainPacker(p.meta.Length, p.meta.GroupDocs, p.sp.EOS, emit)
+	}
+	w, err := datasets.NewWrapper(datasets.WrapOptions{Length: p.meta.Length, GroupDocs: p.meta.GroupDocs}, p.sp, emit)
+	if err != nil {
+		return nil, err
+	}
+	return wrapPacker{w}, nil
+}
+
 // checkBlocks refuses a train split that packs into no block (issue 19, defect
 // 10: training on it divided by zero). Another split (valid, test) that comes
 // out empty is published with blocks: 0 and a warning, because a tiny hold-out
 // need not stop training: train refuses an empty valid split only when asked to
 // validate (--eval-every), and eval refuses to evaluate an empty split.
-func checkBlocks(log *slog.Logger, split string, st datasets.SplitStats, meta datasets.PackedMeta) error {
+func checkBlocks(log *slog.Logger, split string, st datasets.SplitStats, meta datasets.PackedMeta, noEOS bool) error {
 	if st.Blocks > 0 {
 		return nil
 	}
-	why := emptyReason(st, meta)
+	why := emptyReason(st, meta, noEOS)
 	if split == "train" {
 		return fmt.Errorf("split %q has no blocks: %s", split, why)
 	}
@@ -324,11 +347,14 @@ func checkBlocks(log *slog.Logger, split string, st datasets.SplitStats, meta da
 }
 
 // emptyReason explains why a split made no block.
-func emptyReason(st datasets.SplitStats, meta datasets.PackedMeta) string {
+func emptyReason(st datasets.SplitStats, meta datasets.PackedMeta, noEOS bool) string {
 	if st.Documents == 0 || meta.Mode == "pad" {
 		return fmt.Sprintf("it has %d documents", st.Documents)
 	}
 	need := meta.Length - 2
+	if noEOS {
+		need = meta.Length
+	}
 	if meta.GroupDocs > 0 {
 		return fmt.Sprintf("%d documents of %d tokens in all; each group of --group-docs %d documents needs at least %d tokens "+
 			"(an EOS after each document included) to fill one block of --length %d; use more text, a shorter --length or no --group-docs",

@@ -36,7 +36,7 @@ func TestSampleStage(t *testing.T) {
 		t.Fatal(err)
 	}
 	ck := fixtureCheckpoint(t, "dit.safetensors")
-	base := Options{Checkpoint: ck, Sampler: string(sampler.RowCache), Steps: 20, Num: 3, Batch: 2, Seed: 9, Eps: 1e-5, NoiseRemoval: true}
+	base := Options{Checkpoint: ck, Sampler: string(sampler.RowCache), Steps: 20, Num: 3, Batch: 2, Seed: 9, Eps: 1e-5, NoiseRemoval: NoiseRemovalOn}
 	run := func(o Options) []datasets.Sample {
 		o.Out = filepath.Join(t.TempDir(), "s")
 		if _, err := Run(context.Background(), b, o); err != nil {
@@ -120,7 +120,7 @@ func TestSampleStageDecodesText(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "s")
-	if _, err := Run(context.Background(), b, Options{Checkpoint: dir, Out: out, Sampler: string(sampler.RowCache), Steps: 10, Num: 2, Seed: 1, Eps: 1e-5, NoiseRemoval: true, Template: "72,105"}); err != nil {
+	if _, err := Run(context.Background(), b, Options{Checkpoint: dir, Out: out, Sampler: string(sampler.RowCache), Steps: 10, Num: 2, Seed: 1, Eps: 1e-5, NoiseRemoval: NoiseRemovalOn, Template: "72,105"}); err != nil {
 		t.Fatal(err)
 	}
 	rows, err := datasets.ReadSamples(out)
@@ -143,8 +143,21 @@ func TestSampleStageDecodesText(t *testing.T) {
 	}
 }
 
-// Run executes the stage as the command does.
+// Run executes the stage as the command does, with the flags' defaults for
+// the sampling options a test leaves at zero.
 func Run(ctx context.Context, _ compute.Backend, o Options) (artifact.Manifest, error) {
+	if o.DrawPrecision == "" {
+		o.DrawPrecision = string(sampler.Float64)
+	}
+	if o.TopP == 0 {
+		o.TopP = 1
+	}
+	if o.Temperature == 0 {
+		o.Temperature = 1
+	}
+	if o.Remasking == "" {
+		o.Remasking = string(sampler.RandomRemasking)
+	}
 	return stagetest.Run(ctx, Def, &o)
 }
 
@@ -174,7 +187,7 @@ func TestSampleNoEMA(t *testing.T) {
 	}
 	draw := func(ck string, noEMA bool) ([]datasets.Sample, artifact.Manifest) {
 		out := filepath.Join(t.TempDir(), "s")
-		m, err := Run(context.Background(), nil, Options{Checkpoint: ck, Out: out, Sampler: "ddpm", Steps: 8, Num: 4, Seed: 3, Eps: 1e-5, NoiseRemoval: true, NoEMA: noEMA})
+		m, err := Run(context.Background(), nil, Options{Checkpoint: ck, Out: out, Sampler: "ddpm", Steps: 8, Num: 4, Seed: 3, Eps: 1e-5, NoiseRemoval: NoiseRemovalOn, NoEMA: noEMA})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,19 +9,23 @@ package train
 import (
 	"context"
 	"fmt"
+	"reflect"
+	"strconv"
 
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/checkpoint"
 	"github.com/mdlm-go/mdlm/datasets"
+	"github.com/mdlm-go/mdlm/diffusion"
 	"github.com/mdlm-go/mdlm/stage"
 	"github.com/mdlm-go/mdlm/train"
 )
 
 // Def declares the stage.
 var Def = stage.Def{Kind: "train", Version: 5, Output: checkpoint.Type,
-	Help:   "Train MDLM, D3PM, SEDD or the AR baseline on packed/v1 data; publishes checkpoint/v1 (resumable).",
-	Inputs: []stage.Input{{Name: "data", Type: datasets.PackedType}},
-	New:    func() stage.Options { return &Options{} }, Resumable: true}
+	Help: "Train MDLM, D3PM, SEDD or the AR baseline on packed/v1 data; publishes checkpoint/v1 (resumable).",
+	Inputs: []stage.Input{{Name: "data", Type: datasets.PackedType},
+		{Name: "init", Type: checkpoint.Type, Optional: true}, {Name: "valid", Type: datasets.PackedType, Optional: true}},
+	New: func() stage.Options { return &Options{} }, Resumable: true}
 
 // Options are the stage's flags.
 type Options struct {
@@ -58,6 +62,20 @@ type Options struct {
 	GenPPLSamples    int     `name:"gen-ppl-samples" default:"8" help:"Samples drawn at each validation for --gen-ppl-scorer."`
 	GenPPLSteps      int     `name:"gen-ppl-steps" default:"1000" help:"Reverse steps of those samples (the reference's sampling.steps)."`
 
+	Init               string  `input:"init" help:"Fine-tune: start from this checkpoint (a checkpoint/v1 or training work directory, a Lightning .ckpt, or hub:org/name[@revision]): its weights, EMA and model sizes (size flags left at their defaults; others must agree), a fresh optimizer. The data must have the model's vocabulary." digest:"file"`
+	InitOptimizer      bool    `help:"With --init: continue its AdamW moments, step and EMA updates too (a checkpoint written by mdlm train); --steps then counts from its step."`
+	ValidData          string  `input:"valid" help:"Validate on this packed/v1 artifact's valid split instead of --data's (tokenized alike; the reference's data=openwebtext validates on WikiText-103)." type:"existingdir" digest:"file"`
+	ImportanceSampling bool    `help:"Draw t so the log move chance is uniform and weight the continuous SUBS loss by -f_0 (training.importance_sampling; loglinear or linear noise)."`
+	ChangeOfVariables  bool    `help:"Condition on t and mask with move chance exp(f_0 + t(f_T - f_0)), weight -f_0 (training.change_of_variables; loglinear or linear noise)."`
+	SubsMasking        bool    `help:"D3PM: push the [MASK] logit by -1e6 before the softmax (subs_masking)."`
+	Antithetic         bool    `default:"true" negatable:"" help:"Stratify the batch's times, one per interval [i/B, (i+1)/B) (training.antithetic_sampling)."`
+	SamplingEps        float64 `default:"1e-3" help:"Time floor: t = (1 - eps)u + eps (training.sampling_eps)."`
+	Beta1              float64 `name:"beta1" default:"0.9" help:"AdamW beta1 (optim.beta1)."`
+	Beta2              float64 `name:"beta2" default:"0.999" help:"AdamW beta2 (optim.beta2)."`
+	AdamEps            float64 `name:"adam-eps" default:"1e-8" help:"AdamW eps (optim.eps)."`
+	LRMin              float64 `name:"lr-min" default:"1e-6" help:"Floor of --schedule cosine (lr_scheduler.lr_min)."`
+	RandomCrop         bool    `help:"text8-crop: --data blocks hold 2L tokens; each batch is cropped to L at a random start, BOS first (the model's length is L)."`
+
 	StopAfter int `kong:"-"` // testing: return after this many steps of this call, as if killed (0: never)
 }
 
@@ -84,12 +102,70 @@ func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (a
 	if err := res.WriteCheckpoint(dirs.Out); err != nil {
 		return artifact.Manifest{}, err
 	}
-	return artifact.Manifest{Backend: desc, Inputs: map[string]string{"data": res.DataDigest},
-		Params: artifact.Params(checkpoint.Meta{Step: res.Step})}, nil
+	return artifact.Manifest{Backend: desc, Inputs: inputs(res), Params: params(res)}, nil
 }
 
-// config is the training run the flags describe.
+// inputs are the digests of what the run read: the data, and the --init
+// checkpoint and --valid-data when given.
+func inputs(res *train.Result) map[string]string {
+	in := map[string]string{"data": res.DataDigest}
+	if res.InitDigest != "" {
+		in["init"] = res.InitDigest
+	}
+	if res.ValidDigest != "" {
+		in["valid"] = res.ValidDigest
+	}
+	return in
+}
+
+// params are the checkpoint's metadata: its step and, when not the
+// reference's defaults, the switches it was trained with (diffusion.Objective,
+// read back by eval).
+func params(res *train.Result) map[string]any {
+	p := artifact.Params(checkpoint.Meta{Step: res.Step})
+	if !res.Objective.IsDefault() {
+		p[diffusion.ObjectiveParam] = res.Objective
+	}
+	return p
+}
+
+// config is the training run the flags describe. With --init the backbone and
+// size flags left at their defaults are cleared, so that the checkpoint's are
+// taken (train.Config.Init).
 func (o *Options) config() train.Config {
+	c := o.flagConfig()
+	if o.Init != "" {
+		clearDefaultSizes(&c)
+	}
+	return c
+}
+
+// clearDefaultSizes zeroes --backbone, --model, --hidden, --heads, --blocks
+// and --cond where they hold their flag defaults.
+func clearDefaultSizes(c *train.Config) {
+	opts := reflect.TypeOf(Options{})
+	isDefault := func(field, value string) bool {
+		f, _ := opts.FieldByName(field)
+		return f.Tag.Get("default") == value
+	}
+	if isDefault("Backbone", c.Backbone) {
+		c.Backbone = ""
+	}
+	if isDefault("Model", c.Model) {
+		c.Model = ""
+	}
+	for _, f := range []struct {
+		name string
+		v    *int
+	}{{"Hidden", &c.Hidden}, {"Heads", &c.Heads}, {"Blocks", &c.Blocks}, {"Cond", &c.Cond}} {
+		if isDefault(f.name, strconv.Itoa(*f.v)) {
+			*f.v = 0
+		}
+	}
+}
+
+// flagConfig maps every flag onto the Config field of its name.
+func (o *Options) flagConfig() train.Config {
 	return train.Config{Data: o.Data,
 		Backbone: o.Backbone, Model: o.Model, Hidden: o.Hidden, Heads: o.Heads, Blocks: o.Blocks, Cond: o.Cond, Dropout: o.Dropout,
 		Parameterization: o.Parameterization, T: o.T, TimeConditioning: o.TimeConditioning, Noise: o.Noise,
@@ -98,5 +174,9 @@ func (o *Options) config() train.Config {
 		LogEvery: o.LogEvery, EvalEvery: o.EvalEvery, EvalBlocks: o.EvalBlocks, CheckpointEvery: o.CheckpointEvery, KeepLast: o.KeepLast,
 		Precision:    o.Precision,
 		GenPPLScorer: o.GenPPLScorer, GenPPLSamples: o.GenPPLSamples, GenPPLSteps: o.GenPPLSteps,
-		StopAfter: o.StopAfter}
+		Init: o.Init, InitOptimizer: o.InitOptimizer, ValidData: o.ValidData,
+		ImportanceSampling: o.ImportanceSampling, ChangeOfVariables: o.ChangeOfVariables, SubsMasking: o.SubsMasking,
+		Antithetic: o.Antithetic, SamplingEps: o.SamplingEps, Beta1: o.Beta1, Beta2: o.Beta2, AdamEps: o.AdamEps, LRMin: o.LRMin,
+		RandomCrop: o.RandomCrop,
+		StopAfter:  o.StopAfter}
 }

@@ -24,7 +24,8 @@ func packedFixture(t *testing.T) string { return stagetest.PackedArtifact(t) }
 func baseOptions(data, out string) Options {
 	return Options{Data: data, Out: out, Model: "custom", Hidden: 16, Heads: 2, Blocks: 1, Cond: 8, Dropout: 0.1,
 		Parameterization: "subs", Noise: "loglinear", Steps: 6, Batch: 4, Accum: 2, LR: 1e-3, Warmup: 2, Schedule: "constant", Clip: 1,
-		EMA: 0.999, Seed: 7, LogEvery: 1, EvalEvery: 3, EvalBlocks: 8, CheckpointEvery: 2, KeepLast: 2}
+		EMA: 0.999, Seed: 7, LogEvery: 1, EvalEvery: 3, EvalBlocks: 8, CheckpointEvery: 2, KeepLast: 2,
+		Antithetic: true, SamplingEps: 1e-3, Beta1: 0.9, Beta2: 0.999, AdamEps: 1e-8, LRMin: 1e-6}
 }
 
 // publish runs the stage as the command does: train in <out>.work, publish <out>.

@@ -110,13 +110,16 @@ async function main() {
     if (!fs.existsSync(file)) { console.log(`${fam}: ${file} missing, skipped`); continue; }
     const tok = Tokenizer.fromFile(file);
     const lines = [];
+    const decoded = []; // decode(ids, skip_special_tokens=false) as a JSON string
     for (const { text, sweep } of docs) {
-      if (!keep(fam, sweep)) { lines.push('-'); continue; }
+      if (!keep(fam, sweep)) { lines.push('-'); decoded.push('-'); continue; }
       const enc = await tok.encode(text, null, { addSpecialTokens: false });
       lines.push(enc.getIds().join(' '));
+      decoded.push(JSON.stringify(await tok.decode(enc.getIds(), false)));
     }
     const out = path.join(testdata, 'golden', fam + '.ids.gz');
     fs.writeFileSync(out, zlib.gzipSync(lines.join('\n') + '\n', { level: 9 }));
+    fs.writeFileSync(path.join(testdata, 'golden', fam + '.decoded.gz'), zlib.gzipSync(decoded.join('\n') + '\n', { level: 9 }));
     console.log(`${fam}: ${docs.length} documents -> ${out}`);
   }
 }

@@ -10,7 +10,8 @@
 # Writes tokenizer/testdata/corpus.jsonl.gz ({"text"}, and "sweep" on the code
 # point sweep) and tokenizer/testdata/golden/<family>.ids.gz: line i holds the ids of
 # corpus document i (encode(text, add_special_tokens=false)), separated by
-# single spaces ("-": not compared). The family tokenizer.json files stay in the oracle folder
+# single spaces ("-": not compared), and golden/<family>.decoded.gz: line i holds
+# decode(those ids, skip_special_tokens=false) as a JSON string. The family tokenizer.json files stay in the oracle folder
 # (their licences are the model makers'); golden_family_test.go reads them
 # from there when present.
 set -euo pipefail
