@@ -9,7 +9,7 @@ import (
 )
 
 // Meta is the typed metadata of one artifact type: the manifest's params as a
-// struct. Each artifact format declares one (datasets.PackedMeta, ...).
+// struct. Each artifact format declares one (artifact.PackedMeta, ...).
 type Meta interface {
 	// ArtifactType is the type this metadata belongs to, e.g. "packed/v1".
 	ArtifactType() string

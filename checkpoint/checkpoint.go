@@ -24,9 +24,6 @@ import (
 	"github.com/mdlm-go/mdlm/safetensors"
 )
 
-// Type is the artifact type this package reads and writes.
-const Type = "checkpoint/v1"
-
 // File names inside a checkpoint directory.
 const (
 	ConfigFile  = "config.json"
@@ -101,7 +98,7 @@ func Save(dir string, cfg Config, w *backbone.Weights, m artifact.Manifest) (art
 	if err := cfg.Model.Validate(); err != nil {
 		return m, err
 	}
-	m.Type = Type
+	m.Type = artifact.CheckpointType
 	return artifact.Publish(dir, m, func(tmp string) error {
 		raw, err := json.MarshalIndent(cfg, "", "  ")
 		if err != nil {
@@ -118,7 +115,7 @@ func Save(dir string, cfg Config, w *backbone.Weights, m artifact.Manifest) (art
 // Load reads a checkpoint directory; with verify set, every file is re-hashed
 // against the manifest first.
 func Load(dir string, verify bool) (*Checkpoint, error) {
-	m, err := artifact.Read(dir, Type)
+	m, err := artifact.Read(dir, artifact.CheckpointType)
 	if err != nil {
 		return nil, err
 	}

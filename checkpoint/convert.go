@@ -283,7 +283,7 @@ func Inspect(path string) (*Report, error) {
 		if err != nil {
 			return nil, fmt.Errorf("inspect: %w", err)
 		}
-		r.Kind, r.Config, r.Method = Type, c.Config.Model, &c.Config.Method
+		r.Kind, r.Config, r.Method = artifact.CheckpointType, c.Config.Model, &c.Config.Method
 		r.Digest, r.Verified = c.Manifest.Digest(), true
 		file = filepath.Join(path, WeightsFile)
 	}

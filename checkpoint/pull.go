@@ -139,7 +139,7 @@ func pullArtifact(ctx context.Context, c *hub.Client, opts PullOptions, files []
 	if err := c.DownloadAll(ctx, opts.Repo, opts.Revision, files, raw, opts.Workers, opts.Progress); err != nil {
 		return artifact.Manifest{}, err
 	}
-	m, err := artifact.Read(raw, Type)
+	m, err := artifact.Read(raw, artifact.CheckpointType)
 	if err != nil {
 		return m, err
 	}

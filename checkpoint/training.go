@@ -42,18 +42,9 @@ type Training struct {
 // SaveTraining publishes a training checkpoint (a checkpoint/v1 artifact with EMA,
 // optimizer moments and state) at dir.
 func SaveTraining(dir string, t Training, m artifact.Manifest) (artifact.Manifest, error) {
-	m.Type = Type
+	m.Type = artifact.CheckpointType
 	return artifact.Publish(dir, m, func(tmp string) error { return WriteTraining(tmp, t) })
 }
-
-// Meta is the typed metadata (manifest params) of a checkpoint/v1 artifact.
-type Meta struct {
-	Step int `json:"step,omitempty"` // optimizer steps of a training checkpoint
-}
-
-func (Meta) ArtifactType() string { return Type }
-func (Meta) Required() []string   { return nil }
-func (Meta) Validate() error      { return nil }
 
 // WriteTraining writes a training checkpoint's files (config, weights, EMA,
 // optimizer moments, state) into tmp, an artifact directory being published.

@@ -3,6 +3,8 @@ package datasets
 import (
 	"fmt"
 	"path/filepath"
+
+	"github.com/mdlm-go/mdlm/artifact"
 )
 
 // Read-side checks of packed/v1 data (issue 19, defect 10): a split with no
@@ -29,7 +31,7 @@ func (p *PackedArrow) CheckIDs(vocab int) error {
 // OpenPackedSplit opens "<split>.arrow" of the packed/v1 artifact dir whose
 // metadata is meta and checks it before anything trusts it: at least one block,
 // the block length the manifest states, and every token id within vocab_size.
-func OpenPackedSplit(dir, split string, meta PackedMeta) (*PackedArrow, error) {
+func OpenPackedSplit(dir, split string, meta artifact.PackedMeta) (*PackedArrow, error) {
 	p, err := OpenPackedArrow(filepath.Join(dir, split+".arrow"))
 	if err != nil {
 		return nil, err
@@ -41,7 +43,7 @@ func OpenPackedSplit(dir, split string, meta PackedMeta) (*PackedArrow, error) {
 	return p, nil
 }
 
-func (p *PackedArrow) check(split string, meta PackedMeta) error {
+func (p *PackedArrow) check(split string, meta artifact.PackedMeta) error {
 	if p.rows == 0 {
 		return fmt.Errorf("%s: split %q has no blocks (its documents hold fewer tokens than one block of length %d): "+
 			"pack more text or a shorter --length", p.path, split, meta.Length)

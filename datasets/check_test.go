@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mdlm-go/mdlm/artifact"
 )
 
 // writePackedSplit writes "<split>.arrow" of blocks of length L into dir.
@@ -35,7 +37,7 @@ func filled(L int, v int32) []int32 {
 // TestHostileOpenPackedSplit guards issue 19, defect 10: a split is checked when
 // opened, and the error names the file and what is wrong.
 func TestHostileOpenPackedSplit(t *testing.T) {
-	meta := PackedMeta{Length: 4, VocabSize: 10}
+	meta := artifact.PackedMeta{Length: 4, VocabSize: 10}
 	bad := filled(4, 3)
 	bad[2] = 10
 	cases := []struct {
@@ -107,7 +109,7 @@ func FuzzOpenPackedSplit(f *testing.F) {
 		}
 		f.Add(raw)
 	}
-	meta := PackedMeta{Length: 4, VocabSize: 10}
+	meta := artifact.PackedMeta{Length: 4, VocabSize: 10}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, "s.arrow"), data, 0o644); err != nil {

@@ -11,13 +11,6 @@ import (
 	"github.com/mdlm-go/mdlm/internal/filehash"
 )
 
-// SamplesType is the artifact type of `mdlm sample`'s output:
-//
-//	samples.parquet  one row per sample: index (int64), tokens (list<int32>), nfe (int32),
-//	                 text (the tokens decoded by the checkpoint's tokenizer, if it names one)
-//	samples.jsonl    the same rows as JSON lines, for a quick look
-const SamplesType = "samples/v1"
-
 // File names of a samples/v1 artifact.
 const (
 	SamplesParquet = "samples.parquet"

@@ -25,13 +25,6 @@ import (
 	"github.com/mdlm-go/mdlm/internal/atomicfile"
 )
 
-// Artifact types.
-const (
-	TextType   = "text/v1"
-	TokensType = "tokens/v1"
-	PackedType = "packed/v1"
-)
-
 // TextRow is one document of a text/v1 artifact.
 type TextRow struct {
 	ID   int64  `parquet:"id"`

@@ -8,7 +8,7 @@
 //   - Scorer: the generative perplexity of samples under a causal scorer
 //     (GPT-2 or an mdlm AR model; diffusion.py: compute_generative_perplexity),
 //     with the samples' mean unigram entropy (SampleEntropy);
-//   - the metrics/v1 artifact those results are published as (MetricsType,
+//   - the metrics/v1 artifact those results are published as (artifact.MetricsType,
 //     MetricsJSON, WriteMetricsJSON).
 //
 // The `mdlm eval` and `mdlm genppl` stages (stages/eval, stages/genppl) and the

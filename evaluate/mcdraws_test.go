@@ -20,7 +20,7 @@ import (
 func fixedModel(t *testing.T) (diffusion.Model, *backbone.Weights, *datasets.PackedArrow) {
 	t.Helper()
 	dir := stagetest.PackedArtifact(t)
-	_, meta, err := artifact.Open[datasets.PackedMeta](dir)
+	_, meta, err := artifact.Open[artifact.PackedMeta](dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,4 +132,3 @@ func TestRowSums(t *testing.T) {
 		t.Errorf("row sums %v %v, batch sums %v %v", rs, rc, s, c)
 	}
 }
-

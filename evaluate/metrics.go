@@ -9,10 +9,6 @@ import (
 	"github.com/mdlm-go/mdlm/internal/filehash"
 )
 
-// MetricsType is the artifact type of evaluation results (metrics.json): the
-// output of `mdlm eval` (a Perplexity) and of `mdlm genppl` (a GenResult).
-const MetricsType = "metrics/v1"
-
 // MetricsJSON is the file of a metrics/v1 artifact.
 const MetricsJSON = "metrics.json"
 

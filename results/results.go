@@ -66,7 +66,7 @@ func FromCache(root *Root, log *slog.Logger) ([]Row, error) {
 			log.Debug("not an artifact", "dir", root.abs(name), "err", err)
 			continue
 		}
-		if m.Type != evaluate.MetricsType {
+		if m.Type != artifact.MetricsType {
 			continue
 		}
 		row, err := readRow(root, name, m)
@@ -181,7 +181,7 @@ func lockRow(root *Root, e pipeline.LockEntry) (Row, error) {
 	if err != nil {
 		return Row{}, err
 	}
-	if m.Type != evaluate.MetricsType {
+	if m.Type != artifact.MetricsType {
 		return Row{}, errNotMetrics
 	}
 	if e.Digest != "" && m.Digest() != e.Digest {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/mdlm-go/mdlm/artifact"
-	"github.com/mdlm-go/mdlm/checkpoint"
 	"github.com/mdlm-go/mdlm/evaluate"
 	"github.com/mdlm-go/mdlm/pipeline"
 	"github.com/mdlm-go/mdlm/train"
@@ -36,7 +35,7 @@ func publish(t *testing.T, dir, typ string, params map[string]any, files map[str
 }
 
 func metricsArtifact(t *testing.T, dir string, params map[string]any, body string) artifact.Manifest {
-	return publish(t, dir, evaluate.MetricsType, params, map[string]string{evaluate.MetricsJSON: body})
+	return publish(t, dir, artifact.MetricsType, params, map[string]string{evaluate.MetricsJSON: body})
 }
 
 func openRoot(t *testing.T, dir string) *Root {
@@ -57,7 +56,7 @@ func TestFromCache(t *testing.T) {
 		`{"ppl": 12.500000000000002, "nll": 2.5257, "split": "valid", "nested": {"x": 1e-7}}`)
 	metricsArtifact(t, filepath.Join(cache, "ppl@T=1000-fedcba9876543210"), map[string]any{"T": 1000, "split": "valid"},
 		`{"ppl": 11.0, "nll": 2.3979}`)
-	publish(t, filepath.Join(cache, "model-0000000000000000"), checkpoint.Type, nil, map[string]string{"x": "y"})
+	publish(t, filepath.Join(cache, "model-0000000000000000"), artifact.CheckpointType, nil, map[string]string{"x": "y"})
 	os.MkdirAll(filepath.Join(cache, "junk"), 0o755)
 	rows, err := FromCache(openRoot(t, cache), quiet)
 	if err != nil {
@@ -204,7 +203,7 @@ func TestHostileLockFile(t *testing.T) {
 func TestRuns(t *testing.T) {
 	cache := t.TempDir()
 	curve := "{\"step\":1,\"loss\":5.25,\"lr\":0.0003}\n{\"step\":2,\"val_ppl\":100.125}\n"
-	publish(t, filepath.Join(cache, "model-0123456789abcdef"), checkpoint.Type, nil, map[string]string{train.MetricsFile: curve})
+	publish(t, filepath.Join(cache, "model-0123456789abcdef"), artifact.CheckpointType, nil, map[string]string{train.MetricsFile: curve})
 	work := filepath.Join(cache, "model2-0123456789abcdef.work")
 	os.MkdirAll(work, 0o755)
 	os.WriteFile(filepath.Join(work, train.MetricsFile), []byte("{\"step\":1,\"loss\":6,\"tokens_per_sec\":1234.5}\n"), 0o644)
@@ -257,7 +256,7 @@ func TestHostileTableText(t *testing.T) {
 // Samples: rows of samples.jsonl with the checkpoint found by digest.
 func TestSamples(t *testing.T) {
 	cache := t.TempDir()
-	ck := publish(t, filepath.Join(cache, "model-0123456789abcdef"), checkpoint.Type, nil, map[string]string{"w": "x"})
+	ck := publish(t, filepath.Join(cache, "model-0123456789abcdef"), artifact.CheckpointType, nil, map[string]string{"w": "x"})
 	dir := filepath.Join(cache, "samples-0123456789abcdef")
 	_, err := artifact.Publish(dir, artifact.Manifest{Type: "samples/v1", Params: map[string]any{"steps": 8}, Inputs: map[string]string{"model": ck.Digest()}},
 		func(tmp string) error {

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/mdlm-go/mdlm/artifact"
-	"github.com/mdlm-go/mdlm/checkpoint"
-	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/train"
 )
 
@@ -76,7 +74,7 @@ func readRun(root *Root, name string, now time.Time) (Run, bool, error) {
 		return Run{ID: name, Stage: StageOfDir(strings.TrimSuffix(name, WorkSuffix)), State: state, Points: pts}, true, nil
 	}
 	m, err := root.Manifest(name)
-	if err != nil || m.Type != checkpoint.Type {
+	if err != nil || m.Type != artifact.CheckpointType {
 		return Run{}, false, nil
 	}
 	raw, err := root.ArtifactFile(name, m, train.MetricsFile, MaxCurveBytes)
@@ -152,9 +150,9 @@ func AllSamples(root *Root, log *slog.Logger) ([]Samples, error) {
 			continue
 		}
 		switch m.Type {
-		case checkpoint.Type:
+		case artifact.CheckpointType:
 			models[m.Digest()] = name
-		case datasets.SamplesType:
+		case artifact.SamplesType:
 			s, err := readSamples(root, name, m)
 			if err != nil {
 				log.Warn("skipping samples", "dir", root.abs(name), "err", err)

@@ -60,7 +60,7 @@ type Def struct {
 // Input is one typed input of a stage.
 type Input struct {
 	Name     string // the pipeline's `inputs:` key
-	Type     string // artifact type wanted, e.g. datasets.PackedType
+	Type     string // artifact type wanted, e.g. artifact.PackedType
 	Optional bool   // the stage runs without it
 }
 

@@ -32,7 +32,7 @@ func (s *splits) close() {
 // opened (issue 19, defect 10): at least one block, the manifest's block
 // length, every id within vocab_size. An empty train split used to divide by
 // zero, an id beyond the vocabulary to panic in the backend's scatter.
-func openData(cfg Config, meta datasets.PackedMeta) (*splits, error) {
+func openData(cfg Config, meta artifact.PackedMeta) (*splits, error) {
 	train, err := datasets.OpenPackedSplit(cfg.Data, "train", meta)
 	if err != nil {
 		return nil, fmt.Errorf("--data: %w", err)
@@ -51,7 +51,7 @@ func openData(cfg Config, meta datasets.PackedMeta) (*splits, error) {
 }
 
 // openValid opens --data's valid split, if it has one and the run validates.
-func (s *splits) openValid(cfg Config, meta datasets.PackedMeta) error {
+func (s *splits) openValid(cfg Config, meta artifact.PackedMeta) error {
 	validPath := filepath.Join(cfg.Data, "valid.arrow")
 	if _, serr := os.Stat(validPath); errors.Is(serr, os.ErrNotExist) {
 		return nil
@@ -71,12 +71,12 @@ func (s *splits) openValid(cfg Config, meta datasets.PackedMeta) error {
 // openValidData opens the valid split of --valid-data (the reference's
 // data=openwebtext trains on OpenWebText and validates on WikiText-103),
 // which must be tokenized as --data is.
-func (s *splits) openValidData(cfg Config, meta datasets.PackedMeta) error {
+func (s *splits) openValidData(cfg Config, meta artifact.PackedMeta) error {
 	if cfg.EvalEvery <= 0 {
 		cfg.Log.Info("validation off (--eval-every 0): --valid-data is not read", "valid_data", cfg.ValidData)
 		return nil
 	}
-	vm, vmeta, err := artifact.Open[datasets.PackedMeta](cfg.ValidData)
+	vm, vmeta, err := artifact.Open[artifact.PackedMeta](cfg.ValidData)
 	if err != nil {
 		return fmt.Errorf("--valid-data: %w", err)
 	}

@@ -159,7 +159,7 @@ func TestFineTuneResumes(t *testing.T) {
 	if lw, lc := losses(t, whole), losses(t, cut); !reflect.DeepEqual(lw, lc) {
 		t.Errorf("resumed fine-tune's losses %v, uninterrupted %v", lc, lw)
 	}
-	if m, _ := artifact.Read(checkpoint.StepDir(base, 2), checkpoint.Type); res.InitDigest != m.Digest() {
+	if m, _ := artifact.Read(checkpoint.StepDir(base, 2), artifact.CheckpointType); res.InitDigest != m.Digest() {
 		t.Errorf("resumed run's init digest %q, the checkpoint's %q", res.InitDigest, m.Digest())
 	}
 	ft.Init = filepath.Join(t.TempDir(), "other")
@@ -195,9 +195,9 @@ func copyTree(t *testing.T, src, dst string) {
 func packedWith(t *testing.T, vocab, mask, L, n int) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "packed")
-	meta := datasets.PackedMeta{Length: L, Mode: "wrap", Tokenizer: "bytes", VocabSize: vocab, MaskIndex: mask, BOS: 0, EOS: 1,
-		Splits: map[string]datasets.SplitStats{}}
-	_, err := artifact.Publish(dir, artifact.Manifest{Type: datasets.PackedType, Params: artifact.Params(meta)}, func(tmp string) error {
+	meta := artifact.PackedMeta{Length: L, Mode: "wrap", Tokenizer: "bytes", VocabSize: vocab, MaskIndex: mask, BOS: 0, EOS: 1,
+		Splits: map[string]artifact.SplitStats{}}
+	_, err := artifact.Publish(dir, artifact.Manifest{Type: artifact.PackedType, Params: artifact.Params(meta)}, func(tmp string) error {
 		for _, split := range []string{"train", "valid"} {
 			w, err := datasets.NewPackedWriter(tmp, split, L)
 			if err != nil {
@@ -373,7 +373,7 @@ func TestValidData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, _ := artifact.Read(other, datasets.PackedType)
+	m, _ := artifact.Read(other, artifact.PackedType)
 	if res.ValidDigest != m.Digest() {
 		t.Errorf("valid digest %q, want --valid-data's %q", res.ValidDigest, m.Digest())
 	}
@@ -456,7 +456,7 @@ func TestSwitchesReachTheRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	last, _ := checkpoint.Resolve(work)
-	m, err := artifact.Read(last, checkpoint.Type)
+	m, err := artifact.Read(last, artifact.CheckpointType)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,9 +16,9 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/core/tensors"
 
+	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/checkpoint"
-	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/internal/atomicfile"
 	"github.com/mdlm-go/mdlm/internal/filehash"
 	"github.com/mdlm-go/mdlm/torchckpt"
@@ -140,7 +140,7 @@ func fromLightning(path, work string) (*initSource, error) {
 // initModel is the backbone of a run from ck: its architecture and sizes, the
 // run's length and dropout. The data's vocabulary must be the model's, and the
 // size flags either left unset (zero, "" or "custom") or equal to ck's.
-func initModel(cfg Config, ck backbone.Config, meta datasets.PackedMeta, L int) (backbone.Config, error) {
+func initModel(cfg Config, ck backbone.Config, meta artifact.PackedMeta, L int) (backbone.Config, error) {
 	if ck.Vocab != meta.VocabSize || ck.MaskIndex != meta.MaskIndex {
 		return backbone.Config{}, fmt.Errorf("--init: the model's vocabulary has %d tokens with [MASK] %d, but --data %s has %d with [MASK] %d (tokenizer %s): tokenize the data with the model's tokenizer",
 			ck.Vocab, ck.MaskIndex, cfg.Data, meta.VocabSize, meta.MaskIndex, meta.Tokenizer)

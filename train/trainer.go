@@ -182,7 +182,7 @@ func start(ctx context.Context, b compute.Backend, cfg Config, work string, prog
 	if err := validateSwitches(cfg); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	pm, meta, err := artifact.Open[datasets.PackedMeta](cfg.Data)
+	pm, meta, err := artifact.Open[artifact.PackedMeta](cfg.Data)
 	if err != nil {
 		return nil, fmt.Errorf("train: --data: %w", err)
 	}
@@ -235,7 +235,7 @@ func start(ctx context.Context, b compute.Backend, cfg Config, work string, prog
 // modelConfig is the checkpoint configuration the run trains: the backbone
 // from the --init checkpoint, the preset or the custom sizes, and the
 // objective.
-func modelConfig(cfg Config, meta datasets.PackedMeta, L int, src *initSource) (checkpoint.Config, error) {
+func modelConfig(cfg Config, meta artifact.PackedMeta, L int, src *initSource) (checkpoint.Config, error) {
 	var bc backbone.Config
 	var err error
 	if src != nil {
@@ -265,7 +265,7 @@ func (cfg Config) method() checkpoint.Method {
 
 // newModel is the backbone of a run from scratch: the preset or the custom
 // sizes, the data's vocabulary and mask.
-func newModel(cfg Config, meta datasets.PackedMeta, L int) (backbone.Config, error) {
+func newModel(cfg Config, meta artifact.PackedMeta, L int) (backbone.Config, error) {
 	vocab, mask := meta.VocabSize, meta.MaskIndex
 	arch := backbone.Arch(cfg.Backbone)
 	if arch == "" {

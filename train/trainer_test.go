@@ -14,7 +14,6 @@ import (
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/backend"
 	"github.com/mdlm-go/mdlm/checkpoint"
-	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/internal/stagetest"
 )
 
@@ -98,7 +97,7 @@ func TestStopAfterAndResume(t *testing.T) {
 
 func TestTrainRejectsBadData(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "text")
-	artifact.Publish(dir, artifact.Manifest{Type: datasets.TextType}, func(string) error { return nil })
+	artifact.Publish(dir, artifact.Manifest{Type: artifact.TextType}, func(string) error { return nil })
 	_, err := run(t, context.Background(), baseConfig(dir), t.TempDir(), nil)
 	if err == nil || !strings.Contains(err.Error(), `"packed/v1"`) || !strings.Contains(err.Error(), "--data") {
 		t.Errorf("text artifact as training data: err = %v", err)
@@ -152,7 +151,7 @@ func TestInterruptDuringEvalCheckpointsTheStep(t *testing.T) {
 // linear schedule records the reference's σ bounds, DiMamba gets the
 // reference's sizes, and mismatched flags are refused naming them.
 func TestModelConfig(t *testing.T) {
-	meta := datasets.PackedMeta{VocabSize: 259, MaskIndex: 258, Tokenizer: "bytes"}
+	meta := artifact.PackedMeta{VocabSize: 259, MaskIndex: 258, Tokenizer: "bytes"}
 	cases := []struct {
 		name    string
 		mutate  func(*Config)

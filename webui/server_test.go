@@ -37,8 +37,8 @@ func fixture(t *testing.T) (*Server, string) {
 			t.Fatal(err)
 		}
 	}
-	pub(filepath.Join(cache, "ppl-0123456789abcdef"), evaluate.MetricsType, evaluate.MetricsJSON, `{"ppl": 3.25}`)
-	pub(filepath.Join(outside, "evil-0123456789abcdef"), evaluate.MetricsType, evaluate.MetricsJSON, `{"ppl": 666, "secret": "`+secret+`"}`)
+	pub(filepath.Join(cache, "ppl-0123456789abcdef"), artifact.MetricsType, evaluate.MetricsJSON, `{"ppl": 3.25}`)
+	pub(filepath.Join(outside, "evil-0123456789abcdef"), artifact.MetricsType, evaluate.MetricsJSON, `{"ppl": 666, "secret": "`+secret+`"}`)
 	pub(filepath.Join(outside, "evilrun-0123456789abcdef"), "checkpoint/v1", "metrics.jsonl", `{"step": 1, "loss": 666}`+"\n")
 	os.Symlink(filepath.Join(outside, "evil-0123456789abcdef"), filepath.Join(cache, "evil-0123456789abcdef"))
 	os.Symlink(filepath.Join(outside, "evilrun-0123456789abcdef"), filepath.Join(cache, "evilrun-0123456789abcdef"))
@@ -105,7 +105,7 @@ func TestGraph(t *testing.T) {
 	for _, n := range graphs[0].Stages {
 		st[n.Name] = n
 	}
-	if a := st["ppl"].Artifact; a == nil || a.Type != evaluate.MetricsType || a.Size == 0 || a.Files != 1 || !strings.HasPrefix(a.Digest, "sha256:") {
+	if a := st["ppl"].Artifact; a == nil || a.Type != artifact.MetricsType || a.Size == 0 || a.Files != 1 || !strings.HasPrefix(a.Digest, "sha256:") {
 		t.Errorf("ppl artifact %+v", a)
 	}
 	if st["model"].State != "running" {

@@ -62,7 +62,7 @@ type CheckpointPushCmd struct {
 // Run verifies the checkpoint and pushes its files and manifest ($HF_TOKEN,
 // $HF_ENDPOINT as for pull; the token is never logged).
 func (c *CheckpointPushCmd) Run(ctx context.Context, log *slog.Logger) error {
-	m, err := artifact.Read(c.Src, checkpoint.Type)
+	m, err := artifact.Read(c.Src, artifact.CheckpointType)
 	if err != nil {
 		return fmt.Errorf("checkpoint push: %w", err)
 	}

@@ -93,21 +93,21 @@ func TestPullFromMockHub(t *testing.T) {
 	mdlmRun := mdlmLogged(t, &logs)
 	scorer := filepath.Join(dir, "scorer")
 	mdlmRun("checkpoint", "pull", "org/gpt2-tiny", "-o", scorer)
-	m, err := artifact.Read(scorer, checkpoint.Type)
+	m, err := artifact.Read(scorer, artifact.CheckpointType)
 	if err != nil || artifact.Verify(scorer, m) != nil || m.Params["hub_repo"] != "org/gpt2-tiny" || m.Params["revision"] != "main" {
 		t.Fatalf("pulled scorer: %+v, %v", m.Params, err)
 	}
 	// Samples from the MDLM repository, referenced directly.
 	samples := filepath.Join(dir, "samples")
 	mdlmRun("sample", "--checkpoint", "hub:org/mdlm-tiny", "-o", samples, "--steps", "8", "--num", "2", "--sampler", "ddpm")
-	if _, err := artifact.Read(samples, datasets.SamplesType); err != nil {
+	if _, err := artifact.Read(samples, artifact.SamplesType); err != nil {
 		t.Fatal(err)
 	}
 	// Text to score: the MDLM fixture has no tokenizer, so write samples with text.
 	scored := filepath.Join(dir, "text-samples")
 	rows := []datasets.Sample{{Index: 0, Text: "In the beginning", Tokens: []int32{1}}, {Index: 1, Text: "God created the heaven", Tokens: []int32{2}}}
-	if _, err := artifact.Publish(scored, artifact.Manifest{Type: datasets.SamplesType,
-		Params: artifact.Params(datasets.SamplesMeta{Sampler: "ddpm", Num: 2, Length: 16})}, func(tmp string) error { return datasets.WriteSamples(tmp, rows) }); err != nil {
+	if _, err := artifact.Publish(scored, artifact.Manifest{Type: artifact.SamplesType,
+		Params: artifact.Params(artifact.SamplesMeta{Sampler: "ddpm", Num: 2, Length: 16})}, func(tmp string) error { return datasets.WriteSamples(tmp, rows) }); err != nil {
 		t.Fatal(err)
 	}
 	mdlmRun("genppl", scored, "--scorer", "hub:org/gpt2-tiny", "-o", filepath.Join(dir, "genppl"), "--batch", "2")

@@ -32,7 +32,7 @@ func TestCheckpointPushPull(t *testing.T) {
 	var logs bytes.Buffer
 	mdlmRun := mdlmLogged(t, &logs)
 	mdlmRun("checkpoint", "push", ck, "org/ck", "--revision", "v1", "--private")
-	m, err := artifact.Read(ck, checkpoint.Type)
+	m, err := artifact.Read(ck, artifact.CheckpointType)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,12 +48,12 @@ func TestCheckpointPushPull(t *testing.T) {
 	}
 	back := filepath.Join(dir, "back")
 	mdlmRun("checkpoint", "pull", "org/ck", "--revision", "v1", "-o", back)
-	if pm, err := artifact.Read(back, checkpoint.Type); err != nil || artifact.Verify(back, pm) != nil {
+	if pm, err := artifact.Read(back, artifact.CheckpointType); err != nil || artifact.Verify(back, pm) != nil {
 		t.Fatalf("pulled checkpoint: %v", err)
 	}
 	// Pull publishes the pushed checkpoint as it is: the same artifact
 	// digest, every file bit for bit.
-	pm, err := artifact.Read(back, checkpoint.Type)
+	pm, err := artifact.Read(back, artifact.CheckpointType)
 	if err != nil {
 		t.Fatal(err)
 	}

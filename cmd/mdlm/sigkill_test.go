@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/mdlm-go/mdlm/artifact"
-	"github.com/mdlm-go/mdlm/checkpoint"
 	"github.com/mdlm-go/mdlm/train"
 )
 
@@ -85,8 +84,8 @@ func TestTrainSurvivesSIGKILL(t *testing.T) {
 		if a, b := stepLosses(t, full), stepLosses(t, killed); len(a) != 12 || !reflect.DeepEqual(a, b) {
 			t.Errorf("losses differ after %s + resume:\nuninterrupted %v\nresumed       %v", sig, a, b)
 		}
-		ma, _ := artifact.Read(full, checkpoint.Type)
-		mb, _ := artifact.Read(killed, checkpoint.Type)
+		ma, _ := artifact.Read(full, artifact.CheckpointType)
+		mb, _ := artifact.Read(killed, artifact.CheckpointType)
 		if ma.Digest() != mb.Digest() {
 			t.Errorf("after %s + resume the checkpoint differs from an uninterrupted run's", sig)
 		}

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/mdlm-go/mdlm/checkpoint"
+	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/evaluate"
 	"github.com/mdlm-go/mdlm/pipeline"
@@ -24,11 +24,11 @@ func summarize(w io.Writer, f *pipeline.File, ds []pipeline.Decision) {
 			continue
 		}
 		switch st.Spec.Output {
-		case evaluate.MetricsType:
+		case artifact.MetricsType:
 			summarizeMetrics(w, d)
-		case datasets.SamplesType:
+		case artifact.SamplesType:
 			summarizeSamples(w, d, 4)
-		case checkpoint.Type:
+		case artifact.CheckpointType:
 			if _, err := os.Stat(filepath.Join(d.Out, "loss.png")); err == nil {
 				fmt.Fprintf(w, "--- %s: loss curve %s\n", d.Stage, filepath.Join(d.Out, "loss.png"))
 			}

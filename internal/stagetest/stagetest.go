@@ -43,8 +43,8 @@ func Run(ctx context.Context, def stage.Def, opts stage.Options) (artifact.Manif
 func TextArtifact(t testing.TB, shardRows int, docs ...string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "text")
-	_, err := artifact.Publish(dir, artifact.Manifest{Type: datasets.TextType, Stage: "test",
-		Params: artifact.Params(datasets.TextMeta{TextSplit: string(datasets.ByLine)})}, func(tmp string) error {
+	_, err := artifact.Publish(dir, artifact.Manifest{Type: artifact.TextType, Stage: "test",
+		Params: artifact.Params(artifact.TextMeta{TextSplit: string(datasets.ByLine)})}, func(tmp string) error {
 		w := datasets.NewShardWriter[datasets.TextRow](tmp, "train", shardRows)
 		for i, d := range docs {
 			if err := w.Write(datasets.TextRow{ID: int64(i), Text: d}); err != nil {
@@ -76,8 +76,8 @@ func TokensArtifact(t testing.TB, tok string, docs ...string) string {
 		table.Offsets = append(table.Offsets, int64(len(table.Flat)))
 	}
 	dir := filepath.Join(t.TempDir(), "tokens")
-	_, err = artifact.Publish(dir, artifact.Manifest{Type: datasets.TokensType, Stage: "test",
-		Params: artifact.Params(datasets.TokensMeta{Tokenizer: tok, VocabSize: enc.VocabSize()})}, func(tmp string) error {
+	_, err = artifact.Publish(dir, artifact.Manifest{Type: artifact.TokensType, Stage: "test",
+		Params: artifact.Params(artifact.TokensMeta{Tokenizer: tok, VocabSize: enc.VocabSize()})}, func(tmp string) error {
 		path := filepath.Join(tmp, "train-00000.parquet")
 		f, err := os.Create(path)
 		if err != nil {
@@ -125,9 +125,9 @@ func PackedBlocks(t testing.TB, splits map[string][][]int32) string {
 	t.Helper()
 	const L = 16
 	dir := filepath.Join(t.TempDir(), "packed")
-	meta := datasets.PackedMeta{Length: L, Mode: "wrap", Tokenizer: "bytes", VocabSize: 259, MaskIndex: 258, BOS: 256, EOS: 256, PAD: 256,
-		Splits: map[string]datasets.SplitStats{}}
-	_, err := artifact.Publish(dir, artifact.Manifest{Type: datasets.PackedType, Stage: "test", Params: artifact.Params(meta)}, func(tmp string) error {
+	meta := artifact.PackedMeta{Length: L, Mode: "wrap", Tokenizer: "bytes", VocabSize: 259, MaskIndex: 258, BOS: 256, EOS: 256, PAD: 256,
+		Splits: map[string]artifact.SplitStats{}}
+	_, err := artifact.Publish(dir, artifact.Manifest{Type: artifact.PackedType, Stage: "test", Params: artifact.Params(meta)}, func(tmp string) error {
 		for split, blocks := range splits {
 			w, err := datasets.NewPackedWriter(tmp, split, L)
 			if err != nil {

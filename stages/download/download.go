@@ -24,7 +24,7 @@ import (
 )
 
 // Def declares the stage.
-var Def = stage.Def{Kind: "download", Version: 1, Output: datasets.TextType,
+var Def = stage.Def{Kind: "download", Version: 1, Output: artifact.TextType,
 	Help: "Fetch a registered dataset from the hub, or read local files, into a text/v1 artifact.",
 	New:  func() stage.Options { return &Options{} }, DataGC: true}
 
@@ -65,7 +65,7 @@ func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (a
 	var got int64
 	opts.progress = func(n int64) { got += n; bar.Bytes(got) }
 	var plan []splitPlan
-	meta := datasets.TextMeta{TextSplit: opts.TextSplit}
+	meta := artifact.TextMeta{TextSplit: opts.TextSplit}
 	if opts.Dataset != "" {
 		d, err := datasets.Lookup(opts.Dataset)
 		if err != nil {

@@ -61,7 +61,7 @@ func TestLocalSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Type != datasets.TextType {
+	if m.Type != artifact.TextType {
 		t.Errorf("type %q", m.Type)
 	}
 	train, valid := readSplit(t, out, "train"), readSplit(t, out, "valid")
@@ -176,7 +176,7 @@ func TestOpenWebTextSplitFromHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "owt")
-	_, err = artifact.Publish(out, artifact.Manifest{Type: datasets.TextType}, func(tmp string) error {
+	_, err = artifact.Publish(out, artifact.Manifest{Type: artifact.TextType}, func(tmp string) error {
 		return writeText(tmp, plan, Options{log: quietLog()})
 	})
 	if err != nil {
@@ -227,7 +227,7 @@ func TestURLDatasets(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "t8")
-	if _, err := artifact.Publish(out, artifact.Manifest{Type: datasets.TextType}, func(tmp string) error {
+	if _, err := artifact.Publish(out, artifact.Manifest{Type: artifact.TextType}, func(tmp string) error {
 		return writeText(tmp, plan, Options{log: quietLog()})
 	}); err != nil {
 		t.Fatal(err)

@@ -21,9 +21,9 @@ import (
 )
 
 // Def declares the stage.
-var Def = stage.Def{Kind: "eval", Version: 3, Output: evaluate.MetricsType,
+var Def = stage.Def{Kind: "eval", Version: 3, Output: artifact.MetricsType,
 	Help:   "Perplexity (NELBO bound for diffusion) of a checkpoint on packed/v1 data.",
-	Inputs: []stage.Input{{Name: "model", Type: checkpoint.Type}, {Name: "data", Type: datasets.PackedType}},
+	Inputs: []stage.Input{{Name: "model", Type: artifact.CheckpointType}, {Name: "data", Type: artifact.PackedType}},
 	New:    func() stage.Options { return &Options{} }}
 
 // Options are the stage's flags.
@@ -85,7 +85,7 @@ func (o *Options) evaluate(ctx context.Context, env *stage.Env) (evaluate.Perple
 	if o.MCDraws > 1 && m.Param == diffusion.ARP {
 		env.Logger().Warn("--mc-draws: an AR model's likelihood draws nothing; evaluating once", "mc_draws", o.MCDraws)
 	}
-	pm, meta, err := artifact.Open[datasets.PackedMeta](o.Data)
+	pm, meta, err := artifact.Open[artifact.PackedMeta](o.Data)
 	if err != nil {
 		return evaluate.Perplexity{}, man, fmt.Errorf("eval: --data: %w", err)
 	}

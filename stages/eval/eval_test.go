@@ -39,7 +39,7 @@ func TestEvalStage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Type != evaluate.MetricsType || m.Inputs["model"] == "" || m.Inputs["data"] == "" || m.Stage != "eval" {
+	if m.Type != artifact.MetricsType || m.Inputs["model"] == "" || m.Inputs["data"] == "" || m.Stage != "eval" {
 		t.Errorf("manifest %+v", m)
 	}
 	var res evaluate.Perplexity

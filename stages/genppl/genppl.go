@@ -21,9 +21,9 @@ import (
 )
 
 // Def declares the stage.
-var Def = stage.Def{Kind: "genppl", Version: 3, Output: evaluate.MetricsType,
+var Def = stage.Def{Kind: "genppl", Version: 3, Output: artifact.MetricsType,
 	Help:   "Generative perplexity and entropy of samples/v1 under a causal scorer (GPT-2 or AR checkpoint).",
-	Inputs: []stage.Input{{Name: "samples", Type: datasets.SamplesType}, {Name: "scorer", Type: checkpoint.Type}},
+	Inputs: []stage.Input{{Name: "samples", Type: artifact.SamplesType}, {Name: "scorer", Type: artifact.CheckpointType}},
 	New:    func() stage.Options { return &Options{} }}
 
 // Options are the stage's flags.
@@ -42,7 +42,7 @@ func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (a
 	if err != nil {
 		return artifact.Manifest{}, err
 	}
-	sm, meta, err := artifact.Open[datasets.SamplesMeta](o.Samples)
+	sm, meta, err := artifact.Open[artifact.SamplesMeta](o.Samples)
 	if err != nil {
 		return artifact.Manifest{}, fmt.Errorf("genppl: %w", err)
 	}

@@ -44,8 +44,8 @@ func TestGenPPLEndToEnd(t *testing.T) {
 		}
 		rows = append(rows, datasets.Sample{Index: int64(i), Tokens: ids, NFE: 3, Text: txt})
 	}
-	_, err := artifact.Publish(samples, artifact.Manifest{Type: datasets.SamplesType,
-		Params: artifact.Params(datasets.SamplesMeta{Sampler: "ddpm", Num: len(rows), Length: 24})},
+	_, err := artifact.Publish(samples, artifact.Manifest{Type: artifact.SamplesType,
+		Params: artifact.Params(artifact.SamplesMeta{Sampler: "ddpm", Num: len(rows), Length: 24})},
 		func(tmp string) error { return datasets.WriteSamples(tmp, rows) })
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +55,7 @@ func TestGenPPLEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Type != evaluate.MetricsType || m.Inputs["scorer"] == "" || m.Inputs["samples"] == "" {
+	if m.Type != artifact.MetricsType || m.Inputs["scorer"] == "" || m.Inputs["samples"] == "" {
 		t.Errorf("manifest %+v", m)
 	}
 	var res evaluate.GenResult

@@ -68,7 +68,7 @@ func TestPackNoEOS(t *testing.T) {
 	if m.Params[NoEOSParam] != true {
 		t.Errorf("params %v, want %s true", m.Params, NoEOSParam)
 	}
-	meta, err := artifact.DecodeMeta[datasets.PackedMeta](m)
+	meta, err := artifact.DecodeMeta[artifact.PackedMeta](m)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,9 +28,9 @@ import (
 )
 
 // Def declares the stage.
-var Def = stage.Def{Kind: "pack", Version: 1, Output: datasets.PackedType,
+var Def = stage.Def{Kind: "pack", Version: 1, Output: artifact.PackedType,
 	Help:   "Pack tokens/v1 into fixed-length blocks (packed/v1: Arrow and Parquet); shards by split.",
-	Inputs: []stage.Input{{Name: "tokens", Type: datasets.TokensType}},
+	Inputs: []stage.Input{{Name: "tokens", Type: artifact.TokensType}},
 	New:    func() stage.Options { return &Options{} }, DataGC: true}
 
 // Options are the stage's flags.
@@ -48,7 +48,7 @@ type Options struct {
 // plan is the resolved input and settings.
 type plan struct {
 	in      artifact.Manifest
-	meta    datasets.PackedMeta
+	meta    artifact.PackedMeta
 	noEOS   bool // --no-eos
 	sp      datasets.Specials
 	splits  map[string][]string
@@ -56,7 +56,7 @@ type plan struct {
 }
 
 func (o *Options) plan() (*plan, error) {
-	in, tm, err := artifact.Open[datasets.TokensMeta](o.In)
+	in, tm, err := artifact.Open[artifact.TokensMeta](o.In)
 	if err != nil {
 		return nil, fmt.Errorf("pack: %w", err)
 	}
@@ -89,9 +89,9 @@ func (o *Options) plan() (*plan, error) {
 		return nil, fmt.Errorf("pack: %w", err)
 	}
 	p := &plan{in: in, noEOS: o.NoEOS, sp: datasets.Specials{BOS: int32(v.BOS), EOS: int32(v.EOS), PAD: int32(v.PAD)},
-		meta: datasets.PackedMeta{Length: o.Length, Mode: mode, GroupDocs: o.GroupDocs, Tokenizer: tokName,
+		meta: artifact.PackedMeta{Length: o.Length, Mode: mode, GroupDocs: o.GroupDocs, Tokenizer: tokName,
 			VocabSize: v.V, MaskIndex: v.Mask, BOS: v.BOS, EOS: v.EOS, PAD: v.PAD, Dataset: tm.Dataset,
-			Splits: map[string]datasets.SplitStats{}}}
+			Splits: map[string]artifact.SplitStats{}}}
 	if p.splits, err = splitShards(o.In); err != nil {
 		return nil, fmt.Errorf("pack: %w", err)
 	}
@@ -104,7 +104,7 @@ func (o *Options) plan() (*plan, error) {
 
 // packedSplit is what a finished split leaves in the partial directory.
 type packedSplit struct {
-	Stats datasets.SplitStats `json:"stats"`
+	Stats artifact.SplitStats `json:"stats"`
 	Files []string            `json:"files"`
 }
 
@@ -264,8 +264,8 @@ func splitShards(dir string) (map[string][]string, error) {
 	return out, nil
 }
 
-func packSplit(ctx context.Context, dir, split string, shards []string, p *plan) (datasets.SplitStats, error) {
-	var none datasets.SplitStats
+func packSplit(ctx context.Context, dir, split string, shards []string, p *plan) (artifact.SplitStats, error) {
+	var none artifact.SplitStats
 	opts, sp := p.meta, p.sp
 	w, err := datasets.NewPackedWriter(dir, split, opts.Length)
 	if err != nil {
@@ -310,7 +310,7 @@ func packSplit(ctx context.Context, dir, split string, shards []string, p *plan)
 	if err := w.Close(); err != nil {
 		return none, err
 	}
-	return datasets.SplitStats{Documents: docs, Tokens: tokens, Blocks: int64(w.Rows), DroppedTokens: int64(dropped)}, nil
+	return artifact.SplitStats{Documents: docs, Tokens: tokens, Blocks: int64(w.Rows), DroppedTokens: int64(dropped)}, nil
 }
 
 // newPacker is the wrap-mode packer of the plan (nil in pad mode): the
@@ -334,7 +334,7 @@ func newPacker(p *plan, emit func(datasets.PackedRow) error) (packer, error) {
 // out empty is published with blocks: 0 and a warning, because a tiny hold-out
 // need not stop training: train refuses an empty valid split only when asked to
 // validate (--eval-every), and eval refuses to evaluate an empty split.
-func checkBlocks(log *slog.Logger, split string, st datasets.SplitStats, meta datasets.PackedMeta, noEOS bool) error {
+func checkBlocks(log *slog.Logger, split string, st artifact.SplitStats, meta artifact.PackedMeta, noEOS bool) error {
 	if st.Blocks > 0 {
 		return nil
 	}
@@ -347,7 +347,7 @@ func checkBlocks(log *slog.Logger, split string, st datasets.SplitStats, meta da
 }
 
 // emptyReason explains why a split made no block.
-func emptyReason(st datasets.SplitStats, meta datasets.PackedMeta, noEOS bool) string {
+func emptyReason(st artifact.SplitStats, meta artifact.PackedMeta, noEOS bool) string {
 	if st.Documents == 0 || meta.Mode == "pad" {
 		return fmt.Sprintf("it has %d documents", st.Documents)
 	}
@@ -366,7 +366,7 @@ func emptyReason(st datasets.SplitStats, meta datasets.PackedMeta, noEOS bool) s
 
 // checkIDs refuses a token id outside the model vocabulary: training and
 // evaluation would index embeddings with it (issue 19, defect 10).
-func checkIDs(ids []int32, meta datasets.PackedMeta, doc int64) error {
+func checkIDs(ids []int32, meta artifact.PackedMeta, doc int64) error {
 	for _, id := range ids {
 		if id < 0 || int(id) >= meta.VocabSize {
 			return fmt.Errorf("document id %d: token id %d is outside the vocabulary [0, %d) of tokenizer %s",

@@ -29,7 +29,7 @@ func TestPackPadModeWithBERT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	meta, err := artifact.DecodeMeta[datasets.PackedMeta](m)
+	meta, err := artifact.DecodeMeta[artifact.PackedMeta](m)
 	if err != nil || meta.Splits["train"].Blocks != 2 || meta.Mode != "pad" {
 		t.Errorf("meta %+v, err %v", meta, err)
 	}
@@ -56,7 +56,7 @@ func TestShardedPackEqualsOneProcess(t *testing.T) {
 	// A second split: copy train as valid into a new tokens artifact.
 	two := filepath.Join(t.TempDir(), "tokens2")
 	src := filepath.Join(tokens, "train-00000.parquet")
-	_, err := artifact.Publish(two, artifact.Manifest{Type: datasets.TokensType, Params: map[string]any{"tokenizer": "gpt2", "vocab_size": 50257}},
+	_, err := artifact.Publish(two, artifact.Manifest{Type: artifact.TokensType, Params: map[string]any{"tokenizer": "gpt2", "vocab_size": 50257}},
 		func(tmp string) error {
 			raw, err := os.ReadFile(src)
 			if err != nil {
@@ -98,7 +98,7 @@ func TestPackRejectsBadInputs(t *testing.T) {
 	}
 	// A tokens artifact whose manifest lacks a required field.
 	bad := filepath.Join(t.TempDir(), "bad")
-	artifact.Publish(bad, artifact.Manifest{Type: datasets.TokensType, Params: map[string]any{"tokenizer": "gpt2"}}, func(string) error { return nil })
+	artifact.Publish(bad, artifact.Manifest{Type: artifact.TokensType, Params: map[string]any{"tokenizer": "gpt2"}}, func(string) error { return nil })
 	if _, _, err := run(context.Background(), Options{In: bad, Out: filepath.Join(t.TempDir(), "p"), Length: 8}); err == nil || !strings.Contains(err.Error(), "params.vocab_size: missing") {
 		t.Errorf("manifest without vocab_size: err = %v", err)
 	}
@@ -109,8 +109,8 @@ func TestPackRejectsBadInputs(t *testing.T) {
 func tokensWith(t *testing.T, splits map[string][][]int32) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "tokens")
-	_, err := artifact.Publish(dir, artifact.Manifest{Type: datasets.TokensType, Stage: "test",
-		Params: artifact.Params(datasets.TokensMeta{Tokenizer: "bytes", VocabSize: 257})}, func(tmp string) error {
+	_, err := artifact.Publish(dir, artifact.Manifest{Type: artifact.TokensType, Stage: "test",
+		Params: artifact.Params(artifact.TokensMeta{Tokenizer: "bytes", VocabSize: 257})}, func(tmp string) error {
 		for split, docs := range splits {
 			table := datasets.TokensTable{Offsets: []int64{0}}
 			for i, d := range docs {
@@ -174,7 +174,7 @@ func TestHostilePackEmptyValidSplit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	meta, err := artifact.DecodeMeta[datasets.PackedMeta](m)
+	meta, err := artifact.DecodeMeta[artifact.PackedMeta](m)
 	if err != nil || meta.Splits["train"].Blocks == 0 || meta.Splits["valid"].Blocks != 0 {
 		t.Errorf("splits %+v, err %v", meta.Splits, err)
 	}

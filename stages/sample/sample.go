@@ -30,9 +30,9 @@ import (
 // Def declares the stage. Version 5: float64 draws by default, top-p,
 // temperature, low-confidence remasking, greedy and ancestral noise removal,
 // prompts; --draw-precision float32 replays version 4's samples.
-var Def = stage.Def{Kind: "sample", Version: 5, Output: datasets.SamplesType,
+var Def = stage.Def{Kind: "sample", Version: 5, Output: artifact.SamplesType,
 	Help:   "Generate samples from a checkpoint (ddpm, ddpm_cache, ddpm_rowcache, analytic, ar).",
-	Inputs: []stage.Input{{Name: "model", Type: checkpoint.Type}},
+	Inputs: []stage.Input{{Name: "model", Type: artifact.CheckpointType}},
 	New:    func() stage.Options { return &Options{} }}
 
 // Options are the stage's flags.
@@ -63,7 +63,7 @@ type Options struct {
 // params are the manifest's: the samples/v1 metadata and this stage's
 // sampling options (the rows' prompts by the file's digest).
 type params struct {
-	datasets.SamplesMeta
+	artifact.SamplesMeta
 	NoiseRemovalMode string  `json:"noise_removal_mode"`
 	DrawPrecision    string  `json:"draw_precision"`
 	TopP             float64 `json:"top_p"`
@@ -203,7 +203,7 @@ func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (a
 	for _, r := range rows {
 		totalNFE += int(r.NFE)
 	}
-	meta := datasets.SamplesMeta{Sampler: opts.Sampler, Steps: opts.Steps, Num: total, Batch: batch, Seed: opts.Seed,
+	meta := artifact.SamplesMeta{Sampler: opts.Sampler, Steps: opts.Steps, Num: total, Batch: batch, Seed: opts.Seed,
 		Eps: opts.Eps, NoiseRemoval: so.NoiseRemoval, Length: L, Template: opts.Template, StrideLength: opts.StrideLength,
 		NumStrides: opts.NumStrides, EMA: ema, Tokenizer: ck.Config.Tokenizer, NFETotal: totalNFE}
 	pm := params{SamplesMeta: meta, NoiseRemovalMode: string(opts.NoiseRemoval), DrawPrecision: string(so.Draws),

@@ -29,9 +29,9 @@ import (
 )
 
 // Def declares the stage.
-var Def = stage.Def{Kind: "tokenize", Version: 1, Output: datasets.TokensType,
+var Def = stage.Def{Kind: "tokenize", Version: 1, Output: artifact.TokensType,
 	Help:   "Tokenize a text/v1 artifact into tokens/v1 (sharded, all cores).",
-	Inputs: []stage.Input{{Name: "text", Type: datasets.TextType}},
+	Inputs: []stage.Input{{Name: "text", Type: artifact.TextType}},
 	New:    func() stage.Options { return &Options{} }, DataGC: true}
 
 // Options are the stage's flags.
@@ -55,7 +55,7 @@ type setup struct {
 }
 
 func (o *Options) setup() (*setup, error) {
-	in, meta, err := artifact.Open[datasets.TextMeta](o.In)
+	in, meta, err := artifact.Open[artifact.TextMeta](o.In)
 	if err != nil {
 		return nil, fmt.Errorf("tokenize: %w", err)
 	}
@@ -120,8 +120,8 @@ func (o *Options) Assemble(ctx context.Context, env *stage.Env, partial, dir str
 	if err := stage.MoveFiles(partial, dir, names); err != nil {
 		return artifact.Manifest{}, fmt.Errorf("tokenize: %w", err)
 	}
-	textMeta, _ := artifact.DecodeMeta[datasets.TextMeta](s.in)
-	meta := datasets.TokensMeta{Tokenizer: s.tokName, Detokenizer: s.detokName, Dataset: textMeta.Dataset,
+	textMeta, _ := artifact.DecodeMeta[artifact.TextMeta](s.in)
+	meta := artifact.TokensMeta{Tokenizer: s.tokName, Detokenizer: s.detokName, Dataset: textMeta.Dataset,
 		Wrap: textMeta.Wrap, VocabSize: s.tok.VocabSize()}
 	return artifact.Manifest{Inputs: map[string]string{"text": s.in.Digest()}, Params: artifact.Params(meta)}, nil
 }

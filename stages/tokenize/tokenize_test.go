@@ -80,7 +80,7 @@ func TestShardedTokenizeResumesAndPublishesOnce(t *testing.T) {
 	if err != nil || !published {
 		t.Fatal(published, err)
 	}
-	if m.Type != datasets.TokensType || m.Params["tokenizer"] != "gpt2" || m.Version != Def.Version {
+	if m.Type != artifact.TokensType || m.Params["tokenizer"] != "gpt2" || m.Version != Def.Version {
 		t.Errorf("manifest %+v", m)
 	}
 	if _, err := os.Stat(out + ".partial"); !os.IsNotExist(err) {

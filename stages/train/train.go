@@ -13,18 +13,16 @@ import (
 	"strconv"
 
 	"github.com/mdlm-go/mdlm/artifact"
-	"github.com/mdlm-go/mdlm/checkpoint"
-	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/diffusion"
 	"github.com/mdlm-go/mdlm/stage"
 	"github.com/mdlm-go/mdlm/train"
 )
 
 // Def declares the stage.
-var Def = stage.Def{Kind: "train", Version: 5, Output: checkpoint.Type,
+var Def = stage.Def{Kind: "train", Version: 5, Output: artifact.CheckpointType,
 	Help: "Train MDLM, D3PM, SEDD or the AR baseline on packed/v1 data; publishes checkpoint/v1 (resumable).",
-	Inputs: []stage.Input{{Name: "data", Type: datasets.PackedType},
-		{Name: "init", Type: checkpoint.Type, Optional: true}, {Name: "valid", Type: datasets.PackedType, Optional: true}},
+	Inputs: []stage.Input{{Name: "data", Type: artifact.PackedType},
+		{Name: "init", Type: artifact.CheckpointType, Optional: true}, {Name: "valid", Type: artifact.PackedType, Optional: true}},
 	New: func() stage.Options { return &Options{} }, Resumable: true}
 
 // Options are the stage's flags.
@@ -122,7 +120,7 @@ func inputs(res *train.Result) map[string]string {
 // reference's defaults, the switches it was trained with (diffusion.Objective,
 // read back by eval).
 func params(res *train.Result) map[string]any {
-	p := artifact.Params(checkpoint.Meta{Step: res.Step})
+	p := artifact.Params(artifact.CheckpointMeta{Step: res.Step})
 	if !res.Objective.IsDefault() {
 		p[diffusion.ObjectiveParam] = res.Objective
 	}

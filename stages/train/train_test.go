@@ -136,7 +136,7 @@ func TestResumeReproducesUninterruptedRun(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(a.Out, "loss.png")); err != nil {
 		t.Errorf("no loss plot: %v", err)
 	}
-	if m, meta, err := artifact.Open[checkpoint.Meta](a.Out); err != nil || meta.Step != 6 || m.Stage != "train" {
+	if m, meta, err := artifact.Open[artifact.CheckpointMeta](a.Out); err != nil || meta.Step != 6 || m.Stage != "train" {
 		t.Errorf("output as checkpoint/v1: meta %+v, err %v", meta, err)
 	}
 }
@@ -189,7 +189,7 @@ func TestBestCheckpointAndValidationGenPPL(t *testing.T) {
 	if best.State.Step != bestStep || math.Abs(best.State.BestValNLL-bestNLL) > 1e-9 {
 		t.Errorf("best checkpoint at step %d (val %v), metrics say step %d (val %v)", best.State.Step, best.State.BestValNLL, bestStep, bestNLL)
 	}
-	if _, _, err := artifact.Open[checkpoint.Meta](o.Out); err != nil {
+	if _, _, err := artifact.Open[artifact.CheckpointMeta](o.Out); err != nil {
 		t.Errorf("the run with best/ inside does not verify: %v", err)
 	}
 }

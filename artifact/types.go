@@ -1,6 +1,33 @@
-package datasets
+package artifact
 
 import "fmt"
+
+// The artifact types, each with the stage that writes it and its typed
+// metadata (the manifest's params, decoded and checked by Open). This file is
+// the one list: a new type and its metadata struct go here.
+const (
+	// TextType: documents (download). text-NNNNN.parquet per split; TextMeta.
+	TextType = "text/v1"
+	// TokensType: token ids per document (tokenize). Arrow and Parquet token
+	// tables per split; TokensMeta.
+	TokensType = "tokens/v1"
+	// PackedType: fixed-length blocks (pack). <split>.arrow (memory-mapped by
+	// training) and <split>-NNNNN.parquet; PackedMeta.
+	PackedType = "packed/v1"
+	// CheckpointType: a model (train, checkpoint import/pull). config.json,
+	// model.safetensors, optional ema.safetensors and training state;
+	// CheckpointMeta.
+	CheckpointType = "checkpoint/v1"
+	// SamplesType: generated samples (sample); SamplesMeta. Files:
+	//
+	//	samples.parquet  one row per sample: index (int64), tokens (list<int32>), nfe (int32),
+	//	                 text (the tokens decoded by the checkpoint's tokenizer, if it names one)
+	//	samples.jsonl    the same rows as JSON lines, for a quick look
+	SamplesType = "samples/v1"
+	// MetricsType: evaluation results (eval, genppl). metrics.json; no
+	// typed params beyond the manifest's.
+	MetricsType = "metrics/v1"
+)
 
 // TextMeta is the typed metadata (manifest params) of a text/v1 artifact.
 type TextMeta struct {
@@ -103,3 +130,12 @@ func (s SamplesMeta) Validate() error {
 	}
 	return nil
 }
+
+// CheckpointMeta is the typed metadata (manifest params) of a checkpoint/v1 artifact.
+type CheckpointMeta struct {
+	Step int `json:"step,omitempty"` // optimizer steps of a training checkpoint
+}
+
+func (CheckpointMeta) ArtifactType() string { return CheckpointType }
+func (CheckpointMeta) Required() []string   { return nil }
+func (CheckpointMeta) Validate() error      { return nil }
