@@ -11,6 +11,7 @@ import (
 	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/diffusion"
 	"github.com/mdlm-go/mdlm/internal/reffix"
+	"github.com/mdlm-go/mdlm/internal/testsupport"
 )
 
 // Evaluating the reference fixture checkpoint on its fixture batch gives the
@@ -20,11 +21,7 @@ func TestReferenceEvalLosses(t *testing.T) {
 	for _, fx := range reffix.All(t) {
 		c := fx.Config
 		B, L := c.Batch, c.Length
-		dcfg := backbone.Config{Arch: backbone.DiT, Vocab: c.Vocab, Hidden: c.Hidden, Heads: c.Heads, Blocks: c.Blocks, Cond: c.Cond, Length: L, MaskIndex: c.MaskIndex}
-		w, err := backbone.LoadWeights(fx.Open(t, "dit.safetensors"), dcfg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		dcfg, w := testsupport.FixtureDiT(t, fx)
 		mdlm := fx.Open(t, "expected_mdlm.safetensors")
 		x0, _ := reffix.Int64(t, mdlm, "x0")
 		mask := make([]float32, B*L)
@@ -35,7 +32,7 @@ func TestReferenceEvalLosses(t *testing.T) {
 		check := func(name string, m diffusion.Model, tt []float32, xt []int64, want []float32) {
 			sigma, dsigma := diffusion.SigmaDSigma(sched, tt)
 			s, n, err := NewEvaluator(b, m, w.RotaryInvFreqOrDefault()).Sums(w.Tensors(),
-				diffusion.Batch{B: B, L: L, X0: i32(x0), XT: i32(xt), T: tt, Sigma: sigma, DSigma: dsigma, TokenMask: mask})
+				diffusion.Batch{B: B, L: L, X0: reffix.Int32s(x0), XT: reffix.Int32s(xt), T: tt, Sigma: sigma, DSigma: dsigma, TokenMask: mask})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -59,7 +56,7 @@ func TestReferenceEvalLosses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, n, err := NewEvaluator(b, diffusion.Model{Backbone: acfg, Param: diffusion.ARP}, aw.RotaryInvFreqOrDefault()).Sums(aw.Tensors(), diffusion.Batch{B: B, L: L, X0: i32(x0), TokenMask: mask})
+		s, n, err := NewEvaluator(b, diffusion.Model{Backbone: acfg, Param: diffusion.ARP}, aw.RotaryInvFreqOrDefault()).Sums(aw.Tensors(), diffusion.Batch{B: B, L: L, X0: reffix.Int32s(x0), TokenMask: mask})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,14 +105,6 @@ func TestPerplexityAggregation(t *testing.T) {
 	if count != 2+3+4+2+3 {
 		t.Errorf("counted %v tokens, want 14", count)
 	}
-}
-
-func i32(v []int64) []int32 {
-	out := make([]int32, len(v))
-	for i, x := range v {
-		out[i] = int32(x)
-	}
-	return out
 }
 
 // packedSplit writes blocks, each wrapped in BOS/EOS and padded to L, as a

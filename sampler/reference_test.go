@@ -6,10 +6,10 @@ import (
 	"math"
 	"testing"
 
-	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/backend"
 	"github.com/mdlm-go/mdlm/diffusion"
 	"github.com/mdlm-go/mdlm/internal/reffix"
+	"github.com/mdlm-go/mdlm/internal/testsupport"
 )
 
 // fixtureDraws replays the reference's recorded torch.rand_like draws in order.
@@ -43,12 +43,7 @@ func TestReferenceSamplers(t *testing.T) {
 	for _, fx := range reffix.All(t) {
 		t.Run(fx.Name, func(t *testing.T) {
 			c := fx.Config
-			bcfg := backbone.Config{Arch: backbone.DiT, Vocab: c.Vocab, Hidden: c.Hidden, Heads: c.Heads,
-				Blocks: c.Blocks, Cond: c.Cond, Length: c.Length, MaskIndex: c.MaskIndex}
-			w, err := backbone.LoadWeights(fx.Open(t, "dit.safetensors"), bcfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			bcfg, w := testsupport.FixtureDiT(t, fx)
 			sched, _ := diffusion.NewSchedule(c.Noise, diffusion.DefaultSigmaMin, diffusion.DefaultSigmaMax)
 			f := fx.Open(t, "expected_samplers.safetensors")
 			cases := []struct {

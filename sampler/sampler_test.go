@@ -13,19 +13,12 @@ import (
 	"github.com/mdlm-go/mdlm/backend"
 	"github.com/mdlm-go/mdlm/diffusion"
 	"github.com/mdlm-go/mdlm/internal/layers"
+	"github.com/mdlm-go/mdlm/internal/testsupport"
 )
 
 func tinyModel(t testing.TB, L int) (diffusion.Model, *backbone.Weights) {
 	t.Helper()
-	cfg := backbone.Config{Arch: backbone.DiT, Vocab: 24, Hidden: 16, Heads: 2, Blocks: 1, Cond: 8, Length: L, MaskIndex: 23}
-	w, err := backbone.NewWeights(cfg, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Non-zero output layer so the denoiser is not uniform.
-	for i := range w.Data["output_layer.linear.weight"] {
-		w.Data["output_layer.linear.weight"][i] = float32((i*7919)%13-6) * 0.05
-	}
+	cfg, w := testsupport.TinyDiT(t, L)
 	return diffusion.Model{Backbone: cfg, Param: diffusion.SUBS, Schedule: diffusion.LogLinear{Eps: diffusion.LogLinearEps}}, w
 }
 

@@ -13,17 +13,13 @@ import (
 	"github.com/mdlm-go/mdlm/backend"
 	"github.com/mdlm-go/mdlm/diffusion"
 	"github.com/mdlm-go/mdlm/internal/reffix"
+	"github.com/mdlm-go/mdlm/internal/testsupport"
 	"github.com/mdlm-go/mdlm/optim"
 )
 
 func fixtureModel(t *testing.T, fx reffix.Fixture) (diffusion.Model, *backbone.Weights) {
 	c := fx.Config
-	bcfg := backbone.Config{Arch: backbone.DiT, Vocab: c.Vocab, Hidden: c.Hidden, Heads: c.Heads,
-		Blocks: c.Blocks, Cond: c.Cond, Length: c.Length, MaskIndex: c.MaskIndex}
-	w, err := backbone.LoadWeights(fx.Open(t, "dit.safetensors"), bcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bcfg, w := testsupport.FixtureDiT(t, fx)
 	sched, err := diffusion.NewSchedule(c.Noise, diffusion.DefaultSigmaMin, diffusion.DefaultSigmaMax)
 	if err != nil {
 		t.Fatal(err)
@@ -42,15 +38,7 @@ func fixtureBatch(t *testing.T, fx reffix.Fixture, m diffusion.Model) diffusion.
 	for i := range mask {
 		mask[i] = 1
 	}
-	return diffusion.Batch{B: B, L: L, X0: i32(x0), XT: i32(xt), T: tt, Sigma: sigma, DSigma: dsigma, TokenMask: mask}
-}
-
-func i32(v []int64) []int32 {
-	out := make([]int32, len(v))
-	for i, x := range v {
-		out[i] = int32(x)
-	}
-	return out
+	return diffusion.Batch{B: B, L: L, X0: reffix.Int32s(x0), XT: reffix.Int32s(xt), T: tt, Sigma: sigma, DSigma: dsigma, TokenMask: mask}
 }
 
 // TestReferenceGradientsAndAdamW checks, for the MDLM token mean on the fixture
