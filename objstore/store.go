@@ -33,6 +33,11 @@ var (
 // ErrNoArtifact means a prefix holds no committed artifact (no manifest).
 var ErrNoArtifact = errors.New("no artifact (no artifact.json)")
 
+// DefaultMaxAttempts is how often one request is tried when the AWS
+// configuration does not say (AWS_MAX_ATTEMPTS, max_attempts); the SDK's
+// standard retryer backs off exponentially between tries.
+const DefaultMaxAttempts = 8
+
 // Store reads and writes artifacts on one S3-compatible endpoint.
 type Store struct {
 	client   *s3.Client
@@ -70,6 +75,12 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 		}
 		o.UsePathStyle = cfg.PathStyle
+		if ac.RetryMaxAttempts == 0 { // AWS_MAX_ATTEMPTS or max_attempts not set
+			// A large artifact is hundreds of requests; a dropped connection
+			// to one of them (a busy gateway, seen on loopback at load 10)
+			// should not fail the whole transfer after the SDK's default 3.
+			o.RetryMaxAttempts = DefaultMaxAttempts
+		}
 		// Sizes and sha256 are checked against the manifest; the SDK's own
 		// CRC trailers are not needed and not every compatible store has them.
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired

@@ -238,21 +238,12 @@ func (m *bpe) fallbackFor(s string) bool {
 	return true
 }
 
-// lowerAround reports whether the symbol just merged at w makes a pair of
-// rank below rank with its left neighbour (ids[w-1]) or its right one (ids[r],
-// not yet moved).
-func (m *bpe) lowerAround(ids []int32, w, r int, rank int32) bool {
-	if w > 0 {
-		if x, ok := m.merges.get(pairKey(ids[w-1], ids[w])); ok && x.rank < rank {
-			return true
-		}
+// pairRule is the merge of (a, b), or a rule of rank maxRank when none.
+func (m *bpe) pairRule(a, b int32) mergeRule {
+	if r, ok := m.merges.get(pairKey(a, b)); ok {
+		return r
 	}
-	if r < len(ids) {
-		if x, ok := m.merges.get(pairKey(ids[w], ids[r])); ok && x.rank < rank {
-			return true
-		}
-	}
-	return false
+	return mergeRule{rank: m.maxRank}
 }
 
 // heapMergeMin is the length from which merge uses a heap instead of rescanning.
@@ -265,38 +256,33 @@ func (m *bpe) merge(ids []int32) []int32 {
 	if len(ids) >= heapMergeMin {
 		return m.mergeHeap(ids)
 	}
+	// The rank and result of each adjacent pair, kept up to date as symbols
+	// merge: each step takes the lowest rank, leftmost among equals, merges that
+	// one pair and looks up only the two pairs it changed.
+	var buf [2 * heapMergeMin]mergeRule
+	pairs := buf[:0]
+	for i := 0; i+1 < len(ids); i++ {
+		pairs = append(pairs, m.pairRule(ids[i], ids[i+1]))
+	}
 	for len(ids) > 1 {
-		best, at := mergeRule{rank: m.maxRank}, -1
-		for i := 0; i+1 < len(ids); i++ {
-			if r, ok := m.merges.get(pairKey(ids[i], ids[i+1])); ok && r.rank < best.rank {
-				best, at = r, i
+		at, best := -1, m.maxRank
+		for i, r := range pairs {
+			if r.rank < best {
+				at, best = i, r.rank
 			}
 		}
 		if at < 0 {
 			break
 		}
-		// Merge the occurrences of the best pair left to right, as the
-		// reference's queue pops them, until a merge makes a pair of lower rank
-		// (merges converted from SentencePiece need not come in training order):
-		// the queue would take that one first, so rescan.
-		a, b := ids[at], ids[at+1]
-		w, r := at, at
-		for r < len(ids) {
-			if r+1 < len(ids) && ids[r] == a && ids[r+1] == b {
-				ids[w] = best.id
-				r += 2
-				w++
-				if m.lowerAround(ids, w-1, r, best.rank) {
-					break
-				}
-				continue
-			}
-			ids[w] = ids[r]
-			r++
-			w++
+		ids[at] = pairs[at].id
+		ids = append(ids[:at+1], ids[at+2:]...)
+		pairs = append(pairs[:at], pairs[at+1:]...)
+		if at > 0 {
+			pairs[at-1] = m.pairRule(ids[at-1], ids[at])
 		}
-		w += copy(ids[w:], ids[r:])
-		ids = ids[:w]
+		if at < len(pairs) {
+			pairs[at] = m.pairRule(ids[at], ids[at+1])
+		}
 	}
 	return ids
 }

@@ -53,12 +53,31 @@ func (m *bpe) partEnd(word string, i int) int {
 			return len(word)
 		}
 		cut := i + 1 + j
-		x, w := utf8.DecodeLastRuneInString(word[:cut])
-		if x != partRune && !m.noCutAfter[x] && !(x == utf8.RuneError && w <= 1) {
-			if _, ok := m.vocab[word[cut-w:cut]]; ok {
-				return cut
-			}
+		if last, ok := m.lastSymbolChar(word[:cut]); ok && last != partRune && !m.noCutAfter[last] {
+			return cut
 		}
 		i = cut
 	}
+}
+
+// lastSymbolChar is the last character of the last symbol that the end of
+// word (its last character x) becomes: x when x is a token, '>' when it falls
+// back to <0xXX> byte tokens or becomes an unk_token ending in '>'. ok is false
+// when that is not known (a dropped character, invalid UTF-8).
+func (m *bpe) lastSymbolChar(word string) (rune, bool) {
+	x, w := utf8.DecodeLastRuneInString(word)
+	if x == utf8.RuneError && w <= 1 {
+		return 0, false
+	}
+	if _, ok := m.vocab[word[len(word)-w:]]; ok {
+		return x, true
+	}
+	if m.byteFallback && m.fallbackFor(word[len(word)-w:]) {
+		return '>', true
+	}
+	if m.unkID >= 0 {
+		r, _ := utf8.DecodeLastRuneInString(m.idToTok[m.unkID])
+		return r, true
+	}
+	return 0, false
 }
