@@ -53,32 +53,14 @@ func NewEvaluator(b compute.Backend, m diffusion.Model, invFreq []float32) *Eval
 // attention mask); for AR models the first position is never a target
 // (mask[:, 1:] counts).
 func (e *Evaluator) Sums(params []*tensors.Tensor, b diffusion.Batch) (float64, float64, error) {
-	args := make([]any, 0, len(params)+5)
-	for _, p := range params {
-		args = append(args, p)
-	}
-	xt, t, sigma, dsigma := b.NoiseInputs()
-	args = append(args, tensors.FromFlatDataAndDimensions(b.X0, b.B, b.L), tensors.FromFlatDataAndDimensions(xt, b.B, b.L),
-		tensors.FromFlatDataAndDimensions(t, b.B), tensors.FromFlatDataAndDimensions(sigma, b.B), tensors.FromFlatDataAndDimensions(dsigma, b.B))
-	out, err := e.exec.Call(args...)
-	if err != nil {
-		return 0, 0, err
-	}
-	loss, err := backbone.Float32s(out[0])
+	sums, counts, err := e.RowSums(params, b)
 	if err != nil {
 		return 0, 0, err
 	}
 	var sum, count float64
-	width := len(loss) / b.B
-	for r := 0; r < b.B; r++ {
-		for i := 0; i < width; i++ {
-			mi := r*b.L + i
-			if width < b.L { // AR: targets are positions 1..L-1
-				mi++
-			}
-			sum += float64(loss[r*width+i]) * float64(b.TokenMask[mi])
-			count += float64(b.TokenMask[mi])
-		}
+	for r := range sums {
+		sum += sums[r]
+		count += counts[r]
 	}
 	return sum, count, nil
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/backend"
 	"github.com/mdlm-go/mdlm/checkpoint"
-	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/diffusion"
 	"github.com/mdlm-go/mdlm/internal/reffix"
 	"github.com/mdlm-go/mdlm/internal/stagetest"
@@ -194,34 +193,15 @@ func copyTree(t *testing.T, src, dst string) {
 // length whose train and valid splits hold n blocks of ids below the mask.
 func packedWith(t *testing.T, vocab, mask, L, n int) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "packed")
-	meta := artifact.PackedMeta{Length: L, Mode: "wrap", Tokenizer: "bytes", VocabSize: vocab, MaskIndex: mask, BOS: 0, EOS: 1,
-		Splits: map[string]artifact.SplitStats{}}
-	_, err := artifact.Publish(dir, artifact.Manifest{Type: artifact.PackedType, Params: artifact.Params(meta)}, func(tmp string) error {
-		for _, split := range []string{"train", "valid"} {
-			w, err := datasets.NewPackedWriter(tmp, split, L)
-			if err != nil {
-				return err
-			}
-			for b := 0; b < n; b++ {
-				ids, ones := make([]int32, L), make([]int8, L)
-				for i := range ids {
-					ids[i], ones[i] = int32((b*7+i*3)%(mask-2)+2), 1
-				}
-				if err := w.Write(datasets.PackedRow{InputIDs: ids, AttentionMask: ones}); err != nil {
-					return err
-				}
-			}
-			if err := w.Close(); err != nil {
-				return err
-			}
+	blocks := make([][]int32, n)
+	for b := range blocks {
+		blocks[b] = make([]int32, L)
+		for i := range blocks[b] {
+			blocks[b][i] = int32((b*7+i*3)%(mask-2) + 2)
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
-	return dir
+	meta := artifact.PackedMeta{Length: L, Mode: "wrap", Tokenizer: "bytes", VocabSize: vocab, MaskIndex: mask, BOS: 0, EOS: 1}
+	return stagetest.PackedWith(t, meta, map[string][][]int32{"train": blocks, "valid": blocks})
 }
 
 // Fine-tuning from the reference's Lightning checkpoint: the run starts from

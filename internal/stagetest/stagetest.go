@@ -123,10 +123,17 @@ func PackedArtifact(t testing.TB) string {
 // ids beyond the vocabulary.
 func PackedBlocks(t testing.TB, splits map[string][][]int32) string {
 	t.Helper()
-	const L = 16
+	return PackedWith(t, artifact.PackedMeta{Length: 16, Mode: "wrap", Tokenizer: "bytes", VocabSize: 259, MaskIndex: 258,
+		BOS: 256, EOS: 256, PAD: 256}, splits)
+}
+
+// PackedWith publishes a packed/v1 artifact with meta's vocabulary and block
+// length whose splits hold the given blocks verbatim (every position attended).
+func PackedWith(t testing.TB, meta artifact.PackedMeta, splits map[string][][]int32) string {
+	t.Helper()
+	L := meta.Length
 	dir := filepath.Join(t.TempDir(), "packed")
-	meta := artifact.PackedMeta{Length: L, Mode: "wrap", Tokenizer: "bytes", VocabSize: 259, MaskIndex: 258, BOS: 256, EOS: 256, PAD: 256,
-		Splits: map[string]artifact.SplitStats{}}
+	meta.Splits = map[string]artifact.SplitStats{}
 	_, err := artifact.Publish(dir, artifact.Manifest{Type: artifact.PackedType, Stage: "test", Params: artifact.Params(meta)}, func(tmp string) error {
 		for split, blocks := range splits {
 			w, err := datasets.NewPackedWriter(tmp, split, L)
