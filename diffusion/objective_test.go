@@ -12,6 +12,7 @@ import (
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/backend"
 	"github.com/mdlm-go/mdlm/internal/layers"
+	"github.com/mdlm-go/mdlm/internal/reffix"
 )
 
 // The log move chances at the ends of the schedule, against the values of
@@ -386,5 +387,36 @@ func TestCrop(t *testing.T) {
 	}
 	if len(seen) != 4 {
 		t.Errorf("CropStart drew only %v", seen)
+	}
+}
+
+// The reference's recorded times (expected_mdlm: mdlm/t, expected_losses:
+// subs_T1000/t, both _sample_t with antithetic sampling and the floor 1e-3)
+// are SampleT's output: each t_i lies in its stratum
+// [(1 − ε)·i/B + ε, (1 − ε)·(i+1)/B + ε), and the uniform u_i recovered from it
+// gives back t_i through SampleT to float32 rounding. Independent draws would
+// fall in one stratum per row only by chance.
+func TestReferenceTimesAreSampleT(t *testing.T) {
+	const eps = DefaultSamplingEps
+	for _, fx := range reffix.All(t) {
+		t.Run(fx.Name, func(t *testing.T) {
+			for _, c := range []struct{ file, key string }{{"expected_mdlm.safetensors", "mdlm/t"}, {"expected_losses.safetensors", "subs_T1000/t"}} {
+				ts, _ := reffix.Float32(t, fx.Open(t, c.file), c.key)
+				B := len(ts)
+				u := make([]float32, B)
+				for i, x := range ts {
+					lo, hi := (1-eps)*float64(i)/float64(B)+eps, (1-eps)*float64(i+1)/float64(B)+eps
+					if float64(x) < lo-1e-6 || float64(x) >= hi+1e-6 {
+						t.Errorf("%s[%d] = %v outside its antithetic stratum [%v, %v)", c.key, i, x, lo, hi)
+					}
+					u[i] = float32(math.Min(math.Max(((float64(x)-eps)/(1-eps)-float64(i)/float64(B))*float64(B), 0), math.Nextafter(1, 0)))
+				}
+				for i, got := range SampleT(u, true, eps) {
+					if math.Abs(float64(got-ts[i])) > 4e-7 {
+						t.Errorf("%s[%d]: SampleT of the recovered u gives %v, the reference %v", c.key, i, got, ts[i])
+					}
+				}
+			}
+		})
 	}
 }

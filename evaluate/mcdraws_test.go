@@ -132,3 +132,72 @@ func TestRowSums(t *testing.T) {
 		t.Errorf("row sums %v %v, batch sums %v %v", rs, rc, s, c)
 	}
 }
+
+// seedSpread runs the evaluation at K draws per sequence for seeds 1..S: the
+// NLLs, and the mean reported standard error.
+func seedSpread(t *testing.T, m diffusion.Model, w *backbone.Weights, data *datasets.PackedArrow, K, S int) (nlls []float64, reportedSE float64) {
+	t.Helper()
+	for s := 1; s <= S; s++ {
+		res := perplexity(t, m, w, data, K, int64(s))
+		nlls = append(nlls, res.NLL)
+		if res.NLLStderr != nil {
+			reportedSE += *res.NLLStderr / float64(S)
+		}
+	}
+	return nlls, reportedSE
+}
+
+// logSDStderr is the standard error of log(sd) estimated from xs, from their
+// sample kurtosis κ: Var(s²)/σ⁴ ≈ (κ − (n−3)/(n−1))/n, and log sd = ½ log s²
+// (1/sqrt(2(n−1)) for normal xs; the 1/t-weighted NELBO has heavier tails).
+func logSDStderr(xs []float64) float64 {
+	n := float64(len(xs))
+	mean, v := meanVar(xs)
+	var m4 float64
+	for _, x := range xs {
+		d := x - mean
+		m4 += d * d * d * d / n
+	}
+	kappa := m4 / (v * v)
+	return 0.5 * math.Sqrt(math.Max(kappa-(n-3)/(n-1), 2/(n-1))/n)
+}
+
+// K = 8 draws per sequence against the reference's single draw, on a fixed
+// checkpoint: with independent draws the spread of the NELBO over seeds falls
+// by 1/sqrt(8), and the reported standard error at K = 8 is the single draw's
+// spread over sqrt(8). The tolerances are three standard errors of the log of
+// a standard deviation estimated over the seeds (logSDStderr). Antithetic
+// draws (the default) spread no more than independent ones.
+func TestMCDrawsStandardErrorOneOverSqrtK(t *testing.T) {
+	m, w, data := fixedModel(t)
+	const S1, S8 = 128, 32
+	// The time floor 0.05 instead of 1e-3: below it a row's loss sum, weighted
+	// by 1/t, has rare huge values (one masked token at t ≈ 1e-3 weighs 1000)
+	// whose variance no 128 seeds estimate; the law holds for any floor.
+	m = m.WithObjective(diffusion.Objective{Antithetic: true, SamplingEps: 0.05})
+	indep := m.WithObjective(diffusion.Objective{Antithetic: false, SamplingEps: 0.05})
+	one, _ := seedSpread(t, indep, w, data, 1, S1)
+	eight, se8 := seedSpread(t, indep, w, data, 8, S8)
+	anti, _ := seedSpread(t, m, w, data, 8, S8)
+	mean1, v1 := meanVar(one)
+	mean8, v8 := meanVar(eight)
+	_, vAnti := meanVar(anti)
+	sd1, sd8, sdAnti := math.Sqrt(v1), math.Sqrt(v8), math.Sqrt(vAnti)
+	e1, e8, eAnti := logSDStderr(one), logSDStderr(eight), logSDStderr(anti)
+	t.Logf("%d rows; K=1: nll %.4f, sd over %d seeds %.5f (log-sd se %.3f); K=8: nll %.4f, sd over %d seeds %.5f (%.3f), reported se %.5f; K=8 antithetic sd %.5f (%.3f)",
+		data.NumRows(), mean1, S1, sd1, e1, mean8, S8, sd8, e8, se8, sdAnti, eAnti)
+	if r, tol := math.Log(sd8*math.Sqrt(8)/sd1), 3*math.Hypot(e1, e8); math.Abs(r) > tol {
+		t.Errorf("spread ratio sd(K=8)/sd(K=1) = %.3f, want 1/sqrt(8) = %.3f within a factor %.2f",
+			sd8/sd1, 1/math.Sqrt(8), math.Exp(tol))
+	}
+	if r, tol := math.Log(se8*math.Sqrt(8)/sd1), 3*e1; math.Abs(r) > tol {
+		t.Errorf("reported standard error at K=8 %.5f, want the single draw's spread / sqrt(8) = %.5f within a factor %.2f",
+			se8, sd1/math.Sqrt(8), math.Exp(tol))
+	}
+	if d, tol := math.Abs(mean8-mean1), 4*math.Sqrt(v1/S1+v8/S8); d > tol {
+		t.Errorf("K=1 and K=8 estimate different NELBOs: %v and %v (tolerance %v)", mean1, mean8, tol)
+	}
+	if r, tol := math.Log(sdAnti/sd8), 3*math.Hypot(e8, eAnti); r > tol {
+		t.Errorf("antithetic K=8 spreads %v, more than independent draws' %v", sdAnti, sd8)
+	}
+}

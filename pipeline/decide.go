@@ -69,7 +69,7 @@ func (e *Engine) decide(ctx context.Context, f *File, st *Stage, settled map[str
 		return nil, err
 	}
 	s.prev = prev
-	e.judge(f, s)
+	e.judge(ctx, f, s)
 	if e.Only == "" || st.Name == e.Only || s.Cached {
 		return s, nil
 	}
@@ -100,7 +100,11 @@ func (e *Engine) describe(f *File, st *Stage, settled map[string]output) (*step,
 		return nil, fmt.Errorf("%s:%d: stage %q: %w", f.Path, st.Line, st.Name, err)
 	}
 	key := keyOf(sp, params, inputs)
-	out, err := filepath.Abs(filepath.Join(e.CacheDir, fmt.Sprintf("%s-%s", st.Name, key[:16])))
+	cache, err := e.localCache()
+	if err != nil {
+		return nil, fmt.Errorf("pipeline %s: stage %q: %w", f.Name, st.Name, err)
+	}
+	out, err := filepath.Abs(filepath.Join(cache, fmt.Sprintf("%s-%s", st.Name, key[:16])))
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %s: stage %q: cache dir: %w", f.Name, st.Name, err)
 	}
@@ -112,7 +116,7 @@ func (e *Engine) describe(f *File, st *Stage, settled map[string]output) (*step,
 // file (cached), else verified in the shared cache (cached, to be copied),
 // else missing, with the reasons it must run. It may be asked again (after
 // waiting for another run), and starts afresh each time.
-func (e *Engine) judge(f *File, s *step) {
+func (e *Engine) judge(ctx context.Context, f *File, s *step) {
 	sp := s.st.Spec
 	s.Cached, s.Reasons, s.digest, s.source = false, nil, "", missing
 	if dig := outputDigest(sp, s.Out); dig != "" {
@@ -122,9 +126,9 @@ func (e *Engine) judge(f *File, s *step) {
 			return
 		}
 		s.Reasons = []string{r}
-	} else if dig := e.sharedDigest(sp, s.Out); dig != "" {
+	} else if dig := e.sharedDigest(ctx, sp, s.Out); dig != "" {
 		s.Cached, s.digest, s.source = true, dig, inShared
-		s.Reasons = []string{"from the shared cache " + e.Shared}
+		s.Reasons = []string{"from " + e.sharedName()}
 		return
 	}
 	if len(s.Reasons) == 0 {
@@ -153,7 +157,7 @@ func (e *Engine) awaitInput(ctx context.Context, f *File, s *step) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		e.judge(f, s)
+		e.judge(ctx, f, s)
 	}
 	return nil
 }

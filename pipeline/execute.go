@@ -3,8 +3,10 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/mdlm-go/mdlm/internal/filelock"
@@ -16,6 +18,7 @@ type executor struct {
 	*Engine
 	f      *File
 	cached map[string]LockEntry // stages found settled, written to the lock file at the end
+	remote map[string]*step     // stages settled in the bucket cache, not fetched (bucketcache.go)
 }
 
 // execute carries out a stage's decision. A stage this process would build
@@ -25,28 +28,34 @@ type executor struct {
 // that does not publish).
 func (x *executor) execute(ctx context.Context, s *step) error {
 	name := s.st.Name
-	if s.source != local && x.builds(s) {
+	if x.buildsOrCopies(s) {
 		held, err := x.lockOutput(ctx, name, s.Out)
 		if err != nil {
 			return fmt.Errorf("pipeline %s: stage %q: %w", x.f.Name, name, err)
 		}
 		defer held.Unlock()
-		x.judge(x.f, s)
+		x.judge(ctx, x.f, s)
 	}
-	if s.source == inShared {
-		dig, err := x.pull(s.st.Spec, s.Out, true)
+	if s.source == inShared && x.cacheInBucket() {
+		x.settleRemote(s)
+	} else if s.source == inShared {
+		dig, err := x.pull(ctx, s.st.Spec, s.Out, true)
 		if err == nil && dig == "" {
-			err = fmt.Errorf("its copy in the shared cache %s went away while it was being copied", x.Shared)
+			err = fmt.Errorf("its copy in %s went away while it was being copied", x.sharedName())
 		}
-		if err != nil {
+		switch {
+		case err != nil && ctx.Err() == nil && x.builds(s):
+			x.sharedUnusable(s, err) // built here instead
+		case err != nil:
 			return fmt.Errorf("pipeline %s: stage %q: %w", x.f.Name, name, err)
+		default:
+			s.digest = dig
 		}
-		s.digest = dig
 	}
 	x.logDecision(s.Decision)
 	if s.Cached {
 		x.cached[name] = s.lockEntry()
-		return nil
+		return x.keepInBucket(ctx, s)
 	}
 	return x.build(ctx, s)
 }
@@ -67,8 +76,13 @@ func (x *executor) build(ctx context.Context, s *step) error {
 	if s.sharded {
 		args = append(append([]string{}, args...), fmt.Sprintf("--shard-index=%d", x.ShardIndex), fmt.Sprintf("--num-shards=%d", x.NumShards))
 	}
+	if err := x.fetchInputs(ctx, s); err != nil {
+		return fmt.Errorf("pipeline %s: stage %q: %w", x.f.Name, name, err)
+	}
 	start := time.Now()
+	x.markRunning(s)
 	if err := x.Exec(ctx, args); err != nil {
+		x.markFailed(ctx.Err(), s, err)
 		return fmt.Errorf("pipeline %s: stage %q: %w", x.f.Name, name, err)
 	}
 	s.Seconds = time.Since(start).Seconds()
@@ -81,12 +95,15 @@ func (x *executor) build(ctx context.Context, s *step) error {
 		s.Reasons = append(s.Reasons, fmt.Sprintf("shard %d of %d done; the process that finishes the last shard publishes", x.ShardIndex, x.NumShards))
 		return nil
 	case s.digest == "":
-		return fmt.Errorf("pipeline %s: stage %q produced no verifiable %s in %s", x.f.Name, name, sp.Output, s.Out)
+		err := fmt.Errorf("pipeline %s: stage %q produced no verifiable %s in %s", x.f.Name, name, sp.Output, s.Out)
+		x.markFailed(nil, s, err)
+		return err
 	}
 	if err := updateLock(x.f, map[string]LockEntry{name: s.lockEntry()}); err != nil {
 		return err
 	}
-	if err := x.push(sp, s.Out); err != nil {
+	x.clearRunState(name)
+	if err := x.push(ctx, sp, s.Out); err != nil {
 		return fmt.Errorf("pipeline %s: stage %q: %w", x.f.Name, name, err)
 	}
 	return nil
@@ -98,6 +115,7 @@ func (x *executor) recordCached() error {
 	if len(x.cached) == 0 {
 		return nil
 	}
+	x.clearRunState(slices.Collect(maps.Keys(x.cached))...)
 	return updateLock(x.f, x.cached)
 }
 

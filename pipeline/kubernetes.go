@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mdlm-go/mdlm/objstore"
 )
 
 // Kubernetes renders a pipeline as Kubernetes Indexed Jobs, one per stage, to
@@ -24,6 +26,16 @@ import (
 // `kubernetes:` map in the pipeline file sets its container's resource limits
 // (say nvidia.com/gpu: 1). Every pod mounts one ReadWriteMany volume claim at
 // Workdir, holding the pipeline file, its local sources and the cache.
+//
+// When the cache (or the shared cache) is in a bucket (s3://, issue 25), the
+// jobs meet there instead: no claim is needed (one given is still mounted,
+// for the pipeline file and sources; without one they must be in the image at
+// Workdir). Each pod computes in an emptyDir mounted at MirrorPath ($MDLM_CACHE),
+// or with a claim in Workdir/.mdlm/mirror on it, where the shards of a stage
+// meet (stage.Execute's .partial directory; without a claim a stage with
+// shards is refused). It takes its store configuration and credentials from
+// the Secret named Secret (default DefaultS3Secret) as environment variables
+// (envFrom), so no credential is ever written into the manifests.
 //
 // A Job is named mdlm-<pipeline>-<stage>, lower-cased, as an RFC 1123 label;
 // when that changed the name (case, characters other than [a-z0-9-], or a cut
@@ -39,6 +51,21 @@ type Kubernetes struct {
 	RunArgs    []string      // more `mdlm run` arguments (--set, --shared)
 	WaitInputs time.Duration // default 72h
 	Bin        string        // the command in the image; default mdlm
+	Shared     string        // --shared of every job: a directory under Workdir or s3://
+	Secret     string        // with a bucket: the Secret holding the AWS_* variables; default DefaultS3Secret
+}
+
+// DefaultS3Secret is the Secret a job reads its AWS_* variables from when the
+// cache is in a bucket and no other is named.
+const DefaultS3Secret = "mdlm-s3"
+
+// MirrorPath is where a job's emptyDir local mirror is mounted ($MDLM_CACHE)
+// when the cache is in a bucket.
+const MirrorPath = "/var/cache/mdlm"
+
+// inBucket reports whether the jobs meet in a bucket.
+func (k *Kubernetes) inBucket() bool {
+	return objstore.IsURL(k.CacheDir) || objstore.IsURL(k.Shared)
 }
 
 type k8sMeta struct {
@@ -80,7 +107,20 @@ type k8sContainer struct {
 	Command      []string       `yaml:"command"`
 	Args         []string       `yaml:"args"`
 	Resources    *k8sResources  `yaml:"resources,omitempty"`
+	Env          []k8sEnv       `yaml:"env,omitempty"`
+	EnvFrom      []k8sEnvFrom   `yaml:"envFrom,omitempty"`
 	VolumeMounts []k8sVolumeRef `yaml:"volumeMounts"`
+}
+
+type k8sEnv struct {
+	Name  string `yaml:"name"`
+	Value string `yaml:"value"`
+}
+
+type k8sEnvFrom struct {
+	SecretRef struct {
+		Name string `yaml:"name"`
+	} `yaml:"secretRef"`
 }
 
 type k8sResources struct {
@@ -93,10 +133,13 @@ type k8sVolumeRef struct {
 }
 
 type k8sVolume struct {
-	Name                  string `yaml:"name"`
-	PersistentVolumeClaim struct {
-		ClaimName string `yaml:"claimName"`
-	} `yaml:"persistentVolumeClaim"`
+	Name                  string    `yaml:"name"`
+	PersistentVolumeClaim *k8sClaim `yaml:"persistentVolumeClaim,omitempty"`
+	EmptyDir              *struct{} `yaml:"emptyDir,omitempty"`
+}
+
+type k8sClaim struct {
+	ClaimName string `yaml:"claimName"`
 }
 
 var notDNS = regexp.MustCompile(`[^a-z0-9-]+`)
@@ -149,8 +192,8 @@ func jobNames(pipeline string, order []string) (map[string]string, error) {
 
 // Jobs renders one Job per stage, in pipeline order.
 func (k *Kubernetes) Jobs(f *File) ([]k8sJob, error) {
-	if k.Image == "" || k.Claim == "" {
-		return nil, fmt.Errorf("kubernetes: an image and a volume claim are required")
+	if k.Image == "" || k.Claim == "" && !k.inBucket() {
+		return nil, fmt.Errorf("kubernetes: an image and a volume claim (or a cache in a bucket, s3://) are required")
 	}
 	workdir, cache, bin, wait := k.Workdir, k.CacheDir, k.Bin, k.WaitInputs
 	if workdir == "" {
@@ -182,24 +225,54 @@ func (k *Kubernetes) Jobs(f *File) ([]k8sJob, error) {
 		n := max(1, st.Shards)
 		j.Spec = k8sJobSpec{CompletionMode: "Indexed", Completions: n, Parallelism: n, BackoffLimit: 3 * n}
 		j.Spec.Template.Metadata.Labels = labels
-		args := append([]string{"run", k.File, "--stage", stage, "--cache-dir", cache, "--wait-inputs", wait.String()}, k.RunArgs...)
+		args := []string{"run", k.File, "--stage", stage, "--cache-dir", cache, "--wait-inputs", wait.String()}
+		if k.Shared != "" {
+			args = append(args, "--shared", k.Shared)
+		}
+		args = append(args, k.RunArgs...)
 		if n > 1 {
 			args = append(args, fmt.Sprintf("--num-shards=%d", n)) // the index comes from JOB_COMPLETION_INDEX
 		}
-		c := k8sContainer{Name: "stage", Image: k.Image, WorkingDir: workdir, Command: []string{bin}, Args: args,
-			VolumeMounts: []k8sVolumeRef{{Name: "work", MountPath: workdir}}}
+		c := k8sContainer{Name: "stage", Image: k.Image, WorkingDir: workdir, Command: []string{bin}, Args: args}
 		if len(st.Kubernetes) > 0 {
 			c.Resources = &k8sResources{Limits: st.Kubernetes}
 		}
 		spec := &j.Spec.Template.Spec
 		spec.RestartPolicy = "Never"
+		if k.Claim != "" {
+			c.VolumeMounts = append(c.VolumeMounts, k8sVolumeRef{Name: "work", MountPath: workdir})
+			spec.Volumes = append(spec.Volumes, k8sVolume{Name: "work", PersistentVolumeClaim: &k8sClaim{ClaimName: k.Claim}})
+		}
+		if k.inBucket() {
+			if n > 1 && k.Claim == "" {
+				return nil, fmt.Errorf("kubernetes: stage %q has %d shards, which meet in a shared directory: with the cache in a bucket give --claim as well", stage, n)
+			}
+			k.bucketAccess(&c, &spec.Volumes, workdir)
+		}
 		spec.Containers = []k8sContainer{c}
-		v := k8sVolume{Name: "work"}
-		v.PersistentVolumeClaim.ClaimName = k.Claim
-		spec.Volumes = []k8sVolume{v}
 		jobs = append(jobs, j)
 	}
 	return jobs, nil
+}
+
+// bucketAccess gives a job of a pipeline whose cache is in a bucket its local
+// mirror ($MDLM_CACHE: on the claim when there is one, else an emptyDir at
+// MirrorPath) and its AWS_* variables from the Secret, by reference only.
+func (k *Kubernetes) bucketAccess(c *k8sContainer, vols *[]k8sVolume, workdir string) {
+	secret := k.Secret
+	if secret == "" {
+		secret = DefaultS3Secret
+	}
+	var from k8sEnvFrom
+	from.SecretRef.Name = secret
+	c.EnvFrom = []k8sEnvFrom{from}
+	if k.Claim != "" {
+		c.Env = []k8sEnv{{Name: "MDLM_CACHE", Value: path.Join(workdir, ".mdlm", "mirror")}}
+		return
+	}
+	c.Env = []k8sEnv{{Name: "MDLM_CACHE", Value: MirrorPath}}
+	c.VolumeMounts = append(c.VolumeMounts, k8sVolumeRef{Name: "mirror", MountPath: MirrorPath})
+	*vols = append(*vols, k8sVolume{Name: "mirror", EmptyDir: &struct{}{}})
 }
 
 // kubernetesHeader opens every stream Write writes: a comment line (the

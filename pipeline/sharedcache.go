@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"github.com/mdlm-go/mdlm/internal/atomicfile"
 	"github.com/mdlm-go/mdlm/internal/filehash"
 	"github.com/mdlm-go/mdlm/internal/filelock"
+	"github.com/mdlm-go/mdlm/objstore"
 	"github.com/mdlm-go/mdlm/stage"
 )
 
@@ -45,42 +47,135 @@ const asideInfix = ".aside-"
 // another machine renamed a copy in, or a damaged one was set aside).
 const pushTries = 3
 
+// SharedCache is a cache shared between machines: a directory (DirCache)
+// or a bucket prefix (BucketCache), holding outputs under their local names
+// (<stage>-<key>). The engine uses only this interface.
+type SharedCache interface {
+	// Digest returns the digest of its verified copy of the output named
+	// name, or "" when it has none.
+	Digest(ctx context.Context, sp stage.Spec, name string) (string, error)
+	// Pull makes the local directory out a verified copy of its output of
+	// the same name and returns the digest.
+	Pull(ctx context.Context, sp stage.Spec, out string) (string, error)
+	// Push publishes the verified local output out, unless a copy that
+	// verifies is there already; concurrent pushes of one output all succeed.
+	Push(ctx context.Context, sp stage.Spec, out string) error
+	// String names it in logs and errors (never with credentials).
+	String() string
+}
+
+// DirCache is a shared cache in a directory (a mount every machine sees).
+type DirCache string
+
+// Digest implements SharedCache.
+func (d DirCache) Digest(_ context.Context, sp stage.Spec, name string) (string, error) {
+	return outputDigest(sp, filepath.Join(string(d), name)), nil
+}
+
+// Pull implements SharedCache.
+func (d DirCache) Pull(_ context.Context, sp stage.Spec, out string) (string, error) {
+	src := filepath.Join(string(d), filepath.Base(out))
+	dig := outputDigest(sp, src)
+	if dig == "" {
+		return "", fmt.Errorf("%s has no verified %s", d, filepath.Base(out))
+	}
+	if err := publishShared(sp, src, out); err != nil {
+		return "", err
+	}
+	if got := outputDigest(sp, out); got != dig {
+		return "", fmt.Errorf("pulled %s from %s, but the copy does not verify", filepath.Base(out), d)
+	}
+	return dig, nil
+}
+
+// Push implements SharedCache.
+func (d DirCache) Push(_ context.Context, sp stage.Spec, out string) error {
+	if err := os.MkdirAll(string(d), 0o755); err != nil {
+		return fmt.Errorf("shared cache %s: %w", string(d), err)
+	}
+	return publishShared(sp, out, filepath.Join(string(d), filepath.Base(out)))
+}
+
+func (d DirCache) String() string { return string(d) }
+
+// shared is the engine's shared cache: the bucket of a cache in a bucket
+// (the cache of record), else the bucket or directory Shared, else nil.
+func (e *Engine) shared(ctx context.Context) (SharedCache, error) {
+	switch {
+	case e.cacheInBucket():
+		return bucketFor(ctx, e.CacheDir)
+	case objstore.IsURL(e.Shared):
+		return bucketFor(ctx, e.Shared)
+	case e.Shared != "":
+		return DirCache(e.Shared), nil
+	}
+	return nil, nil
+}
+
+// sharedName names the shared cache in reasons and errors.
+func (e *Engine) sharedName() string {
+	if e.cacheInBucket() {
+		return "the cache " + e.CacheDir
+	}
+	return "the shared cache " + e.Shared
+}
+
 // sharedDigest returns the digest of the shared cache's verified copy of
-// out, or "" when there is no shared cache or it has none. It copies nothing.
-func (e *Engine) sharedDigest(sp stage.Spec, out string) string {
-	if e.Shared == "" {
+// out, or "" when there is no shared cache or it has none (a store that does
+// not answer is logged and taken as having none: the stage then runs, and its
+// push reports the store's error). It copies nothing.
+func (e *Engine) sharedDigest(ctx context.Context, sp stage.Spec, out string) string {
+	sc, err := e.shared(ctx)
+	if err == nil && sc == nil {
 		return ""
 	}
-	return outputDigest(sp, filepath.Join(e.Shared, filepath.Base(out)))
+	var dig string
+	if err == nil {
+		dig, err = sc.Digest(ctx, sp, filepath.Base(out))
+	}
+	if err != nil {
+		slog.Warn("cannot tell whether the shared cache holds an output", "output", filepath.Base(out), "err", err)
+		return ""
+	}
+	return dig
 }
 
 // pull copies a finished output for out from the shared cache and returns its
 // digest, or "" when the shared cache does not have it. With copy false
 // nothing is copied.
-func (e *Engine) pull(sp stage.Spec, out string, copy bool) (string, error) {
-	dig := e.sharedDigest(sp, out)
+func (e *Engine) pull(ctx context.Context, sp stage.Spec, out string, copy bool) (string, error) {
+	dig := e.sharedDigest(ctx, sp, out)
 	if dig == "" || !copy {
 		return dig, nil
 	}
-	if err := publishShared(sp, filepath.Join(e.Shared, filepath.Base(out)), out); err != nil {
+	sc, err := e.shared(ctx)
+	if err != nil {
+		return "", err
+	}
+	got, err := sc.Pull(ctx, sp, out)
+	if err != nil {
 		return "", fmt.Errorf("pulling from the shared cache: %w", err)
 	}
-	if got := outputDigest(sp, out); got != dig {
-		return "", fmt.Errorf("pulled %s from %s, but the copy does not verify", filepath.Base(out), e.Shared)
-	}
-	return dig, nil
+	return got, nil
+}
+
+// sharedUnusable turns a step whose shared copy could not be copied here
+// (it does not verify: a damaged object in a bucket, or it went away) into
+// one to build, saying why.
+func (x *executor) sharedUnusable(s *step, err error) {
+	slog.Warn("the shared copy is not used; building the stage here", "stage", s.st.Name, "err", err)
+	s.Cached, s.source, s.digest = false, missing, ""
+	s.Reasons = append(why(s.prev, s.st.Spec, s.params, s.inputs), "its copy in "+x.sharedName()+" is unusable: "+err.Error())
 }
 
 // push copies a verified output into the shared cache unless a copy that
 // verifies is there already.
-func (e *Engine) push(sp stage.Spec, out string) error {
-	if e.Shared == "" {
-		return nil
+func (e *Engine) push(ctx context.Context, sp stage.Spec, out string) error {
+	sc, err := e.shared(ctx)
+	if err != nil || sc == nil {
+		return err
 	}
-	if err := os.MkdirAll(e.Shared, 0o755); err != nil {
-		return fmt.Errorf("shared cache %s: %w", e.Shared, err)
-	}
-	if err := publishShared(sp, out, filepath.Join(e.Shared, filepath.Base(out))); err != nil {
+	if err := sc.Push(ctx, sp, out); err != nil {
 		return fmt.Errorf("pushing to the shared cache: %w", err)
 	}
 	return nil

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,7 +38,7 @@ func TestHostileSharedPushRace(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = (&Engine{Shared: shared}).push(sp, out)
+			errs[i] = (&Engine{Shared: shared}).push(context.Background(), sp, out)
 		}()
 	}
 	wg.Wait()
@@ -66,7 +67,7 @@ func TestHostileSharedPushRace(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer reader.Close()
-	if err := (&Engine{Shared: shared}).push(sp, out); err != nil {
+	if err := (&Engine{Shared: shared}).push(context.Background(), sp, out); err != nil {
 		t.Fatal(err)
 	}
 	if outputDigest(sp, dst) == "" {
@@ -119,7 +120,7 @@ func TestHostileSharedPull(t *testing.T) {
 	errs := make([]error, 4)
 	for i := range digs {
 		wg.Add(1)
-		go func() { defer wg.Done(); digs[i], errs[i] = e.pull(sp, out, true) }()
+		go func() { defer wg.Done(); digs[i], errs[i] = e.pull(context.Background(), sp, out, true) }()
 	}
 	wg.Wait()
 	for i := range digs {

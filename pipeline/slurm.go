@@ -20,7 +20,11 @@ import (
 // places the work. Each job runs `mdlm run FILE --stage NAME` with the same vars
 // and cache directory: a stage computes its cache key inside its job, once its
 // inputs exist, and the lock file is updated under a file lock. The cache
-// directory must be on a file system every node sees.
+// directory must be on a file system every node sees, or be a bucket
+// (--cache-dir s3://, bucketcache.go): each job then computes in its node's
+// local mirror and meets the others in the bucket, its store configuration
+// and credentials coming from the environment sbatch passes on, never from
+// its command line.
 type Slurm struct {
 	Bin    string   // the mdlm binary the jobs run (absolute path)
 	Sbatch string   // the sbatch command; default "sbatch"

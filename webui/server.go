@@ -13,6 +13,7 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -23,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mdlm-go/mdlm/pipeline"
 	"github.com/mdlm-go/mdlm/results"
 )
 
@@ -34,9 +36,12 @@ type StageNode struct {
 	Name     string            `json:"name"`
 	Kind     string            `json:"kind"`
 	Inputs   map[string]string `json:"inputs"` // input name -> producing stage
-	State    string            `json:"state"`  // cached, run (would run), running, stopped
+	State    string            `json:"state"`  // cached, run (would run), running, stopped, failed
 	Reasons  []string          `json:"reasons,omitempty"`
-	Out      string            `json:"-"` // the output directory (absolute)
+	Error    string            `json:"error,omitempty"` // failed: the stage's error; stopped: why
+	Since    *time.Time        `json:"since,omitempty"` // when it started running or failed
+	Key      string            `json:"-"`               // the cache key (run state records name it)
+	Out      string            `json:"-"`               // the output directory (absolute)
 	Artifact *Artifact         `json:"artifact,omitempty"`
 }
 
@@ -187,17 +192,32 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request) {
 			g = Graph{Name: path.Base(p), Path: p, Error: err.Error(), Stages: []StageNode{}}
 		}
 		g.Stages = append([]StageNode(nil), g.Stages...) // describe below is fresh on every request
+		rs := s.runState(p)
 		for i := range g.Stages {
-			s.describe(&g.Stages[i])
+			s.describe(&g.Stages[i], rs)
 		}
 		out = append(out, g)
 	}
 	s.writeJSON(w, out)
 }
 
+// runState reads the pipeline's run state (pipeline/runstate.go): which
+// stages `mdlm run` is running or saw fail. A broken one is logged and ignored.
+func (s *Server) runState(p string) pipeline.RunState {
+	rs, err := pipeline.ReadRunState(p)
+	if err != nil {
+		s.Log.Warn("ui: run state", "pipeline", p, "err", err)
+	}
+	return rs
+}
+
 // describe fills a stage's artifact from its output directory, and marks a
-// stage that is not cached but has a .work run as running or stopped.
-func (s *Server) describe(st *StageNode) {
+// stage that is not cached as failed or running from the run state (for its
+// current key), else, when it has a .work run, as running or stopped.
+func (s *Server) describe(st *StageNode, rs pipeline.RunState) {
+	if st.State != "cached" && applyRunState(st, rs) {
+		return
+	}
 	rel, err := s.Root.Rel(st.Out)
 	if err != nil {
 		return
@@ -223,6 +243,30 @@ func (s *Server) describe(st *StageNode) {
 		a.Params[k] = stringify(v)
 	}
 	st.Artifact = a
+}
+
+// applyRunState sets a stage's state from its run state record, if one was
+// written for the stage's current key: failed with its error, running while
+// the process that runs it lives, stopped once it is gone.
+func applyRunState(st *StageNode, rs pipeline.RunState) bool {
+	rec, ok := rs[st.Name]
+	if !ok || rec.Key != st.Key || st.Key == "" {
+		return false
+	}
+	since := rec.Time
+	st.Since = &since
+	switch {
+	case rec.State == pipeline.StateFailed:
+		st.State, st.Error = "failed", rec.Error
+	case rec.State == pipeline.StateRunning && rec.Alive():
+		st.State = "running"
+	case rec.State == pipeline.StateRunning:
+		st.State, st.Error = "stopped", fmt.Sprintf("the process that ran it (pid %d on %s) is gone", rec.PID, rec.Host)
+	default:
+		st.Since = nil
+		return false
+	}
+	return true
 }
 
 func stringify(v any) string {
@@ -255,7 +299,7 @@ func (s *Server) results(w http.ResponseWriter, r *http.Request) {
 			s.Log.Debug("ui: no results yet", "pipeline", p, "err", err)
 			continue
 		}
-		rows = append(rows, results.FromLock(s.Root, strings.TrimSuffix(path.Base(p), path.Ext(p)), lock, s.Log)...)
+		rows = append(rows, results.WithoutFailed(results.FromLock(s.Root, strings.TrimSuffix(path.Base(p), path.Ext(p)), lock, s.Log), s.runState(p), s.Log)...)
 	}
 	t := results.NewTable(rows)
 	s.writeJSON(w, ResultsView{Varying: nonNil(t.Varying), Metrics: nonNil(t.Metrics), Rows: t.JSONRows()})

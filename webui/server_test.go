@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/evaluate"
+	"github.com/mdlm-go/mdlm/pipeline"
 	"github.com/mdlm-go/mdlm/results"
 )
 
@@ -233,5 +235,55 @@ func TestGraphPlanReused(t *testing.T) {
 		if st.Name == "model" && st.State != "stopped" {
 			t.Errorf("model %q, want stopped once its .work run is quiet for %s", st.State, results.RunningWithin)
 		}
+	}
+}
+
+// Issue 24: the run state beside the pipeline (pipeline/runstate.go) marks a
+// stage of the current key failed with its error, running while its process
+// lives, stopped once it is gone; a record of another key is ignored.
+func TestGraphRunState(t *testing.T) {
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Skip("no true(1):", err)
+	}
+	cases := []struct {
+		name   string
+		rec    pipeline.StageState
+		key    string
+		state  string
+		errSub string
+	}{
+		{"failed", pipeline.StageState{State: pipeline.StateFailed, Key: "k1", Error: "eval: --split nosuch: no such split"}, "k1", "failed", "no such split"},
+		{"running", pipeline.StageState{State: pipeline.StateRunning, Key: "k1", PID: os.Getpid()}, "k1", "running", ""},
+		{"gone", pipeline.StageState{State: pipeline.StateRunning, Key: "k1", PID: dead.Process.Pid}, "k1", "stopped", "is gone"},
+		{"other key", pipeline.StageState{State: pipeline.StateFailed, Key: "k0", Error: "old"}, "k1", "run", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s, _ := fixture(t)
+			c.rec.Time = time.Now()
+			host, _ := os.Hostname()
+			c.rec.Host = host
+			raw, _ := json.Marshal(pipeline.RunState{"ppl2": c.rec})
+			os.WriteFile(pipeline.RunStatePath(s.Pipelines[0]), raw, 0o644)
+			plan := s.Plan
+			s.Plan = func(ctx context.Context, p string) (Graph, error) {
+				g, err := plan(ctx, p)
+				g.Stages = append(g.Stages, StageNode{Name: "ppl2", Kind: "eval", State: "run", Key: c.key, Out: filepath.Join(s.Root.Dir, "ppl2-0123456789abcdef")})
+				return g, err
+			}
+			var graphs []Graph
+			json.Unmarshal(get(s.Handler(), "/api/graph").Body.Bytes(), &graphs)
+			for _, st := range graphs[0].Stages {
+				if st.Name != "ppl2" {
+					continue
+				}
+				if st.State != c.state || !strings.Contains(st.Error, c.errSub) || (c.errSub == "") != (st.Error == "") {
+					t.Errorf("ppl2: state %q error %q, want %q with %q", st.State, st.Error, c.state, c.errSub)
+				}
+				return
+			}
+			t.Error("ppl2 missing from the graph")
+		})
 	}
 }

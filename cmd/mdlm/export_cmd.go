@@ -23,10 +23,12 @@ type ExportCmd struct {
 type ExportK8sCmd struct {
 	File       string            `arg:"" help:"Pipeline file, relative to the current directory, which is --workdir inside the pods."`
 	Image      string            `required:"" help:"Container image with mdlm on its PATH."`
-	Claim      string            `required:"" help:"PersistentVolumeClaim (ReadWriteMany) mounted at --workdir: the pipeline file, local sources and the cache."`
+	Claim      string            `help:"PersistentVolumeClaim (ReadWriteMany) mounted at --workdir: the pipeline file, local sources and the cache. Not needed when --cache-dir is s3:// (the pipeline file is then in the image at --workdir)."`
 	Namespace  string            `help:"Namespace of the jobs."`
 	Workdir    string            `default:"/work" help:"Mount path of the claim and working directory of the jobs."`
-	CacheDir   string            `default:".mdlm/cache" help:"Cache directory, relative to --workdir."`
+	CacheDir   string            `default:".mdlm/cache" help:"Cache directory, relative to --workdir, or s3://bucket/prefix (the jobs meet in the bucket)."`
+	Shared     string            `help:"Shared cache of every job: a directory relative to --workdir, or s3://bucket/prefix."`
+	S3Secret   string            `name:"s3-secret" default:"mdlm-s3" help:"With a cache in a bucket: the Secret whose keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL_S3, AWS_REGION, ...) become each job's environment."`
 	Set        map[string]string `help:"Override pipeline vars." mapsep:","`
 	WaitInputs time.Duration     `default:"72h" help:"How long a job waits for the stages it reads from."`
 	Out        string            `short:"o" help:"Write the manifests here (default: standard output)." type:"path"`
@@ -43,7 +45,8 @@ func (c *ExportK8sCmd) Run(kctx *kong.Context, reg stage.Registry) error {
 	}
 	runArgs := setArgs(c.Set)
 	k := &pipeline.Kubernetes{Image: c.Image, Claim: c.Claim, Namespace: c.Namespace, Workdir: c.Workdir,
-		File: filepath.ToSlash(filepath.Clean(c.File)), CacheDir: c.CacheDir, RunArgs: runArgs, WaitInputs: c.WaitInputs}
+		File: filepath.ToSlash(filepath.Clean(c.File)), CacheDir: c.CacheDir, RunArgs: runArgs, WaitInputs: c.WaitInputs,
+		Shared: c.Shared, Secret: c.S3Secret}
 	if c.Out == "" {
 		return k.Write(kctx.Stdout, f)
 	}

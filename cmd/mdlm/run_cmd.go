@@ -17,6 +17,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/mdlm-go/mdlm/objstore"
 	"github.com/mdlm-go/mdlm/pipeline"
 	"github.com/mdlm-go/mdlm/stage"
 )
@@ -25,11 +26,11 @@ import (
 type RunCmd struct {
 	File     string            `arg:"" help:"Pipeline file (pipelines/*.yaml)." type:"existingfile"`
 	Set      map[string]string `help:"Override pipeline vars, e.g. --set steps=100." mapsep:","`
-	CacheDir string            `default:".mdlm/cache" help:"Where stage outputs live, keyed by their cache key (on a shared file system for Slurm)." type:"path"`
+	CacheDir string            `default:".mdlm/cache" help:"Where stage outputs live, keyed by their cache key (on a shared file system for Slurm), or s3://bucket/prefix: the bucket is the cache and stages compute in a local mirror under $MDLM_CACHE/s3/."`
 	DryRun   bool              `help:"Only say which stages would run and why (with --executor slurm: print the sbatch commands)."`
 	Executor string            `enum:"local,slurm" default:"local" help:"local: run stages here, in order; slurm: submit one job per stage (array jobs for shards) chained with afterok."`
 	Stage    string            `help:"Run only this stage; the stages it needs must already be built (what each Slurm job runs)."`
-	Shared   string            `help:"A cache shared between machines: stages found there verified are copied instead of run; stages that run are copied there." env:"MDLM_SHARED_CACHE" type:"path"`
+	Shared   string            `help:"A cache shared between machines (a directory or s3://bucket/prefix): stages found there verified are copied instead of run; stages that run are copied there." env:"MDLM_SHARED_CACHE"`
 
 	ShardIndex int           `help:"With --stage: this array task's shard." env:"SLURM_ARRAY_TASK_ID,JOB_COMPLETION_INDEX"`
 	NumShards  int           `help:"With --stage: the number of array tasks." env:"SLURM_ARRAY_TASK_COUNT"`
@@ -67,6 +68,9 @@ func (c *RunCmd) Run(ctx context.Context, kctx *kong.Context, reg stage.Registry
 			}
 			return nil
 		}}
+	if err := e.OpenCaches(ctx); err != nil {
+		return err
+	}
 	if c.Executor == "slurm" && c.Stage == "" {
 		return c.submit(ctx, kctx, e, f, log)
 	}
@@ -116,15 +120,28 @@ func binary() (string, error) {
 // stageArgs are what `mdlm run FILE --stage NAME` needs besides the file and
 // stage to see the pipeline as this process does: the cache dirs and vars.
 func (c *RunCmd) stageArgs() ([]string, error) {
-	cache, err := filepath.Abs(c.CacheDir)
+	cache, err := absUnlessURL(c.CacheDir)
 	if err != nil {
 		return nil, err
 	}
 	args := []string{"--cache-dir", cache}
 	if c.Shared != "" {
-		args = append(args, "--shared", c.Shared)
+		shared, err := absUnlessURL(c.Shared)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "--shared", shared)
 	}
 	return append(args, setArgs(c.Set)...), nil
+}
+
+// absUnlessURL makes a directory absolute (jobs may start elsewhere) and
+// leaves an s3:// location as it is.
+func absUnlessURL(loc string) (string, error) {
+	if objstore.IsURL(loc) {
+		return loc, nil
+	}
+	return filepath.Abs(loc)
 }
 
 // setArgs renders var overrides as --set options, sorted.
@@ -218,17 +235,19 @@ func (c *RunCmd) submit(ctx context.Context, kctx *kong.Context, e *pipeline.Eng
 	if err != nil {
 		return err
 	}
-	cache, err := filepath.Abs(c.CacheDir)
-	if err != nil {
-		return err
-	}
 	dir, err := os.Getwd()
 	if err != nil {
 		return err
 	}
 	logDir := c.LogDir
 	if logDir == "" {
-		logDir = filepath.Join(cache, "slurm-logs")
+		logDir = filepath.Join(c.CacheDir, "slurm-logs")
+		if objstore.IsURL(c.CacheDir) { // logs stay on the shared file system
+			logDir = filepath.Join(".mdlm", "slurm-logs")
+		}
+	}
+	if logDir, err = filepath.Abs(logDir); err != nil {
+		return err
 	}
 	runArgs, err := c.stageArgs()
 	if err != nil {

@@ -6,13 +6,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/alecthomas/kong"
 
+	"github.com/mdlm-go/mdlm/pipeline"
 	"github.com/mdlm-go/mdlm/results"
+	"github.com/mdlm-go/mdlm/stage"
 )
 
 // ShowCmd is `mdlm show`: one table of every metrics/v1 result of some
@@ -24,10 +28,15 @@ type ShowCmd struct {
 	CSV       bool     `name:"csv" xor:"format" help:"Print CSV."`
 	MD        bool     `name:"md" xor:"format" help:"Print a Markdown table."`
 	Diff      string   `placeholder:"REV" help:"Compare with the pipeline's lock file at this git revision (git show REV:<file>.lock.json): name what changed, stage by stage."`
+	Rows      string   `placeholder:"AXIS" help:"Pivot on a matrix axis: one line per value of AXIS, one column per pipeline (and per value of other axes), each cell --metric (pipelines/zero-shot.yaml: --rows set gives the paper's Table 3)."`
+	Metric    string   `default:"ppl" help:"With --rows: the metric in the cells."`
+
+	reg stage.Registry // bound by the CLI; orders the lines of --rows
 }
 
 // Run prints the table (or the diff) on standard output.
-func (c *ShowCmd) Run(ctx context.Context, kctx *kong.Context, log *slog.Logger) error {
+func (c *ShowCmd) Run(ctx context.Context, kctx *kong.Context, log *slog.Logger, reg stage.Registry) error {
+	c.reg = reg
 	return c.run(ctx, kctx.Stdout, log)
 }
 
@@ -43,6 +52,9 @@ func (c *ShowCmd) run(ctx context.Context, stdout io.Writer, log *slog.Logger) e
 	rows, err := c.rows(root, log)
 	if err != nil {
 		return fmt.Errorf("show: %w", err)
+	}
+	if c.Rows != "" {
+		return c.writeGrid(stdout, results.NewGrid(rows, c.Rows, c.Metric, c.order(log)))
 	}
 	t := results.NewTable(rows)
 	switch {
@@ -67,9 +79,47 @@ func (c *ShowCmd) rows(root *results.Root, log *slog.Logger) ([]results.Row, err
 		if err != nil {
 			return nil, err
 		}
-		rows = append(rows, results.FromLock(root, pipelineName(p), lock, log)...)
+		rs, err := pipeline.ReadRunState(p)
+		if err != nil {
+			log.Warn("run state unreadable; failed stages may be listed", "err", err)
+		}
+		rows = append(rows, results.WithoutFailed(results.FromLock(root, pipelineName(p), lock, log), rs, log)...)
 	}
 	return rows, nil
+}
+
+// writeGrid prints the pivoted table in the format asked for.
+func (c *ShowCmd) writeGrid(w io.Writer, g results.Grid) error {
+	switch {
+	case c.JSON:
+		return g.WriteJSON(w)
+	case c.CSV:
+		return g.WriteCSV(w)
+	case c.MD:
+		return g.WriteMarkdown(w)
+	}
+	return g.WriteText(w)
+}
+
+// order is the expansions of the pipelines' matrix stages in the order their
+// axes list the values, for the lines of --rows; a file that no longer loads
+// adds nothing (its lines are then sorted).
+func (c *ShowCmd) order(log *slog.Logger) []string {
+	var order []string
+	for _, p := range c.Pipelines {
+		if c.reg == nil {
+			break
+		}
+		f, err := pipeline.Load(p, nil, c.reg)
+		if err != nil {
+			log.Debug("show --rows: lines sorted by name", "pipeline", p, "err", err)
+			continue
+		}
+		for _, base := range slices.Sorted(maps.Keys(f.Matrices)) {
+			order = append(order, f.Matrices[base]...)
+		}
+	}
+	return order
 }
 
 func pipelineName(path string) string {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/mdlm-go/mdlm/evaluate"
 	"github.com/mdlm-go/mdlm/results"
+	"github.com/mdlm-go/mdlm/stages"
 )
 
 // resultsPipeline is a small real sweep written out by hand: two seeds of a
@@ -68,7 +70,7 @@ func showOut(t *testing.T, args ...string) (string, error) {
 		return "", err
 	}
 	kctx.BindTo(context.Background(), (*context.Context)(nil))
-	kctx.Bind(slog.New(slog.DiscardHandler))
+	kctx.Bind(slog.New(slog.DiscardHandler), stages.Registry())
 	kctx.Stdout = &out
 	err = kctx.Run()
 	return out.String(), err
@@ -205,5 +207,52 @@ func checkShowDiff(t *testing.T, dir, file, cache string) {
 		if _, err := showOut(t, file, "--cache-dir", cache, "--diff="+rev); err == nil {
 			t.Errorf("--diff %q accepted", rev)
 		}
+	}
+}
+
+// Issue 24's must-show on a matrix sweep: `mdlm show FILE --json` is a JSON
+// array with one object per metrics/v1 (the expansion's stage name, the
+// params that differ, the metrics by name as metrics.json has them);
+// `--rows seed` pivots it, one line per seed in the file's order.
+func TestShowMatrixSweep(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: trains two models")
+	}
+	dir, file := sweepFiles(t)
+	cache := filepath.Join(dir, "cache")
+	runPipeline(t, file, cache)
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"show", file, "--cache-dir", cache, "--json"}, &out, &errb); code != 0 {
+		t.Fatalf("show --json: exit %d: %s", code, errb.String())
+	}
+	var objs []struct {
+		Stage   string
+		Params  map[string]string
+		Metrics map[string]json.Number
+	}
+	if err := json.Unmarshal(out.Bytes(), &objs); err != nil || len(objs) != 2 {
+		t.Fatalf("show --json: %v\n%s", err, out.String())
+	}
+	lock, err := readLockForTest(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range objs {
+		seed := strconv.Itoa(i + 1)
+		var m struct{ PPL json.Number }
+		raw, _ := os.ReadFile(filepath.Join(lock[o.Stage], "metrics.json"))
+		json.Unmarshal(raw, &m)
+		if o.Stage != "ppl@seed="+seed || o.Params["model.seed"] != seed || len(o.Params) != 1 || o.Metrics["ppl"] == "" || o.Metrics["ppl"] != m.PPL {
+			t.Errorf("object %d: %+v, want ppl@seed=%s, params {model.seed: %s}, ppl %s", i, o, seed, seed, m.PPL)
+		}
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"show", file, "--cache-dir", cache, "--rows", "seed"}, &out, &errb); code != 0 {
+		t.Fatalf("show --rows seed: exit %d: %s", code, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[1], "1 ") || !strings.HasPrefix(lines[2], "2 ") ||
+		!strings.Contains(lines[1], objs[0].Metrics["ppl"].String()) {
+		t.Errorf("show --rows seed:\n%s", out.String())
 	}
 }

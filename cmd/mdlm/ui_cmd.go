@@ -20,9 +20,10 @@ import (
 // UICmd is `mdlm ui`: a local, read-only web page over the pipelines and the
 // cache (package webui), served until interrupted.
 type UICmd struct {
-	Pipelines []string `arg:"" optional:"" help:"Pipeline files to show (graph, results); the curves and samples come from every run in --cache-dir." type:"existingfile"`
-	CacheDir  string   `default:".mdlm/cache" help:"The cache directory the outputs live in (as given to mdlm run)." type:"path"`
-	Addr      string   `default:"127.0.0.1:8321" help:"Address to listen on (host:port); keep it on 127.0.0.1 unless the network is trusted."`
+	Pipelines []string          `arg:"" optional:"" help:"Pipeline files to show (graph, results); the curves and samples come from every run in --cache-dir." type:"existingfile"`
+	CacheDir  string            `default:".mdlm/cache" help:"The cache directory the outputs live in (as given to mdlm run)." type:"path"`
+	Addr      string            `default:"127.0.0.1:8321" help:"Address to listen on (host:port); keep it on 127.0.0.1 unless the network is trusted."`
+	Set       map[string]string `help:"Override pipeline vars as given to mdlm run (--set steps=100), so the graph plans the same stages." mapsep:","`
 }
 
 // Run serves the page until ctx ends (Ctrl-C).
@@ -50,7 +51,7 @@ func (c *UICmd) server(log *slog.Logger, reg stage.Registry) (*webui.Server, err
 		return nil, fmt.Errorf("ui: --cache-dir: %w", err)
 	}
 	return &webui.Server{Root: root, Pipelines: c.Pipelines, Log: log, Hosts: allowedHosts(host),
-		Plan: planner(root.Dir, reg)}, nil
+		Plan: planner(root.Dir, c.Set, reg)}, nil
 }
 
 // allowedHosts are the Host names the page answers: the loopback names for a
@@ -67,9 +68,9 @@ func allowedHosts(host string) []string {
 }
 
 // planner loads a pipeline and plans it (nothing runs) for the graph view.
-func planner(cacheDir string, reg stage.Registry) webui.Planner {
+func planner(cacheDir string, vars map[string]string, reg stage.Registry) webui.Planner {
 	return func(ctx context.Context, path string) (webui.Graph, error) {
-		f, err := pipeline.Load(path, nil, reg)
+		f, err := pipeline.Load(path, vars, reg)
 		if err != nil {
 			return webui.Graph{}, err
 		}
@@ -88,7 +89,7 @@ func planner(cacheDir string, reg stage.Registry) webui.Planner {
 			if d.Cached {
 				state = "cached"
 			}
-			g.Stages = append(g.Stages, webui.StageNode{Name: d.Stage, Kind: st.Run, Inputs: st.Inputs, State: state, Reasons: d.Reasons, Out: d.Out})
+			g.Stages = append(g.Stages, webui.StageNode{Name: d.Stage, Kind: st.Run, Inputs: st.Inputs, State: state, Reasons: d.Reasons, Key: d.Key, Out: d.Out})
 		}
 		return g, nil
 	}

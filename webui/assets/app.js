@@ -67,7 +67,9 @@ async function loadGraph() {
   box.replaceChildren();
   if (graphs.length === 0) box.append(el("p", {}, "No pipeline given: run `mdlm ui PIPELINE.yaml` to see its graph."));
   for (const g of graphs) box.append(drawGraph(g));
-  const s = graphs.flatMap(g => g.stages).find(s => s.name === (shown || selected));
+  // The stage asked for, else the first that failed: its error at a glance.
+  const all = graphs.flatMap(g => g.stages);
+  const s = all.find(s => s.name === (shown || selected)) || all.find(s => s.state === "failed");
   if (s) details(s);
 }
 let shown = "";
@@ -117,7 +119,7 @@ function drawGraph(g) {
     node.append(svg("text", {x: 8, y: 18}, s.name.length > 20 ? s.name.slice(0, 19) + "…" : s.name));
     const label = s.kind + " · " + stateLabel(s.state);
     node.append(svg("text", {x: 8, y: 36, class: "kind"}, label));
-    node.append(svg("title", {}, s.name + ": " + label + (s.reasons ? "\n" + s.reasons.join("\n") : "")));
+    node.append(svg("title", {}, s.name + ": " + label + (s.error ? "\n" + s.error : "") + (s.reasons ? "\n" + s.reasons.join("\n") : "")));
     node.addEventListener("click", () => details(s));
     root.append(node);
   }
@@ -129,6 +131,8 @@ function details(s) {
   shown = s.name;
   const d = document.getElementById("details");
   d.replaceChildren(el("h2", {}, s.name), el("div", {class: "meta"}, s.kind + " · " + stateLabel(s.state, true)));
+  if (s.since) d.append(el("div", {class: "meta"}, (s.state === "failed" ? "failed at " : "since ") + new Date(s.since).toLocaleString()));
+  if (s.error) d.append(el("h2", {}, s.state === "failed" ? "error" : "note"), el("pre", {class: "error stage-error", "data-stage": s.name}, s.error));
   if (s.reasons && s.reasons.length) {
     const ul = el("ul");
     for (const r of s.reasons) ul.append(el("li", {}, r));
@@ -282,6 +286,7 @@ document.addEventListener("DOMContentLoaded", () => {
 });
 
 function stateLabel(state, long) {
-  if (state === "stopped" && long) return "stopped: its .work run was interrupted or failed";
+  if (state === "stopped" && long) return "stopped: its run was interrupted or its process is gone";
+  if (state === "failed" && long) return "failed in its last run (mdlm run); fix and rerun";
   return {run: "would run"}[state] || state;
 }
