@@ -27,7 +27,28 @@ const (
 	// MetricsType: evaluation results (eval, genppl). metrics.json; no
 	// typed params beyond the manifest's.
 	MetricsType = "metrics/v1"
+	// TokenizerType: a learned tokenizer (train-tokenizer). tokenizer.json (a
+	// Hugging Face tokenizer.json: byte-level BPE); TokenizerMeta.
+	TokenizerType = "tokenizer/v1"
 )
+
+// TokenizerMeta is the typed metadata of a tokenizer/v1 artifact.
+type TokenizerMeta struct {
+	Model        string   `json:"model"` // "bpe-bytelevel"
+	VocabSize    int      `json:"vocab_size"`
+	Special      []string `json:"special,omitempty"`
+	MinFrequency int64    `json:"min_frequency,omitempty"`
+	Words        int      `json:"words"` // distinct pre-tokens counted
+}
+
+func (TokenizerMeta) ArtifactType() string { return TokenizerType }
+func (TokenizerMeta) Required() []string   { return []string{"model", "vocab_size"} }
+func (t TokenizerMeta) Validate() error {
+	if t.VocabSize <= 0 {
+		return fmt.Errorf("vocab_size %d: not positive", t.VocabSize)
+	}
+	return nil
+}
 
 // TextMeta is the typed metadata (manifest params) of a text/v1 artifact.
 type TextMeta struct {

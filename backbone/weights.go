@@ -120,7 +120,7 @@ func (w *Weights) TensorsAs(dt dtypes.DType) []*tensors.Tensor {
 			out[i] = tensors.FromFlatDataAndDimensions(v64, s.Shape...)
 			continue
 		}
-		out[i] = tensors.FromFlatDataAndDimensions(append([]float32(nil), v...), s.Shape...)
+		out[i] = tensors.FromFlatDataAndDimensions(v, s.Shape...) // copies v
 	}
 	return out
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tokenizer throughput, all on one corpus in one run: mdlm's pure-Go tokenizers
 # (GPT-2, BERT and the hub families Llama 2, Llama 3, Gemma 3, Qwen 3,
-# DeepSeek-V3, GPT-4o) beside Hugging Face tokenizers (npm, Rust core) on the
+# DeepSeek-V3, GPT-4o; the Unigram and WordLevel test families of
+# tokenizer/testdata/families) beside Hugging Face tokenizers (npm, Rust core) on the
 # same tokenizer.json files, plus tiktoken (npm) and
 # github.com/tiktoken-go/tokenizer; mdlm's batch encoder across cores;
 # allocations per MB. Prints MB/s and mdlm's ratio to HF for every family.
@@ -50,6 +51,15 @@ for f in "${families[@]}"; do
   pairs+=("$f=$p")
   ours+=("$f=$p")
 done
+# The committed Unigram / WordLevel test families (tokenizer/testdata/families).
+committed=(albert t5style unigram_bytes wordlevel bytelevel_unigram)
+mkdir -p "$work/families"
+for f in "${committed[@]}"; do
+  p="$work/families/$f.json"
+  gunzip -c "tokenizer/testdata/families/$f.json.gz" > "$p"
+  pairs+=("$f=$p")
+  ours+=("$f=$p")
+done
 
 (cd bench/tokbench && GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd go build -o "$work/tokbench" .)
 reps=${MDLM_BENCH_REPS:-3}
@@ -66,7 +76,7 @@ out="$work/results.txt"
 } | tee "$out"
 awk '{ speed[$1] = $2 }
   END {
-    n = split("gpt2 bert llama2 llama3 gemma3 qwen3 deepseek_v3 gpt4o", fams, " ")
+    n = split("gpt2 bert llama2 llama3 gemma3 qwen3 deepseek_v3 gpt4o albert t5style unigram_bytes wordlevel bytelevel_unigram", fams, " ")
     worst = 1e9
     for (i = 1; i <= n; i++) {
       f = fams[i]; ours = speed["mdlm-" f]; hf = speed["hf-tokenizers-" f]; hfb = speed["hf-tokenizers-" f "-encodeBatch"]

@@ -64,6 +64,9 @@ type Config struct {
 	Model     backbone.Config `json:"model"`
 	Method    Method          `json:"method"`
 	Tokenizer string          `json:"tokenizer,omitempty"`
+	// Objective is the training switches when they are not the reference's
+	// defaults (nil: diffusion.DefaultObjective; see config.go).
+	Objective *diffusion.Objective `json:"objective,omitempty"`
 }
 
 // DefaultMethod is the reference MDLM: SUBS, continuous time, no time conditioning,
@@ -128,8 +131,8 @@ func Load(dir string, verify bool) (*Checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
-	var cfg Config
-	if err := json.Unmarshal(raw, &cfg); err != nil {
+	cfg, err := parseConfig(raw)
+	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s/%s: %w", dir, ConfigFile, err)
 	}
 	if err := cfg.Model.Validate(); err != nil {
@@ -158,7 +161,9 @@ func loadWeightsFile(path string, cfg backbone.Config) (*backbone.Weights, error
 }
 
 // Diffusion builds the objective the checkpoint was trained with: its backbone,
-// parameterization, time discretisation, conditioning and noise schedule.
+// parameterization, time discretisation, conditioning and noise schedule, and
+// the training switches of Objective when it records them (the subs masking
+// of d3pm among them, which sampling applies too).
 func (c Config) Diffusion() (diffusion.Model, error) {
 	b := c.Method.WithBounds()
 	sched, err := diffusion.NewSchedule(c.Method.Noise, b.SigmaMin, b.SigmaMax)
@@ -167,6 +172,9 @@ func (c Config) Diffusion() (diffusion.Model, error) {
 	}
 	m := diffusion.Model{Backbone: c.Model, Param: diffusion.Parameterization(c.Method.Parameterization),
 		T: c.Method.T, TimeConditioning: c.Method.TimeConditioning, Schedule: sched}
+	if c.Objective != nil {
+		m = m.WithObjective(*c.Objective)
+	}
 	return m, m.Validate()
 }
 

@@ -1,6 +1,7 @@
 package objstore
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -23,6 +24,28 @@ func FuzzParseURL(f *testing.F) {
 		}
 		if back, err := ParseURL(u.String()); err != nil || back != u {
 			t.Fatalf("ParseURL(%q).String() = %q parses to %+v, %v", s, u.String(), back, err)
+		}
+	})
+}
+
+// FuzzObjectCachePath: whatever key and ETag a listing returns, the cache
+// path is one file two levels under the bucket's directory, named only by
+// safe characters.
+func FuzzObjectCachePath(f *testing.F) {
+	for _, s := range []string{"a/b.jsonl.gz", "../../x", "..", "", "/", "a/\x00/b", "dir/"} {
+		f.Add(s, `"etag"`)
+	}
+	f.Fuzz(func(t *testing.T, key, etag string) {
+		root := "/cache"
+		p := ObjectCachePath(root, "bucket", Object{Key: key, ETag: etag})
+		rel, err := filepath.Rel("/cache/s3-objects/bucket", p)
+		if err != nil || !filepath.IsLocal(rel) {
+			t.Fatalf("key %q: %s leaves the cache", key, p)
+		}
+		dir, base := filepath.Split(rel)
+		if strings.Count(dir, "/") != 1 || base == "" || base == "." || base == ".." || len(base) > 100 ||
+			strings.Trim(base, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != "" {
+			t.Fatalf("key %q: cache path %s", key, p)
 		}
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -116,6 +117,8 @@ func (s *Store) Get(ctx context.Context, u URL, dir string) (artifact.Manifest, 
 	if err := root.WriteFile(artifact.ManifestName, raw, 0o644); err != nil {
 		return m, fmt.Errorf("object store: get %s: %s: %w", u, stage, err)
 	}
+	// Every file was hashed on the way in: spare the first Verify a re-read.
+	artifact.RecordVerified(stage, m)
 	return m, install(stage, dir)
 }
 
@@ -152,12 +155,12 @@ func (s *Store) getFile(ctx context.Context, u URL, root *os.Root, f artifact.Fi
 	if err != nil {
 		return fmt.Errorf("object store: get %s: %w", f.Path, err)
 	}
-	err = s.fill(ctx, u, u.Key(f.Path), fh, f.Size)
+	sum, err := s.fill(ctx, u, u.Key(f.Path), fh, f.Size)
 	if cerr := fh.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = checkFile(root, part, f)
+	if err == nil && sum != f.SHA256 {
+		err = fmt.Errorf("object store: %s: %d bytes sha256 %s, manifest says %d bytes sha256 %s (corrupt or replaced object)", f.Path, f.Size, sum, f.Size, f.SHA256)
 	}
 	if err != nil {
 		_ = root.Remove(part)
@@ -167,45 +170,107 @@ func (s *Store) getFile(ctx context.Context, u URL, root *os.Root, f artifact.Fi
 }
 
 // fill writes the object key (size bytes) into fh with ranged reads of
-// PartSize, in parallel.
-func (s *Store) fill(ctx context.Context, u URL, key string, fh *os.File, size int64) error {
+// PartSize, in parallel, and returns its sha256. Hashing runs beside the
+// transfer: a goroutine hashes each part, in order, as soon as it is written
+// (reading it back from the page cache), so a download costs no second pass
+// after the last byte arrives.
+func (s *Store) fill(ctx context.Context, u URL, key string, fh *os.File, size int64) (string, error) {
 	ps := s.PartSize
-	n := int((size + ps - 1) / ps)
-	if n == 0 {
-		n = 1
+	n := max(1, int((size+ps-1)/ps))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	written := make([]chan struct{}, n)
+	for i := range written {
+		written[i] = make(chan struct{})
 	}
-	return parallel(ctx, s.Workers, n, func(ctx context.Context, i int) error {
+	h := sha256.New()
+	hashed := make(chan error, 1)
+	go func() { hashed <- hashParts(ctx, h, fh, size, ps, written) }()
+	err := parallel(ctx, s.Workers, n, func(ctx context.Context, i int) error {
 		off := int64(i) * ps
-		want := min(ps, size-off)
-		rng := fmt.Sprintf("bytes=%d-%d", off, off+want-1)
-		in := &s3.GetObjectInput{Bucket: &u.Bucket, Key: &key}
-		if size > 0 {
-			in.Range = &rng
+		if err := s.getRange(ctx, u, key, fh, off, min(ps, size-off), size); err != nil {
+			return err
 		}
-		out, err := s.client.GetObject(ctx, in)
-		if err != nil {
-			return s.fail(u, "get", key, err)
-		}
-		defer out.Body.Close()
-		w := io.NewOffsetWriter(fh, off)
-		got, err := io.Copy(w, io.LimitReader(out.Body, want+1))
-		if err != nil {
-			return s.fail(u, "get", key, err)
-		}
-		if got != want || (size > 0 && aws.ToInt64(out.ContentLength) != want) {
-			return fmt.Errorf("object store: get s3://%s/%s: bytes %d-: got %d bytes, want %d (changed since the manifest was written?)", u.Bucket, key, off, got, want)
-		}
+		close(written[i])
 		return nil
 	})
+	if err != nil {
+		cancel()
+		<-hashed
+		return "", err
+	}
+	if err := <-hashed; err != nil {
+		return "", fmt.Errorf("object store: get s3://%s/%s: hashing: %w", u.Bucket, key, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// checkFile checks a downloaded file's size and sha256 against f.
-func checkFile(root *os.Root, rel string, f artifact.File) error {
-	ok, got := fileMatches(root, rel, f)
-	if !ok {
-		return fmt.Errorf("object store: %s: %s, manifest says %d bytes sha256 %s (corrupt or replaced object)", f.Path, got, f.Size, f.SHA256)
+// hashParts feeds the parts of fh into h in order, each once written[i] is
+// closed.
+func hashParts(ctx context.Context, h io.Writer, fh *os.File, size, ps int64, written []chan struct{}) error {
+	buf := bufPool.Get().(*[]byte)
+	defer bufPool.Put(buf)
+	for i, ch := range written {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		off := int64(i) * ps
+		if _, err := io.CopyBuffer(h, io.NewSectionReader(fh, off, min(ps, size-off)), *buf); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// bufPool holds the 1 MiB buffers transfers copy through (fewer system calls
+// than io.Copy's 32 KiB).
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+
+// getRange writes bytes [off, off+want) of the object key (size bytes in
+// all) into fh at off.
+func (s *Store) getRange(ctx context.Context, u URL, key string, fh *os.File, off, want, size int64) error {
+	in := &s3.GetObjectInput{Bucket: &u.Bucket, Key: &key}
+	if size > 0 {
+		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", off, off+want-1))
+	}
+	out, err := s.client.GetObject(ctx, in)
+	if err != nil {
+		return s.fail(u, "get", key, err)
+	}
+	defer out.Body.Close()
+	got, err := copyAt(fh, off, io.LimitReader(out.Body, want+1))
+	if err != nil {
+		return s.fail(u, "get", key, err)
+	}
+	if got != want || (size > 0 && aws.ToInt64(out.ContentLength) != want) {
+		return fmt.Errorf("object store: get s3://%s/%s: bytes %d-: got %d bytes, want %d (changed since the manifest was written?)", u.Bucket, key, off, got, want)
+	}
+	return nil
+}
+
+// copyAt copies r into fh from off on, through a pooled 1 MiB buffer filled
+// before each write.
+func copyAt(fh *os.File, off int64, r io.Reader) (int64, error) {
+	buf := bufPool.Get().(*[]byte)
+	defer bufPool.Put(buf)
+	var n int64
+	for {
+		k, err := io.ReadFull(r, *buf)
+		if k > 0 {
+			if _, werr := fh.WriteAt((*buf)[:k], off+n); werr != nil {
+				return n, werr
+			}
+			n += int64(k)
+		}
+		switch {
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
+			return n, nil
+		case err != nil:
+			return n, err
+		}
+	}
 }
 
 // fileMatches hashes rel; it reports whether size and sha256 are f's, and

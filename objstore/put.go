@@ -14,10 +14,12 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/mdlm-go/mdlm/artifact"
+	"github.com/mdlm-go/mdlm/internal/filehash"
 )
 
 // shaMeta is the user metadata key holding an object's sha256, so that a
@@ -47,7 +49,8 @@ func (s *Store) Put(ctx context.Context, dir string, u URL) (artifact.Manifest, 
 	}
 	files := m.Files
 	err = parallel(ctx, s.Workers, len(files), func(ctx context.Context, i int) error {
-		return s.putFile(ctx, dir, u, files[i])
+		f := files[i]
+		return s.putFile(ctx, u, u.Key(f.Path), filepath.Join(dir, filepath.FromSlash(f.Path)), f)
 	})
 	if err != nil {
 		return m, err
@@ -91,14 +94,33 @@ func (s *Store) commit(ctx context.Context, u URL, m artifact.Manifest, raw []by
 	return s.fail(u, "commit", key, err)
 }
 
-// putFile uploads one file unless an object with its size and sha256 is
-// already there (a resumed publish).
-func (s *Store) putFile(ctx context.Context, dir string, u URL, f artifact.File) error {
-	key := u.Key(f.Path)
+// PutFile uploads the local file path as the one object u names (its
+// prefix is the key), for outputs that are a single file rather than an
+// artifact (checkpoint export -o s3://bucket/model.safetensors): one PUT, or
+// a resumable multipart upload for a large file, so the object appears only
+// complete. Its sha256 goes into the object's metadata; an object already
+// there with the same size and sha256 is left as it is.
+func (s *Store) PutFile(ctx context.Context, path string, u URL) error {
+	if u.Prefix == "" {
+		return fmt.Errorf("object store: put %s: name an object, s3://bucket/key", u)
+	}
+	sum, size, err := filehash.Sum(path)
+	if err != nil {
+		return fmt.Errorf("object store: put %s: %w", path, err)
+	}
+	if size > MaxFileSize {
+		return fmt.Errorf("object store: put %s: %d bytes, more than %d", path, size, MaxFileSize)
+	}
+	f := artifact.File{Path: u.Prefix, Size: size, SHA256: sum}
+	return s.putFile(ctx, URL{Bucket: u.Bucket}, u.Prefix, path, f)
+}
+
+// putFile uploads the local file path as key unless an object with f's size
+// and sha256 is already there (a resumed publish).
+func (s *Store) putFile(ctx context.Context, u URL, key, path string, f artifact.File) error {
 	if ok, err := s.objectMatches(ctx, u, key, f); ok || err != nil {
 		return err
 	}
-	path := filepath.Join(dir, filepath.FromSlash(f.Path))
 	if f.Size <= s.PartSize {
 		return s.putSmall(ctx, u, key, path, f)
 	}
@@ -135,13 +157,21 @@ func (s *Store) putSmall(ctx context.Context, u URL, key, path string, f artifac
 	}
 	defer fh.Close()
 	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &u.Bucket, Key: &key, Body: io.NewSectionReader(fh, 0, f.Size),
-		ContentLength: aws.Int64(f.Size), Metadata: map[string]string{shaMeta: f.SHA256}})
+		ContentLength: aws.Int64(f.Size), Metadata: map[string]string{shaMeta: f.SHA256}}, unsignedBody)
 	if err != nil {
 		return s.fail(u, "put", key, err)
 	}
 	s.hook(key, 0)
 	return nil
 }
+
+// unsignedBody sends a data file's bytes as UNSIGNED-PAYLOAD: the request
+// (headers, the sha256 metadata) is still signed, but the SDK does not hash
+// the body first, a full pass over every file that a plain-HTTP endpoint
+// would otherwise cost on top of the server's own checks. Integrity does not
+// rest on it: every reader verifies each file's size and sha256 against the
+// manifest (Get), which is sent signed.
+var unsignedBody = s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
 
 func (s *Store) hook(key string, part int32) {
 	if s.afterPart != nil {
@@ -186,7 +216,7 @@ func (s *Store) putMultipart(ctx context.Context, u URL, key, path string, f art
 			}
 		}
 		out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{Bucket: &u.Bucket, Key: &key, UploadId: &id, PartNumber: &num,
-			Body: io.NewSectionReader(fh, off, sec.Size()), ContentLength: aws.Int64(sec.Size())})
+			Body: io.NewSectionReader(fh, off, sec.Size()), ContentLength: aws.Int64(sec.Size())}, unsignedBody)
 		if err != nil {
 			return s.fail(u, fmt.Sprintf("upload part %d of", num), key, err)
 		}
@@ -222,18 +252,49 @@ func (s *Store) complete(ctx context.Context, u URL, key, id string, etags []str
 			return nil
 		}
 	}
-	return s.fail(u, "complete upload", key, err)
+	if err != nil {
+		return s.fail(u, "complete upload", key, err)
+	}
+	s.abortStale(ctx, u, key)
+	return nil
 }
 
-// openUpload finds an unfinished multipart upload of key (the newest) and
-// the parts it holds, or starts one (always, when fresh).
+// maxResumeCandidates bounds how many unfinished uploads of one key openUpload
+// examines (one ListParts each).
+const maxResumeCandidates = 16
+
+// openUpload finds the unfinished multipart upload of key holding the most
+// parts (the newest among equals) and the parts it holds, or starts one
+// (always, when fresh). The others are aborted once the file is complete
+// (abortStale).
 func (s *Store) openUpload(ctx context.Context, u URL, key string, f artifact.File, fresh bool) (string, map[int32]types.Part, error) {
 	if fresh {
 		return s.createUpload(ctx, u, key, f)
 	}
+	mine, err := s.uploadsOf(ctx, u, key)
+	if err != nil {
+		return "", nil, err
+	}
+	slices.SortFunc(mine, func(a, b types.MultipartUpload) int { return aws.ToTime(b.Initiated).Compare(aws.ToTime(a.Initiated)) })
+	best, bestParts := "", map[int32]types.Part(nil)
+	for _, up := range mine[:min(len(mine), maxResumeCandidates)] {
+		have, err := s.listParts(ctx, u, key, *up.UploadId)
+		if err == nil && (best == "" || len(have) > len(bestParts)) {
+			best, bestParts = *up.UploadId, have
+		}
+	}
+	if best != "" {
+		s.Log.Debug("resuming multipart upload", "key", key, "parts", len(bestParts))
+		return best, bestParts, nil
+	}
+	return s.createUpload(ctx, u, key, f)
+}
+
+// uploadsOf lists the unfinished multipart uploads of exactly key.
+func (s *Store) uploadsOf(ctx context.Context, u URL, key string) ([]types.MultipartUpload, error) {
 	ups, err := s.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &u.Bucket, Prefix: &key})
 	if err != nil {
-		return "", nil, s.fail(u, "list uploads", key, err)
+		return nil, s.fail(u, "list uploads", key, err)
 	}
 	var mine []types.MultipartUpload
 	for _, up := range ups.Uploads {
@@ -241,15 +302,28 @@ func (s *Store) openUpload(ctx context.Context, u URL, key string, f artifact.Fi
 			mine = append(mine, up)
 		}
 	}
-	slices.SortFunc(mine, func(a, b types.MultipartUpload) int { return aws.ToTime(b.Initiated).Compare(aws.ToTime(a.Initiated)) })
-	for _, up := range mine {
-		have, err := s.listParts(ctx, u, key, *up.UploadId)
-		if err == nil {
-			s.Log.Debug("resuming multipart upload", "key", key, "parts", len(have))
-			return *up.UploadId, have, nil
-		}
+	return mine, nil
+}
+
+// abortStale aborts the unfinished uploads of key left by killed or raced
+// publishers, once the object is complete: they would otherwise keep their
+// parts (and their cost) until a bucket lifecycle rule removes them. A
+// publisher still sending to one of them finds the object complete and
+// succeeds (putFile). Failures are logged: the object is fine.
+func (s *Store) abortStale(ctx context.Context, u URL, key string) {
+	stale, err := s.uploadsOf(ctx, u, key)
+	if err != nil {
+		s.Log.Debug("stale multipart uploads not listed", "key", key, "err", err)
+		return
 	}
-	return s.createUpload(ctx, u, key, f)
+	for _, up := range stale {
+		_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &u.Bucket, Key: &key, UploadId: up.UploadId})
+		if err != nil && !isNotFound(err) {
+			s.Log.Debug("stale multipart upload not aborted", "key", key, "err", s.fail(u, "abort upload", key, err))
+			continue
+		}
+		s.Log.Debug("aborted a stale multipart upload", "key", key, "initiated", aws.ToTime(up.Initiated))
+	}
 }
 
 func (s *Store) createUpload(ctx context.Context, u URL, key string, f artifact.File) (string, map[int32]types.Part, error) {

@@ -115,6 +115,12 @@ func TestRoundTrip(t *testing.T) {
 	if _, err := artifact.Read(out, "test/"); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := os.Stat(filepath.Join(out, artifact.StatCacheName)); err != nil {
+		t.Errorf("Get recorded no stat cache (the next Verify re-reads every file): %v", err)
+	}
+	if err := artifact.Verify(out, got); err != nil {
+		t.Fatal(err)
+	}
 	// A second Put is a no-op; a second Get keeps the verified copy.
 	if _, err := s.Put(ctx, dir, u); err != nil {
 		t.Fatal(err)

@@ -21,7 +21,7 @@ import (
 var (
 	// DefaultPartSize is the multipart part and ranged-read size; files up
 	// to it go up in one PUT and come down in one GET.
-	DefaultPartSize int64 = 16 << 20
+	DefaultPartSize int64 = 64 << 20
 	// DefaultWorkers is the number of transfers in flight.
 	DefaultWorkers = 8
 	// MaxFileSize caps the size a manifest may give one file.

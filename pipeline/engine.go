@@ -39,9 +39,10 @@ type Engine struct {
 	// stages it needs, when they are being built by other processes started at
 	// the same time (Kubernetes Jobs have no dependencies); Poll is the interval.
 	WaitInputs, Poll time.Duration
-	// Shared is a cache directory shared between machines (CI, a team): a stage
-	// missing here but present and verified there is copied instead of run, and
-	// every stage that runs is copied there (see sharedcache.go).
+	// Shared is a cache shared between machines (CI, a team), a directory or
+	// s3://bucket/prefix: a stage missing here but present and verified there
+	// is copied instead of run, and every stage that runs is copied there (see
+	// sharedcache.go and bucketcache.go).
 	Shared string
 }
 

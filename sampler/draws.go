@@ -183,17 +183,25 @@ func uniforms(rng *Node, dt dtypes.DType, dims ...int) (newRNG, u *Node) {
 }
 
 // temperedProbs is denoiserProbs with the logits divided by the temperature
-// before the softmax; for SUBS the [MASK] column stays exactly 0 whatever
-// the temperature does to its −1e6 logit.
+// before the softmax; where the parameterization pushes [MASK] by −1e6 (SUBS,
+// d3pm with subs masking) its column stays exactly 0 whatever the temperature
+// does to that logit.
 func temperedProbs(m diffusion.Model, p backbone.Params, invFreq []float32, x, cond *Node, temperature float64) *Node {
-	if m.Param == diffusion.D3PM {
-		logits := backbone.Forward(m.Backbone, p, invFreq, x, cond, layers.Inference, nil)
-		return Softmax(DivScalar(logits, temperature), -1)
+	probs := Softmax(DivScalar(denoiserLogits(m, p, invFreq, x, cond), temperature), -1)
+	if m.Param == diffusion.D3PM && !m.SubsMasking {
+		return probs
 	}
-	logits := diffusion.ZeroMaskedLogits(m.Backbone, p, invFreq, x, cond, layers.Inference, nil)
-	probs := Softmax(DivScalar(logits, temperature), -1)
 	dims := probs.Shape().Dimensions
 	return Where(BroadcastToDims(isMaskColumn(x.Graph(), dims[2], m.Backbone.MaskIndex), dims...), ZerosLike(probs), probs)
+}
+
+// denoiserLogits is the logits whose softmax is denoiserProbs: d3pm's through
+// its parameterization, SUBS's zero-masked ones.
+func denoiserLogits(m diffusion.Model, p backbone.Params, invFreq []float32, x, cond *Node) *Node {
+	if m.Param == diffusion.D3PM {
+		return d3pmLogits(m, p, invFreq, x, cond)
+	}
+	return diffusion.ZeroMaskedLogits(m.Backbone, p, invFreq, x, cond, layers.Inference, nil)
 }
 
 // arWeights applies the draw options to an AR row of logits (or log-probs)

@@ -45,23 +45,32 @@ func subsArgmax(m diffusion.Model, p backbone.Params, invFreq []float32, x, cond
 
 // denoiserProbs is exp(model_logp(x, σ)) under the model's own parameterization
 // (the reference's _ddpm_update calls self.forward, which applies it): SUBS
-// (zero masking, carry-over), or for d3pm the plain softmax of the logits, with
-// the [MASK] column and no carry-over (diffusion.py: _d3pm_parameterization).
+// (zero masking, carry-over), or for d3pm the softmax of its logits, with the
+// [MASK] column (0 when trained with subs masking) and no carry-over
+// (diffusion.py: _d3pm_parameterization).
 func denoiserProbs(m diffusion.Model, p backbone.Params, invFreq []float32, x, cond *Node) *Node {
 	if m.Param == diffusion.D3PM {
-		return Softmax(backbone.Forward(m.Backbone, p, invFreq, x, cond, layers.Inference, nil), -1)
+		return Softmax(d3pmLogits(m, p, invFreq, x, cond), -1)
 	}
 	return subsProbs(m, p, invFreq, x, cond)
 }
 
 // denoiserArgmax is the ddpm noise-removal step, x ← argmax_v model_logp(x, σ),
 // under the model's parameterization: for d3pm every position is re-decoded
-// (there is no carry-over) and [MASK] can win, as in the reference.
+// (there is no carry-over) and [MASK] can win unless the model was trained
+// with subs masking, as in the reference.
 func denoiserArgmax(m diffusion.Model, p backbone.Params, invFreq []float32, x, cond *Node) *Node {
 	if m.Param == diffusion.D3PM {
-		return ArgMax(backbone.Forward(m.Backbone, p, invFreq, x, cond, layers.Inference, nil), -1, dtypes.Int32)
+		return ArgMax(d3pmLogits(m, p, invFreq, x, cond), -1, dtypes.Int32)
 	}
 	return subsArgmax(m, p, invFreq, x, cond)
+}
+
+// d3pmLogits is the d3pm denoiser's logits for inference, through the model's
+// parameterization (diffusion.Model.D3PMLogits: −1e6 on [MASK] under subs
+// masking; diffusion.py: _d3pm_parameterization).
+func d3pmLogits(m diffusion.Model, p backbone.Params, invFreq []float32, x, cond *Node) *Node {
+	return m.D3PMLogits(p, invFreq, x, cond, layers.Inference, nil)
 }
 
 // ddpmUpdate is _ddpm_update / _ddpm_caching_update after the denoiser:

@@ -36,12 +36,24 @@ if [ -z "${MDLM_TEST_S3_ENDPOINT:-}" ]; then
     echo "test.sh: the S3 server did not start (/tmp/mdlm-s3-start.log); the objstore tests will skip" >&2
   fi
 fi
-# Debian's chromium for the web page's browser tests (cmd/mdlm TestUISweep);
-# they skip, saying so, where none can be installed.
-if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium) \
+# Debian's chromium for the web page's browser tests (cmd/mdlm TestUISweep,
+# TestUIFailedStage), installed as root or through passwordless sudo; they
+# skip, saying so, where none can be installed.
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
+  as_root=""
+  [ "$(id -u)" = 0 ] || as_root="sudo -n"
+  ($as_root apt-get update -qq && $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium) \
     >/tmp/mdlm-chromium-install.log 2>&1 ||
     echo "test.sh: chromium did not install (/tmp/mdlm-chromium-install.log); the browser tests will skip" >&2
+fi
+# Hugging Face tokenizers (npm) as the oracle of the tokenizer tests that run it
+# (TestTrainBPEOracle, TestUnicodeNormOracle), in gen_goldens.sh's folder; they
+# skip, saying so, without node or where it does not install.
+oracle="${MDLM_ORACLE_DIR:-$HOME/.cache/mdlm-tokenizer-oracle}"
+if [ ! -d "$oracle/node_modules/tokenizers" ] && command -v npm >/dev/null; then
+  (mkdir -p "$oracle" && cd "$oracle" && { [ -f package.json ] || npm init -y >/dev/null; } &&
+    npm install --no-audit --no-fund --silent tokenizers@0.23.2) >/tmp/mdlm-oracle-install.log 2>&1 ||
+    echo "test.sh: npm tokenizers did not install (/tmp/mdlm-oracle-install.log); the oracle tests will skip" >&2
 fi
 go vet ./...
 go vet -tags xla ./backend/
@@ -66,10 +78,14 @@ fuzz() { go test -run '^$' -fuzz "^$1\$" -fuzztime "$2" -fuzzminimizetime 3s "$3
 while read -r target time pkg; do fuzz "$target" "$time" "$pkg"; done <<'TARGETS'
 FuzzGPT2RoundTrip 15s ./tokenizer/
 FuzzLoadJSON 10s ./tokenizer/
+FuzzLoadUnigram 10s ./tokenizer/
+FuzzPrecompiled 10s ./tokenizer/
+FuzzTrainBPE 10s ./tokenizer/
 FuzzReader 15s ./safetensors/
 FuzzScanTokens 10s ./datasets/
 FuzzOpenPackedSplit 10s ./datasets/
 FuzzLoad 10s ./pipeline/
+FuzzReadRunState 10s ./pipeline/
 FuzzManifest 10s ./artifact/
 FuzzListing 10s ./hub/
 FuzzParseURL 10s ./objstore/

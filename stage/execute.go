@@ -14,6 +14,7 @@ import (
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/internal/atomicfile"
 	"github.com/mdlm-go/mdlm/internal/filelock"
+	"github.com/mdlm-go/mdlm/objstore"
 )
 
 // Suffixes of the directories Execute keeps beside an output while it is built.
@@ -45,6 +46,11 @@ const (
 // a marker naming their stage kind and run, so an unmarked directory is
 // refused and a partial of another run is discarded, never merged; and the
 // temporary names a killed process left for the output are removed.
+//
+// Inputs and the output may be s3://bucket/prefix (issue 25): an s3:// input
+// is fetched once into the local verified cache and the stage reads that
+// copy; an s3:// output is built in a local mirror and published with
+// objstore.Put, its manifest last (remote.go).
 func Execute(ctx context.Context, env *Env, def Def, opts Options) (m artifact.Manifest, published bool, err error) {
 	out, err := OutDir(def, opts)
 	if err != nil {
@@ -53,11 +59,29 @@ func Execute(ctx context.Context, env *Env, def Def, opts Options) (m artifact.M
 	if def.DataGC {
 		defer DataGC()()
 	}
-	m, published, err = execute(ctx, env, def, opts, out)
-	if def.Resumable && errors.Is(err, context.Canceled) {
-		err = fmt.Errorf("%s: interrupted; progress is kept in %s: rerun the same command to continue", def.Kind, out+WorkSuffix)
+	r := newRemote()
+	restore, err := r.localInputs(ctx, env, def, opts)
+	if err != nil {
+		return m, false, err
 	}
-	return m, published, err
+	defer restore()
+	if objstore.IsURL(out) {
+		u, err := objstore.ParseURL(out)
+		if err != nil {
+			return m, false, fmt.Errorf("%s: -o: %w", def.Kind, err)
+		}
+		return r.executeRemote(ctx, env, def, opts, u)
+	}
+	m, published, err = execute(ctx, env, def, opts, out)
+	return m, published, interrupted(def, out, err)
+}
+
+// interrupted says where a resumable stage kept its progress.
+func interrupted(def Def, out string, err error) error {
+	if def.Resumable && errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%s: interrupted; progress is kept in %s: rerun the same command to continue", def.Kind, out+WorkSuffix)
+	}
+	return err
 }
 
 func execute(ctx context.Context, env *Env, def Def, opts Options, out string) (m artifact.Manifest, published bool, err error) {

@@ -25,6 +25,10 @@
 // temporary directory, the atomic publication, the work directory of a
 // resumable stage, and the shard protocol (partial directory tied to one run,
 // completion markers, the publishing claim).
+// Any input flag and the output flag may name s3://bucket/prefix instead of a
+// directory (remote.go): Execute fetches such an input into the local verified
+// cache and publishes such an output from a local mirror, so a stage's code
+// only ever sees local directories.
 // A stage neither schedules nor decides caching, and imports no other stage.
 package stage
 

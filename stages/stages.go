@@ -13,11 +13,13 @@ import (
 	"github.com/mdlm-go/mdlm/stages/sample"
 	"github.com/mdlm-go/mdlm/stages/tokenize"
 	"github.com/mdlm-go/mdlm/stages/train"
+	"github.com/mdlm-go/mdlm/stages/traintok"
 )
 
 // All is every stage kind.
 var All = []stage.Def{
 	download.Def,
+	traintok.Def,
 	tokenize.Def,
 	pack.Def,
 	train.Def,

@@ -30,9 +30,11 @@ type decSpec struct {
 	Prefix        *string           `json:"prefix"`
 	Cleanup       *bool             `json:"cleanup"`
 	Suffix        *string           `json:"suffix"`
+	PadToken      *string           `json:"pad_token"`
+	WordDelimiter *string           `json:"word_delimiter_token"`
 }
 
-const supportedDecoders = "ByteLevel, Metaspace, ByteFallback, Fuse, Strip, Replace, WordPiece, BPEDecoder, Sequence"
+const supportedDecoders = "ByteLevel, Metaspace, ByteFallback, Fuse, Strip, Replace, WordPiece, BPEDecoder, CTC, Sequence"
 
 // maxStripCount bounds Strip's start and stop (real files use 1).
 const maxStripCount = 1 << 16
@@ -103,6 +105,15 @@ func parseDecoder(raw json.RawMessage, path string, depth int) ([]decoder, error
 		}
 		cleanup := d.Cleanup == nil || *d.Cleanup
 		return []decoder{decoderFunc(func(t []string) []string { return wordPieceDecode(t, prefix, cleanup) })}, nil
+	case "CTC":
+		c := ctcDecoder{pad: "<pad>", delimiter: "|", cleanup: d.Cleanup == nil || *d.Cleanup}
+		if d.PadToken != nil {
+			c.pad = *d.PadToken
+		}
+		if d.WordDelimiter != nil {
+			c.delimiter = *d.WordDelimiter
+		}
+		return []decoder{decoderFunc(c.decode)}, nil
 	case "BPEDecoder":
 		suffix := "</w>"
 		if d.Suffix != nil {

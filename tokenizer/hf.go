@@ -73,6 +73,8 @@ type HF struct {
 
 	bpe *bpe
 	wp  *wordPiece
+	uni *unigram
+	wl  *wordLevel
 
 	norm       normalizer      // nil: none
 	bertNorm   *bertNormalizer // the normalizer when it is a plain BertNormalizer
@@ -94,6 +96,7 @@ type HF struct {
 
 	cache   *pieceCache // per-instance pre-token cache (BPE)
 	scratch []int32
+	uniSt   *uniState   // Viterbi scratch (Unigram), per instance
 	out     []int       // the ids being appended to during AppendEncode
 	chain   func(piece) // pre-tokenizers then the model, built per instance
 }
@@ -245,18 +248,30 @@ func (t *HF) referenceAddedID(content string, next int) (int, string) {
 
 // modelEntries is the model's entry count (the reference's get_vocab_size).
 func (t *HF) modelEntries() int {
-	if t.bpe != nil {
+	switch {
+	case t.bpe != nil:
 		return len(t.bpe.vocab)
+	case t.uni != nil:
+		return len(t.uni.tokens)
+	case t.wl != nil:
+		return len(t.wl.vocab)
 	}
 	return len(t.wp.vocab)
 }
 
 func (t *HF) modelID(tok string) (int, bool) {
-	if t.bpe != nil {
-		id, ok := t.bpe.vocab[tok]
-		return id, ok
+	var id int
+	var ok bool
+	switch {
+	case t.bpe != nil:
+		id, ok = t.bpe.vocab[tok]
+	case t.uni != nil:
+		id, ok = t.uni.ids[tok]
+	case t.wl != nil:
+		id, ok = t.wl.vocab[tok]
+	default:
+		id, ok = t.wp.vocab[tok]
 	}
-	id, ok := t.wp.vocab[tok]
 	return id, ok
 }
 
@@ -265,6 +280,18 @@ func (t *HF) modelToken(id int) (string, bool) {
 	if t.bpe != nil {
 		if id >= 0 && id < len(t.bpe.idBytes) && t.bpe.idBytes[id] != nil {
 			return t.bpe.idToTok[id], true
+		}
+		return "", false
+	}
+	if t.uni != nil {
+		if id >= 0 && id < len(t.uni.tokens) {
+			return t.uni.tokens[id], true
+		}
+		return "", false
+	}
+	if t.wl != nil {
+		if id >= 0 && id < len(t.wl.present) && t.wl.present[id] {
+			return t.wl.idToTok[id], true
 		}
 		return "", false
 	}
@@ -286,7 +313,8 @@ func (t *HF) knownID(id int) bool {
 func (t *HF) setModel(raw json.RawMessage) error {
 	var m struct {
 		Type                    string          `json:"type"`
-		Vocab                   map[string]int  `json:"vocab"`
+		Vocab                   json.RawMessage `json:"vocab"`
+		UnkID                   *int            `json:"unk_id"`
 		Merges                  json.RawMessage `json:"merges"`
 		UnkToken                *string         `json:"unk_token"`
 		ContinuingSubwordPrefix *string         `json:"continuing_subword_prefix"`
@@ -300,18 +328,32 @@ func (t *HF) setModel(raw json.RawMessage) error {
 	// One pass over the (large) model; a model of another type may not even
 	// decode into these fields, so its type is looked up only then.
 	if err := json.Unmarshal(raw, &m); err != nil {
-		if typ, terr := typeOf(raw); terr == nil && typ != "" && typ != "BPE" && typ != "WordPiece" {
-			return unsupported("model.type", typ, "BPE, WordPiece")
+		if typ, terr := typeOf(raw); terr == nil && typ != "" && !supportedModel(typ) {
+			return unsupported("model.type", typ, supportedModels)
 		}
 		return fmt.Errorf("model: %w", err)
 	}
-	if m.Type != "" && m.Type != "BPE" && m.Type != "WordPiece" {
-		return unsupported("model.type", m.Type, "BPE, WordPiece")
+	if m.Type != "" && !supportedModel(m.Type) {
+		return unsupported("model.type", m.Type, supportedModels)
 	}
 	if m.Type == "" && m.Merges == nil && m.ContinuingSubwordPrefix != nil {
 		m.Type = "WordPiece" // older files omit the type
 	}
 	switch m.Type {
+	case "Unigram":
+		uni, err := newUnigram(m.Vocab, m.UnkID, m.ByteFallback)
+		if err != nil {
+			return err
+		}
+		t.uni, t.vocab = uni, len(uni.tokens)
+		return nil
+	case "WordLevel":
+		wl, err := newWordLevel(m.Vocab, m.UnkToken)
+		if err != nil {
+			return err
+		}
+		t.wl, t.vocab = wl, len(wl.idToTok)
+		return nil
 	case "BPE":
 		if m.Dropout != nil && *m.Dropout != 0 {
 			return unsupported("model.dropout", *m.Dropout, "null, 0")
@@ -327,10 +369,29 @@ func (t *HF) setModel(raw json.RawMessage) error {
 	case "WordPiece":
 		return t.setWordPiece(m.Vocab, m.UnkToken, m.ContinuingSubwordPrefix, m.MaxInputCharsPerWord)
 	}
-	return unsupported("model.type", m.Type, "BPE, WordPiece")
+	return unsupported("model.type", m.Type, supportedModels)
 }
 
-func (t *HF) setBPE(vocab map[string]int, rawMerges json.RawMessage, opt bpeOptions) error {
+const supportedModels = "BPE, WordPiece, Unigram, WordLevel"
+
+func supportedModel(typ string) bool {
+	return typ == "BPE" || typ == "WordPiece" || typ == "Unigram" || typ == "WordLevel"
+}
+
+// vocabMap reads a token -> id model.vocab.
+func vocabMap(raw json.RawMessage) (map[string]int, error) {
+	var vocab map[string]int
+	if err := json.Unmarshal(raw, &vocab); err != nil {
+		return nil, fmt.Errorf("model.vocab: %w", err)
+	}
+	return vocab, nil
+}
+
+func (t *HF) setBPE(rawVocab json.RawMessage, rawMerges json.RawMessage, opt bpeOptions) error {
+	vocab, err := vocabMap(rawVocab)
+	if err != nil {
+		return err
+	}
 	merges, err := parseMerges(rawMerges)
 	if err != nil {
 		return err
@@ -342,7 +403,11 @@ func (t *HF) setBPE(vocab map[string]int, rawMerges json.RawMessage, opt bpeOpti
 	return nil
 }
 
-func (t *HF) setWordPiece(vocab map[string]int, unkToken, prefixField *string, maxCharsField *int) error {
+func (t *HF) setWordPiece(rawVocab json.RawMessage, unkToken, prefixField *string, maxCharsField *int) error {
+	vocab, err := vocabMap(rawVocab)
+	if err != nil {
+		return err
+	}
 	prefix, unk, maxChars := "##", "[UNK]", 100 // the reference's WordPiece defaults
 	if prefixField != nil {
 		prefix = *prefixField
@@ -484,7 +549,7 @@ func (t *HF) TokenID(tok string) (int, bool) {
 func (t *HF) Clone() Tokenizer {
 	c := *t
 	c.cache = newPieceCache(cacheLimit)
-	c.scratch, c.out, c.chain = nil, nil, nil
+	c.scratch, c.out, c.chain, c.uniSt = nil, nil, nil, nil
 	return &c
 }
 
@@ -555,8 +620,15 @@ func (t *HF) encodePiece(p piece) {
 	if p.s == "" {
 		return
 	}
-	if t.wp != nil {
+	switch {
+	case t.wp != nil:
 		t.out = t.wp.encodeWord(p.s, t.out)
+		return
+	case t.wl != nil:
+		t.out = t.wl.encode(p.s, t.out)
+		return
+	case t.uni != nil:
+		t.encodeUnigram(p.s)
 		return
 	}
 	if len(p.s) == 1 && t.byteMode && t.bpe.allBytes {
@@ -598,6 +670,25 @@ func (t *HF) encodePart(s string) {
 	}
 	if cacheable {
 		t.cache.put(p.s, t.out[n:])
+	}
+}
+
+// encodeUnigram encodes a pre-token with the Unigram model, through the cache.
+func (t *HF) encodeUnigram(s string) {
+	cacheable := len(s) <= maxCachedPiece
+	if cacheable {
+		if res, ok := t.cache.get(s, t.out); ok {
+			t.out = res
+			return
+		}
+	}
+	if t.uniSt == nil {
+		t.uniSt = &uniState{}
+	}
+	n := len(t.out)
+	t.out = t.uni.encode(s, t.out, t.uniSt)
+	if cacheable {
+		t.cache.put(s, t.out[n:])
 	}
 }
 

@@ -27,7 +27,7 @@ func init() {
 		type vocab merges unk_token continuing_subword_prefix end_of_word_suffix max_input_chars_per_word
 		dropout byte_fallback id content special single_word lstrip rstrip normalized clean_text
 		handle_chinese_chars strip_accents lowercase add_prefix_space use_regex prefix cleanup single
-		SpecialToken Sequence special_tokens ids sep cls`) {
+		SpecialToken Sequence special_tokens ids sep cls precompiled_charsmap unk_id length pad_token word_delimiter_token`) {
 		knownKeys[k] = true
 		foldedKnownKeys[foldKey(k)] = k
 	}

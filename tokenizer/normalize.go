@@ -30,6 +30,7 @@ type normSpec struct {
 	HandleChineseChars bool              `json:"handle_chinese_chars"`
 	StripAccents       *bool             `json:"strip_accents"`
 	Lowercase          bool              `json:"lowercase"`
+	Charsmap           *string           `json:"precompiled_charsmap"`
 }
 
 // patternSpec is a Split/Replace pattern: {"String": s} or {"Regex": r}.
@@ -38,7 +39,7 @@ type patternSpec struct {
 	Regex  *string `json:"Regex"`
 }
 
-const supportedNormalizers = "BertNormalizer, NFC, NFD, NFKC, NFKD, Lowercase, Strip, StripAccents, Replace, Prepend, Nmt, Sequence"
+const supportedNormalizers = "BertNormalizer, NFC, NFD, NFKC, NFKD, Lowercase, Strip, StripAccents, Replace, Prepend, Nmt, Precompiled, ByteLevel, Sequence"
 
 // maxComponentDepth bounds nested Sequences of normalizers, pre-tokenizers,
 // decoders and post-processors (real files nest one level).
@@ -100,6 +101,10 @@ func parseNormalizer(raw json.RawMessage, path string, depth int) (normalizer, e
 		}), nil
 	case "Replace":
 		return parseReplace(n.Pattern, n.Content, path)
+	case "Precompiled":
+		return parsePrecompiled(n.Charsmap, path)
+	case "ByteLevel":
+		return normalizerFunc(byteLevelNormalize), nil
 	}
 	return nil, unsupported(path+".type", n.Type, supportedNormalizers)
 }
@@ -130,6 +135,9 @@ func parseReplace(pat *patternSpec, content *string, path string) (normalizer, e
 		return nil, fmt.Errorf("%s.content: missing", path)
 	}
 	c := *content
+	if pat.Regex != nil && *pat.Regex == " {2,}" && c == " " {
+		return normalizerFunc(collapseSpaces), nil
+	}
 	return normalizerFunc(func(s string) string { return m.replaceAll(s, c) }), nil
 }
 
@@ -159,10 +167,12 @@ func stripSpaces(s string, left, right bool) string {
 	return s
 }
 
-// stripCombiningMarks is the StripAccents normalizer: drops combining marks.
+// stripCombiningMarks is the StripAccents normalizer: drops combining marks
+// (Unicode 9.0 marks, as the reference's unicode-normalization-alignments
+// crate knows them).
 func stripCombiningMarks(s string) string {
 	return strings.Map(func(r rune) rune {
-		if onigClass(r)&clsM != 0 {
+		if r >= 0x300 && u9Mark.has(r) {
 			return -1
 		}
 		return r

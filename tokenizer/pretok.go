@@ -51,9 +51,10 @@ type preSpec struct {
 	Split            *bool             `json:"split"`
 	IndividualDigits bool              `json:"individual_digits"`
 	Delimiter        *string           `json:"delimiter"`
+	Length           *int              `json:"length"`
 }
 
-const supportedPreTokenizers = "ByteLevel, Split, Metaspace, Whitespace, WhitespaceSplit, BertPreTokenizer, Punctuation, Digits, CharDelimiterSplit, Sequence"
+const supportedPreTokenizers = "ByteLevel, Split, Metaspace, Whitespace, WhitespaceSplit, BertPreTokenizer, Punctuation, Digits, CharDelimiterSplit, UnicodeScripts, FixedLength, Sequence"
 
 // parsePreTokenizer builds the pre-tokenizers at path, flattening Sequences.
 func parsePreTokenizer(raw json.RawMessage, path string, depth int) ([]preTokenizer, error) {
@@ -114,6 +115,10 @@ func parsePreTokenizer(raw json.RawMessage, path string, depth int) ([]preTokeni
 		return []preTokenizer{&charPre{is: unicode.IsSpace, behavior: behRemoved}}, nil
 	case "BertPreTokenizer":
 		return []preTokenizer{funcPre(bertPreTokenize)}, nil
+	case "UnicodeScripts":
+		return []preTokenizer{funcPre(unicodeScriptsSplit)}, nil
+	case "FixedLength":
+		return parseFixedLength(p.Length, path)
 	case "Punctuation":
 		b, err := behavior(behIsolated)
 		if err != nil {

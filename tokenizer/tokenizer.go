@@ -1,8 +1,10 @@
 // Package tokenizer holds the tokenizers of mdlm, in pure Go: Hugging Face
 // tokenizer.json files as the hub's models use them (BPE with byte-level or
-// byte_fallback vocabularies, WordPiece; the normalizers, pre-tokenizers with
+// byte_fallback vocabularies, WordPiece, Unigram with SentencePiece's
+// Precompiled normalizer, WordLevel; the normalizers, pre-tokenizers with
 // their Oniguruma split patterns, added tokens, post-processors and decoders
-// of GPT-2, BERT, Llama 2 and 3, Gemma 3, Qwen 3, DeepSeek-V3 and GPT-4o),
+// of GPT-2, BERT, Llama 2 and 3, Gemma 3, Qwen 3, DeepSeek-V3, GPT-4o, T5,
+// XLM-RoBERTa and ALBERT),
 // encode, decode and batch encode across cores; plus the text8 character
 // tokenizer (spec §5.2) and a bytes tokenizer for small demos. GPT-2 and
 // bert-base-uncased are built in.

@@ -51,6 +51,10 @@ func (t *trainer) restore(last string) error {
 		return fmt.Errorf("train: %s holds a run of model %+v / %+v, the options give %+v / %+v: remove it to start over",
 			t.work, tr.Config.Model, tr.Config.Method, t.ck.Model, t.ck.Method)
 	}
+	if tr.Config.Objective != nil && tr.Config.TrainedObjective() != t.ck.TrainedObjective() {
+		return fmt.Errorf("train: %s holds a run with the switches %+v, the options give %+v: remove it to start over",
+			t.work, tr.Config.TrainedObjective(), t.ck.TrainedObjective())
+	}
 	if tr.State.Seed != t.cfg.Seed {
 		return fmt.Errorf("train: %s holds a run with --seed %d, not %d: remove it to start over", t.work, tr.State.Seed, t.cfg.Seed)
 	}

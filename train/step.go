@@ -1,7 +1,9 @@
 package train
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
@@ -103,9 +105,65 @@ func (s *Step) graph(g *Graph, in []*Node) []*Node {
 	loss := s.Loss(p, b[0], b[1], b[2], b[3], b[4], b[5], drop)
 	grads := Gradient(loss, params...)
 	grads, norm := optim.ClipByGlobalNorm(grads, s.ClipNorm)
-	newP, newM, newV := s.Opt.Update(params, grads, m, v, b[6])
+	newP, newM, newV := updateInTurn(s.Opt, params, grads, m, v, b[6], inTurnBytes)
 	out := append(append(append([]*Node{}, newP...), newM...), newV...)
 	return append(out, ConvertDType(loss, dtypes.Float32), ConvertDType(norm, dtypes.Float32), drop.RNG)
+}
+
+// inTurnBytes is the size from which parameters are updated one after another:
+// each AdamW update holds about two temporaries of its parameter's size, so two
+// vocabulary matrices of the tiny config (103 MB each) updated at once held four
+// (bench/README.md, issue 20: peak memory of the tiny step).
+const inTurnBytes = 16 << 20
+
+// updateInTurn is opt.Update with the updates of the parameters of minBytes
+// or more made in turn, largest first: each one's gradient passes a
+// SchedulingBarrier on the previous one's new value, so its temporaries are
+// allocated only after the previous one's were freed. The values are
+// opt.Update's; only the order of execution changes.
+func updateInTurn(opt optim.AdamW, params, grads, m, v []*Node, scalars *Node, minBytes uintptr) (newP, newM, newV []*Node) {
+	var big, rest []int
+	for i, p := range params {
+		if p.Shape().Memory() >= minBytes {
+			big = append(big, i)
+		} else {
+			rest = append(rest, i)
+		}
+	}
+	if len(big) < 2 {
+		return opt.Update(params, grads, m, v, scalars) // the same graph as before
+	}
+	newP, newM, newV = make([]*Node, len(params)), make([]*Node, len(params)), make([]*Node, len(params))
+	update := func(idx []int, gradOf func(i int) *Node) {
+		pick := func(xs []*Node) []*Node {
+			out := make([]*Node, len(idx))
+			for k, i := range idx {
+				out[k] = xs[i]
+			}
+			return out
+		}
+		g := make([]*Node, len(idx))
+		for k, i := range idx {
+			g[k] = gradOf(i)
+		}
+		p, mi, vi := opt.Update(pick(params), g, pick(m), pick(v), scalars)
+		for k, i := range idx {
+			newP[i], newM[i], newV[i] = p[k], mi[k], vi[k]
+		}
+	}
+	if len(rest) > 0 {
+		update(rest, func(i int) *Node { return grads[i] })
+	}
+	slices.SortStableFunc(big, func(a, b int) int { return cmp.Compare(params[b].Shape().Size(), params[a].Shape().Size()) })
+	for k, i := range big {
+		update([]int{i}, func(i int) *Node {
+			if k == 0 {
+				return grads[i]
+			}
+			return SchedulingBarrier(grads[i], newP[big[k-1]])
+		})
+	}
+	return newP, newM, newV
 }
 
 // StepResult is the outcome of one optimizer step.
@@ -115,7 +173,8 @@ type StepResult struct {
 }
 
 // Run takes one optimizer step on batch, replacing st's tensors (the old device
-// buffers are donated to the step).
+// buffers are donated to the step, and host copies, as a state from NewState
+// has before its first step, are freed: st's old tensors are invalid after).
 func (s *Step) Run(st *State, batch diffusion.Batch) (StepResult, error) {
 	n := len(st.Params)
 	lr := s.LR.LR(st.Step)
@@ -127,6 +186,11 @@ func (s *Step) Run(st *State, batch diffusion.Batch) (StepResult, error) {
 			d, err := DonateTensorBuffer(x, s.backend, 0)
 			if err != nil {
 				return StepResult{}, fmt.Errorf("train step %d: %w", st.Step+1, err)
+			}
+			// A state fresh from the host (the first step) keeps its host copy
+			// after donating a device copy: free it now, not after the step.
+			if err := x.FinalizeAll(); err != nil {
+				return StepResult{}, fmt.Errorf("train step %d: host copy: %w", st.Step+1, err)
 			}
 			args = append(args, d)
 		}

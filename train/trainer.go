@@ -234,7 +234,8 @@ func start(ctx context.Context, b compute.Backend, cfg Config, work string, prog
 
 // modelConfig is the checkpoint configuration the run trains: the backbone
 // from the --init checkpoint, the preset or the custom sizes, and the
-// objective.
+// objective (the method, and the switches when not the reference's defaults,
+// recorded in config.json for eval and sample).
 func modelConfig(cfg Config, meta artifact.PackedMeta, L int, src *initSource) (checkpoint.Config, error) {
 	var bc backbone.Config
 	var err error
@@ -254,7 +255,8 @@ func modelConfig(cfg Config, meta artifact.PackedMeta, L int, src *initSource) (
 	if err := bc.Validate(); err != nil {
 		return checkpoint.Config{}, err
 	}
-	return checkpoint.Config{Model: bc, Tokenizer: meta.Tokenizer, Method: cfg.method()}, nil
+	return checkpoint.Config{Model: bc, Tokenizer: meta.Tokenizer, Method: cfg.method(),
+		Objective: checkpoint.RecordedObjective(cfg.objective())}, nil
 }
 
 // method is the objective the flags name.

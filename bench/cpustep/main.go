@@ -5,7 +5,7 @@
 // bench/torch_step.py runs the identical computation in PyTorch
 // (bench/cpu_vs_torch.sh compares the two).
 //
-//	cpustep -case d128 -dir DIR -steps 10 [-forward] [-init] [-generic] [-forms-off FORMS]
+//	cpustep -case d128 -dir DIR -steps 10 [-forward] [-init] [-generic] [-forms-off FORMS] [-cpuprofile F] [-memprofile F]
 //
 // With -init it writes DIR/weights.safetensors (the reference state dict) and
 // DIR/batches.safetensors (x0, xt [S, B, L] int64; sigma, dsigma [S, B]) and
@@ -64,6 +64,7 @@ func main() {
 	init := flag.Bool("init", false, "write the weights and batches, then exit")
 	lr := flag.Float64("lr", 1e-3, "AdamW learning rate (constant)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the timed steps here")
+	memprofile := flag.String("memprofile", "", "write a heap profile (allocations of the whole run) here at the end")
 	scanChunk := flag.Int("scan-chunk", 0, "DiMamba: positions per scan chunk (0: the backend's default)")
 	scanCheckpoint := flag.Bool("scan-checkpoint", false, "DiMamba, with -scan-chunk: recompute scan chunks in the backward pass")
 	generic := flag.Bool("generic", false, "build the plain graphs XLA runs (layers.UseGenericForms), for comparison")
@@ -102,6 +103,26 @@ func main() {
 		fmt.Fprintln(os.Stderr, "cpustep:", err)
 		os.Exit(1)
 	}
+	if *memprofile != "" {
+		if err := writeHeapProfile(*memprofile); err != nil {
+			fmt.Fprintln(os.Stderr, "cpustep:", err)
+			os.Exit(1)
+		}
+	}
+}
+
+// writeHeapProfile writes the heap profile (its alloc_space view has every
+// allocation of the run, sampled) to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("memprofile %s: %w", path, err)
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("memprofile %s: %w", path, err)
+	}
+	return f.Close()
 }
 
 func run(c benchCase, dir string, steps int, forward, init bool, lr float64) error {
@@ -128,7 +149,12 @@ func run(c benchCase, dir string, steps int, forward, init bool, lr float64) err
 		CPUMs     []float64 `json:"cpu_ms"`
 		CompileMs float64   `json:"first_ms"`
 		PeakRSSMB float64   `json:"peak_rss_mb"`
+		// StepPeakRSSMB is the peak over the timed steps only (the first step,
+		// which compiles and converts the host weights, left out; 0 where the
+		// kernel's peak cannot be reset).
+		StepPeakRSSMB float64 `json:"step_peak_rss_mb"`
 	}{}
+	firstPeak := 0.0
 	if forward {
 		ev := evaluate.NewEvaluator(b, m, w.RotaryInvFreqOrDefault())
 		params := w.Tensors()
@@ -140,6 +166,9 @@ func run(c benchCase, dir string, steps int, forward, init bool, lr float64) err
 				return err
 			}
 			record(&out.Losses, &out.Ms, &out.CPUMs, &out.CompileMs, i, s/n, time.Since(start), cpuTime()-cpu)
+			if i == 0 {
+				firstPeak = resetPeakRSS()
+			}
 		}
 	} else {
 		st, err := train.NewStep(b, m, optim.AdamW{LR: lr, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}, optim.ConstantWarmup{Peak: lr}, 1, w.RotaryInvFreqOrDefault())
@@ -157,9 +186,15 @@ func run(c benchCase, dir string, steps int, forward, init bool, lr float64) err
 				return err
 			}
 			record(&out.Losses, &out.Ms, &out.CPUMs, &out.CompileMs, i, float64(res.Loss), time.Since(start), cpuTime()-cpu)
+			if i == 0 {
+				firstPeak = resetPeakRSS()
+			}
 		}
 	}
-	out.PeakRSSMB = peakRSSMB()
+	out.PeakRSSMB = max(peakRSSMB(), firstPeak)
+	if firstPeak > 0 {
+		out.StepPeakRSSMB = peakRSSMB()
+	}
 	return json.NewEncoder(os.Stdout).Encode(out)
 }
 
@@ -269,6 +304,18 @@ func readBatches(path string, c benchCase) ([]diffusion.Batch, error) {
 		out[s] = bt
 	}
 	return out, nil
+}
+
+// resetPeakRSS returns the peak so far and resets the kernel's peak (VmHWM) to
+// the current resident size (proc(5): writing 5 to /proc/self/clear_refs); 0
+// where it cannot.
+func resetPeakRSS() float64 {
+	peak := peakRSSMB()
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		fmt.Fprintln(os.Stderr, "cpustep: cannot reset the peak RSS:", err)
+		return 0
+	}
+	return peak
 }
 
 // peakRSSMB is VmHWM from /proc/self/status (0 where unavailable).

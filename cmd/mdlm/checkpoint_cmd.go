@@ -27,7 +27,7 @@ type CheckpointCmd struct {
 // CheckpointPullCmd is `mdlm checkpoint pull`.
 type CheckpointPullCmd struct {
 	Repo      string `arg:"" help:"Model repository, org/name."`
-	Out       string `short:"o" required:"" help:"Checkpoint directory to create." type:"path"`
+	Out       string `short:"o" required:"" help:"Checkpoint directory to create, or s3://bucket/prefix to publish it to." type:"path"`
 	Revision  string `default:"main" help:"Branch, tag or commit (pin a commit for a reproducible pipeline)."`
 	Tokenizer string `help:"Tokenizer to record (default: gpt2 for GPT-2 vocabularies)."`
 	NoEMA     bool   `name:"no-ema" help:"A .ckpt repository: the raw state_dict instead of the EMA weights."`
@@ -40,9 +40,11 @@ func (c *CheckpointPullCmd) Run(ctx context.Context, log *slog.Logger) error {
 	bar := newProgress("pull")
 	defer bar.Done()
 	var got int64
-	m, err := checkpoint.Pull(ctx, checkpoint.PullOptions{Repo: c.Repo, Revision: c.Revision, Out: c.Out, Cache: c.CacheDir,
-		Tokenizer: c.Tokenizer, NoEMA: c.NoEMA, Workers: c.Workers, Tool: "mdlm " + toolVersion(), Log: log,
-		Progress: func(n int64) { got += n; bar.Bytes(got) }})
+	m, err := withArtifactOut(ctx, log, c.Out, func(out string) (artifact.Manifest, error) {
+		return checkpoint.Pull(ctx, checkpoint.PullOptions{Repo: c.Repo, Revision: c.Revision, Out: out, Cache: c.CacheDir,
+			Tokenizer: c.Tokenizer, NoEMA: c.NoEMA, Workers: c.Workers, Tool: "mdlm " + toolVersion(), Log: log,
+			Progress: func(n int64) { got += n; bar.Bytes(got) }})
+	})
 	if err != nil {
 		return err
 	}
@@ -52,7 +54,7 @@ func (c *CheckpointPullCmd) Run(ctx context.Context, log *slog.Logger) error {
 
 // CheckpointPushCmd is `mdlm checkpoint push` (issue 25).
 type CheckpointPushCmd struct {
-	Src      string `arg:"" name:"ckpt" help:"Checkpoint directory." type:"existingdir"`
+	Src      string `arg:"" name:"ckpt" help:"Checkpoint directory, or s3://bucket/prefix." type:"existingdir"`
 	Repo     string `arg:"" help:"Model repository, org/name (created if missing)."`
 	Revision string `default:"main" help:"Branch to commit to (created from main if missing)."`
 	Private  bool   `help:"Create the repository private."`
@@ -62,6 +64,11 @@ type CheckpointPushCmd struct {
 // Run verifies the checkpoint and pushes its files and manifest ($HF_TOKEN,
 // $HF_ENDPOINT as for pull; the token is never logged).
 func (c *CheckpointPushCmd) Run(ctx context.Context, log *slog.Logger) error {
+	src, err := localArtifact(ctx, log, c.Src)
+	if err != nil {
+		return fmt.Errorf("checkpoint push: %w", err)
+	}
+	c.Src = src
 	m, err := artifact.Read(c.Src, artifact.CheckpointType)
 	if err != nil {
 		return fmt.Errorf("checkpoint push: %w", err)
@@ -134,7 +141,7 @@ func (c *CheckpointInspectCmd) Run(kctx *kong.Context) error {
 // CheckpointImportCmd is `mdlm checkpoint import`.
 type CheckpointImportCmd struct {
 	Src              string `arg:"" help:"A reference Lightning checkpoint (.ckpt), a PyTorch state dict (.safetensors, bare or 'backbone.'-prefixed names, or a folder with model.safetensors), or a Hugging Face GPT-2 repository folder (a gen-PPL scorer)." type:"path"`
-	Out              string `short:"o" required:"" help:"Checkpoint directory to create." type:"path"`
+	Out              string `short:"o" required:"" help:"Checkpoint directory to create, or s3://bucket/prefix to publish it to." type:"path"`
 	ConfigJSON       string `name:"config-json" help:"config.json with the sizes (Hugging Face MDLMConfig or fixture keys); default: the one beside SRC, if any." type:"existingfile"`
 	Heads            int    `help:"Number of attention heads, when neither the tensors nor a config.json say."`
 	Length           int    `help:"Model sequence length to record."`
@@ -147,13 +154,16 @@ type CheckpointImportCmd struct {
 }
 
 // Run imports.
-func (c *CheckpointImportCmd) Run(log *slog.Logger) error {
-	opts := checkpoint.ImportOptions{Src: c.Src, Out: c.Out, ConfigJSON: c.ConfigJSON, Heads: c.Heads, Length: c.Length,
+func (c *CheckpointImportCmd) Run(ctx context.Context, log *slog.Logger) error {
+	opts := checkpoint.ImportOptions{Src: c.Src, ConfigJSON: c.ConfigJSON, Heads: c.Heads, Length: c.Length,
 		Tokenizer: c.Tokenizer, NoEMA: c.NoEMA, Tool: "mdlm " + toolVersion()}
 	if c.Parameterization != "" {
 		opts.Method = checkpoint.Method{Parameterization: c.Parameterization, T: c.T, TimeConditioning: c.TimeConditioning, Noise: c.Noise}
 	}
-	m, err := checkpoint.Import(opts)
+	m, err := withArtifactOut(ctx, log, c.Out, func(out string) (artifact.Manifest, error) {
+		opts.Out = out
+		return checkpoint.Import(opts)
+	})
 	if err != nil {
 		return err
 	}
@@ -163,14 +173,21 @@ func (c *CheckpointImportCmd) Run(log *slog.Logger) error {
 
 // CheckpointExportCmd is `mdlm checkpoint export`.
 type CheckpointExportCmd struct {
-	Src    string `arg:"" help:"Checkpoint directory." type:"existingdir"`
-	Out    string `short:"o" required:"" help:"The .safetensors file to write." type:"path"`
+	Src    string `arg:"" help:"Checkpoint directory, or s3://bucket/prefix." type:"existingdir"`
+	Out    string `short:"o" required:"" help:"The .safetensors file to write, or s3://bucket/key.safetensors to upload it to." type:"path"`
 	Prefix string `help:"Prefix for every tensor name; 'backbone.' gives the Lightning / Hugging Face layout." default:""`
 }
 
 // Run exports.
-func (c *CheckpointExportCmd) Run(log *slog.Logger) error {
-	if err := checkpoint.Export(checkpoint.ExportOptions{Src: c.Src, Dst: c.Out, Prefix: c.Prefix}); err != nil {
+func (c *CheckpointExportCmd) Run(ctx context.Context, log *slog.Logger) error {
+	src, err := localArtifact(ctx, log, c.Src)
+	if err != nil {
+		return fmt.Errorf("checkpoint export: %w", err)
+	}
+	err = withFileOut(ctx, log, c.Out, func(dst string) error {
+		return checkpoint.Export(checkpoint.ExportOptions{Src: src, Dst: dst, Prefix: c.Prefix})
+	})
+	if err != nil {
 		return err
 	}
 	log.Info("exported checkpoint", "src", c.Src, "out", c.Out)

@@ -86,7 +86,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	}()
 	var cli CLI
 	cmds := commands()
-	parser, err := kong.New(&cli, append(kongCommands(cmds),
+	parser, err := kong.New(&cli, append(append(kongCommands(cmds), urlPathMappers()...),
 		kong.Name("mdlm"),
 		kong.Description("Masked diffusion language models (MDLM, Sahoo et al. 2024): preprocess, train, evaluate and sample."),
 		kong.UsageOnError(),

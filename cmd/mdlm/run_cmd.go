@@ -60,11 +60,15 @@ func (c *RunCmd) Run(ctx context.Context, kctx *kong.Context, reg stage.Registry
 			fmt.Fprintf(log, "$ mdlm %v\n", args)
 			// In process, with this process's context; a stage's standard
 			// output joins the log (stages print nothing there themselves).
-			if code := run(ctx, args, log, stderrOf(kctx)); code != 0 {
+			// Its standard error still reaches the terminal; the last
+			// "mdlm: ..." line it wrote becomes the error, which the run
+			// state records (redacted) for `mdlm ui` (issue 24).
+			tail := &lastErrLine{w: stderrOf(kctx)}
+			if code := run(ctx, args, log, tail); code != 0 {
 				if ctx.Err() != nil {
 					return fmt.Errorf("mdlm %s interrupted: %w", args[0], ctx.Err())
 				}
-				return fmt.Errorf("mdlm %s exited %d", args[0], code)
+				return stageExitError(args[0], code, tail.Line())
 			}
 			return nil
 		}}
@@ -294,4 +298,61 @@ func stderrOf(kctx *kong.Context) io.Writer {
 		return kctx.Stderr
 	}
 	return os.Stderr
+}
+
+// stageExitError is an in-process stage's failure: its exit code and, when it
+// wrote one, its own last "mdlm: ..." message.
+func stageExitError(name string, code int, line string) error {
+	if line == "" {
+		return fmt.Errorf("mdlm %s exited %d", name, code)
+	}
+	return fmt.Errorf("mdlm %s exited %d: %s", name, code, line)
+}
+
+// maxErrLine bounds the stage error line kept in memory and in the run state.
+const maxErrLine = 4 << 10
+
+// lastErrLine passes everything to w and keeps the last line that starts with
+// "mdlm: " (main.go's error format), at most maxErrLine bytes of it.
+type lastErrLine struct {
+	w    io.Writer
+	cur  []byte // the line being written, truncated to maxErrLine
+	long bool   // cur was truncated
+	last string
+}
+
+func (l *lastErrLine) Write(b []byte) (int, error) {
+	n, err := l.w.Write(b)
+	for _, c := range b[:n] {
+		if c == '\n' {
+			l.endLine()
+			continue
+		}
+		if len(l.cur) < maxErrLine {
+			l.cur = append(l.cur, c)
+		} else {
+			l.long = true
+		}
+	}
+	return n, err
+}
+
+// endLine keeps the finished line if it is an error message.
+func (l *lastErrLine) endLine() {
+	if line, ok := strings.CutPrefix(string(l.cur), "mdlm: "); ok {
+		line = strings.ToValidUTF8(strings.TrimSpace(line), "?")
+		if l.long {
+			line += " ..."
+		}
+		l.last = line
+	}
+	l.cur, l.long = l.cur[:0], false
+}
+
+// Line is the last "mdlm: " message without its prefix, or "".
+func (l *lastErrLine) Line() string {
+	if len(l.cur) > 0 {
+		l.endLine()
+	}
+	return l.last
 }

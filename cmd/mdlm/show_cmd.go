@@ -41,6 +41,9 @@ func (c *ShowCmd) Run(ctx context.Context, kctx *kong.Context, log *slog.Logger,
 }
 
 func (c *ShowCmd) run(ctx context.Context, stdout io.Writer, log *slog.Logger) error {
+	if err := localCacheOnly("show", c.CacheDir); err != nil {
+		return err
+	}
 	root, err := results.OpenRoot(c.CacheDir)
 	if err != nil {
 		return fmt.Errorf("show: --cache-dir: %w", err)
@@ -187,4 +190,20 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// localCacheOnly refuses a cache in a bucket (--cache-dir s3://..., issue 25):
+// show and ui read a local directory, so they name the local mirror that
+// `mdlm run` computes in (pipeline.LocalMirror), which holds every output
+// built or read on this machine.
+func localCacheOnly(cmd, loc string) error {
+	if !strings.HasPrefix(loc, "s3://") {
+		return nil
+	}
+	mirror, err := pipeline.LocalMirror(loc)
+	if err != nil {
+		return fmt.Errorf("%s: --cache-dir %s: %w", cmd, loc, err)
+	}
+	return fmt.Errorf("%s: --cache-dir %s is a bucket; %s reads a local cache: use --cache-dir %s, "+
+		"the local mirror `mdlm run` computes in (it has the outputs built or fetched on this machine)", cmd, loc, cmd, mirror)
 }

@@ -2,15 +2,21 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/alecthomas/kong"
 
+	"github.com/mdlm-go/mdlm/datasets"
+	"github.com/mdlm-go/mdlm/internal/atomicfile"
+	"github.com/mdlm-go/mdlm/stages/traintok"
 	"github.com/mdlm-go/mdlm/tokenizer"
 )
 
@@ -22,6 +28,48 @@ type TokenizerCmd struct {
 	Encode  TokenizerEncodeCmd  `cmd:"" help:"Encode documents from stdin (JSON Lines {\"text\": ...}, or plain lines with --lines): one line of space-separated ids per document."`
 	Decode  TokenizerDecodeCmd  `cmd:"" help:"Decode lines of space-separated ids from stdin: one JSON Lines {\"text\": ...} per line (plain text with --lines)."`
 	Inspect TokenizerInspectCmd `cmd:"" help:"Print a tokenizer's components, vocabulary size and special tokens."`
+	Train   TokenizerTrainCmd   `cmd:"" help:"Learn a byte-level BPE tokenizer.json from text (a text/v1 artifact, .jsonl[.gz] or .txt files)."`
+}
+
+// TokenizerTrainCmd is `mdlm tokenizer train` (the train-tokenizer stage on files).
+type TokenizerTrainCmd struct {
+	Inputs       []string `arg:"" help:"text/v1 artifact directories (their train split), .parquet shards, JSON Lines {\"text\": ...} files (.jsonl, .jsonl.gz) or plain text files (a document a line)." type:"existingpath"`
+	Out          string   `short:"o" required:"" help:"tokenizer.json to write." type:"path"`
+	VocabSize    int      `default:"4096" help:"Vocabulary size: the special tokens, the 256 byte symbols, then merges (at most 1048576)."`
+	Special      []string `default:"<|endoftext|>,[MASK]" help:"Special tokens, ids 0, 1, ..."`
+	MinFrequency int64    `default:"2" help:"Never merge a pair seen fewer times."`
+	Workers      int      `help:"Counting goroutines (default: all cores); never changes the result."`
+}
+
+// Run learns the tokenizer and writes it atomically.
+func (c *TokenizerTrainCmd) Run(kctx *kong.Context) error {
+	var files []string
+	for _, in := range c.Inputs {
+		st, err := os.Stat(in)
+		if err != nil {
+			return err
+		}
+		if !st.IsDir() {
+			files = append(files, in)
+			continue
+		}
+		shards, err := datasets.Shards(in, "train")
+		if err != nil || len(shards) == 0 {
+			return fmt.Errorf("tokenizer train: %s: a directory without train-*.parquet shards (%v)", in, err)
+		}
+		files = append(files, shards...)
+	}
+	cfg := tokenizer.TrainConfig{VocabSize: c.VocabSize, Special: c.Special, MinFrequency: c.MinFrequency, Workers: c.Workers}
+	start := time.Now()
+	data, st, err := traintok.Train(context.Background(), files, cfg)
+	if err != nil {
+		return fmt.Errorf("tokenizer train: %w", err)
+	}
+	if err := atomicfile.Write(c.Out, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
+		return fmt.Errorf("tokenizer train: -o %s: %w", c.Out, err)
+	}
+	slog.Info("tokenizer trained", "out", c.Out, "vocab", st.Vocab, "words", st.Words, "seconds", time.Since(start).Seconds())
+	return nil
 }
 
 // TokenizerEncodeCmd is `mdlm tokenizer encode`.

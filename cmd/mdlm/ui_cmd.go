@@ -46,6 +46,9 @@ func (c *UICmd) server(log *slog.Logger, reg stage.Registry) (*webui.Server, err
 	if err != nil {
 		return nil, fmt.Errorf("ui: --addr %q: %w", c.Addr, err)
 	}
+	if err := localCacheOnly("ui", c.CacheDir); err != nil {
+		return nil, err
+	}
 	root, err := results.OpenRoot(c.CacheDir)
 	if err != nil {
 		return nil, fmt.Errorf("ui: --cache-dir: %w", err)

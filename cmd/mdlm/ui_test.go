@@ -334,9 +334,10 @@ func TestUIFailedStage(t *testing.T) {
 		states[s.Name] = s
 	}
 	blocks := states["blocks"]
-	// The engine's error for an in-process stage is "mdlm pack exited 1" (the
-	// stage's own message goes to standard error; see the report of issue 24).
-	if blocks.State != "failed" || !strings.Contains(blocks.Error, "mdlm pack exited 1") || blocks.Since == nil ||
+	// The error is the stage's exit and its own last "mdlm: ..." message,
+	// which still reached standard error.
+	if blocks.State != "failed" || !strings.Contains(blocks.Error, "mdlm pack exited 1: ") ||
+		!strings.Contains(blocks.Error, "has no blocks") || !strings.Contains(errb.String(), "has no blocks") || blocks.Since == nil ||
 		states["text"].State != "cached" || states["tokens"].State != "cached" {
 		t.Fatalf("graph after the failure: %+v", graphs[0].Stages)
 	}

@@ -30,7 +30,7 @@ var Def = stage.Def{Kind: "download", Version: 1, Output: artifact.TextType,
 
 // Options are the stage's flags.
 type Options struct {
-	Sources    []string `arg:"" optional:"" help:"Local text, JSON lines or Parquet files, folders or globs (.gz ok)." type:"path" digest:"file"`
+	Sources    []string `arg:"" optional:"" help:"Local text, JSON lines or Parquet files, folders or globs (.gz ok), or s3://bucket/key objects and s3://bucket/prefix folders." type:"path" digest:"file"`
 	Dataset    string   `help:"A registered dataset (openwebtext-split, wikitext103, lm1b, ...), fetched from the Hugging Face hub ($HF_ENDPOINT, $HF_TOKEN)."`
 	Out        string   `short:"o" required:"" output:"" help:"text/v1 artifact directory to create." type:"path"`
 	Revision   string   `default:"main" help:"Hub revision (branch, tag, commit or refs/convert/parquet)."`
@@ -65,6 +65,7 @@ func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (a
 	var got int64
 	opts.progress = func(n int64) { got += n; bar.Bytes(got) }
 	var plan []splitPlan
+	var s3Objects []s3Object
 	meta := artifact.TextMeta{TextSplit: opts.TextSplit}
 	if opts.Dataset != "" {
 		d, err := datasets.Lookup(opts.Dataset)
@@ -78,17 +79,22 @@ func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (a
 		meta.Dataset, meta.Repo, meta.Revision = d.Name, d.Repo, opts.Revision
 		meta.Tokenizer, meta.Wrap, meta.Detokenizer = d.Tokenizer, &wrap, d.Detokenizer
 	} else {
-		files, err := datasets.ExpandSources(opts.Sources)
+		files, objs, err := expandSources(ctx, &opts)
 		if err != nil {
-			return artifact.Manifest{}, fmt.Errorf("download: %w", err)
+			return artifact.Manifest{}, err
 		}
 		plan = []splitPlan{{split: "train", files: files, column: opts.TextColumn, holdOut: opts.HoldOut}}
 		meta.Sources = opts.Sources
+		s3Objects = objs
 	}
 	if err := writeText(dirs.Out, plan, opts); err != nil {
 		return artifact.Manifest{}, err
 	}
-	return artifact.Manifest{Params: artifact.Params(meta)}, nil
+	params := artifact.Params(meta)
+	if len(s3Objects) > 0 {
+		params["s3_objects"] = s3Objects // which version of each object was read
+	}
+	return artifact.Manifest{Params: params}, nil
 }
 
 // splitPlan is one source split: files read in order; holdOut moves the last

@@ -71,7 +71,7 @@ func (o *Options) evaluate(ctx context.Context, env *stage.Env) (evaluate.Perple
 	if o.T >= 0 {
 		m.T = o.T
 	}
-	obj, err := diffusion.ObjectiveFromParams(ck.Manifest.Params)
+	obj, err := ck.Objective()
 	if err != nil {
 		return evaluate.Perplexity{}, man, fmt.Errorf("eval: checkpoint %s: %w", o.Checkpoint, err)
 	}

@@ -132,7 +132,9 @@ func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (a
 	if err != nil {
 		return artifact.Manifest{}, fmt.Errorf("sample: --checkpoint: %w", err)
 	}
-	m, err := ck.Config.Diffusion()
+	// The model as trained: config.json's (or the manifest's) switches, d3pm's
+	// subs masking among them.
+	m, err := ck.Model()
 	if err != nil {
 		return artifact.Manifest{}, fmt.Errorf("sample: checkpoint %s: %w", opts.Checkpoint, err)
 	}

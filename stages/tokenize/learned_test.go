@@ -1,0 +1,82 @@
+package tokenize
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mdlm-go/mdlm/artifact"
+	"github.com/mdlm-go/mdlm/tokenizer"
+)
+
+// learnedArtifact publishes a tokenizer/v1 artifact holding a BPE learned on docs.
+func learnedArtifact(t *testing.T, docs ...string) string {
+	t.Helper()
+	wc := tokenizer.NewWordCounts([]string{"<|endoftext|>", "[MASK]"})
+	wc.Add(docs, 1)
+	m, err := tokenizer.TrainBPE(wc, tokenizer.TrainConfig{VocabSize: 300, Special: []string{"<|endoftext|>", "[MASK]"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := m.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "bpe")
+	_, err = artifact.Publish(dir, artifact.Manifest{Type: artifact.TokenizerType, Stage: "test",
+		Params: artifact.Params(artifact.TokenizerMeta{Model: "bpe-bytelevel", VocabSize: 300})}, func(tmp string) error {
+		return os.WriteFile(filepath.Join(tmp, learnedFile), data, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestTokenizeWithLearnedTokenizer(t *testing.T) {
+	docs := []string{"the heaven and the earth", "the earth and the heaven", "and the light"}
+	text := textArtifact(t, docs...)
+	bpe := learnedArtifact(t, docs...)
+	out := filepath.Join(t.TempDir(), "tokens")
+	m, err := Run(context.Background(), Options{In: text, Out: out, Learned: bpe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bman, _, _ := artifact.Open[artifact.TokenizerMeta](bpe)
+	if m.Inputs["tokenizer"] != bman.Digest() {
+		t.Errorf("manifest inputs %v: want the tokenizer's digest %s", m.Inputs, bman.Digest())
+	}
+	_, meta, err := artifact.Open[artifact.TokensMeta](out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !filepath.IsAbs(meta.Tokenizer) || !strings.HasPrefix(meta.Tokenizer, bpe) {
+		t.Fatalf("tokens meta %+v", meta)
+	}
+	tok, err := tokenizer.Load(meta.Tokenizer)
+	if err != nil || tok.VocabSize() != meta.VocabSize || meta.VocabSize <= 258 {
+		t.Fatalf("tokens meta %+v, tokenizer %v", meta, err)
+	}
+	rows := readTokens(t, out)
+	if len(rows) != len(docs) {
+		t.Fatalf("%d rows", len(rows))
+	}
+	for _, r := range rows {
+		ids := make([]int, len(r.IDs))
+		for i, id := range r.IDs {
+			ids[i] = int(id)
+		}
+		got, err := tok.Decode(ids)
+		if err != nil || got != docs[r.ID] || len(ids) >= len(got) {
+			t.Errorf("doc %d: %v decodes to %q (%v)", r.ID, ids, got, err)
+		}
+	}
+	if _, err := Run(context.Background(), Options{In: text, Out: filepath.Join(t.TempDir(), "x"), Learned: bpe, Tokenizer: "gpt2"}); err == nil {
+		t.Error("--tokenizer with --tokenizer-artifact accepted")
+	}
+	if _, err := Run(context.Background(), Options{In: text, Out: filepath.Join(t.TempDir(), "y"), Learned: text}); err == nil {
+		t.Error("a text/v1 artifact accepted as the tokenizer")
+	}
+}
