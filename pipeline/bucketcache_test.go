@@ -6,7 +6,6 @@ package pipeline
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,25 +14,12 @@ import (
 	"testing"
 
 	"github.com/mdlm-go/mdlm/artifact"
+	"github.com/mdlm-go/mdlm/internal/s3test"
 )
 
 // s3Env points the AWS variables at the test server and returns a fresh
 // s3:// prefix of its bucket, or skips.
-func s3Env(t *testing.T) string {
-	t.Helper()
-	ep := os.Getenv("MDLM_TEST_S3_ENDPOINT")
-	if ep == "" {
-		t.Skip("MDLM_TEST_S3_ENDPOINT is unset: start a server with eval \"$(scripts/s3-server.sh start)\"")
-	}
-	t.Setenv("AWS_ENDPOINT_URL_S3", ep)
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_ACCESS_KEY_ID", os.Getenv("MDLM_TEST_S3_ACCESS_KEY"))
-	t.Setenv("AWS_SECRET_ACCESS_KEY", os.Getenv("MDLM_TEST_S3_SECRET_KEY"))
-	t.Setenv("AWS_PROFILE", "")
-	b := make([]byte, 6)
-	rand.Read(b)
-	return fmt.Sprintf("s3://%s/engine/%s-%x", os.Getenv("MDLM_TEST_S3_BUCKET"), t.Name(), b)
-}
+func s3Env(t *testing.T) string { return s3test.Prefix(t, "engine") }
 
 // typedEngine runs a stage by publishing an artifact of the stage's output
 // type at its -o path; it records each run's stage kind and fails a stage

@@ -6,8 +6,6 @@ package stage_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -16,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/mdlm-go/mdlm/artifact"
+	"github.com/mdlm-go/mdlm/internal/s3test"
 	"github.com/mdlm-go/mdlm/internal/stagetest"
 	"github.com/mdlm-go/mdlm/objstore"
 	"github.com/mdlm-go/mdlm/stage"
@@ -26,21 +25,9 @@ import (
 // s3Env points the AWS variables at the test server and MDLM_CACHE at a
 // fresh directory; it returns a prefix URL of the test bucket for this test.
 func s3Env(t *testing.T) (string, string) {
-	t.Helper()
-	ep := os.Getenv("MDLM_TEST_S3_ENDPOINT")
-	if ep == "" {
-		t.Skip("MDLM_TEST_S3_ENDPOINT is unset: start a server with eval \"$(scripts/s3-server.sh start)\"")
-	}
-	for k, v := range map[string]string{"AWS_ENDPOINT_URL_S3": ep, "AWS_REGION": "us-east-1",
-		"AWS_ACCESS_KEY_ID": os.Getenv("MDLM_TEST_S3_ACCESS_KEY"), "AWS_SECRET_ACCESS_KEY": os.Getenv("MDLM_TEST_S3_SECRET_KEY"),
-		"AWS_PROFILE": "", "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"} {
-		t.Setenv(k, v)
-	}
 	cache := t.TempDir()
 	t.Setenv("MDLM_CACHE", cache)
-	b := make([]byte, 6)
-	rand.Read(b)
-	return fmt.Sprintf("s3://%s/stage-test/%s-%x", os.Getenv("MDLM_TEST_S3_BUCKET"), t.Name(), b), cache
+	return s3test.Prefix(t, "stage-test"), cache
 }
 
 // publish puts a local artifact at url.

@@ -4,32 +4,19 @@ package main
 // S3-compatible server scripts/s3-server.sh starts; skipped without it.
 
 import (
-	"crypto/rand"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
 	"time"
+
+	"github.com/mdlm-go/mdlm/internal/s3test"
 )
 
 // s3TestEnv sets the AWS variables for the test server and returns a fresh
 // s3:// prefix of its bucket, or skips.
-func s3TestEnv(t *testing.T) string {
-	t.Helper()
-	ep := os.Getenv("MDLM_TEST_S3_ENDPOINT")
-	if ep == "" {
-		t.Skip("MDLM_TEST_S3_ENDPOINT is unset: start a server with eval \"$(scripts/s3-server.sh start)\"")
-	}
-	t.Setenv("AWS_ENDPOINT_URL_S3", ep)
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_ACCESS_KEY_ID", os.Getenv("MDLM_TEST_S3_ACCESS_KEY"))
-	t.Setenv("AWS_SECRET_ACCESS_KEY", os.Getenv("MDLM_TEST_S3_SECRET_KEY"))
-	t.Setenv("AWS_PROFILE", "")
-	b := make([]byte, 6)
-	rand.Read(b)
-	return fmt.Sprintf("s3://%s/cli/%s-%x", os.Getenv("MDLM_TEST_S3_BUCKET"), t.Name(), b)
-}
+func s3TestEnv(t *testing.T) string { return s3test.Prefix(t, "cli") }
 
 // The test pipeline with its cache in a bucket: built once; a rerun from an
 // empty local mirror, without the lock file, runs nothing and downloads

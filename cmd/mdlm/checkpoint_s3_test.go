@@ -6,8 +6,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/internal/reffix"
+	"github.com/mdlm-go/mdlm/internal/s3test"
 	"github.com/mdlm-go/mdlm/internal/stagetest"
 	"github.com/mdlm-go/mdlm/objstore"
 )
@@ -23,19 +22,8 @@ import (
 // s3CLIEnv points the AWS variables at the test server and MDLM_CACHE at a
 // fresh directory, and returns a fresh s3:// prefix, or skips.
 func s3CLIEnv(t *testing.T) string {
-	t.Helper()
-	ep := os.Getenv("MDLM_TEST_S3_ENDPOINT")
-	if ep == "" {
-		t.Skip("MDLM_TEST_S3_ENDPOINT is unset: start a server with eval \"$(scripts/s3-server.sh start)\"")
-	}
-	for k, v := range map[string]string{"AWS_ENDPOINT_URL_S3": ep, "AWS_REGION": "us-east-1",
-		"AWS_ACCESS_KEY_ID": os.Getenv("MDLM_TEST_S3_ACCESS_KEY"), "AWS_SECRET_ACCESS_KEY": os.Getenv("MDLM_TEST_S3_SECRET_KEY"),
-		"AWS_PROFILE": "", "MDLM_CACHE": t.TempDir()} {
-		t.Setenv(k, v)
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	return fmt.Sprintf("s3://%s/cli-ckpt/%s-%x", os.Getenv("MDLM_TEST_S3_BUCKET"), t.Name(), b)
+	t.Setenv("MDLM_CACHE", t.TempDir())
+	return s3test.Prefix(t, "cli-ckpt")
 }
 
 // checkpoint import -o s3://, export from s3:// to s3://key, and a stage
