@@ -84,13 +84,19 @@ func TestObjectiveRecordedAndEvaluated(t *testing.T) {
 	if got, _ := diffusion.ObjectiveFromParams(best.Params); got != obj {
 		t.Errorf("best/ records %+v, the run %+v", got, obj)
 	}
-	// The same EMA weights saved without the record: the reference's objective.
+	// The same EMA weights saved without the record (in neither config.json
+	// nor the manifest): the reference's objective.
 	ck, err := checkpoint.Open(o.Out)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if ck.Config.Objective == nil || *ck.Config.Objective != obj {
+		t.Errorf("config.json records %+v, the manifest %+v", ck.Config.Objective, obj)
+	}
+	cfg := ck.Config
+	cfg.Objective = nil
 	plain := filepath.Join(t.TempDir(), "plain")
-	if _, err := checkpoint.Save(plain, ck.Config, ck.EMA, artifact.Manifest{}); err != nil {
+	if _, err := checkpoint.Save(plain, cfg, ck.EMA, artifact.Manifest{}); err != nil {
 		t.Fatal(err)
 	}
 	nll := func(ckpt string) float64 {
