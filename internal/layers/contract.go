@@ -22,12 +22,17 @@ type dotAxes struct {
 // CPU time on compute v0.1.14 (bench/README.md, "Graph forms"). A product
 // where one operand has no free axes keeps GoMLX's gradient.
 //
-// The gradient is attached without touching GoMLX's VJP table: the product's
-// output passes through an identity that records its cotangent, and its
-// operands through identities whose gradients are the products built from it
-// (GoMLX differentiates a node after every node built from it, so the
-// cotangent is recorded first). The DotGeneral's own gradient is then unused
-// and left out of the compiled graph.
+// The gradient is attached without touching GoMLX's VJP table, on a copy of
+// the product that only the backward pass reads: in it the output passes
+// through an identity that records its cotangent, and the operands through
+// identities whose gradients are the products built from it (GoMLX
+// differentiates a node after every node built from it, so the cotangent is
+// recorded first). The forward pass runs the plain DotGeneral, whose gradient
+// GoMLX takes through that copy (InternalFusedOpCaller's decomposed
+// alternative); the copy's forward nodes and its DotGeneral's own gradient
+// are unused and left out of the compiled graph. (With the identities in the
+// forward pass, the Go backend copied every operand that had another
+// consumer, every weight among them: 4-5% of the demo step.)
 func contract(mode Mode, lhs *Node, lhsContract, lhsBatch []int, rhs *Node, rhsContract, rhsBatch []int) *Node {
 	if mode != Training || !uses(lhs.Graph(), ProductGrad) {
 		return DotGeneral(lhs, lhsContract, lhsBatch, rhs, rhsContract, rhsBatch)
@@ -53,13 +58,18 @@ func contract(mode Mode, lhs *Node, lhsContract, lhsBatch []int, rhs *Node, rhsC
 			return grads[i]
 		}
 	}
-	l := IdentityWithCustomGradient(lhs, gradOf(0))
-	r := IdentityWithCustomGradient(rhs, gradOf(1))
-	y := DotGeneral(l, lhsContract, lhsBatch, r, rhsContract, rhsBatch)
-	return IdentityWithCustomGradient(y, func(_, v *Node) *Node {
-		cot = v
-		return v
-	})
+	withGrad := func() *Node {
+		l := IdentityWithCustomGradient(lhs, gradOf(0))
+		r := IdentityWithCustomGradient(rhs, gradOf(1))
+		y := DotGeneral(l, lhsContract, lhsBatch, r, rhsContract, rhsBatch)
+		return IdentityWithCustomGradient(y, func(_, v *Node) *Node {
+			cot = v
+			return v
+		})
+	}
+	plain := func() *Node { return DotGeneral(lhs, lhsContract, lhsBatch, rhs, rhsContract, rhsBatch) }
+	y, _ := InternalFusedOpCaller(plain, withGrad, true)
+	return y
 }
 
 // freeAxes lists the axes of a rank-r operand that are neither contracted nor
