@@ -7,7 +7,9 @@
 # bench/torch_step.py loads the same files into a PyTorch DiT and times the same
 # step. PyTorch runs in every thread setting: intra-op threads (torch
 # set_num_threads) 1 and 2 times OpenBLAS threads (OPENBLAS_NUM_THREADS) 1 and
-# 2, and its default (neither set). Rounds alternate between mdlm and every
+# 2, each with glibc's allocator and with jemalloc (settings ending in -je:
+# glibc gives large tensors' pages back after every step), and its default
+# (neither set, glibc). Rounds alternate between mdlm and every
 # setting; the script checks that both sides give the same losses over the
 # first 5 steps (1e-4 relative), prints each side's and setting's median and
 # minimum step times and peak memory, the achieved GFLOP/s (the step's matmul
@@ -18,7 +20,8 @@
 # ends with two lines per case:
 #   ratio <case> <mdlm median / best PyTorch median>   (best: lowest median of all settings)
 #   ratio-default <case> <mdlm median / PyTorch default median>
-# Cases: d128 (D128 N2 L128 B16 V1000), demo (the demo pipeline's model), tiny
+# Cases: d128 (D128 N2 L128 B16 V1000), demo (the demo pipeline's model with
+# the bytes vocabulary, V259), demo-bpe (the same with its learned BPE, V4096), tiny
 # (the reference's tiny config, 2 x 128, GPT-2 vocabulary), d128-forward (the
 # forward pass and loss only, what eval and sampling run).
 # MDLM_BENCH_CASES overrides the cases, MDLM_BENCH_SETTINGS the PyTorch
@@ -30,7 +33,7 @@ export GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd
 work=${MDLM_BENCH_DIR:-/tmp/mdlm-cpu-vs-torch}
 rounds=${MDLM_BENCH_ROUNDS:-3}
 steps=${MDLM_BENCH_STEPS:-10}
-cases=${MDLM_BENCH_CASES:-d128 demo tiny d128-forward}
+cases=${MDLM_BENCH_CASES:-d128 demo demo-bpe tiny d128-forward}
 if [ -n "${MDLM_BENCH_SMOKE:-}" ]; then rounds=1 steps=3 cases="d128 d128-forward"; fi
 mkdir -p "$work"
 # Debian's python3-torch lives in the system Python (/usr/bin/python3), which a
@@ -45,19 +48,31 @@ for c in $cases; do
   base=${c%-forward}
   [ -f "$work/$base/batches.safetensors" ] || "$work/cpustep" -case "$base" -dir "$work/$base" -steps "$steps" -init
 done
-# torch_step SETTING ARGS...: SETTING is "default" or "iINTRA-bBLAS". OpenBLAS's
-# core-type pinning is unset for PyTorch here only (see the env notes).
+# PyTorch's allocator: glibc returns every large tensor's pages to the kernel
+# when it is freed, so each step faults them in again (torch.zeros(2048, 4096)
+# takes 87 ms here, 1.1 ms under jemalloc that keeps its pages). Settings
+# ending in -je run PyTorch with jemalloc preloaded and its decay off.
+jemalloc=$(ls /usr/lib/*/libjemalloc.so.2 2>/dev/null | head -1 || true)
+if [ -z "$jemalloc" ]; then
+  echo "installing Debian's libjemalloc2 (PyTorch's -je settings)" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libjemalloc2 >/dev/null
+  jemalloc=$(ls /usr/lib/*/libjemalloc.so.2 | head -1)
+fi
+# torch_step SETTING ARGS...: SETTING is "default" or "iINTRA-bBLAS", either
+# with "-je" appended (jemalloc, above). OpenBLAS's core-type pinning is unset
+# for PyTorch here only (see the env notes).
 torch_step() {
-  local s=$1
+  local s=$1 alloc=()
   shift
+  case $s in *-je) alloc=(LD_PRELOAD="$jemalloc" MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1) s=${s%-je} ;; esac
   if [ "$s" = default ]; then
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE -u OPENBLAS_NUM_THREADS -u OMP_NUM_THREADS "$py" bench/torch_step.py "$@"
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE -u OPENBLAS_NUM_THREADS -u OMP_NUM_THREADS "${alloc[@]}" "$py" bench/torch_step.py "$@"
   else
     local intra=${s#i} && intra=${intra%%-*}
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS="${s#*-b}" "$py" bench/torch_step.py --threads "$intra" "$@"
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS="${s#*-b}" "${alloc[@]}" "$py" bench/torch_step.py --threads "$intra" "$@"
   fi
 }
-settings=${MDLM_BENCH_SETTINGS:-i1-b1 i1-b2 i2-b1 i2-b2 default}
+settings=${MDLM_BENCH_SETTINGS:-i1-b1 i1-b2 i2-b1 i2-b2 i1-b1-je i1-b2-je i2-b1-je i2-b2-je default}
 rm -f "$work"/*.json
 torch_step "i1-b$(nproc)" --sgemm 2048 >"$work/sgemm.json"
 for r in $(seq "$rounds"); do
@@ -74,7 +89,7 @@ done
 "$py" - "$work" "$settings" $cases <<'PY'
 import glob, json, statistics, sys
 work, settings, cases = sys.argv[1], sys.argv[2].split(), sys.argv[3:]
-SIZES = {"d128": (128, 4, 2, 64, 1000, 16, 128), "demo": (128, 4, 2, 64, 259, 32, 64), "tiny": (512, 8, 8, 128, 50258, 2, 128)}
+SIZES = {"d128": (128, 4, 2, 64, 1000, 16, 128), "demo": (128, 4, 2, 64, 259, 32, 64), "demo-bpe": (128, 4, 2, 64, 4096, 32, 64), "tiny": (512, 8, 8, 128, 50258, 2, 128)}
 
 def flops(case):
     """Matmul FLOPs of one step (training) or forward pass: torch_step.py's DiT."""

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 CASES = {  # D, heads, blocks, cond, vocab, B, L: the same as bench/cpustep
     "d128": (128, 4, 2, 64, 1000, 16, 128),
     "demo": (128, 4, 2, 64, 259, 32, 64),
+    "demo-bpe": (128, 4, 2, 64, 4096, 32, 64),
     "tiny": (512, 8, 8, 128, 50258, 2, 128),
 }
 

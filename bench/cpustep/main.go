@@ -44,12 +44,15 @@ type benchCase struct {
 }
 
 // cases are the issue's: D128 N2 L128 B16 V1000; the demo pipeline's model
-// (bytes vocabulary, L 64, batch 32); the reference's tiny config at 2 x 128
+// (bytes vocabulary, L 64, batch 32; demo-bpe with its learned vocabulary); the reference's tiny config at 2 x 128
 // with the GPT-2 vocabulary.
 var cases = map[string]benchCase{
 	"d128": {backbone.Config{Arch: backbone.DiT, Vocab: 1000, Hidden: 128, Heads: 4, Blocks: 2, Cond: 64, MaskIndex: 999}, 16, 128},
 	"demo": {backbone.Config{Arch: backbone.DiT, Vocab: 259, Hidden: 128, Heads: 4, Blocks: 2, Cond: 64, MaskIndex: 258}, 32, 64},
-	"tiny": {backbone.Config{Arch: backbone.DiT, Vocab: 50258, Hidden: 512, Heads: 8, Blocks: 8, Cond: 128, MaskIndex: 50257}, 2, 128},
+	// The demo pipeline's model since it learns its own BPE (pipelines/demo.yaml,
+	// vocabulary 4,096): the same sizes with the larger output layer.
+	"demo-bpe": {backbone.Config{Arch: backbone.DiT, Vocab: 4096, Hidden: 128, Heads: 4, Blocks: 2, Cond: 64, MaskIndex: 4095}, 32, 64},
+	"tiny":     {backbone.Config{Arch: backbone.DiT, Vocab: 50258, Hidden: 512, Heads: 8, Blocks: 8, Cond: 128, MaskIndex: 50257}, 2, 128},
 	// DiMamba (issue 11): the demo's sizes, and the reference's tiny-dimamba
 	// (D 512, 14 blocks, C 128) at the same 2 x 128 as tiny.
 	"demo-dimamba": {backbone.Config{Arch: backbone.DiMamba, Vocab: 259, Hidden: 128, Blocks: 2, Cond: 64, MaskIndex: 258}.WithMambaDefaults(), 32, 64},
@@ -57,7 +60,7 @@ var cases = map[string]benchCase{
 }
 
 func main() {
-	name := flag.String("case", "d128", "configuration: d128, demo, tiny, demo-dimamba or tiny-dimamba")
+	name := flag.String("case", "d128", "configuration: d128, demo, demo-bpe, tiny, demo-dimamba or tiny-dimamba")
 	dir := flag.String("dir", "", "directory of weights.safetensors and batches.safetensors")
 	steps := flag.Int("steps", 10, "steps (or forward passes) to time; the first compiles and is reported apart")
 	forward := flag.Bool("forward", false, "time the forward pass and loss only")
@@ -94,7 +97,7 @@ func main() {
 	}
 	c, ok := cases[*name]
 	if !ok || *dir == "" {
-		fmt.Fprintf(os.Stderr, "cpustep: -case one of d128, demo, tiny, demo-dimamba, tiny-dimamba and -dir are required\n")
+		fmt.Fprintf(os.Stderr, "cpustep: -case one of d128, demo, demo-bpe, tiny, demo-dimamba, tiny-dimamba and -dir are required\n")
 		os.Exit(2)
 	}
 	c.cfg.Length = c.L
