@@ -11,10 +11,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync/atomic"
 
 	"github.com/mdlm-go/mdlm/artifact"
@@ -39,6 +41,7 @@ type Options struct {
 	TextColumn string   `default:"text" help:"Text field of local JSON lines / Parquet files."`
 	TextSplit  string   `default:"line" enum:"line,paragraph,document" help:"How plain-text files become documents."`
 	HoldOut    int      `help:"Move the last N documents of local sources to a valid split."`
+	Splits     []string `help:"Only these splits of --dataset (default: every split it publishes), e.g. --splits valid for an evaluation: the others are neither downloaded nor written."`
 	ShardRows  int      `default:"100000" help:"Documents per output Parquet shard."`
 	ChunkChars int      `default:"256" help:"text8: characters per document (the model length)."`
 
@@ -72,13 +75,20 @@ func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (a
 		if err != nil {
 			return artifact.Manifest{}, fmt.Errorf("download: --dataset: %w", err)
 		}
+		if err := checkSplits(d, opts.Splits); err != nil {
+			return artifact.Manifest{}, err
+		}
 		if plan, err = fetchDataset(ctx, d, &opts); err != nil {
 			return artifact.Manifest{}, err
 		}
+		plan = restrictPlan(plan, d, opts.Splits)
 		wrap := d.Wrap
 		meta.Dataset, meta.Repo, meta.Revision = d.Name, d.Repo, opts.Revision
 		meta.Tokenizer, meta.Wrap, meta.Detokenizer = d.Tokenizer, &wrap, d.Detokenizer
 	} else {
+		if len(opts.Splits) > 0 {
+			return artifact.Manifest{}, fmt.Errorf("download: --splits chooses among a --dataset's splits; local sources make one train split (and valid with --hold-out)")
+		}
 		files, objs, err := expandSources(ctx, &opts)
 		if err != nil {
 			return artifact.Manifest{}, err
@@ -280,6 +290,10 @@ func fetchDataset(ctx context.Context, d datasets.Dataset, opts *Options) ([]spl
 	}
 	sort.Strings(splits)
 	for _, ours := range splits {
+		if !neededSplit(d, ours, opts.Splits) {
+			opts.log.Info("skipping split (--splits)", "dataset", d.Name, "split", ours)
+			continue
+		}
 		sel := d.SplitFiles(paths, d.Splits[ours])
 		if len(sel) == 0 {
 			return nil, fmt.Errorf("download %s: no data files for split %q in %s@%s (listed %d files)", d.Name, d.Splits[ours], d.Repo, opts.Revision, len(files))
@@ -390,4 +404,66 @@ func readZipText(path string) (string, error) {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
 	return string(data), nil
+}
+
+// publishedSplits are the splits a dataset's artifact holds: its Keep list, or
+// its source splits (hub or character ranges) plus valid when a hold-out makes
+// one, sorted.
+func publishedSplits(d datasets.Dataset) []string {
+	if d.Keep != nil {
+		return slices.Sorted(slices.Values(d.Keep))
+	}
+	set := map[string]bool{}
+	for s := range d.Splits {
+		set[s] = true
+	}
+	for s := range d.CharSplits {
+		set[s] = true
+	}
+	if d.HoldOut > 0 {
+		set["valid"] = true
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+// checkSplits refuses a --splits entry the dataset does not publish.
+func checkSplits(d datasets.Dataset, want []string) error {
+	have := publishedSplits(d)
+	for _, s := range want {
+		if !slices.Contains(have, s) {
+			return fmt.Errorf("download %s: --splits: %q is not one of its splits (%s)", d.Name, s, strings.Join(have, ", "))
+		}
+	}
+	return nil
+}
+
+// neededSplit reports whether source split ours must be read for the splits
+// wanted (all when none are named): a wanted split itself, or train when its
+// hold-out makes the wanted valid split.
+func neededSplit(d datasets.Dataset, ours string, want []string) bool {
+	if len(want) == 0 || slices.Contains(want, ours) {
+		return true
+	}
+	return ours == "train" && d.HoldOut > 0 && slices.Contains(want, "valid")
+}
+
+// restrictPlan drops the source splits not needed for want and limits what
+// every remaining one publishes to want (within the dataset's own Keep).
+func restrictPlan(plan []splitPlan, d datasets.Dataset, want []string) []splitPlan {
+	if len(want) == 0 {
+		return plan
+	}
+	var out []splitPlan
+	for _, p := range plan {
+		if !neededSplit(d, p.split, want) {
+			continue
+		}
+		keep := slices.Clone(want)
+		if p.keep != nil {
+			keep = slices.DeleteFunc(keep, func(s string) bool { return !slices.Contains(p.keep, s) })
+		}
+		p.keep = keep
+		out = append(out, p)
+	}
+	return out
 }
