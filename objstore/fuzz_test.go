@@ -49,3 +49,24 @@ func FuzzObjectCachePath(f *testing.F) {
 		}
 	})
 }
+
+// FuzzChildName: whatever common prefix a listing returns, a name accepted is
+// one plain path element under the cache, which joins back to the listing.
+func FuzzChildName(f *testing.F) {
+	for _, s := range []string{"p/a/", "p/../", "p/./", "p//", "p/a/b/", "p/a", "q/a/", "p/a\\b/", "p/\x00/"} {
+		f.Add("p/", s)
+	}
+	f.Add("", "x/")
+	f.Fuzz(func(t *testing.T, prefix, listed string) {
+		name, ok := childName(prefix, listed)
+		if !ok {
+			return
+		}
+		if !filepath.IsLocal(name) || filepath.Base(name) != name || strings.ContainsAny(name, "/\\") || name == "." || name == ".." {
+			t.Fatalf("childName(%q, %q) = %q: not one path element", prefix, listed, name)
+		}
+		if prefix+name+"/" != listed {
+			t.Fatalf("childName(%q, %q) = %q does not join back", prefix, listed, name)
+		}
+	})
+}

@@ -8,9 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -108,10 +111,7 @@ func (s *Store) Get(ctx context.Context, u URL, dir string) (artifact.Manifest, 
 		return m, fmt.Errorf("object store: get %s: %w", u, err)
 	}
 	defer root.Close()
-	err = parallel(ctx, s.Workers, len(m.Files), func(ctx context.Context, i int) error {
-		return s.getFile(ctx, u, root, m.Files[i])
-	})
-	if err != nil {
+	if err := s.getFiles(ctx, u, root, m.Files); err != nil {
 		return m, err
 	}
 	if err := root.WriteFile(artifact.ManifestName, raw, 0o644); err != nil {
@@ -120,6 +120,29 @@ func (s *Store) Get(ctx context.Context, u URL, dir string) (artifact.Manifest, 
 	// Every file was hashed on the way in: spare the first Verify a re-read.
 	artifact.RecordVerified(stage, m)
 	return m, install(stage, dir)
+}
+
+// getFiles downloads files into root, in parallel. A damaged object does not
+// stop the others: every one found is reported (errors.Join of
+// *DamagedError), so that one repair fixes them all.
+func (s *Store) getFiles(ctx context.Context, u URL, root *os.Root, files []artifact.File) error {
+	var mu sync.Mutex
+	var damaged []error
+	err := parallel(ctx, s.Workers, len(files), func(ctx context.Context, i int) error {
+		err := s.getFile(ctx, u, root, files[i])
+		var d *DamagedError
+		if errors.As(err, &d) {
+			mu.Lock()
+			damaged = append(damaged, err)
+			mu.Unlock()
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return errors.Join(damaged...)
 }
 
 // install renames the verified staging directory to dir, replacing an empty
@@ -155,18 +178,36 @@ func (s *Store) getFile(ctx context.Context, u URL, root *os.Root, f artifact.Fi
 	if err != nil {
 		return fmt.Errorf("object store: get %s: %w", f.Path, err)
 	}
-	sum, err := s.fill(ctx, u, u.Key(f.Path), fh, f.Size)
+	key := u.Key(f.Path)
+	sum, err := s.fill(ctx, u, key, fh, f.Size)
 	if cerr := fh.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil && sum != f.SHA256 {
-		err = fmt.Errorf("object store: %s: %d bytes sha256 %s, manifest says %d bytes sha256 %s (corrupt or replaced object)", f.Path, f.Size, sum, f.Size, f.SHA256)
+	if got := damage(err, sum, f); got != "" {
+		err = &DamagedError{Bucket: u.Bucket, Key: key, Path: f.Path, WantSize: f.Size, WantSHA256: f.SHA256, Got: got}
 	}
 	if err != nil {
 		_ = root.Remove(part)
 		return err
 	}
 	return root.Rename(part, rel)
+}
+
+// damage says what is wrong with a downloaded object (fill's error and the
+// sha256 of what it wrote) if the object is not f: "missing", "another size",
+// or its size and digest; "" when it is f, or the download failed otherwise.
+func damage(err error, sum string, f artifact.File) string {
+	switch {
+	case err == nil && sum != f.SHA256:
+		return fmt.Sprintf("%d bytes sha256 %s", f.Size, sum)
+	case err == nil:
+		return ""
+	case isNotFound(err):
+		return "missing"
+	case errors.Is(err, errShortRange) || isCode(err, "InvalidRange") || statusOf(err) == http.StatusRequestedRangeNotSatisfiable:
+		return "an object of another size"
+	}
+	return ""
 }
 
 // fill writes the object key (size bytes) into fh with ranged reads of
@@ -244,10 +285,22 @@ func (s *Store) getRange(ctx context.Context, u URL, key string, fh *os.File, of
 	if err != nil {
 		return s.fail(u, "get", key, err)
 	}
-	if got != want || (size > 0 && aws.ToInt64(out.ContentLength) != want) {
-		return fmt.Errorf("object store: get s3://%s/%s: bytes %d-: got %d bytes, want %d (changed since the manifest was written?)", u.Bucket, key, off, got, want)
+	if got != want || (size > 0 && aws.ToInt64(out.ContentLength) != want) || !rangeOf(aws.ToString(out.ContentRange), size) {
+		return fmt.Errorf("object store: get s3://%s/%s: bytes %d-: got %d bytes, want %d: %w", u.Bucket, key, off, got, want, errShortRange)
 	}
 	return nil
+}
+
+// rangeOf reports whether a Content-Range header ("bytes 0-99/200") gives
+// the object's total size as size; an absent header, or one without the
+// total ("*"), does not say otherwise.
+func rangeOf(header string, size int64) bool {
+	_, total, ok := strings.Cut(header, "/")
+	if !ok || total == "*" {
+		return true
+	}
+	n, err := strconv.ParseInt(total, 10, 64)
+	return err == nil && n == size
 }
 
 // copyAt copies r into fh from off on, through a pooled 1 MiB buffer filled

@@ -170,3 +170,45 @@ func (s *Store) fillObject(ctx context.Context, u URL, o Object, fh *os.File) er
 		return nil
 	})
 }
+
+// Children lists the names of the sub-prefixes directly under u (an
+// artifact cache: one per output), in key order; at most MaxListObjects. A
+// name that is not one plain path element (empty, ".", "..", a backslash or
+// control byte) is left out.
+func (s *Store) Children(ctx context.Context, u URL) ([]string, error) {
+	prefix := ""
+	if u.Prefix != "" {
+		prefix = u.Prefix + "/"
+	}
+	var out []string
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &u.Bucket, Prefix: &prefix, Delimiter: aws.String("/")})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, s.fail(u, "list", prefix, err)
+		}
+		for _, cp := range page.CommonPrefixes {
+			name, ok := childName(prefix, aws.ToString(cp.Prefix))
+			if !ok {
+				continue
+			}
+			if len(out) >= MaxListObjects {
+				return nil, fmt.Errorf("object store: %s: more than %d prefixes under it", u, MaxListObjects)
+			}
+			out = append(out, name)
+		}
+	}
+	return out, nil
+}
+
+// childName is the name a listing's common prefix gives the sub-prefix of
+// prefix ("p/" + name + "/"): one path element, not "." or "..", without
+// backslashes or control bytes; false for anything else.
+func childName(prefix, listed string) (string, bool) {
+	name, ok := strings.CutPrefix(listed, prefix)
+	name, slash := strings.CutSuffix(name, "/")
+	if !ok || !slash || name == "" || strings.Contains(name, "/") || validPrefix(name) != nil {
+		return "", false
+	}
+	return name, true
+}

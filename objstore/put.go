@@ -30,9 +30,24 @@ const shaMeta = "sha256"
 // against its manifest, uploads every file (in parallel; files larger than
 // PartSize as multipart uploads, resumed part by part after an interruption),
 // and writes artifact.json last, the commit point. If u already holds the
-// same artifact (same digest) Put returns it untouched, so concurrent
-// publishers both succeed; a different artifact there is an error.
+// same artifact (same digest) its manifest is left as it is, so concurrent
+// publishers both succeed, but each of its files is checked (size and the
+// sha256 recorded at upload, one HEAD each) and a missing or changed one is
+// uploaded again: a push repairs what was deleted or overwritten behind the
+// store's back. A different artifact there is an error (ErrOtherArtifact).
 func (s *Store) Put(ctx context.Context, dir string, u URL) (artifact.Manifest, error) {
+	return s.Repair(ctx, dir, u, nil)
+}
+
+// ErrOtherArtifact means a Put found another committed artifact under the
+// prefix: a published artifact is never written over.
+var ErrOtherArtifact = errors.New("it holds another artifact")
+
+// Repair is Put that also uploads again the files named in damaged (artifact
+// paths, from DamagedFiles of a failed Get) whatever the store's metadata says
+// of them: an object whose bytes rotted keeps the size and sha256 recorded at
+// upload, so only a download finds it.
+func (s *Store) Repair(ctx context.Context, dir string, u URL, damaged []string) (artifact.Manifest, error) {
 	m, err := artifact.Read(dir, "")
 	if err != nil {
 		return m, fmt.Errorf("object store: put %s: %w", dir, err)
@@ -44,16 +59,28 @@ func (s *Store) Put(ctx context.Context, dir string, u URL) (artifact.Manifest, 
 	if err != nil {
 		return m, fmt.Errorf("object store: put %s: %w", dir, err)
 	}
-	if done, err := s.sameThere(ctx, u, m); done || err != nil {
+	there, err := s.sameThere(ctx, u, m)
+	if err != nil {
 		return m, err
+	}
+	modes := map[string]putMode{}
+	for _, p := range damaged {
+		modes[p] = putForce
 	}
 	files := m.Files
 	err = parallel(ctx, s.Workers, len(files), func(ctx context.Context, i int) error {
 		f := files[i]
-		return s.putFile(ctx, u, u.Key(f.Path), filepath.Join(dir, filepath.FromSlash(f.Path)), f)
+		mode := putNew
+		switch {
+		case there && modes[f.Path] == putForce:
+			mode = putForce
+		case there:
+			mode = putRepair
+		}
+		return s.putFile(ctx, u, u.Key(f.Path), filepath.Join(dir, filepath.FromSlash(f.Path)), f, mode)
 	})
-	if err != nil {
-		return m, err
+	if err != nil || there {
+		return m, err // the manifest there is the commit point already
 	}
 	return m, s.commit(ctx, u, m, raw)
 }
@@ -68,7 +95,7 @@ func (s *Store) sameThere(ctx context.Context, u URL, m artifact.Manifest) (bool
 	case err != nil:
 		return false, err
 	case have.Digest() != m.Digest():
-		return false, fmt.Errorf("object store: put %s: it holds another artifact (%s, not %s); publish under a new prefix", u, have.Digest(), m.Digest())
+		return false, fmt.Errorf("object store: put %s: %w (%s, not %s); publish under a new prefix", u, ErrOtherArtifact, have.Digest(), m.Digest())
 	}
 	return true, nil
 }
@@ -112,15 +139,38 @@ func (s *Store) PutFile(ctx context.Context, path string, u URL) error {
 		return fmt.Errorf("object store: put %s: %d bytes, more than %d", path, size, MaxFileSize)
 	}
 	f := artifact.File{Path: u.Prefix, Size: size, SHA256: sum}
-	return s.putFile(ctx, URL{Bucket: u.Bucket}, u.Prefix, path, f)
+	return s.putFile(ctx, URL{Bucket: u.Bucket}, u.Prefix, path, f, putNew)
 }
 
-// putFile uploads the local file path as key unless an object with f's size
-// and sha256 is already there (a resumed publish).
-func (s *Store) putFile(ctx context.Context, u URL, key, path string, f artifact.File) error {
-	if ok, err := s.objectMatches(ctx, u, key, f); ok || err != nil {
+// putMode says how putFile treats an object already at its key.
+type putMode int
+
+const (
+	putNew    putMode = iota // keep one that matches (a resumed or concurrent publish)
+	putRepair                // the same, under a committed manifest: an upload is a repair
+	putForce                 // upload whatever is there (a download found it damaged)
+)
+
+// putFile uploads the local file path as key unless, with a mode other than
+// putForce, an object with f's size and sha256 is already there. A repair
+// (any upload under a committed manifest) is logged.
+func (s *Store) putFile(ctx context.Context, u URL, key, path string, f artifact.File, mode putMode) error {
+	if mode != putForce {
+		if ok, err := s.objectMatches(ctx, u, key, f); ok || err != nil {
+			return err
+		}
+	}
+	if err := s.upload(ctx, u, key, path, f); err != nil {
 		return err
 	}
+	if mode != putNew {
+		s.Log.Warn("object store: repaired a missing or damaged object of a published artifact", "object", "s3://"+u.Bucket+"/"+key)
+	}
+	return nil
+}
+
+// upload sends the local file path as key: one PUT, or a multipart upload.
+func (s *Store) upload(ctx context.Context, u URL, key, path string, f artifact.File) error {
 	if f.Size <= s.PartSize {
 		return s.putSmall(ctx, u, key, path, f)
 	}

@@ -4,10 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 
+	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/hub"
+	"github.com/mdlm-go/mdlm/internal/filelock"
 	"github.com/mdlm-go/mdlm/objstore"
 	"github.com/mdlm-go/mdlm/stage"
 )
@@ -30,6 +36,9 @@ import (
 type BucketCache struct {
 	store *objstore.Store
 	url   objstore.URL
+
+	mu      sync.Mutex
+	damaged map[string][]string // output name -> files a Pull found damaged, for Push to upload again
 }
 
 // OpenBucketCache connects to the store the environment configures
@@ -101,6 +110,9 @@ func (b *BucketCache) Pull(ctx context.Context, sp stage.Spec, out string) (stri
 		return "", err
 	}
 	m, err := b.store.Get(ctx, u, out)
+	if bad := objstore.DamagedFiles(err); len(bad) > 0 {
+		b.noteDamaged(filepath.Base(out), bad)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -117,16 +129,50 @@ func (b *BucketCache) Pull(ctx context.Context, sp stage.Spec, out string) (stri
 // succeeds when the same artifact is there already. As in a directory, a
 // complete copy there of another digest (a stage that is not bit-for-bit
 // reproducible, built twice) is kept and the push succeeds.
+//
+// A copy there that a Pull of this process found damaged (an object whose
+// bytes changed behind the store's back) is repaired: objstore.Repair uploads
+// those files again, and objstore.Put itself those whose size or recorded
+// sha256 is wrong. A damaged copy of another digest cannot be repaired from
+// here; it is left, with a warning naming it.
 func (b *BucketCache) Push(ctx context.Context, sp stage.Spec, out string) error {
-	u, err := b.at(filepath.Base(out))
+	name := filepath.Base(out)
+	u, err := b.at(name)
 	if err != nil {
 		return err
 	}
-	if dig, err := b.Digest(ctx, sp, filepath.Base(out)); err != nil || dig != "" {
-		return err
+	bad := b.takeDamaged(name)
+	if len(bad) == 0 {
+		if dig, err := b.Digest(ctx, sp, name); err != nil || dig != "" {
+			return err
+		}
 	}
-	_, err = b.store.Put(ctx, out, u)
+	_, err = b.store.Repair(ctx, out, u, bad)
+	if errors.Is(err, objstore.ErrOtherArtifact) && len(bad) > 0 {
+		slog.Warn("the damaged copy in the bucket holds another artifact and is not repaired; delete it to publish this one",
+			"url", u.String(), "err", err)
+		return nil
+	}
 	return err
+}
+
+// noteDamaged records files of the output name that a Pull found damaged.
+func (b *BucketCache) noteDamaged(name string, files []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.damaged == nil {
+		b.damaged = map[string][]string{}
+	}
+	b.damaged[name] = append(b.damaged[name], files...)
+}
+
+// takeDamaged returns and forgets the damaged files recorded for name.
+func (b *BucketCache) takeDamaged(name string) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	bad := b.damaged[name]
+	delete(b.damaged, name)
+	return bad
 }
 
 func (b *BucketCache) String() string { return b.url.String() }
@@ -237,12 +283,35 @@ func (x *executor) fetch(ctx context.Context, r *step) error {
 	}
 	dig, err := x.pull(ctx, r.st.Spec, r.Out, true)
 	switch {
+	case len(objstore.DamagedFiles(err)) > 0:
+		return x.rebuild(ctx, r, err)
 	case err != nil:
-		return err
+		return err // the store did not answer: building would not help the push
 	case dig == "":
-		return fmt.Errorf("its copy in %s went away", x.sharedName())
+		return x.rebuild(ctx, r, fmt.Errorf("its copy in %s went away", x.sharedName()))
 	case dig != r.digest:
 		return fmt.Errorf("%s now holds %s, not the %s this run settled", x.sharedName(), dig, r.digest)
+	}
+	return nil
+}
+
+// rebuild builds here a stage settled in the bucket whose copy there could
+// not be fetched (a damaged or missing object, or no copy any more): the
+// cache misses, the stage runs, and its push repairs the copy in the bucket.
+// The rebuilt output must have the digest the run settled, which the keys of
+// the stages reading it were computed from.
+func (x *executor) rebuild(ctx context.Context, r *step, cause error) error {
+	settled := r.digest
+	x.sharedUnusable(r, cause)
+	delete(x.cached, r.st.Name) // build records it in the lock file itself
+	if x.Log != nil {
+		fmt.Fprintf(x.Log, "%-12s rebuilding: its copy in %s is unusable\n", r.st.Name, x.CacheDir)
+	}
+	if err := x.build(ctx, r); err != nil {
+		return err
+	}
+	if r.digest != settled {
+		return fmt.Errorf("rebuilt %s with digest %s, not the %s this run settled (the stage is not reproducible); rerun", r.Out, r.digest, settled)
 	}
 	return nil
 }
@@ -282,4 +351,83 @@ func (x *executor) buildsOrCopies(s *step) bool {
 		return false
 	}
 	return x.builds(s)
+}
+
+// MaxMirroredBytes bounds one artifact MirrorOutputs copies: the results a
+// display reads are small, and a large artifact of an asked-for type is
+// skipped (with a warning) rather than downloaded.
+var MaxMirroredBytes int64 = 256 << 20
+
+// MirrorOutputs copies into the local mirror of the bucket cache loc
+// (LocalMirror) the outputs of the given artifact types, verified, and
+// returns the mirror, so that `mdlm show` and `mdlm ui` read a cache in a
+// bucket as a local one. names are the outputs to consider (the lock files'
+// entries); nil means every output under loc. Outputs of other types
+// (checkpoints, packed data) are never downloaded, nor any larger than
+// MaxMirroredBytes; a copy already in the mirror with the bucket's digest is
+// kept. Each copy is made under the engine's lock on the output, as a run's
+// fetch is.
+func MirrorOutputs(ctx context.Context, loc string, names []string, types []string, log *slog.Logger) (string, error) {
+	b, err := bucketFor(ctx, loc)
+	if err != nil {
+		return "", err
+	}
+	mirror, err := LocalMirror(loc)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(mirror, 0o755); err != nil {
+		return "", fmt.Errorf("cache %s: local mirror: %w", loc, err)
+	}
+	if names == nil {
+		if names, err = b.store.Children(ctx, b.url); err != nil {
+			return "", fmt.Errorf("cache %s: %w", loc, err)
+		}
+	}
+	for _, name := range names {
+		if err := b.mirrorOne(ctx, mirror, name, types, log); err != nil {
+			if ctx.Err() != nil {
+				return "", err
+			}
+			log.Warn("an output of the bucket cache is not shown", "output", name, "err", err)
+		}
+	}
+	return mirror, nil
+}
+
+// mirrorOne copies the output name into mirror if its type is one of types.
+func (b *BucketCache) mirrorOne(ctx context.Context, mirror, name string, types []string, log *slog.Logger) error {
+	if !filepath.IsLocal(name) || strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") {
+		return fmt.Errorf("%q is not an output name", name)
+	}
+	u, err := b.at(name)
+	if err != nil {
+		return err
+	}
+	m, _, err := b.store.Manifest(ctx, u)
+	if errors.Is(err, objstore.ErrNoArtifact) {
+		return nil // a prefix without a committed artifact is absent
+	}
+	if err != nil || !slices.Contains(types, m.Type) {
+		return err
+	}
+	var size int64
+	for _, f := range m.Files {
+		size += f.Size
+	}
+	if size > MaxMirroredBytes {
+		return fmt.Errorf("%s: %d bytes, more than the %d shown from a bucket", u, size, MaxMirroredBytes)
+	}
+	out := filepath.Join(mirror, name)
+	held, err := filelock.Acquire(ctx, engineLockPath(out), nil)
+	if err != nil {
+		return fmt.Errorf("%s: %w", out, err)
+	}
+	defer held.Unlock()
+	if have, err := artifact.Read(out, ""); err == nil && have.Digest() == m.Digest() && artifact.Verify(out, have) == nil {
+		return nil
+	}
+	log.Debug("copying an output from the bucket cache", "url", u.String(), "dir", out)
+	_, err = b.store.Get(ctx, u, out)
+	return err
 }

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"os/exec"
@@ -14,6 +16,8 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/mdlm-go/mdlm/artifact"
+	"github.com/mdlm-go/mdlm/objstore"
 	"github.com/mdlm-go/mdlm/pipeline"
 	"github.com/mdlm-go/mdlm/results"
 	"github.com/mdlm-go/mdlm/stage"
@@ -41,10 +45,11 @@ func (c *ShowCmd) Run(ctx context.Context, kctx *kong.Context, log *slog.Logger,
 }
 
 func (c *ShowCmd) run(ctx context.Context, stdout io.Writer, log *slog.Logger) error {
-	if err := localCacheOnly("show", c.CacheDir); err != nil {
+	dir, err := readableCache(ctx, "show", c.CacheDir, c.Pipelines, []string{artifact.MetricsType}, log)
+	if err != nil {
 		return err
 	}
-	root, err := results.OpenRoot(c.CacheDir)
+	root, err := results.OpenRoot(dir)
 	if err != nil {
 		return fmt.Errorf("show: --cache-dir: %w", err)
 	}
@@ -192,18 +197,54 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// localCacheOnly refuses a cache in a bucket (--cache-dir s3://..., issue 25):
-// show and ui read a local directory, so they name the local mirror that
-// `mdlm run` computes in (pipeline.LocalMirror), which holds every output
-// built or read on this machine.
-func localCacheOnly(cmd, loc string) error {
-	if !strings.HasPrefix(loc, "s3://") {
-		return nil
+// readableCache is the local directory show and ui read for --cache-dir loc:
+// loc itself, or for a cache in a bucket (s3://..., issue 25) its local
+// mirror (pipeline.LocalMirror, where `mdlm run` computes), into which the
+// outputs of the given types are first copied from the bucket, verified
+// (pipeline.MirrorOutputs): those the pipelines' lock files name, or with no
+// pipelines every output in the bucket. Checkpoints and packed data are never
+// downloaded for this.
+func readableCache(ctx context.Context, cmd, loc string, pipelines []string, types []string, log *slog.Logger) (string, error) {
+	if !objstore.IsURL(loc) {
+		return loc, nil
 	}
 	mirror, err := pipeline.LocalMirror(loc)
 	if err != nil {
-		return fmt.Errorf("%s: --cache-dir %s: %w", cmd, loc, err)
+		return "", fmt.Errorf("%s: --cache-dir %s: %w", cmd, loc, err)
 	}
-	return fmt.Errorf("%s: --cache-dir %s is a bucket; %s reads a local cache: use --cache-dir %s, "+
-		"the local mirror `mdlm run` computes in (it has the outputs built or fetched on this machine)", cmd, loc, cmd, mirror)
+	names, err := lockedOutputs(mirror, pipelines)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", cmd, err)
+	}
+	if _, err := pipeline.MirrorOutputs(ctx, loc, names, types, log); err != nil {
+		return "", fmt.Errorf("%s: --cache-dir %s: %w", cmd, loc, err)
+	}
+	return mirror, nil
+}
+
+// lockedOutputs lists the output names (directories directly under mirror)
+// the pipelines' lock files record; nil without pipelines. A pipeline without
+// a lock file adds none.
+func lockedOutputs(mirror string, pipelines []string) ([]string, error) {
+	if len(pipelines) == 0 {
+		return nil, nil
+	}
+	names := []string{}
+	for _, p := range pipelines {
+		lock, err := results.ReadLock(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range lock {
+			rel, err := filepath.Rel(mirror, e.Out)
+			if err == nil && filepath.IsLocal(rel) && filepath.Base(rel) == rel {
+				names = append(names, rel)
+			}
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names), nil
 }

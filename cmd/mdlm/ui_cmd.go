@@ -11,6 +11,8 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/mdlm-go/mdlm/artifact"
+	"github.com/mdlm-go/mdlm/objstore"
 	"github.com/mdlm-go/mdlm/pipeline"
 	"github.com/mdlm-go/mdlm/results"
 	"github.com/mdlm-go/mdlm/stage"
@@ -28,7 +30,7 @@ type UICmd struct {
 
 // Run serves the page until ctx ends (Ctrl-C).
 func (c *UICmd) Run(ctx context.Context, kctx *kong.Context, log *slog.Logger, reg stage.Registry) error {
-	srv, err := c.server(log, reg)
+	srv, err := c.serverCtx(ctx, log, reg)
 	if err != nil {
 		return err
 	}
@@ -41,20 +43,35 @@ func (c *UICmd) Run(ctx context.Context, kctx *kong.Context, log *slog.Logger, r
 	return serve(ctx, ln, srv.Handler(), log)
 }
 
+// uiTypes are the artifact types the page shows that a cache in a bucket
+// copies into its local mirror (readableCache): the results and the samples.
+var uiTypes = []string{artifact.MetricsType, artifact.SamplesType}
+
 func (c *UICmd) server(log *slog.Logger, reg stage.Registry) (*webui.Server, error) {
+	return c.serverCtx(context.Background(), log, reg)
+}
+
+// serverCtx builds the page's server; ctx bounds the copies from a cache in
+// a bucket.
+func (c *UICmd) serverCtx(ctx context.Context, log *slog.Logger, reg stage.Registry) (*webui.Server, error) {
 	host, _, err := net.SplitHostPort(c.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("ui: --addr %q: %w", c.Addr, err)
 	}
-	if err := localCacheOnly("ui", c.CacheDir); err != nil {
+	dir, err := readableCache(ctx, "ui", c.CacheDir, nil, uiTypes, log)
+	if err != nil {
 		return nil, err
 	}
-	root, err := results.OpenRoot(c.CacheDir)
+	root, err := results.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("ui: --cache-dir: %w", err)
 	}
+	plan := root.Dir
+	if objstore.IsURL(c.CacheDir) {
+		plan = c.CacheDir // the graph judges stages against the bucket, as mdlm run does
+	}
 	return &webui.Server{Root: root, Pipelines: c.Pipelines, Log: log, Hosts: allowedHosts(host),
-		Plan: planner(root.Dir, c.Set, reg)}, nil
+		Plan: planner(plan, c.Set, reg)}, nil
 }
 
 // allowedHosts are the Host names the page answers: the loopback names for a
