@@ -69,7 +69,8 @@ go test -count=1 -race $(go list ./internal/... | grep -v /internal/layers) ./ar
 # Short fuzz passes on every run over every reader of outside bytes: GPT-2
 # round trip, tokenizer.json, the safetensors reader, the token-table and packed Arrow readers,
 # pipeline files, artifact manifests, hub listings, Lightning .ckpt archives,
-# lock files, metrics and metrics logs read by show and ui
+# lock files, metrics and metrics logs read by show and ui, checkpoint config.json,
+# prompts, training corpora, bucket listings and the rest of the repository's targets
 # (minimisation capped: by default one new input may stall a 15 s pass). Each
 # target ran for at least five minutes when its reader last changed; what
 # those runs found is kept under the package's testdata/fuzz and replayed by
@@ -94,6 +95,15 @@ FuzzReadLightning 10s ./torchckpt/
 FuzzParseLock 10s ./results/
 FuzzParseMetrics 10s ./results/
 FuzzParseCurve 10s ./results/
+FuzzChildName 10s ./objstore/
+FuzzObjectCachePath 10s ./objstore/
+FuzzObjectiveFromParams 10s ./diffusion/
+FuzzParseConfig 10s ./checkpoint/
+FuzzReadCorpus 10s ./stages/traintok/
+FuzzReadInitRecord 10s ./train/
+FuzzReadPrompts 10s ./stages/sample/
+FuzzRegexSplit 10s ./tokenizer/
+FuzzResolveParams 10s ./pipeline/
 TARGETS
 # Every benchmark script in its smoke mode (a few minutes; the first run installs
 # PyTorch and the npm anchors).
