@@ -103,12 +103,9 @@ func Save(dir string, cfg Config, w *backbone.Weights, m artifact.Manifest) (art
 	}
 	m.Type = artifact.CheckpointType
 	return artifact.Publish(dir, m, func(tmp string) error {
-		raw, err := json.MarshalIndent(cfg, "", "  ")
+		raw, err := writeConfig(tmp, cfg)
 		if err != nil {
 			return err
-		}
-		if err := os.WriteFile(filepath.Join(tmp, ConfigFile), append(raw, '\n'), 0o644); err != nil {
-			return fmt.Errorf("write %s: %w", ConfigFile, err)
 		}
 		meta := map[string]string{"format": "pt", "mdlm_config": string(raw)}
 		return safetensors.WriteFile(filepath.Join(tmp, WeightsFile), w.SafetensorsTensors(""), meta)
@@ -133,6 +130,11 @@ func Load(dir string, verify bool) (*Checkpoint, error) {
 	}
 	cfg, err := parseConfig(raw)
 	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s/%s: %w", dir, ConfigFile, err)
+	}
+	// In memory the tokenizer is what tokenizer.Load takes: the checkpoint's
+	// own tokenizer.json by its path (embedded again when it is saved).
+	if cfg.Tokenizer, err = artifact.ResolveTokenizer(dir, cfg.Tokenizer); err != nil {
 		return nil, fmt.Errorf("checkpoint %s/%s: %w", dir, ConfigFile, err)
 	}
 	if err := cfg.Model.Validate(); err != nil {
@@ -186,4 +188,24 @@ func Open(path string) (*Checkpoint, error) {
 		return nil, err
 	}
 	return Load(dir, true)
+}
+
+// writeConfig writes cfg as tmp's config.json (an artifact being published)
+// and returns its bytes. A tokenizer that is a file is copied in as
+// tokenizer.json and recorded by that name, as a Hugging Face model folder
+// keeps it: the checkpoint never points outside itself.
+func writeConfig(tmp string, cfg Config) ([]byte, error) {
+	name, err := artifact.EmbedTokenizer(tmp, cfg.Tokenizer)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Tokenizer = name
+	raw, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, ConfigFile), append(raw, '\n'), 0o644); err != nil {
+		return nil, fmt.Errorf("write %s: %w", ConfigFile, err)
+	}
+	return raw, nil
 }

@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -165,6 +166,42 @@ func TestCheckpointObjectiveSources(t *testing.T) {
 		}
 		if err != nil || got != c.want {
 			t.Errorf("%s: %+v, %v; want %+v", c.name, got, err, c.want)
+		}
+	}
+}
+
+// A config.json's tokenizer names a built-in tokenizer or the checkpoint's own
+// tokenizer.json; a path elsewhere is refused naming the file.
+func TestLoadTokenizerNames(t *testing.T) {
+	for _, c := range []struct{ name, want, err string }{
+		{"gpt2", "gpt2", ""},
+		{"tokenizer.json", "/tokenizer.json", ""},
+		{"../bpe/tokenizer.json", "", "neither a built-in name"},
+		{"sub/tokenizer.json", "", "neither a built-in name"},
+	} {
+		cfg := tinyD3PMConfig()
+		cfg.Tokenizer = ""
+		dir := saveTiny(t, cfg, artifact.Manifest{})
+		path := filepath.Join(dir, ConfigFile)
+		raw, _ := os.ReadFile(path)
+		var m map[string]any
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		m["tokenizer"] = c.name
+		raw, _ = json.Marshal(m)
+		if err := os.WriteFile(path, raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ck, err := Load(dir, false)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) || !strings.Contains(err.Error(), ConfigFile) {
+				t.Errorf("tokenizer %q: err = %v", c.name, err)
+			}
+			continue
+		}
+		if err != nil || !strings.HasSuffix(ck.Config.Tokenizer, c.want) {
+			t.Errorf("tokenizer %q: loaded %q, %v; want ...%s", c.name, ck.Config.Tokenizer, err, c.want)
 		}
 	}
 }

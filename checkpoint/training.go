@@ -49,11 +49,8 @@ func SaveTraining(dir string, t Training, m artifact.Manifest) (artifact.Manifes
 // WriteTraining writes a training checkpoint's files (config, weights, EMA,
 // optimizer moments, state) into tmp, an artifact directory being published.
 func WriteTraining(tmp string, t Training) error {
-	raw, err := json.MarshalIndent(t.Config, "", "  ")
+	raw, err := writeConfig(tmp, t.Config)
 	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(tmp, ConfigFile), append(raw, '\n'), 0o644); err != nil {
 		return err
 	}
 	meta := map[string]string{"format": "pt", "mdlm_config": string(raw)}

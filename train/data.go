@@ -8,6 +8,7 @@ import (
 
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/datasets"
+	"github.com/mdlm-go/mdlm/internal/filehash"
 )
 
 // splits are the data a run reads: the train split of --data and the split it
@@ -80,7 +81,11 @@ func (s *splits) openValidData(cfg Config, meta artifact.PackedMeta) error {
 	if err != nil {
 		return fmt.Errorf("--valid-data: %w", err)
 	}
-	if vmeta.VocabSize != meta.VocabSize || vmeta.MaskIndex != meta.MaskIndex || vmeta.Tokenizer != meta.Tokenizer {
+	same, err := sameTokenizer(cfg.ValidData, vmeta.Tokenizer, meta.Tokenizer)
+	if err != nil {
+		return fmt.Errorf("--valid-data: %w", err)
+	}
+	if vmeta.VocabSize != meta.VocabSize || vmeta.MaskIndex != meta.MaskIndex || !same {
 		return fmt.Errorf("--valid-data %s: tokenizer %s (vocabulary %d, [MASK] %d), but --data %s has %s (%d, [MASK] %d): validation data must be tokenized as the training data",
 			cfg.ValidData, vmeta.Tokenizer, vmeta.VocabSize, vmeta.MaskIndex, cfg.Data, meta.Tokenizer, meta.VocabSize, meta.MaskIndex)
 	}
@@ -112,4 +117,26 @@ func (s *splits) modelLength(cfg Config) (int, error) {
 		return 0, fmt.Errorf("%s: valid blocks of %d tokens, but the model's length is %d: pack the validation data with --length %d", name, s.valid.L, L, L)
 	}
 	return L, nil
+}
+
+// sameTokenizer reports whether the tokenizer --valid-data (in validDir)
+// records is the one of --data (resolved already): the same built-in name, or
+// files with the same bytes.
+func sameTokenizer(validDir, validName, dataTok string) (bool, error) {
+	vt, err := artifact.ResolveTokenizer(validDir, validName)
+	if err != nil {
+		return false, err
+	}
+	if !artifact.IsTokenizerPath(vt) || !artifact.IsTokenizerPath(dataTok) {
+		return vt == dataTok, nil
+	}
+	a, _, err := filehash.Sum(vt)
+	if err != nil {
+		return false, err
+	}
+	b, _, err := filehash.Sum(dataTok)
+	if err != nil {
+		return false, err
+	}
+	return a == b, nil
 }

@@ -186,6 +186,10 @@ func start(ctx context.Context, b compute.Backend, cfg Config, work string, prog
 	if err != nil {
 		return nil, fmt.Errorf("train: --data: %w", err)
 	}
+	// The data's tokenizer file (its own tokenizer.json), copied into the checkpoint.
+	if meta.Tokenizer, err = artifact.ResolveTokenizer(cfg.Data, meta.Tokenizer); err != nil {
+		return nil, fmt.Errorf("train: --data: %w", err)
+	}
 	d, err := openData(cfg, meta)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)

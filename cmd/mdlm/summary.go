@@ -117,7 +117,11 @@ func evaluatedBytes(d pipeline.Decision, split string, blocks int) (n int64, all
 	if err != nil {
 		return 0, false, err
 	}
-	tok, err := tokenizer.Load(meta.Tokenizer)
+	tokName, err := artifact.ResolveTokenizer(dir, meta.Tokenizer)
+	if err != nil {
+		return 0, false, err
+	}
+	tok, err := tokenizer.Load(tokName)
 	if err != nil {
 		return 0, false, err
 	}

@@ -76,7 +76,7 @@ func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (a
 	}
 	return artifact.Manifest{Backend: desc, Inputs: map[string]string{"samples": sm.Digest(), "scorer": ck.Manifest.Digest()},
 		Params: map[string]any{"batch": sc.Batch, "max_length": sc.MaxLength, "context": sc.Context,
-			"scorer_arch": string(ck.Config.Model.Arch), "scorer_tokenizer": ck.Config.Tokenizer}}, nil
+			"scorer_arch": string(ck.Config.Model.Arch), "scorer_tokenizer": artifact.TokenizerLabel(ck.Config.Tokenizer)}}, nil
 }
 
 // checkFinite refuses metrics JSON cannot carry (issue 19, defect 10): a NaN or

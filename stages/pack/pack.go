@@ -78,7 +78,9 @@ func (o *Options) plan() (*plan, error) {
 	}
 	tokName := o.Tokenizer
 	if tokName == "" {
-		tokName = tm.Tokenizer
+		if tokName, err = artifact.ResolveTokenizer(o.In, tm.Tokenizer); err != nil {
+			return nil, fmt.Errorf("pack: %w", err)
+		}
 	}
 	tok, err := tokenizer.Load(tokName)
 	if err != nil {
@@ -202,6 +204,9 @@ func (o *Options) Assemble(ctx context.Context, env *stage.Env, partial, dir str
 			return artifact.Manifest{}, fmt.Errorf("pack: %w", err)
 		}
 		p.meta.Splits[split] = ps.Stats
+	}
+	if p.meta.Tokenizer, err = artifact.EmbedTokenizer(dir, p.meta.Tokenizer); err != nil { // a file travels with the blocks
+		return artifact.Manifest{}, fmt.Errorf("pack: %w", err)
 	}
 	params := artifact.Params(p.meta)
 	if p.noEOS {

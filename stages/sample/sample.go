@@ -207,7 +207,7 @@ func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (a
 	}
 	meta := artifact.SamplesMeta{Sampler: opts.Sampler, Steps: opts.Steps, Num: total, Batch: batch, Seed: opts.Seed,
 		Eps: opts.Eps, NoiseRemoval: so.NoiseRemoval, Length: L, Template: opts.Template, StrideLength: opts.StrideLength,
-		NumStrides: opts.NumStrides, EMA: ema, Tokenizer: ck.Config.Tokenizer, NFETotal: totalNFE}
+		NumStrides: opts.NumStrides, EMA: ema, Tokenizer: artifact.TokenizerLabel(ck.Config.Tokenizer), NFETotal: totalNFE}
 	pm := params{SamplesMeta: meta, NoiseRemovalMode: string(opts.NoiseRemoval), DrawPrecision: string(so.Draws),
 		TopP: opts.TopP, Temperature: opts.Temperature, Remasking: opts.Remasking, Prefix: opts.Prefix, Suffix: opts.Suffix,
 		PromptsSHA256: promptsSum}

@@ -1,10 +1,10 @@
 package tokenize
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/mdlm-go/mdlm/artifact"
@@ -52,10 +52,16 @@ func TestTokenizeWithLearnedTokenizer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !filepath.IsAbs(meta.Tokenizer) || !strings.HasPrefix(meta.Tokenizer, bpe) {
-		t.Fatalf("tokens meta %+v", meta)
+	// The tokens carry the learned file, by the artifact's own name.
+	if meta.Tokenizer != artifact.TokenizerFile {
+		t.Fatalf("tokens meta %+v: want the tokens' own %s", meta, artifact.TokenizerFile)
 	}
-	tok, err := tokenizer.Load(meta.Tokenizer)
+	own, err := os.ReadFile(filepath.Join(out, artifact.TokenizerFile))
+	learned, _ := os.ReadFile(filepath.Join(bpe, artifact.TokenizerFile))
+	if err != nil || !bytes.Equal(own, learned) {
+		t.Fatalf("the tokens' tokenizer.json is not the learned one: %v", err)
+	}
+	tok, err := tokenizer.Load(filepath.Join(out, meta.Tokenizer))
 	if err != nil || tok.VocabSize() != meta.VocabSize || meta.VocabSize <= 258 {
 		t.Fatalf("tokens meta %+v, tokenizer %v", meta, err)
 	}

@@ -68,7 +68,9 @@ func (o *Options) setup() (*setup, error) {
 		}
 	}
 	if s.tokName == "" {
-		s.tokName = meta.Tokenizer
+		if s.tokName, err = artifact.ResolveTokenizer(o.In, meta.Tokenizer); err != nil {
+			return nil, fmt.Errorf("tokenize: %w", err)
+		}
 	}
 	if s.tokName == "" {
 		s.tokName = "gpt2"
@@ -128,7 +130,11 @@ func (o *Options) Assemble(ctx context.Context, env *stage.Env, partial, dir str
 		return artifact.Manifest{}, fmt.Errorf("tokenize: %w", err)
 	}
 	textMeta, _ := artifact.DecodeMeta[artifact.TextMeta](s.in)
-	meta := artifact.TokensMeta{Tokenizer: s.tokName, Detokenizer: s.detokName, Dataset: textMeta.Dataset,
+	tokName, err := artifact.EmbedTokenizer(dir, s.tokName) // a file travels with the tokens
+	if err != nil {
+		return artifact.Manifest{}, fmt.Errorf("tokenize: %w", err)
+	}
+	meta := artifact.TokensMeta{Tokenizer: tokName, Detokenizer: s.detokName, Dataset: textMeta.Dataset,
 		Wrap: textMeta.Wrap, VocabSize: s.tok.VocabSize()}
 	inputs := map[string]string{"text": s.in.Digest()}
 	if s.learned != "" {
@@ -140,9 +146,9 @@ func (o *Options) Assemble(ctx context.Context, env *stage.Env, partial, dir str
 // learnedFile is the tokenizer file of a tokenizer/v1 artifact (stages/traintok).
 const learnedFile = "tokenizer.json"
 
-// useLearned takes the tokenizer.json of a tokenizer/v1 artifact. Its absolute
-// path becomes the tokenizer's name, so pack, train and sample (which load the
-// tokenizer by the name the tokens carry) find the same file.
+// useLearned takes the tokenizer.json of a tokenizer/v1 artifact. The tokens
+// carry a copy of it (artifact.EmbedTokenizer), which pack, train and sample
+// pass on and load.
 func (s *setup) useLearned(dir string) error {
 	if s.tokName != "" {
 		return fmt.Errorf("tokenize: --tokenizer %q and --tokenizer-artifact %s: give one", s.tokName, dir)
