@@ -5,9 +5,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -136,34 +133,7 @@ func TestOpenWebTextSplitFromHub(t *testing.T) {
 	}
 	files["README.md"] = []byte("stand-in")
 	files["plain_text/dataset_info.json"] = []byte("{}")
-	var requests int
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		requests++
-		const repo = "/Skylion007/openwebtext"
-		switch {
-		case r.URL.Path == "/api/datasets"+repo+"/tree/main":
-			var out []map[string]any
-			for p, data := range files {
-				sum := sha256.Sum256(data)
-				out = append(out, map[string]any{"type": "file", "path": p, "size": len(data),
-					"lfs": map[string]any{"oid": hex.EncodeToString(sum[:]), "size": len(data)}})
-			}
-			json.NewEncoder(w).Encode(out)
-		case strings.HasPrefix(r.URL.Path, "/datasets"+repo+"/resolve/main/"):
-			data, ok := files[strings.TrimPrefix(r.URL.Path, "/datasets"+repo+"/resolve/main/")]
-			if !ok {
-				http.NotFound(w, r)
-				return
-			}
-			w.Write(data)
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	defer srv.Close()
-	t.Setenv("HF_ENDPOINT", srv.URL)
-	c := hub.NewClient()
-	c.Backoff = time.Millisecond
+	c, _ := fakeHub(t, "Skylion007/openwebtext", files)
 
 	reg := datasets.Registry()
 	d := reg["openwebtext-split"]
