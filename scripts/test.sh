@@ -104,6 +104,7 @@ FuzzReadInitRecord 10s ./train/
 FuzzReadPrompts 10s ./stages/sample/
 FuzzRegexSplit 10s ./tokenizer/
 FuzzResolveParams 10s ./pipeline/
+FuzzBatchEncode 10s ./tokenizer/
 TARGETS
 # Every benchmark script in its smoke mode (a few minutes; the first run installs
 # PyTorch and the npm anchors).

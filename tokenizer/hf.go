@@ -94,7 +94,8 @@ type HF struct {
 
 	components []Component // the file's component types, for Describe
 
-	cache   *pieceCache // per-instance pre-token cache (BPE)
+	cache   *pieceCache  // pre-token cache: Clone's own, shared by shareClone's
+	cw      *cacheWriter // this instance's writing state in cache
 	scratch []int32
 	uniSt   *uniState   // Viterbi scratch (Unigram), per instance
 	out     []int       // the ids being appended to during AppendEncode
@@ -128,7 +129,7 @@ func Parse(data []byte, name string) (*HF, error) {
 		return nil, fmt.Errorf("tokenizer %s: %w", name, err)
 	}
 	t := &HF{name: name, addedID: map[string]int{}, addedByID: map[int]string{}, special: map[int]bool{},
-		cache: newPieceCache(cacheLimit)}
+		cache: newPieceCache(cacheLimit), cw: newCacheWriter()}
 	warnLengthSettings(&f, name)
 	t.components = componentsOf(&f)
 	if err := t.setModel(f.Model); err != nil {
@@ -549,7 +550,15 @@ func (t *HF) TokenID(tok string) (int, bool) {
 func (t *HF) Clone() Tokenizer {
 	c := *t
 	c.cache = newPieceCache(cacheLimit)
-	c.scratch, c.out, c.chain, c.uniSt = nil, nil, nil, nil
+	c.scratch, c.out, c.chain, c.uniSt, c.cw = nil, nil, nil, nil, newCacheWriter()
+	return &c
+}
+
+// shareClone is Clone sharing t's pre-token cache, which is safe for
+// concurrent use (BatchEncode's workers, Workers).
+func (t *HF) shareClone() Tokenizer {
+	c := *t
+	c.scratch, c.out, c.chain, c.uniSt, c.cw = nil, nil, nil, nil, newCacheWriter()
 	return &c
 }
 
@@ -669,7 +678,7 @@ func (t *HF) encodePart(s string) {
 		t.out, t.scratch = t.bpe.encodeChars(p.s, t.out, t.scratch)
 	}
 	if cacheable {
-		t.cache.put(p.s, t.out[n:])
+		t.cache.put(t.cw, p.s, t.out[n:])
 	}
 }
 
@@ -688,7 +697,7 @@ func (t *HF) encodeUnigram(s string) {
 	n := len(t.out)
 	t.out = t.uni.encode(s, t.out, t.uniSt)
 	if cacheable {
-		t.cache.put(s, t.out[n:])
+		t.cache.put(t.cw, s, t.out[n:])
 	}
 }
 
@@ -772,7 +781,8 @@ func rightmostSpaceAtStart(s string) int {
 	return len(s) - len(strings.TrimLeftFunc(s, unicode.IsSpace))
 }
 
-// cacheLimit bounds the pre-token cache of one encoder (entries).
+// cacheLimit bounds the entries of one pre-token cache (an encoder's, shared
+// by its BatchEncode workers; up to cacheCountBatch more per writer).
 const cacheLimit = 1 << 18
 
 // encodeByteLevel pre-tokenizes with the GPT-2 regex and BPE-encodes each piece,
@@ -788,7 +798,7 @@ func (t *HF) encodeByteLevel(s string, out []int) []int {
 		} else {
 			n := len(out)
 			out, t.scratch = t.bpe.encodeBytes(piece, out, t.scratch)
-			t.cache.put(piece, out[n:])
+			t.cache.put(t.cw, piece, out[n:])
 		}
 		i = j
 	}

@@ -184,8 +184,8 @@ func applyBehavior(p piece, spans []span, b splitBehavior, emit func(piece)) {
 		}
 	case behMergedWithNext:
 		// Folded from the end: a match joins the piece after it.
-		var acc [][2]int
-		prev := false
+		var accBuf [32][2]int // most pieces have fewer parts: no allocation
+		acc, prev := accBuf[:0], false
 		for i := len(spans) - 1; i >= 0; i-- {
 			sp := spans[i]
 			if sp.match && !prev && len(acc) > 0 {

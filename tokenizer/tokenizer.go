@@ -17,9 +17,6 @@ package tokenizer
 import (
 	"encoding/json"
 	"fmt"
-	"runtime"
-	"sync"
-	"sync/atomic"
 )
 
 // Tokenizer turns text into token ids and back.
@@ -44,47 +41,6 @@ type Specials struct {
 // WithSpecials is implemented by tokenizers that know their special ids.
 type WithSpecials interface {
 	Specials() Specials
-}
-
-// BatchEncode encodes texts on up to workers goroutines (0: GOMAXPROCS). Each worker
-// gets its own encoder state (caches) when the tokenizer supports it.
-func BatchEncode(t Tokenizer, texts []string, workers int) [][]int {
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	out := make([][]int, len(texts))
-	if workers == 1 || len(texts) < 2 {
-		for i, s := range texts {
-			out[i] = t.Encode(s)
-		}
-		return out
-	}
-	// Workers claim chunks of consecutive texts from an atomic counter: no channel
-	// round trip per text, and each worker's cache sees a contiguous stretch.
-	const chunk = 64
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		enc := t
-		if c, ok := t.(interface{ Clone() Tokenizer }); ok {
-			enc = c.Clone()
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				lo := int(next.Add(chunk)) - chunk
-				if lo >= len(texts) {
-					return
-				}
-				for i := lo; i < min(lo+chunk, len(texts)); i++ {
-					out[i] = enc.Encode(texts[i])
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return out
 }
 
 // AppendEncoder is implemented by tokenizers that can append ids to a caller's

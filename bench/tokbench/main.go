@@ -1,17 +1,24 @@
 // Command tokbench measures tokenizer throughput on one corpus, single-threaded
 // unless asked otherwise: mdlm's GPT-2 and BERT tokenizers, each family's
-// tokenizer.json given as name=path arguments, mdlm's batch encoder at 1..N
-// workers, and github.com/tiktoken-go/tokenizer (r50k_base = GPT-2), the
-// fastest Go anchor. It prints one line per measurement: name, MB/s, allocs/MB.
-// It lives in its own module so the anchor never becomes an mdlm dependency.
+// tokenizer.json given as name=path arguments, mdlm's batch encoder on 1 and 2
+// workers for every family (and 1..N for GPT-2), and
+// github.com/tiktoken-go/tokenizer (r50k_base = GPT-2), the fastest Go anchor.
+// It prints one line per measurement: name, MB/s, allocs/MB and the process's
+// CPU seconds per MB (user + system, garbage collection included): on a shared
+// machine the CPU per MB of 1 and 2 workers shows what a second worker costs
+// even when wall time is noise. It lives in its own module so the anchor never
+// becomes an mdlm dependency.
 package main
 
 import (
 	"flag"
 	"fmt"
 	"os"
+	"regexp"
 	"runtime"
+	"runtime/pprof"
 	"strings"
+	"syscall"
 	"time"
 
 	tiktoken "github.com/tiktoken-go/tokenizer"
@@ -19,78 +26,149 @@ import (
 	"github.com/mdlm-go/mdlm/tokenizer"
 )
 
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() (user, sys time.Duration) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, 0
+	}
+	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
+}
+
+// result is the best of a measurement's repetitions.
+type result struct {
+	wall, user, sys time.Duration
+	allocs          uint64
+}
+
+// measureBest runs fn reps times after a GC each and keeps the fastest pass.
+func measureBest(reps int, fn func()) result {
+	best := result{wall: time.Duration(1 << 62)}
+	for r := 0; r < reps; r++ {
+		var m0, m1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m0)
+		u0, s0 := cpuTime()
+		start := time.Now()
+		fn()
+		el := time.Since(start)
+		u1, s1 := cpuTime()
+		runtime.ReadMemStats(&m1)
+		if el < best.wall {
+			best = result{wall: el, user: u1 - u0, sys: s1 - s0, allocs: m1.Mallocs - m0.Mallocs}
+		}
+	}
+	return best
+}
+
+// writeMemProfile writes the heap profile (allocations since the start).
+func writeMemProfile(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		fail(fmt.Errorf("-memprofile: %w", err))
+	}
+	defer f.Close()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		fail(fmt.Errorf("-memprofile %s: %w", path, err))
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "tokbench:", err)
+	os.Exit(1)
+}
+
 func main() {
 	corpus := flag.String("corpus", "", "text file")
 	reps := flag.Int("reps", 3, "passes over the corpus (best one is reported)")
+	only := flag.String("only", "", "regexp: run only the measurements whose name matches")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measurements here")
+	memprofile := flag.String("memprofile", "", "write an allocation profile here at the end")
 	flag.Parse()
 	data, err := os.ReadFile(*corpus)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		fail(err)
+	}
+	filter, err := regexp.Compile(*only)
+	if err != nil {
+		fail(fmt.Errorf("-only %q: %w", *only, err))
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fail(fmt.Errorf("-cpuprofile: %w", err))
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fail(fmt.Errorf("-cpuprofile: %w", err))
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if *memprofile != "" {
+		defer writeMemProfile(*memprofile)
 	}
 	docs := strings.SplitAfter(string(data), "\n\n")
 	mb := float64(len(data)) / 1e6
 
-	gpt2, _ := tokenizer.Load("gpt2")
-	bert, _ := tokenizer.Load("bert-base-uncased")
 	measure := func(name string, fn func()) {
-		best := time.Duration(1 << 62)
-		var allocs uint64
-		for r := 0; r < *reps; r++ {
-			var m0, m1 runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&m0)
-			start := time.Now()
-			fn()
-			el := time.Since(start)
-			runtime.ReadMemStats(&m1)
-			if el < best {
-				best, allocs = el, m1.Mallocs-m0.Mallocs
-			}
+		if !filter.MatchString(name) {
+			return
 		}
-		fmt.Printf("%-28s %8.2f MB/s %10.0f allocs/MB\n", name, mb/best.Seconds(), float64(allocs)/mb)
+		r := measureBest(*reps, fn)
+		fmt.Printf("%-28s %8.2f MB/s %10.0f allocs/MB %8.4f cpu-s/MB (sys %.4f)\n", name, mb/r.wall.Seconds(),
+			float64(r.allocs)/mb, (r.user+r.sys).Seconds()/mb, r.sys.Seconds()/mb)
 	}
 	fresh := func(t tokenizer.Tokenizer) tokenizer.Tokenizer {
 		return t.(interface{ Clone() tokenizer.Tokenizer }).Clone() // cold cache every pass
 	}
-	measure("mdlm-gpt2", func() {
-		t := fresh(gpt2)
-		for _, d := range docs {
-			t.Encode(d)
+	single := func(t tokenizer.Tokenizer) func() {
+		return func() {
+			e := fresh(t)
+			for _, d := range docs {
+				e.Encode(d)
+			}
 		}
-	})
-	measure("mdlm-bert", func() {
-		t := fresh(bert)
-		for _, d := range docs {
-			t.Encode(d)
-		}
-	})
+	}
+	batch := func(t tokenizer.Tokenizer, workers int) func() {
+		return func() { tokenizer.BatchEncode(fresh(t), docs, workers) }
+	}
+
+	gpt2, err := tokenizer.Load("gpt2")
+	if err != nil {
+		fail(err)
+	}
+	bert, err := tokenizer.Load("bert-base-uncased")
+	if err != nil {
+		fail(err)
+	}
+	measure("mdlm-gpt2", single(gpt2))
+	measure("mdlm-bert", single(bert))
 	for _, arg := range flag.Args() {
 		name, path, ok := strings.Cut(arg, "=")
 		if !ok {
 			fmt.Fprintf(os.Stderr, "tokbench: argument %q: want name=tokenizer.json\n", arg)
 			os.Exit(2)
 		}
+		if !filter.MatchString("mdlm-"+name) && !filter.MatchString("mdlm-"+name+"-batch-1workers") &&
+			!filter.MatchString("mdlm-"+name+"-batch-2workers") {
+			continue
+		}
 		tok, err := tokenizer.LoadFile(path)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+			fail(err)
 		}
-		measure("mdlm-"+name, func() {
-			t := fresh(tok)
-			for _, d := range docs {
-				t.Encode(d)
-			}
-		})
-		measure("mdlm-"+name+"-batch-2workers", func() { tokenizer.BatchEncode(fresh(tok), docs, 2) })
+		measure("mdlm-"+name, single(tok))
+		measure("mdlm-"+name+"-batch-1workers", batch(tok, 1))
+		measure("mdlm-"+name+"-batch-2workers", batch(tok, 2))
 	}
 	for w := 1; w <= runtime.NumCPU(); w *= 2 {
-		measure(fmt.Sprintf("mdlm-gpt2-batch-%dworkers", w), func() { tokenizer.BatchEncode(fresh(gpt2), docs, w) })
+		measure(fmt.Sprintf("mdlm-gpt2-batch-%dworkers", w), batch(gpt2, w))
+	}
+	if !filter.MatchString("tiktoken-go-r50k") {
+		return
 	}
 	codec, err := tiktoken.Get(tiktoken.R50kBase)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		fail(err)
 	}
 	measure("tiktoken-go-r50k", func() {
 		for _, d := range docs {
