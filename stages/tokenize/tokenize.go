@@ -198,11 +198,7 @@ func tokenizeShard(ctx context.Context, src, dst string, tok tokenizer.Tokenizer
 		}
 	}()
 	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		enc := tok
-		if c, ok := tok.(interface{ Clone() tokenizer.Tokenizer }); ok {
-			enc = c.Clone()
-		}
+	for _, enc := range tokenizer.Workers(tok, workers) { // one pre-token cache shared by all
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
