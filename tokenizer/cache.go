@@ -91,8 +91,16 @@ func (c *pieceCache) record(w uint64) (string, []int32) {
 	off := int(w&0xffff) * 4
 	klen := int(binary.LittleEndian.Uint16(chunk[off:]))
 	n := int(binary.LittleEndian.Uint16(chunk[off+2:]))
-	key := unsafe.String(&chunk[off+cacheHeader], klen) // records are never changed
-	ids := unsafe.Slice((*int32)(unsafe.Pointer(&chunk[alignUp(off+cacheHeader+klen)])), n)
+	// Records are never changed. An empty key or id list may end the chunk:
+	// no element of it is addressed then.
+	var key string
+	if klen > 0 {
+		key = unsafe.String(&chunk[off+cacheHeader], klen)
+	}
+	var ids []int32
+	if n > 0 {
+		ids = unsafe.Slice((*int32)(unsafe.Pointer(&chunk[alignUp(off+cacheHeader+klen)])), n)
+	}
 	return key, ids
 }
 
@@ -198,9 +206,11 @@ func (c *pieceCache) writeRecord(w *cacheWriter, piece string, ids []int) (chunk
 	binary.LittleEndian.PutUint16(buf, uint16(len(piece)))
 	binary.LittleEndian.PutUint16(buf[2:], uint16(len(ids)))
 	copy(buf[cacheHeader:], piece)
-	dst := unsafe.Slice((*int32)(unsafe.Pointer(&buf[alignUp(cacheHeader+len(piece))])), len(ids))
-	for i, id := range ids {
-		dst[i] = int32(id)
+	if len(ids) > 0 { // a piece may encode to no ids; its record ends at the key
+		dst := unsafe.Slice((*int32)(unsafe.Pointer(&buf[alignUp(cacheHeader+len(piece))])), len(ids))
+		for i, id := range ids {
+			dst[i] = int32(id)
+		}
 	}
 	w.used = off + size
 	return chunk, off, true
