@@ -154,7 +154,9 @@ func TestRedactLong(t *testing.T) {
 	if strings.Contains(got, "sekrit") || strings.Contains(got, ":b@") || len(got) > MaxErrorBytes+len(" [cut]") {
 		t.Errorf("long message: %d bytes, %.60q...", len(got), got[len(got)-60:])
 	}
-	if d := time.Since(start); d > 500*time.Millisecond {
-		t.Errorf("Redact of %d bytes took %v", len(msg), d)
+	// Not a speed target (that is the benchmark's): a bound a quadratic
+	// redaction of 3.7 MB would miss by minutes, far from a loaded machine's noise.
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("Redact of %d bytes took %v: quadratic?", len(msg), d)
 	}
 }
