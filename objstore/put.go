@@ -288,8 +288,10 @@ func md5Of(r io.Reader) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// complete finishes the upload; if another publisher completed the same
-// upload first, the object it left is checked instead.
+// complete finishes the upload; if it fails because another publisher
+// completed or aborted the same upload first (NoSuchUpload, or InvalidPart
+// when the other resumed this upload and completed it), the object it left is
+// checked instead: a matching object is success.
 func (s *Store) complete(ctx context.Context, u URL, key, id string, etags []string, f artifact.File) error {
 	parts := make([]types.CompletedPart, len(etags))
 	for i, e := range etags {
@@ -297,7 +299,7 @@ func (s *Store) complete(ctx context.Context, u URL, key, id string, etags []str
 	}
 	_, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &u.Bucket, Key: &key, UploadId: &id,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
-	if err != nil && isNotFound(err) {
+	if err != nil {
 		if ok, herr := s.objectMatches(ctx, u, key, f); ok && herr == nil {
 			return nil
 		}
