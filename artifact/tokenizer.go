@@ -1,6 +1,7 @@
 package artifact
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,26 +15,55 @@ import (
 // path to somewhere else (a moved cache, another machine, an export).
 const TokenizerFile = "tokenizer.json"
 
-// MaxTokenizerBytes bounds a tokenizer file copied into an artifact.
-const MaxTokenizerBytes = 256 << 20
+// MaxTokenizerBytes bounds a tokenizer file copied into an artifact: what
+// tokenizer.LoadFile reads (tokenizer.MaxFileBytes).
+const MaxTokenizerBytes = 64 << 20
 
 // IsTokenizerPath reports whether a tokenizer name names a file (a
 // tokenizer.json) rather than a built-in tokenizer.
 func IsTokenizerPath(name string) bool { return strings.HasSuffix(name, ".json") }
 
+// ErrTokenizerGone marks an absolute tokenizer path, recorded by an artifact
+// written before artifacts carried their tokenizer, that no longer exists.
+var ErrTokenizerGone = errors.New("the tokenizer file it names no longer exists")
+
 // ResolveTokenizer turns the tokenizer name an artifact in dir records into
-// what tokenizer.Load takes: TokenizerFile is the artifact's own file; a
-// built-in name stays a name; an absolute path (artifacts written before
-// tokenizers were embedded) is taken as written. Any other path is refused:
-// metadata must not point outside its artifact.
+// what tokenizer.Load takes: TokenizerFile is the artifact's own file (a
+// regular file in dir); a built-in name stays a name; an absolute path to a
+// .json file (artifacts written before tokenizers were embedded) is taken as
+// written if it still exists (else an error wrapping ErrTokenizerGone). Any
+// other path is refused: metadata must not point outside its artifact.
 func ResolveTokenizer(dir, name string) (string, error) {
 	switch {
 	case name == TokenizerFile:
-		return filepath.Join(dir, TokenizerFile), nil
-	case filepath.IsAbs(name):
-		return name, nil
+		return ownTokenizer(dir)
+	case filepath.IsAbs(name) && IsTokenizerPath(name):
+		return legacyTokenizer(dir, name)
 	case IsTokenizerPath(name) || strings.ContainsAny(name, `/\`):
 		return "", fmt.Errorf("artifact %s: tokenizer %q: neither a built-in name nor the artifact's own %s", dir, name, TokenizerFile)
+	}
+	return name, nil
+}
+
+// ownTokenizer is the path of dir's TokenizerFile, which must be a regular
+// file (not a link that could lead out of the artifact).
+func ownTokenizer(dir string) (string, error) {
+	path := filepath.Join(dir, TokenizerFile)
+	st, err := os.Lstat(path)
+	if err != nil {
+		return "", fmt.Errorf("artifact %s: records tokenizer %q but holds no such file: %w", dir, TokenizerFile, err)
+	}
+	if !st.Mode().IsRegular() {
+		return "", fmt.Errorf("artifact %s: %s is not a regular file (%s)", dir, TokenizerFile, st.Mode().Type())
+	}
+	return path, nil
+}
+
+// legacyTokenizer checks an absolute tokenizer path an older artifact records.
+func legacyTokenizer(dir, name string) (string, error) {
+	if st, err := os.Stat(name); err != nil || !st.Mode().IsRegular() {
+		return "", fmt.Errorf("artifact %s: tokenizer %s (a path recorded before artifacts carried their %s): %w; rebuild the artifact, or pass --tokenizer",
+			dir, name, TokenizerFile, ErrTokenizerGone)
 	}
 	return name, nil
 }

@@ -4,6 +4,9 @@
 //	<dir>/
 //	  artifact.json      manifest: type checkpoint/v1, files with sha256 (package artifact)
 //	  config.json        Config: backbone sizes and the diffusion method settings
+//	  tokenizer.json     the tokenizer, when it is a file (config.json then records
+//	                     "tokenizer.json", as a Hugging Face model folder; see
+//	                     artifact.ResolveTokenizer)
 //	  model.safetensors  weights under the reference's state-dict names (no prefix),
 //	                     in registration order, plus the rotary_emb.inv_freq buffer
 //
@@ -14,7 +17,9 @@ package checkpoint
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -132,9 +137,7 @@ func Load(dir string, verify bool) (*Checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s/%s: %w", dir, ConfigFile, err)
 	}
-	// In memory the tokenizer is what tokenizer.Load takes: the checkpoint's
-	// own tokenizer.json by its path (embedded again when it is saved).
-	if cfg.Tokenizer, err = artifact.ResolveTokenizer(dir, cfg.Tokenizer); err != nil {
+	if cfg.Tokenizer, err = loadTokenizerName(dir, cfg.Tokenizer); err != nil {
 		return nil, fmt.Errorf("checkpoint %s/%s: %w", dir, ConfigFile, err)
 	}
 	if err := cfg.Model.Validate(); err != nil {
@@ -188,6 +191,32 @@ func Open(path string) (*Checkpoint, error) {
 		return nil, err
 	}
 	return Load(dir, true)
+}
+
+// Tokenizer is what tokenizer.Load takes for the checkpoint's tokenizer ("":
+// none): a built-in name or the checkpoint's own tokenizer.json. A path an
+// older checkpoint recorded that is gone is an error naming the checkpoint.
+func (c *Checkpoint) Tokenizer() (string, error) {
+	name := c.Config.Tokenizer
+	if name == filepath.Join(c.Dir, artifact.TokenizerFile) {
+		name = artifact.TokenizerFile // as Load resolved it (c.Dir may be relative)
+	}
+	return artifact.ResolveTokenizer(c.Dir, name)
+}
+
+// loadTokenizerName is the tokenizer of config.json in memory: what
+// tokenizer.Load takes, the checkpoint's own tokenizer.json by its path
+// (embedded again when the config is saved). A path an older checkpoint
+// recorded that is gone is kept with a warning: the weights still export,
+// inspect and initialise a fine-tune, and what needs the tokenizer (sample,
+// a gen-PPL scorer) fails naming the checkpoint (artifact.ResolveTokenizer).
+func loadTokenizerName(dir, name string) (string, error) {
+	resolved, err := artifact.ResolveTokenizer(dir, name)
+	if errors.Is(err, artifact.ErrTokenizerGone) {
+		slog.Warn("checkpoint: its tokenizer is gone; sampling and scoring with it will fail", "checkpoint", dir, "tokenizer", name)
+		return name, nil
+	}
+	return resolved, err
 }
 
 // writeConfig writes cfg as tmp's config.json (an artifact being published)

@@ -1,7 +1,11 @@
 package checkpoint
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -171,28 +175,35 @@ func TestCheckpointObjectiveSources(t *testing.T) {
 }
 
 // A config.json's tokenizer names a built-in tokenizer or the checkpoint's own
-// tokenizer.json; a path elsewhere is refused naming the file.
+// tokenizer.json; a path elsewhere is refused naming the file. An absolute
+// path an older checkpoint recorded loads as written, even when it is gone
+// (what needs the tokenizer fails later; the weights stay usable).
 func TestLoadTokenizerNames(t *testing.T) {
-	for _, c := range []struct{ name, want, err string }{
-		{"gpt2", "gpt2", ""},
-		{"tokenizer.json", "/tokenizer.json", ""},
-		{"../bpe/tokenizer.json", "", "neither a built-in name"},
-		{"sub/tokenizer.json", "", "neither a built-in name"},
+	legacy := filepath.Join(t.TempDir(), "bpe-1", "tokenizer.json")
+	os.MkdirAll(filepath.Dir(legacy), 0o755)
+	os.WriteFile(legacy, []byte(`{}`), 0o644)
+	for _, c := range []struct {
+		name string
+		own  bool // the checkpoint holds a tokenizer.json
+		want string
+		err  string
+	}{
+		{"gpt2", false, "gpt2", ""},
+		{"tokenizer.json", true, "/ck/tokenizer.json", ""},
+		{"tokenizer.json", false, "", "holds no such file"},
+		{legacy, false, legacy, ""},
+		{"/nowhere/bpe-1/tokenizer.json", false, "/nowhere/bpe-1/tokenizer.json", ""},
+		{"/etc/passwd", false, "", "neither a built-in name"},
+		{"../bpe/tokenizer.json", true, "", "neither a built-in name"},
+		{"sub/tokenizer.json", true, "", "neither a built-in name"},
 	} {
 		cfg := tinyD3PMConfig()
 		cfg.Tokenizer = ""
 		dir := saveTiny(t, cfg, artifact.Manifest{})
-		path := filepath.Join(dir, ConfigFile)
-		raw, _ := os.ReadFile(path)
-		var m map[string]any
-		if err := json.Unmarshal(raw, &m); err != nil {
-			t.Fatal(err)
+		if c.own {
+			os.WriteFile(filepath.Join(dir, artifact.TokenizerFile), []byte(`{}`), 0o644)
 		}
-		m["tokenizer"] = c.name
-		raw, _ = json.Marshal(m)
-		if err := os.WriteFile(path, raw, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		setConfigKey(t, dir, "tokenizer", c.name)
 		ck, err := Load(dir, false)
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) || !strings.Contains(err.Error(), ConfigFile) {
@@ -200,8 +211,110 @@ func TestLoadTokenizerNames(t *testing.T) {
 			}
 			continue
 		}
+		if err == nil && c.own {
+			// A checkpoint opened by a relative path resolves its own file too.
+			rel, rerr := filepath.Rel(mustGetwd(t), dir)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			rck, rerr := Load(rel, false)
+			if rerr != nil {
+				t.Fatalf("tokenizer %q: load %s: %v", c.name, rel, rerr)
+			}
+			if got, rerr := rck.Tokenizer(); rerr != nil || got != filepath.Join(rel, artifact.TokenizerFile) {
+				t.Errorf("tokenizer %q: relative checkpoint %s: Tokenizer() = %q, %v", c.name, rel, got, rerr)
+			}
+		}
 		if err != nil || !strings.HasSuffix(ck.Config.Tokenizer, c.want) {
 			t.Errorf("tokenizer %q: loaded %q, %v; want ...%s", c.name, ck.Config.Tokenizer, err, c.want)
+			continue
 		}
+		// What loads the tokenizer (sample, a scorer) gets the error, naming the checkpoint.
+		_, err = ck.Tokenizer()
+		if gone := strings.HasPrefix(c.name, "/nowhere"); errors.Is(err, artifact.ErrTokenizerGone) != gone || (gone && !strings.Contains(err.Error(), dir)) {
+			t.Errorf("tokenizer %q: Tokenizer() = %v, want ErrTokenizerGone %v naming %s", c.name, err, gone, dir)
+		}
+	}
+}
+
+func mustGetwd(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wd
+}
+
+// setConfigKey rewrites one key of dir's config.json.
+func setConfigKey(t *testing.T, dir, key string, v any) {
+	t.Helper()
+	path := filepath.Join(dir, ConfigFile)
+	raw, _ := os.ReadFile(path)
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	m[key] = v
+	raw, _ = json.Marshal(m)
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSaveCarriesTokenizer: a tokenizer file is copied into the checkpoint as
+// tokenizer.json, listed in its manifest with its sha256 and recorded by that
+// name; the checkpoint loads without the original, and saving what was loaded
+// (a copy, a fine-tune's start) carries it on.
+func TestSaveCarriesTokenizer(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "learned.json")
+	content := []byte(`{"model":{"type":"BPE"}}`)
+	if err := os.WriteFile(src, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := tinyD3PMConfig()
+	cfg.Tokenizer = src
+	dir := saveTiny(t, cfg, artifact.Manifest{})
+	if err := os.Remove(src); err != nil {
+		t.Fatal(err)
+	}
+	checkCarried(t, dir, content)
+	ck, err := Load(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, artifact.TokenizerFile); ck.Config.Tokenizer != want {
+		t.Fatalf("loaded tokenizer %q, want the checkpoint's own %q", ck.Config.Tokenizer, want)
+	}
+	again := filepath.Join(t.TempDir(), "copy")
+	if _, err := Save(again, ck.Config, ck.Weights, artifact.Manifest{}); err != nil {
+		t.Fatal(err)
+	}
+	checkCarried(t, again, content)
+}
+
+// checkCarried checks dir's tokenizer.json, its manifest entry and config.json.
+func checkCarried(t *testing.T, dir string, content []byte) {
+	t.Helper()
+	got, err := os.ReadFile(filepath.Join(dir, artifact.TokenizerFile))
+	if err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("%s: tokenizer.json %q, %v; want %q", dir, got, err, content)
+	}
+	m, err := artifact.Read(dir, artifact.CheckpointType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(content)
+	listed := false
+	for _, f := range m.Files {
+		listed = listed || (f.Path == artifact.TokenizerFile && f.SHA256 == hex.EncodeToString(sum[:]))
+	}
+	if !listed {
+		t.Errorf("%s: manifest files %+v lack tokenizer.json with its sha256", dir, m.Files)
+	}
+	raw, _ := os.ReadFile(filepath.Join(dir, ConfigFile))
+	var c struct{ Tokenizer string }
+	if err := json.Unmarshal(raw, &c); err != nil || c.Tokenizer != artifact.TokenizerFile {
+		t.Errorf("%s: config.json records tokenizer %q, %v; want %q", dir, c.Tokenizer, err, artifact.TokenizerFile)
 	}
 }

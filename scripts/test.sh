@@ -88,6 +88,7 @@ FuzzOpenPackedSplit 10s ./datasets/
 FuzzLoad 10s ./pipeline/
 FuzzReadRunState 10s ./pipeline/
 FuzzManifest 10s ./artifact/
+FuzzResolveTokenizer 10s ./artifact/
 FuzzListing 10s ./hub/
 FuzzParseURL 10s ./objstore/
 FuzzLightningCkpt 15s ./torchckpt/

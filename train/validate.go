@@ -77,7 +77,11 @@ func (t *trainer) openScorer() error {
 	if err != nil {
 		return fmt.Errorf("--gen-ppl-scorer: %w", err)
 	}
-	t.scorer, err = evaluate.NewScorer(t.b, ck.Config.Model, ck.ForInference(), ck.Config.Tokenizer)
+	tokName, err := ck.Tokenizer()
+	if err != nil {
+		return fmt.Errorf("--gen-ppl-scorer: %w", err)
+	}
+	t.scorer, err = evaluate.NewScorer(t.b, ck.Config.Model, ck.ForInference(), tokName)
 	if err != nil {
 		return fmt.Errorf("--gen-ppl-scorer %s: %w", t.cfg.GenPPLScorer, err)
 	}

@@ -29,7 +29,7 @@ type CheckpointPullCmd struct {
 	Repo      string `arg:"" help:"Model repository, org/name."`
 	Out       string `short:"o" required:"" help:"Checkpoint directory to create, or s3://bucket/prefix to publish it to." type:"path"`
 	Revision  string `default:"main" help:"Branch, tag or commit (pin a commit for a reproducible pipeline)."`
-	Tokenizer string `help:"Tokenizer to record (default: gpt2 for GPT-2 vocabularies)."`
+	Tokenizer string `help:"Tokenizer to record: a built-in name or a tokenizer.json path, copied into the checkpoint (default: gpt2 for GPT-2 vocabularies)."`
 	NoEMA     bool   `name:"no-ema" help:"A .ckpt repository: the raw state_dict instead of the EMA weights."`
 	Workers   int    `default:"4" help:"Parallel transfers."`
 	CacheDir  string `help:"Where raw hub files go (default $MDLM_CACHE or ~/.cache/mdlm/hub)." env:"MDLM_CACHE" type:"path"`
@@ -149,7 +149,7 @@ type CheckpointImportCmd struct {
 	T                int    `name:"T" help:"Time discretisation the model was trained with (0: continuous)."`
 	TimeConditioning bool   `help:"The backbone was trained with sigma conditioning (SEDD, D3PM)."`
 	Noise            string `help:"Noise schedule." default:"loglinear" enum:"loglinear,cosine,cosinesqr,linear,geometric"`
-	Tokenizer        string `help:"Tokenizer to record: gpt2, bert-base-uncased, text8, bytes or a tokenizer.json path (its model vocabulary must match)."`
+	Tokenizer        string `help:"Tokenizer to record: gpt2, bert-base-uncased, text8, bytes or a tokenizer.json path, copied into the checkpoint (its model vocabulary must match)."`
 	NoEMA            bool   `name:"no-ema" help:"Lightning .ckpt: take the raw state_dict instead of the EMA weights the reference evaluates with."`
 }
 

@@ -21,12 +21,15 @@ stages:
   blocks:  {run: pack, inputs: {tokens: tokens}, with: {length: 16}}
   model:   {run: train, inputs: {data: blocks}, with: {steps: 2, seed: 1, batch: 2, hidden: 16, heads: 2, blocks: 1, cond: 8, warmup: 1, eval-every: 100, checkpoint-every: 100, log-every: 1}}
   samples: {run: sample, inputs: {model: model}, with: {steps: 4, num: 2, seed: 1}}
+  ppl:     {run: eval, inputs: {model: model, data: blocks}, with: {batch: 2}}
 `
 
 // TestLearnedTokenizerTravels: a learned tokenizer is carried by the tokens,
 // the blocks and the checkpoint (tokenizer.json in each, by that name), so a
-// cache moved elsewhere, with the tokenizer artifact gone, samples the same
-// text; no artifact records a path into the cache.
+// cache moved elsewhere keeps every cache key (a rerun there builds nothing
+// and summarises the same bits per byte) and, with the tokenizer artifact
+// gone, samples the same text and evaluates the same perplexity; no artifact
+// records a path into the cache.
 func TestLearnedTokenizerTravels(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "corpus.txt")
@@ -38,7 +41,7 @@ func TestLearnedTokenizerTravels(t *testing.T) {
 	file := filepath.Join(dir, "p.yaml")
 	os.WriteFile(file, []byte(strings.ReplaceAll(learnedTokPipeline, "SRC", src)), 0o644)
 	cache := filepath.Join(dir, "cache")
-	runPipeline(t, file, cache)
+	first := runPipeline(t, file, cache)
 
 	out := func(prefix string, root string) string {
 		m, _ := filepath.Glob(filepath.Join(root, prefix+"-*"))
@@ -76,6 +79,13 @@ func TestLearnedTokenizerTravels(t *testing.T) {
 	if err := os.Rename(cache, moved); err != nil {
 		t.Fatal(err)
 	}
+	rerun := runPipeline(t, file, moved)
+	if n := strings.Count(rerun, " cached "); n != 7 {
+		t.Errorf("rerun in the moved cache: %d of 7 stages cached:\n%s", n, rerun)
+	}
+	if a, b := bitsPerByteLine(t, first), bitsPerByteLine(t, rerun); a != b {
+		t.Errorf("summary before the move %q, after %q", a, b)
+	}
 	if err := os.RemoveAll(out("bpe", moved)); err != nil {
 		t.Fatal(err)
 	}
@@ -92,4 +102,35 @@ func TestLearnedTokenizerTravels(t *testing.T) {
 	if !bytes.Equal(before, after) || !bytes.Contains(after, []byte(`"text"`)) {
 		t.Errorf("samples differ after the move:\n%s\n%s", before, after)
 	}
+	ppl := filepath.Join(t.TempDir(), "ppl")
+	args = []string{"eval", "--checkpoint", out("model", moved), "--data", out("blocks", moved), "--batch", "2", "-o", ppl}
+	if code := run(context.Background(), args, &so, &se); code != 0 {
+		t.Fatalf("eval from the moved cache: exit %d\n%s%s", code, so.String(), se.String())
+	}
+	if a, b := readMetrics(t, out("ppl", moved)), readMetrics(t, ppl); a != b {
+		t.Errorf("eval differs after the move:\n%s\n%s", a, b)
+	}
+}
+
+// bitsPerByteLine is the summary's line with the evaluation's bits per byte,
+// the part that decodes the blocks with their tokenizer.
+func bitsPerByteLine(t *testing.T, log string) string {
+	t.Helper()
+	for line := range strings.Lines(log) {
+		if strings.Contains(line, "bits/byte") {
+			return line
+		}
+	}
+	t.Fatalf("no bits/byte in the summary:\n%s", log)
+	return ""
+}
+
+// readMetrics is a metrics artifact's metrics.json.
+func readMetrics(t *testing.T, dir string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, "metrics.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw)
 }

@@ -58,7 +58,11 @@ func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (a
 	if sc.MaxLength <= 0 {
 		sc.MaxLength = meta.Length
 	}
-	s, err := evaluate.NewScorer(b, ck.Config.Model, ck.ForInference(), ck.Config.Tokenizer)
+	tokName, err := ck.Tokenizer()
+	if err != nil {
+		return artifact.Manifest{}, fmt.Errorf("genppl: --scorer: %w", err)
+	}
+	s, err := evaluate.NewScorer(b, ck.Config.Model, ck.ForInference(), tokName)
 	if err != nil {
 		return artifact.Manifest{}, fmt.Errorf("%w (scorer %s)", err, o.Scorer)
 	}

@@ -196,3 +196,31 @@ func TestHostilePackIDsBeyondVocabulary(t *testing.T) {
 		}
 	}
 }
+
+// TestHostilePackTokenizerName: a tokens manifest whose tokenizer points
+// outside its artifact, or at a file it does not hold, is refused naming the
+// tokens artifact, and nothing is published.
+func TestHostilePackTokenizerName(t *testing.T) {
+	for _, c := range []struct{ name, want string }{
+		{"../x.json", "neither a built-in name"},
+		{"sub/tokenizer.json", "neither a built-in name"},
+		{"/etc/passwd", "neither a built-in name"},
+		{"/nowhere/bpe-1/tokenizer.json", "no longer exists"},
+		{artifact.TokenizerFile, "holds no such file"},
+	} {
+		tokens := filepath.Join(t.TempDir(), "tokens")
+		_, err := artifact.Publish(tokens, artifact.Manifest{Type: artifact.TokensType, Stage: "test",
+			Params: artifact.Params(artifact.TokensMeta{Tokenizer: c.name, VocabSize: 257})}, func(string) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(t.TempDir(), "p")
+		_, _, err = run(context.Background(), Options{In: tokens, Out: out, Length: 8})
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), tokens) {
+			t.Errorf("tokenizer %q: err = %v, want %q naming %s", c.name, err, c.want, tokens)
+		}
+		if _, serr := os.Stat(out); !os.IsNotExist(serr) {
+			t.Errorf("tokenizer %q: published", c.name)
+		}
+	}
+}

@@ -75,13 +75,19 @@ type params struct {
 	NumPrompts       int     `json:"num_prompts,omitempty"`
 }
 
-// checkpointTokenizer loads the tokenizer a checkpoint names (nil if none) and
-// checks that its model vocabulary matches the checkpoint's.
-func checkpointTokenizer(cfg checkpoint.Config) (*tokenizer.Vocab, error) {
+// checkpointTokenizer loads the tokenizer a checkpoint names (nil if none):
+// a built-in one or the checkpoint's own tokenizer.json; it checks that its
+// model vocabulary matches the checkpoint's.
+func checkpointTokenizer(ck *checkpoint.Checkpoint) (*tokenizer.Vocab, error) {
+	cfg := ck.Config
 	if cfg.Tokenizer == "" {
 		return nil, nil
 	}
-	tok, err := tokenizer.Load(cfg.Tokenizer)
+	name, err := ck.Tokenizer()
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokenizer.Load(name)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +161,7 @@ func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (a
 	if opts.Num < 1 {
 		return artifact.Manifest{}, fmt.Errorf("sample: --num must be >= 1, got %d", opts.Num)
 	}
-	vocab, err := checkpointTokenizer(ck.Config)
+	vocab, err := checkpointTokenizer(ck)
 	if err != nil {
 		return artifact.Manifest{}, fmt.Errorf("sample: checkpoint %s: %w", opts.Checkpoint, err)
 	}

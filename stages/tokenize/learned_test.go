@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/mdlm-go/mdlm/artifact"
@@ -84,5 +85,62 @@ func TestTokenizeWithLearnedTokenizer(t *testing.T) {
 	}
 	if _, err := Run(context.Background(), Options{In: text, Out: filepath.Join(t.TempDir(), "y"), Learned: text}); err == nil {
 		t.Error("a text/v1 artifact accepted as the tokenizer")
+	}
+}
+
+// TestTokenizeCarriesTokenizerFile: --tokenizer FILE is copied into the tokens
+// as tokenizer.json (listed in the manifest, recorded by that name); nothing in
+// the manifest names where the file was, so the tokens outlive it.
+func TestTokenizeCarriesTokenizerFile(t *testing.T) {
+	docs := []string{"the heaven and the earth", "and the light"}
+	text := textArtifact(t, docs...)
+	bpe := learnedArtifact(t, docs...)
+	srcDir := t.TempDir()
+	src := filepath.Join(srcDir, "my-bpe.json")
+	data, _ := os.ReadFile(filepath.Join(bpe, artifact.TokenizerFile))
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "tokens")
+	m, err := Run(context.Background(), Options{In: text, Out: out, Tokenizer: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(src)
+	listed := false
+	for _, f := range m.Files {
+		listed = listed || f.Path == artifact.TokenizerFile
+	}
+	raw, _ := os.ReadFile(filepath.Join(out, artifact.ManifestName))
+	if !listed || bytes.Contains(raw, []byte(srcDir)) {
+		t.Errorf("manifest lists tokenizer.json %v, names the source's directory %v:\n%s", listed, bytes.Contains(raw, []byte(srcDir)), raw)
+	}
+	own, _ := os.ReadFile(filepath.Join(out, artifact.TokenizerFile))
+	meta, _ := artifact.DecodeMeta[artifact.TokensMeta](m)
+	if !bytes.Equal(own, data) || meta.Tokenizer != artifact.TokenizerFile {
+		t.Errorf("tokens carry %d bytes (want %d), record tokenizer %q", len(own), len(data), meta.Tokenizer)
+	}
+	if _, err := artifact.ResolveTokenizer(out, meta.Tokenizer); err != nil {
+		t.Errorf("the tokens' own tokenizer does not resolve: %v", err)
+	}
+}
+
+// TestTokenizeHostileTextTokenizer: a text manifest whose default tokenizer
+// is a path is refused naming the text artifact; nothing is published.
+func TestTokenizeHostileTextTokenizer(t *testing.T) {
+	for _, name := range []string{"../x.json", "sub/tokenizer.json", "/etc/passwd", artifact.TokenizerFile} {
+		text := filepath.Join(t.TempDir(), "text")
+		_, err := artifact.Publish(text, artifact.Manifest{Type: artifact.TextType, Stage: "test",
+			Params: artifact.Params(artifact.TextMeta{Tokenizer: name, TextSplit: "train"})}, func(string) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(t.TempDir(), "tokens")
+		if _, err := Run(context.Background(), Options{In: text, Out: out}); err == nil || !strings.Contains(err.Error(), text) || !strings.Contains(err.Error(), "tokenizer") {
+			t.Errorf("text tokenizer %q: err = %v, want one naming %s and its tokenizer", name, err, text)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("text tokenizer %q: published", name)
+		}
 	}
 }

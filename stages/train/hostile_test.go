@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/internal/stagetest"
 )
 
@@ -56,6 +57,30 @@ func TestHostileTrainData(t *testing.T) {
 		}
 		if _, serr := os.Stat(o.Out); !os.IsNotExist(serr) {
 			t.Errorf("%s: published", c.name)
+		}
+	}
+}
+
+// TestHostileTrainTokenizerName: packed data whose tokenizer points outside
+// its artifact, or at a file it does not hold, is refused naming the data
+// before any step, and no checkpoint is published.
+func TestHostileTrainTokenizerName(t *testing.T) {
+	for _, c := range []struct{ name, want string }{
+		{"../x.json", "neither a built-in name"},
+		{"sub/tokenizer.json", "neither a built-in name"},
+		{"/nowhere/bpe-1/tokenizer.json", "no longer exists"},
+		{artifact.TokenizerFile, "holds no such file"},
+	} {
+		data := stagetest.PackedWith(t, artifact.PackedMeta{Length: 16, Mode: "wrap", Tokenizer: c.name, VocabSize: 259, MaskIndex: 258,
+			BOS: 256, EOS: 256, PAD: 256}, map[string][][]int32{"train": blocks(4, 65)})
+		o := baseOptions(data, filepath.Join(t.TempDir(), "run"))
+		o.Steps, o.Accum, o.EvalEvery, o.CheckpointEvery = 2, 1, 0, 0
+		_, err := publish(o)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), data) {
+			t.Errorf("tokenizer %q: err = %v, want %q naming %s", c.name, err, c.want, data)
+		}
+		if _, serr := os.Stat(o.Out); !os.IsNotExist(serr) {
+			t.Errorf("tokenizer %q: published", c.name)
 		}
 	}
 }
