@@ -9,6 +9,7 @@ package checkpoint
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,10 +57,12 @@ func Import(opts ImportOptions) (artifact.Manifest, error) {
 	if torchckpt.IsArchive(src) {
 		return importLightning(opts)
 	}
+	folder := ""
 	if st, err := os.Stat(src); err == nil && st.IsDir() {
 		if isGPT2Repo(src) {
 			return importGPT2(opts)
 		}
+		folder = src
 		src = filepath.Join(src, "model.safetensors")
 	}
 	f, err := safetensors.OpenMmap(src)
@@ -105,6 +108,8 @@ func Import(opts ImportOptions) (artifact.Manifest, error) {
 		if err := checkTokenizer(opts.Tokenizer, cfg); err != nil {
 			return artifact.Manifest{}, fmt.Errorf("import: %w", err)
 		}
+	} else {
+		opts.Tokenizer = folderTokenizer(folder, cfg)
 	}
 	return Save(opts.Out, Config{Model: cfg, Method: method.WithBounds(), Tokenizer: opts.Tokenizer}, w, m)
 }
@@ -133,13 +138,34 @@ func importGPT2(opts ImportOptions) (artifact.Manifest, error) {
 	if tok == "" && w.Config.Vocab == 50257 {
 		tok = "gpt2"
 	}
-	if tok != "" {
+	if tok == "" {
+		tok = folderTokenizer(opts.Src, w.Config)
+	} else {
 		if err := checkTokenizer(tok, w.Config); err != nil {
 			return artifact.Manifest{}, fmt.Errorf("import %s: %w", opts.Src, err)
 		}
 	}
 	m := artifact.Manifest{Stage: "checkpoint import", Tool: opts.Tool, Params: opts.params(map[string]any{"src": filepath.Base(opts.Src), "arch": "gpt2"})}
 	return Save(opts.Out, Config{Model: w.Config, Method: Method{Parameterization: "ar", Noise: "loglinear"}, Tokenizer: tok}, w, m)
+}
+
+// folderTokenizer is the tokenizer.json of a Hugging Face model folder, the
+// tokenizer to record when none was named: "" when the folder ("" none) has
+// none, or when it does not fit the weights (a warning says why; the weights
+// still import, as without a tokenizer).
+func folderTokenizer(folder string, cfg backbone.Config) string {
+	if folder == "" {
+		return ""
+	}
+	path := filepath.Join(folder, artifact.TokenizerFile)
+	if st, err := os.Lstat(path); err != nil || !st.Mode().IsRegular() {
+		return ""
+	}
+	if err := checkTokenizer(path, cfg); err != nil {
+		slog.Warn("import: the folder's tokenizer.json is not recorded: it does not fit the weights; pass --tokenizer", "folder", folder, "err", err)
+		return ""
+	}
+	return path
 }
 
 // checkTokenizer refuses a tokenizer whose model vocabulary does not fit the

@@ -117,8 +117,6 @@ func Pull(ctx context.Context, opts PullOptions) (artifact.Manifest, error) {
 	return m, nil
 }
 
-// pickFiles chooses what to download and what to import: config.json with
-// model.safetensors (imported as the directory), else a single .ckpt.
 // hasManifest reports whether a repository holds an mdlm artifact at its
 // root (what `mdlm checkpoint push` uploads).
 func hasManifest(files []hub.File) bool {
@@ -176,8 +174,11 @@ func pullArtifact(ctx context.Context, c *hub.Client, opts PullOptions, files []
 	})
 }
 
+// pickFiles chooses what to download and what to import: config.json with
+// model.safetensors (imported as the directory, with tokenizer.json when the
+// repository has one), else a single .ckpt.
 func pickFiles(files []hub.File) ([]hub.File, string, error) {
-	var cfg, weights, ckpt *hub.File
+	var cfg, weights, tok, ckpt *hub.File
 	var names []string
 	for i, f := range files {
 		names = append(names, f.Path)
@@ -186,12 +187,17 @@ func pickFiles(files []hub.File) ([]hub.File, string, error) {
 			cfg = &files[i]
 		case f.Path == "model.safetensors":
 			weights = &files[i]
+		case f.Path == artifact.TokenizerFile:
+			tok = &files[i]
 		case strings.HasSuffix(f.Path, ".ckpt") && ckpt == nil:
 			ckpt = &files[i]
 		}
 	}
 	switch {
 	case weights != nil && cfg != nil:
+		if tok != nil { // recorded when no --tokenizer is given and it fits (Import)
+			return []hub.File{*cfg, *weights, *tok}, ".", nil
+		}
 		return []hub.File{*cfg, *weights}, ".", nil
 	case ckpt != nil:
 		return []hub.File{*ckpt}, ckpt.Path, nil

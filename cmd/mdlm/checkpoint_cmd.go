@@ -29,7 +29,7 @@ type CheckpointPullCmd struct {
 	Repo      string `arg:"" help:"Model repository, org/name."`
 	Out       string `short:"o" required:"" help:"Checkpoint directory to create, or s3://bucket/prefix to publish it to." type:"path"`
 	Revision  string `default:"main" help:"Branch, tag or commit (pin a commit for a reproducible pipeline)."`
-	Tokenizer string `help:"Tokenizer to record: a built-in name or a tokenizer.json path, copied into the checkpoint (default: gpt2 for GPT-2 vocabularies)."`
+	Tokenizer string `help:"Tokenizer to record: a built-in name or a tokenizer.json path, copied into the checkpoint (default: gpt2 for GPT-2 vocabularies, else the repository's tokenizer.json when it fits)."`
 	NoEMA     bool   `name:"no-ema" help:"A .ckpt repository: the raw state_dict instead of the EMA weights."`
 	Workers   int    `default:"4" help:"Parallel transfers."`
 	CacheDir  string `help:"Where raw hub files go (default $MDLM_CACHE or ~/.cache/mdlm/hub)." env:"MDLM_CACHE" type:"path"`
