@@ -69,7 +69,11 @@ type Planner func(ctx context.Context, pipelinePath string) (Graph, error)
 
 // Server serves the page and its JSON endpoints.
 type Server struct {
-	Root      *results.Root
+	Root *results.Root
+	// Curves, when not nil, holds more training curves: those of checkpoints
+	// in a bucket cache, copied without their weights
+	// (pipeline.MirrorCurves). A run in Root wins over one of the same ID.
+	Curves    *results.Root
 	Pipelines []string
 	Plan      Planner
 	Log       *slog.Logger
@@ -318,10 +322,33 @@ func (s *Server) runs(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, "runs", err)
 		return
 	}
+	if s.Curves != nil {
+		more, err := results.Runs(s.Curves, s.now(), s.Log)
+		if err != nil {
+			s.fail(w, "runs", err)
+			return
+		}
+		runs = mergeRuns(runs, more)
+	}
 	if runs == nil {
 		runs = []results.Run{}
 	}
 	s.writeJSON(w, runs)
+}
+
+// mergeRuns adds to runs those of more whose IDs it lacks, in ID order.
+func mergeRuns(runs, more []results.Run) []results.Run {
+	have := map[string]bool{}
+	for _, r := range runs {
+		have[r.ID] = true
+	}
+	for _, r := range more {
+		if !have[r.ID] {
+			runs = append(runs, r)
+		}
+	}
+	sort.Slice(runs, func(i, j int) bool { return runs[i].ID < runs[j].ID })
+	return runs
 }
 
 func (s *Server) samples(w http.ResponseWriter, r *http.Request) {

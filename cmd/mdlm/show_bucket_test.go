@@ -8,10 +8,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mdlm-go/mdlm/artifact"
+	"github.com/mdlm-go/mdlm/objstore"
+	"github.com/mdlm-go/mdlm/pipeline"
 	"github.com/mdlm-go/mdlm/results"
 	"github.com/mdlm-go/mdlm/stages"
+	"github.com/mdlm-go/mdlm/webui"
 )
 
 // Issue 25: a --cache-dir URL that names no local mirror is refused before
@@ -107,6 +111,52 @@ func TestShowUIBucketCache(t *testing.T) {
 		t.Errorf("ui from an empty mirror: %d samples, %v; want one", len(samples), err)
 	}
 	checkMirrorTypes(t, mirror, artifact.MetricsType, artifact.SamplesType)
+	checkBucketCurves(t, srv, loc, log)
+}
+
+// checkBucketCurves: the ui of a bucket cache shows the training curve of a
+// checkpoint that is not in the mirror (its weights never copied), the same
+// curve as the checkpoint's own metrics.jsonl; a curve whose object in the
+// bucket was overwritten is not shown, and nothing of it is kept.
+func checkBucketCurves(t *testing.T, srv *webui.Server, loc string, log *slog.Logger) {
+	t.Helper()
+	if srv.Curves == nil {
+		t.Fatal("ui on a bucket cache: no curves")
+	}
+	defer srv.Curves.Close()
+	runs, err := results.Runs(srv.Curves, time.Now(), log)
+	if err != nil || len(runs) != 1 || runs[0].State != "done" || len(runs[0].Points) == 0 {
+		t.Fatalf("ui from an empty mirror: curves %+v, %v; want the trained model's", runs, err)
+	}
+	weights, _ := filepath.Glob(filepath.Join(srv.Curves.Dir, "*", "*.safetensors"))
+	if len(weights) != 0 {
+		t.Errorf("curves copied weights: %v", weights)
+	}
+	// Overwrite the curve's object in the bucket (same size, other bytes).
+	// (the server's POSIX backend keeps an object as data/<bucket>/<key>).
+	u, err := objstore.ParseURL(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := filepath.Join(os.Getenv("MDLM_TEST_S3_DATA"), u.Bucket, filepath.FromSlash(u.Prefix), runs[0].ID, "metrics.jsonl")
+	raw, err := os.ReadFile(obj)
+	if err != nil {
+		t.Fatalf("the curve's object in the server's store: %v", err)
+	}
+	if err := os.WriteFile(obj, bytes.Repeat([]byte("x"), len(raw)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer os.WriteFile(obj, raw, 0o644)
+	if err := os.RemoveAll(srv.Curves.Dir); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	if _, err := pipeline.MirrorCurves(context.Background(), loc, nil, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := filepath.Glob(filepath.Join(srv.Curves.Dir, "*", "metrics.jsonl")); len(got) != 0 || !strings.Contains(logs.String(), "damaged") {
+		t.Errorf("an overwritten curve: copied %v; log %s", got, logs.String())
+	}
 }
 
 // checkMirrorTypes fails unless every artifact in the mirror is of one of
@@ -118,6 +168,9 @@ func checkMirrorTypes(t *testing.T, mirror string, types ...string) {
 		t.Errorf("nothing copied into %s", mirror)
 	}
 	for _, d := range dirs {
+		if filepath.Base(filepath.Dir(d)) == pipeline.CurvesDir {
+			continue // curves, not artifacts (checkBucketCurves)
+		}
 		m, err := artifact.Read(d, "")
 		if err != nil {
 			continue // an engine lock file

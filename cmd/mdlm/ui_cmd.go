@@ -35,6 +35,10 @@ func (c *UICmd) Run(ctx context.Context, kctx *kong.Context, log *slog.Logger, r
 		return err
 	}
 	defer srv.Root.Close()
+	if srv.Curves != nil {
+		defer srv.Curves.Close()
+		go c.refresh(ctx, log)
+	}
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
 		return fmt.Errorf("ui: --addr %s: %w", c.Addr, err)
@@ -66,12 +70,44 @@ func (c *UICmd) serverCtx(ctx context.Context, log *slog.Logger, reg stage.Regis
 	if err != nil {
 		return nil, fmt.Errorf("ui: --cache-dir: %w", err)
 	}
-	plan := root.Dir
+	srv := &webui.Server{Root: root, Pipelines: c.Pipelines, Log: log, Hosts: allowedHosts(host),
+		Plan: planner(root.Dir, c.Set, reg)}
 	if objstore.IsURL(c.CacheDir) {
-		plan = c.CacheDir // the graph judges stages against the bucket, as mdlm run does
+		srv.Plan = planner(c.CacheDir, c.Set, reg) // the graph judges stages against the bucket, as mdlm run does
+		curves, err := pipeline.MirrorCurves(ctx, c.CacheDir, nil, log)
+		if err == nil {
+			srv.Curves, err = results.OpenRoot(curves)
+		}
+		if err != nil {
+			root.Close()
+			return nil, fmt.Errorf("ui: --cache-dir %s: %w", c.CacheDir, err)
+		}
 	}
-	return &webui.Server{Root: root, Pipelines: c.Pipelines, Log: log, Hosts: allowedHosts(host),
-		Plan: planner(plan, c.Set, reg)}, nil
+	return srv, nil
+}
+
+// uiRefresh is how often `mdlm ui` on a cache in a bucket copies again what
+// it shows (new results, samples and training curves published meanwhile).
+var uiRefresh = time.Minute
+
+// refresh copies the bucket cache's results, samples and curves into the
+// mirror every uiRefresh until ctx ends; the page reads them from there.
+func (c *UICmd) refresh(ctx context.Context, log *slog.Logger) {
+	t := time.NewTicker(uiRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := readableCache(ctx, "ui", c.CacheDir, nil, uiTypes, log); err != nil && ctx.Err() == nil {
+			log.Warn("ui: refreshing from the bucket", "err", err)
+		}
+		if _, err := pipeline.MirrorCurves(ctx, c.CacheDir, nil, log); err != nil && ctx.Err() == nil {
+			log.Warn("ui: refreshing curves from the bucket", "err", err)
+		}
+	}
 }
 
 // allowedHosts are the Host names the page answers: the loopback names for a
