@@ -144,6 +144,14 @@ func parseReplace(pat *patternSpec, content *string, path string) (normalizer, e
 // lowercaseRust is NormalizedString::lowercase: Rust's char::to_lowercase for
 // each character, whose only multi-character result is U+0130 -> "i̇".
 func lowercaseRust(s string) string {
+	if lowerASCII(s) {
+		return s
+	}
+	return lowercaseAll(s)
+}
+
+// lowercaseAll is lowercaseRust without its shortcut for text it keeps.
+func lowercaseAll(s string) string {
 	var sb strings.Builder
 	sb.Grow(len(s))
 	for _, r := range s {
@@ -154,6 +162,17 @@ func lowercaseRust(s string) string {
 		sb.WriteRune(unicode.ToLower(r))
 	}
 	return sb.String()
+}
+
+// lowerASCII reports whether s is ASCII without an upper-case letter, which
+// lowercaseRust returns as it is.
+func lowerASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf || 'A' <= c && c <= 'Z' {
+			return false
+		}
+	}
+	return true
 }
 
 // stripSpaces is the Strip normalizer: leading and/or trailing White_Space.

@@ -27,6 +27,10 @@ type precompiled struct {
 	units []uint32
 	blob  []byte
 	ascii [128]int32 // per ASCII byte: blob offset of its replacement, -1 none
+	// same: the ASCII bytes normalize keeps as they are (no replacement, or
+	// itself; not CR, which may join an LF), so a text of only those is
+	// returned unchanged, without building a copy.
+	same [128]bool
 }
 
 // parsePrecompiled decodes the base64 precompiled_charsmap at path. Every size
@@ -81,7 +85,22 @@ func newPrecompiled(data []byte) (*precompiled, error) {
 			}
 		}
 	}
+	for c := range p.same {
+		var sb strings.Builder
+		p.writeASCII(&sb, byte(c))
+		p.same[c] = c != '\r' && sb.String() == string(rune(c))
+	}
 	return p, nil
+}
+
+// unchanged reports whether normalize(s) is s: only ASCII bytes it keeps.
+func (p *precompiled) unchanged(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf || !p.same[c] {
+			return false
+		}
+	}
+	return true
 }
 
 // checkReplacements refuses a blob with a string (up to a NUL or the end) over
@@ -168,6 +187,14 @@ func (p *precompiled) transform(chunk string) (string, bool) {
 // is, for its shortest prefix the trie holds); otherwise each of its
 // characters is replaced, or kept.
 func (p *precompiled) normalize(s string) string {
+	if p.unchanged(s) {
+		return s
+	}
+	return p.normalizeAll(s)
+}
+
+// normalizeAll is normalize without its shortcut for text it keeps as it is.
+func (p *precompiled) normalizeAll(s string) string {
 	var sb strings.Builder
 	sb.Grow(len(s) + len(s)/8)
 	for i := 0; i < len(s); {

@@ -208,6 +208,41 @@ func TestPrecompiledNormalize(t *testing.T) {
 	}
 }
 
+// The shortcut for text normalize keeps (only ASCII it maps to itself) gives
+// what the full walk gives, on the real charsmap.
+func TestPrecompiledShortcut(t *testing.T) {
+	p, err := newPrecompiled(albertCharsmap(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := 0
+	for _, s := range []string{"", "plain ascii", "Tab\there", "cr\r\nlf", "a\rb", "nul\x00", "del\x7f", "~`!@#$%^&*()_+{}|:<>?", "é", "x\u200by", "  two  spaces  "} {
+		if p.unchanged(s) {
+			kept++
+		}
+		if got, want := p.normalize(s), p.normalizeAll(s); got != want {
+			t.Errorf("normalize(%+q) = %+q, without the shortcut %+q", s, got, want)
+		}
+	}
+	if kept == 0 {
+		t.Error("the shortcut never applied")
+	}
+	for c := 0; c < 128; c++ {
+		s := "a" + string(rune(c)) + "b"
+		if got, want := p.normalize(s), p.normalizeAll(s); got != want {
+			t.Errorf("normalize(%+q) = %+q, without the shortcut %+q", s, got, want)
+		}
+	}
+}
+
+func TestLowercaseShortcut(t *testing.T) {
+	for _, s := range []string{"", "already lower", "Upper", "ZED", "İstanbul", "é", "ΣΑΣ", "mixed Ünïcode", "\x00\x7f"} {
+		if got, want := lowercaseRust(s), lowercaseAll(s); got != want {
+			t.Errorf("lowercaseRust(%+q) = %+q, without the shortcut %+q", s, got, want)
+		}
+	}
+}
+
 func TestPrecompiledHostile(t *testing.T) {
 	real := albertCharsmap(t)
 	le := func(n uint32) []byte { return binary.LittleEndian.AppendUint32(nil, n) }
@@ -295,6 +330,9 @@ func FuzzPrecompiled(f *testing.F) {
 		out := p.normalize(text)
 		if utf8.ValidString(text) && !utf8.ValidString(out) {
 			t.Fatalf("normalize(%q) = %q: invalid UTF-8", text, out)
+		}
+		if all := p.normalizeAll(text); out != all {
+			t.Fatalf("normalize(%q) = %q, but without its shortcut %q", text, out, all)
 		}
 	})
 }
