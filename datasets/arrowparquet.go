@@ -123,6 +123,25 @@ func ScanTokensTables(path string, fn func(TokensTable) error) (err error) {
 		return fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): %w", path, err)
 	}
 	defer pr.Close()
+	return scanTokensReader(pr, path, fn)
+}
+
+// ScanTokensTablesAt is ScanTokensTables over size bytes of r (a local
+// file, or one streamed from an object store), naming the file name in
+// errors.
+func ScanTokensTablesAt(r io.ReaderAt, size int64, name string, fn func(TokensTable) error) (err error) {
+	defer recoverCorrupt(name, &err)
+	pr, err := file.NewParquetReader(io.NewSectionReader(r, 0, size))
+	if err != nil {
+		return fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): %w", name, err)
+	}
+	defer pr.Close()
+	return scanTokensReader(pr, name, fn)
+}
+
+// scanTokensReader reads the row groups of an open tokens/v1 shard.
+func scanTokensReader(pr *file.Reader, path string, fn func(TokensTable) error) error {
+	var err error
 	sch := pr.MetaData().Schema
 	idCol := findColumn(sch, func(c *schema.Column) bool { return c.Path() == "id" })
 	if idCol < 0 {

@@ -57,24 +57,34 @@ func WriteParquet[T any](path string, rows []T, rowGroup int64) error {
 
 // ScanParquet reads path in batches, checking that every column named in
 // required exists. A corrupt or truncated file is an error naming it.
-func ScanParquet[T any](path string, required []string, fn func([]T) error) (err error) {
-	defer recoverCorrupt(path, &err)
-	pf, closeFile, err := openParquet(path)
+func ScanParquet[T any](path string, required []string, fn func([]T) error) error {
+	f, size, err := openSized(path)
 	if err != nil {
 		return err
 	}
-	defer closeFile()
+	defer f.Close()
+	return ScanParquetAt(f, size, path, required, fn)
+}
+
+// ScanParquetAt is ScanParquet over size bytes of r (a local file, or one
+// streamed from an object store), naming the file name in errors.
+func ScanParquetAt[T any](r io.ReaderAt, size int64, name string, required []string, fn func([]T) error) (err error) {
+	defer recoverCorrupt(name, &err)
+	pf, err := parquet.OpenFile(r, size)
+	if err != nil {
+		return fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): %w", name, err)
+	}
 	have := columnNames(pf.Schema())
 	for _, col := range required {
 		if !slices.Contains(have, col) {
-			return fmt.Errorf("%s: missing column %q (has %v)", path, col, have)
+			return fmt.Errorf("%s: missing column %q (has %v)", name, col, have)
 		}
 	}
-	r := parquet.NewGenericReader[T](pf)
-	defer r.Close()
+	pr := parquet.NewGenericReader[T](pf)
+	defer pr.Close()
 	buf := make([]T, 1024)
 	for {
-		n, rerr := r.Read(buf)
+		n, rerr := pr.Read(buf)
 		if n > 0 {
 			if err := fn(buf[:n]); err != nil {
 				return err
@@ -84,9 +94,23 @@ func ScanParquet[T any](path string, required []string, fn func([]T) error) (err
 			return nil
 		}
 		if rerr != nil {
-			return fmt.Errorf("%s: %w", path, rerr)
+			return fmt.Errorf("%s: %w", name, rerr)
 		}
 	}
+}
+
+// openSized opens a local file and returns its size.
+func openSized(path string) (*os.File, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, st.Size(), nil
 }
 
 // openParquet opens a Parquet file with parquet-go, naming the file in errors.

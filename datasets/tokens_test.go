@@ -198,5 +198,14 @@ func FuzzScanTokens(f *testing.F) {
 		case len(b) < len(data) && bytes.Equal(b, data[:len(b)]) && err == nil:
 			t.Fatalf("a %d-byte prefix of a %d-byte shard was read without error", len(b), len(data))
 		}
+		// The ReaderAt reader (streamed shards) agrees with the path reader.
+		atDocs, atTokens := 0, 0
+		atErr := ScanTokensTablesAt(bytes.NewReader(b), int64(len(b)), "s3://b/t.parquet", func(t TokensTable) error {
+			atDocs, atTokens = atDocs+len(t.IDs), atTokens+len(t.Flat)
+			return nil
+		})
+		if (atErr == nil) != (err == nil) || (err == nil && (atDocs != docs || atTokens != tokens)) {
+			t.Fatalf("ScanTokensTablesAt: %d docs, %d tokens, %v; path reader: %d, %d, %v", atDocs, atTokens, atErr, docs, tokens, err)
+		}
 	})
 }

@@ -91,6 +91,7 @@ FuzzManifest 10s ./artifact/
 FuzzResolveTokenizer 10s ./artifact/
 FuzzListing 10s ./hub/
 FuzzParseURL 10s ./objstore/
+FuzzParseContentRange 10s ./objstore/
 FuzzLightningCkpt 15s ./torchckpt/
 FuzzReadLightning 10s ./torchckpt/
 FuzzParseLock 10s ./results/

@@ -49,7 +49,8 @@ const (
 //
 // Inputs and the output may be s3://bucket/prefix (issue 25): an s3:// input
 // is fetched once into the local verified cache and the stage reads that
-// copy; an s3:// output is built in a local mirror and published with
+// copy, unless its field is tagged stream:"" (stream.go: the stage streams
+// its Parquet shards, verified, and no copy is made); an s3:// output is built in a local mirror and published with
 // objstore.Put, its manifest last (remote.go).
 func Execute(ctx context.Context, env *Env, def Def, opts Options) (m artifact.Manifest, published bool, err error) {
 	out, err := OutDir(def, opts)

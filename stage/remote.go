@@ -36,7 +36,9 @@ func (r *remote) open(ctx context.Context, env *Env) (*objstore.Store, error) {
 // localInputs replaces every s3:// value of an input:"..." field of opts by
 // the local verified copy of the artifact there (objstore.Fetch into the
 // cache keyed by its manifest digest), so the stage reads local files and its
-// fingerprint takes the artifact's digest, not the URL. It returns the undo.
+// fingerprint takes the artifact's digest, not the URL; a field tagged
+// stream:"" gets a stub directory holding the manifest instead (stream). It
+// returns the undo.
 func (r *remote) localInputs(ctx context.Context, env *Env, def Def, opts Options) (func(), error) {
 	var undo []func()
 	restore := func() {
@@ -44,10 +46,20 @@ func (r *remote) localInputs(ctx context.Context, env *Env, def Def, opts Option
 			u()
 		}
 	}
-	err := eachInput(reflect.ValueOf(opts), func(name string, v reflect.Value) error {
+	err := eachInput(reflect.ValueOf(opts), func(name string, stream bool, v reflect.Value) error {
 		switch x := v.Interface().(type) {
 		case string:
-			local, err := r.fetch(ctx, env, def, name, x)
+			fetch := r.fetch
+			if stream {
+				fetch = func(ctx context.Context, env *Env, def Def, name, val string) (string, error) {
+					dir, remove, err := r.stream(ctx, env, def, name, val)
+					if remove != nil {
+						undo = append(undo, remove)
+					}
+					return dir, err
+				}
+			}
+			local, err := fetch(ctx, env, def, name, x)
 			if err != nil || local == x {
 				return err
 			}
@@ -99,10 +111,35 @@ func (r *remote) fetch(ctx context.Context, env *Env, def Def, input, val string
 	return dir, nil
 }
 
-// eachInput calls fn, with the input's name, on every settable string or
-// []string field tagged input:"..." of the struct v points to (embedded
-// structs included).
-func eachInput(v reflect.Value, fn func(name string, v reflect.Value) error) error {
+// stream returns, for an s3:// input value, the stub directory standing for
+// the artifact there (stream.go: only its manifest and small files come
+// down; the stage streams its shards), with its removal; other values come
+// back as they are.
+func (r *remote) stream(ctx context.Context, env *Env, def Def, input, val string) (string, func(), error) {
+	if !objstore.IsURL(val) {
+		return val, nil, nil
+	}
+	u, err := objstore.ParseURL(val)
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: input %s: %w", def.Kind, input, err)
+	}
+	s, err := r.open(ctx, env)
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: input %s %s: %w", def.Kind, input, val, err)
+	}
+	dir, remove, err := stub(ctx, s, u)
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: input %s: %w", def.Kind, input, err)
+	}
+	env.Logger().Info("input streamed from the object store", "stage", def.Kind, "url", val, "stub", dir)
+	return dir, remove, nil
+}
+
+// eachInput calls fn, with the input's name and whether it is tagged
+// stream:"" (the stage reads it through OpenInputFile), on every settable
+// string or []string field tagged input:"..." of the struct v points to
+// (embedded structs included).
+func eachInput(v reflect.Value, fn func(name string, stream bool, v reflect.Value) error) error {
 	for v.Kind() == reflect.Pointer {
 		if v.IsNil() {
 			return nil
@@ -130,7 +167,8 @@ func eachInput(v reflect.Value, fn func(name string, v reflect.Value) error) err
 			continue
 		}
 		if k := fv.Kind(); k == reflect.String || k == reflect.Slice && fv.Type().Elem().Kind() == reflect.String {
-			if err := fn(input, fv); err != nil {
+			_, stream := f.Tag.Lookup("stream")
+			if err := fn(input, stream, fv); err != nil {
 				return err
 			}
 		}

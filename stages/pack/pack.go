@@ -35,7 +35,7 @@ var Def = stage.Def{Kind: "pack", Version: 1, Output: artifact.PackedType,
 
 // Options are the stage's flags.
 type Options struct {
-	In        string `arg:"" input:"tokens" help:"tokens/v1 artifact." type:"existingdir"`
+	In        string `arg:"" input:"tokens" stream:"" help:"tokens/v1 artifact." type:"existingdir"`
 	Out       string `short:"o" required:"" output:"" help:"packed/v1 artifact directory to create." type:"path"`
 	Length    int    `default:"1024" help:"Block length L (model.length)."`
 	Mode      string `enum:",wrap,pad" default:"" help:"wrap (BOS doc EOS ... cut to L) or pad (one document per block, truncated/padded, with an attention mask); default: the dataset's."`
@@ -56,7 +56,7 @@ type plan struct {
 }
 
 func (o *Options) plan() (*plan, error) {
-	in, tm, err := artifact.Open[artifact.TokensMeta](o.In)
+	in, tm, err := stage.OpenArtifact[artifact.TokensMeta](o.In)
 	if err != nil {
 		return nil, fmt.Errorf("pack: %w", err)
 	}
@@ -225,7 +225,7 @@ func readTables(ctx context.Context, shards []string, fn func(datasets.TokensTab
 	go func() {
 		defer close(tables)
 		for _, shard := range shards {
-			err := datasets.ScanTokensTables(shard, func(t datasets.TokensTable) error {
+			err := scanShard(shard, func(t datasets.TokensTable) error {
 				select {
 				case tables <- t:
 					return nil
@@ -251,9 +251,21 @@ func readTables(ctx context.Context, shards []string, fn func(datasets.TokensTab
 	return <-errc
 }
 
+// scanShard reads one tokens/v1 shard, local or streamed
+// (stage.OpenInputFile), and verifies it before returning: the split's
+// files are kept only when every shard it read verified.
+func scanShard(shard string, fn func(datasets.TokensTable) error) error {
+	if !stage.IsStreamed(filepath.Dir(shard)) {
+		return datasets.ScanTokensTables(shard, fn) // memory-mapped
+	}
+	return stage.ScanInput(shard, func(in stage.InputFile) error {
+		return datasets.ScanTokensTablesAt(in, in.Size(), in.Name(), fn)
+	})
+}
+
 // splitShards groups "<split>-NNNNN.parquet" files by split, in order.
 func splitShards(dir string) (map[string][]string, error) {
-	files, err := datasets.Shards(dir, "*")
+	files, err := stage.InputShards(dir, "*")
 	if err != nil {
 		return nil, err
 	}

@@ -36,7 +36,7 @@ var Def = stage.Def{Kind: "tokenize", Version: 1, Output: artifact.TokensType,
 
 // Options are the stage's flags.
 type Options struct {
-	In          string `arg:"" input:"text" help:"text/v1 artifact." type:"existingdir"`
+	In          string `arg:"" input:"text" stream:"" help:"text/v1 artifact." type:"existingdir"`
 	Out         string `short:"o" required:"" output:"" help:"tokens/v1 artifact directory to create." type:"path"`
 	Tokenizer   string `help:"gpt2, bert-base-uncased, text8, bytes or a tokenizer.json (default: the dataset's)." digest:"name-or-file"`
 	Learned     string `name:"tokenizer-artifact" input:"tokenizer" help:"tokenizer/v1 artifact (train-tokenizer) whose tokenizer.json to use; excludes --tokenizer." type:"existingdir" digest:"file"`
@@ -57,7 +57,7 @@ type setup struct {
 }
 
 func (o *Options) setup() (*setup, error) {
-	in, meta, err := artifact.Open[artifact.TextMeta](o.In)
+	in, meta, err := stage.OpenArtifact[artifact.TextMeta](o.In)
 	if err != nil {
 		return nil, fmt.Errorf("tokenize: %w", err)
 	}
@@ -82,7 +82,7 @@ func (o *Options) setup() (*setup, error) {
 		s.detokName = meta.Detokenizer
 	}
 	s.detok = detokenize.For(s.detokName)
-	if s.shards, err = datasets.Shards(o.In, "*"); err != nil {
+	if s.shards, err = stage.InputShards(o.In, "*"); err != nil {
 		return nil, fmt.Errorf("tokenize: %w", err)
 	}
 	return s, nil
@@ -214,6 +214,9 @@ func tokenizeShard(ctx context.Context, src, dst string, tok tokenizer.Tokenizer
 		if err := writeInOrder(ctx, tw, slots, done); err != nil {
 			return err
 		}
+		if ctx.Err() != nil { // the input failed to verify: publish nothing
+			return context.Cause(ctx)
+		}
 		return tw.Close()
 	})
 	cancel(nil)
@@ -225,8 +228,16 @@ func tokenizeShard(ctx context.Context, src, dst string, tok tokenizer.Tokenizer
 	return err
 }
 
-// readChunks scans the text shard into chunks; each takes a slot.
+// readChunks scans the text shard (local or streamed: stage.OpenInputFile)
+// into chunks; each takes a slot. It verifies the shard before it returns,
+// so the last chunk is written only after the input's sha256 checked.
 func readChunks(ctx context.Context, src string, slots chan struct{}, todo chan<- *chunk) error {
+	return stage.ScanInput(src, func(in stage.InputFile) error {
+		return scanChunks(ctx, in, slots, todo)
+	})
+}
+
+func scanChunks(ctx context.Context, in stage.InputFile, slots chan struct{}, todo chan<- *chunk) error {
 	c, size, seq := &chunk{}, 0, 0
 	send := func() error {
 		select {
@@ -239,7 +250,7 @@ func readChunks(ctx context.Context, src string, slots chan struct{}, todo chan<
 		c, size = &chunk{seq: seq}, 0
 		return nil
 	}
-	err := datasets.ScanParquet(src, []string{"id", "text"}, func(rows []datasets.TextRow) error {
+	err := datasets.ScanParquetAt(in, in.Size(), in.Name(), []string{"id", "text"}, func(rows []datasets.TextRow) error {
 		for _, r := range rows {
 			c.ids = append(c.ids, r.ID)
 			c.texts = append(c.texts, strings.Clone(r.Text)) // the reader reuses its buffers

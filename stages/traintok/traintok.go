@@ -32,7 +32,7 @@ var Def = stage.Def{Kind: "train-tokenizer", Version: 1, Output: artifact.Tokeni
 
 // Options are the stage's flags.
 type Options struct {
-	In           string   `arg:"" input:"text" help:"text/v1 artifact." type:"existingdir"`
+	In           string   `arg:"" input:"text" stream:"" help:"text/v1 artifact." type:"existingdir"`
 	Out          string   `short:"o" required:"" output:"" help:"tokenizer/v1 artifact directory to create." type:"path"`
 	VocabSize    int      `default:"4096" help:"Vocabulary size: the special tokens, the 256 byte symbols, then merges."`
 	Special      []string `default:"<|endoftext|>,[MASK]" help:"Special tokens, ids 0, 1, ... (MDLM uses <|endoftext|> as BOS/EOS and [MASK] as the mask)."`
@@ -43,11 +43,11 @@ type Options struct {
 
 // Build learns the tokenizer and writes tokenizer.json into dirs.Out.
 func (o *Options) Build(ctx context.Context, env *stage.Env, dirs stage.Dirs) (artifact.Manifest, error) {
-	in, _, err := artifact.Open[artifact.TextMeta](o.In)
+	in, _, err := stage.OpenArtifact[artifact.TextMeta](o.In)
 	if err != nil {
 		return artifact.Manifest{}, fmt.Errorf("train-tokenizer: %w", err)
 	}
-	shards, err := datasets.Shards(o.In, o.Split)
+	shards, err := stage.InputShards(o.In, o.Split)
 	if err != nil || len(shards) == 0 {
 		return artifact.Manifest{}, fmt.Errorf("train-tokenizer: %s: no %q split shards (%v)", o.In, o.Split, err)
 	}
@@ -131,13 +131,17 @@ func ReadCorpus(ctx context.Context, path string, fn func([]string)) error {
 	}
 	var err error
 	if strings.HasSuffix(path, ".parquet") {
-		err = datasets.ScanParquet(path, []string{"text"}, func(rows []datasets.TextRow) error {
-			for _, r := range rows {
-				if err := add(strings.Clone(r.Text)); err != nil { // the reader reuses its buffers
-					return err
+		// A shard streamed from a bucket is verified before Train returns
+		// (stage.ScanInput), so nothing is written from a damaged one.
+		err = stage.ScanInput(path, func(in stage.InputFile) error {
+			return datasets.ScanParquetAt(in, in.Size(), in.Name(), []string{"text"}, func(rows []datasets.TextRow) error {
+				for _, r := range rows {
+					if err := add(strings.Clone(r.Text)); err != nil { // the reader reuses its buffers
+						return err
+					}
 				}
-			}
-			return nil
+				return nil
+			})
 		})
 	} else {
 		err = readLines(path, add)
