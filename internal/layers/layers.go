@@ -50,7 +50,7 @@ const (
 type Form string
 
 // Forms are the kept forms, each with the measured reason in bench/README.md.
-var Forms = []Form{ProductGrad, SpreadMid, SoftmaxGrad, ShortScan}
+var Forms = []Form{ProductGrad, SpreadMid, SoftmaxGrad, ShortScan, HeadsLeading}
 
 const (
 	// ProductGrad builds a training product's gradient in the layouts the Go
@@ -62,6 +62,9 @@ const (
 	// SoftmaxGrad is attention's softmax in training: the fused kernel with its
 	// gradient written from its output (softmax).
 	SoftmaxGrad Form = "softmax-grad"
+	// HeadsLeading lays attention's q, k and v out [B, H, L, Dh] once, in
+	// training, so its products need no transposes of their own (Attention).
+	HeadsLeading Form = "heads-leading"
 	// ShortScan solves the selective scan one position at a time (ScanCut).
 	ShortScan Form = "short-scan"
 )

@@ -118,3 +118,53 @@ func TestFormSwitch(t *testing.T) {
 		t.Fatal("SetForms(spread-mid) did not turn off exactly spread-mid")
 	}
 }
+
+// Attention with q, k and v laid out heads-leading (HeadsLeading) has the
+// value and the gradients of the form without it, causal or not.
+func TestAttentionHeadsLeadingMatches(t *testing.T) {
+	if b, _ := backend.Shared(); b.String() != "go" {
+		t.Skipf("backend %s: the form is not taken", b.String())
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	qkv := randomTensor(rng, 3, 2, 5, 3, 4) // (q, k, v) × [B, L, H, Dh]
+	for _, causal := range []bool{false, true} {
+		attend := func(x *Node) *Node {
+			part := func(i int) *Node {
+				return Squeeze(Slice(x, AxisElem(i), AxisRange(), AxisRange(), AxisRange(), AxisRange()), 0)
+			}
+			return Attention(Training, part(0), part(1), part(2), causal)
+		}
+		gotV, gotG := valueAndGrad(t, attend, qkv)
+		SetForms(string(HeadsLeading))
+		wantV, wantG := valueAndGrad(t, attend, qkv)
+		SetForms("")
+		near(t, "value", gotV, wantV, 1e-6)
+		near(t, "gradient", gotG, wantG, 1e-5)
+	}
+}
+
+// Rotary.Apply rotates each head's halves by θ[p, j] = p·inv_freq_j, the
+// same for every head (the tables are repeated over heads).
+func TestRotaryApply(t *testing.T) {
+	b, err := backend.Shared()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const B, L, H, dh = 2, 3, 2, 4
+	invFreq := []float32{1, 0.25}
+	rng := rand.New(rand.NewPCG(9, 10))
+	u := randomTensor(rng, B, L, H, dh)
+	got := tensors.MustCopyFlatData[float32](MustExecOnce(b, func(x *Node) *Node {
+		return NewRotary(x.Graph(), invFreq, L, x.DType()).Apply(x)
+	}, u))
+	in := tensors.MustCopyFlatData[float32](u)
+	for i := range B * L * H {
+		p := float64((i / H) % L)
+		for j := range dh / 2 {
+			c, s := math.Cos(p*float64(invFreq[j])), math.Sin(p*float64(invFreq[j]))
+			u1, u2 := float64(in[i*dh+j]), float64(in[i*dh+j+dh/2])
+			near(t, "first half", got[i*dh+j:i*dh+j+1], []float32{float32(u1*c - u2*s)}, 1e-5)
+			near(t, "second half", got[i*dh+j+dh/2:i*dh+j+dh/2+1], []float32{float32(u2*c + u1*s)}, 1e-5)
+		}
+	}
+}

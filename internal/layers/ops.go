@@ -122,24 +122,50 @@ func LogSumExp(x *Node) *Node {
 }
 
 // Rotary holds RoPE's tables for one forward pass (models/dit.py: Rotary):
-// cos and sin of θ[p, j] = p·inv_freq_j, each [L, Dh/2], computed in float32
-// as the reference does and cast to the activations' dtype.
-type Rotary struct{ cos, sin *Node }
+// cos and sin of θ[p, j] = p·inv_freq_j, computed in float32 as the reference
+// does and cast to the activations' dtype.
+//
+// The tables are laid out [L, H, Dh/2], repeated over the H heads (built once
+// per head count, on the first Apply): a [1, L, H, Dh/2] operand is a leading
+// broadcast over [B, L, H, Dh/2], which the Go backend's binary ops run as
+// vector products, where a [1, L, 1, Dh/2] one is a middle-axis broadcast that
+// they walk element by element through an index iterator (compute v0.1.14
+// ZipIterator; bench/README.md, "Round 2026-12-05 afternoon"). The values are
+// the same.
+type Rotary struct {
+	g       *Graph
+	invFreq []float32
+	L       int
+	dt      dtypes.DType
+	heads   int // the head count cos and sin are built for
+	cos     *Node
+	sin     *Node
+}
 
-// NewRotary builds the tables for sequence length L.
+// NewRotary holds the tables for sequence length L.
 func NewRotary(g *Graph, invFreq []float32, L int, dt dtypes.DType) *Rotary {
-	pos := Iota(g, shapes.Make(dtypes.Float32, L, 1), 0)
-	theta := Mul(pos, Const(g, [][]float32{invFreq}))
-	return &Rotary{cos: ConvertDType(Cos(theta), dt), sin: ConvertDType(Sin(theta), dt)}
+	return &Rotary{g: g, invFreq: invFreq, L: L, dt: dt}
+}
+
+// tables returns cos and sin [L, H, Dh/2] for H heads.
+func (r *Rotary) tables(heads int) (cos, sin *Node) {
+	if r.cos == nil || r.heads != heads {
+		half := len(r.invFreq)
+		pos := Iota(r.g, shapes.Make(dtypes.Float32, r.L, heads, half), 0)
+		theta := Mul(pos, Const(r.g, [][][]float32{{r.invFreq}}))
+		r.heads, r.cos, r.sin = heads, ConvertDType(Cos(theta), r.dt), ConvertDType(Sin(theta), r.dt)
+	}
+	return r.cos, r.sin
 }
 
 // Apply is apply_rotary_pos_emb over the whole head (rotate_half): for u
 // [B, L, H, Dh] = [u₁, u₂] it is [u₁ cos − u₂ sin, u₂ cos + u₁ sin].
 func (r *Rotary) Apply(u *Node) *Node {
 	dims := u.Shape().Dimensions
-	L, dh := dims[1], dims[3]
+	L, H, dh := dims[1], dims[2], dims[3]
 	half := dh / 2
-	c, s := Reshape(r.cos, 1, L, 1, half), Reshape(r.sin, 1, L, 1, half)
+	cos, sin := r.tables(H)
+	c, s := Reshape(cos, 1, L, H, half), Reshape(sin, 1, L, H, half)
 	u1 := Slice(u, AxisRange(), AxisRange(), AxisRange(), AxisRange(0, half))
 	u2 := Slice(u, AxisRange(), AxisRange(), AxisRange(), AxisRange(half, dh))
 	return Concatenate([]*Node{Sub(Mul(u1, c), Mul(u2, s)), Add(Mul(u2, c), Mul(u1, s))}, 3)
@@ -162,7 +188,12 @@ func Attention(mode Mode, q, k, v *Node, causal bool) *Node {
 	if sdt == dtypes.BFloat16 || sdt == dtypes.Float16 {
 		sdt = dtypes.Float32
 	}
-	scores := contract(mode, q, []int{3}, []int{0, 2}, k, []int{3}, []int{0, 2}) // [B, H, L, L]
+	batch, pos := []int{0, 2}, 1 // q, k, v's batch axes (B, H) and position axis
+	if mode == Training && uses(q.Graph(), HeadsLeading) {
+		q, k, v = headsLeading(q), headsLeading(k), headsLeading(v)
+		batch, pos = []int{0, 1}, 2
+	}
+	scores := contract(mode, q, []int{3}, batch, k, []int{3}, batch) // [B, H, L, L]
 	scores = MulScalar(ConvertDType(scores, sdt), 1/math.Sqrt(float64(dh)))
 	if causal {
 		g := q.Graph()
@@ -172,9 +203,18 @@ func Attention(mode Mode, q, k, v *Node, causal bool) *Node {
 		scores = Where(allowed, scores, BroadcastToDims(Scalar(g, scores.DType(), maskedScore), scores.Shape().Dimensions...))
 	}
 	probs := ConvertDType(softmax(mode, scores), v.DType())
-	out := contract(mode, probs, []int{3}, []int{0, 1}, v, []int{1}, []int{0, 2}) // [B, H, L, Dh]
+	out := contract(mode, probs, []int{3}, []int{0, 1}, v, []int{pos}, batch) // [B, H, L, Dh]
 	return Reshape(TransposeAllAxes(out, 0, 2, 1, 3), B, L, H*dh)
 }
+
+// headsLeading lays u [B, L, H, Dh] out as [B, H, L, Dh] (the HeadsLeading
+// form, training only): one transpose whose result every product of Attention
+// and every gradient reads. The Go backend's matmul wants its batch axes
+// leading and otherwise transposes an operand inside each product, the forward
+// pass's and again in each gradient (compute v0.1.14 dot.LayoutForDotGeneral;
+// bench/README.md, "Round 2026-12-05 afternoon"). The plain form is u itself,
+// the products taking (0, 2) as their batch axes.
+func headsLeading(u *Node) *Node { return TransposeAllAxes(u, 0, 2, 1, 3) }
 
 // softmax is Softmax over the last axis. In training, with SoftmaxGrad, it is
 // the backend's fused kernel with the gradient written from its output,
