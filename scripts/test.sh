@@ -107,6 +107,8 @@ FuzzReadPrompts 10s ./stages/sample/
 FuzzRegexSplit 10s ./tokenizer/
 FuzzResolveParams 10s ./pipeline/
 FuzzBatchEncode 10s ./tokenizer/
+FuzzMetaspaceSplit 10s ./tokenizer/
+FuzzPrependReplace 10s ./tokenizer/
 TARGETS
 # Every benchmark script in its smoke mode (a few minutes; the first run installs
 # PyTorch and the npm anchors).

@@ -92,13 +92,7 @@ func parseNormalizer(raw json.RawMessage, path string, depth int) (normalizer, e
 		if n.Prepend == nil {
 			return nil, fmt.Errorf("%s.prepend: missing", path)
 		}
-		pre := *n.Prepend
-		return normalizerFunc(func(s string) string {
-			if s == "" {
-				return s
-			}
-			return pre + s
-		}), nil
+		return prependNorm(*n.Prepend), nil
 	case "Replace":
 		return parseReplace(n.Pattern, n.Content, path)
 	case "Precompiled":
@@ -110,6 +104,7 @@ func parseNormalizer(raw json.RawMessage, path string, depth int) (normalizer, e
 }
 
 func sequenceNormalizer(seq []normalizer) normalizer {
+	seq = fuseNormalizers(seq)
 	if len(seq) == 0 {
 		return nil
 	}
@@ -138,7 +133,75 @@ func parseReplace(pat *patternSpec, content *string, path string) (normalizer, e
 	if pat.Regex != nil && *pat.Regex == " {2,}" && c == " " {
 		return normalizerFunc(collapseSpaces), nil
 	}
+	if m.re == nil {
+		return literalReplace{old: m.literal, new: c}, nil
+	}
 	return normalizerFunc(func(s string) string { return m.replaceAll(s, c) }), nil
+}
+
+// prependNorm is the Prepend normalizer (tokenizers/src/normalizers/prepend.rs):
+// it prepends to any text but the empty one.
+type prependNorm string
+
+func (p prependNorm) normalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return string(p) + s
+}
+
+// literalReplace is the Replace normalizer with a String pattern.
+type literalReplace struct{ old, new string }
+
+func (r literalReplace) normalize(s string) string { return strings.ReplaceAll(s, r.old, r.new) }
+
+// fuseNormalizers joins a Prepend followed by a Replace of one character (the
+// Llama 2 family's sequence) into one normalizer that builds one string per
+// text instead of two. A one-character pattern cannot match across the
+// boundary of valid UTF-8 prepended text (a match would begin with an
+// unfinished character at its end), so replacing in each part gives the same
+// text; a prefix of invalid UTF-8 (JSON never gives one) is not fused.
+func fuseNormalizers(seq []normalizer) []normalizer {
+	out := seq[:0:0]
+	for i := 0; i < len(seq); i++ {
+		p, isPre := seq[i].(prependNorm)
+		if i+1 < len(seq) && isPre {
+			if r, ok := seq[i+1].(literalReplace); ok {
+				if _, one := validRune(r.old); one && utf8.ValidString(string(p)) {
+					out = append(out, prependReplace{pre: strings.ReplaceAll(string(p), r.old, r.new), r: r})
+					i++
+					continue
+				}
+			}
+		}
+		out = append(out, seq[i])
+	}
+	return out
+}
+
+// prependReplace is a Prepend then a one-character Replace (fuseNormalizers).
+type prependReplace struct {
+	pre string // the prepended text, already replaced
+	r   literalReplace
+}
+
+func (f prependReplace) normalize(s string) string {
+	if s == "" {
+		return s
+	}
+	n := strings.Count(s, f.r.old)
+	var sb strings.Builder
+	sb.Grow(len(f.pre) + len(s) + n*(len(f.r.new)-len(f.r.old)))
+	sb.WriteString(f.pre)
+	for n > 0 {
+		i := strings.Index(s, f.r.old)
+		sb.WriteString(s[:i])
+		sb.WriteString(f.r.new)
+		s = s[i+len(f.r.old):]
+		n--
+	}
+	sb.WriteString(s)
+	return sb.String()
 }
 
 // lowercaseRust is NormalizedString::lowercase: Rust's char::to_lowercase for

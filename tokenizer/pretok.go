@@ -424,24 +424,61 @@ func parseMetaspace(p *preSpec, path string) ([]preTokenizer, error) {
 }
 
 func (m *metaspacePre) split(p piece, emit func(piece)) {
-	s := strings.ReplaceAll(p.s, " ", m.repl)
-	if !strings.HasPrefix(s, m.repl) && (m.scheme == "always" || (m.scheme == "first" && p.first)) {
-		s = m.repl + s
-	}
-	q := piece{s: s, first: p.first}
+	s := m.replaced(p)
 	if !m.doSplit {
 		if s != "" {
-			emit(q)
+			emit(piece{s: s, first: p.first})
 		}
 		return
 	}
-	var buf [32]span
-	spans := matchSpans(buf[:0], s, func(s string, i int) (int, int) {
+	// Split with MergedWithNext on the replacement, without collecting spans:
+	// the text before the first replacement is a piece, then each replacement
+	// starts one that runs to the next (applyBehavior's fold gives the same).
+	start := 0
+	for i := 0; i < len(s); {
 		j := strings.Index(s[i:], m.repl)
 		if j < 0 {
-			return -1, -1
+			break
 		}
-		return i + j, i + j + len(m.repl)
-	})
-	applyBehavior(q, spans, behMergedWithNext, emit)
+		if a := i + j; a > start {
+			emit(piece{s: s[start:a], first: p.first && start == 0})
+			start = a
+		}
+		i += j + len(m.repl)
+	}
+	if start < len(s) {
+		emit(piece{s: s[start:], first: p.first && start == 0})
+	}
+}
+
+// replaced is p's text with every space turned into the replacement, which is
+// also put in front where the scheme asks and the text does not begin with
+// it: one allocation (none when nothing changes), where the reference builds
+// the replaced text and then the prepended one (metaspace.rs pre_tokenize).
+func (m *metaspacePre) replaced(p piece) string {
+	prepend := m.scheme == "always" || (m.scheme == "first" && p.first)
+	spaces := strings.Count(p.s, " ")
+	if m.repl == " " {
+		spaces = 0 // replacing a space by itself changes nothing
+	}
+	if spaces == 0 && (!prepend || strings.HasPrefix(p.s, m.repl)) {
+		return p.s
+	}
+	// After replacement the text begins with the replacement when it began
+	// with a space or with the replacement itself.
+	startsRepl := strings.HasPrefix(p.s, " ") || strings.HasPrefix(p.s, m.repl)
+	var sb strings.Builder
+	sb.Grow(len(p.s) + spaces*(len(m.repl)-1) + len(m.repl))
+	if prepend && !startsRepl {
+		sb.WriteString(m.repl)
+	}
+	rest := p.s
+	for ; spaces > 0; spaces-- {
+		k := strings.IndexByte(rest, ' ')
+		sb.WriteString(rest[:k])
+		sb.WriteString(m.repl)
+		rest = rest[k+1:]
+	}
+	sb.WriteString(rest)
+	return sb.String()
 }

@@ -182,6 +182,7 @@ func main() {
 		batches(name, tok)
 	}
 	batches("gpt2", gpt2)
+	batches("bert", bert)
 	for w := 4; w <= runtime.NumCPU(); w *= 2 {
 		measure(fmt.Sprintf("mdlm-gpt2-batch-%dworkers", w), batch(gpt2, w))
 	}
