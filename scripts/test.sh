@@ -92,6 +92,7 @@ FuzzResolveTokenizer 10s ./artifact/
 FuzzListing 10s ./hub/
 FuzzParseURL 10s ./objstore/
 FuzzParseContentRange 10s ./objstore/
+FuzzFileReadAt 10s ./objstore/
 FuzzLightningCkpt 15s ./torchckpt/
 FuzzReadLightning 10s ./torchckpt/
 FuzzParseLock 10s ./results/
