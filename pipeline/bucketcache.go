@@ -368,21 +368,9 @@ var MaxMirroredBytes int64 = 256 << 20
 // kept. Each copy is made under the engine's lock on the output, as a run's
 // fetch is.
 func MirrorOutputs(ctx context.Context, loc string, names []string, types []string, log *slog.Logger) (string, error) {
-	b, err := bucketFor(ctx, loc)
+	b, mirror, names, err := mirrorSetup(ctx, loc, names)
 	if err != nil {
 		return "", err
-	}
-	mirror, err := LocalMirror(loc)
-	if err != nil {
-		return "", err
-	}
-	if err := os.MkdirAll(mirror, 0o755); err != nil {
-		return "", fmt.Errorf("cache %s: local mirror: %w", loc, err)
-	}
-	if names == nil {
-		if names, err = b.store.Children(ctx, b.url); err != nil {
-			return "", fmt.Errorf("cache %s: %w", loc, err)
-		}
 	}
 	for _, name := range names {
 		if err := b.mirrorOne(ctx, mirror, name, types, log); err != nil {
@@ -393,6 +381,28 @@ func MirrorOutputs(ctx context.Context, loc string, names []string, types []stri
 		}
 	}
 	return mirror, nil
+}
+
+// mirrorSetup opens the bucket cache loc, makes its local mirror and lists
+// its outputs when names is nil.
+func mirrorSetup(ctx context.Context, loc string, names []string) (*BucketCache, string, []string, error) {
+	b, err := bucketFor(ctx, loc)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	mirror, err := LocalMirror(loc)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if err := os.MkdirAll(mirror, 0o755); err != nil {
+		return nil, "", nil, fmt.Errorf("cache %s: local mirror: %w", loc, err)
+	}
+	if names == nil {
+		if names, err = b.store.Children(ctx, b.url); err != nil {
+			return nil, "", nil, fmt.Errorf("cache %s: %w", loc, err)
+		}
+	}
+	return b, mirror, names, nil
 }
 
 // mirrorOne copies the output name into mirror if its type is one of types.

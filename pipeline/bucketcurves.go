@@ -38,22 +38,13 @@ var MaxCurveBytes int64 = 64 << 20
 // A copy already there with the bucket's manifest is kept. It returns the
 // curves directory.
 func MirrorCurves(ctx context.Context, loc string, names []string, log *slog.Logger) (string, error) {
-	b, err := bucketFor(ctx, loc)
-	if err != nil {
-		return "", err
-	}
-	mirror, err := LocalMirror(loc)
+	b, mirror, names, err := mirrorSetup(ctx, loc, names)
 	if err != nil {
 		return "", err
 	}
 	dir := filepath.Join(mirror, CurvesDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("cache %s: curves: %w", loc, err)
-	}
-	if names == nil {
-		if names, err = b.store.Children(ctx, b.url); err != nil {
-			return "", fmt.Errorf("cache %s: %w", loc, err)
-		}
 	}
 	for _, name := range names {
 		if err := b.curveOf(ctx, dir, name); err != nil {

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 
 	"github.com/mdlm-go/mdlm/artifact"
+	"github.com/mdlm-go/mdlm/datasets"
 	"github.com/mdlm-go/mdlm/objstore"
 )
 
@@ -86,7 +87,7 @@ func OpenArtifact[T artifact.Meta](dir string) (artifact.Manifest, T, error) {
 func InputShards(dir, prefix string) ([]string, error) {
 	s := streamedAt(dir)
 	if s == nil {
-		return filepathShards(dir, prefix)
+		return datasets.Shards(dir, prefix)
 	}
 	var out []string
 	for _, f := range s.m.Files {
@@ -99,18 +100,6 @@ func InputShards(dir, prefix string) ([]string, error) {
 		return nil, fmt.Errorf("%s: no %s-*.parquet shards", s.u, prefix)
 	}
 	return out, nil
-}
-
-func filepathShards(dir, prefix string) ([]string, error) {
-	files, err := filepath.Glob(filepath.Join(dir, prefix+"-*.parquet"))
-	if err != nil {
-		return nil, err
-	}
-	sort.Strings(files)
-	if len(files) == 0 {
-		return nil, fmt.Errorf("%s: no %s-*.parquet shards", dir, prefix)
-	}
-	return files, nil
 }
 
 // OpenInputFile opens a file InputShards listed.
