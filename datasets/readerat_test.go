@@ -8,8 +8,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/mdlm-go/mdlm/internal/atomicfile"
 )
 
 // countingReaderAt records the reads a scan makes.
@@ -94,21 +92,7 @@ func TestScanTokensTablesAtMatchesPath(t *testing.T) {
 		{IDs: []int64{1, 2, 3}, Offsets: []int64{0, 2, 2, 5}, Flat: []int32{10, 11, 12, 13, 14}},
 		{IDs: []int64{9}, Offsets: []int64{0, 1}, Flat: []int32{99}},
 	}
-	err := atomicfile.Write(path, func(w io.Writer) error {
-		tw, err := NewTokensWriter(w, path)
-		if err != nil {
-			return err
-		}
-		for _, g := range groups {
-			if err := tw.WriteTable(g); err != nil {
-				return err
-			}
-		}
-		return tw.Close()
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	writeTokenGroups(t, path, groups)
 	raw, _ := os.ReadFile(path)
 	var fromPath, fromAt []TokensTable
 	if err := ScanTokensTables(path, func(t TokensTable) error { fromPath = append(fromPath, t); return nil }); err != nil {

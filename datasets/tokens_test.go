@@ -43,21 +43,7 @@ func TestTokensTableRoundTrip(t *testing.T) {
 		{IDs: []int64{3}, Offsets: []int64{0, 0}},
 		{IDs: []int64{4, 5}, Offsets: []int64{0, 2, 3}, Flat: []int32{1, 2, 3}},
 	}
-	err := atomicfile.Write(path, func(w io.Writer) error {
-		tw, err := NewTokensWriter(w, path)
-		if err != nil {
-			return err
-		}
-		for _, g := range groups {
-			if err := tw.WriteTable(g); err != nil {
-				return err
-			}
-		}
-		return tw.Close()
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	writeTokenGroups(t, path, groups)
 	wantIDs := []int64{0, 1, 2, 3, 4, 5}
 	wantDocs := [][]int32{{5, 6, 7}, {}, {50256}, {}, {1, 2}, {3}}
 	if ids, docs := scanAll(t, path); !reflect.DeepEqual(ids, wantIDs) || !reflect.DeepEqual(docs, wantDocs) {
@@ -208,4 +194,25 @@ func FuzzScanTokens(f *testing.F) {
 			t.Fatalf("ScanTokensTablesAt: %d docs, %d tokens, %v; path reader: %d, %d, %v", atDocs, atTokens, atErr, docs, tokens, err)
 		}
 	})
+}
+
+// writeTokenGroups writes groups as a tokens/v1 shard at path, one row group
+// each.
+func writeTokenGroups(t *testing.T, path string, groups []TokensTable) {
+	t.Helper()
+	err := atomicfile.Write(path, func(w io.Writer) error {
+		tw, err := NewTokensWriter(w, path)
+		if err != nil {
+			return err
+		}
+		for _, g := range groups {
+			if err := tw.WriteTable(g); err != nil {
+				return err
+			}
+		}
+		return tw.Close()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

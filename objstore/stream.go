@@ -248,6 +248,21 @@ func (r *File) Close() error {
 	return err
 }
 
+// CopyFile writes file f of the artifact under u to w as it streams
+// (OpenFile) and verifies it: what w received is f only if the error is nil
+// (a damaged object is the *DamagedError naming it).
+func (s *Store) CopyFile(ctx context.Context, u URL, f artifact.File, w io.Writer) error {
+	in, err := s.OpenFile(ctx, u, f)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(w, in)
+	if cerr := in.Close(); cerr != nil { // Close verifies: a damaged object, not the copy's error
+		return cerr
+	}
+	return err
+}
+
 // s3Block fetches ranges of one object with If-Match on its ETag.
 type s3Block struct {
 	s       *Store

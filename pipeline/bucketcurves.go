@@ -1,12 +1,10 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -98,69 +96,43 @@ func listed(m artifact.Manifest, path string) (artifact.File, bool) {
 	return artifact.File{}, false
 }
 
-// copyCurve downloads f of the artifact at u, checks it against the
-// manifest, and publishes out (manifest bytes raw and the curve) by renaming
-// a temporary directory of dir over it.
+// copyCurve reads f of the artifact at u (objstore.File: its size checked
+// first, its sha256 verified against the manifest) and publishes out (the
+// manifest bytes raw and the curve) by renaming a temporary directory of dir
+// over it.
 func (b *BucketCache) copyCurve(ctx context.Context, u objstore.URL, dir, out string, raw []byte, f artifact.File) error {
-	fu, err := u.Join(f.Path)
+	curve, err := b.readFile(ctx, u, f)
 	if err != nil {
 		return err
-	}
-	objs, err := b.store.Objects(ctx, fu)
-	if err != nil {
-		return err
-	}
-	if len(objs) != 1 || objs[0].Key != fu.Prefix || objs[0].Size != f.Size {
-		return fmt.Errorf("%s: the store's object does not match the manifest (%d bytes listed)", fu, f.Size)
 	}
 	tmp, err := os.MkdirTemp(dir, ".tmp-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	got, err := b.store.FetchObject(ctx, fu.Bucket, objs[0], filepath.Join(tmp, "objects"))
-	if err != nil {
-		return err
-	}
 	pub := filepath.Join(tmp, "curve")
 	if err := os.Mkdir(pub, 0o755); err != nil {
 		return err
 	}
-	if err := copyChecked(got, filepath.Join(pub, f.Path), f); err != nil {
-		return fmt.Errorf("%s: %w", fu, err)
+	if err := os.WriteFile(filepath.Join(pub, f.Path), curve, 0o644); err != nil {
+		return err
 	}
 	if err := os.WriteFile(filepath.Join(pub, artifact.ManifestName), raw, 0o644); err != nil {
 		return err
 	}
-	old := filepath.Join(tmp, "old")
-	if err := os.Rename(out, old); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Rename(out, filepath.Join(tmp, "old")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	return os.Rename(pub, out)
 }
 
-// copyChecked copies src to dst if its size and sha256 are f's.
-func copyChecked(src, dst string, f artifact.File) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
+// readFile reads the whole of f (its size bounded by the caller), verified:
+// a damaged object is the *objstore.DamagedError naming it.
+func (b *BucketCache) readFile(ctx context.Context, u objstore.URL, f artifact.File) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(int(f.Size))
+	if err := b.store.CopyFile(ctx, u, f, &buf); err != nil {
+		return nil, err
 	}
-	defer in.Close()
-	fh, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(fh, h), io.LimitReader(in, f.Size+1))
-	if cerr := fh.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	if n != f.Size || !strings.EqualFold(sum, strings.TrimPrefix(f.SHA256, "sha256:")) {
-		return fmt.Errorf("damaged: the manifest lists %d bytes, sha256 %s; the store has %d bytes, sha256 %s", f.Size, f.SHA256, n, sum)
-	}
-	return nil
+	return buf.Bytes(), nil
 }

@@ -188,13 +188,8 @@ func fillStub(ctx context.Context, s *objstore.Store, u objstore.URL, dir string
 }
 
 // copyVerified downloads f into root (a path the manifest checked:
-// artifact.ValidateFiles), verified.
+// artifact.ValidateFiles), verified (objstore.Store.CopyFile).
 func copyVerified(ctx context.Context, s *objstore.Store, u objstore.URL, root *os.Root, f artifact.File) error {
-	in, err := s.OpenFile(ctx, u, f)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
 	rel := filepath.FromSlash(f.Path)
 	if d := filepath.Dir(rel); d != "." {
 		if err := root.MkdirAll(d, 0o755); err != nil {
@@ -205,12 +200,9 @@ func copyVerified(ctx context.Context, s *objstore.Store, u objstore.URL, root *
 	if err != nil {
 		return fmt.Errorf("streamed input %s: %s: %w", u, f.Path, err)
 	}
-	_, err = io.Copy(out, io.NewSectionReader(in, 0, in.Size()))
+	err = s.CopyFile(ctx, u, f, out)
 	if cerr := out.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil {
-		err = in.Verify()
 	}
 	if err != nil {
 		return fmt.Errorf("streamed input %s: %s: %w", u, f.Path, err)

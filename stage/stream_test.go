@@ -194,3 +194,43 @@ func TestStreamTrainTokenizerFromS3(t *testing.T) {
 	}
 	noLocalCopy(t, cache, tmp, tm.Digest())
 }
+
+// A streamed input's files that are not streamed (tokens made with a
+// tokenizer file carry it as tokenizer.json) come down into the stand-in
+// directory verified: pack from the bucket makes what a local pack makes,
+// and a rotten tokenizer.json fails it naming that object.
+func TestStreamInputCarriesTokenizerFile(t *testing.T) {
+	base, cache, tmp := streamEnv(t)
+	ctx := context.Background()
+	text := stagetest.TextArtifact(t, 40, someDocs(60)...)
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if _, _, err := stage.Execute(ctx, stagetest.Env(), tokenize.Def, &tokenize.Options{In: text, Out: tokens,
+		Tokenizer: filepath.Join("..", "tokenizer", "data", "gpt2-tokenizer.json"), Sharding: stage.Sharding{NumShards: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	km := publish(t, tokens, base+"/tokens")
+	packOpts := func(in, out string) *pack.Options {
+		return &pack.Options{In: in, Out: out, Length: 8, Sharding: stage.Sharding{NumShards: 1}}
+	}
+	local, streamed := filepath.Join(t.TempDir(), "local"), filepath.Join(t.TempDir(), "streamed")
+	if _, _, err := stage.Execute(ctx, stagetest.Env(), pack.Def, packOpts(tokens, local)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := stage.Execute(ctx, stagetest.Env(), pack.Def, packOpts(base+"/tokens", streamed)); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := artifact.Read(local, artifact.PackedType)
+	got, err := artifact.Read(streamed, artifact.PackedType)
+	if err != nil || got.Digest() != want.Digest() {
+		t.Fatalf("pack from the bucket: %s, %v; local %s", got.Digest(), err, want.Digest())
+	}
+	noLocalCopy(t, cache, tmp, km.Digest())
+
+	obj := rot(t, base+"/tokens", km, artifact.TokenizerFile)
+	_, published, err := stage.Execute(ctx, stagetest.Env(), pack.Def, packOpts(base+"/tokens", filepath.Join(t.TempDir(), "rotten")))
+	var d *objstore.DamagedError
+	if err == nil || published || !errors.As(err, &d) || !strings.Contains(err.Error(), obj) {
+		t.Fatalf("pack with a rotten tokenizer.json: published %v, %v; want a *DamagedError naming %s", published, err, obj)
+	}
+	noLocalCopy(t, cache, tmp, km.Digest())
+}
