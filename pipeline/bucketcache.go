@@ -29,8 +29,9 @@ import (
 // compute on local files, so the engine keeps a local working mirror
 // (LocalMirror); an output found in the bucket settles its stage without
 // being downloaded, and is fetched (once, verified) only when a stage that
-// runs here reads it. Every output built or found only in the mirror is
-// pushed to the bucket.
+// runs here reads it, unless that stage streams it from the bucket
+// (stream.go). Every output built or found only in the mirror is pushed to
+// the bucket.
 
 // BucketCache is a SharedCache on an object store prefix.
 type BucketCache struct {
@@ -241,7 +242,8 @@ func (e *Engine) localCache() (string, error) {
 }
 
 // settleRemote records a stage settled in the bucket cache without fetching
-// it: fetchInputs fetches it if a stage that runs here reads it.
+// it: fetchInputs fetches it (or has it streamed) if a stage that runs here
+// reads it.
 func (x *executor) settleRemote(s *step) {
 	if x.remote == nil {
 		x.remote = map[string]*step{}
@@ -249,34 +251,49 @@ func (x *executor) settleRemote(s *step) {
 	x.remote[s.st.Name] = s
 }
 
-// fetchInputs fetches, verified, the outputs a stage about to run reads that
-// are settled only in the bucket, each once, under the engine's lock on it
-// (other processes of this run may fetch the same input).
-func (x *executor) fetchInputs(ctx context.Context, s *step) error {
+// fetchInputs readies the outputs settled only in the bucket that a stage
+// about to run reads. An input whose flag is tagged stream:""
+// is left in the bucket: it comes back in the map (input name -> s3://
+// address) for the command line to name instead of the mirror (stream.go).
+// The others are fetched, verified, each once, under the engine's lock on
+// it (other processes of this run may fetch the same input). A streamed
+// output stays in x.remote, so a later stage that must read it locally
+// still fetches it.
+func (x *executor) fetchInputs(ctx context.Context, s *step) (map[string]string, error) {
+	streamed := map[string]string{}
 	for _, in := range sortedKeys(s.st.Inputs) {
 		from := s.st.Inputs[in]
 		r, ok := x.remote[from]
 		if !ok {
 			continue
 		}
-		if err := x.fetch(ctx, r); err != nil {
-			return fmt.Errorf("input %s (stage %q): %w", in, from, err)
+		url, err := x.streamAddress(ctx, s, in, r)
+		if err != nil {
+			return nil, fmt.Errorf("input %s (stage %q): %w", in, from, err)
+		}
+		if url != "" {
+			streamed[in] = url
+			continue
+		}
+		if _, err := x.fetch(ctx, r); err != nil {
+			return nil, fmt.Errorf("input %s (stage %q): %w", in, from, err)
 		}
 		delete(x.remote, from)
 	}
-	return nil
+	return streamed, nil
 }
 
 // fetch copies a stage's output from the bucket into the local mirror unless
-// a verified copy of the same digest is there.
-func (x *executor) fetch(ctx context.Context, r *step) error {
+// a verified copy of the same digest is there. A copy there that is damaged
+// or gone is built here instead (rebuild), and fetch says so.
+func (x *executor) fetch(ctx context.Context, r *step) (rebuilt bool, err error) {
 	held, err := x.lockOutput(ctx, r.st.Name, r.Out)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer held.Unlock()
 	if outputDigest(r.st.Spec, r.Out) == r.digest {
-		return nil
+		return false, nil
 	}
 	if x.Log != nil {
 		fmt.Fprintf(x.Log, "%-12s fetching %s from %s\n", r.st.Name, r.Out, x.CacheDir)
@@ -284,15 +301,15 @@ func (x *executor) fetch(ctx context.Context, r *step) error {
 	dig, err := x.pull(ctx, r.st.Spec, r.Out, true)
 	switch {
 	case len(objstore.DamagedFiles(err)) > 0:
-		return x.rebuild(ctx, r, err)
+		return true, x.rebuild(ctx, r, err)
 	case err != nil:
-		return err // the store did not answer: building would not help the push
+		return false, err // the store did not answer: building would not help the push
 	case dig == "":
-		return x.rebuild(ctx, r, fmt.Errorf("its copy in %s went away", x.sharedName()))
+		return true, x.rebuild(ctx, r, fmt.Errorf("its copy in %s went away", x.sharedName()))
 	case dig != r.digest:
-		return fmt.Errorf("%s now holds %s, not the %s this run settled", x.sharedName(), dig, r.digest)
+		return false, fmt.Errorf("%s now holds %s, not the %s this run settled", x.sharedName(), dig, r.digest)
 	}
-	return nil
+	return false, nil
 }
 
 // rebuild builds here a stage settled in the bucket whose copy there could

@@ -46,6 +46,7 @@ type step struct {
 	st      *Stage
 	params  map[string]any    // resolved flag values: what the key covers (params.go)
 	inputs  map[string]string // input (or "<flag>:<file>") -> digest
+	paths   map[string]string // input -> the directory Args names (a streamed input's is replaced: stream.go)
 	prev    LockEntry         // the stage's entry in the lock file when the walk began
 	sharded bool              // this process is one array task of a stage with shards
 	digest  string            // the output's digest, once settled
@@ -109,7 +110,7 @@ func (e *Engine) describe(f *File, st *Stage, settled map[string]output) (*step,
 		return nil, fmt.Errorf("pipeline %s: stage %q: cache dir: %w", f.Name, st.Name, err)
 	}
 	d := Decision{Stage: st.Name, Matrix: st.Matrix, Key: key, Out: out, Args: Args(sp, paths, st.With, out)}
-	return &step{Decision: d, st: st, params: params, inputs: inputs, sharded: st.Shards > 1 && e.NumShards > 1}, nil
+	return &step{Decision: d, st: st, params: params, inputs: inputs, paths: paths, sharded: st.Shards > 1 && e.NumShards > 1}, nil
 }
 
 // judge looks for the step's output: verified here and agreeing with the lock

@@ -69,25 +69,27 @@ func (x *executor) builds(s *step) bool {
 
 // build runs the stage's command line, verifies its output again (the
 // process may have found it built by another run and skipped) and records
-// it in the lock file and the shared cache.
+// it in the lock file and the shared cache. An input settled only in the
+// bucket cache is fetched first, or streamed (stream.go); a stage that fails
+// on a streamed input runs once more on a verified local copy when that
+// input turns out damaged or unreadable (retryLocal).
 func (x *executor) build(ctx context.Context, s *step) error {
 	name, sp := s.st.Name, s.st.Spec
-	args := s.Args
-	if s.sharded {
-		args = append(append([]string{}, args...), fmt.Sprintf("--shard-index=%d", x.ShardIndex), fmt.Sprintf("--num-shards=%d", x.NumShards))
-	}
-	if err := x.fetchInputs(ctx, s); err != nil {
+	streamed, err := x.fetchInputs(ctx, s)
+	if err != nil {
 		return fmt.Errorf("pipeline %s: stage %q: %w", x.f.Name, name, err)
 	}
-	start := time.Now()
-	x.markRunning(s)
-	if err := x.Exec(ctx, args); err != nil {
-		x.markFailed(ctx.Err(), s, err)
-		return fmt.Errorf("pipeline %s: stage %q: %w", x.f.Name, name, err)
+	// The stage locks its output beside it: the cache directory must exist,
+	// though no input was fetched into it (a shard streaming its input).
+	if err := os.MkdirAll(filepath.Dir(s.Out), 0o755); err != nil {
+		return fmt.Errorf("pipeline %s: stage %q: cache dir: %w", x.f.Name, name, err)
 	}
-	s.Seconds = time.Since(start).Seconds()
-	if x.Log != nil {
-		fmt.Fprintf(x.Log, "%-12s done in %.1fs\n", name, s.Seconds)
+	err = x.runStage(ctx, s, x.commandLine(s, streamed))
+	if err != nil && len(streamed) > 0 && ctx.Err() == nil {
+		err = x.retryLocal(ctx, s, streamed, err)
+	}
+	if err != nil {
+		return fmt.Errorf("pipeline %s: stage %q: %w", x.f.Name, name, err)
 	}
 	s.digest = outputDigest(sp, s.Out)
 	switch {
@@ -105,6 +107,37 @@ func (x *executor) build(ctx context.Context, s *step) error {
 	x.clearRunState(name)
 	if err := x.push(ctx, sp, s.Out); err != nil {
 		return fmt.Errorf("pipeline %s: stage %q: %w", x.f.Name, name, err)
+	}
+	return nil
+}
+
+// commandLine is the step's command line with the streamed inputs (input
+// name -> s3:// address) in place of their local directories, and this
+// array task's shard flags.
+func (x *executor) commandLine(s *step, streamed map[string]string) []string {
+	args := s.Args
+	if len(streamed) > 0 {
+		paths := maps.Clone(s.paths)
+		maps.Copy(paths, streamed)
+		args = Args(s.st.Spec, paths, s.st.With, s.Out)
+	}
+	if s.sharded {
+		args = append(slices.Clip(args), fmt.Sprintf("--shard-index=%d", x.ShardIndex), fmt.Sprintf("--num-shards=%d", x.NumShards))
+	}
+	return args
+}
+
+// runStage runs one command line of the step, recording it in the run state.
+func (x *executor) runStage(ctx context.Context, s *step, args []string) error {
+	start := time.Now()
+	x.markRunning(s)
+	if err := x.Exec(ctx, args); err != nil {
+		x.markFailed(ctx.Err(), s, err)
+		return err
+	}
+	s.Seconds = time.Since(start).Seconds()
+	if x.Log != nil {
+		fmt.Fprintf(x.Log, "%-12s done in %.1fs\n", s.st.Name, s.Seconds)
 	}
 	return nil
 }

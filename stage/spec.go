@@ -44,6 +44,10 @@ type Flag struct {
 	Cosmetic   bool   // left out of the cache key
 	Digest     string // "", DigestFile or DigestNameOrFile
 	Pipeline   bool   // settable with `with:` (false for executor flags)
+	// Stream marks an input flag tagged stream:"": the stage reads an s3://
+	// value without a local copy (stream.go), so the pipeline engine passes
+	// it the bucket's address of an output settled there (pipeline/stream.go).
+	Stream bool
 }
 
 // Spec is a Def with its flags derived from its Options.
@@ -111,7 +115,7 @@ func SpecOf(def Def) (Spec, error) {
 	add := func(v *kong.Value, positional bool) {
 		f := Flag{Name: v.Name, Positional: positional, Bool: v.IsBool(), List: v.IsSlice(), Default: v.Default,
 			Input: v.Tag.Get("input"), Output: v.Tag.Has("output"), Cosmetic: v.Tag.Has("cosmetic"),
-			Digest: v.Tag.Get("digest")}
+			Digest: v.Tag.Get("digest"), Stream: v.Tag.Has("stream")}
 		f.Pipeline = !f.Output && v.Tag.Get("pipeline") != "-"
 		sp.Flags = append(sp.Flags, f)
 	}
@@ -131,6 +135,9 @@ func SpecOf(def Def) (Spec, error) {
 		}
 		if f.Digest != "" && f.Digest != DigestFile && f.Digest != DigestNameOrFile {
 			return sp, fmt.Errorf("stage %s: flag --%s: digest:%q, want %q or %q", def.Kind, f.Name, f.Digest, DigestFile, DigestNameOrFile)
+		}
+		if f.Stream && f.Input == "" {
+			return sp, fmt.Errorf("stage %s: flag --%s is tagged stream:\"\" but is no input", def.Kind, f.Name)
 		}
 		if f.Input != "" {
 			if _, ok := sp.Input(f.Input); !ok {
