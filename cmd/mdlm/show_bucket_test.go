@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -112,6 +113,59 @@ func TestShowUIBucketCache(t *testing.T) {
 	}
 	checkMirrorTypes(t, mirror, artifact.MetricsType, artifact.SamplesType)
 	checkBucketCurves(t, srv, loc, log)
+	checkUIRefresh(t, c, mirror, log)
+}
+
+// checkUIRefresh: the running ui copies again, every uiRefresh, what the
+// bucket holds: a mirror emptied under it gets its results and curves back
+// without a restart, and refresh stops when its context ends.
+func checkUIRefresh(t *testing.T, c *UICmd, mirror string, log *slog.Logger) {
+	t.Helper()
+	if err := os.RemoveAll(mirror); err != nil {
+		t.Fatal(err)
+	}
+	defer func(d time.Duration) { uiRefresh = d }(uiRefresh)
+	uiRefresh = 20 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.refresh(ctx, log) }()
+	defer func() { cancel(); <-done }()
+	curves := filepath.Join(mirror, "s3", "*", "*", "*", pipeline.CurvesDir, "*", "metrics.jsonl")
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		got, _ := filepath.Glob(curves)
+		if len(got) == 1 && mirrorHolds(mirror, artifact.MetricsType) {
+			return
+		}
+	}
+	t.Errorf("the ui's refresh did not copy the results and the curve back into %s", mirror)
+}
+
+// mirrorArtifacts lists the artifacts in a bucket cache's local mirror, the
+// curves' directory left out: each directory holding an artifact.json.
+func mirrorArtifacts(mirror string) []string {
+	var dirs []string
+	filepath.WalkDir(mirror, func(p string, d os.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return nil
+		case d.IsDir() && d.Name() == pipeline.CurvesDir:
+			return filepath.SkipDir
+		case d.Name() == "artifact.json":
+			dirs = append(dirs, filepath.Dir(p))
+		}
+		return nil
+	})
+	return dirs
+}
+
+// mirrorHolds reports whether an artifact of type ty is in the mirror.
+func mirrorHolds(mirror, ty string) bool {
+	for _, d := range mirrorArtifacts(mirror) {
+		if _, err := artifact.Read(d, ty); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // checkBucketCurves: the ui of a bucket cache shows the training curve of a
@@ -163,23 +217,17 @@ func checkBucketCurves(t *testing.T, srv *webui.Server, loc string, log *slog.Lo
 // types.
 func checkMirrorTypes(t *testing.T, mirror string, types ...string) {
 	t.Helper()
-	dirs, _ := filepath.Glob(filepath.Join(mirror, "s3", "*", "*", "*", "*", "*-*"))
+	dirs := mirrorArtifacts(mirror)
 	if len(dirs) == 0 {
 		t.Errorf("nothing copied into %s", mirror)
 	}
 	for _, d := range dirs {
-		if filepath.Base(filepath.Dir(d)) == pipeline.CurvesDir {
-			continue // curves, not artifacts (checkBucketCurves)
-		}
 		m, err := artifact.Read(d, "")
 		if err != nil {
-			continue // an engine lock file
+			t.Errorf("mirror: %v", err)
+			continue
 		}
-		ok := false
-		for _, ty := range types {
-			ok = ok || m.Type == ty
-		}
-		if !ok {
+		if !slices.Contains(types, m.Type) {
 			t.Errorf("show/ui copied %s (%s) into the mirror", d, m.Type)
 		}
 	}
