@@ -9,6 +9,7 @@ import (
 
 	"github.com/mdlm-go/mdlm/backbone"
 	"github.com/mdlm-go/mdlm/diffusion"
+	"github.com/mdlm-go/mdlm/internal/layers"
 	"github.com/mdlm-go/mdlm/optim"
 )
 
@@ -51,8 +52,8 @@ func (s *Step) gradGraph(g *Graph, in []*Node) []*Node {
 func (s *Step) applyGraph(g *Graph, in []*Node) []*Node {
 	n := (len(in) - 1) / 4
 	params, m, v, grads := in[:n], in[n:2*n], in[2*n:3*n], in[3*n:4*n]
-	grads, norm := optim.ClipByGlobalNorm(grads, s.ClipNorm)
-	newP, newM, newV := s.Opt.Update(params, grads, m, v, in[4*n])
+	norm, ready, update := layers.ClipAdamW(s.Opt, s.ClipNorm, grads, in[4*n])
+	newP, newM, newV := update(params, ready, m, v)
 	out := append(append(append([]*Node{}, newP...), newM...), newV...)
 	return append(out, ConvertDType(norm, dtypes.Float32))
 }

@@ -104,8 +104,8 @@ func (s *Step) graph(g *Graph, in []*Node) []*Node {
 	p := backbone.ParamsFromNodes(s.Model.Backbone, params)
 	loss := s.Loss(p, b[0], b[1], b[2], b[3], b[4], b[5], drop)
 	grads := Gradient(loss, params...)
-	grads, norm := optim.ClipByGlobalNorm(grads, s.ClipNorm)
-	newP, newM, newV := updateInTurn(s.Opt, params, grads, m, v, b[6], inTurnBytes)
+	norm, ready, update := layers.ClipAdamW(s.Opt, s.ClipNorm, grads, b[6])
+	newP, newM, newV := updateInTurn(update, params, ready, m, v, inTurnBytes)
 	out := append(append(append([]*Node{}, newP...), newM...), newV...)
 	return append(out, ConvertDType(loss, dtypes.Float32), ConvertDType(norm, dtypes.Float32), drop.RNG)
 }
@@ -116,12 +116,12 @@ func (s *Step) graph(g *Graph, in []*Node) []*Node {
 // (bench/README.md, issue 20: peak memory of the tiny step).
 const inTurnBytes = 16 << 20
 
-// updateInTurn is opt.Update with the updates of the parameters of minBytes
+// updateInTurn is update with the updates of the parameters of minBytes
 // or more made in turn, largest first: each one's gradient passes a
 // SchedulingBarrier on the previous one's new value, so its temporaries are
 // allocated only after the previous one's were freed. The values are
-// opt.Update's; only the order of execution changes.
-func updateInTurn(opt optim.AdamW, params, grads, m, v []*Node, scalars *Node, minBytes uintptr) (newP, newM, newV []*Node) {
+// update's; only the order of execution changes.
+func updateInTurn(update layers.AdamWUpdate, params, grads, m, v []*Node, minBytes uintptr) (newP, newM, newV []*Node) {
 	var big, rest []int
 	for i, p := range params {
 		if p.Shape().Memory() >= minBytes {
@@ -131,10 +131,10 @@ func updateInTurn(opt optim.AdamW, params, grads, m, v []*Node, scalars *Node, m
 		}
 	}
 	if len(big) < 2 {
-		return opt.Update(params, grads, m, v, scalars) // the same graph as before
+		return update(params, grads, m, v) // the same graph as before
 	}
 	newP, newM, newV = make([]*Node, len(params)), make([]*Node, len(params)), make([]*Node, len(params))
-	update := func(idx []int, gradOf func(i int) *Node) {
+	updateSome := func(idx []int, gradOf func(i int) *Node) {
 		pick := func(xs []*Node) []*Node {
 			out := make([]*Node, len(idx))
 			for k, i := range idx {
@@ -146,17 +146,17 @@ func updateInTurn(opt optim.AdamW, params, grads, m, v []*Node, scalars *Node, m
 		for k, i := range idx {
 			g[k] = gradOf(i)
 		}
-		p, mi, vi := opt.Update(pick(params), g, pick(m), pick(v), scalars)
+		p, mi, vi := update(pick(params), g, pick(m), pick(v))
 		for k, i := range idx {
 			newP[i], newM[i], newV[i] = p[k], mi[k], vi[k]
 		}
 	}
 	if len(rest) > 0 {
-		update(rest, func(i int) *Node { return grads[i] })
+		updateSome(rest, func(i int) *Node { return grads[i] })
 	}
 	slices.SortStableFunc(big, func(a, b int) int { return cmp.Compare(params[b].Shape().Size(), params[a].Shape().Size()) })
 	for k, i := range big {
-		update([]int{i}, func(i int) *Node {
+		updateSome([]int{i}, func(i int) *Node {
 			if k == 0 {
 				return grads[i]
 			}

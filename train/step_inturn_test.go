@@ -49,7 +49,10 @@ func TestUpdateInTurn(t *testing.T) {
 			exec := MustNewExec(be, func(g *Graph, in []*Node) []*Node {
 				params, grads, m, v := in[:n], in[n:2*n], in[2*n:3*n], in[3*n:4*n]
 				wantP, wantM, wantV := opt.Update(params, grads, m, v, in[4*n])
-				gotP, gotM, gotV := updateInTurn(opt, params, grads, m, v, in[4*n], tc.minBytes)
+				update := func(params, grads, m, v []*Node) (newP, newM, newV []*Node) {
+					return opt.Update(params, grads, m, v, in[4*n])
+				}
+				gotP, gotM, gotV := updateInTurn(update, params, grads, m, v, tc.minBytes)
 				barriers = findBarriers(gotP, grads)
 				out := append(append(append([]*Node{}, wantP...), wantM...), wantV...)
 				return append(append(append(out, gotP...), gotM...), gotV...)

@@ -3,7 +3,8 @@
 // Rotary, Attention, LogSumExp, Modulate, Gated, the selective scan's cut into
 // chunks), each written as the reference writes it
 // (models/dit.py, diffusion.py), so backbone/ and diffusion/ read like the
-// reference and carry no backend checks.
+// reference and carry no backend checks, and the training step's optimizer
+// (ClipAdamW: clip_grad_norm_ then torch.optim.AdamW, a training-only form).
 //
 // Every operation has one plain form: GoMLX's own ops (nn.Dense,
 // activation.GeluApproximate, Softmax, nn.LayerNorm), which pick the
@@ -50,7 +51,7 @@ const (
 type Form string
 
 // Forms are the kept forms, each with the measured reason in bench/README.md.
-var Forms = []Form{ProductGrad, SpreadMid, SoftmaxGrad, ShortScan, HeadsLeading}
+var Forms = []Form{ProductGrad, SpreadMid, SoftmaxGrad, ShortScan, HeadsLeading, FoldedAdamW}
 
 const (
 	// ProductGrad builds a training product's gradient in the layouts the Go
@@ -67,6 +68,9 @@ const (
 	HeadsLeading Form = "heads-leading"
 	// ShortScan solves the selective scan one position at a time (ScanCut).
 	ShortScan Form = "short-scan"
+	// FoldedAdamW folds the gradient clip's coefficient into AdamW's moment
+	// updates, one pass fewer over every gradient (ClipAdamW).
+	FoldedAdamW Form = "folded-adamw"
 )
 
 var (
