@@ -8,7 +8,7 @@
 # (BatchEncode) for every family, with a cold cache every pass and with a warm
 # one (the steady state of a long corpus), with CPU seconds per MB (a second worker that
 # burns more CPU per MB than one is the scaling loss, whatever else runs);
-# allocations per MB. Prints MB/s, mdlm's ratio to HF and the batch scaling for
+# allocations and bytes allocated (alloc-MB) per MB of text. Prints MB/s, mdlm's ratio to HF and the batch scaling for
 # every family, then the lowest of each.
 #
 # HF runs on one thread (RAYON_NUM_THREADS=1, TOKENIZERS_PARALLELISM=false),

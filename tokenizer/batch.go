@@ -115,12 +115,27 @@ type batchWorker struct {
 	ends []int // where each text's ids end in ids
 }
 
+// idsRoom is the room encodeChunk makes for the ids of a text of n bytes
+// before encoding it: byte-level BPE and byte-fallback Unigram give at most
+// one id per byte (plus a few around added tokens and prefixes), so a long
+// text grows the scratch once instead of by a dozen copies; past 2 MiB of
+// text, half of that (English gives about one id per four bytes) and append's
+// growth beyond, so the scratch stays near the ids' size.
+func idsRoom(n int) int {
+	const full = 2 << 20
+	if n <= full {
+		return n + 16
+	}
+	return full + (n-full)/2 + 16
+}
+
 // encodeChunk encodes texts into out (same length) with one allocation for
 // all their ids.
 func (w *batchWorker) encodeChunk(texts []string, out [][]int) {
 	w.ids, w.ends = w.ids[:0], w.ends[:0]
 	app, ok := w.enc.(AppendEncoder)
 	for _, s := range texts {
+		w.ids = slices.Grow(w.ids, idsRoom(len(s)))
 		if ok {
 			w.ids = app.AppendEncode(w.ids, s)
 		} else {

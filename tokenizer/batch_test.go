@@ -233,20 +233,41 @@ func TestPieceCacheConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
+// chainFile chains the pre-tokenizers that keep a buffer per stage of an
+// encoder's chain (Split collecting spans, Metaspace) after normalizers on the
+// reused buffers.
+const chainFile = `{"model":{"type":"WordLevel","unk_token":"<unk>",
+ "vocab":{"<unk>":0,"a":1,"b":2,"▁a":3,"ab":4,"▁":5,"▁b":6,"ba":7,"▁ab":8}},
+ "normalizer":{"type":"Sequence","normalizers":[{"type":"Lowercase"},
+  {"type":"Replace","pattern":{"Regex":" {2,}"},"content":" "}]},
+ "pre_tokenizer":{"type":"Sequence","pretokenizers":[
+  {"type":"Split","pattern":{"Regex":"[a-z]+| "},"behavior":"Removed","invert":true},
+  {"type":"Split","pattern":{"String":"b"},"behavior":"MergedWithPrevious","invert":false},
+  {"type":"Metaspace","replacement":"▁","prepend_scheme":"always","split":true}]}}`
+
 // FuzzBatchEncode: BatchEncode on 2 workers sharing a cache that lives across
 // inputs gives what a fresh encoder gives each text.
 func FuzzBatchEncode(f *testing.F) {
 	for _, s := range []string{"Hello world\x00don't stop", "日本語\x00\x00 x  y", "<|endoftext|>\x00a\xff"} {
 		f.Add(s)
 	}
+	f.Add("Ünïcode ``Quoted''  Two  Spaces\x00\x00\tTab İ\x00" + strings.Repeat("Long Text ", 30))
 	g, _ := Load("gpt2")
-	toks := []Tokenizer{g, loadCommittedFamily(f, "unigram_bytes")}
+	b, _ := Load("bert-base-uncased")
+	// ALBERT and BERT run normalizers on the workers' reused buffers
+	// (normScratch): each text must come out as from an encoder that saw
+	// nothing before it.
+	chain, err := Parse([]byte(chainFile), "chain.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	toks := []Tokenizer{g, loadCommittedFamily(f, "unigram_bytes"), loadCommittedFamily(f, "albert"), b, chain}
 	f.Fuzz(func(t *testing.T, s string) {
 		texts := strings.Split(s, "\x00")
 		for _, tok := range toks {
 			got := BatchEncode(tok, texts, 2)
-			fresh := tok.(interface{ Clone() Tokenizer }).Clone()
 			for i, text := range texts {
+				fresh := tok.(interface{ Clone() Tokenizer }).Clone()
 				if want := fresh.Encode(text); !slices.Equal(got[i], want) {
 					t.Fatalf("%s: text %d %q: batch %v, alone %v", tok.Name(), i, text, got[i], want)
 				}

@@ -46,6 +46,10 @@ type pieceCache struct {
 type cacheWriter struct {
 	chunk, used int // used: bytes of chunk taken; chunk < 0 before the first
 	uncounted   int64
+	// Written on every store: the padding keeps two workers' writers, made
+	// one after the other (Workers), off each other's cache lines (and the
+	// adjacent line the hardware prefetches with them).
+	_ [128 - 3*8]byte
 }
 
 // cacheTable is one generation of the slot array (len a power of two).

@@ -38,11 +38,6 @@ func (f *fixedLengthPre) split(p piece, emit func(piece)) {
 	}
 }
 
-// byteLevelNormalize is the ByteLevel normalizer
-// (tokenizers/src/normalizers/byte_level.rs): each byte becomes its GPT-2
-// byte character.
-func byteLevelNormalize(s string) string { return byteLevelString(s) }
-
 // ctcDecoder is the CTC decoder (tokenizers/src/decoders/ctc.rs): repeated
 // tokens collapse to one, the pad token is removed, and with cleanup the
 // WordPiece clean-up applies and the word delimiter becomes a space; tokens
@@ -73,22 +68,4 @@ func (c ctcDecoder) decode(tokens []string) []string {
 // " " that SentencePiece-converted files (T5, XLM-RoBERTa, ALBERT) end their
 // normalizers with: each run of two or more spaces becomes one. Matching the
 // pattern directly gives the same text as the regex matcher, faster.
-func collapseSpaces(s string) string {
-	i := strings.Index(s, "  ")
-	if i < 0 {
-		return s
-	}
-	var sb strings.Builder
-	sb.Grow(len(s))
-	for i >= 0 {
-		sb.WriteString(s[:i+1])
-		j := i + 2
-		for j < len(s) && s[j] == ' ' {
-			j++
-		}
-		s = s[j:]
-		i = strings.Index(s, "  ")
-	}
-	sb.WriteString(s)
-	return sb.String()
-}
+func collapseSpaces(s string) string { return normalizeAppended(collapseNorm{}, s) }

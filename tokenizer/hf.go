@@ -77,6 +77,7 @@ type HF struct {
 	wl  *wordLevel
 
 	norm       normalizer      // nil: none
+	normSteps  []normalizer    // norm's normalizers in order (normSteps)
 	bertNorm   *bertNormalizer // the normalizer when it is a plain BertNormalizer
 	pre        []preTokenizer
 	byteMode   bool // ByteLevel is the last pre-tokenizer: the model reads bytes
@@ -97,9 +98,13 @@ type HF struct {
 	cache   *pieceCache  // pre-token cache: Clone's own, shared by shareClone's
 	cw      *cacheWriter // this instance's writing state in cache
 	scratch []int32
-	uniSt   *uniState   // Viterbi scratch (Unigram), per instance
-	out     []int       // the ids being appended to during AppendEncode
-	chain   func(piece) // pre-tokenizers then the model, built per instance
+	uniSt   *uniState    // Viterbi scratch (Unigram), per instance
+	out     []int        // the ids being appended to during AppendEncode
+	chain   func(piece)  // pre-tokenizers then the model, built per instance
+	normBuf *normScratch // the normalizers' buffers, per instance
+	// The fields above are written as this instance encodes: the padding keeps
+	// them off the cache lines of the next object, another worker's clone.
+	_ [128]byte
 }
 
 // LoadFile loads a tokenizer.json from disk (at most MaxFileBytes).
@@ -469,7 +474,7 @@ func (t *HF) setNormalizer(raw json.RawMessage) error {
 	if err != nil {
 		return err
 	}
-	t.norm = n
+	t.norm, t.normSteps = n, normSteps(n)
 	if typ, _ := typeOf(raw); typ == "BertNormalizer" {
 		var b struct {
 			CleanText          bool  `json:"clean_text"`
@@ -550,7 +555,7 @@ func (t *HF) TokenID(tok string) (int, bool) {
 func (t *HF) Clone() Tokenizer {
 	c := *t
 	c.cache = newPieceCache(cacheLimit)
-	c.scratch, c.out, c.chain, c.uniSt, c.cw = nil, nil, nil, nil, newCacheWriter()
+	c.scratch, c.out, c.chain, c.uniSt, c.cw, c.normBuf = nil, nil, nil, nil, newCacheWriter(), nil
 	return &c
 }
 
@@ -558,7 +563,7 @@ func (t *HF) Clone() Tokenizer {
 // concurrent use (BatchEncode's workers, Workers).
 func (t *HF) shareClone() Tokenizer {
 	c := *t
-	c.scratch, c.out, c.chain, c.uniSt, c.cw = nil, nil, nil, nil, newCacheWriter()
+	c.scratch, c.out, c.chain, c.uniSt, c.cw, c.normBuf = nil, nil, nil, nil, newCacheWriter(), nil
 	return &c
 }
 
@@ -587,7 +592,12 @@ func (t *HF) encodeSegment(seg string, special int, first bool) {
 		return
 	}
 	if t.norm != nil {
-		seg = t.norm.normalize(seg)
+		if t.normBuf == nil {
+			t.normBuf = &normScratch{}
+		}
+		// seg lives in t.normBuf until the next segment: the model's cache
+		// copies what it keeps.
+		seg = t.normBuf.run(t.normSteps, seg)
 	}
 	t.splitAdded(t.addedNorm, t.trieNorm, seg, first, t.encodeText)
 }
@@ -615,6 +625,19 @@ func (t *HF) buildChain() func(piece) {
 	f := t.encodePiece
 	for i := len(t.pre) - 1; i >= 0; i-- {
 		p, next := t.pre[i], f
+		if m, ok := p.(*metaspacePre); ok {
+			// A stage is called again only after its previous call returned
+			// (its caller emits piece after piece), so one buffer per stage
+			// of this instance's chain is never overwritten while in use.
+			var buf []byte
+			f = func(q piece) { m.splitBuf(&buf, q, next) }
+			continue
+		}
+		if sp, ok := p.(*splitPre); ok {
+			var buf []span // as above: one per stage
+			f = func(q piece) { sp.splitBuf(&buf, q, next) }
+			continue
+		}
 		f = func(q piece) { p.split(q, next) }
 	}
 	return f

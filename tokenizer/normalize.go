@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // normalizer is one tokenizer.json normalizer (tokenizers/src/normalizers).
@@ -75,12 +76,11 @@ func parseNormalizer(raw json.RawMessage, path string, depth int) (normalizer, e
 		if n.StripAccents != nil {
 			strip = *n.StripAccents
 		}
-		b := &bertNormalizer{clean: n.CleanText, chinese: n.HandleChineseChars, stripAccents: strip, lowercase: n.Lowercase}
-		return normalizerFunc(b.normalize), nil
+		return &bertNormalizer{clean: n.CleanText, chinese: n.HandleChineseChars, stripAccents: strip, lowercase: n.Lowercase}, nil
 	case "NFC", "NFD", "NFKC", "NFKD":
 		return unicodeNormalizer(n.Type), nil
 	case "Lowercase":
-		return normalizerFunc(lowercaseRust), nil
+		return lowercaseNorm{}, nil
 	case "Strip":
 		l, r := n.StripLeft, n.StripRight
 		return normalizerFunc(func(s string) string { return stripSpaces(s, l, r) }), nil
@@ -98,7 +98,7 @@ func parseNormalizer(raw json.RawMessage, path string, depth int) (normalizer, e
 	case "Precompiled":
 		return parsePrecompiled(n.Charsmap, path)
 	case "ByteLevel":
-		return normalizerFunc(byteLevelNormalize), nil
+		return byteLevelNorm{}, nil
 	}
 	return nil, unsupported(path+".type", n.Type, supportedNormalizers)
 }
@@ -111,12 +111,7 @@ func sequenceNormalizer(seq []normalizer) normalizer {
 	if len(seq) == 1 {
 		return seq[0]
 	}
-	return normalizerFunc(func(s string) string {
-		for _, n := range seq {
-			s = n.normalize(s)
-		}
-		return s
-	})
+	return seqNorm(seq)
 }
 
 // parseReplace is the Replace normalizer (tokenizers/src/normalizers/replace.rs):
@@ -131,7 +126,7 @@ func parseReplace(pat *patternSpec, content *string, path string) (normalizer, e
 	}
 	c := *content
 	if pat.Regex != nil && *pat.Regex == " {2,}" && c == " " {
-		return normalizerFunc(collapseSpaces), nil
+		return collapseNorm{}, nil
 	}
 	if m.re == nil {
 		return literalReplace{old: m.literal, new: c}, nil
@@ -185,24 +180,7 @@ type prependReplace struct {
 	r   literalReplace
 }
 
-func (f prependReplace) normalize(s string) string {
-	if s == "" {
-		return s
-	}
-	n := strings.Count(s, f.r.old)
-	var sb strings.Builder
-	sb.Grow(len(f.pre) + len(s) + n*(len(f.r.new)-len(f.r.old)))
-	sb.WriteString(f.pre)
-	for n > 0 {
-		i := strings.Index(s, f.r.old)
-		sb.WriteString(s[:i])
-		sb.WriteString(f.r.new)
-		s = s[i+len(f.r.old):]
-		n--
-	}
-	sb.WriteString(s)
-	return sb.String()
-}
+func (f prependReplace) normalize(s string) string { return normalizeAppended(f, s) }
 
 // lowercaseRust is NormalizedString::lowercase: Rust's char::to_lowercase for
 // each character, whose only multi-character result is U+0130 -> "i̇".
@@ -215,16 +193,8 @@ func lowercaseRust(s string) string {
 
 // lowercaseAll is lowercaseRust without its shortcut for text it keeps.
 func lowercaseAll(s string) string {
-	var sb strings.Builder
-	sb.Grow(len(s))
-	for _, r := range s {
-		if r == 0x130 {
-			sb.WriteString("i\u0307")
-			continue
-		}
-		sb.WriteRune(unicode.ToLower(r))
-	}
-	return sb.String()
+	out := appendLowercase(nil, s)
+	return unsafe.String(unsafe.SliceData(out), len(out)) // out is ours alone: no copy
 }
 
 // lowerASCII reports whether s is ASCII without an upper-case letter, which

@@ -4,8 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
-	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // MaxCharsmapBytes caps a Precompiled normalizer's decoded
@@ -26,7 +26,10 @@ const MaxCharsmapReplacement = 256
 type precompiled struct {
 	units []uint32
 	blob  []byte
-	ascii [128]int32 // per ASCII byte: blob offset of its replacement, -1 none
+	// asciiRep and asciiHas: per ASCII byte, its replacement (a view of the
+	// blob, already checked as UTF-8) if the trie gives a valid one.
+	asciiRep [128][]byte
+	asciiHas [128]bool
 	// same: the ASCII bytes normalize keeps as they are (no replacement, or
 	// itself; not CR, which may join an LF), so a text of only those is
 	// returned unchanged, without building a copy.
@@ -77,18 +80,11 @@ func newPrecompiled(data []byte) (*precompiled, error) {
 	for i := range p.units {
 		p.units[i] = binary.LittleEndian.Uint32(data[4+4*i:])
 	}
-	for c := range p.ascii {
-		p.ascii[c] = -1
-		if c != 0 {
-			if v, ok := p.firstMatch(string(rune(c))); ok {
-				p.ascii[c] = int32(v)
-			}
-		}
+	for c := 1; c < len(p.asciiRep); c++ {
+		p.asciiRep[c], p.asciiHas[c] = p.transform(string(rune(c)))
 	}
 	for c := range p.same {
-		var sb strings.Builder
-		p.writeASCII(&sb, byte(c))
-		p.same[c] = c != '\r' && sb.String() == string(rune(c))
+		p.same[c] = c != '\r' && string(p.appendASCII(nil, byte(c))) == string(rune(c))
 	}
 	return p, nil
 }
@@ -158,9 +154,9 @@ func (p *precompiled) firstMatch(key string) (uint32, bool) {
 
 // replacement is the blob string at off: up to its NUL, and only when valid
 // UTF-8 (Precompiled::transform).
-func (p *precompiled) replacement(off int) (string, bool) {
+func (p *precompiled) replacement(off int) ([]byte, bool) {
 	if off > len(p.blob) {
-		return "", false // the reference would panic
+		return nil, false // the reference would panic
 	}
 	end := off
 	for end < len(p.blob) && p.blob[end] != 0 {
@@ -168,16 +164,16 @@ func (p *precompiled) replacement(off int) (string, bool) {
 	}
 	s := p.blob[off:end]
 	if !utf8.Valid(s) {
-		return "", false
+		return nil, false
 	}
-	return string(s), true
+	return s, true // a view of the blob: no copy per character
 }
 
 // transform is the replacement of chunk, if the trie has one.
-func (p *precompiled) transform(chunk string) (string, bool) {
+func (p *precompiled) transform(chunk string) ([]byte, bool) {
 	v, ok := p.firstMatch(chunk)
 	if !ok {
-		return "", false
+		return nil, false
 	}
 	return p.replacement(int(v))
 }
@@ -195,45 +191,60 @@ func (p *precompiled) normalize(s string) string {
 
 // normalizeAll is normalize without its shortcut for text it keeps as it is.
 func (p *precompiled) normalizeAll(s string) string {
-	var sb strings.Builder
-	sb.Grow(len(s) + len(s)/8)
+	out := p.appendAll(nil, s)
+	return unsafe.String(unsafe.SliceData(out), len(out)) // out is ours alone: no copy
+}
+
+// appendNormalize is normalize writing into dst (appendNormalizer).
+func (p *precompiled) appendNormalize(dst []byte, s string) ([]byte, bool) {
+	if p.unchanged(s) {
+		return dst, false
+	}
+	return p.appendAll(dst, s), true
+}
+
+// appendAll appends the normalization of s to dst.
+func (p *precompiled) appendAll(dst []byte, s string) []byte {
+	dst = growBytes(dst, len(s)+len(s)/8)
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf && c != '\r' && (i+1 == len(s) || s[i+1] < utf8.RuneSelf) {
 			// An ASCII character followed by ASCII (or nothing) is a cluster of
 			// its own, except CR before LF.
-			p.writeASCII(&sb, c)
+			dst = p.appendASCII(dst, c)
 			i++
 			continue
 		}
 		j := nextGrapheme(s, i)
-		g := s[i:j]
-		if len(g) < 6 {
-			if rep, ok := p.transform(g); ok {
-				sb.WriteString(rep)
-				i = j
-				continue
-			}
-		}
-		for k := 0; k < len(g); {
-			_, w := utf8.DecodeRuneInString(g[k:])
-			if rep, ok := p.transform(g[k : k+w]); ok {
-				sb.WriteString(rep)
-			} else {
-				sb.WriteString(g[k : k+w])
-			}
-			k += w
-		}
+		dst = p.appendCluster(dst, s[i:j])
 		i = j
 	}
-	return sb.String()
+	return dst
 }
 
-func (p *precompiled) writeASCII(sb *strings.Builder, c byte) {
-	if off := p.ascii[c]; off >= 0 {
-		if rep, ok := p.replacement(int(off)); ok {
-			sb.WriteString(rep)
-			return
+// appendCluster appends the normalization of one grapheme cluster g: its
+// replacement when it is under 6 bytes and the trie has one, else each
+// character's replacement, or the character.
+func (p *precompiled) appendCluster(dst []byte, g string) []byte {
+	if len(g) < 6 {
+		if rep, ok := p.transform(g); ok {
+			return append(dst, rep...)
 		}
 	}
-	sb.WriteByte(c)
+	for k := 0; k < len(g); {
+		_, w := utf8.DecodeRuneInString(g[k:])
+		if rep, ok := p.transform(g[k : k+w]); ok {
+			dst = append(dst, rep...)
+		} else {
+			dst = append(dst, g[k:k+w]...)
+		}
+		k += w
+	}
+	return dst
+}
+
+func (p *precompiled) appendASCII(dst []byte, c byte) []byte {
+	if p.asciiHas[c] {
+		return append(dst, p.asciiRep[c]...)
+	}
+	return append(dst, c)
 }

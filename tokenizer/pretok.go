@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // piece is a pre-token: its text and whether it starts at offset 0 of the
@@ -229,13 +230,33 @@ func (sp *splitPre) split(p piece, emit func(piece)) {
 		return
 	}
 	var buf [32]span
-	spans := matchSpans(buf[:0], p.s, sp.m.next)
+	sp.splitSpans(buf[:0], p, emit)
+}
+
+// splitBuf is split collecting the spans in *buf, which it reuses and grows:
+// an encoder keeps one buffer per Split of its chain (buildChain), so a
+// document with many matches costs no allocation once the buffer has grown.
+func (sp *splitPre) splitBuf(buf *[]span, p piece, emit func(piece)) {
+	if sp.behavior == behIsolated && !sp.invert {
+		sp.split(p, emit) // collects no spans
+		return
+	}
+	if cap(*buf) > maxNormScratch/int(unsafe.Sizeof(span{})) {
+		*buf = nil // one huge document: do not keep its memory
+	}
+	*buf = sp.splitSpans((*buf)[:0], p, emit)
+}
+
+// splitSpans splits p with the spans collected in dst, which it returns.
+func (sp *splitPre) splitSpans(dst []span, p piece, emit func(piece)) []span {
+	spans := matchSpans(dst, p.s, sp.m.next)
 	if sp.invert {
 		for i := range spans {
 			spans[i].match = !spans[i].match
 		}
 	}
 	applyBehavior(p, spans, sp.behavior, emit)
+	return spans
 }
 
 // matchSpans covers s with the matches of next and the gaps between them
@@ -424,7 +445,23 @@ func parseMetaspace(p *preSpec, path string) ([]preTokenizer, error) {
 }
 
 func (m *metaspacePre) split(p piece, emit func(piece)) {
-	s := m.replaced(p)
+	var buf []byte
+	m.splitBuf(&buf, p, emit)
+}
+
+// splitBuf is split building the replaced text in *buf, which it reuses and
+// grows: an encoder keeps one buffer per Metaspace of its chain (buildChain),
+// so a document costs no allocation once the buffer has grown to its size.
+// The pieces emitted live in *buf until the next call.
+func (m *metaspacePre) splitBuf(buf *[]byte, p piece, emit func(piece)) {
+	if cap(*buf) > maxNormScratch {
+		*buf = nil // one huge document: do not keep its memory
+	}
+	s := p.s
+	if out, changed := m.appendReplaced((*buf)[:0], p); changed {
+		*buf = out
+		s = unsafe.String(unsafe.SliceData(out), len(out))
+	}
 	if !m.doSplit {
 		if s != "" {
 			emit(piece{s: s, first: p.first})
@@ -456,29 +493,37 @@ func (m *metaspacePre) split(p piece, emit func(piece)) {
 // it: one allocation (none when nothing changes), where the reference builds
 // the replaced text and then the prepended one (metaspace.rs pre_tokenize).
 func (m *metaspacePre) replaced(p piece) string {
+	out, changed := m.appendReplaced(nil, p)
+	if !changed {
+		return p.s
+	}
+	return unsafe.String(unsafe.SliceData(out), len(out)) // out is ours alone
+}
+
+// appendReplaced appends replaced(p) to dst, or returns dst, false when the
+// text stays as it is.
+func (m *metaspacePre) appendReplaced(dst []byte, p piece) ([]byte, bool) {
 	prepend := m.scheme == "always" || (m.scheme == "first" && p.first)
 	spaces := strings.Count(p.s, " ")
 	if m.repl == " " {
 		spaces = 0 // replacing a space by itself changes nothing
 	}
 	if spaces == 0 && (!prepend || strings.HasPrefix(p.s, m.repl)) {
-		return p.s
+		return dst, false
 	}
 	// After replacement the text begins with the replacement when it began
 	// with a space or with the replacement itself.
 	startsRepl := strings.HasPrefix(p.s, " ") || strings.HasPrefix(p.s, m.repl)
-	var sb strings.Builder
-	sb.Grow(len(p.s) + spaces*(len(m.repl)-1) + len(m.repl))
+	dst = growBytes(dst, len(p.s)+spaces*(len(m.repl)-1)+len(m.repl))
 	if prepend && !startsRepl {
-		sb.WriteString(m.repl)
+		dst = append(dst, m.repl...)
 	}
 	rest := p.s
 	for ; spaces > 0; spaces-- {
 		k := strings.IndexByte(rest, ' ')
-		sb.WriteString(rest[:k])
-		sb.WriteString(m.repl)
+		dst = append(dst, rest[:k]...)
+		dst = append(dst, m.repl...)
 		rest = rest[k+1:]
 	}
-	sb.WriteString(rest)
-	return sb.String()
+	return append(dst, rest...), true
 }

@@ -303,7 +303,8 @@ func (st *reState) runLoop(n *reNode, i, count, last int) bool {
 
 // loopBody tries each end of one more iteration from i, in backtracking order.
 func (st *reState) loopBody(n *reNode, i, count int) bool {
-	for _, e := range st.bodyEnds(n.body, i) {
+	var buf [16]int // on the stack: a body rarely has more ends
+	for _, e := range st.appendBodyEnds(buf[:0], n.body, i) {
 		if st.runLoop(n, e, count+1, i) {
 			return true
 		}
@@ -311,10 +312,10 @@ func (st *reState) loopBody(n *reNode, i, count int) bool {
 	return false
 }
 
-// bodyEnds lists, in backtracking order, every end at which a loop body (a
-// chain of characters and alternations, checked at compile time) matches from i.
-func (st *reState) bodyEnds(n *reNode, i int) []int {
-	var ends []int
+// appendBodyEnds appends to ends, in backtracking order, every end at which a
+// loop body (a chain of characters and alternations, checked at compile time)
+// matches from i.
+func (st *reState) appendBodyEnds(ends []int, n *reNode, i int) []int {
 	for {
 		st.steps++
 		switch n.kind {
@@ -332,7 +333,7 @@ func (st *reState) bodyEnds(n *reNode, i int) []int {
 			n = n.next
 		case reAlt:
 			for _, a := range n.alts {
-				ends = append(ends, st.bodyEnds(a, i)...)
+				ends = st.appendBodyEnds(ends, a, i)
 			}
 			return ends
 		default:

@@ -47,6 +47,52 @@ func (n *bertNormalizer) normalize(s string) string {
 	return out
 }
 
+// appendNormalize is normalize writing into dst (appendNormalizer). ASCII
+// text takes one pass: NFD and the nonspacing marks leave it as it is, and
+// no ASCII character is CJK. Other text goes the full way, then is copied.
+func (n *bertNormalizer) appendNormalize(dst []byte, s string) ([]byte, bool) {
+	if !isASCII(s) {
+		out := n.normalize(s)
+		if out == s {
+			return dst, false
+		}
+		return append(dst, out...), true
+	}
+	i := 0
+	for i < len(s) && n.keepsASCII(s[i]) {
+		i++
+	}
+	if i == len(s) {
+		return dst, false
+	}
+	dst = growBytes(dst, len(s))
+	dst = append(dst, s[:i]...)
+	for ; i < len(s); i++ {
+		c := s[i]
+		if n.clean {
+			if c == 0 || isBertControl(rune(c)) {
+				continue
+			}
+			if isBertWhitespace(rune(c)) {
+				c = ' '
+			}
+		}
+		if n.lowercase && 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst, true
+}
+
+// keepsASCII reports whether normalize leaves the ASCII byte c as it is.
+func (n *bertNormalizer) keepsASCII(c byte) bool {
+	if n.clean && (c < 0x20 || c == 0x7F) {
+		return false // dropped, or a space
+	}
+	return !n.lowercase || c < 'A' || c > 'Z'
+}
+
 // stripMn drops the nonspacing marks of Unicode 8.0, the tables of the
 // unicode_categories crate that BertNormalizer's strip_accents uses
 // (tokenizers/src/normalizers/bert.rs).
@@ -133,15 +179,20 @@ func (w *wordPiece) encodeWord(word string, out []int) []int {
 		return append(out, w.unkID)
 	}
 	n := len(out)
+	var keyBuf [128]byte // "##" and a continuation, without an allocation per probe
 	for start := 0; start < len(word); {
 		end := len(word)
 		found := -1
 		for end > start {
-			piece := word[start:end]
+			var id int
+			var ok bool
 			if start > 0 {
-				piece = w.prefix + piece
+				key := append(append(keyBuf[:0], w.prefix...), word[start:end]...)
+				id, ok = w.vocab[string(key)] // the conversion in a map index copies nothing
+			} else {
+				id, ok = w.vocab[word[start:end]]
 			}
-			if id, ok := w.vocab[piece]; ok {
+			if ok {
 				found = id
 				break
 			}

@@ -3,8 +3,9 @@
 // tokenizer.json given as name=path arguments, mdlm's batch encoder on 1 and 2
 // workers for every family (and 1..N for GPT-2), and
 // github.com/tiktoken-go/tokenizer (r50k_base = GPT-2), the fastest Go anchor.
-// It prints one line per measurement: name, MB/s, allocs/MB and the process's
-// CPU seconds per MB (user + system, garbage collection included): on a shared
+// It prints one line per measurement: name, MB/s, allocs/MB, the process's
+// CPU seconds per MB (user + system, garbage collection included) and the MB
+// allocated per MB of text (what drives the collector). On a shared
 // machine the CPU per MB of 1 and 2 workers shows what a second worker costs
 // even when wall time is noise. It lives in its own module so the anchor never
 // becomes an mdlm dependency.
@@ -17,6 +18,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -38,7 +40,7 @@ func cpuTime() (user, sys time.Duration) {
 // result is the best of a measurement's repetitions.
 type result struct {
 	wall, user, sys time.Duration
-	allocs          uint64
+	allocs, bytes   uint64 // heap allocations and bytes allocated in the pass
 }
 
 // measureBest runs fn reps times after a GC each and keeps the fastest pass.
@@ -55,7 +57,8 @@ func measureBest(reps int, fn func()) result {
 		u1, s1 := cpuTime()
 		runtime.ReadMemStats(&m1)
 		if el < best.wall {
-			best = result{wall: el, user: u1 - u0, sys: s1 - s0, allocs: m1.Mallocs - m0.Mallocs}
+			best = result{wall: el, user: u1 - u0, sys: s1 - s0, allocs: m1.Mallocs - m0.Mallocs,
+				bytes: m1.TotalAlloc - m0.TotalAlloc}
 		}
 	}
 	return best
@@ -68,6 +71,7 @@ func writeMemProfile(path string) {
 		fail(fmt.Errorf("-memprofile: %w", err))
 	}
 	defer f.Close()
+	runtime.GC() // the profile holds what the last collection saw: include the last pass
 	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
 		fail(fmt.Errorf("-memprofile %s: %w", path, err))
 	}
@@ -84,7 +88,11 @@ func main() {
 	only := flag.String("only", "", "regexp: run only the measurements whose name matches")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measurements here")
 	memprofile := flag.String("memprofile", "", "write an allocation profile here at the end")
+	memRate := flag.Int("memprofilerate", 0, "bytes between allocation samples (1: every allocation; 0: Go's default)")
 	flag.Parse()
+	if *memRate > 0 {
+		runtime.MemProfileRate = *memRate
+	}
 	data, err := os.ReadFile(*corpus)
 	if err != nil {
 		fail(err)
@@ -114,8 +122,8 @@ func main() {
 			return
 		}
 		r := measureBest(*reps, fn)
-		fmt.Printf("%-28s %8.2f MB/s %10.0f allocs/MB %8.4f cpu-s/MB (sys %.4f)\n", name, mb/r.wall.Seconds(),
-			float64(r.allocs)/mb, (r.user+r.sys).Seconds()/mb, r.sys.Seconds()/mb)
+		fmt.Printf("%-28s %8.2f MB/s %10.0f allocs/MB %8.4f cpu-s/MB (sys %.4f) %8.3f alloc-MB/MB\n", name, mb/r.wall.Seconds(),
+			float64(r.allocs)/mb, (r.user+r.sys).Seconds()/mb, r.sys.Seconds()/mb, float64(r.bytes)/1e6/mb)
 	}
 	fresh := func(t tokenizer.Tokenizer) tokenizer.Tokenizer {
 		return t.(interface{ Clone() tokenizer.Tokenizer }).Clone() // cold cache every pass
@@ -170,9 +178,9 @@ func main() {
 			fmt.Fprintf(os.Stderr, "tokbench: argument %q: want name=tokenizer.json\n", arg)
 			os.Exit(2)
 		}
-		if !filter.MatchString("mdlm-"+name) && !filter.MatchString("mdlm-"+name+"-batch-1workers") &&
-			!filter.MatchString("mdlm-"+name+"-warm-batch-2workers") {
-			continue
+		if !slices.ContainsFunc([]string{"", "-batch-1workers", "-batch-2workers", "-warm-batch-1workers", "-warm-batch-2workers"},
+			func(suffix string) bool { return filter.MatchString("mdlm-" + name + suffix) }) {
+			continue // load only the families some measurement wants
 		}
 		tok, err := tokenizer.LoadFile(path)
 		if err != nil {
