@@ -66,26 +66,38 @@ func (a AdamW) Scalars(k int, lr float64) []float32 {
 //
 // scalars is the [NumScalars] float32 vector of Scalars.
 func (a AdamW) Update(params, grads, m, v []*Node, scalars *Node) (newP, newM, newV []*Node) {
-	decay := Slice(scalars, AxisElem(0))
-	stepSize := Slice(scalars, AxisElem(1))
-	bc2Sqrt := Slice(scalars, AxisElem(2))
+	sc := SplitScalars(scalars)
 	for i, p := range params {
 		g := grads[i]
-		scalar := func(s *Node) *Node { return Reshape(ConvertDType(s, p.DType())) }
 		// lerp(m, g, w) = m + w·(g − m) for w < 0.5, as torch computes it.
 		mi := Add(m[i], MulScalar(Sub(g, m[i]), 1-a.Beta1))
 		vi := Add(MulScalar(v[i], a.Beta2), MulScalar(Mul(g, g), 1-a.Beta2))
-		// Scalars go on the right-hand side: the Go backend's binary ops have a
-		// fast path for a scalar rhs only.
-		denom := AddScalar(Div(Sqrt(vi), scalar(bc2Sqrt)), a.Eps)
-		pi := p
-		if a.WeightDecay != 0 {
-			pi = Mul(pi, scalar(decay))
-		}
-		pi = Sub(pi, Mul(Div(mi, denom), scalar(stepSize)))
-		newP, newM, newV = append(newP, pi), append(newM, mi), append(newV, vi)
+		newP, newM, newV = append(newP, a.Apply(p, mi, vi, sc)), append(newM, mi), append(newV, vi)
 	}
 	return
+}
+
+// StepScalars are the step's scalars (Scalars), each a node of its own.
+type StepScalars struct{ Decay, StepSize, BC2Sqrt *Node }
+
+// SplitScalars slices the [NumScalars] vector of Scalars once per graph.
+func SplitScalars(scalars *Node) StepScalars {
+	return StepScalars{Slice(scalars, AxisElem(0)), Slice(scalars, AxisElem(1)), Slice(scalars, AxisElem(2))}
+}
+
+// Apply is the parameter's half of Update, given its new moments mi and vi:
+// the decoupled weight decay, then
+// p − step_size · mi / (sqrt(vi)/sqrt(1 − β2^k) + eps). Optimizers that form
+// the moments otherwise (internal/layers.ClipAdamW) finish with it.
+func (a AdamW) Apply(p, mi, vi *Node, s StepScalars) *Node {
+	// Scalars go on the right-hand side: the Go backend's binary ops have a
+	// fast path for a scalar rhs only.
+	scalar := func(s *Node) *Node { return Reshape(ConvertDType(s, p.DType())) }
+	denom := AddScalar(Div(Sqrt(vi), scalar(s.BC2Sqrt)), a.Eps)
+	if a.WeightDecay != 0 {
+		p = Mul(p, scalar(s.Decay))
+	}
+	return Sub(p, Mul(Div(mi, denom), scalar(s.StepSize)))
 }
 
 // GlobalNorm is the L2 norm over all gradients: sqrt(Σ_g ||g||²), in the dtype

@@ -52,9 +52,7 @@ func ClipAdamW(opt optim.AdamW, maxNorm float64, grads []*Node, scalars *Node) (
 func foldedAdamW(opt optim.AdamW, coef *Node, params, grads, m, v []*Node, scalars *Node) (newP, newM, newV []*Node) {
 	mScale := MulScalar(coef, 1-opt.Beta1)
 	vScale := MulScalar(Mul(coef, coef), 1-opt.Beta2)
-	decay := Slice(scalars, AxisElem(0))
-	stepSize := Slice(scalars, AxisElem(1))
-	bc2Sqrt := Slice(scalars, AxisElem(2))
+	sc := optim.SplitScalars(scalars)
 	for i, p := range params {
 		g := grads[i]
 		// Scalars on the right-hand side: the Go backend's binary ops have a
@@ -62,13 +60,7 @@ func foldedAdamW(opt optim.AdamW, coef *Node, params, grads, m, v []*Node, scala
 		scalar := func(s *Node) *Node { return Reshape(ConvertDType(s, p.DType())) }
 		mi := Add(MulScalar(m[i], opt.Beta1), Mul(g, scalar(mScale)))
 		vi := Add(MulScalar(v[i], opt.Beta2), Mul(Mul(g, g), scalar(vScale)))
-		pi := p
-		if opt.WeightDecay != 0 {
-			pi = Mul(pi, scalar(decay))
-		}
-		denom := AddScalar(Div(Sqrt(vi), scalar(bc2Sqrt)), opt.Eps)
-		pi = Sub(pi, Mul(Div(mi, denom), scalar(stepSize)))
-		newP, newM, newV = append(newP, pi), append(newM, mi), append(newV, vi)
+		newP, newM, newV = append(newP, opt.Apply(p, mi, vi, sc)), append(newM, mi), append(newV, vi)
 	}
 	return newP, newM, newV
 }
