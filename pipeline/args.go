@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/mdlm-go/mdlm/stage"
 )
@@ -10,7 +12,9 @@ import (
 // Args renders a stage as the command line that runs it, through the same
 // kong grammar a user types: the kind, input paths (positional or as their
 // flags), the `with:` flags sorted by name, then -o out. A `with:` value that
-// is a list repeats the flag (or gives several positional arguments).
+// is a list repeats the flag (or gives several positional arguments). A
+// positional argument that starts with "-" (a `with:` value such as -h) would
+// be read as a flag: then the positionals come last, after "--".
 func Args(sp stage.Spec, in map[string]string, with map[string]any, out string) []string {
 	args := []string{sp.Kind}
 	var pos, flags []string
@@ -43,6 +47,10 @@ func Args(sp stage.Spec, in map[string]string, with map[string]any, out string) 
 				flags = append(flags, "--"+k+"="+v)
 			}
 		}
+	}
+	if slices.ContainsFunc(pos, func(p string) bool { return strings.HasPrefix(p, "-") }) {
+		args = append(append(args, flags...), "-o", out, "--")
+		return append(args, pos...)
 	}
 	args = append(args, pos...)
 	args = append(args, flags...)

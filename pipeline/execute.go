@@ -122,7 +122,12 @@ func (x *executor) commandLine(s *step, streamed map[string]string) []string {
 		args = Args(s.st.Spec, paths, s.st.With, s.Out)
 	}
 	if s.sharded {
-		args = append(slices.Clip(args), fmt.Sprintf("--shard-index=%d", x.ShardIndex), fmt.Sprintf("--num-shards=%d", x.NumShards))
+		shard := []string{fmt.Sprintf("--shard-index=%d", x.ShardIndex), fmt.Sprintf("--num-shards=%d", x.NumShards)}
+		end := slices.Index(args, "--") // positionals after "--" (Args)
+		if end < 0 {
+			end = len(args)
+		}
+		args = slices.Insert(slices.Clone(args), end, shard...)
 	}
 	return args
 }
