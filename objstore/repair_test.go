@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mdlm-go/mdlm/internal/s3test"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
@@ -65,10 +67,7 @@ func TestPutRepairsDeletedAndOverwritten(t *testing.T) {
 // named uploads them again.
 func TestRepairRottenObject(t *testing.T) {
 	cfg, bucket := testServer(t)
-	data := os.Getenv("MDLM_TEST_S3_DATA")
-	if data == "" {
-		t.Skip("MDLM_TEST_S3_DATA is unset: the server's files cannot be damaged")
-	}
+	data := s3test.DataDir(t)
 	s := testStore(t, cfg)
 	ctx := context.Background()
 	dir, m := testArtifact(t, 1000)

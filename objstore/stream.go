@@ -239,13 +239,13 @@ func (r *File) finish() error {
 	return nil
 }
 
-// Close verifies the file (Verify) and drops its blocks.
+// Close drops the file's blocks. It does not verify: a reader that gave up
+// (an error, a cancel) need not download the rest; Verify is the check.
 func (r *File) Close() error {
-	err := r.Verify()
 	r.mu.Lock()
 	r.blocks, r.used = map[int64][]byte{}, nil
 	r.mu.Unlock()
-	return err
+	return nil
 }
 
 // CopyFile writes file f of the artifact under u to w as it streams
@@ -256,9 +256,10 @@ func (s *Store) CopyFile(ctx context.Context, u URL, f artifact.File, w io.Write
 	if err != nil {
 		return err
 	}
+	defer in.Close()
 	_, err = io.Copy(w, in)
-	if cerr := in.Close(); cerr != nil { // Close verifies: a damaged object, not the copy's error
-		return cerr
+	if verr := in.Verify(); verr != nil { // a damaged object, not the copy's error
+		return verr
 	}
 	return err
 }

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/mdlm-go/mdlm/internal/s3test"
+
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/mdlm-go/mdlm/artifact"
@@ -55,7 +57,7 @@ func TestStreamFileFromServer(t *testing.T) {
 	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("ReadAll: %d bytes, %v", len(got), err)
 	}
-	if err := f.Close(); err != nil {
+	if err := f.Verify(); err != nil {
 		t.Fatal(err)
 	}
 	if f.Fetched() > f.Size()+StreamBlockSize {
@@ -74,10 +76,7 @@ func TestStreamFileFromServer(t *testing.T) {
 
 func TestStreamFileDamaged(t *testing.T) {
 	cfg, bucket := testServer(t)
-	data := os.Getenv("MDLM_TEST_S3_DATA")
-	if data == "" {
-		t.Skip("MDLM_TEST_S3_DATA is unset: the server's files cannot be damaged")
-	}
+	data := s3test.DataDir(t)
 	s := testStore(t, cfg)
 	ctx := context.Background()
 	dir, m := testArtifact(t, StreamBlockSize+1000)
@@ -96,7 +95,7 @@ func TestStreamFileDamaged(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkDamaged(t, f.Close(), u, m, []string{"sub/small.txt"})
+		checkDamaged(t, f.Verify(), u, m, []string{"sub/small.txt"})
 	})
 	t.Run("replaced while read", func(t *testing.T) {
 		f, err := s.OpenFile(ctx, u, big)

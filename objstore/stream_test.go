@@ -91,8 +91,8 @@ func TestFileReadAtPatterns(t *testing.T) {
 					t.Fatalf("holds %d blocks (%d in LRU), limit %d", len(f.blocks), len(f.used), tt.maxBlocks)
 				}
 			}
-			if err := f.Close(); err != nil {
-				t.Fatalf("Close: %v", err)
+			if err := f.Verify(); err != nil {
+				t.Fatalf("Verify: %v", err)
 			}
 			if ch.n != size {
 				t.Errorf("hashed %d bytes, want each of %d exactly once", ch.n, size)
@@ -135,10 +135,10 @@ func TestFileVerifyDamaged(t *testing.T) {
 	if _, err := f.ReadAt(make([]byte, 10), 90); err != nil {
 		t.Fatal(err)
 	}
-	err := f.Close()
+	err := f.Verify()
 	var d *DamagedError
 	if !errors.As(err, &d) {
-		t.Fatalf("Close = %v, want *DamagedError", err)
+		t.Fatalf("Verify = %v, want *DamagedError", err)
 	}
 	for _, want := range []string{"s3://bkt/pre/train-0.parquet", sum(data), sum(rotten)} {
 		if !bytes.Contains([]byte(err.Error()), []byte(want)) {

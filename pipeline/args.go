@@ -14,8 +14,9 @@ import (
 // flags), the `with:` flags sorted by name, then -o out. A `with:` value that
 // is a list repeats the flag (or gives several positional arguments). A
 // positional argument that starts with "-" (a `with:` value such as -h) would
-// be read as a flag: then the positionals come last, after "--".
-func Args(sp stage.Spec, in map[string]string, with map[string]any, out string) []string {
+// be read as a flag: then the positionals come last, after "--". extra are
+// flags the engine adds (an array task's shard flags), after -o out.
+func Args(sp stage.Spec, in map[string]string, with map[string]any, out string, extra ...string) []string {
 	args := []string{sp.Kind}
 	var pos, flags []string
 	for _, input := range sp.Inputs {
@@ -49,12 +50,11 @@ func Args(sp stage.Spec, in map[string]string, with map[string]any, out string) 
 		}
 	}
 	if slices.ContainsFunc(pos, func(p string) bool { return strings.HasPrefix(p, "-") }) {
-		args = append(append(args, flags...), "-o", out, "--")
-		return append(args, pos...)
+		args = append(append(append(args, flags...), "-o", out), extra...)
+		return append(append(args, "--"), pos...)
 	}
-	args = append(args, pos...)
-	args = append(args, flags...)
-	return append(args, "-o", out)
+	args = append(append(args, pos...), flags...)
+	return append(append(args, "-o", out), extra...)
 }
 
 // values renders a `with:` value as strings: a list gives one per element.

@@ -219,10 +219,7 @@ func TestBucketSharedConcurrentPublishers(t *testing.T) {
 // is never installed: the pull fails and leaves nothing at the output.
 func TestBucketSharedDamagedCopyNotUsed(t *testing.T) {
 	loc := s3Env(t)
-	data := os.Getenv("MDLM_TEST_S3_DATA")
-	if data == "" {
-		t.Skip("MDLM_TEST_S3_DATA is unset: the server's files cannot be damaged")
-	}
+	data := s3test.DataDir(t)
 	ctx := context.Background()
 	sp := reg["download"]
 	dir := t.TempDir()

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/mdlm-go/mdlm/internal/s3test"
 )
 
 // damageInBucket rewrites (same size, other bytes) or, with remove, deletes
@@ -14,10 +16,7 @@ import (
 // the test server's files: behind the store's back, metadata kept.
 func damageInBucket(t *testing.T, loc, out, file string, remove bool) {
 	t.Helper()
-	data := os.Getenv("MDLM_TEST_S3_DATA")
-	if data == "" {
-		t.Skip("MDLM_TEST_S3_DATA is unset: the server's files cannot be damaged")
-	}
+	data := s3test.DataDir(t)
 	p := filepath.Join(data, filepath.FromSlash(strings.TrimPrefix(loc, "s3://")), filepath.Base(out), file)
 	if remove {
 		if err := os.Remove(p); err != nil {

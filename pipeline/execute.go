@@ -115,21 +115,16 @@ func (x *executor) build(ctx context.Context, s *step) error {
 // name -> s3:// address) in place of their local directories, and this
 // array task's shard flags.
 func (x *executor) commandLine(s *step, streamed map[string]string) []string {
-	args := s.Args
-	if len(streamed) > 0 {
-		paths := maps.Clone(s.paths)
-		maps.Copy(paths, streamed)
-		args = Args(s.st.Spec, paths, s.st.With, s.Out)
+	if len(streamed) == 0 && !s.sharded {
+		return s.Args
 	}
+	paths := maps.Clone(s.paths)
+	maps.Copy(paths, streamed)
+	var shard []string
 	if s.sharded {
-		shard := []string{fmt.Sprintf("--shard-index=%d", x.ShardIndex), fmt.Sprintf("--num-shards=%d", x.NumShards)}
-		end := slices.Index(args, "--") // positionals after "--" (Args)
-		if end < 0 {
-			end = len(args)
-		}
-		args = slices.Insert(slices.Clone(args), end, shard...)
+		shard = []string{fmt.Sprintf("--shard-index=%d", x.ShardIndex), fmt.Sprintf("--num-shards=%d", x.NumShards)}
 	}
-	return args
+	return Args(s.st.Spec, paths, s.st.With, s.Out, shard...)
 }
 
 // runStage runs one command line of the step, recording it in the run state.

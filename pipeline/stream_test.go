@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdlm-go/mdlm/internal/s3test"
+
 	"github.com/alecthomas/kong"
 
 	"github.com/mdlm-go/mdlm/artifact"
@@ -205,10 +207,7 @@ func TestBucketCacheStreamsInput(t *testing.T) {
 // behind the store's back, and returns the file's name.
 func rotInBucket(t *testing.T, loc, out, glob string) string {
 	t.Helper()
-	data := os.Getenv("MDLM_TEST_S3_DATA")
-	if data == "" {
-		t.Skip("MDLM_TEST_S3_DATA is unset: the server's files cannot be damaged")
-	}
+	data := s3test.DataDir(t)
 	m, err := artifact.Read(out, "")
 	if err != nil {
 		t.Fatal(err)
@@ -260,6 +259,19 @@ func TestBucketCacheStreamedInputDamaged(t *testing.T) {
 	sameArtifact(t, ref[2].Out, ds[2].Out)
 }
 
+// failWhen makes e's stages fail with fail's error where it gives one,
+// recording the failed command line in ran; other command lines run.
+func failWhen(e *Engine, ran *[][]string, fail func(args []string) error) {
+	exec := e.Exec
+	e.Exec = func(ctx context.Context, args []string) error {
+		if err := fail(args); err != nil {
+			*ran = append(*ran, slices.Clone(args))
+			return err
+		}
+		return exec(ctx, args)
+	}
+}
+
 // A stage that streamed an input and fails for its own reasons (the input
 // verifies) reports its own error, once; the input is checked, not rebuilt.
 func TestBucketCacheStreamedStageOwnError(t *testing.T) {
@@ -267,14 +279,12 @@ func TestBucketCacheStreamedStageOwnError(t *testing.T) {
 	loc, first, _ := bucketThenFreshMirror(t, dir)
 	var ran [][]string
 	e := stageEngine(loc, &ran)
-	exec := e.Exec
-	e.Exec = func(ctx context.Context, args []string) error {
+	failWhen(e, &ran, func(args []string) error {
 		if args[0] == "pack" {
-			ran = append(ran, slices.Clone(args))
 			return fmt.Errorf("pack: out of disk")
 		}
-		return exec(ctx, args)
-	}
+		return nil
+	})
 	ds, err := e.Run(context.Background(), streamPipeline(t, dir, 32))
 	if err == nil || !strings.HasSuffix(err.Error(), "pack: out of disk") {
 		t.Fatalf("err = %v, want the stage's own error", err)
@@ -295,14 +305,12 @@ func TestBucketCacheStreamedReadFailedRetried(t *testing.T) {
 	loc, first, _ := bucketThenFreshMirror(t, dir)
 	var ran [][]string
 	e := stageEngine(loc, &ran)
-	exec := e.Exec
-	e.Exec = func(ctx context.Context, args []string) error {
+	failWhen(e, &ran, func(args []string) error {
 		if i := slices.IndexFunc(args, objstore.IsURL); args[0] == "pack" && i > 0 {
-			ran = append(ran, slices.Clone(args))
 			return fmt.Errorf("pack train: object store: %s/train-00000.parquet: connection reset", args[i])
 		}
-		return exec(ctx, args)
-	}
+		return nil
+	})
 	ds, err := e.Run(context.Background(), streamPipeline(t, dir, 32))
 	if err != nil {
 		t.Fatal(err)

@@ -39,19 +39,27 @@ func TestStreamTokenizeBench(t *testing.T) {
 	tm := publish(t, text, base+"/text")
 	var shardBytes int64
 	for _, f := range tm.Files {
-		shardBytes += f.Size
+		if strings.HasSuffix(f.Path, ".parquet") {
+			shardBytes += f.Size
+		}
 	}
-	run := func(name, in string) {
+	run := func(name, in string) int64 {
 		start := time.Now()
 		before := stage.StreamedBytes()
 		out := filepath.Join(t.TempDir(), name)
 		if _, _, err := stage.Execute(ctx, stagetest.Env(), tokenize.Def, &tokenize.Options{In: in, Out: out, Tokenizer: "bytes", Sharding: stage.Sharding{NumShards: 1}}); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("%-22s wall %6.2fs  streamed %d bytes (artifact %d bytes)", name, time.Since(start).Seconds(), stage.StreamedBytes()-before, shardBytes)
+		got := stage.StreamedBytes() - before
+		t.Logf("%-22s wall %6.2fs  streamed %d bytes (shards %d bytes)", name, time.Since(start).Seconds(), got, shardBytes)
+		return got
 	}
-	run("local", text)
-	run("bucket, streamed", base+"/text")
+	if got := run("local", text); got != 0 {
+		t.Errorf("a local input streamed %d bytes", got)
+	}
+	if got := run("bucket, streamed", base+"/text"); got != shardBytes {
+		t.Errorf("the streamed input downloaded %d bytes, want its shards' %d, each byte once", got, shardBytes)
+	}
 	s, err := objstore.Open(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mdlm-go/mdlm/internal/s3test"
+
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/internal/stagetest"
 	"github.com/mdlm-go/mdlm/objstore"
@@ -99,10 +101,7 @@ func TestStreamTokenizeFromS3(t *testing.T) {
 // bytes of the same size, behind the store's back.
 func rot(t *testing.T, url string, m artifact.Manifest, file string) string {
 	t.Helper()
-	data := os.Getenv("MDLM_TEST_S3_DATA")
-	if data == "" {
-		t.Skip("MDLM_TEST_S3_DATA is unset: the server's files cannot be damaged")
-	}
+	data := s3test.DataDir(t)
 	u, err := objstore.ParseURL(url)
 	if err != nil {
 		t.Fatal(err)

@@ -18,11 +18,7 @@ func BenchmarkBatchEncodeFile(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	docs := benchCorpus(b)
-	size := 0
-	for _, d := range docs {
-		size += len(d)
-	}
+	docs, size := benchCorpus(b)
 	for _, workers := range []int{1, 2} {
 		b.Run(map[int]string{1: "1worker", 2: "2workers"}[workers], func(b *testing.B) {
 			b.SetBytes(int64(size))

@@ -8,7 +8,7 @@ import (
 
 // benchCorpus reads $MDLM_TOKENIZER_CORPUS (bench/tokenizers.sh builds one from
 // Debian packages), split into paragraphs the way a dataset row would be.
-func benchCorpus(b *testing.B) []string {
+func benchCorpus(b *testing.B) (docs []string, size int) {
 	path := os.Getenv("MDLM_TOKENIZER_CORPUS")
 	if path == "" {
 		b.Skip("set MDLM_TOKENIZER_CORPUS to a text file (bench/tokenizers.sh builds one)")
@@ -17,15 +17,11 @@ func benchCorpus(b *testing.B) []string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return strings.SplitAfter(string(data), "\n\n")
+	return strings.SplitAfter(string(data), "\n\n"), len(data)
 }
 
 func benchEncode(b *testing.B, name string, workers int) {
-	docs := benchCorpus(b)
-	size := 0
-	for _, d := range docs {
-		size += len(d)
-	}
+	docs, size := benchCorpus(b)
 	tok, err := Load(name)
 	if err != nil {
 		b.Fatal(err)
@@ -76,11 +72,7 @@ func BenchmarkEncodeFamily(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			docs := benchCorpus(b)
-			size := 0
-			for _, d := range docs {
-				size += len(d)
-			}
+			docs, size := benchCorpus(b)
 			b.SetBytes(int64(size))
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {

@@ -475,22 +475,7 @@ func (t *HF) setNormalizer(raw json.RawMessage) error {
 		return err
 	}
 	t.norm, t.normSteps = n, normSteps(n)
-	if typ, _ := typeOf(raw); typ == "BertNormalizer" {
-		var b struct {
-			CleanText          bool  `json:"clean_text"`
-			HandleChineseChars bool  `json:"handle_chinese_chars"`
-			StripAccents       *bool `json:"strip_accents"`
-			Lowercase          bool  `json:"lowercase"`
-		}
-		if err := json.Unmarshal(raw, &b); err != nil {
-			return err
-		}
-		strip := b.Lowercase
-		if b.StripAccents != nil {
-			strip = *b.StripAccents
-		}
-		t.bertNorm = &bertNormalizer{clean: b.CleanText, chinese: b.HandleChineseChars, stripAccents: strip, lowercase: b.Lowercase}
-	}
+	t.bertNorm, _ = n.(*bertNormalizer) // the BERT fast path's, when it is the whole normalizer
 	return nil
 }
 

@@ -167,15 +167,15 @@ func (collapseNorm) appendNormalize(dst []byte, s string) ([]byte, bool) {
 }
 
 func (r literalReplace) appendNormalize(dst []byte, s string) ([]byte, bool) {
-	if r.old == "" { // never parsed (parsePattern refuses it), but keep ReplaceAll's meaning
-		out := strings.ReplaceAll(s, r.old, r.new)
-		return append(dst, out...), true
-	}
-	i := strings.Index(s, r.old)
+	i := strings.Index(s, r.old) // r.old is never empty: parsePattern refuses it
 	if i < 0 {
 		return dst, false
 	}
-	dst = growBytes(dst, len(s)+max(0, len(r.new)-len(r.old))*strings.Count(s, r.old))
+	room := len(s)
+	if len(r.new) > len(r.old) { // only a longer replacement needs the count
+		room += (len(r.new) - len(r.old)) * strings.Count(s, r.old)
+	}
+	dst = growBytes(dst, room)
 	for i >= 0 {
 		dst = append(dst, s[:i]...)
 		dst = append(dst, r.new...)

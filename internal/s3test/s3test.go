@@ -34,3 +34,15 @@ func Prefix(t testing.TB, area string) string {
 	rand.Read(b)
 	return fmt.Sprintf("s3://%s/%s/%s-%x", os.Getenv("MDLM_TEST_S3_BUCKET"), area, t.Name(), b)
 }
+
+// DataDir is the directory where the test server's POSIX backend keeps its
+// objects (data/<bucket>/<key>), for tests that damage an object behind the
+// server's back. Without MDLM_TEST_S3_DATA it skips the test.
+func DataDir(t testing.TB) string {
+	t.Helper()
+	data := os.Getenv("MDLM_TEST_S3_DATA")
+	if data == "" {
+		t.Skip("MDLM_TEST_S3_DATA is unset: the server's files cannot be damaged")
+	}
+	return data
+}
