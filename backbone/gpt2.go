@@ -30,6 +30,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 
 	"github.com/gomlx/compute"
+	gomlxattention "github.com/gomlx/gomlx/ml/layers/attention"
 	"github.com/gomlx/gomlx/ml/nn"
 
 	"github.com/mdlm-go/mdlm/internal/layers"
@@ -81,7 +82,7 @@ func GPT2Logits(cfg Config, p Params, ids *Node) *Node {
 	for i := 0; i < cfg.Blocks; i++ {
 		b := fmt.Sprintf("h.%d.", i)
 		a := layerNormAffine(x, p[b+"ln_1.weight"], p[b+"ln_1.bias"], eps)
-		a = causalAttention(conv1D(a, p[b+"attn.c_attn.weight"], p[b+"attn.c_attn.bias"]), cfg.Heads)
+		a = causalAttention(a, p[b+"attn.c_attn.weight"], p[b+"attn.c_attn.bias"], cfg.Heads)
 		x = Add(x, conv1D(a, p[b+"attn.c_proj.weight"], p[b+"attn.c_proj.bias"]))
 		m := layerNormAffine(x, p[b+"ln_2.weight"], p[b+"ln_2.bias"], eps)
 		m = layers.GeluTanh(layers.Inference, conv1D(m, p[b+"mlp.c_fc.weight"], p[b+"mlp.c_fc.bias"])) // gelu_new
@@ -101,17 +102,17 @@ func layerNormAffine(x, weight, bias *Node, eps float64) *Node {
 	return nn.LayerNorm(x, []int{x.Rank() - 1}, eps, weight, bias, nil)
 }
 
-// causalAttention splits the fused c_attn output qkv [B, L, 3D] (laid out
-// q | k | v, each H heads of Dh) and attends causally: [B, L, D].
-func causalAttention(qkv *Node, heads int) *Node {
-	dims := qkv.Shape().Dimensions
-	B, L, D := dims[0], dims[1], dims[2]/3
-	dh := D / heads
-	part := func(i int) *Node {
-		return Reshape(Slice(qkv, AxisRange(), AxisRange(), AxisRange(i*D, (i+1)*D)), B, L, heads, dh)
-	}
-	q, k, v := part(0), part(1), part(2)
-	return layers.Attention(layers.Inference, q, k, v, true)
+// causalAttention is the block's attention before c_proj: c_attn (Conv1D,
+// W [D, 3D], b [3D]) laid out q | k | v, each H heads of Dh, then causal
+// attention: x [B, L, D] -> [B, L, D]. The projection and its split are
+// GoMLX's attention.QKVProjection (the backend's fused one where it has one).
+func causalAttention(x, w, b *Node, heads int) *Node {
+	dims := x.Shape().Dimensions
+	B, L, D := dims[0], dims[1], dims[2]
+	bias := func(i int) *Node { return Slice(b, AxisRange(i*D, (i+1)*D)) }
+	q, k, v := gomlxattention.QKVProjection(x, w, bias(0), bias(1), bias(2), D, D)
+	perHead := func(u *Node) *Node { return Reshape(u, B, L, heads, D/heads) }
+	return layers.Attention(layers.Inference, perHead(q), perHead(k), perHead(v), true)
 }
 
 // GPT2Config reads a hub GPT-2 config.json (GPT2Config keys), refusing what

@@ -63,13 +63,8 @@ func timestepEmbedding(sigma *Node) *Node {
 // attn_out). Under bf16 mixed precision the products run in bf16, softmax in
 // float32.
 func attention(mode layers.Mode, x, wqkv *Node, rope *layers.Rotary, heads int, causal bool) *Node {
-	dims := x.Shape().Dimensions
-	B, L, D := dims[0], dims[1], dims[2]
-	qkv := layers.Linear(mode, x, wqkv, nil) // [B, L, 3D], in x's dtype
-	part := func(i int) *Node {
-		return Reshape(Slice(qkv, AxisRange(), AxisRange(), AxisRange(i*D, (i+1)*D)), B, L, heads, D/heads)
-	}
-	q, k, v := rope.Apply(part(0)), rope.Apply(part(1)), part(2) // RoPE in x's dtype (autocast off)
+	q, k, v := layers.QKV(mode, x, wqkv, heads)     // [B, L, H, Dh], in x's dtype
+	q, k = rope.Apply(mode, q), rope.Apply(mode, k) // RoPE in x's dtype (autocast off)
 	if mm := wqkv.DType(); mm != x.DType() {
 		q, k, v = ConvertDType(q, mm), ConvertDType(k, mm), ConvertDType(v, mm)
 	}

@@ -89,9 +89,13 @@ func main() {
 			fmt.Fprintln(os.Stderr, "cpustep:", err)
 			os.Exit(1)
 		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintln(os.Stderr, "cpustep:", err)
-			os.Exit(1)
+		// The profile starts after the first step (loading, compilation and
+		// the host copies left out) and stops before the output is written.
+		afterFirstStep = func() {
+			if err := pprof.StartCPUProfile(f); err != nil {
+				fmt.Fprintln(os.Stderr, "cpustep:", err)
+				os.Exit(1)
+			}
 		}
 		defer pprof.StopCPUProfile()
 	}
@@ -171,6 +175,7 @@ func run(c benchCase, dir string, steps int, forward, init bool, lr float64) err
 			record(&out.Losses, &out.Ms, &out.CPUMs, &out.CompileMs, i, s/n, time.Since(start), cpuTime()-cpu)
 			if i == 0 {
 				firstPeak = resetPeakRSS()
+				afterFirstStep()
 			}
 		}
 	} else {
@@ -191,15 +196,20 @@ func run(c benchCase, dir string, steps int, forward, init bool, lr float64) err
 			record(&out.Losses, &out.Ms, &out.CPUMs, &out.CompileMs, i, float64(res.Loss), time.Since(start), cpuTime()-cpu)
 			if i == 0 {
 				firstPeak = resetPeakRSS()
+				afterFirstStep()
 			}
 		}
 	}
+	pprof.StopCPUProfile()
 	out.PeakRSSMB = max(peakRSSMB(), firstPeak)
 	if firstPeak > 0 {
 		out.StepPeakRSSMB = peakRSSMB()
 	}
 	return json.NewEncoder(os.Stdout).Encode(out)
 }
+
+// afterFirstStep runs once the first step (compilation included) is done.
+var afterFirstStep = func() {}
 
 // record keeps every loss; the first call's time (compilation included) is
 // reported apart from the timed ones, whose wall and CPU times (all threads,

@@ -51,7 +51,7 @@ const (
 type Form string
 
 // Forms are the kept forms, each with the measured reason in bench/README.md.
-var Forms = []Form{ProductGrad, SpreadMid, SoftmaxGrad, ShortScan, HeadsLeading, FoldedAdamW}
+var Forms = []Form{ProductGrad, SpreadMid, SoftmaxGrad, ShortScan, HeadsLeading, FoldedAdamW, RotateProduct}
 
 const (
 	// ProductGrad builds a training product's gradient in the layouts the Go
@@ -71,6 +71,9 @@ const (
 	// FoldedAdamW folds the gradient clip's coefficient into AdamW's moment
 	// updates, one pass fewer over every gradient (ClipAdamW).
 	FoldedAdamW Form = "folded-adamw"
+	// RotateProduct is RoPE's rotate_half as a product with a permutation
+	// (Rotary.Apply).
+	RotateProduct Form = "rotate-product"
 )
 
 var (

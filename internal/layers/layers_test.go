@@ -3,6 +3,7 @@ package layers
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
@@ -144,7 +145,9 @@ func TestAttentionHeadsLeadingMatches(t *testing.T) {
 }
 
 // Rotary.Apply rotates each head's halves by θ[p, j] = p·inv_freq_j, the
-// same for every head (the tables are repeated over heads).
+// same for every head (the tables are repeated over heads), in each mode with
+// RotateProduct on and off, and its gradient is the inverse rotation of the
+// cotangent (for a cotangent of ones: Σ of the rotation's rows).
 func TestRotaryApply(t *testing.T) {
 	b, err := backend.Shared()
 	if err != nil {
@@ -154,17 +157,74 @@ func TestRotaryApply(t *testing.T) {
 	invFreq := []float32{1, 0.25}
 	rng := rand.New(rand.NewPCG(9, 10))
 	u := randomTensor(rng, B, L, H, dh)
-	got := tensors.MustCopyFlatData[float32](MustExecOnce(b, func(x *Node) *Node {
-		return NewRotary(x.Graph(), invFreq, L, x.DType()).Apply(x)
-	}, u))
 	in := tensors.MustCopyFlatData[float32](u)
-	for i := range B * L * H {
-		p := float64((i / H) % L)
-		for j := range dh / 2 {
-			c, s := math.Cos(p*float64(invFreq[j])), math.Sin(p*float64(invFreq[j]))
-			u1, u2 := float64(in[i*dh+j]), float64(in[i*dh+j+dh/2])
-			near(t, "first half", got[i*dh+j:i*dh+j+1], []float32{float32(u1*c - u2*s)}, 1e-5)
-			near(t, "second half", got[i*dh+j+dh/2:i*dh+j+dh/2+1], []float32{float32(u2*c + u1*s)}, 1e-5)
+	for _, tc := range []struct {
+		name string
+		mode Mode
+		off  string
+	}{
+		{"training", Training, ""}, {"inference", Inference, ""},
+		{"training-slices", Training, string(RotateProduct)}, {"inference-slices", Inference, string(RotateProduct)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			SetForms(tc.off)
+			defer SetForms("")
+			outs := MustExecOnceN(b, func(x *Node) []*Node {
+				y := NewRotary(x.Graph(), invFreq, L, x.DType()).Apply(tc.mode, x)
+				if tc.mode == Inference {
+					return []*Node{y, y}
+				}
+				return []*Node{y, Gradient(ReduceAllSum(y), x)[0]}
+			}, u)
+			got := tensors.MustCopyFlatData[float32](outs[0])
+			grad := tensors.MustCopyFlatData[float32](outs[1])
+			for i := range B * L * H {
+				p := float64((i / H) % L)
+				for j := range dh / 2 {
+					c, s := math.Cos(p*float64(invFreq[j])), math.Sin(p*float64(invFreq[j]))
+					u1, u2 := float64(in[i*dh+j]), float64(in[i*dh+j+dh/2])
+					near(t, "first half", got[i*dh+j:i*dh+j+1], []float32{float32(u1*c - u2*s)}, 1e-5)
+					near(t, "second half", got[i*dh+j+dh/2:i*dh+j+dh/2+1], []float32{float32(u2*c + u1*s)}, 1e-5)
+					if tc.mode == Training {
+						near(t, "first half's gradient", grad[i*dh+j:i*dh+j+1], []float32{float32(c + s)}, 1e-5)
+						near(t, "second half's gradient", grad[i*dh+j+dh/2:i*dh+j+dh/2+1], []float32{float32(c - s)}, 1e-5)
+					}
+				}
+			}
+		})
+	}
+}
+
+// QKV splits attn_qkv's product into q, k and v per head, the same in
+// training (Linear, then slices) and inference (GoMLX's QKVProjection).
+func TestQKV(t *testing.T) {
+	b, err := backend.Shared()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const B, L, D, H = 2, 3, 4, 2
+	rng := rand.New(rand.NewPCG(11, 12))
+	x, w := randomTensor(rng, B, L, D), randomTensor(rng, 3*D, D)
+	xs, ws := tensors.MustCopyFlatData[float32](x), tensors.MustCopyFlatData[float32](w)
+	for _, mode := range []Mode{Training, Inference} {
+		outs := MustExecOnceN(b, func(x, w *Node) []*Node {
+			q, k, v := QKV(mode, x, w, H)
+			return []*Node{q, k, v}
+		}, x, w)
+		for part, out := range outs {
+			if got := out.Shape().Dimensions; !slices.Equal(got, []int{B, L, H, D / H}) {
+				t.Fatalf("mode %d part %d: shape %v", mode, part, got)
+			}
+			got := tensors.MustCopyFlatData[float32](out)
+			for r := range B * L {
+				for o := range D {
+					var want float64
+					for i := range D {
+						want += float64(xs[r*D+i]) * float64(ws[(part*D+o)*D+i])
+					}
+					near(t, "q, k, v", got[r*D+o:r*D+o+1], []float32{float32(want)}, 1e-5)
+				}
+			}
 		}
 	}
 }

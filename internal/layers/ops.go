@@ -9,6 +9,7 @@ import (
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/ml/layers/activation"
+	"github.com/gomlx/gomlx/ml/layers/attention"
 	"github.com/gomlx/gomlx/ml/nn"
 )
 
@@ -43,6 +44,30 @@ func Linear(mode Mode, x, w, b *Node) *Node {
 		y = Add(y, ExpandLeftToRank(b, y.Rank()))
 	}
 	return y
+}
+
+// QKV is attention's input projection (models/dit.py: DDiTBlock.forward,
+// attn_qkv, then the rearrange 'b s (three h d) -> b s three h d'): x
+// [B, L, D] times W [3D, D] stored as nn.Linear's, no bias, split into q, k
+// and v [B, L, H, Dh]. For inference it is GoMLX's attention.QKVProjection
+// (the backend's fused projection where it has one, which copies each row's
+// thirds where a Slice copies element by element); for training it is
+// Linear and three slices, whose gradient pads each third back.
+func QKV(mode Mode, x, w *Node, heads int) (q, k, v *Node) {
+	dims := x.Shape().Dimensions
+	B, L, D := dims[0], dims[1], dims[2]
+	split := func(y *Node) (q, k, v *Node) {
+		part := func(i int) *Node {
+			return Reshape(Slice(y, AxisRange(), AxisRange(), AxisRange(i*D, (i+1)*D)), B, L, heads, D/heads)
+		}
+		return part(0), part(1), part(2)
+	}
+	if mode == Training || w.DType() != x.DType() {
+		return split(Linear(mode, x, w, nil))
+	}
+	q, k, v = attention.QKVProjection(x, Transpose(w, 0, 1), nil, nil, nil, D, D)
+	heads4 := func(y *Node) *Node { return Reshape(y, B, L, heads, D/heads) }
+	return heads4(q), heads4(k), heads4(v)
 }
 
 // Normalize is F.layer_norm over the last axis without affine parameters:
@@ -140,6 +165,11 @@ type Rotary struct {
 	heads   int // the head count cos and sin are built for
 	cos     *Node
 	sin     *Node
+	// RotateProduct's tables: [cos, cos] and [−sin, sin] [1, L, H, Dh] for
+	// fullHeads heads, and the permutation [Dh, Dh].
+	full      [2]*Node
+	fullHeads int
+	perm      *Node
 }
 
 // NewRotary holds the tables for sequence length L.
@@ -160,15 +190,50 @@ func (r *Rotary) tables(heads int) (cos, sin *Node) {
 
 // Apply is apply_rotary_pos_emb over the whole head (rotate_half): for u
 // [B, L, H, Dh] = [u₁, u₂] it is [u₁ cos − u₂ sin, u₂ cos + u₁ sin].
-func (r *Rotary) Apply(u *Node) *Node {
+//
+// With RotateProduct it is u ⊙ [cos, cos] + (u·P) ⊙ [−sin, sin] with P the
+// permutation [u₁, u₂] ↦ [u₂, u₁] as a [Dh, Dh] product (exact for finite u:
+// one term of each sum is nonzero), in training and inference: the Go
+// backend copies a slice element by element (compute v0.1.14
+// execSliceGeneric), and the halves' slices, their concatenation and, in
+// training, the slices' padded gradients cost 4-10% of the D128 forward pass
+// and 3-5% of the D128 and demo steps (bench/README.md, "Round 2026-12-05
+// night: attention's slices").
+func (r *Rotary) Apply(mode Mode, u *Node) *Node {
 	dims := u.Shape().Dimensions
 	L, H, dh := dims[1], dims[2], dims[3]
 	half := dh / 2
+	if uses(u.Graph(), RotateProduct) {
+		return r.applyProduct(mode, u)
+	}
 	cos, sin := r.tables(H)
 	c, s := Reshape(cos, 1, L, H, half), Reshape(sin, 1, L, H, half)
 	u1 := Slice(u, AxisRange(), AxisRange(), AxisRange(), AxisRange(0, half))
 	u2 := Slice(u, AxisRange(), AxisRange(), AxisRange(), AxisRange(half, dh))
 	return Concatenate([]*Node{Sub(Mul(u1, c), Mul(u2, s)), Add(Mul(u2, c), Mul(u1, s))}, 3)
+}
+
+// applyProduct is Apply's RotateProduct form.
+func (r *Rotary) applyProduct(mode Mode, u *Node) *Node {
+	dims := u.Shape().Dimensions
+	L, H, dh := dims[1], dims[2], dims[3]
+	half := dh / 2
+	if r.perm == nil || r.fullHeads != H {
+		cos, sin := r.tables(H)
+		r.fullHeads = H
+		r.full = [2]*Node{
+			Reshape(Concatenate([]*Node{cos, cos}, 2), 1, L, H, dh),
+			Reshape(Concatenate([]*Node{Neg(sin), sin}, 2), 1, L, H, dh),
+		}
+		perm := make([][]float32, dh)
+		for j := range perm {
+			perm[j] = make([]float32, dh)
+			perm[j][(j+half)%dh] = 1 // (u·P)[j'] = u[(j'+half) mod Dh]
+		}
+		r.perm = ConvertDType(Const(r.g, perm), r.dt)
+	}
+	rot := contract(mode, u, []int{3}, nil, r.perm, []int{0}, nil)
+	return Add(Mul(u, r.full[0]), Mul(rot, r.full[1]))
 }
 
 // maskedScore is what a causal mask writes: the most negative float32, whose
