@@ -51,7 +51,7 @@ const (
 type Form string
 
 // Forms are the kept forms, each with the measured reason in bench/README.md.
-var Forms = []Form{ProductGrad, SpreadMid, SoftmaxGrad, ShortScan, HeadsLeading, FoldedAdamW, RotateProduct}
+var Forms = []Form{ProductGrad, SpreadMid, SoftmaxGrad, ShortScan, HeadsLeading, FoldedAdamW, RotateProduct, SplitQKV}
 
 const (
 	// ProductGrad builds a training product's gradient in the layouts the Go
@@ -74,6 +74,9 @@ const (
 	// RotateProduct is RoPE's rotate_half as a product with a permutation
 	// (Rotary.Apply).
 	RotateProduct Form = "rotate-product"
+	// SplitQKV is attention's q/k/v split in training: the fused projection,
+	// the gradient a concatenation (QKV).
+	SplitQKV Form = "split-qkv"
 )
 
 var (

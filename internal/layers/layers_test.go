@@ -228,3 +228,32 @@ func TestQKV(t *testing.T) {
 		}
 	}
 }
+
+// QKV in training with SplitQKV (the fused projection, the gradient a
+// concatenation) has the value and the gradients, for x and W, of Linear and
+// slices differentiated by GoMLX, also when v gets no gradient.
+func TestQKVSplitMatches(t *testing.T) {
+	if b, _ := backend.Shared(); b.String() != "go" {
+		t.Skipf("backend %s: the form is not taken", b.String())
+	}
+	const B, L, D, H = 2, 3, 4, 2
+	rng := rand.New(rand.NewPCG(13, 14))
+	in := randomTensor(rng, B*L*D+3*D*D) // x and W in one tensor, for one gradient
+	for _, useV := range []bool{true, false} {
+		project := func(in *Node) *Node {
+			x := Reshape(Slice(in, AxisRange(0, B*L*D)), B, L, D)
+			w := Reshape(Slice(in, AxisRange(B*L*D, B*L*D+3*D*D)), 3*D, D)
+			q, k, v := QKV(Training, x, w, H)
+			if !useV {
+				v = ZerosLike(v)
+			}
+			return Concatenate([]*Node{q, k, v}, -1)
+		}
+		gotV, gotG := valueAndGrad(t, project, in)
+		SetForms(string(SplitQKV))
+		wantV, wantG := valueAndGrad(t, project, in)
+		SetForms("")
+		near(t, "value", gotV, wantV, 1e-6)
+		near(t, "gradient", gotG, wantG, 1e-5)
+	}
+}

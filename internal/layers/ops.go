@@ -49,25 +49,67 @@ func Linear(mode Mode, x, w, b *Node) *Node {
 // QKV is attention's input projection (models/dit.py: DDiTBlock.forward,
 // attn_qkv, then the rearrange 'b s (three h d) -> b s three h d'): x
 // [B, L, D] times W [3D, D] stored as nn.Linear's, no bias, split into q, k
-// and v [B, L, H, Dh]. For inference it is GoMLX's attention.QKVProjection
-// (the backend's fused projection where it has one, which copies each row's
-// thirds where a Slice copies element by element); for training it is
-// Linear and three slices, whose gradient pads each third back.
+// and v [B, L, H, Dh].
+//
+// For inference it is GoMLX's attention.QKVProjection (the backend's fused
+// projection where it has one, which copies each row's thirds where a Slice
+// copies element by element). For training it is Linear and three slices,
+// whose gradient pads each third back to [B, L, 3D] and sums the three; with
+// SplitQKV (training) the forward pass is the fused projection, and the
+// gradient of Linear's output is the three cotangents concatenated (qkvTrain).
 func QKV(mode Mode, x, w *Node, heads int) (q, k, v *Node) {
 	dims := x.Shape().Dimensions
 	B, L, D := dims[0], dims[1], dims[2]
-	split := func(y *Node) (q, k, v *Node) {
-		part := func(i int) *Node {
-			return Reshape(Slice(y, AxisRange(), AxisRange(), AxisRange(i*D, (i+1)*D)), B, L, heads, D/heads)
-		}
+	perHead := func(y *Node) *Node { return Reshape(y, B, L, heads, D/heads) }
+	if w.DType() != x.DType() || (mode == Training && !uses(x.Graph(), SplitQKV)) {
+		y := Linear(mode, x, w, nil)
+		part := func(i int) *Node { return perHead(Slice(y, AxisRange(), AxisRange(), AxisRange(i*D, (i+1)*D))) }
 		return part(0), part(1), part(2)
 	}
-	if mode == Training || w.DType() != x.DType() {
-		return split(Linear(mode, x, w, nil))
+	if mode == Training {
+		q, k, v = qkvTrain(x, w)
+	} else {
+		q, k, v = attention.QKVProjection(x, Transpose(w, 0, 1), nil, nil, nil, D, D)
 	}
-	q, k, v = attention.QKVProjection(x, Transpose(w, 0, 1), nil, nil, nil, D, D)
-	heads4 := func(y *Node) *Node { return Reshape(y, B, L, heads, D/heads) }
-	return heads4(q), heads4(k), heads4(v)
+	return perHead(q), perHead(k), perHead(v)
+}
+
+// qkvTrain is QKV's SplitQKV form: q, k, v [B, L, D] from the backend's fused
+// projection, differentiated through a copy that only the backward pass reads
+// (as contract's gradient is attached): Linear's product, then an identity
+// whose gradient is the concatenation of the cotangents that the three slices
+// after it record. The slices' own gradients (pads) are left unused, so the
+// compiled graph has neither the forward slices nor the pads.
+func qkvTrain(x, w *Node) (q, k, v *Node) {
+	D := x.Shape().Dimensions[2]
+	var cot [3]*Node
+	decomposed := func() []*Node {
+		y := Linear(Training, x, w, nil) // [B, L, 3D]
+		yIn := IdentityWithCustomGradient(y, func(_, _ *Node) *Node {
+			parts := make([]*Node, 3)
+			for i, c := range cot {
+				if parts[i] = c; c == nil { // a part without a gradient
+					parts[i] = Zeros(x.Graph(), x.Shape())
+				}
+			}
+			return Concatenate(parts, -1)
+		})
+		outs := make([]*Node, 3)
+		for i := range outs {
+			part := Slice(yIn, AxisRange(), AxisRange(), AxisRange(i*D, (i+1)*D))
+			outs[i] = IdentityWithCustomGradient(part, func(_, v *Node) *Node {
+				cot[i] = v
+				return v
+			})
+		}
+		return outs
+	}
+	fused := func() []*Node {
+		q, k, v := BackendFusedAttentionQKVProjection(x, Transpose(w, 0, 1), nil, nil, nil, D, D)
+		return []*Node{q, k, v}
+	}
+	outs, _ := InternalFusedOpCallerMulti(fused, decomposed, true)
+	return outs[0], outs[1], outs[2]
 }
 
 // Normalize is F.layer_norm over the last axis without affine parameters:
