@@ -74,6 +74,9 @@ func (s *Step) RunAccum(st *State, batches []diffusion.Batch, rngs []*tensors.Te
 		st.RNG = rngs[0]
 		return s.Run(st, batches[0])
 	}
+	if s.hostOptimizer(st) {
+		return s.runAccumHost(st, batches, rngs)
+	}
 	if s.gradExec == nil {
 		s.gradExec = MustNewExec(s.backend, s.gradGraph).WithName("mdlm_grad")
 		s.applyExec = MustNewExec(s.backend, s.applyGraph).WithName("mdlm_apply")

@@ -57,7 +57,9 @@ type Step struct {
 	exec           *Exec
 
 	backend                      compute.Backend
-	gradExec, applyExec, sumExec *Exec // gradient accumulation (RunAccum)
+	gradExec, applyExec, sumExec *Exec             // gradient accumulation (RunAccum)
+	hostGradExec                 *Exec             // the gradients for the host optimizer (hoststep.go)
+	acc                          []*tensors.Tensor // its gradient accumulators, zero between steps
 }
 
 // NewStep compiles lazily (on the first Run) for the given backend.
@@ -176,6 +178,9 @@ type StepResult struct {
 // buffers are donated to the step, and host copies, as a state from NewState
 // has before its first step, are freed: st's old tensors are invalid after).
 func (s *Step) Run(st *State, batch diffusion.Batch) (StepResult, error) {
+	if s.hostOptimizer(st) {
+		return s.runHost(st, batch)
+	}
 	n := len(st.Params)
 	lr := s.LR.LR(st.Step)
 	args := make([]any, 0, 3*n+batchInputs+1)

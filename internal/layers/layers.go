@@ -19,6 +19,13 @@
 //   - the operation's Mode allows it: Training forms are for graphs that take
 //     a gradient, Inference forms for those that never do (eval, sampling).
 //
+// HostAdamW is the one form that is not a graph: on the Go backend, whose
+// buffers are host memory, the training step's graph returns the gradients
+// and Go code clips them and applies AdamW in place, one vectorized pass per
+// parameter on every core (train.Step), where the graph's optimizer was a
+// dozen single-threaded passes per parameter and held their temporaries.
+// OnBackend is its rule (the graph rule less the mode).
+//
 // Everywhere else (XLA, MDLM_GENERIC_GRAPHS=1) the plain form is built, so a
 // generic graph is exactly what an accelerator runs. GOMLX_FUSION=0 further
 // turns off GoMLX's own fused kernels inside the plain forms.
@@ -35,6 +42,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 )
 
@@ -51,7 +59,7 @@ const (
 type Form string
 
 // Forms are the kept forms, each with the measured reason in bench/README.md.
-var Forms = []Form{ProductGrad, SpreadMid, SoftmaxGrad, ShortScan, HeadsLeading, FoldedAdamW, RotateProduct, SplitQKV}
+var Forms = []Form{ProductGrad, SpreadMid, SoftmaxGrad, ShortScan, HeadsLeading, FoldedAdamW, RotateProduct, SplitQKV, HostAdamW}
 
 const (
 	// ProductGrad builds a training product's gradient in the layouts the Go
@@ -77,6 +85,11 @@ const (
 	// SplitQKV is attention's q/k/v split in training: the fused projection,
 	// the gradient a concatenation (QKV).
 	SplitQKV Form = "split-qkv"
+	// HostAdamW is the training step's clip and AdamW on the host: the step's
+	// graph returns the gradients, and one pass of Go code per parameter
+	// updates it and its moments in place (train.Step; optim.UpdateInPlace).
+	// Not a graph form: OnBackend is its rule.
+	HostAdamW Form = "host-adamw"
 )
 
 var (
@@ -114,8 +127,13 @@ func SetForms(off string) (unknown []string) {
 }
 
 // uses reports whether graph g takes form f (the package doc's rule, less the mode).
-func uses(g *Graph, f Form) bool {
-	if generic.Load() || g.Backend().String() != "go" {
+func uses(g *Graph, f Form) bool { return OnBackend(g.Backend(), f) }
+
+// OnBackend reports whether work on backend b takes form f (the package doc's
+// rule, less the mode): for a form that is not a graph (HostAdamW), or before
+// a graph is built.
+func OnBackend(b compute.Backend, f Form) bool {
+	if generic.Load() || b.String() != "go" {
 		return false
 	}
 	offMu.RLock()

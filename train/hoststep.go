@@ -1,0 +1,212 @@
+package train
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/gomlx/compute/dtypes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
+	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/mdlm-go/mdlm/backbone"
+	"github.com/mdlm-go/mdlm/diffusion"
+	"github.com/mdlm-go/mdlm/internal/layers"
+	"github.com/mdlm-go/mdlm/optim"
+)
+
+// The step with the optimizer on the host (layers.HostAdamW): a graph gives
+// the gradients, then optim.UpdateInPlace clips and applies AdamW to the
+// parameters and moments in place, in one pass over each, on every core. The
+// state's tensors are then the backend's shared buffers (host memory the
+// graph reads directly), made once; the gradients' buffers are read where the
+// graph wrote them and released after the update.
+
+// hostOptimizer reports whether st's steps take the host optimizer: the form
+// is on for the backend, which shares its buffers with the host, and the
+// state is float32.
+func (s *Step) hostOptimizer(st *State) bool {
+	return layers.OnBackend(s.backend, layers.HostAdamW) && s.backend.HasSharedBuffers() &&
+		len(st.Params) > 0 && st.Params[0].DType() == dtypes.Float32
+}
+
+// hostGradGraph: [params(n), acc(n), x0, xt, t, sigma, dsigma, mask, rng] ->
+// [∇loss + acc (n), loss, rng']. The gradients are added to acc, which the
+// caller donates: the sums are written into acc's buffers (the backend's
+// binary ops reuse a donated right-hand side of the result's shape), so the
+// step's gradients leave the graph in the same memory every step. Buffers
+// that left the graph fresh each step came back from the Go backend's pool
+// only until the next collection emptied it, and were faulted in anew: the
+// tiny step spent more in page faults than the optimizer's passes cost.
+func (s *Step) hostGradGraph(g *Graph, in []*Node) []*Node {
+	n := (len(in) - 7) / 2
+	params, acc, b := in[:n], in[n:2*n], in[2*n:]
+	drop := &backbone.Dropout{Rate: s.Model.Backbone.Dropout, RNG: b[6]}
+	p := backbone.ParamsFromNodes(s.Model.Backbone, params)
+	loss := s.Loss(p, b[0], b[1], b[2], b[3], b[4], b[5], drop)
+	grads := Gradient(loss, params...)
+	out := make([]*Node, 0, n+2)
+	for i, gr := range grads {
+		out = append(out, Add(gr, acc[i]))
+	}
+	return append(out, ConvertDType(loss, dtypes.Float32), drop.RNG)
+}
+
+// runHost is Run with the host optimizer.
+func (s *Step) runHost(st *State, batch diffusion.Batch) (StepResult, error) {
+	grads, loss, rng, err := s.hostGrads(st, batch, st.RNG)
+	if err != nil {
+		return StepResult{}, fmt.Errorf("train step %d: %w", st.Step+1, err)
+	}
+	lr := s.LR.LR(st.Step)
+	norm, err := s.updateOnHost(st, grads, 1, lr)
+	if err != nil {
+		s.acc = nil // not zeroed: made anew on the next call
+		return StepResult{}, fmt.Errorf("train step %d: %w", st.Step+1, err)
+	}
+	st.RNG = rng
+	st.Step++
+	return StepResult{Loss: loss, GradNorm: norm, LR: lr}, nil
+}
+
+// runAccumHost is RunAccum with the host optimizer: the micro-batches'
+// gradients are summed in the accumulators, and the update scales the sum by
+// 1/len(batches).
+func (s *Step) runAccumHost(st *State, batches []diffusion.Batch, rngs []*tensors.Tensor) (StepResult, error) {
+	var loss float64
+	var grads []*tensors.Tensor
+	for i, b := range batches {
+		g, l, _, err := s.hostGrads(st, b, rngs[i])
+		if err != nil {
+			return StepResult{}, fmt.Errorf("train step %d, micro-batch %d: %w", st.Step+1, i, err)
+		}
+		grads, loss = g, loss+float64(l)/float64(len(batches))
+	}
+	lr := s.LR.LR(st.Step)
+	norm, err := s.updateOnHost(st, grads, 1/float64(len(batches)), lr)
+	if err != nil {
+		s.acc = nil
+		return StepResult{}, fmt.Errorf("train step %d: %w", st.Step+1, err)
+	}
+	st.Step++
+	return StepResult{Loss: float32(loss), GradNorm: norm, LR: lr}, nil
+}
+
+// hostGrads runs the gradient graph on st's parameters (moved into shared
+// buffers first) and one batch, adding the gradients to the step's
+// accumulators: it returns them (s.acc), the loss and the next RNG state.
+func (s *Step) hostGrads(st *State, batch diffusion.Batch, rng *tensors.Tensor) ([]*tensors.Tensor, float32, *tensors.Tensor, error) {
+	if err := s.shareState(st); err != nil {
+		return nil, 0, nil, err
+	}
+	if s.hostGradExec == nil {
+		exec, err := NewExec(s.backend, s.hostGradGraph)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		s.hostGradExec = exec.WithName("mdlm_train_grads")
+	}
+	n := len(st.Params)
+	if len(s.acc) != n {
+		s.acc = make([]*tensors.Tensor, n)
+		for i, p := range st.Params {
+			s.acc[i] = tensors.FromShape(p.Shape())
+		}
+	}
+	args := make([]any, 0, 2*n+batchInputs)
+	for _, p := range st.Params {
+		args = append(args, p)
+	}
+	for _, a := range s.acc {
+		d, err := DonateTensorBuffer(a, s.backend, 0)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		args = append(args, d)
+	}
+	args = append(append(args, batchArgs(batch)...), rng)
+	out, err := s.hostGradExec.Call(args...)
+	if err != nil {
+		s.acc = nil // donated: made anew on the next call
+		return nil, 0, nil, err
+	}
+	s.acc = out[:n]
+	return s.acc, tensors.MustCopyFlatData[float32](out[n])[0], out[n+1], nil
+}
+
+// updateOnHost clips grads·scale by the global norm and applies AdamW to st in
+// place, leaving grads zero; it returns the norm before clipping.
+func (s *Step) updateOnHost(st *State, grads []*tensors.Tensor, scale float64, lr float64) (float32, error) {
+	ts := make([]optim.Tensors, len(grads))
+	for i, g := range grads {
+		var err error
+		if ts[i].G, err = bufferFloat32s(s, g); err != nil {
+			return 0, fmt.Errorf("gradient %d: %w", i, err)
+		}
+		for _, a := range []struct {
+			dst *[]float32
+			t   *tensors.Tensor
+		}{{&ts[i].P, st.Params[i]}, {&ts[i].M, st.M[i]}, {&ts[i].V, st.V[i]}} {
+			if *a.dst, err = bufferFloat32s(s, a.t); err != nil {
+				return 0, fmt.Errorf("state %d: %w", i, err)
+			}
+		}
+		if len(ts[i].P) != len(ts[i].G) || len(ts[i].M) != len(ts[i].G) || len(ts[i].V) != len(ts[i].G) {
+			return 0, fmt.Errorf("parameter %d: %d values, gradient %d, moments %d and %d",
+				i, len(ts[i].P), len(ts[i].G), len(ts[i].M), len(ts[i].V))
+		}
+	}
+	norm := scale * math.Sqrt(optim.SumSquares(ts, 0))
+	coef := 1.0
+	if s.ClipNorm > 0 {
+		coef = math.Min(s.ClipNorm/(norm+1e-6), 1) // clip_grad_norm_
+	}
+	s.Opt.UpdateInPlace(ts, float32(coef*scale), s.Opt.Scalars(st.Step+1, lr), 0)
+	return float32(norm), nil
+}
+
+// bufferFloat32s is the float32 memory of t's buffer on the step's backend,
+// shared with the host (the backend writes and reads it directly).
+func bufferFloat32s(s *Step, t *tensors.Tensor) ([]float32, error) {
+	buf, err := t.Buffer(s.backend, 0)
+	if err != nil {
+		return nil, err
+	}
+	flat, err := buf.Data()
+	if err != nil {
+		return nil, err
+	}
+	f, ok := flat.([]float32)
+	size := t.Shape().Size()
+	if !ok || len(f) < size {
+		return nil, fmt.Errorf("buffer holds %T of %d values for shape %s", flat, len(f), t.Shape())
+	}
+	return f[:size], nil
+}
+
+// shareState moves st's parameters and moments into the backend's shared
+// buffers, once: afterwards a step reads and updates them where they are.
+func (s *Step) shareState(st *State) error {
+	for _, group := range [][]*tensors.Tensor{st.Params, st.M, st.V} {
+		for i, x := range group {
+			if x.IsShared() {
+				continue
+			}
+			sh, err := tensors.FromShapeForBackend(s.backend, 0, x.Shape())
+			if err != nil {
+				return fmt.Errorf("shared state: %w", err)
+			}
+			var copyErr error
+			tensors.MustMutableFlatData(sh, func(dst []float32) {
+				copyErr = x.ConstFlatData(func(src any) { copy(dst, src.([]float32)) })
+			})
+			if copyErr != nil {
+				return fmt.Errorf("shared state: %w", copyErr)
+			}
+			if err := x.FinalizeAll(); err != nil {
+				return fmt.Errorf("shared state: %w", err)
+			}
+			group[i] = sh
+		}
+	}
+	return nil
+}
