@@ -7,7 +7,7 @@ import "simd"
 // updateSpan is updateScalar a vector at a time: the same float32 operations
 // in the same order (no fused multiply-add), so the values are the same. The
 // scalar loop was bound by its square root and division, at about 3 ns an
-// element (bench/README.md, "Round 2026-12-05 night: the optimizer on the host").
+// element (bench/README.md, "Round 2026-12-05 night").
 func updateSpan(p, g, m, v []float32, c *adamConsts) {
 	scale, b1 := simd.BroadcastFloat32s(c.gradScale), simd.BroadcastFloat32s(c.b1)
 	b2, c2 := simd.BroadcastFloat32s(c.b2), simd.BroadcastFloat32s(c.c2)

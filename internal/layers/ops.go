@@ -240,7 +240,7 @@ func (r *Rotary) tables(heads int) (cos, sin *Node) {
 // execSliceGeneric), and the halves' slices, their concatenation and, in
 // training, the slices' padded gradients cost 4-10% of the D128 forward pass
 // and 3-5% of the D128 and demo steps (bench/README.md, "Round 2026-12-05
-// night: attention's slices").
+// night").
 func (r *Rotary) Apply(mode Mode, u *Node) *Node {
 	dims := u.Shape().Dimensions
 	L, H, dh := dims[1], dims[2], dims[3]
