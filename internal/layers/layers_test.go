@@ -45,6 +45,18 @@ func valueAndGrad(t *testing.T, f func(x *Node) *Node, x *tensors.Tensor) (value
 	return tensors.MustCopyFlatData[float32](out[0]), tensors.MustCopyFlatData[float32](out[1])
 }
 
+// matchesWithout checks that f has the same value and gradient at x with
+// form on as with it off.
+func matchesWithout(t *testing.T, form Form, f func(x *Node) *Node, x *tensors.Tensor) {
+	t.Helper()
+	gotV, gotG := valueAndGrad(t, f, x)
+	SetForms(string(form))
+	defer SetForms("")
+	wantV, wantG := valueAndGrad(t, f, x)
+	near(t, "value", gotV, wantV, 1e-6)
+	near(t, "gradient", gotG, wantG, 1e-5)
+}
+
 func near(t *testing.T, what string, got, want []float32, tol float64) {
 	t.Helper()
 	for i := range want {
@@ -135,12 +147,7 @@ func TestAttentionHeadsLeadingMatches(t *testing.T) {
 			}
 			return Attention(Training, part(0), part(1), part(2), causal)
 		}
-		gotV, gotG := valueAndGrad(t, attend, qkv)
-		SetForms(string(HeadsLeading))
-		wantV, wantG := valueAndGrad(t, attend, qkv)
-		SetForms("")
-		near(t, "value", gotV, wantV, 1e-6)
-		near(t, "gradient", gotG, wantG, 1e-5)
+		matchesWithout(t, HeadsLeading, attend, qkv)
 	}
 }
 
@@ -249,11 +256,6 @@ func TestQKVSplitMatches(t *testing.T) {
 			}
 			return Concatenate([]*Node{q, k, v}, -1)
 		}
-		gotV, gotG := valueAndGrad(t, project, in)
-		SetForms(string(SplitQKV))
-		wantV, wantG := valueAndGrad(t, project, in)
-		SetForms("")
-		near(t, "value", gotV, wantV, 1e-6)
-		near(t, "gradient", gotG, wantG, 1e-5)
+		matchesWithout(t, SplitQKV, project, in)
 	}
 }
