@@ -14,12 +14,13 @@ import (
 	"github.com/mdlm-go/mdlm/optim"
 )
 
-// The step with the optimizer on the host (layers.HostAdamW): a graph gives
-// the gradients, then optim.UpdateInPlace clips and applies AdamW to the
-// parameters and moments in place, in one pass over each, on every core. The
+// The step with the optimizer on the host (layers.HostAdamW): a graph adds
+// the gradients to the step's accumulators, then optim.UpdateInPlace clips
+// them, applies AdamW to the parameters and moments in place, in one pass over
+// each on every core, and zeroes the accumulators for the next step. The
 // state's tensors are then the backend's shared buffers (host memory the
-// graph reads directly), made once; the gradients' buffers are read where the
-// graph wrote them and released after the update.
+// graph reads directly), made once; the accumulators are read where the graph
+// wrote them.
 
 // hostOptimizer reports whether st's steps take the host optimizer: the form
 // is on for the backend, which shares its buffers with the host, and the
