@@ -7,6 +7,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/endian"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 )
 
@@ -71,11 +72,18 @@ func (p *PackedArrow) load(path string) (err error) {
 	if err := checkArrowFooter(p.data); err != nil {
 		return fmt.Errorf("%s: not a readable Arrow IPC file: %w", path, err)
 	}
-	p.reader, err = ipc.NewMappedFileReader(p.data)
+	// No byte swapping: arrow-go swaps a non-native file's buffers in place,
+	// and these are the read-only mapping (a write there is a fault no
+	// recover catches; found by FuzzOpenPackedSplit). pack writes
+	// little-endian files; others are refused below.
+	p.reader, err = ipc.NewMappedFileReader(p.data, ipc.WithEnsureNativeEndian(false))
 	if err != nil {
 		return fmt.Errorf("%s: not an Arrow IPC file (truncated or corrupt?): %w", path, err)
 	}
 	s := p.reader.Schema()
+	if !s.IsNativeEndian() {
+		return fmt.Errorf("%s: Arrow file of %s byte order; only the machine's (%s) is read", path, s.Endianness(), endian.NativeEndian)
+	}
 	if s.NumFields() != 2 || s.Field(0).Name != "input_ids" || s.Field(1).Name != "attention_mask" {
 		return fmt.Errorf("%s: schema %v, want input_ids and attention_mask", path, s)
 	}
