@@ -75,7 +75,8 @@ func (s *Step) RunAccum(st *State, batches []diffusion.Batch, rngs []*tensors.Te
 		return s.Run(st, batches[0])
 	}
 	if s.hostOptimizer(st) {
-		return s.runAccumHost(st, batches, rngs)
+		res, _, err := s.runHost(st, batches, rngs)
+		return res, err
 	}
 	if s.gradExec == nil {
 		s.gradExec = MustNewExec(s.backend, s.gradGraph).WithName("mdlm_grad")

@@ -16,8 +16,9 @@ import (
 
 // The step with the optimizer on the host (layers.HostAdamW): a graph adds
 // the gradients to the step's accumulators, then optim.UpdateInPlace clips
-// them, applies AdamW to the parameters and moments in place, in one pass over
-// each on every core, and zeroes the accumulators for the next step. The
+// them by the global norm (a pass over each), applies AdamW to the parameters
+// and moments in place (one more pass over each), on every core, and zeroes
+// the accumulators for the next step. The
 // state's tensors are then the backend's shared buffers (host memory the
 // graph reads directly), made once; the accumulators are read where the graph
 // wrote them.
@@ -52,44 +53,32 @@ func (s *Step) hostGradGraph(g *Graph, in []*Node) []*Node {
 	return append(out, ConvertDType(loss, dtypes.Float32), drop.RNG)
 }
 
-// runHost is Run with the host optimizer.
-func (s *Step) runHost(st *State, batch diffusion.Batch) (StepResult, error) {
-	grads, loss, rng, err := s.hostGrads(st, batch, st.RNG)
-	if err != nil {
-		return StepResult{}, fmt.Errorf("train step %d: %w", st.Step+1, err)
-	}
-	lr := s.LR.LR(st.Step)
-	norm, err := s.updateOnHost(st, grads, 1, lr)
-	if err != nil {
-		s.acc = nil // not zeroed: made anew on the next call
-		return StepResult{}, fmt.Errorf("train step %d: %w", st.Step+1, err)
-	}
-	st.RNG = rng
-	st.Step++
-	return StepResult{Loss: loss, GradNorm: norm, LR: lr}, nil
-}
-
-// runAccumHost is RunAccum with the host optimizer: the micro-batches'
-// gradients are summed in the accumulators, and the update scales the sum by
-// 1/len(batches).
-func (s *Step) runAccumHost(st *State, batches []diffusion.Batch, rngs []*tensors.Tensor) (StepResult, error) {
+// runHost is Run and RunAccum with the host optimizer: each micro-batch's
+// gradients (rngs[i] seeding its dropout) are summed in the accumulators, and
+// the update scales the sum by 1/len(batches). It returns the RNG state after
+// the last micro-batch.
+func (s *Step) runHost(st *State, batches []diffusion.Batch, rngs []*tensors.Tensor) (StepResult, *tensors.Tensor, error) {
 	var loss float64
 	var grads []*tensors.Tensor
+	var rng *tensors.Tensor
 	for i, b := range batches {
-		g, l, _, err := s.hostGrads(st, b, rngs[i])
+		g, l, next, err := s.hostGrads(st, b, rngs[i])
 		if err != nil {
-			return StepResult{}, fmt.Errorf("train step %d, micro-batch %d: %w", st.Step+1, i, err)
+			if len(batches) > 1 {
+				err = fmt.Errorf("micro-batch %d: %w", i, err)
+			}
+			return StepResult{}, nil, fmt.Errorf("train step %d: %w", st.Step+1, err)
 		}
-		grads, loss = g, loss+float64(l)/float64(len(batches))
+		grads, rng, loss = g, next, loss+float64(l)/float64(len(batches))
 	}
 	lr := s.LR.LR(st.Step)
 	norm, err := s.updateOnHost(st, grads, 1/float64(len(batches)), lr)
 	if err != nil {
-		s.acc = nil
-		return StepResult{}, fmt.Errorf("train step %d: %w", st.Step+1, err)
+		s.acc = nil // not zeroed: made anew on the next call
+		return StepResult{}, nil, fmt.Errorf("train step %d: %w", st.Step+1, err)
 	}
 	st.Step++
-	return StepResult{Loss: float32(loss), GradNorm: norm, LR: lr}, nil
+	return StepResult{Loss: float32(loss), GradNorm: norm, LR: lr}, rng, nil
 }
 
 // hostGrads runs the gradient graph on st's parameters (moved into shared
@@ -138,22 +127,21 @@ func (s *Step) hostGrads(st *State, batch diffusion.Batch, rng *tensors.Tensor) 
 // place, leaving grads zero; it returns the norm before clipping.
 func (s *Step) updateOnHost(st *State, grads []*tensors.Tensor, scale float64, lr float64) (float32, error) {
 	ts := make([]optim.Tensors, len(grads))
+	var err error
+	floats := func(t *tensors.Tensor) []float32 {
+		var f []float32
+		if err == nil {
+			f, err = s.bufferFloat32s(t)
+		}
+		return f
+	}
 	for i, g := range grads {
-		var err error
-		if ts[i].G, err = bufferFloat32s(s, g); err != nil {
-			return 0, fmt.Errorf("gradient %d: %w", i, err)
+		ts[i] = optim.Tensors{P: floats(st.Params[i]), G: floats(g), M: floats(st.M[i]), V: floats(st.V[i])}
+		if err != nil {
+			return 0, fmt.Errorf("parameter %d: %w", i, err)
 		}
-		for _, a := range []struct {
-			dst *[]float32
-			t   *tensors.Tensor
-		}{{&ts[i].P, st.Params[i]}, {&ts[i].M, st.M[i]}, {&ts[i].V, st.V[i]}} {
-			if *a.dst, err = bufferFloat32s(s, a.t); err != nil {
-				return 0, fmt.Errorf("state %d: %w", i, err)
-			}
-		}
-		if len(ts[i].P) != len(ts[i].G) || len(ts[i].M) != len(ts[i].G) || len(ts[i].V) != len(ts[i].G) {
-			return 0, fmt.Errorf("parameter %d: %d values, gradient %d, moments %d and %d",
-				i, len(ts[i].P), len(ts[i].G), len(ts[i].M), len(ts[i].V))
+		if n := len(ts[i].G); len(ts[i].P) != n || len(ts[i].M) != n || len(ts[i].V) != n {
+			return 0, fmt.Errorf("parameter %d: %d values, gradient %d, moments %d and %d", i, len(ts[i].P), n, len(ts[i].M), len(ts[i].V))
 		}
 	}
 	norm := scale * math.Sqrt(optim.SumSquares(ts, 0))
@@ -167,7 +155,7 @@ func (s *Step) updateOnHost(st *State, grads []*tensors.Tensor, scale float64, l
 
 // bufferFloat32s is the float32 memory of t's buffer on the step's backend,
 // shared with the host (the backend writes and reads it directly).
-func bufferFloat32s(s *Step, t *tensors.Tensor) ([]float32, error) {
+func (s *Step) bufferFloat32s(t *tensors.Tensor) ([]float32, error) {
 	buf, err := t.Buffer(s.backend, 0)
 	if err != nil {
 		return nil, err

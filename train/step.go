@@ -179,7 +179,11 @@ type StepResult struct {
 // has before its first step, are freed: st's old tensors are invalid after).
 func (s *Step) Run(st *State, batch diffusion.Batch) (StepResult, error) {
 	if s.hostOptimizer(st) {
-		return s.runHost(st, batch)
+		res, rng, err := s.runHost(st, []diffusion.Batch{batch}, []*tensors.Tensor{st.RNG})
+		if err == nil {
+			st.RNG = rng
+		}
+		return res, err
 	}
 	n := len(st.Params)
 	lr := s.LR.LR(st.Step)

@@ -1,6 +1,7 @@
 package layers
 
 import (
+	"math"
 	"testing"
 
 	"github.com/gomlx/compute/dtypes"
@@ -14,7 +15,7 @@ import (
 
 // BenchmarkClipAdamW times the optimizer alone on one vocabulary-sized
 // parameter (the tiny config's [50258, 512]): global norm, clip and AdamW,
-// plain and FoldedAdamW (bench/README.md, "Round 2026-12-05 evening: the
+// plain, FoldedAdamW and HostAdamW's in-place pass (bench/README.md, "Round 2026-12-05 evening: the
 // tiny step's optimizer").
 //
 //	go test -run '^$' -bench ClipAdamW -benchtime 20x ./internal/layers
@@ -38,16 +39,20 @@ func BenchmarkClipAdamW(b *testing.B) {
 			}
 			SetForms(off)
 			defer SetForms("")
-			exec := MustNewExec(be, func(p, g, m, v, s *Node) []*Node {
+			timeExec(b, MustNewExec(be, func(p, g, m, v, s *Node) []*Node {
 				norm, ready, update := ClipAdamW(opt, 1, []*Node{g}, s)
 				np, nm, nv := update([]*Node{p}, ready, []*Node{m}, []*Node{v})
 				return []*Node{np[0], nm[0], nv[0], norm}
-			})
-			exec.MustExec(in[0], in[1], in[2], in[3], scalars) // compile
-			b.ResetTimer()
-			for range b.N {
-				exec.MustExec(in[0], in[1], in[2], in[3], scalars)
-			}
+			}), in[0], in[1], in[2], in[3], scalars)
 		})
 	}
+	// HostAdamW's form of the same work: the norm and one in-place pass.
+	b.Run("host", func(b *testing.B) {
+		ts := []optim.Tensors{{P: make([]float32, V*D), G: make([]float32, V*D), M: make([]float32, V*D), V: make([]float32, V*D)}}
+		sc := opt.Scalars(3, opt.LR)
+		for range b.N {
+			norm := math.Sqrt(optim.SumSquares(ts, 0))
+			opt.UpdateInPlace(ts, float32(math.Min(1/(norm+1e-6), 1)), sc, 0)
+		}
+	})
 }

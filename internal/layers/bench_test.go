@@ -37,15 +37,20 @@ func BenchmarkLinearGradient(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			exec := MustNewExec(be, func(x, w *Node) []*Node {
+			timeExec(b, MustNewExec(be, func(x, w *Node) []*Node {
 				y := c.f(x, w)
 				return append([]*Node{y}, Gradient(ReduceAllSum(Mul(y, y)), x, w)...)
-			})
-			exec.MustExec(x, w) // compile
-			b.ResetTimer()
-			for range b.N {
-				exec.MustExec(x, w)
-			}
+			}), x, w)
 		})
+	}
+}
+
+// timeExec times exec on args, its first call (the compilation) left out.
+func timeExec(b *testing.B, exec *Exec, args ...any) {
+	b.Helper()
+	exec.MustExec(args...)
+	b.ResetTimer()
+	for range b.N {
+		exec.MustExec(args...)
 	}
 }

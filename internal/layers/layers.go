@@ -21,8 +21,9 @@
 //
 // HostAdamW is the one form that is not a graph: on the Go backend, whose
 // buffers are host memory, the training step's graph returns the gradients
-// and Go code clips them and applies AdamW in place, one vectorized pass per
-// parameter on every core (train.Step), where the graph's optimizer was a
+// and Go code clips them and applies AdamW in place, a vectorized pass per
+// parameter for the norm and one for the update, on every core (train.Step),
+// where the graph's optimizer was a
 // dozen single-threaded passes per parameter and held their temporaries.
 // OnBackend is its rule (the graph rule less the mode).
 //
