@@ -35,10 +35,9 @@ func (s *Step) hostOptimizer(st *State) bool {
 // [∇loss + acc (n), loss, rng']. The gradients are added to acc, which the
 // caller donates: the sums are written into acc's buffers (the backend's
 // binary ops reuse a donated right-hand side of the result's shape), so the
-// step's gradients leave the graph in the same memory every step. Buffers
-// that left the graph fresh each step came back from the Go backend's pool
-// only until the next collection emptied it, and were faulted in anew: the
-// tiny step spent more in page faults than the optimizer's passes cost.
+// step's gradients leave the graph in the same memory every step. As fresh
+// outputs, finalized after each step, they were faulted in anew and the tiny
+// step took 1.8x as long (bench/README.md, "Round 2026-12-05 night").
 func (s *Step) hostGradGraph(g *Graph, in []*Node) []*Node {
 	n := (len(in) - 7) / 2
 	params, acc, b := in[:n], in[n:2*n], in[2*n:]
