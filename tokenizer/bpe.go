@@ -26,9 +26,10 @@ type bpe struct {
 	prefix       string // continuing_subword_prefix
 	suffix       string // end_of_word_suffix
 
-	asciiID    [128]int32    // id of each ASCII character's token, -1 if none
+	charID     []int32       // id of each BMP character's own token, -1 if none (nil with a prefix or suffix)
 	cuts       bool          // long words may be cut into parts (bpe_split.go)
 	noCutAfter map[rune]bool // characters a part may not end with
+	noCutBMP   []uint64      // noCutAfter for the BMP as a bit set
 }
 
 // bpeOptions are the model's settings besides vocab and merges.
@@ -86,14 +87,40 @@ func newBPE(vocab map[string]int, merges [][2]string, opt bpeOptions) (*bpe, err
 		m.merges.insert(pairKey(c[0], c[1]), mergeRule{rank: int32(rank), id: c[2]})
 	}
 	m.maxRank = int32(len(merges))
-	for c := range m.asciiID {
-		m.asciiID[c] = -1
-		if id, ok := vocab[string(rune(c))]; ok {
-			m.asciiID[c] = int32(id)
-		}
+	if opt.prefix == "" && opt.suffix == "" {
+		m.setCharIDs()
 	}
 	m.setPartCuts()
 	return m, nil
+}
+
+// bmpSize is the number of code points charID and noCutBMP cover.
+const bmpSize = 0x10000
+
+// setCharIDs fills charID: the BPE loop looks up every character of a word,
+// and an array read is several times cheaper than hashing a string into the
+// vocabulary (Llama 2's '▁' alone is one lookup per word).
+func (m *bpe) setCharIDs() {
+	m.charID = make([]int32, bmpSize)
+	for i := range m.charID {
+		m.charID[i] = -1
+	}
+	for tok, id := range m.vocab {
+		if r, w := utf8.DecodeRuneInString(tok); w == len(tok) && r < bmpSize && (r != utf8.RuneError || w > 1) {
+			m.charID[r] = int32(id)
+		}
+	}
+}
+
+// charToken returns the id of s, the UTF-8 encoding of the one character r,
+// when s is a token.
+func (m *bpe) charToken(r rune, s string) (int32, bool) {
+	if int(r) < len(m.charID) && (r != utf8.RuneError || len(s) > 1) {
+		id := m.charID[r]
+		return id, id >= 0
+	}
+	id, ok := m.vocab[s]
+	return int32(id), ok
 }
 
 // tokenBytes is the bytes a vocabulary entry decodes to under the ByteLevel
@@ -179,30 +206,39 @@ func (m *bpe) encodeChars(word string, out []int, scratch []int32) ([]int, []int
 	unk := int32(-1) // a pending unk symbol
 	plain := m.prefix == "" && m.suffix == ""
 	for i := 0; i < len(word); {
-		if c := word[i]; plain && c < utf8.RuneSelf && m.asciiID[c] >= 0 {
+		if c := word[i]; plain && c < utf8.RuneSelf && m.charID[c] >= 0 {
 			if unk >= 0 {
 				ids = append(ids, unk)
 				unk = -1
 			}
-			ids = append(ids, m.asciiID[c])
+			ids = append(ids, m.charID[c])
 			i++
 			continue
 		}
-		_, w := utf8.DecodeRuneInString(word[i:])
+		r, w := utf8.DecodeRuneInString(word[i:])
 		s := word[i : i+w]
-		if i > 0 && m.prefix != "" {
-			s = m.prefix + s
-		}
-		if i+w == len(word) && m.suffix != "" {
-			s += m.suffix
+		var id int32
+		var ok bool
+		if plain {
+			id, ok = m.charToken(r, s)
+		} else {
+			if i > 0 && m.prefix != "" {
+				s = m.prefix + s
+			}
+			if i+w == len(word) && m.suffix != "" {
+				s += m.suffix
+			}
+			var v int
+			v, ok = m.vocab[s]
+			id = int32(v)
 		}
 		i += w
-		if id, ok := m.vocab[s]; ok {
+		if ok {
 			if unk >= 0 {
 				ids = append(ids, unk)
 				unk = -1
 			}
-			ids = append(ids, int32(id))
+			ids = append(ids, id)
 			continue
 		}
 		if m.byteFallback && m.fallbackFor(s) {
@@ -296,10 +332,15 @@ func (m *bpe) String() string {
 // pairTable is an open-addressing hash table from packed id pairs to merge rules:
 // the BPE inner loop's only lookup, about twice as fast as a Go map here.
 type pairTable struct {
-	keys  []uint64 // 0 = empty (pair (0, 0) is stored with the high bit set)
-	vals  []mergeRule
+	slots []pairSlot
 	shift uint
 	n     int
+}
+
+// pairSlot keeps a key beside its rule: a hit reads one cache line.
+type pairSlot struct {
+	key  uint64 // 0 = empty (pair (0, 0) is stored with the high bit set)
+	rule mergeRule
 }
 
 const pairOccupied = 1 << 63
@@ -310,22 +351,22 @@ func newPairTable(n int) pairTable {
 		size <<= 1
 		shift--
 	}
-	return pairTable{keys: make([]uint64, size), vals: make([]mergeRule, size), shift: shift}
+	return pairTable{slots: make([]pairSlot, size), shift: shift}
 }
 
 func (t *pairTable) slot(k uint64) uint64 { return (k * 0x9E3779B97F4A7C15) >> t.shift }
 
 func (t *pairTable) insert(k uint64, v mergeRule) {
 	k |= pairOccupied
-	mask := uint64(len(t.keys) - 1)
+	mask := uint64(len(t.slots) - 1)
 	for i := t.slot(k); ; i = (i + 1) & mask {
-		switch t.keys[i] {
+		switch t.slots[i].key {
 		case 0:
-			t.keys[i], t.vals[i] = k, v
+			t.slots[i] = pairSlot{key: k, rule: v}
 			t.n++
 			return
 		case k:
-			t.vals[i] = v
+			t.slots[i].rule = v
 			return
 		}
 	}
@@ -333,11 +374,11 @@ func (t *pairTable) insert(k uint64, v mergeRule) {
 
 func (t *pairTable) get(k uint64) (mergeRule, bool) {
 	k |= pairOccupied
-	mask := uint64(len(t.keys) - 1)
+	mask := uint64(len(t.slots) - 1)
 	for i := t.slot(k); ; i = (i + 1) & mask {
-		switch t.keys[i] {
+		switch sl := &t.slots[i]; sl.key {
 		case k:
-			return t.vals[i], true
+			return sl.rule, true
 		case 0:
 			return mergeRule{}, false
 		}

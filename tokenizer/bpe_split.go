@@ -41,7 +41,21 @@ func (m *bpe) setPartCuts() {
 			i += len(string(partRune)) + j
 		}
 	}
+	m.noCutBMP = make([]uint64, bmpSize/64)
+	for x := range m.noCutAfter {
+		if x < bmpSize {
+			m.noCutBMP[x/64] |= 1 << (x % 64)
+		}
+	}
 	m.cuts = true
+}
+
+// noCut reports whether a part may not end with x.
+func (m *bpe) noCut(x rune) bool {
+	if x < bmpSize {
+		return m.noCutBMP[x/64]&(1<<(x%64)) != 0
+	}
+	return m.noCutAfter[x]
 }
 
 // partEnd returns the end of the part of word that starts at i: the next
@@ -53,7 +67,7 @@ func (m *bpe) partEnd(word string, i int) int {
 			return len(word)
 		}
 		cut := i + 1 + j
-		if last, ok := m.lastSymbolChar(word[:cut]); ok && last != partRune && !m.noCutAfter[last] {
+		if last, ok := m.lastSymbolChar(word[:cut]); ok && last != partRune && !m.noCut(last) {
 			return cut
 		}
 		i = cut
@@ -69,7 +83,7 @@ func (m *bpe) lastSymbolChar(word string) (rune, bool) {
 	if x == utf8.RuneError && w <= 1 {
 		return 0, false
 	}
-	if _, ok := m.vocab[word[len(word)-w:]]; ok {
+	if _, ok := m.charToken(x, word[len(word)-w:]); ok {
 		return x, true
 	}
 	if m.byteFallback && m.fallbackFor(word[len(word)-w:]) {

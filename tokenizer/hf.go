@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"unicode"
@@ -100,6 +101,7 @@ type HF struct {
 	scratch []int32
 	uniSt   *uniState    // Viterbi scratch (Unigram), per instance
 	out     []int        // the ids being appended to during AppendEncode
+	encBuf  []int        // Encode's ids before their exact-size copy, per instance
 	chain   func(piece)  // pre-tokenizers then the model, built per instance
 	normBuf *normScratch // the normalizers' buffers, per instance
 	// The fields above are written as this instance encodes: the padding keeps
@@ -540,7 +542,7 @@ func (t *HF) TokenID(tok string) (int, bool) {
 func (t *HF) Clone() Tokenizer {
 	c := *t
 	c.cache = newPieceCache(cacheLimit)
-	c.scratch, c.out, c.chain, c.uniSt, c.cw, c.normBuf = nil, nil, nil, nil, newCacheWriter(), nil
+	c.scratch, c.out, c.encBuf, c.chain, c.uniSt, c.cw, c.normBuf = nil, nil, nil, nil, nil, newCacheWriter(), nil
 	return &c
 }
 
@@ -548,14 +550,27 @@ func (t *HF) Clone() Tokenizer {
 // concurrent use (BatchEncode's workers, Workers).
 func (t *HF) shareClone() Tokenizer {
 	c := *t
-	c.scratch, c.out, c.chain, c.uniSt, c.cw, c.normBuf = nil, nil, nil, nil, newCacheWriter(), nil
+	c.scratch, c.out, c.encBuf, c.chain, c.uniSt, c.cw, c.normBuf = nil, nil, nil, nil, nil, newCacheWriter(), nil
 	return &c
 }
 
-// Encode returns the ids of text (no post-processor specials).
+// Encode returns the ids of text (no post-processor specials). They are
+// appended to a buffer the instance keeps (room for one id a byte, as in
+// BatchEncode) and returned as one exact-size copy: a guess at the count
+// would regrow and copy on every text that beats it.
 func (t *HF) Encode(text string) []int {
-	return t.AppendEncode(make([]int, 0, len(text)/4+8), text)
+	buf := t.AppendEncode(slices.Grow(t.encBuf[:0], idsRoom(len(text))), text)
+	ids := slices.Clone(buf)
+	t.encBuf = nil
+	if cap(buf) <= maxKeptEncodeIDs {
+		t.encBuf = buf[:0]
+	}
+	return ids
 }
+
+// maxKeptEncodeIDs bounds the buffer Encode keeps between calls (ints): a
+// huge text's room is given back.
+const maxKeptEncodeIDs = 1 << 16
 
 // AppendEncode appends the ids of text to out (Encode without the allocation):
 // the added tokens matched in the raw text, then for the text between them the
