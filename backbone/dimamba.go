@@ -147,7 +147,7 @@ func rmsNorm(x, weight *Node) *Node {
 }
 
 func forwardDiMamba(cfg Config, p Params, indices, sigma *Node, mode layers.Mode, drop *Dropout) *Node {
-	x := Gather(p[dimambaEmb], ExpandAxes(indices, -1)) // [B, L, D]
+	x := layers.Embed(p[dimambaEmb], indices) // [B, L, D]
 	c := timestepCondition(mode, p, sigma, x.DType())
 	D := cfg.Hidden
 	for i := 0; i < cfg.Blocks; i++ {

@@ -32,7 +32,7 @@ func Forward(cfg Config, p Params, invFreq []float32, indices, sigma *Node, mode
 }
 
 func embed(p Params, indices *Node) *Node {
-	return Gather(p["vocab_embed.embedding"], ExpandAxes(indices, -1)) // [B, L, D]
+	return layers.Embed(p["vocab_embed.embedding"], indices) // [B, L, D]
 }
 
 // forwardDiT is models/dit.py: DIT.forward.

@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
@@ -44,9 +45,21 @@ func (s *Step) hostGradGraph(g *Graph, in []*Node) []*Node {
 	drop := &backbone.Dropout{Rate: s.Model.Backbone.Dropout, RNG: b[6]}
 	p := backbone.ParamsFromNodes(s.Model.Backbone, params)
 	loss := s.Loss(p, b[0], b[1], b[2], b[3], b[4], b[5], drop)
-	grads := Gradient(loss, params...)
+	// An embedding table's gradient is its rows' cotangent scattered into
+	// the accumulator (layers.EmbeddedRows); the others are added to theirs.
+	targets, idx := slices.Clone(params), make([]*Node, n)
+	for i, p := range params {
+		if rows, ix, ok := layers.EmbeddedRows(p); ok {
+			targets[i], idx[i] = rows, ix
+		}
+	}
+	grads := Gradient(loss, targets...)
 	out := make([]*Node, 0, n+2)
 	for i, gr := range grads {
+		if idx[i] != nil {
+			out = append(out, ScatterSum(acc[i], idx[i], ConvertDType(gr, acc[i].DType()), false, false))
+			continue
+		}
 		out = append(out, Add(gr, acc[i]))
 	}
 	return append(out, ConvertDType(loss, dtypes.Float32), drop.RNG)
