@@ -5,8 +5,10 @@ import (
 	"slices"
 	"weak"
 
+	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
+	"github.com/gomlx/gomlx/core/tensors"
 )
 
 // dotAxes are the contracting and batch axes a Contract node was built with.
@@ -194,7 +196,7 @@ func operandGrad(this operand, thisFree []int, v *Node, nb int, vThis, vOther []
 		pad(!isIdentity(vPerm))
 		vv := v
 		if !isIdentity(vPerm) {
-			vv = TransposeAllAxes(v, vPerm...)
+			vv = transpose(v, vPerm)
 		}
 		g = dot(vv, seq(nb+len(vThis), len(vOther)), seq(0, nb), oo, otherFree, other.batch)
 		g = transposeUnlessIdentity(g, permA)
@@ -300,7 +302,7 @@ func transposeUnlessIdentity(x *Node, perm []int) *Node {
 	if isIdentity(perm) {
 		return x
 	}
-	return TransposeAllAxes(x, slices.Clone(perm)...)
+	return transpose(x, perm)
 }
 
 // uses counts the products each node enters as an operand.
@@ -330,7 +332,7 @@ func transposeShared(x *Node, perm []int) *Node {
 	if t := cachedTranspose(x, perm); t != nil {
 		return t
 	}
-	t := TransposeAllAxes(x, slices.Clone(perm)...)
+	t := transpose(x, perm)
 	transposes.update(x, func(m map[string]weak.Pointer[Node]) map[string]weak.Pointer[Node] {
 		if m == nil {
 			m = map[string]weak.Pointer[Node]{}
@@ -383,4 +385,57 @@ func padShared(x *Node, axis, n int) *Node {
 		return m
 	})
 	return p
+}
+
+// transpose is TransposeAllAxes(x, perm...), built with IdentitySwap where
+// that form is taken: a swap of the last two axes behind batch axes, a last
+// axis of at most maxSwapByProduct, at least minSwapByProduct elements.
+func transpose(x *Node, perm []int) *Node {
+	if r := x.Rank(); r >= 3 && isSwapLast(perm) && x.Shape().Dimensions[r-1] <= maxSwapByProduct &&
+		x.Shape().Size() >= minSwapByProduct && x.DType() == dtypes.Float32 && uses(x.Graph(), IdentitySwap) {
+		return swapByProduct(x)
+	}
+	return TransposeAllAxes(x, slices.Clone(perm)...)
+}
+
+// maxSwapByProduct is the largest last axis swapByProduct takes: its cost per
+// element grows with it (the product is that axis long). At 128 it still ran
+// 2-2.5 times faster than the Go backend's transpose alone, but in the tiny
+// step (attention scores [2, 8, 128, 128]) it gained nothing and its
+// products' work buffers raised the peak memory by 35 MB.
+const maxSwapByProduct = 64
+
+// minSwapByProduct is the fewest elements swapByProduct takes: smaller
+// transposes are cheap either way.
+const minSwapByProduct = 1 << 18
+
+// isSwapLast reports whether perm keeps every axis but the last two, which
+// it swaps.
+func isSwapLast(perm []int) bool {
+	r := len(perm)
+	return r >= 2 && isIdentity(perm[:r-2]) && perm[r-2] == r-1 && perm[r-1] == r-2
+}
+
+// swapByProduct swaps x's last two axes, [..., R, C] -> [..., C, R], as a
+// batched product with the identity: out[p, c, r] = Σ_k I[c, k]·x[p, r, k],
+// with x as the product's right operand contracted on its last axis, a layout
+// the Go backend's matmul packs itself. The Go backend has no fast path for
+// this transpose and walks it element by element, on one core (compute
+// v0.1.14 execTransposeGeneric; bench/README.md, "Upstream"). The values are
+// x's own (x·1 plus zeros), except that a non-finite element spreads NaN
+// along its row, where only a step whose gradient is already non-finite has one.
+func swapByProduct(x *Node) *Node {
+	dims := x.Shape().Dimensions
+	r := len(dims)
+	R, C := dims[r-2], dims[r-1]
+	P := x.Shape().Size() / (R * C)
+	eye := make([]float32, P*C*C)
+	for p := range P {
+		for i := range C {
+			eye[p*C*C+i*C+i] = 1
+		}
+	}
+	id := Const(x.Graph(), tensors.FromFlatDataAndDimensions(eye, P, C, C))
+	y := DotGeneral(id, []int{2}, []int{0}, Reshape(x, P, R, C), []int{2}, []int{0}) // [P, C, R]
+	return Reshape(y, append(slices.Clone(dims[:r-2]), C, R)...)
 }

@@ -60,7 +60,7 @@ const (
 type Form string
 
 // Forms are the kept forms, each with the measured reason in bench/README.md.
-var Forms = []Form{ProductGrad, SpreadMid, SoftmaxGrad, ShortScan, HeadsLeading, FoldedAdamW, RotateProduct, SplitQKV, HostAdamW}
+var Forms = []Form{ProductGrad, SpreadMid, SoftmaxGrad, ShortScan, HeadsLeading, FoldedAdamW, RotateProduct, SplitQKV, HostAdamW, IdentitySwap}
 
 const (
 	// ProductGrad builds a training product's gradient in the layouts the Go
@@ -91,6 +91,9 @@ const (
 	// updates it and its moments in place (train.Step; optim.UpdateInPlace).
 	// Not a graph form: OnBackend is its rule.
 	HostAdamW Form = "host-adamw"
+	// IdentitySwap swaps the last two axes of a training product's operand
+	// or result as a batched product with the identity (transpose).
+	IdentitySwap Form = "identity-swap"
 )
 
 var (

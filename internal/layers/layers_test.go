@@ -259,3 +259,73 @@ func TestQKVSplitMatches(t *testing.T) {
 		matchesWithout(t, SplitQKV, project, in)
 	}
 }
+
+// swapByProduct is the transpose of the last two axes, value for value.
+func TestSwapByProduct(t *testing.T) {
+	b, err := backend.Shared()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(15, 16))
+	for _, dims := range [][]int{{4, 6, 3}, {2, 3, 5, 7}, {1, 1, 1}} {
+		x := randomTensor(rng, dims...)
+		r := len(dims)
+		perm := seq(0, r)
+		perm[r-2], perm[r-1] = r-1, r-2
+		out := MustExecOnceN(b, func(xn *Node) []*Node {
+			return []*Node{swapByProduct(xn), TransposeAllAxes(xn, perm...)}
+		}, x)
+		got, want := tensors.MustCopyFlatData[float32](out[0]), tensors.MustCopyFlatData[float32](out[1])
+		if !slices.Equal(out[0].Shape().Dimensions, out[1].Shape().Dimensions) || !slices.Equal(got, want) {
+			t.Errorf("%v: swapByProduct %v %v, want %v %v", dims, out[0].Shape(), got, out[1].Shape(), want)
+		}
+	}
+	for _, c := range []struct {
+		perm []int
+		want bool
+	}{{[]int{0, 2, 1}, true}, {[]int{1, 0}, true}, {[]int{0, 1, 3, 2}, true}, {[]int{1, 0, 2}, false}, {[]int{0, 2, 3, 1}, false}} {
+		if got := isSwapLast(c.perm); got != c.want {
+			t.Errorf("isSwapLast(%v) = %v", c.perm, got)
+		}
+	}
+}
+
+// Attention's gradient with IdentitySwap (its backward pass's batched
+// transposes as products) equals it without, and the form adds products.
+func TestAttentionIdentitySwapMatches(t *testing.T) {
+	b, _ := backend.Shared()
+	if b.String() != "go" {
+		t.Skipf("backend %s: the form is not taken", b.String())
+	}
+	rng := rand.New(rand.NewPCG(17, 18))
+	// (q, k, v) × [B, L, H, Dh]: the backward pass's swaps reach
+	// minSwapByProduct elements with last axes of at most maxSwapByProduct.
+	qkv := randomTensor(rng, 3, 16, 64, 4, 64)
+	attend := func(x *Node) *Node {
+		part := func(i int) *Node {
+			return Squeeze(Slice(x, AxisElem(i), AxisRange(), AxisRange(), AxisRange(), AxisRange()), 0)
+		}
+		return Attention(Training, part(0), part(1), part(2), false)
+	}
+	matchesWithout(t, IdentitySwap, attend, qkv)
+	products := func() int {
+		n := 0
+		MustExecOnceN(b, func(x *Node) []*Node {
+			gr := Gradient(ReduceAllSum(attend(x)), x)[0]
+			for _, nd := range x.Graph().Nodes() {
+				if nd.Type() == NodeTypeDotGeneral {
+					n++
+				}
+			}
+			return []*Node{gr}
+		}, qkv)
+		return n
+	}
+	on := products()
+	SetForms(string(IdentitySwap))
+	off := products()
+	SetForms("")
+	if on <= off {
+		t.Errorf("%d products with IdentitySwap, %d without: the form built none", on, off)
+	}
+}
