@@ -554,12 +554,17 @@ func (t *HF) shareClone() Tokenizer {
 	return &c
 }
 
-// Encode returns the ids of text (no post-processor specials). They are
-// appended to a buffer the instance keeps (room for one id a byte, as in
-// BatchEncode) and returned as one exact-size copy: a guess at the count
-// would regrow and copy on every text that beats it.
+// Encode returns the ids of text (no post-processor specials). A text of up
+// to maxKeptEncodeIDs bytes is encoded into a buffer the instance keeps (room
+// for one id a byte, as in BatchEncode) and returned as one exact-size copy:
+// a guess at the count would regrow and copy on every text that beats it. A
+// longer text gets a buffer of its own, sized by a guess and grown as needed.
 func (t *HF) Encode(text string) []int {
-	buf := t.AppendEncode(slices.Grow(t.encBuf[:0], idsRoom(len(text))), text)
+	room := idsRoom(len(text))
+	if room > maxKeptEncodeIDs {
+		return t.AppendEncode(make([]int, 0, len(text)/4+8), text)
+	}
+	buf := t.AppendEncode(slices.Grow(t.encBuf[:0], room), text)
 	ids := slices.Clone(buf)
 	t.encBuf = nil
 	if cap(buf) <= maxKeptEncodeIDs {
@@ -568,8 +573,7 @@ func (t *HF) Encode(text string) []int {
 	return ids
 }
 
-// maxKeptEncodeIDs bounds the buffer Encode keeps between calls (ints): a
-// huge text's room is given back.
+// maxKeptEncodeIDs bounds the buffer Encode keeps between calls (ints).
 const maxKeptEncodeIDs = 1 << 16
 
 // AppendEncode appends the ids of text to out (Encode without the allocation):

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/core/tensors"
@@ -20,6 +21,8 @@ import (
 // step's values: losses, gradient norms, and the parameters and moments after
 // three steps, one of them accumulated over two micro-batches, with the clip
 // active and weight decay on. The host steps keep the state in shared buffers.
+// Both backbones, each with its embedding's gradient scattered into its
+// accumulator (layers.EmbeddedRows) on the host path.
 func TestHostAdamWMatchesGraphStep(t *testing.T) {
 	be, err := backend.Shared()
 	if err != nil {
@@ -28,7 +31,15 @@ func TestHostAdamWMatchesGraphStep(t *testing.T) {
 	if !layers.OnBackend(be, layers.HostAdamW) {
 		t.Skipf("backend %s: the host optimizer is not taken", be.String())
 	}
-	cfg := backbone.Config{Arch: backbone.DiT, Vocab: 61, Hidden: 32, Heads: 4, Blocks: 2, Cond: 16, Length: 12, MaskIndex: 60}
+	for _, cfg := range []backbone.Config{
+		{Arch: backbone.DiT, Vocab: 61, Hidden: 32, Heads: 4, Blocks: 2, Cond: 16, Length: 12, MaskIndex: 60},
+		backbone.Config{Arch: backbone.DiMamba, Vocab: 61, Hidden: 32, Blocks: 2, Cond: 16, Length: 12, MaskIndex: 60}.WithMambaDefaults(),
+	} {
+		t.Run(string(cfg.Arch), func(t *testing.T) { hostMatchesGraph(t, be, cfg) })
+	}
+}
+
+func hostMatchesGraph(t *testing.T, be compute.Backend, cfg backbone.Config) {
 	m := diffusion.Model{Backbone: cfg, Param: diffusion.SUBS, Schedule: diffusion.LogLinear{Eps: diffusion.LogLinearEps}}
 	w, err := backbone.NewWeights(cfg, 3)
 	if err != nil {

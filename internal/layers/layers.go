@@ -1,5 +1,5 @@
 // Package layers holds the whole operations the backbones and the diffusion
-// losses are built from (Linear, LayerNorm, AdaLNModulate, GeluTanh,
+// losses are built from (Embed, Linear, LayerNorm, AdaLNModulate, GeluTanh,
 // Rotary, Attention, LogSumExp, Modulate, Gated, the selective scan's cut into
 // chunks), each written as the reference writes it
 // (models/dit.py, diffusion.py), so backbone/ and diffusion/ read like the
@@ -64,7 +64,8 @@ var Forms = []Form{ProductGrad, SpreadMid, SoftmaxGrad, ShortScan, HeadsLeading,
 
 const (
 	// ProductGrad builds a training product's gradient in the layouts the Go
-	// backend's matmul takes (contract).
+	// backend's matmul takes (contract), a token axis that is a multiple of
+	// 1024 padded before its 2D transpose (tokenPad).
 	ProductGrad Form = "product-grad"
 	// SpreadMid lays adaLN's per-sequence shift, scale and gate over
 	// positions as a product with ones (overPositions).
