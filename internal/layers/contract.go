@@ -310,34 +310,43 @@ var productUses = newNodeTable[int]()
 
 func countUse(x *Node) { productUses.update(x, func(n int) int { return n + 1 }) }
 
-// transposes holds the transposes operandGrad built, by node and permutation.
+// transposes holds the transposes and paddings operandGrad built, by node and key.
 var transposes = newNodeTable[map[string]weak.Pointer[Node]]()
 
 func permKey(perm []int) string { return fmt.Sprint(perm) }
 
 // cachedTranspose is the transpose of x by perm built by transposeShared, or nil.
-func cachedTranspose(x *Node, perm []int) *Node {
+func cachedTranspose(x *Node, perm []int) *Node { return derived(x, permKey(perm)) }
+
+// transposeShared is TransposeAllAxes(x, perm...), built once per node and
+// permutation.
+func transposeShared(x *Node, perm []int) *Node {
+	return deriveOnce(x, permKey(perm), func() *Node { return transpose(x, perm) })
+}
+
+// derived is the node deriveOnce built from x under key, or nil.
+func derived(x *Node, key string) *Node {
 	t := transposes.get(x)
 	if t == nil {
 		return nil
 	}
 	transposes.Lock()
 	defer transposes.Unlock()
-	return t[permKey(perm)].Value()
+	return t[key].Value()
 }
 
-// transposeShared is TransposeAllAxes(x, perm...), built once per node and
-// permutation.
-func transposeShared(x *Node, perm []int) *Node {
-	if t := cachedTranspose(x, perm); t != nil {
+// deriveOnce returns build(), built once per node x and key (a transpose or
+// a padding of an operand shared by the gradients of the products it enters).
+func deriveOnce(x *Node, key string, build func() *Node) *Node {
+	if t := derived(x, key); t != nil {
 		return t
 	}
-	t := transpose(x, perm)
+	t := build()
 	transposes.update(x, func(m map[string]weak.Pointer[Node]) map[string]weak.Pointer[Node] {
 		if m == nil {
 			m = map[string]weak.Pointer[Node]{}
 		}
-		m[permKey(perm)] = weak.Make(t)
+		m[key] = weak.Make(t)
 		return m
 	})
 	return t
@@ -369,22 +378,7 @@ func padAxis(x *Node, axis, n int) *Node {
 // padding is shared by the gradients of the products it enters, as its
 // transpose is).
 func padShared(x *Node, axis, n int) *Node {
-	key := fmt.Sprintf("pad %d %d", axis, n)
-	transposes.Lock()
-	if p := transposes.m[weak.Make(x)][key].Value(); p != nil {
-		transposes.Unlock()
-		return p
-	}
-	transposes.Unlock()
-	p := padAxis(x, axis, n)
-	transposes.update(x, func(m map[string]weak.Pointer[Node]) map[string]weak.Pointer[Node] {
-		if m == nil {
-			m = map[string]weak.Pointer[Node]{}
-		}
-		m[key] = weak.Make(p)
-		return m
-	})
-	return p
+	return deriveOnce(x, fmt.Sprintf("pad %d %d", axis, n), func() *Node { return padAxis(x, axis, n) })
 }
 
 // transpose is TransposeAllAxes(x, perm...), built with IdentitySwap where
