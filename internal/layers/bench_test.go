@@ -54,3 +54,33 @@ func timeExec(b *testing.B, exec *Exec, args ...any) {
 		exec.MustExec(args...)
 	}
 }
+
+// BenchmarkTranspose is the minimal reproduction of the two transpose costs
+// bench/README.md ("Upstream") reports, beside their work-arounds: a 2D
+// transpose whose output rows are 2048 floats long against 2064 (tokenPad),
+// and a batched swap of the last two axes against the product with a batched
+// identity (swapByProduct). The ns/elem metric is per element moved.
+//
+//	go test -run '^$' -bench Transpose ./internal/layers
+func BenchmarkTranspose(b *testing.B) {
+	be, err := backend.Shared()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		dims []int
+		f    func(x *Node) *Node
+	}{
+		{"2D-2048x128", []int{2048, 128}, func(x *Node) *Node { return TransposeAllAxes(x, 1, 0) }},
+		{"2D-2064x128", []int{2064, 128}, func(x *Node) *Node { return TransposeAllAxes(x, 1, 0) }},
+		{"swap-128x64x64", []int{128, 64, 64}, func(x *Node) *Node { return TransposeAllAxes(x, 0, 2, 1) }},
+		{"swapByProduct-128x64x64", []int{128, 64, 64}, swapByProduct},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			x := tensors.FromShape(shapes.Make(dtypes.Float32, c.dims...))
+			timeExec(b, MustNewExec(be, c.f), x)
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(x.Shape().Size()), "ns/elem")
+		})
+	}
+}
