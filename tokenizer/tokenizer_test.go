@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -134,4 +135,24 @@ func FuzzGPT2RoundTrip(f *testing.F) {
 			_, _ = b.Decode(b.Encode(s))
 		}
 	})
+}
+
+// Encode's results do not share its kept buffer: each call's ids survive the
+// next call, short texts (the kept buffer) and long ones (a buffer of their
+// own) alike, and equal a fresh instance's.
+func TestEncodeResultsIndependent(t *testing.T) {
+	g, _ := Load("gpt2")
+	enc := g.(interface{ Clone() Tokenizer }).Clone()
+	long := strings.Repeat("In the beginning God created the heaven and the earth. ", 2000) // > 64 Ki ids of room
+	texts := []string{"Hello world", "don't stop", long, "", "x  \n y", long[:500]}
+	got := make([][]int, len(texts))
+	for i, s := range texts {
+		got[i] = enc.Encode(s)
+	}
+	for i, s := range texts {
+		fresh := g.(interface{ Clone() Tokenizer }).Clone()
+		if want := fresh.Encode(s); !slices.Equal(got[i], want) {
+			t.Fatalf("text %d: ids changed by later calls: %d ids, not those of a fresh encoder (%d)", i, len(got[i]), len(want))
+		}
+	}
 }
