@@ -51,12 +51,15 @@ func contract(mode Mode, lhs *Node, lhsContract, lhsBatch []int, rhs *Node, rhsC
 		lhsContract: slices.Clone(lhsContract), lhsBatch: slices.Clone(lhsBatch),
 		rhsContract: slices.Clone(rhsContract), rhsBatch: slices.Clone(rhsBatch),
 	}
-	var grads []*Node // built once, from the recorded cotangent
-	var cot *Node
+	// grads are built once per cotangent recorded: each Gradient call records
+	// its own (the output's identity is differentiated first) and both
+	// operands' gradients are built from it.
+	var grads []*Node
+	var cot, gradsCot *Node
 	gradOf := func(i int) func(_, _ *Node) *Node {
 		return func(_, _ *Node) *Node {
-			if grads == nil {
-				grads = dotVJP(lhs, rhs, ax, cot)
+			if grads == nil || gradsCot != cot {
+				grads, gradsCot = dotVJP(lhs, rhs, ax, cot), cot
 			}
 			return grads[i]
 		}

@@ -1,6 +1,7 @@
 package layers
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -327,5 +328,36 @@ func TestAttentionIdentitySwapMatches(t *testing.T) {
 	SetForms("")
 	if on <= off {
 		t.Errorf("%d products with IdentitySwap, %d without: the form built none", on, off)
+	}
+}
+
+// Two gradients taken in one graph through a training product and the
+// training q/k/v split are each the gradient of their own loss: the forms
+// record a cotangent per Gradient call.
+func TestTwoGradientsInOneGraph(t *testing.T) {
+	b, err := backend.Shared()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const B, L, D = 2, 3, 4
+	rng := rand.New(rand.NewPCG(19, 20))
+	in := randomTensor(rng, B*L*D+3*D*D)
+	grads := func() [2][]float32 {
+		out := MustExecOnceN(b, func(a *Node) []*Node {
+			x := Reshape(Slice(a, AxisRange(0, B*L*D)), B, L, D)
+			w := Reshape(Slice(a, AxisRange(B*L*D, B*L*D+3*D*D)), 3*D, D)
+			q, k, v := QKV(Training, x, w, 2)
+			first := ReduceAllSum(Mul(q, k))
+			second := ReduceAllSum(Mul(v, v))
+			return []*Node{Gradient(first, a)[0], Gradient(second, a)[0]}
+		}, in)
+		return [2][]float32{tensors.MustCopyFlatData[float32](out[0]), tensors.MustCopyFlatData[float32](out[1])}
+	}
+	got := grads()
+	restore := UseGenericForms()
+	want := grads()
+	restore()
+	for i := range got {
+		near(t, fmt.Sprintf("gradient %d", i), got[i], want[i], 1e-5)
 	}
 }

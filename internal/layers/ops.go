@@ -92,6 +92,7 @@ func qkvTrain(x, w *Node) (q, k, v *Node) {
 					parts[i] = Zeros(x.Graph(), x.Shape())
 				}
 			}
+			cot = [3]*Node{} // a later Gradient call records its own
 			return Concatenate(parts, -1)
 		})
 		outs := make([]*Node, 3)
