@@ -43,7 +43,8 @@ func sumSquaresSpan(g []float32) float64 {
 		x := simd.LoadFloat32s(g[i:])
 		acc = acc.Add(x.Mul(x))
 	}
-	lanes := make([]float32, n)
+	var buf [64]float32 // more lanes than any vector has
+	lanes := buf[:n]
 	acc.Store(lanes)
 	total := sumSquaresScalar(g[i:])
 	for _, l := range lanes {

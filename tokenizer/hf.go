@@ -540,15 +540,20 @@ func (t *HF) TokenID(tok string) (int, bool) {
 // Clone returns a tokenizer sharing the model but with its own caches, for use
 // on another goroutine.
 func (t *HF) Clone() Tokenizer {
-	c := *t
+	c := t.instance()
 	c.cache = newPieceCache(cacheLimit)
-	c.scratch, c.out, c.encBuf, c.chain, c.uniSt, c.cw, c.normBuf = nil, nil, nil, nil, nil, newCacheWriter(), nil
-	return &c
+	return c
 }
 
 // shareClone is Clone sharing t's pre-token cache, which is safe for
 // concurrent use (BatchEncode's workers, Workers).
 func (t *HF) shareClone() Tokenizer {
+	return t.instance()
+}
+
+// instance is a copy of t with its own per-instance encoding state (the
+// fields after cache in HF), none of t's.
+func (t *HF) instance() *HF {
 	c := *t
 	c.scratch, c.out, c.encBuf, c.chain, c.uniSt, c.cw, c.normBuf = nil, nil, nil, nil, nil, newCacheWriter(), nil
 	return &c

@@ -58,7 +58,7 @@ func contract(mode Mode, lhs *Node, lhsContract, lhsBatch []int, rhs *Node, rhsC
 	var cot, gradsCot *Node
 	gradOf := func(i int) func(_, _ *Node) *Node {
 		return func(_, _ *Node) *Node {
-			if grads == nil || gradsCot != cot {
+			if gradsCot != cot {
 				grads, gradsCot = dotVJP(lhs, rhs, ax, cot), cot
 			}
 			return grads[i]
@@ -426,13 +426,27 @@ func swapByProduct(x *Node) *Node {
 	r := len(dims)
 	R, C := dims[r-2], dims[r-1]
 	P := x.Shape().Size() / (R * C)
+	y := DotGeneral(batchedIdentity(x.Graph(), P, C), []int{2}, []int{0}, Reshape(x, P, R, C), []int{2}, []int{0}) // [P, C, R]
+	return Reshape(y, append(slices.Clone(dims[:r-2]), C, R)...)
+}
+
+// identityKey keys a graph's batched identities (Graph.State).
+type identityKey struct{ p, c int }
+
+// batchedIdentity is the float32 constant [P, C, C] of P identity matrices,
+// one per graph and size: the swaps of a step share it.
+func batchedIdentity(g *Graph, P, C int) *Node {
+	key := identityKey{P, C}
+	if id, ok := g.State(key).(*Node); ok {
+		return id
+	}
 	eye := make([]float32, P*C*C)
 	for p := range P {
 		for i := range C {
 			eye[p*C*C+i*C+i] = 1
 		}
 	}
-	id := Const(x.Graph(), tensors.FromFlatDataAndDimensions(eye, P, C, C))
-	y := DotGeneral(id, []int{2}, []int{0}, Reshape(x, P, R, C), []int{2}, []int{0}) // [P, C, R]
-	return Reshape(y, append(slices.Clone(dims[:r-2]), C, R)...)
+	id := Const(g, tensors.FromFlatDataAndDimensions(eye, P, C, C))
+	g.AttachState(key, id)
+	return id
 }

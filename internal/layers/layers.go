@@ -23,8 +23,8 @@
 // buffers are host memory, the training step's graph returns the gradients
 // and Go code clips them and applies AdamW in place, a vectorized pass per
 // parameter for the norm and one for the update, on every core (train.Step),
-// where the graph's optimizer was a
-// dozen single-threaded passes per parameter and held their temporaries.
+// where the graph's optimizer was a dozen single-threaded passes per
+// parameter and held their temporaries.
 // OnBackend is its rule (the graph rule less the mode).
 //
 // Everywhere else (XLA, MDLM_GENERIC_GRAPHS=1) the plain form is built, so a
