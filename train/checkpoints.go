@@ -32,7 +32,7 @@ func (t *trainer) restoreOrInit(src *initSource) error {
 		return fmt.Errorf("train: %w", err)
 	}
 	t.invFreq = w.RotaryInvFreqOrDefault()
-	t.state, err = NewState(w, t.cfg.Seed, dtypes.Float32)
+	t.state, err = NewStateOn(t.b, w, t.cfg.Seed, dtypes.Float32)
 	if err != nil {
 		return err
 	}

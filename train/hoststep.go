@@ -111,7 +111,14 @@ func (s *Step) hostGrads(st *State, batch diffusion.Batch, rng *tensors.Tensor) 
 	if len(s.acc) != n {
 		s.acc = make([]*tensors.Tensor, n)
 		for i, p := range st.Params {
-			s.acc[i] = tensors.FromShape(p.Shape())
+			// Zeros in a shared buffer, which the graph takes donated as
+			// it is (a host tensor would be copied into one at each start).
+			a, err := tensors.FromShapeForBackend(s.backend, 0, p.Shape())
+			if err != nil {
+				s.acc = nil
+				return nil, 0, nil, fmt.Errorf("gradient accumulator %d: %w", i, err)
+			}
+			s.acc[i] = a
 		}
 	}
 	args := make([]any, 0, 2*n+batchInputs)

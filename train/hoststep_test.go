@@ -3,6 +3,8 @@ package train
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/compute"
@@ -132,4 +134,53 @@ func mustRNG(t *testing.T, seed int64) *tensors.Tensor {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// NewStateOn makes NewState's values, in the backend's shared buffers where
+// the step takes the host optimizer, and host tensors where it does not; a
+// weight of the wrong size is refused with its name.
+func TestNewStateOn(t *testing.T) {
+	be, err := backend.Shared()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := backbone.Config{Arch: backbone.DiT, Vocab: 61, Hidden: 32, Heads: 4, Blocks: 1, Cond: 16, Length: 12, MaskIndex: 60}
+	w, err := backbone.NewWeights(cfg, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := NewState(w, 5, dtypes.Float32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, host := range []bool{true, false} {
+		if !host {
+			layers.SetForms(string(layers.HostAdamW))
+		}
+		got, err := NewStateOn(be, w, 5, dtypes.Float32)
+		layers.SetForms("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		shared := host && be.HasSharedBuffers() && layers.OnBackend(be, layers.HostAdamW)
+		for g, pair := range [][2][]*tensors.Tensor{{got.Params, want.Params}, {got.M, want.M}, {got.V, want.V}} {
+			for i := range pair[1] {
+				if pair[0][i].IsShared() != shared {
+					t.Errorf("host optimizer %v: group %d tensor %d shared %v, want %v", host, g, i, pair[0][i].IsShared(), shared)
+				}
+				a, b := tensors.MustCopyFlatData[float32](pair[0][i]), tensors.MustCopyFlatData[float32](pair[1][i])
+				if !slices.Equal(a, b) {
+					t.Fatalf("host optimizer %v: group %d tensor %d differs from NewState's", host, g, i)
+				}
+			}
+		}
+		if !slices.Equal(tensors.MustCopyFlatData[uint64](got.RNG), tensors.MustCopyFlatData[uint64](want.RNG)) {
+			t.Errorf("host optimizer %v: RNG state differs", host)
+		}
+	}
+	name := cfg.Specs()[0].Name
+	w.Data[name] = w.Data[name][:1]
+	if _, err := NewStateOn(be, w, 5, dtypes.Float32); be.HasSharedBuffers() && (err == nil || !strings.Contains(err.Error(), name)) {
+		t.Errorf("a short %s: error %v, want one naming it", name, err)
+	}
 }

@@ -191,7 +191,7 @@ func (t *trainer) initFrom(src *initSource) error {
 	t.ema = ema.Tensors()
 	if src.training == nil {
 		var err error
-		t.state, err = NewState(raw, t.cfg.Seed, dtypes.Float32)
+		t.state, err = NewStateOn(t.b, raw, t.cfg.Seed, dtypes.Float32)
 		t.log.Info("fine-tuning", "init", t.cfg.Init, "optimizer", "fresh")
 		return err
 	}

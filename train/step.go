@@ -41,6 +41,49 @@ func NewState(w *backbone.Weights, seed int64, dt dtypes.DType) (*State, error) 
 	return st, nil
 }
 
+// NewStateOn is NewState with the tensors made where backend b's steps
+// keep them: in its shared buffers (host memory the Go backend reads and the
+// host optimizer updates in place, hoststep.go) when it has them and dt is
+// Float32 and its steps take the host optimizer (layers.HostAdamW). Made
+// there from the start, the parameters are copied once and the
+// moments allocated once; NewState's host tensors, moved into shared buffers
+// at the first step, left three of the parameters' size as garbage that the
+// first step's allocations piled onto (bench/README.md, "Round 2026-12-06
+// morning").
+func NewStateOn(b compute.Backend, w *backbone.Weights, seed int64, dt dtypes.DType) (*State, error) {
+	if b == nil || !b.HasSharedBuffers() || dt != dtypes.Float32 || !layers.OnBackend(b, layers.HostAdamW) {
+		return NewState(w, seed, dt)
+	}
+	st := &State{}
+	for _, s := range w.Config.Specs() {
+		sh := shapes.Make(dt, s.Shape...)
+		p, err := tensors.FromShapeForBackend(b, 0, sh)
+		if err != nil {
+			return nil, fmt.Errorf("state: %s: %w", s.Name, err)
+		}
+		v := w.Data[s.Name]
+		if len(v) != sh.Size() {
+			return nil, fmt.Errorf("state: %s has %d values, want %d", s.Name, len(v), sh.Size())
+		}
+		tensors.MustMutableFlatData(p, func(dst []float32) { copy(dst, v) })
+		m, err := tensors.FromShapeForBackend(b, 0, sh) // zeros
+		if err != nil {
+			return nil, fmt.Errorf("state: %s: %w", s.Name, err)
+		}
+		vv, err := tensors.FromShapeForBackend(b, 0, sh)
+		if err != nil {
+			return nil, fmt.Errorf("state: %s: %w", s.Name, err)
+		}
+		st.Params, st.M, st.V = append(st.Params, p), append(st.M, m), append(st.V, vv)
+	}
+	rng, err := RNGStateFromSeed(seed)
+	if err != nil {
+		return nil, err
+	}
+	st.RNG = rng
+	return st, nil
+}
+
 // Step is a compiled training step: the forward pass, the per-token loss and
 // its token mean, gradients, global-norm clipping and one AdamW update in one
 // GoMLX graph whose state (parameters, Adam moments, dropout RNG) stays on the

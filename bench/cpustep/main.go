@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 
 	"github.com/mdlm-go/mdlm/backbone"
@@ -186,7 +187,7 @@ func run(c benchCase, dir string, steps int, forward, init bool, lr float64) err
 		if err != nil {
 			return err
 		}
-		state, err := train.NewState(w, 1, dtypes.Float32)
+		state, err := stateFor(b, w)
 		if err != nil {
 			return err
 		}
@@ -210,6 +211,18 @@ func run(c benchCase, dir string, steps int, forward, init bool, lr float64) err
 	}
 	return json.NewEncoder(os.Stdout).Encode(out)
 }
+
+// stateFor is the training state as `mdlm train` makes it for backend b
+// (train.NewStateOn), or NewState's host tensors with -host-state (for
+// measuring the difference).
+func stateFor(b compute.Backend, w *backbone.Weights) (*train.State, error) {
+	if *hostState {
+		return train.NewState(w, 1, dtypes.Float32)
+	}
+	return train.NewStateOn(b, w, 1, dtypes.Float32)
+}
+
+var hostState = flag.Bool("host-state", false, "make the training state as host tensors (train.NewState) rather than in the backend's shared buffers")
 
 // afterFirstStep runs once the first step (compilation included) is done.
 var afterFirstStep = func() {}
