@@ -59,10 +59,8 @@ func (t *trainer) restore(last string) error {
 		return fmt.Errorf("train: %s holds a run with --seed %d, not %d: remove it to start over", t.work, tr.State.Seed, t.cfg.Seed)
 	}
 	t.invFreq = tr.Raw.RotaryInvFreqOrDefault()
-	t.state = &State{Params: tr.Raw.Tensors(), Step: tr.State.Step}
-	for _, s := range t.ck.Model.Specs() {
-		t.state.M = append(t.state.M, tensors.FromFlatDataAndDimensions(tr.M[s.Name], s.Shape...))
-		t.state.V = append(t.state.V, tensors.FromFlatDataAndDimensions(tr.V[s.Name], s.Shape...))
+	if t.state, err = stateFromTraining(t.b, tr, t.ck.Model, t.cfg.Seed); err != nil {
+		return fmt.Errorf("train: resume from %s: %w", last, err)
 	}
 	t.ema, t.emaN = tr.EMA.Tensors(), tr.State.EMAUpdates
 	t.bestStep, t.bestNLL, t.validated = tr.State.BestStep, tr.State.BestValNLL, tr.State.ValidatedStep

@@ -1,6 +1,8 @@
 package train
 
 import (
+	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -138,7 +140,8 @@ func mustRNG(t *testing.T, seed int64) *tensors.Tensor {
 
 // NewStateOn makes NewState's values, in the backend's shared buffers where
 // the step takes the host optimizer, and host tensors where it does not; a
-// weight of the wrong size is refused with its name.
+// checkpoint's moments (newStateOn) are copied as they are; a weight or a
+// moment of the wrong size is refused with its name.
 func TestNewStateOn(t *testing.T) {
 	be, err := backend.Shared()
 	if err != nil {
@@ -153,34 +156,58 @@ func TestNewStateOn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, host := range []bool{true, false} {
-		if !host {
-			layers.SetForms(string(layers.HostAdamW))
-		}
-		got, err := NewStateOn(be, w, 5, dtypes.Float32)
-		layers.SetForms("")
-		if err != nil {
-			t.Fatal(err)
-		}
-		shared := host && be.HasSharedBuffers() && layers.OnBackend(be, layers.HostAdamW)
-		for g, pair := range [][2][]*tensors.Tensor{{got.Params, want.Params}, {got.M, want.M}, {got.V, want.V}} {
-			for i := range pair[1] {
-				if pair[0][i].IsShared() != shared {
-					t.Errorf("host optimizer %v: group %d tensor %d shared %v, want %v", host, g, i, pair[0][i].IsShared(), shared)
-				}
-				a, b := tensors.MustCopyFlatData[float32](pair[0][i]), tensors.MustCopyFlatData[float32](pair[1][i])
-				if !slices.Equal(a, b) {
-					t.Fatalf("host optimizer %v: group %d tensor %d differs from NewState's", host, g, i)
-				}
+	same := func(t *testing.T, got []*tensors.Tensor, want func(i int) []float32, shared bool) {
+		t.Helper()
+		for i, x := range got {
+			if x.IsShared() != shared {
+				t.Errorf("tensor %d shared %v, want %v", i, x.IsShared(), shared)
+			}
+			if !slices.Equal(tensors.MustCopyFlatData[float32](x), want(i)) {
+				t.Fatalf("tensor %d differs", i)
 			}
 		}
-		if !slices.Equal(tensors.MustCopyFlatData[uint64](got.RNG), tensors.MustCopyFlatData[uint64](want.RNG)) {
-			t.Errorf("host optimizer %v: RNG state differs", host)
-		}
 	}
-	name := cfg.Specs()[0].Name
-	w.Data[name] = w.Data[name][:1]
-	if _, err := NewStateOn(be, w, 5, dtypes.Float32); be.HasSharedBuffers() && (err == nil || !strings.Contains(err.Error(), name)) {
-		t.Errorf("a short %s: error %v, want one naming it", name, err)
+	for _, host := range []bool{true, false} {
+		t.Run(fmt.Sprintf("host optimizer %v", host), func(t *testing.T) {
+			if !host {
+				layers.SetForms(string(layers.HostAdamW))
+				defer layers.SetForms("")
+			}
+			shared := host && be.HasSharedBuffers() && layers.OnBackend(be, layers.HostAdamW)
+			got, err := NewStateOn(be, w, 5, dtypes.Float32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, pair := range [][2][]*tensors.Tensor{{got.Params, want.Params}, {got.M, want.M}, {got.V, want.V}} {
+				same(t, pair[0], func(i int) []float32 { return tensors.MustCopyFlatData[float32](pair[1][i]) }, shared)
+			}
+			if !slices.Equal(tensors.MustCopyFlatData[uint64](got.RNG), tensors.MustCopyFlatData[uint64](want.RNG)) {
+				t.Error("RNG state differs")
+			}
+			// A checkpoint's moments: each moment a distinct function of the weights.
+			m, v := map[string][]float32{}, map[string][]float32{}
+			for name, x := range w.Data {
+				m[name], v[name] = make([]float32, len(x)), make([]float32, len(x))
+				for j := range x {
+					m[name][j], v[name][j] = x[j]*2, x[j]*x[j]
+				}
+			}
+			ck, err := newStateOn(be, cfg, w.Data, m, v, 7, 5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			specs := cfg.Specs()
+			same(t, ck.M, func(i int) []float32 { return m[specs[i].Name] }, shared)
+			same(t, ck.V, func(i int) []float32 { return v[specs[i].Name] }, shared)
+			if ck.Step != 7 {
+				t.Errorf("step %d, want 7", ck.Step)
+			}
+			name := specs[1].Name
+			short := maps.Clone(v)
+			short[name] = short[name][:1]
+			if _, err := newStateOn(be, cfg, w.Data, m, short, 7, 5); err == nil || !strings.Contains(err.Error(), "second moment of "+name) {
+				t.Errorf("a short second moment of %s: error %v, want one naming it", name, err)
+			}
+		})
 	}
 }

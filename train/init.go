@@ -12,9 +12,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
-	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
-	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/backbone"
@@ -199,7 +198,7 @@ func (t *trainer) initFrom(src *initSource) error {
 	if tr.State.Step >= t.cfg.Steps {
 		return fmt.Errorf("train: --init-optimizer: %s is at step %d; --steps %d must be larger (it counts from the checkpoint's step)", t.cfg.Init, tr.State.Step, t.cfg.Steps)
 	}
-	st, err := stateFromTraining(tr, t.ck.Model, t.cfg.Seed)
+	st, err := stateFromTraining(t.b, tr, t.ck.Model, t.cfg.Seed)
 	if err != nil {
 		return err
 	}
@@ -209,23 +208,13 @@ func (t *trainer) initFrom(src *initSource) error {
 }
 
 // stateFromTraining is the step state of a training checkpoint: its raw
-// weights, AdamW moments and step, and the dropout RNG of seed.
-func stateFromTraining(tr *checkpoint.Training, model backbone.Config, seed int64) (*State, error) {
-	st := &State{Params: tr.Raw.Tensors(), Step: tr.State.Step}
-	for _, s := range model.Specs() {
-		m, v := tr.M[s.Name], tr.V[s.Name]
-		if len(m) != s.Size() || len(v) != s.Size() {
-			return nil, fmt.Errorf("train: optimizer state of %s: %d and %d values, want %d", s.Name, len(m), len(v), s.Size())
-		}
-		st.M = append(st.M, tensors.FromFlatDataAndDimensions(m, s.Shape...))
-		st.V = append(st.V, tensors.FromFlatDataAndDimensions(v, s.Shape...))
+// weights, AdamW moments and step, and the dropout RNG of seed, made where
+// backend b's steps keep it (newStateOn).
+func stateFromTraining(b compute.Backend, tr *checkpoint.Training, model backbone.Config, seed int64) (*State, error) {
+	if tr.Raw == nil || tr.M == nil || tr.V == nil {
+		return nil, fmt.Errorf("train: the checkpoint has no weights or no optimizer state")
 	}
-	rng, err := RNGStateFromSeed(seed)
-	if err != nil {
-		return nil, err
-	}
-	st.RNG = rng
-	return st, nil
+	return newStateOn(b, model, tr.Raw.Data, tr.M, tr.V, tr.State.Step, seed)
 }
 
 // writeInitRecord writes the work directory's record of the --init.

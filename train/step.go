@@ -42,39 +42,39 @@ func NewState(w *backbone.Weights, seed int64, dt dtypes.DType) (*State, error) 
 }
 
 // NewStateOn is NewState with the tensors made where backend b's steps
-// keep them: in its shared buffers (host memory the Go backend reads and the
-// host optimizer updates in place, hoststep.go) when it has them and dt is
-// Float32 and its steps take the host optimizer (layers.HostAdamW). Made
-// there from the start, the parameters are copied once and the
-// moments allocated once; NewState's host tensors, moved into shared buffers
-// at the first step, left three of the parameters' size as garbage that the
-// first step's allocations piled onto (bench/README.md, "Round 2026-12-06
-// morning").
+// keep them (newStateOn): dt Float32 on the Go backend puts them in its
+// shared buffers.
 func NewStateOn(b compute.Backend, w *backbone.Weights, seed int64, dt dtypes.DType) (*State, error) {
-	if b == nil || !b.HasSharedBuffers() || dt != dtypes.Float32 || !layers.OnBackend(b, layers.HostAdamW) {
+	if dt != dtypes.Float32 {
 		return NewState(w, seed, dt)
 	}
-	st := &State{}
-	for _, s := range w.Config.Specs() {
-		sh := shapes.Make(dt, s.Shape...)
-		p, err := tensors.FromShapeForBackend(b, 0, sh)
-		if err != nil {
-			return nil, fmt.Errorf("state: %s: %w", s.Name, err)
+	return newStateOn(b, w.Config, w.Data, nil, nil, 0, seed)
+}
+
+// newStateOn is a float32 state of model at step: its parameters, and its
+// AdamW moments m and v (nil: zeros), by parameter name, copied once into
+// tensors made where backend b's steps keep them: b's shared buffers (host
+// memory the Go backend reads and the host optimizer updates in place,
+// hoststep.go) where it has them and its steps take the host optimizer
+// (layers.HostAdamW), host tensors elsewhere. Made as host tensors and moved
+// into shared buffers at the first step, the state left three of the
+// parameters' size as garbage that the first step's allocations piled onto
+// (bench/README.md, "Round 2026-12-06 morning").
+func newStateOn(b compute.Backend, model backbone.Config, params, m, v map[string][]float32, step int, seed int64) (*State, error) {
+	shared := b != nil && b.HasSharedBuffers() && layers.OnBackend(b, layers.HostAdamW)
+	st := &State{Step: step}
+	for _, s := range model.Specs() {
+		for _, part := range []struct {
+			what string
+			vals map[string][]float32
+			to   *[]*tensors.Tensor
+		}{{"weights", params, &st.Params}, {"first moment", m, &st.M}, {"second moment", v, &st.V}} {
+			t, err := stateTensor(b, shared, s, part.vals)
+			if err != nil {
+				return nil, fmt.Errorf("train: %s of %s: %w", part.what, s.Name, err)
+			}
+			*part.to = append(*part.to, t)
 		}
-		v := w.Data[s.Name]
-		if len(v) != sh.Size() {
-			return nil, fmt.Errorf("state: %s has %d values, want %d", s.Name, len(v), sh.Size())
-		}
-		tensors.MustMutableFlatData(p, func(dst []float32) { copy(dst, v) })
-		m, err := tensors.FromShapeForBackend(b, 0, sh) // zeros
-		if err != nil {
-			return nil, fmt.Errorf("state: %s: %w", s.Name, err)
-		}
-		vv, err := tensors.FromShapeForBackend(b, 0, sh)
-		if err != nil {
-			return nil, fmt.Errorf("state: %s: %w", s.Name, err)
-		}
-		st.Params, st.M, st.V = append(st.Params, p), append(st.M, m), append(st.V, vv)
 	}
 	rng, err := RNGStateFromSeed(seed)
 	if err != nil {
@@ -82,6 +82,33 @@ func NewStateOn(b compute.Backend, w *backbone.Weights, seed int64, dt dtypes.DT
 	}
 	st.RNG = rng
 	return st, nil
+}
+
+// stateTensor is parameter s's values in vals (zeros when vals is nil) as a
+// float32 tensor, in b's shared buffers when shared.
+func stateTensor(b compute.Backend, shared bool, s backbone.Spec, vals map[string][]float32) (*tensors.Tensor, error) {
+	sh := shapes.Make(dtypes.Float32, s.Shape...)
+	var v []float32
+	if vals != nil {
+		v = vals[s.Name]
+		if len(v) != sh.Size() {
+			return nil, fmt.Errorf("%d values, want %d", len(v), sh.Size())
+		}
+	}
+	if !shared {
+		if v == nil {
+			return tensors.FromShape(sh), nil
+		}
+		return tensors.FromFlatDataAndDimensions(v, s.Shape...), nil // copies v
+	}
+	t, err := tensors.FromShapeForBackend(b, 0, sh) // zeros
+	if err != nil {
+		return nil, err
+	}
+	if v != nil {
+		tensors.MustMutableFlatData(t, func(dst []float32) { copy(dst, v) })
+	}
+	return t, nil
 }
 
 // Step is a compiled training step: the forward pass, the per-token loss and
