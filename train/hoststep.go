@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/core/tensors"
@@ -28,8 +29,13 @@ import (
 // is on for the backend, which shares its buffers with the host, and the
 // state is float32.
 func (s *Step) hostOptimizer(st *State) bool {
-	return layers.OnBackend(s.backend, layers.HostAdamW) && s.backend.HasSharedBuffers() &&
-		len(st.Params) > 0 && st.Params[0].DType() == dtypes.Float32
+	return hostOptimizerOn(s.backend) && len(st.Params) > 0 && st.Params[0].DType() == dtypes.Float32
+}
+
+// hostOptimizerOn reports whether backend b's float32 steps take the host
+// optimizer: the form is on for b, and b shares its buffers with the host.
+func hostOptimizerOn(b compute.Backend) bool {
+	return b != nil && layers.OnBackend(b, layers.HostAdamW) && b.HasSharedBuffers()
 }
 
 // hostGradGraph: [params(n), acc(n), x0, xt, t, sigma, dsigma, mask, rng] ->

@@ -24,7 +24,8 @@ import (
 // The step with the optimizer on the host (layers.HostAdamW) takes the graph
 // step's values: losses, gradient norms, and the parameters and moments after
 // three steps, one of them accumulated over two micro-batches, with the clip
-// active and weight decay on. The host steps keep the state in shared buffers.
+// active and weight decay on. Both states are made as the trainer makes them
+// (NewStateOn): the host steps' in shared buffers from the start.
 // Both backbones, each with its embedding's gradient scattered into its
 // accumulator (layers.EmbeddedRows) on the host path.
 func TestHostAdamWMatchesGraphStep(t *testing.T) {
@@ -64,7 +65,7 @@ func hostMatchesGraph(t *testing.T, be compute.Backend, cfg backbone.Config) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := NewState(w, 1, dtypes.Float32)
+		st, err := NewStateOn(be, w, 1, dtypes.Float32)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -211,9 +211,6 @@ func (t *trainer) initFrom(src *initSource) error {
 // weights, AdamW moments and step, and the dropout RNG of seed, made where
 // backend b's steps keep it (newStateOn).
 func stateFromTraining(b compute.Backend, tr *checkpoint.Training, model backbone.Config, seed int64) (*State, error) {
-	if tr.Raw == nil || tr.M == nil || tr.V == nil {
-		return nil, fmt.Errorf("train: the checkpoint has no weights or no optimizer state")
-	}
 	return newStateOn(b, model, tr.Raw.Data, tr.M, tr.V, tr.State.Step, seed)
 }
 

@@ -61,7 +61,7 @@ func NewStateOn(b compute.Backend, w *backbone.Weights, seed int64, dt dtypes.DT
 // parameters' size as garbage that the first step's allocations piled onto
 // (bench/README.md, "Round 2026-12-06 morning").
 func newStateOn(b compute.Backend, model backbone.Config, params, m, v map[string][]float32, step int, seed int64) (*State, error) {
-	shared := b != nil && b.HasSharedBuffers() && layers.OnBackend(b, layers.HostAdamW)
+	shared := hostOptimizerOn(b)
 	st := &State{Step: step}
 	for _, s := range model.Specs() {
 		for _, part := range []struct {
