@@ -6,8 +6,10 @@
 # same tokenizer.json files, plus tiktoken (npm) and
 # github.com/tiktoken-go/tokenizer; mdlm's batch encoder on 1 and 2 workers
 # (BatchEncode) for every family, with a cold cache every pass and with a warm
-# one (the steady state of a long corpus), with CPU seconds per MB (a second worker that
-# burns more CPU per MB than one is the scaling loss, whatever else runs);
+# one (the steady state of a long corpus), 1 and 2 workers alternating pass by pass
+# (MDLM_BENCH_SCALE_REPS rounds, 9 by default; the fastest pass of each), with CPU
+# seconds per MB (a second worker that burns more CPU per MB than one is the scaling
+# loss, whatever else runs);
 # allocations and bytes allocated (alloc-MB) per MB of text. Prints MB/s, mdlm's ratio to HF and the batch scaling for
 # every family, then the lowest of each.
 #
@@ -67,10 +69,11 @@ done
 
 (cd bench/tokbench && GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd go build -o "$work/tokbench" .)
 reps=${MDLM_BENCH_REPS:-3}
-[ -n "${MDLM_BENCH_SMOKE:-}" ] && reps=1
+scale_reps=${MDLM_BENCH_SCALE_REPS:-9}
+[ -n "${MDLM_BENCH_SMOKE:-}" ] && reps=1 && scale_reps=1
 out="$work/results.txt"
 {
-  "$work/tokbench" -corpus "$corpus" -reps "$reps" "${ours[@]}"
+  "$work/tokbench" -corpus "$corpus" -reps "$reps" -scale-reps "$scale_reps" "${ours[@]}"
   RAYON_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false NODE_PATH="$oracle/node_modules:$work/node_modules" \
     node bench/tokenizers.js "$corpus" "$reps" "${pairs[@]}"
   if [ -n "${MDLM_BENCH_HF_DEFAULT:-}" ]; then
@@ -109,3 +112,9 @@ awk '{ speed[$1] = $2; if ($7 == "cpu-s/MB") cpu[$1] = $6 }
     if (lowscale < 1e9) printf "batch scaling, 2 workers / 1 worker: lowest %.2fx (%s) (target >= 1.8x)\n", lowscale, lowfam
     if (lowwarm < 1e9) printf "batch scaling with a warm cache (a long corpus'"'"'s steady state): lowest %.2fx (%s)\n", lowwarm, lowwfam
   }' "$out"
+# What sharing a cache between the two workers costs on this machine (the
+# scaling's bound): a cache line's trip between two cores, and load latency by
+# working-set size.
+if [ -z "${MDLM_BENCH_SMOKE:-}" ]; then
+  GOTOOLCHAIN=go1.27.3 go run ./bench/corelat | tee -a "$out"
+fi

@@ -143,8 +143,7 @@ func (w *batchWorker) encodeChunk(texts []string, out [][]int) {
 		}
 		w.ends = append(w.ends, len(w.ids))
 	}
-	arena := make([]int, len(w.ids))
-	copy(arena, w.ids)
+	arena := slices.Clone(w.ids) // not zeroed first, unlike make and copy
 	start := 0
 	for i, end := range w.ends {
 		out[i] = arena[start:end:end]

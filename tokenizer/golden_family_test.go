@@ -117,6 +117,39 @@ func loadFamily(t *testing.T, name, npm string) (Tokenizer, error) {
 	return LoadFile(path)
 }
 
+// goldenBatch collects the documents a golden test compares, to check
+// BatchEncode on them too: its workers share one cache (cache.go), concurrent
+// stores and all, which Encode never does.
+type goldenBatch struct {
+	index []int // the corpus line of each text
+	texts []string
+	want  [][]int
+}
+
+func (b *goldenBatch) add(i int, text string, want []int) {
+	b.index, b.texts, b.want = append(b.index, i), append(b.texts, text), append(b.want, want)
+}
+
+// check runs BatchEncode on 2 workers over the documents, with a cold cache
+// and again with the same (warm) cache, against the golden ids.
+func (b *goldenBatch) check(t *testing.T, tok Tokenizer) {
+	t.Helper()
+	enc := tok.(interface{ Clone() Tokenizer }).Clone()
+	for _, pass := range []string{"cold", "warm"} {
+		bad := 0
+		for k, got := range BatchEncode(enc, b.texts, 2) {
+			if !slices.Equal(got, b.want[k]) {
+				if bad++; bad <= 3 {
+					t.Errorf("BatchEncode, %s cache: document %d (%q) =\n  %v\nwant\n  %v", pass, b.index[k]+1, b.texts[k], got, b.want[k])
+				}
+			}
+		}
+		if bad > 0 {
+			t.Errorf("BatchEncode, %s cache: %d of %d documents differ", pass, bad, len(b.texts))
+		}
+	}
+}
+
 // TestTokenizerFamilyGolden compares Encode with the ids Hugging Face
 // tokenizers gives, and Decode of those ids with its decode, (testdata/gen_goldens.sh) on every corpus document, for
 // every family whose tokenizer.json is at hand. A family this package still
@@ -141,6 +174,7 @@ func TestTokenizerFamilyGolden(t *testing.T) {
 				t.Fatalf("%d decoded golden lines for %d corpus documents: regenerate with gen_goldens.sh", len(decoded), len(docs))
 			}
 			compared, bad, badDecode := 0, 0, 0
+			var batch goldenBatch
 			for i, line := range golden {
 				want, ok, err := parseIDs(line)
 				if err != nil {
@@ -150,6 +184,7 @@ func TestTokenizerFamilyGolden(t *testing.T) {
 					continue
 				}
 				compared++
+				batch.add(i, docs[i].Text, want)
 				if got := tok.Encode(docs[i].Text); !slices.Equal(got, want) {
 					bad++
 					if bad <= 5 {
@@ -172,6 +207,7 @@ func TestTokenizerFamilyGolden(t *testing.T) {
 			if badDecode > 0 {
 				t.Errorf("%d of %d documents decode differently", badDecode, compared)
 			}
+			batch.check(t, tok)
 			t.Logf("%s: %d documents compared", fam.name, compared)
 		})
 	}

@@ -88,6 +88,7 @@ func compareGoldens(t *testing.T, tok *HF, docs []corpusDoc, idsPath, decodedPat
 		t.Fatalf("%d golden and %d decoded lines for %d documents: regenerate with gen_goldens.sh", len(golden), len(decoded), len(docs))
 	}
 	compared, bad, badDecode := 0, 0, 0
+	var batch goldenBatch
 	for i, line := range golden {
 		want, ok, err := parseIDs(line)
 		if err != nil {
@@ -97,6 +98,7 @@ func compareGoldens(t *testing.T, tok *HF, docs []corpusDoc, idsPath, decodedPat
 			continue
 		}
 		compared++
+		batch.add(i, docs[i].Text, want)
 		if got := tok.Encode(docs[i].Text); !slices.Equal(got, want) {
 			if bad++; bad <= 5 {
 				t.Errorf("document %d Encode(%q) =\n  %v\nwant\n  %v", i+1, docs[i].Text, got, want)
@@ -115,5 +117,6 @@ func compareGoldens(t *testing.T, tok *HF, docs []corpusDoc, idsPath, decodedPat
 	if bad > 0 || badDecode > 0 {
 		t.Errorf("%d of %d documents differ, %d decode differently", bad, compared, badDecode)
 	}
+	batch.check(t, tok)
 	t.Logf("%s: %d documents compared", tok.Name(), compared)
 }
