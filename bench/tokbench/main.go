@@ -146,15 +146,14 @@ func main() {
 	// measurePair times two measurements alternately, scaleReps rounds: the
 	// batch encoder on 1 and on 2 workers, whose ratio is the scaling.
 	measurePair := func(name1, name2 string, fn1, fn2 func()) {
-		switch in1, in2 := filter.MatchString(name1), filter.MatchString(name2); {
-		case in1 && in2:
-			r := measureAlternating(*scaleReps, fn1, fn2)
-			report(name1, r[0])
-			report(name2, r[1])
-		default:
-			measure(name1, fn1)
+		if !filter.MatchString(name1) || !filter.MatchString(name2) {
+			measure(name1, fn1) // one of them alone, or neither
 			measure(name2, fn2)
+			return
 		}
+		r := measureAlternating(*scaleReps, fn1, fn2)
+		report(name1, r[0])
+		report(name2, r[1])
 	}
 	fresh := func(t tokenizer.Tokenizer) tokenizer.Tokenizer {
 		return t.(interface{ Clone() tokenizer.Tokenizer }).Clone() // cold cache every pass
