@@ -165,50 +165,8 @@ func TestTokenizerFamilyGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden := readGzipLines(t, filepath.Join("testdata", "golden", fam.name+".ids.gz"))
-			if len(golden) != len(docs) {
-				t.Fatalf("%d golden lines for %d corpus documents: regenerate with gen_goldens.sh", len(golden), len(docs))
-			}
-			decoded := readGzipLines(t, filepath.Join("testdata", "golden", fam.name+".decoded.gz"))
-			if len(decoded) != len(docs) {
-				t.Fatalf("%d decoded golden lines for %d corpus documents: regenerate with gen_goldens.sh", len(decoded), len(docs))
-			}
-			compared, bad, badDecode := 0, 0, 0
-			var batch goldenBatch
-			for i, line := range golden {
-				want, ok, err := parseIDs(line)
-				if err != nil {
-					t.Fatalf("%s.ids.gz:%d: %v", fam.name, i+1, err)
-				}
-				if !ok {
-					continue
-				}
-				compared++
-				batch.add(i, docs[i].Text, want)
-				if got := tok.Encode(docs[i].Text); !slices.Equal(got, want) {
-					bad++
-					if bad <= 5 {
-						t.Errorf("document %d Encode(%q) =\n  %v\nwant\n  %v", i+1, docs[i].Text, got, want)
-					}
-				}
-				var wantText string
-				if err := json.Unmarshal([]byte(decoded[i]), &wantText); err != nil {
-					t.Fatalf("%s.decoded.gz:%d: %v", fam.name, i+1, err)
-				}
-				if got, err := tok.Decode(want); err != nil || got != wantText {
-					if badDecode++; badDecode <= 5 {
-						t.Errorf("document %d Decode(%v) = %q, %v\nwant %q", i+1, want, got, err, wantText)
-					}
-				}
-			}
-			if bad > 0 {
-				t.Errorf("%d of %d documents differ", bad, compared)
-			}
-			if badDecode > 0 {
-				t.Errorf("%d of %d documents decode differently", badDecode, compared)
-			}
-			batch.check(t, tok)
-			t.Logf("%s: %d documents compared", fam.name, compared)
+			compareGoldens(t, tok, docs,
+				filepath.Join("testdata", "golden", fam.name+".ids.gz"), filepath.Join("testdata", "golden", fam.name+".decoded.gz"))
 		})
 	}
 }

@@ -79,8 +79,9 @@ func TestExtraFamilyGolden(t *testing.T) {
 }
 
 // compareGoldens checks Encode against the golden ids and Decode of those ids
-// against the golden text, document by document.
-func compareGoldens(t *testing.T, tok *HF, docs []corpusDoc, idsPath, decodedPath string) {
+// against the golden text, document by document, then BatchEncode on all of
+// them (goldenBatch).
+func compareGoldens(t *testing.T, tok Tokenizer, docs []corpusDoc, idsPath, decodedPath string) {
 	t.Helper()
 	golden := readGzipLines(t, idsPath)
 	decoded := readGzipLines(t, decodedPath)
