@@ -1,9 +1,16 @@
 // Command tokbench measures tokenizer throughput on one corpus, single-threaded
 // unless asked otherwise: mdlm's GPT-2 and BERT tokenizers, each family's
 // tokenizer.json given as name=path arguments, mdlm's batch encoder on 1 and 2
-// workers for every family, alternating pass by pass (-scale-reps rounds), and
-// on 4..N workers for GPT-2, and
+// workers for every family, on 4..N workers for GPT-2, and
 // github.com/tiktoken-go/tokenizer (r50k_base = GPT-2), the fastest Go anchor.
+//
+// The families' measurements are interleaved: -scale-reps rounds, each timing
+// every family's 1- and 2-worker passes (the fastest of each and the median of
+// the rounds' ratios are reported), with the -reps single-thread passes of
+// each family spread over the same rounds, and a control: a register-only loop
+// on 1 and 2 goroutines, what the machine gives a second thread at those
+// moments.
+//
 // It prints one line per measurement: name, MB/s, allocs/MB, the process's
 // CPU seconds per MB (user + system, garbage collection included) and the MB
 // allocated per MB of text (what drives the collector). On a shared
@@ -21,6 +28,8 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -38,7 +47,7 @@ func cpuTime() (user, sys time.Duration) {
 	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
 }
 
-// result is the best of a measurement's repetitions.
+// result is what one pass took (the fastest, once measurements keep one).
 type result struct {
 	wall, user, sys time.Duration
 	allocs, bytes   uint64 // heap allocations and bytes allocated in the pass
@@ -46,38 +55,134 @@ type result struct {
 
 // measureBest runs fn reps times after a GC each and keeps the fastest pass.
 func measureBest(reps int, fn func()) result {
-	return measureAlternating(reps, fn)[0]
-}
-
-// measureAlternating runs the fns in turn, reps rounds, after a GC each, and
-// keeps each one's fastest pass. Alternating puts the passes of the fns being
-// compared (1 and 2 workers) in the same minutes of a shared machine, whose
-// load comes and goes; the more passes, the closer the fastest one is to the
-// machine's undisturbed speed, for 2 workers (which need both cores free)
-// most of all.
-func measureAlternating(reps int, fns ...func()) []result {
-	best := make([]result, len(fns))
-	for i := range best {
-		best[i].wall = time.Duration(1 << 62)
-	}
+	best := result{wall: 1 << 62}
 	for r := 0; r < reps; r++ {
-		for i, fn := range fns {
-			var m0, m1 runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&m0)
-			u0, s0 := cpuTime()
-			start := time.Now()
-			fn()
-			el := time.Since(start)
-			u1, s1 := cpuTime()
-			runtime.ReadMemStats(&m1)
-			if el < best[i].wall {
-				best[i] = result{wall: el, user: u1 - u0, sys: s1 - s0, allocs: m1.Mallocs - m0.Mallocs,
-					bytes: m1.TotalAlloc - m0.TotalAlloc}
-			}
-		}
+		best = faster(best, timePass(fn))
 	}
 	return best
+}
+
+// timePass runs fn once after a GC and returns what it took.
+func timePass(fn func()) result {
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	u0, s0 := cpuTime()
+	start := time.Now()
+	fn()
+	el := time.Since(start)
+	u1, s1 := cpuTime()
+	runtime.ReadMemStats(&m1)
+	return result{wall: el, user: u1 - u0, sys: s1 - s0, allocs: m1.Mallocs - m0.Mallocs,
+		bytes: m1.TotalAlloc - m0.TotalAlloc}
+}
+
+// scalePair is one scaling measurement: the batch encoder on 1 and on 2
+// workers.
+type scalePair struct {
+	name1, name2 string
+	fn1, fn2     func()
+}
+
+// pairResult is a scalePair's fastest pass on each side and the 2/1 speed
+// ratio of each round's two passes.
+type pairResult struct {
+	best1, best2 result
+	ratios       []float64
+}
+
+// namedPass is a measurement of one function (a family's single-thread
+// encoder) that measureInterleaved spreads over its rounds.
+type namedPass struct {
+	name string
+	fn   func()
+}
+
+// measureInterleaved times every pair's two sides in turn, round after round
+// (after an untimed one), the order of the two swapped every round, and the
+// singles' reps passes spread evenly over the same rounds. Each pair's passes
+// are spread over the whole measurement, not bunched in one window of it. On
+// a shared machine a neighbour's burst lasts seconds to minutes and slows 2
+// workers more than 1 (they need both cores undisturbed); measured pair after
+// pair, every pass of the pairs inside a burst fell in it, and the three
+// single-thread passes of a family measured one after another could all fall
+// in one slow minute (bench/README, "Round 2026-12-06, third session").
+func measureInterleaved(rounds, reps int, singles []namedPass, pairs []scalePair) ([]result, []pairResult) {
+	one := make([]result, len(singles))
+	for i := range one {
+		one[i].wall = 1 << 62
+	}
+	res := make([]pairResult, len(pairs))
+	for i := range res {
+		res[i].best1.wall, res[i].best2.wall = 1<<62, 1<<62
+	}
+	for _, p := range pairs { // an untimed round: warm caches filled, heap grown
+		p.fn1()
+		p.fn2()
+	}
+	for r := 0; r < rounds; r++ {
+		for i, s := range singles {
+			for range (r+1)*reps/rounds - r*reps/rounds {
+				one[i] = faster(one[i], timePass(s.fn))
+			}
+		}
+		for i, p := range pairs {
+			var a, b result
+			if r%2 == 0 {
+				a = timePass(p.fn1)
+				b = timePass(p.fn2)
+			} else {
+				b = timePass(p.fn2)
+				a = timePass(p.fn1)
+			}
+			res[i].best1 = faster(res[i].best1, a)
+			res[i].best2 = faster(res[i].best2, b)
+			res[i].ratios = append(res[i].ratios, a.wall.Seconds()/b.wall.Seconds())
+		}
+	}
+	return one, res
+}
+
+// spinPass is the control pair's work: a register-only loop (no memory
+// touched, nothing shared) split over workers goroutines. Its 2/1 scaling,
+// measured in the same rounds as the encoders', is what the machine gives a
+// second thread at those moments.
+func spinPass(workers int) func() {
+	const total = 1 << 26 // about 0.13 s on one core here
+	return func() {
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				x := uint64(w + 1)
+				for range total / workers {
+					x = x*6364136223846793005 + 1442695040888963407
+				}
+				spinSink.Add(x)
+			}()
+		}
+		wg.Wait()
+	}
+}
+
+var spinSink atomic.Uint64 // keeps spinPass's loop from being optimized away
+
+func faster(a, b result) result {
+	if b.wall < a.wall {
+		return b
+	}
+	return a
+}
+
+// median returns the median of xs (sorted in place).
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	n := len(xs)
+	if n%2 == 1 {
+		return xs[n/2]
+	}
+	return (xs[n/2-1] + xs[n/2]) / 2
 }
 
 // writeMemProfile writes the heap profile (allocations since the start).
@@ -100,8 +205,8 @@ func fail(err error) {
 
 func main() {
 	corpus := flag.String("corpus", "", "text file")
-	reps := flag.Int("reps", 3, "passes over the corpus (best one is reported)")
-	scaleReps := flag.Int("scale-reps", 9, "rounds of the batch encoder on 1 and 2 workers, alternating (best of each is reported)")
+	reps := flag.Int("reps", 3, "passes over the corpus (best one is reported); a family's single-thread passes are spread over the scaling rounds")
+	scaleReps := flag.Int("scale-reps", 9, "rounds of the batch encoder on 1 and 2 workers, every family in each round (best of each and the median ratio are reported)")
 	only := flag.String("only", "", "regexp: run only the measurements whose name matches")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measurements here")
 	memprofile := flag.String("memprofile", "", "write an allocation profile here at the end")
@@ -143,17 +248,43 @@ func main() {
 			report(name, measureBest(*reps, fn))
 		}
 	}
-	// measurePair times two measurements alternately, scaleReps rounds: the
-	// batch encoder on 1 and on 2 workers, whose ratio is the scaling.
+	// measurePair queues a scaling pair, the batch encoder on 1 and on 2
+	// workers, for measureInterleaved (when the filter takes both).
+	var pairs []scalePair
 	measurePair := func(name1, name2 string, fn1, fn2 func()) {
 		if !filter.MatchString(name1) || !filter.MatchString(name2) {
 			measure(name1, fn1) // one of them alone, or neither
 			measure(name2, fn2)
 			return
 		}
-		r := measureAlternating(*scaleReps, fn1, fn2)
-		report(name1, r[0])
-		report(name2, r[1])
+		pairs = append(pairs, scalePair{name1, name2, fn1, fn2})
+	}
+	// measureSpread queues a family's single-thread measurement for the same
+	// rounds.
+	var singles []namedPass
+	measureSpread := func(name string, fn func()) {
+		if filter.MatchString(name) {
+			singles = append(singles, namedPass{name, fn})
+		}
+	}
+	reportRounds := func() {
+		if len(pairs) > 0 {
+			pairs = append([]scalePair{{"control-spin-1workers", "control-spin-2workers", spinPass(1), spinPass(2)}}, pairs...)
+		}
+		one, res := measureInterleaved(max(*scaleReps, 1), max(*reps, 1), singles, pairs)
+		for i, s := range singles {
+			report(s.name, one[i])
+		}
+		for i, r := range res {
+			p := pairs[i]
+			if !strings.HasPrefix(p.name1, "control-") { // the control has no MB/s
+				report(p.name1, r.best1)
+				report(p.name2, r.best2)
+			}
+			lowest := slices.Min(r.ratios)
+			fmt.Printf("%-28s best %.2fx median %.2fx lowest %.2fx rounds %d\n", strings.TrimSuffix(p.name1, "-1workers")+"-scaling",
+				r.best1.wall.Seconds()/r.best2.wall.Seconds(), median(r.ratios), lowest, len(r.ratios))
+		}
 	}
 	fresh := func(t tokenizer.Tokenizer) tokenizer.Tokenizer {
 		return t.(interface{ Clone() tokenizer.Tokenizer }).Clone() // cold cache every pass
@@ -170,9 +301,10 @@ func main() {
 		return func() { tokenizer.BatchEncode(fresh(t), docs, workers) }
 	}
 	// warmBatch encodes with a cache that already holds the corpus's pieces
-	// (one untimed pass first): the steady state of a corpus far larger than
-	// this one, where almost every piece has been seen, as when tokenizing
-	// OpenWebText. The cold rows above pay the first pass's misses every time.
+	// (filled by the first call: measureInterleaved's untimed round, or a
+	// first pass slower than the best that measureBest keeps): the steady
+	// state of a corpus far larger than this one, where almost every piece has
+	// been seen, as when tokenizing OpenWebText. The cold rows above pay the first pass's misses every time.
 	warmBatch := func(t tokenizer.Tokenizer, workers int) func() {
 		var warm tokenizer.Tokenizer
 		return func() {
@@ -196,8 +328,8 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	measure("mdlm-gpt2", single(gpt2))
-	measure("mdlm-bert", single(bert))
+	measureSpread("mdlm-gpt2", single(gpt2))
+	measureSpread("mdlm-bert", single(bert))
 	for _, arg := range flag.Args() {
 		name, path, ok := strings.Cut(arg, "=")
 		if !ok {
@@ -212,7 +344,7 @@ func main() {
 		if err != nil {
 			fail(err)
 		}
-		measure("mdlm-"+name, single(tok))
+		measureSpread("mdlm-"+name, single(tok))
 		batches(name, tok)
 	}
 	batches("gpt2", gpt2)
@@ -220,6 +352,7 @@ func main() {
 	for w := 4; w <= runtime.NumCPU(); w *= 2 {
 		measure(fmt.Sprintf("mdlm-gpt2-batch-%dworkers", w), batch(gpt2, w))
 	}
+	reportRounds()
 	if !filter.MatchString("tiktoken-go-r50k") {
 		return
 	}
