@@ -22,6 +22,12 @@ import (
 
 const secret = "TOPSECRET-do-not-serve"
 
+// outsideValue is the metric the artifacts outside the cache hold. It has a
+// fraction, exact in float32 and float64, so no temporary directory's name
+// (digits only, such as TestHostileRequests2906666129) can contain it; the
+// bare "666" it replaces could.
+const outsideValue = "666.25"
+
 // fixture: a cache with one metrics artifact and one running .work run, a
 // directory outside it holding a secret and artifacts, symlinks from the
 // cache to them.
@@ -40,8 +46,8 @@ func fixture(t *testing.T) (*Server, string) {
 		}
 	}
 	pub(filepath.Join(cache, "ppl-0123456789abcdef"), artifact.MetricsType, evaluate.MetricsJSON, `{"ppl": 3.25}`)
-	pub(filepath.Join(outside, "evil-0123456789abcdef"), artifact.MetricsType, evaluate.MetricsJSON, `{"ppl": 666, "secret": "`+secret+`"}`)
-	pub(filepath.Join(outside, "evilrun-0123456789abcdef"), "checkpoint/v1", "metrics.jsonl", `{"step": 1, "loss": 666}`+"\n")
+	pub(filepath.Join(outside, "evil-0123456789abcdef"), artifact.MetricsType, evaluate.MetricsJSON, `{"ppl": `+outsideValue+`, "secret": "`+secret+`"}`)
+	pub(filepath.Join(outside, "evilrun-0123456789abcdef"), "checkpoint/v1", "metrics.jsonl", `{"step": 1, "loss": `+outsideValue+`}`+"\n")
 	os.Symlink(filepath.Join(outside, "evil-0123456789abcdef"), filepath.Join(cache, "evil-0123456789abcdef"))
 	os.Symlink(filepath.Join(outside, "evilrun-0123456789abcdef"), filepath.Join(cache, "evilrun-0123456789abcdef"))
 	os.Symlink(outside, filepath.Join(cache, "out-0123456789abcdef.work"))
@@ -132,7 +138,7 @@ func TestHostileRequests(t *testing.T) {
 	for _, target := range targets {
 		w := get(h, target)
 		body := w.Body.String()
-		if strings.Contains(body, secret) || strings.Contains(body, "666") || strings.Contains(body, "root:x:0:0") {
+		if strings.Contains(body, secret) || strings.Contains(body, outsideValue) || strings.Contains(body, "root:x:0:0") {
 			t.Errorf("GET %s (%d) served something from outside the cache:\n%s", target, w.Code, body)
 		}
 		if !strings.HasPrefix(target, "/api/") && w.Code == 200 {
