@@ -185,6 +185,28 @@ func median(xs []float64) float64 {
 	return (xs[n/2-1] + xs[n/2]) / 2
 }
 
+// reportRounds measures the queued singles and pairs in interleaved rounds,
+// with the control pair first, and prints each single's and side's fastest
+// pass and each pair's scaling line.
+func reportRounds(report func(string, result), rounds, reps int, singles []namedPass, pairs []scalePair) {
+	if len(pairs) > 0 {
+		pairs = append([]scalePair{{"control-spin-1workers", "control-spin-2workers", spinPass(1), spinPass(2)}}, pairs...)
+	}
+	one, res := measureInterleaved(rounds, reps, singles, pairs)
+	for i, s := range singles {
+		report(s.name, one[i])
+	}
+	for i, r := range res {
+		p := pairs[i]
+		if !strings.HasPrefix(p.name1, "control-") { // the control has no MB/s
+			report(p.name1, r.best1)
+			report(p.name2, r.best2)
+		}
+		fmt.Printf("%-28s best %.2fx median %.2fx lowest %.2fx rounds %d\n", strings.TrimSuffix(p.name1, "-1workers")+"-scaling",
+			r.best1.wall.Seconds()/r.best2.wall.Seconds(), median(r.ratios), slices.Min(r.ratios), len(r.ratios))
+	}
+}
+
 // writeMemProfile writes the heap profile (allocations since the start).
 func writeMemProfile(path string) {
 	f, err := os.Create(path)
@@ -267,25 +289,6 @@ func main() {
 			singles = append(singles, namedPass{name, fn})
 		}
 	}
-	reportRounds := func() {
-		if len(pairs) > 0 {
-			pairs = append([]scalePair{{"control-spin-1workers", "control-spin-2workers", spinPass(1), spinPass(2)}}, pairs...)
-		}
-		one, res := measureInterleaved(max(*scaleReps, 1), max(*reps, 1), singles, pairs)
-		for i, s := range singles {
-			report(s.name, one[i])
-		}
-		for i, r := range res {
-			p := pairs[i]
-			if !strings.HasPrefix(p.name1, "control-") { // the control has no MB/s
-				report(p.name1, r.best1)
-				report(p.name2, r.best2)
-			}
-			lowest := slices.Min(r.ratios)
-			fmt.Printf("%-28s best %.2fx median %.2fx lowest %.2fx rounds %d\n", strings.TrimSuffix(p.name1, "-1workers")+"-scaling",
-				r.best1.wall.Seconds()/r.best2.wall.Seconds(), median(r.ratios), lowest, len(r.ratios))
-		}
-	}
 	fresh := func(t tokenizer.Tokenizer) tokenizer.Tokenizer {
 		return t.(interface{ Clone() tokenizer.Tokenizer }).Clone() // cold cache every pass
 	}
@@ -352,7 +355,7 @@ func main() {
 	for w := 4; w <= runtime.NumCPU(); w *= 2 {
 		measure(fmt.Sprintf("mdlm-gpt2-batch-%dworkers", w), batch(gpt2, w))
 	}
-	reportRounds()
+	reportRounds(report, max(*scaleReps, 1), max(*reps, 1), singles, pairs)
 	if !filter.MatchString("tiktoken-go-r50k") {
 		return
 	}
