@@ -148,7 +148,7 @@ func measureInterleaved(rounds, reps int, singles []namedPass, pairs []scalePair
 // measured in the same rounds as the encoders', is what the machine gives a
 // second thread at those moments.
 func spinPass(workers int) func() {
-	const total = 1 << 26 // about 0.13 s on one core here
+	const total = 1 << 26 // multiply-adds in all, each dependent on the last
 	return func() {
 		var wg sync.WaitGroup
 		for w := range workers {
