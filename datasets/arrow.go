@@ -69,7 +69,7 @@ func (p *PackedArrow) load(path string) (err error) {
 			err = fmt.Errorf("%s: corrupt Arrow file: %v", path, r)
 		}
 	}()
-	if err := checkArrowFooter(p.data); err != nil {
+	if err := checkArrowFile(p.data); err != nil {
 		return fmt.Errorf("%s: not a readable Arrow IPC file: %w", path, err)
 	}
 	// No byte swapping: arrow-go swaps a non-native file's buffers in place,
@@ -88,8 +88,11 @@ func (p *PackedArrow) load(path string) (err error) {
 		return fmt.Errorf("%s: schema %v, want input_ids and attention_mask", path, s)
 	}
 	ft, ok := s.Field(0).Type.(*arrow.FixedSizeListType)
-	if !ok || ft.Elem().ID() != arrow.INT32 {
-		return fmt.Errorf("%s: column input_ids is %v, want fixed_size_list<int32>", path, s.Field(0).Type)
+	if !ok || ft.Elem().ID() != arrow.INT32 || ft.Len() <= 0 {
+		return fmt.Errorf("%s: column input_ids is %v, want fixed_size_list<int32> of a positive length", path, s.Field(0).Type)
+	}
+	if mt, ok := s.Field(1).Type.(*arrow.FixedSizeListType); !ok || mt.Elem().ID() != arrow.INT8 || mt.Len() != ft.Len() {
+		return fmt.Errorf("%s: column attention_mask is %v, want fixed_size_list<int8> of input_ids' length %d", path, s.Field(1).Type, ft.Len())
 	}
 	p.L = int(ft.Len())
 	for i := 0; i < p.reader.NumRecords(); i++ {
