@@ -1,6 +1,8 @@
 // Anchors for bench/tokenizers.sh: Hugging Face tokenizers (npm, Rust core) and
 // tiktoken (npm), on the same corpus. Prints "name MB/s". Arguments: corpus,
 // repetitions, then name=tokenizer.json pairs (the families).
+// MDLM_BENCH_BATCH_ONLY=1: encodeBatch only (the HF scaling rounds of
+// tokenizers.sh); MDLM_BENCH_SUFFIX is appended to every name.
 const fs = require("fs");
 const [corpus, reps, ...families] = process.argv.slice(2);
 const text = fs.readFileSync(corpus, "utf8");
@@ -22,9 +24,11 @@ async function measure(name, fn) {
   for (const pair of families) {
     const [name, file] = pair.split("=");
     const tok = Tokenizer.fromFile(file);
-    await measure("hf-tokenizers-" + name, async () => {
-      for (const d of docs) await tok.encode(d, null, { addSpecialTokens: false });
-    });
+    if (process.env.MDLM_BENCH_BATCH_ONLY !== "1") {
+      await measure("hf-tokenizers-" + name, async () => {
+        for (const d of docs) await tok.encode(d, null, { addSpecialTokens: false });
+      });
+    }
     // One call per 4,096 documents: no per-call promise overhead. With
     // RAYON_NUM_THREADS=1 it stays on one core.
     await measure("hf-tokenizers-" + name + "-encodeBatch", async () => {

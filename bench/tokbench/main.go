@@ -25,6 +25,7 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -50,7 +51,16 @@ func cpuTime() (user, sys time.Duration) {
 // result is what one pass took (the fastest, once measurements keep one).
 type result struct {
 	wall, user, sys time.Duration
-	allocs, bytes   uint64 // heap allocations and bytes allocated in the pass
+	allocs, bytes   uint64        // heap allocations and bytes allocated in the pass
+	gcCPU           time.Duration // the runtime's estimate of the CPU its collector took
+	gcCycles        uint64        // collections in the pass
+}
+
+// gcSample reads the collector's CPU estimate and its count of collections.
+func gcSample() (cpu time.Duration, cycles uint64) {
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	return time.Duration(s[0].Value.Float64() * float64(time.Second)), s[1].Value.Uint64()
 }
 
 // measureBest runs fn reps times after a GC each and keeps the fastest pass.
@@ -67,14 +77,16 @@ func timePass(fn func()) result {
 	var m0, m1 runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&m0)
+	g0, c0 := gcSample()
 	u0, s0 := cpuTime()
 	start := time.Now()
 	fn()
 	el := time.Since(start)
 	u1, s1 := cpuTime()
+	g1, c1 := gcSample()
 	runtime.ReadMemStats(&m1)
 	return result{wall: el, user: u1 - u0, sys: s1 - s0, allocs: m1.Mallocs - m0.Mallocs,
-		bytes: m1.TotalAlloc - m0.TotalAlloc}
+		bytes: m1.TotalAlloc - m0.TotalAlloc, gcCPU: g1 - g0, gcCycles: c1 - c0}
 }
 
 // scalePair is one scaling measurement: the batch encoder on 1 and on 2
@@ -262,8 +274,8 @@ func main() {
 	mb := float64(len(data)) / 1e6
 
 	report := func(name string, r result) {
-		fmt.Printf("%-28s %8.2f MB/s %10.0f allocs/MB %8.4f cpu-s/MB (sys %.4f) %8.3f alloc-MB/MB\n", name, mb/r.wall.Seconds(),
-			float64(r.allocs)/mb, (r.user+r.sys).Seconds()/mb, r.sys.Seconds()/mb, float64(r.bytes)/1e6/mb)
+		fmt.Printf("%-28s %8.2f MB/s %10.0f allocs/MB %8.4f cpu-s/MB (sys %.4f) %8.3f alloc-MB/MB gc %.4f cpu-s/MB %d cycles\n", name, mb/r.wall.Seconds(),
+			float64(r.allocs)/mb, (r.user+r.sys).Seconds()/mb, r.sys.Seconds()/mb, float64(r.bytes)/1e6/mb, r.gcCPU.Seconds()/mb, r.gcCycles)
 	}
 	measure := func(name string, fn func()) {
 		if filter.MatchString(name) {
