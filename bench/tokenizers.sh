@@ -21,9 +21,9 @@
 # per call and with encodeBatch; then its own batch scaling, encodeBatch on 1
 # and 2 threads in MDLM_BENCH_HF_SCALING_ROUNDS rounds (3 by default; the median
 # of the rounds' ratios per family is printed beside ours);
-# MDLM_BENCH_HF_DEFAULT=1 adds a run with its default thread pool beside. Installs what it needs (Debian text packages for
-# the corpus; npm packages, the family files through
-# tokenizer/testdata/gen_goldens.sh's oracle folder).
+# MDLM_BENCH_HF_DEFAULT=1 adds a run with its default thread pool beside.
+# Installs what it needs (Debian text packages for the corpus; npm packages,
+# the family files through tokenizer/testdata/gen_goldens.sh's oracle folder).
 # MDLM_BENCH_SMOKE=1: a 300 KB corpus, one repetition (what CI runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -84,7 +84,7 @@ out="$work/results.txt"
     node bench/tokenizers.js "$corpus" "$reps" "${pairs[@]}"
   # HF's own batch scaling: encodeBatch on 1 and 2 threads (RAYON_NUM_THREADS is
   # read once per process, so each side is its own node process), rounds with
-  # the order swapped every round, best of 2 passes per side and round.
+  # the order swapped every other round, best of 2 passes per side and round.
   hf_rounds=${MDLM_BENCH_HF_SCALING_ROUNDS:-3}
   [ -n "${MDLM_BENCH_SMOKE:-}" ] && hf_rounds=1
   for r in $(seq "$hf_rounds"); do
