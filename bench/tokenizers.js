@@ -8,6 +8,7 @@ const [corpus, reps, ...families] = process.argv.slice(2);
 const text = fs.readFileSync(corpus, "utf8");
 const docs = text.split(/(?<=\n\n)/);
 const mb = Buffer.byteLength(text, "utf8") / 1e6;
+const batch = Number(process.env.MDLM_BENCH_HF_BATCH || 4096);
 
 async function measure(name, fn) {
   let best = Infinity;
@@ -29,10 +30,10 @@ async function measure(name, fn) {
         for (const d of docs) await tok.encode(d, null, { addSpecialTokens: false });
       });
     }
-    // One call per 4,096 documents: no per-call promise overhead. With
-    // RAYON_NUM_THREADS=1 it stays on one core.
+    // One call per 4,096 documents (MDLM_BENCH_HF_BATCH): no per-call promise
+    // overhead. With RAYON_NUM_THREADS=1 it stays on one core.
     await measure("hf-tokenizers-" + name + "-encodeBatch", async () => {
-      for (let i = 0; i < docs.length; i += 4096) await tok.encodeBatch(docs.slice(i, i + 4096), { addSpecialTokens: false });
+      for (let i = 0; i < docs.length; i += batch) await tok.encodeBatch(docs.slice(i, i + batch), { addSpecialTokens: false });
     });
   }
   if (process.env.MDLM_BENCH_TIKTOKEN !== "0") {

@@ -20,7 +20,8 @@
 # HF runs on one thread (RAYON_NUM_THREADS=1, TOKENIZERS_PARALLELISM=false),
 # per call and with encodeBatch; then its own batch scaling, encodeBatch on 1
 # and 2 threads in MDLM_BENCH_HF_SCALING_ROUNDS rounds (3 by default; the median
-# of the rounds' ratios per family is printed beside ours);
+# of the rounds' ratios per family is printed beside ours; MDLM_BENCH_HF_BATCH
+# sets the documents per encodeBatch call, 4,096 by default);
 # MDLM_BENCH_HF_DEFAULT=1 adds a run with its default thread pool beside.
 # Installs what it needs (Debian text packages for the corpus; npm packages,
 # the family files through tokenizer/testdata/gen_goldens.sh's oracle folder).
@@ -84,7 +85,7 @@ out="$work/results.txt"
     node bench/tokenizers.js "$corpus" "$reps" "${pairs[@]}"
   # HF's own batch scaling: encodeBatch on 1 and 2 threads (RAYON_NUM_THREADS is
   # read once per process, so each side is its own node process), rounds with
-  # the order swapped every other round, best of 2 passes per side and round.
+  # the order alternating from round to round, best of 2 passes per side and round.
   hf_rounds=${MDLM_BENCH_HF_SCALING_ROUNDS:-3}
   [ -n "${MDLM_BENCH_SMOKE:-}" ] && hf_rounds=1
   for r in $(seq "$hf_rounds"); do
@@ -101,7 +102,12 @@ out="$work/results.txt"
   fi
 } | tee "$out"
 awk '{ speed[$1] = $2; if ($7 == "cpu-s/MB") cpu[$1] = $6; if ($1 ~ /-scaling$/) med[$1] = $5 + 0; if ($1 == "control-spin-scaling") cbest = $3 + 0
-    if (match($1, /-encodeBatch-threads[12]-round[0-9]+$/)) { split(substr($1, RSTART + 20), tr, "-round"); hfs[substr($1, 15, RSTART - 15), tr[2], tr[1]] = $2; if (tr[2] > hfr) hfr = tr[2] }
+    # hf-tokenizers-<family>-encodeBatch-threads<T>-round<R>: hfs[family, R, T] = MB/s
+    if (match($1, /-encodeBatch-threads[12]-round[0-9]+$/)) {
+      fam = substr($1, 1, RSTART - 1); sub(/^hf-tokenizers-/, "", fam)
+      split(substr($1, RSTART), tr, /-threads|-round/)
+      hfs[fam, tr[3] + 0, tr[2] + 0] = $2; if (tr[3] + 0 > hfr) hfr = tr[3] + 0
+    }
   }
   # hfmedian(f): the median over the rounds of HF encodeBatch 2 threads / 1 for family f.
   function hfmedian(f,   r, k, x, i, j, t) {

@@ -109,8 +109,13 @@ func (c *fbCheck) table(pos int) (int, error) {
 	return t, nil
 }
 
-func (c *fbCheck) u8(pos int) (int, error) {
-	if pos < 0 || pos >= len(c.b) {
+// u8Field reads the ubyte field i of table t (a union's type), 0 when absent.
+func (c *fbCheck) u8Field(t, i int) (int, error) {
+	pos, err := c.field(t, i)
+	if err != nil || pos == 0 {
+		return 0, err
+	}
+	if pos >= len(c.b) {
 		return 0, fmt.Errorf("offset %d outside the %d-byte buffer", pos, len(c.b))
 	}
 	return int(c.b[pos]), nil
@@ -225,13 +230,9 @@ func (c *fbCheck) fieldTable(t int) error {
 		return err
 	}
 	name := string(c.b[start : start+n])
-	typ := 0 // Type.NONE when absent
-	if pos, err := c.field(t, fieldTypeType); err != nil {
+	typ, err := c.u8Field(t, fieldTypeType) // Type.NONE (0) when absent
+	if err != nil {
 		return err
-	} else if pos != 0 {
-		if typ, err = c.u8(pos); err != nil {
-			return err
-		}
 	}
 	if typ != typeInt && typ != typeFixedSizeList {
 		return fmt.Errorf("field %q is of Arrow type %s (packed/v1 holds fixed-size lists of integers)", name, arrowTypeName(typ))
@@ -273,13 +274,9 @@ func checkBatchMessage(data, blk []byte) error {
 	if err != nil {
 		return fmt.Errorf("message: %w", err)
 	}
-	kind := 0
-	if pos, err := c.field(msg, messageHeaderType); err != nil {
+	kind, err := c.u8Field(msg, messageHeaderType) // MessageHeader.NONE (0) when absent
+	if err != nil {
 		return err
-	} else if pos != 0 {
-		if kind, err = c.u8(pos); err != nil {
-			return err
-		}
 	}
 	if kind != headerRecordBatch {
 		return fmt.Errorf("message of kind %d, want a record batch (%d)", kind, headerRecordBatch)
