@@ -10,8 +10,9 @@
 # MDLM_BENCH_SCALE_REPS rounds (9 by default), each timing every family's 1- and
 # 2-worker passes, so each family's passes spread over the whole measurement; the
 # fastest pass of each and the median of the rounds' 2/1 ratios are reported (and
-# the same for a control in the same rounds: a register-only loop on 1 and 2
-# goroutines, what the machine gives a second thread at those moments), with
+# the same for two controls in the same rounds, on 1 and 2 goroutines, what the
+# machine gives a second thread at those moments: a register-only loop, and
+# dependent reads over one shared 8 MB table), with
 # CPU seconds per MB (a second worker that burns more CPU per MB than one is the
 # scaling loss, whatever else runs);
 # allocations and bytes allocated (alloc-MB) per MB of text. Prints MB/s, mdlm's ratio to HF and the batch scaling for
@@ -101,7 +102,7 @@ out="$work/results.txt"
       node bench/tokenizers.js "$corpus" "$reps" "${pairs[@]}"
   fi
 } | tee "$out"
-awk '{ speed[$1] = $2; if ($7 == "cpu-s/MB") cpu[$1] = $6; if ($1 ~ /-scaling$/) med[$1] = $5 + 0; if ($1 == "control-spin-scaling") cbest = $3 + 0
+awk '{ speed[$1] = $2; if ($7 == "cpu-s/MB") cpu[$1] = $6; if ($1 ~ /-scaling$/) med[$1] = $5 + 0; if ($1 ~ /^control-.*-scaling$/) cbest[$1] = $3 + 0
     # hf-tokenizers-<family>-encodeBatch-threads<T>-round<R>: hfs[family, R, T] = MB/s
     if (match($1, /-encodeBatch-threads[12]-round[0-9]+$/)) {
       fam = substr($1, 1, RSTART - 1); sub(/^hf-tokenizers-/, "", fam)
@@ -156,7 +157,9 @@ awk '{ speed[$1] = $2; if ($7 == "cpu-s/MB") cpu[$1] = $6; if ($1 ~ /-scaling$/)
     if (lowmed < 1e9) printf "batch scaling, median of the rounds'"'"' paired ratios: lowest %.2fx (%s)\n", lowmed, lowmfam
     if (lowhf < 1e9) printf "HF'"'"'s own batch scaling, encodeBatch on 2 threads / 1 (%d rounds, median): lowest %.2fx (%s)\n", hfr, lowhf, lowhfam
     c = "control-spin-scaling"
-    if (c in med) printf "the machine'"'"'s own 2-thread scaling in the same rounds (a register-only loop): best %.2fx, median %.2fx\n", cbest, med[c]
+    if (c in med) printf "the machine'"'"'s own 2-thread scaling in the same rounds (a register-only loop): best %.2fx, median %.2fx\n", cbest[c], med[c]
+    c = "control-mem-scaling"
+    if (c in med) printf "the same for dependent reads over one shared 8 MB table: best %.2fx, median %.2fx\n", cbest[c], med[c]
   }' "$out"
 # What sharing a cache between the two workers costs on this machine (the
 # scaling's bound): a cache line's trip between two cores, and load latency by

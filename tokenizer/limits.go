@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"iter"
@@ -36,17 +37,21 @@ func readCapped(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > MaxFileBytes {
-		return nil, fmt.Errorf("%s: %d bytes, over the %d-byte limit for a tokenizer.json", path, st.Size(), MaxFileBytes)
+	size := 0 // a regular file's size: one read fills the buffer
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		if st.Size() > MaxFileBytes {
+			return nil, fmt.Errorf("%s: %d bytes, over the %d-byte limit for a tokenizer.json", path, st.Size(), MaxFileBytes)
+		}
+		size = int(st.Size())
 	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
-	if err != nil {
+	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
+	if _, err := buf.ReadFrom(io.LimitReader(f, MaxFileBytes+1)); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if len(data) > MaxFileBytes {
+	if buf.Len() > MaxFileBytes {
 		return nil, fmt.Errorf("%s: over the %d-byte limit for a tokenizer.json", path, MaxFileBytes)
 	}
-	return data, nil
+	return buf.Bytes(), nil
 }
 
 // checkVocabIDs checks the ids of model.vocab and returns the largest: each is

@@ -7,9 +7,9 @@
 // The families' measurements are interleaved: -scale-reps rounds, each timing
 // every family's 1- and 2-worker passes (the fastest of each and the median of
 // the rounds' ratios are reported), with the -reps single-thread passes of
-// each family spread over the same rounds, and a control: a register-only loop
-// on 1 and 2 goroutines, what the machine gives a second thread at those
-// moments.
+// each family spread over the same rounds, and two controls on 1 and 2
+// goroutines, what the machine gives a second thread at those moments: a
+// register-only loop, and dependent reads over one shared 8 MB table.
 //
 // It prints one line per measurement: name, MB/s, allocs/MB, the process's
 // CPU seconds per MB (user + system, garbage collection included), the MB
@@ -179,7 +179,54 @@ func spinPass(workers int) func() {
 	}
 }
 
-var spinSink atomic.Uint64 // keeps spinPass's loop from being optimized away
+var spinSink atomic.Uint64 // keeps the controls' loops from being optimized away
+
+// memTableWords is the size of the memory control's table: 8 MB, about what a
+// family's encoder reads at random (its pre-token cache's slots and records,
+// the merge table and the vocabulary).
+const memTableWords = 1 << 20
+
+// newMemTable makes the memory control's table: one random cycle through all
+// its words (Sattolo's shuffle), each word the index of the next.
+func newMemTable() []uint64 {
+	table := make([]uint64, memTableWords)
+	for i := range table {
+		table[i] = uint64(i)
+	}
+	x := uint64(1)
+	for i := len(table) - 1; i > 0; i-- {
+		x = x*6364136223846793005 + 1442695040888963407
+		j := int((x >> 33) % uint64(i)) // j < i: a single cycle
+		table[i], table[j] = table[j], table[i]
+	}
+	return table
+}
+
+// memPass is the second control pair's work: walks along the cycle of one 8 MB
+// table that both goroutines share (as the encoders share theirs), each read's
+// address the word the last read returned, nothing written, split over workers
+// goroutines that start at different words. Beside spinPass, its 2/1 scaling
+// in the same rounds shows what the machine's caches and memory give a second
+// thread whose reads wait on shared tables at those moments, without the
+// encoders' stores or any other code of ours.
+func memPass(table []uint64, workers int) func() {
+	const total = 1 << 21 // reads in all
+	return func() {
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				at := uint64(w * len(table) / workers)
+				for range total / workers {
+					at = table[at]
+				}
+				spinSink.Add(at)
+			}()
+		}
+		wg.Wait()
+	}
+}
 
 func faster(a, b result) result {
 	if b.wall < a.wall {
@@ -199,11 +246,15 @@ func median(xs []float64) float64 {
 }
 
 // reportRounds measures the queued singles and pairs in interleaved rounds,
-// with the control pair first, and prints each single's and side's fastest
+// with the two control pairs first, and prints each single's and side's fastest
 // pass and each pair's scaling line.
 func reportRounds(report func(string, result), rounds, reps int, singles []namedPass, pairs []scalePair) {
 	if len(pairs) > 0 {
-		pairs = append([]scalePair{{"control-spin-1workers", "control-spin-2workers", spinPass(1), spinPass(2)}}, pairs...)
+		table := newMemTable()
+		pairs = append([]scalePair{
+			{"control-spin-1workers", "control-spin-2workers", spinPass(1), spinPass(2)},
+			{"control-mem-1workers", "control-mem-2workers", memPass(table, 1), memPass(table, 2)},
+		}, pairs...)
 	}
 	one, res := measureInterleaved(rounds, reps, singles, pairs)
 	for i, s := range singles {
@@ -211,7 +262,7 @@ func reportRounds(report func(string, result), rounds, reps int, singles []named
 	}
 	for i, r := range res {
 		p := pairs[i]
-		if !strings.HasPrefix(p.name1, "control-") { // the control has no MB/s
+		if !strings.HasPrefix(p.name1, "control-") { // the controls have no MB/s
 			report(p.name1, r.best1)
 			report(p.name2, r.best2)
 		}
