@@ -156,30 +156,39 @@ func measureInterleaved(rounds, reps int, singles []namedPass, pairs []scalePair
 	return one, res
 }
 
-// spinPass is the control pair's work: a register-only loop (no memory
-// touched, nothing shared) split over workers goroutines. Its 2/1 scaling,
-// measured in the same rounds as the encoders', is what the machine gives a
-// second thread at those moments.
-func spinPass(workers int) func() {
-	const total = 1 << 26 // multiply-adds in all, each dependent on the last
+// controlPass splits a control's total steps over workers goroutines, each
+// running work(w, n) for its n steps; what work returns is kept so its loop
+// is not optimized away.
+func controlPass(workers, total int, work func(w, n int) uint64) func() {
 	return func() {
 		var wg sync.WaitGroup
 		for w := range workers {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				x := uint64(w + 1)
-				for range total / workers {
-					x = x*6364136223846793005 + 1442695040888963407
-				}
-				spinSink.Add(x)
+				controlSink.Add(work(w, total/workers))
 			}()
 		}
 		wg.Wait()
 	}
 }
 
-var spinSink atomic.Uint64 // keeps the controls' loops from being optimized away
+var controlSink atomic.Uint64
+
+// spinPass is the control pair's work: a register-only loop (no memory
+// touched, nothing shared) split over workers goroutines. Its 2/1 scaling,
+// measured in the same rounds as the encoders', is what the machine gives a
+// second thread at those moments.
+func spinPass(workers int) func() {
+	const total = 1 << 26 // multiply-adds in all, each dependent on the last
+	return controlPass(workers, total, func(w, n int) uint64 {
+		x := uint64(w + 1)
+		for range n {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+		return x
+	})
+}
 
 // memTableWords is the size of the memory control's table: 8 MB, about what a
 // family's encoder reads at random (its pre-token cache's slots and records,
@@ -211,21 +220,13 @@ func newMemTable() []uint64 {
 // encoders' stores or any other code of ours.
 func memPass(table []uint64, workers int) func() {
 	const total = 1 << 21 // reads in all
-	return func() {
-		var wg sync.WaitGroup
-		for w := range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				at := uint64(w * len(table) / workers)
-				for range total / workers {
-					at = table[at]
-				}
-				spinSink.Add(at)
-			}()
+	return controlPass(workers, total, func(w, n int) uint64 {
+		at := uint64(w * len(table) / workers)
+		for range n {
+			at = table[at]
 		}
-		wg.Wait()
-	}
+		return at
+	})
 }
 
 func faster(a, b result) result {
