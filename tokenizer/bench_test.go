@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -50,6 +51,23 @@ func BenchmarkBatchEncodeGPT2(b *testing.B) { benchEncode(b, "gpt2", 0) }
 func BenchmarkLoadGPT2(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if _, err := Parse(gpt2JSON, "gpt2"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkReadCapped reads a 32 MiB file (Gemma 3's tokenizer.json is 33 MB)
+// as LoadFile does: one buffer of the file's size, so about 32 MiB allocated
+// a read.
+func BenchmarkReadCapped(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "tokenizer.json")
+	if err := os.WriteFile(path, make([]byte, 32<<20), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(32 << 20)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := readCapped(path); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -6,8 +6,10 @@
 //     threads, each locked to its own OS thread, pass a counter back and forth;
 //     half a round trip is one transfer;
 //   - the latency of dependent loads over buffers of growing size, on one
-//     thread and on two threads at once (each its own buffer), which shows
-//     where each core's caches end and whether the two share the last level.
+//     thread and on two threads at once, each over its own buffer and both
+//     over one shared buffer (as BatchEncode's workers read the tokenizer's
+//     tables), which shows where each core's caches end, whether the two
+//     share the last level, and what reading the same lines costs.
 //
 // It prints one line per figure. Run it on an otherwise idle machine: a busy
 // neighbour slows both.
@@ -20,6 +22,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mdlm-go/mdlm/bench/internal/chase"
 )
 
 func main() {
@@ -36,9 +40,11 @@ func main() {
 		float64(best.Nanoseconds())/float64(*rounds)/2, float64(best.Nanoseconds())/float64(*rounds))
 
 	for _, kb := range []int{32, 256, 768, 2 << 10, 8 << 10, 32 << 10} {
-		one := chaseLatency(kb<<10, *loads, 1)
-		two := chaseLatency(kb<<10, *loads, 2)
-		fmt.Printf("dependent loads over %6d KB: %6.1f ns on one thread, %6.1f ns on two (each its own buffer)\n", kb, one, two)
+		one := chaseLatency(kb<<10, *loads, 1, false)
+		two := chaseLatency(kb<<10, *loads, 2, false)
+		shared := chaseLatency(kb<<10, *loads, 2, true)
+		fmt.Printf("dependent loads over %6d KB: %6.1f ns on one thread, %6.1f ns on two (each its own buffer), %6.1f ns on two sharing one\n",
+			kb, one, two, shared)
 	}
 }
 
@@ -71,21 +77,26 @@ func pingPong(rounds int) time.Duration {
 
 // chaseLatency returns the nanoseconds per load of a pointer chase over a
 // buffer of size bytes visiting its cache lines in a random cycle, on threads
-// goroutines at once (the best of 3 runs).
-func chaseLatency(size, loads, threads int) float64 {
+// goroutines at once, each over its own buffer or, shared, all over one from
+// different points of its cycle (the best of 3 runs).
+func chaseLatency(size, loads, threads int, shared bool) float64 {
 	bufs := make([][]uint32, threads)
 	for i := range bufs {
-		bufs[i] = randomCycle(size, uint64(i+1))
+		if shared && i > 0 {
+			bufs[i] = bufs[0]
+			continue
+		}
+		bufs[i] = chase.RandomCycle(size, uint64(i+1))
 	}
 	best := time.Duration(1 << 62)
 	for range 3 {
 		var wg sync.WaitGroup
 		start := time.Now()
-		for _, b := range bufs {
+		for k, b := range bufs {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				sink.Add(int64(chase(b, loads)))
+				sink.Add(int64(chase.Walk(b, chase.Start(b, k, threads), loads)))
 			}()
 		}
 		wg.Wait()
@@ -95,40 +106,3 @@ func chaseLatency(size, loads, threads int) float64 {
 }
 
 var sink atomic.Int64
-
-// chase follows n links from slot 0.
-func chase(buf []uint32, n int) uint32 {
-	i := uint32(0)
-	for range n {
-		i = buf[i]
-	}
-	return i
-}
-
-// lineWords is the uint32s in a 64-byte cache line.
-const lineWords = 16
-
-// randomCycle returns a buffer of size bytes whose first word on each cache
-// line holds the index of the next line's first word, the lines in one random
-// cycle (xorshift from seed), so every load depends on the one before and
-// the prefetcher cannot guess the next.
-func randomCycle(size int, seed uint64) []uint32 {
-	lines := max(2, size/4/lineWords)
-	buf := make([]uint32, lines*lineWords)
-	order := make([]int, lines)
-	for i := range order {
-		order[i] = i
-	}
-	x := seed*0x9E3779B97F4A7C15 | 1
-	for i := lines - 1; i > 0; i-- {
-		x ^= x << 13
-		x ^= x >> 7
-		x ^= x << 17
-		j := int(x % uint64(i+1))
-		order[i], order[j] = order[j], order[i]
-	}
-	for k, line := range order {
-		buf[line*lineWords] = uint32(order[(k+1)%lines] * lineWords)
-	}
-	return buf
-}

@@ -37,6 +37,7 @@ import (
 
 	tiktoken "github.com/tiktoken-go/tokenizer"
 
+	"github.com/mdlm-go/mdlm/bench/internal/chase"
 	"github.com/mdlm-go/mdlm/tokenizer"
 )
 
@@ -190,42 +191,23 @@ func spinPass(workers int) func() {
 	})
 }
 
-// memTableWords is the size of the memory control's table: 8 MB, about what a
+// memTableBytes is the size of the memory control's table: 8 MB, about what a
 // family's encoder reads at random (its pre-token cache's slots and records,
 // the merge table and the vocabulary).
-const memTableWords = 1 << 20
+const memTableBytes = 8 << 20
 
-// newMemTable makes the memory control's table: one random cycle through all
-// its words (Sattolo's shuffle), each word the index of the next.
-func newMemTable() []uint64 {
-	table := make([]uint64, memTableWords)
-	for i := range table {
-		table[i] = uint64(i)
-	}
-	x := uint64(1)
-	for i := len(table) - 1; i > 0; i-- {
-		x = x*6364136223846793005 + 1442695040888963407
-		j := int((x >> 33) % uint64(i)) // j < i: a single cycle
-		table[i], table[j] = table[j], table[i]
-	}
-	return table
-}
-
-// memPass is the second control pair's work: walks along the cycle of one 8 MB
-// table that both goroutines share (as the encoders share theirs), each read's
-// address the word the last read returned, nothing written, split over workers
-// goroutines that start at different words. Beside spinPass, its 2/1 scaling
-// in the same rounds shows what the machine's caches and memory give a second
-// thread whose reads wait on shared tables at those moments, without the
-// encoders' stores or any other code of ours.
-func memPass(table []uint64, workers int) func() {
-	const total = 1 << 21 // reads in all
+// memPass is the second control pair's work: a pointer chase (bench/internal/chase)
+// through one 8 MB table that both goroutines share (as the encoders share
+// theirs), each load's address the word the last load returned, nothing
+// written, split over workers goroutines that start at different points of
+// its cycle. Beside spinPass, its 2/1 scaling in the same rounds shows what the
+// machine's caches and memory give a second thread whose loads wait on shared
+// tables at those moments, without the encoders' stores or any other code of
+// ours.
+func memPass(table []uint32, workers int) func() {
+	const total = 1 << 21 // loads in all
 	return controlPass(workers, total, func(w, n int) uint64 {
-		at := uint64(w * len(table) / workers)
-		for range n {
-			at = table[at]
-		}
-		return at
+		return uint64(chase.Walk(table, chase.Start(table, w, workers), n))
 	})
 }
 
@@ -251,7 +233,7 @@ func median(xs []float64) float64 {
 // pass and each pair's scaling line.
 func reportRounds(report func(string, result), rounds, reps int, singles []namedPass, pairs []scalePair) {
 	if len(pairs) > 0 {
-		table := newMemTable()
+		table := chase.RandomCycle(memTableBytes, 1)
 		pairs = append([]scalePair{
 			{"control-spin-1workers", "control-spin-2workers", spinPass(1), spinPass(2)},
 			{"control-mem-1workers", "control-mem-2workers", memPass(table, 1), memPass(table, 2)},
