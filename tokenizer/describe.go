@@ -33,7 +33,7 @@ func componentsOf(f *hfFile) []Component {
 	for _, c := range []struct {
 		field string
 		raw   json.RawMessage
-	}{{"model", f.Model}, {"normalizer", f.Normalizer}, {"pre_tokenizer", f.PreTokenizer},
+	}{{"model", f.ModelHead}, {"normalizer", f.Normalizer}, {"pre_tokenizer", f.PreTokenizer},
 		{"post_processor", f.PostProcessor}, {"decoder", f.Decoder}} {
 		typ, err := typeOf(c.raw)
 		if err != nil || typ == "" {

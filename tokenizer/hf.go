@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -12,16 +13,55 @@ import (
 	"unicode/utf8"
 )
 
-// hfFile is the part of tokenizer.json this package reads.
+// hfFile is the part of tokenizer.json this package reads: each field's bytes
+// as scanDocument found them in the file (nil when absent).
 type hfFile struct {
-	AddedTokens   []addedToken    `json:"added_tokens"`
-	Normalizer    json.RawMessage `json:"normalizer"`
-	PreTokenizer  json.RawMessage `json:"pre_tokenizer"`
-	PostProcessor json.RawMessage `json:"post_processor"`
-	Decoder       json.RawMessage `json:"decoder"`
-	Model         json.RawMessage `json:"model"`
-	Truncation    json.RawMessage `json:"truncation"`
-	Padding       json.RawMessage `json:"padding"`
+	AddedTokens   []addedToken
+	Normalizer    json.RawMessage
+	PreTokenizer  json.RawMessage
+	PostProcessor json.RawMessage
+	Decoder       json.RawMessage
+	Truncation    json.RawMessage
+	Padding       json.RawMessage
+	// ModelHead is the model's bytes, without its tables (vocab, merges)
+	// when it is an object, which Tables then holds.
+	ModelHead json.RawMessage
+	Tables    map[string]json.RawMessage
+}
+
+// fileOf reads the small top-level fields of a scanned document.
+func fileOf(doc *document) (*hfFile, error) {
+	f := &hfFile{Normalizer: doc.top["normalizer"], PreTokenizer: doc.top["pre_tokenizer"],
+		PostProcessor: doc.top["post_processor"], Decoder: doc.top["decoder"],
+		Truncation: doc.top["truncation"], Padding: doc.top["padding"], ModelHead: doc.top["model"]}
+	if doc.model != nil {
+		f.ModelHead, f.Tables = splitModel(doc.model)
+	}
+	if raw := doc.top["added_tokens"]; raw != nil {
+		if err := json.Unmarshal(raw, &f.AddedTokens); err != nil {
+			return nil, fmt.Errorf("added_tokens: %w", err)
+		}
+	}
+	return f, nil
+}
+
+// splitModel rebuilds the model object without its large tables, so that its
+// settings decode without another pass over them.
+func splitModel(fields map[string]json.RawMessage) (head json.RawMessage, tables map[string]json.RawMessage) {
+	tables = map[string]json.RawMessage{}
+	head = append(head, '{')
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		if bulkKeys[k] {
+			tables[k] = fields[k]
+			continue
+		}
+		if len(head) > 1 {
+			head = append(head, ',')
+		}
+		key, _ := json.Marshal(k) // a string always marshals
+		head = append(append(append(head, key...), ':'), fields[k]...)
+	}
+	return append(head, '}'), tables
 }
 
 // warnLengthSettings logs, once per load, that the file's truncation and
@@ -128,18 +168,19 @@ func Parse(data []byte, name string) (*HF, error) {
 	if len(data) > MaxFileBytes {
 		return nil, fmt.Errorf("tokenizer %s: %d bytes, over the %d-byte limit for a tokenizer.json", name, len(data), MaxFileBytes)
 	}
-	if err := checkKeys(data); err != nil {
+	doc, err := scanDocument(data)
+	if err != nil {
 		return nil, fmt.Errorf("tokenizer %s: %w", name, err)
 	}
-	var f hfFile
-	if err := json.Unmarshal(data, &f); err != nil {
+	f, err := fileOf(doc)
+	if err != nil {
 		return nil, fmt.Errorf("tokenizer %s: %w", name, err)
 	}
 	t := &HF{name: name, addedID: map[string]int{}, addedByID: map[int]string{}, special: map[int]bool{},
 		cache: newPieceCache(cacheLimit), cw: newCacheWriter()}
-	warnLengthSettings(&f, name)
-	t.components = componentsOf(&f)
-	if err := t.setModel(f.Model); err != nil {
+	warnLengthSettings(f, name)
+	t.components = componentsOf(f)
+	if err := t.setModel(f); err != nil {
 		return nil, fmt.Errorf("tokenizer %s: %w", name, err)
 	}
 	if err := t.setNormalizer(f.Normalizer); err != nil {
@@ -318,7 +359,7 @@ func (t *HF) knownID(id int) bool {
 	return ok
 }
 
-func (t *HF) setModel(raw json.RawMessage) error {
+func (t *HF) setModel(f *hfFile) error {
 	var m struct {
 		Type                    string          `json:"type"`
 		Vocab                   json.RawMessage `json:"vocab"`
@@ -333,13 +374,16 @@ func (t *HF) setModel(raw json.RawMessage) error {
 		FuseUnk                 bool            `json:"fuse_unk"`
 		IgnoreMerges            bool            `json:"ignore_merges"`
 	}
-	// One pass over the (large) model; a model of another type may not even
-	// decode into these fields, so its type is looked up only then.
-	if err := json.Unmarshal(raw, &m); err != nil {
-		if typ, terr := typeOf(raw); terr == nil && typ != "" && !supportedModel(typ) {
+	// The settings without the (large) tables; a model of another type may not
+	// even decode into these fields, so its type is looked up only then.
+	if err := json.Unmarshal(f.ModelHead, &m); err != nil {
+		if typ, terr := typeOf(f.ModelHead); terr == nil && typ != "" && !supportedModel(typ) {
 			return unsupported("model.type", typ, supportedModels)
 		}
 		return fmt.Errorf("model: %w", err)
+	}
+	if f.Tables != nil {
+		m.Vocab, m.Merges = f.Tables["vocab"], f.Tables["merges"]
 	}
 	if m.Type != "" && !supportedModel(m.Type) {
 		return unsupported("model.type", m.Type, supportedModels)
@@ -388,6 +432,9 @@ func supportedModel(typ string) bool {
 
 // vocabMap reads a token -> id model.vocab.
 func vocabMap(raw json.RawMessage) (map[string]int, error) {
+	if vocab, ok := fastVocab(raw); ok {
+		return vocab, nil
+	}
 	var vocab map[string]int
 	if err := json.Unmarshal(raw, &vocab); err != nil {
 		return nil, fmt.Errorf("model.vocab: %w", err)
@@ -396,13 +443,22 @@ func vocabMap(raw json.RawMessage) (map[string]int, error) {
 }
 
 func (t *HF) setBPE(rawVocab json.RawMessage, rawMerges json.RawMessage, opt bpeOptions) error {
+	// The two tables are read at once (reading them is about a third of Gemma
+	// 3's load); a vocabulary error is still the one reported first.
+	var merges [][2]string
+	var mergesErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		merges, mergesErr = parseMerges(rawMerges)
+	}()
 	vocab, err := vocabMap(rawVocab)
+	<-done
 	if err != nil {
 		return err
 	}
-	merges, err := parseMerges(rawMerges)
-	if err != nil {
-		return err
+	if mergesErr != nil {
+		return mergesErr
 	}
 	if t.bpe, err = newBPE(vocab, merges, opt); err != nil {
 		return err
@@ -445,6 +501,15 @@ func parseMerges(raw json.RawMessage) ([][2]string, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, fmt.Errorf("model.merges: missing")
 	}
+	if out, ok := fastMerges(raw); ok {
+		return out, nil
+	}
+	return slowMerges(raw)
+}
+
+// slowMerges reads merges with encoding/json: what decides any list
+// fastMerges does not take, and the errors.
+func slowMerges(raw json.RawMessage) ([][2]string, error) {
 	var asStrings []string
 	if err := json.Unmarshal(raw, &asStrings); err == nil {
 		out := make([][2]string, len(asStrings))

@@ -30,34 +30,38 @@ type unigram struct {
 // newUnigram reads model.vocab ([[piece, score], ...]), model.unk_id and
 // model.byte_fallback.
 func newUnigram(rawVocab json.RawMessage, unkID *int, byteFallback bool) (*unigram, error) {
+	tokens, scores, fast := fastUnigramVocab(rawVocab)
+	n := len(tokens)
 	var vocab [][2]json.RawMessage
-	if err := json.Unmarshal(rawVocab, &vocab); err != nil {
-		return nil, fmt.Errorf("model.vocab: want [piece, score] pairs: %w", err)
+	if !fast {
+		if err := json.Unmarshal(rawVocab, &vocab); err != nil {
+			return nil, fmt.Errorf("model.vocab: want [piece, score] pairs: %w", err)
+		}
+		n = len(vocab)
 	}
-	if len(vocab) == 0 {
+	if n == 0 {
 		return nil, fmt.Errorf("model.vocab: empty")
 	}
-	if len(vocab) > MaxTokenID {
-		return nil, fmt.Errorf("model.vocab: %d pieces, over the limit of %d ids", len(vocab), MaxTokenID)
+	if n > MaxTokenID {
+		return nil, fmt.Errorf("model.vocab: %d pieces, over the limit of %d ids", n, MaxTokenID)
 	}
 	if unkID == nil {
 		return nil, fmt.Errorf("%w: model.unk_id null: the reference tokenizers library fails to encode any character outside the vocabulary (supported: an id)", ErrUnsupported)
 	}
-	if *unkID < 0 || *unkID >= len(vocab) {
-		return nil, fmt.Errorf("model.unk_id: %d outside the vocabulary's %d pieces", *unkID, len(vocab))
+	if *unkID < 0 || *unkID >= n {
+		return nil, fmt.Errorf("model.unk_id: %d outside the vocabulary's %d pieces", *unkID, n)
 	}
-	u := &unigram{tokens: make([]string, len(vocab)), scores: make([]float64, len(vocab)),
-		ids: make(map[string]int, len(vocab)), unkID: *unkID, byteFallback: byteFallback}
+	if !fast {
+		var err error
+		if tokens, scores, err = unigramEntries(vocab); err != nil {
+			return nil, err
+		}
+	}
+	u := &unigram{tokens: tokens, scores: scores, ids: make(map[string]int, n), unkID: *unkID, byteFallback: byteFallback}
 	minScore := math.Inf(1)
-	for i, e := range vocab {
-		if err := json.Unmarshal(e[0], &u.tokens[i]); err != nil {
-			return nil, fmt.Errorf("model.vocab[%d][0]: %w", i, err)
-		}
-		if err := json.Unmarshal(e[1], &u.scores[i]); err != nil {
-			return nil, fmt.Errorf("model.vocab[%d][1]: %w", i, err)
-		}
-		u.ids[u.tokens[i]] = i // a repeated piece keeps its last id, as the reference's map does
-		minScore = min(minScore, u.scores[i])
+	for i, tok := range tokens {
+		u.ids[tok] = i // a repeated piece keeps its last id, as the reference's map does
+		minScore = min(minScore, scores[i])
 	}
 	u.unkScore = minScore - unkPenalty
 	for b := range u.byteID {
@@ -68,6 +72,21 @@ func newUnigram(rawVocab json.RawMessage, unkID *int, byteFallback bool) (*unigr
 	}
 	u.trie = buildUniTrie(u.tokens, u.ids)
 	return u, nil
+}
+
+// unigramEntries decodes [piece, score] pairs with encoding/json: what decides
+// any vocabulary fastUnigramVocab does not take, and the errors.
+func unigramEntries(vocab [][2]json.RawMessage) (tokens []string, scores []float64, err error) {
+	tokens, scores = make([]string, len(vocab)), make([]float64, len(vocab))
+	for i, e := range vocab {
+		if err := json.Unmarshal(e[0], &tokens[i]); err != nil {
+			return nil, nil, fmt.Errorf("model.vocab[%d][0]: %w", i, err)
+		}
+		if err := json.Unmarshal(e[1], &scores[i]); err != nil {
+			return nil, nil, fmt.Errorf("model.vocab[%d][1]: %w", i, err)
+		}
+	}
+	return tokens, scores, nil
 }
 
 // uniState is one encoder's scratch space for Viterbi.
@@ -204,61 +223,96 @@ type uniTrie struct {
 // keeps the last of repeated pieces), then lays it out breadth-first so each
 // node's edges are contiguous and sorted.
 func buildUniTrie(tokens []string, ids map[string]int) uniTrie {
-	type kid struct {
-		c    byte
-		node int32
-	}
-	var rootKids [256]int32
-	kids := [][]kid{nil}
-	pieceID := []int32{-1}
+	b := newTrieBuilder(tokens)
 	for _, tok := range tokens {
-		k := int32(0)
-		for i := 0; i < len(tok); i++ {
-			nxt := int32(0)
+		if k := b.insert(tok); k != 0 {
+			b.pieceID[k] = int32(ids[tok])
+		}
+	}
+	return b.layout()
+}
+
+// trieBuilder holds the trie as it is built: each node's children as a list
+// through sibling, in flat arrays (no slice per node), sized for the pieces.
+type trieBuilder struct {
+	rootKids [256]int32
+	label    []byte  // per node, the byte on its edge from its parent
+	firstKid []int32 // per node, its first child, 0 none
+	sibling  []int32 // per node, the next child of its parent, 0 none
+	pieceID  []int32 // per node, the piece's id or -1
+}
+
+func newTrieBuilder(tokens []string) *trieBuilder {
+	nodes := 1 // at most one node per byte of the pieces, and the root
+	for _, tok := range tokens {
+		nodes += len(tok)
+	}
+	b := &trieBuilder{label: make([]byte, 1, nodes), firstKid: make([]int32, 1, nodes),
+		sibling: make([]int32, 1, nodes), pieceID: make([]int32, 1, nodes)}
+	b.pieceID[0] = -1
+	return b
+}
+
+// insert adds tok's path and returns its last node (0 for the empty piece).
+func (b *trieBuilder) insert(tok string) int32 {
+	k := int32(0)
+	for i := 0; i < len(tok); i++ {
+		c := tok[i]
+		var nxt int32
+		if k == 0 {
+			nxt = b.rootKids[c]
+		} else {
+			for e := b.firstKid[k]; e != 0; e = b.sibling[e] {
+				if b.label[e] == c {
+					nxt = e
+					break
+				}
+			}
+		}
+		if nxt == 0 {
+			nxt = int32(len(b.label))
+			b.label, b.firstKid, b.pieceID = append(b.label, c), append(b.firstKid, 0), append(b.pieceID, -1)
 			if k == 0 {
-				nxt = rootKids[tok[i]]
+				b.sibling = append(b.sibling, 0)
+				b.rootKids[c] = nxt
 			} else {
-				for _, e := range kids[k] {
-					if e.c == tok[i] {
-						nxt = e.node
-						break
-					}
-				}
+				b.sibling = append(b.sibling, b.firstKid[k])
+				b.firstKid[k] = nxt
 			}
-			if nxt == 0 {
-				nxt = int32(len(kids))
-				kids, pieceID = append(kids, nil), append(pieceID, -1)
-				if k == 0 {
-					rootKids[tok[i]] = nxt
-				} else {
-					kids[k] = append(kids[k], kid{tok[i], nxt})
-				}
-			}
-			k = nxt
 		}
-		if k != 0 {
-			pieceID[k] = int32(ids[tok])
-		}
+		k = nxt
 	}
-	for b, n := range rootKids {
-		if n != 0 {
-			kids[0] = append(kids[0], kid{byte(b), n})
-		}
-	}
-	var t uniTrie
-	index := make([]int32, len(kids)) // old node -> breadth-first position
-	order := []int32{0}
+	return k
+}
+
+// layout lays the trie out breadth-first, each node's edges sorted by label.
+func (b *trieBuilder) layout() uniTrie {
+	n := len(b.label)
+	t := uniTrie{first: make([]int32, 0, n+1), id: make([]int32, 0, n),
+		labels: make([]byte, 0, n), child: make([]int32, 0, n)}
+	order := make([]int32, 1, n) // breadth-first order of the builder's nodes
+	var kids []int32
 	for q := 0; q < len(order); q++ {
 		old := order[q]
 		t.first = append(t.first, int32(len(t.labels)))
-		t.id = append(t.id, pieceID[old])
-		ks := kids[old]
-		slices.SortFunc(ks, func(a, b kid) int { return int(a.c) - int(b.c) })
-		for _, e := range ks {
-			index[e.node] = int32(len(order))
-			order = append(order, e.node)
-			t.labels = append(t.labels, e.c)
-			t.child = append(t.child, index[e.node])
+		t.id = append(t.id, b.pieceID[old])
+		kids = kids[:0]
+		if old == 0 {
+			for _, k := range b.rootKids {
+				if k != 0 {
+					kids = append(kids, k) // in byte order already
+				}
+			}
+		} else {
+			for e := b.firstKid[old]; e != 0; e = b.sibling[e] {
+				kids = append(kids, e)
+			}
+			slices.SortFunc(kids, func(x, y int32) int { return int(b.label[x]) - int(b.label[y]) })
+		}
+		for _, k := range kids {
+			t.labels = append(t.labels, b.label[k])
+			t.child = append(t.child, int32(len(order)))
+			order = append(order, k)
 		}
 	}
 	t.first = append(t.first, int32(len(t.labels)))
