@@ -57,9 +57,24 @@ func BenchmarkLoadGPT2(b *testing.B) {
 }
 
 // BenchmarkLoadFamily loads each family's tokenizer.json found in the oracle
-// folder (tokenizer/testdata/gen_goldens.sh installs them), as
-// `mdlm tokenize --tokenizer file.json` does before its first document.
+// folder, as `mdlm tokenize --tokenizer file.json` does before its first
+// document.
 func BenchmarkLoadFamily(b *testing.B) {
+	eachFamilyFile(b, func(b *testing.B, path string, size int64) {
+		b.SetBytes(size)
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := LoadFile(path); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// eachFamilyFile runs fn as a sub-benchmark for each hub family whose
+// tokenizer.json is in the oracle folder (tokenizer/testdata/gen_goldens.sh
+// installs them), with the file's path and size; absent ones are skipped.
+func eachFamilyFile(b *testing.B, fn func(b *testing.B, path string, size int64)) {
 	for _, fam := range familyGoldens {
 		if fam.npm == "" {
 			continue
@@ -70,13 +85,7 @@ func BenchmarkLoadFamily(b *testing.B) {
 			if err != nil {
 				b.Skipf("%s not present", path)
 			}
-			b.SetBytes(info.Size())
-			b.ReportAllocs()
-			for i := 0; i < b.N; i++ {
-				if _, err := LoadFile(path); err != nil {
-					b.Fatal(err)
-				}
-			}
+			fn(b, path, info.Size())
 		})
 	}
 }
@@ -99,31 +108,21 @@ func BenchmarkReadCapped(b *testing.B) {
 }
 
 // BenchmarkEncodeFamily encodes the corpus with each family's tokenizer.json
-// found in the oracle folder (tokenizer/testdata/gen_goldens.sh installs them),
-// one thread, a cold cache each pass.
+// found in the oracle folder, one thread, a cold cache each pass.
 func BenchmarkEncodeFamily(b *testing.B) {
-	for _, fam := range familyGoldens {
-		if fam.npm == "" {
-			continue
+	eachFamilyFile(b, func(b *testing.B, path string, _ int64) {
+		tok, err := LoadFile(path)
+		if err != nil {
+			b.Fatal(err)
 		}
-		b.Run(fam.name, func(b *testing.B) {
-			path := familyPath(fam.npm)
-			if _, err := os.Stat(path); err != nil {
-				b.Skipf("%s not present", path)
+		docs, size := benchCorpus(b)
+		b.SetBytes(int64(size))
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			t := tok.Clone()
+			for _, d := range docs {
+				t.Encode(d)
 			}
-			tok, err := LoadFile(path)
-			if err != nil {
-				b.Fatal(err)
-			}
-			docs, size := benchCorpus(b)
-			b.SetBytes(int64(size))
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				t := tok.Clone()
-				for _, d := range docs {
-					t.Encode(d)
-				}
-			}
-		})
-	}
+		}
+	})
 }
