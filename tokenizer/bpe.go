@@ -102,16 +102,18 @@ func (m *bpe) setIDTables(maxID int) {
 
 // setMerges fills the merge table; prefixLen is continuing_subword_prefix's.
 func (m *bpe) setMerges(merges [][2]string, prefixLen int) error {
+	rules := make([]pairSlot, len(merges))
 	for rank, mg := range merges {
 		c, err := mergeIDs(m.vocab, rank, mg, prefixLen)
 		if err != nil {
 			return err
 		}
-		// A repeated pair takes the later rank, as the reference's merge map does
-		// (tokenizers/src/models/bpe/model.rs BpeBuilder::build collects into a
-		// hash map, so the last insert wins).
-		m.merges.insert(pairKey(c[0], c[1]), mergeRule{rank: int32(rank), id: c[2]})
+		rules[rank] = pairSlot{key: pairKey(c[0], c[1]), rule: mergeRule{rank: int32(rank), id: c[2]}}
 	}
+	// A repeated pair takes the later rank, as the reference's merge map does
+	// (tokenizers/src/models/bpe/model.rs BpeBuilder::build collects into a
+	// hash map, so the last insert wins): insertAll keeps rank order per key.
+	m.merges.insertAll(rules)
 	m.maxRank = int32(len(merges))
 	return nil
 }
@@ -398,6 +400,35 @@ func (t *pairTable) insert(k uint64, v mergeRule) {
 			t.slots[i].rule = v
 			return
 		}
+	}
+}
+
+// insertAll inserts the entries in the order of their home slots, a stable
+// radix sort, so a repeated key's later entry still wins: the table, far
+// larger than the caches for a large vocabulary, is written front to back
+// instead of at random.
+func (t *pairTable) insertAll(entries []pairSlot) {
+	const digit = 11
+	bits := 64 - int(t.shift)
+	from, to := entries, make([]pairSlot, len(entries))
+	for lo := 0; lo < bits; lo += digit {
+		var count [1 << digit]int
+		for _, e := range from {
+			count[t.slot(e.key|pairOccupied)>>lo&(1<<digit-1)]++
+		}
+		sum := 0
+		for d, c := range count {
+			count[d], sum = sum, sum+c
+		}
+		for _, e := range from {
+			d := t.slot(e.key|pairOccupied) >> lo & (1<<digit - 1)
+			to[count[d]] = e
+			count[d]++
+		}
+		from, to = to, from
+	}
+	for _, e := range from {
+		t.insert(e.key, e.rule)
 	}
 }
 

@@ -1,6 +1,8 @@
 package tokenizer
 
 import (
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"unicode/utf8"
 )
@@ -50,5 +52,31 @@ func TestPairTableSlots(t *testing.T) {
 	}
 	if p.n != 2 {
 		t.Errorf("n = %d, want 2", p.n)
+	}
+}
+
+// TestPairTableInsertAll: inserting in home-slot order gives the table that
+// inserting in rank order gives: every key's last rule, at every table size
+// (one radix digit, two, and a partial second).
+func TestPairTableInsertAll(t *testing.T) {
+	for _, n := range []int{1, 5, 600, 3000, 70000} {
+		rng := rand.New(rand.NewPCG(uint64(n), 1))
+		entries := make([]pairSlot, n)
+		want := map[uint64]mergeRule{}
+		for i := range entries {
+			k := pairKey(int32(rng.IntN(n/3+2)), int32(rng.IntN(n/3+2))) // repeats
+			entries[i] = pairSlot{key: k, rule: mergeRule{rank: int32(i), id: int32(rng.IntN(1000))}}
+			want[k] = entries[i].rule
+		}
+		p := newPairTable(n)
+		p.insertAll(slices.Clone(entries))
+		if p.n != len(want) {
+			t.Errorf("n = %d: %d keys stored, want %d", n, p.n, len(want))
+		}
+		for k, r := range want {
+			if got, ok := p.get(k); !ok || got != r {
+				t.Fatalf("n = %d: get(%#x) = %v, %v; want %v (the last rule)", n, k, got, ok, r)
+			}
+		}
 	}
 }
