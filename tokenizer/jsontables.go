@@ -30,7 +30,7 @@ func fastVocab(raw []byte) (map[string]int, bool) {
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
 		return nil, false
 	}
-	vocab := make(map[string]int, 0)
+	vocab := map[string]int{} // no size hint: one from len(raw) would leave the kept map oversized
 	for {
 		tok, err := dec.ReadToken()
 		if err != nil {
