@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -72,13 +73,10 @@ func newBPE(vocab map[string]int, merges [][2]string, opt bpeOptions) (*bpe, err
 	}
 	// The id-indexed tables and the merge table only read the vocabulary: built
 	// at once, Gemma 3's file loads about 15% faster on 2 cores.
-	tables := make(chan struct{})
-	go func() {
-		defer close(tables)
-		m.setIDTables(maxID)
-	}()
+	var wg sync.WaitGroup
+	wg.Go(func() { m.setIDTables(maxID) })
 	err = m.setMerges(merges, len(opt.prefix))
-	<-tables
+	wg.Wait()
 	if err != nil {
 		return nil, err
 	}
@@ -178,16 +176,20 @@ func mergeIDs(vocab map[string]int, rank int, mg [2]string, prefixLen int) ([3]i
 	for i, tok := range mg {
 		id, ok := vocab[tok]
 		if !ok {
-			return ids, fmt.Errorf("model.merges[%d] %q: token %q not in model.vocab", rank, mg[0]+" "+mg[1], tok)
+			return ids, mergeTokenMissing(rank, mg, tok)
 		}
 		ids[i] = int32(id)
 	}
 	id, ok := vocab[string(merged)]
 	if !ok {
-		return ids, fmt.Errorf("model.merges[%d] %q: token %q not in model.vocab", rank, mg[0]+" "+mg[1], merged)
+		return ids, mergeTokenMissing(rank, mg, string(merged))
 	}
 	ids[2] = int32(id)
 	return ids, nil
+}
+
+func mergeTokenMissing(rank int, mg [2]string, tok string) error {
+	return fmt.Errorf("model.merges[%d] %q: token %q not in model.vocab", rank, mg[0]+" "+mg[1], tok)
 }
 
 // encodeBytes appends the ids of one pre-token whose bytes stand for their

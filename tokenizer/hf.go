@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -23,10 +24,10 @@ type hfFile struct {
 	Decoder       json.RawMessage
 	Truncation    json.RawMessage
 	Padding       json.RawMessage
-	// ModelHead is the model's bytes, without its tables (vocab, merges)
-	// when it is an object, which Tables then holds.
-	ModelHead json.RawMessage
-	Tables    map[string]json.RawMessage
+	// ModelHead is the model's bytes, without its tables when it is an
+	// object: Vocab and Merges then hold those.
+	ModelHead     json.RawMessage
+	Vocab, Merges json.RawMessage
 }
 
 // fileOf reads the small top-level fields of a scanned document.
@@ -35,7 +36,8 @@ func fileOf(doc *document) (*hfFile, error) {
 		PostProcessor: doc.top["post_processor"], Decoder: doc.top["decoder"],
 		Truncation: doc.top["truncation"], Padding: doc.top["padding"], ModelHead: doc.top["model"]}
 	if doc.model != nil {
-		f.ModelHead, f.Tables = splitModel(doc.model)
+		f.ModelHead = modelHead(doc.model)
+		f.Vocab, f.Merges = doc.model["vocab"], doc.model["merges"]
 	}
 	if raw := doc.top["added_tokens"]; raw != nil {
 		if err := json.Unmarshal(raw, &f.AddedTokens); err != nil {
@@ -45,14 +47,12 @@ func fileOf(doc *document) (*hfFile, error) {
 	return f, nil
 }
 
-// splitModel rebuilds the model object without its large tables, so that its
+// modelHead rebuilds the model object without its large tables, so that its
 // settings decode without another pass over them.
-func splitModel(fields map[string]json.RawMessage) (head json.RawMessage, tables map[string]json.RawMessage) {
-	tables = map[string]json.RawMessage{}
-	head = append(head, '{')
+func modelHead(fields map[string]json.RawMessage) json.RawMessage {
+	head := json.RawMessage{'{'}
 	for _, k := range slices.Sorted(maps.Keys(fields)) {
 		if bulkKeys[k] {
-			tables[k] = fields[k]
 			continue
 		}
 		if len(head) > 1 {
@@ -61,7 +61,7 @@ func splitModel(fields map[string]json.RawMessage) (head json.RawMessage, tables
 		key, _ := json.Marshal(k) // a string always marshals
 		head = append(append(append(head, key...), ':'), fields[k]...)
 	}
-	return append(head, '}'), tables
+	return append(head, '}')
 }
 
 // warnLengthSettings logs, once per load, that the file's truncation and
@@ -382,9 +382,7 @@ func (t *HF) setModel(f *hfFile) error {
 		}
 		return fmt.Errorf("model: %w", err)
 	}
-	if f.Tables != nil {
-		m.Vocab, m.Merges = f.Tables["vocab"], f.Tables["merges"]
-	}
+	m.Vocab, m.Merges = f.Vocab, f.Merges // the head leaves them out
 	if m.Type != "" && !supportedModel(m.Type) {
 		return unsupported("model.type", m.Type, supportedModels)
 	}
@@ -447,13 +445,10 @@ func (t *HF) setBPE(rawVocab json.RawMessage, rawMerges json.RawMessage, opt bpe
 	// 3's load); a vocabulary error is still the one reported first.
 	var merges [][2]string
 	var mergesErr error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		merges, mergesErr = parseMerges(rawMerges)
-	}()
+	var wg sync.WaitGroup
+	wg.Go(func() { merges, mergesErr = parseMerges(rawMerges) })
 	vocab, err := vocabMap(rawVocab)
-	<-done
+	wg.Wait()
 	if err != nil {
 		return err
 	}

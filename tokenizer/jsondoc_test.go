@@ -56,7 +56,7 @@ func FuzzScanDocument(f *testing.F) {
 // keyCheck reports whether err is one of scanDocument's own refusals, of a
 // document that is valid JSON.
 func keyCheck(err error) bool {
-	for _, s := range []string{"appears twice", "keys are case-sensitive", "nested deeper than", "a JSON object expected"} {
+	for _, s := range []string{"appears twice", "keys are case-sensitive", "nested deeper than"} {
 		if strings.Contains(err.Error(), s) {
 			return true
 		}

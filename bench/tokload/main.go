@@ -10,6 +10,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -53,7 +54,7 @@ func main() {
 // timeLoad returns the fastest of reps loads of path and the heap that one
 // loaded tokenizer keeps.
 func timeLoad(path string, reps int) (best time.Duration, kept uint64, err error) {
-	best = time.Duration(1<<63 - 1)
+	best = time.Duration(math.MaxInt64)
 	var tok *tokenizer.HF
 	for range reps {
 		tok = nil
