@@ -1,7 +1,15 @@
 package datasets
 
 import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/mdlm-go/mdlm/internal/atomicfile"
 )
 
 // BenchmarkPackedWriter: 1100 blocks of 1024 GPT-2-range ids (about 1.1M tokens)
@@ -29,4 +37,128 @@ func BenchmarkPackedWriter(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// benchTokensTable is a table shaped like one chunk of the tokenize stage: 1 MB
+// of English text in 700 documents, about 256K GPT-2 ids.
+func benchTokensTable() TokensTable {
+	const docs, perDoc = 700, 366
+	t := TokensTable{Offsets: []int64{0}}
+	for d := range docs {
+		t.IDs = append(t.IDs, int64(d))
+		for j := range perDoc + d%7 - 3 {
+			t.Flat = append(t.Flat, int32((d*perDoc+j*7919)%50257))
+		}
+		t.Offsets = append(t.Offsets, int64(len(t.Flat)))
+	}
+	return t
+}
+
+// BenchmarkTokensWriter: 16 chunk-sized row groups through TokensWriter (the
+// tokenize stage's writer), into a discarding writer.
+func BenchmarkTokensWriter(b *testing.B) {
+	t := benchTokensTable()
+	b.SetBytes(16 * int64(len(t.Flat)) * 4)
+	b.ReportAllocs()
+	for b.Loop() {
+		tw, err := NewTokensWriter(io.Discard, "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		for range 16 {
+			if err := tw.WriteTable(t); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := tw.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkScanTokensTables reads back what BenchmarkTokensWriter writes (from
+// a file, memory-mapped, as the pack stage reads tokens).
+func BenchmarkScanTokensTables(b *testing.B) {
+	t := benchTokensTable()
+	path := filepath.Join(b.TempDir(), "tokens.parquet")
+	err := atomicfile.Write(path, func(w io.Writer) error {
+		tw, err := NewTokensWriter(w, path)
+		if err != nil {
+			return err
+		}
+		for range 16 {
+			if err := tw.WriteTable(t); err != nil {
+				return err
+			}
+		}
+		return tw.Close()
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(16 * int64(len(t.Flat)) * 4)
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		if err := ScanTokensTables(path, func(got TokensTable) error { n += len(got.Flat); return nil }); err != nil {
+			b.Fatal(err)
+		}
+		if n != 16*len(t.Flat) {
+			b.Fatalf("read %d tokens, want %d", n, 16*len(t.Flat))
+		}
+	}
+}
+
+// BenchmarkScanText reads a text/v1 shard laid out as the download stage
+// writes it (8 MB of text in 60,000 documents, Snappy, row groups of 8,192)
+// the two ways the tokenize stage could: ScanTextAt's pages, and the row
+// reader with each text copied out of its reused buffers (what the stage did
+// before ScanTextAt).
+func BenchmarkScanText(b *testing.B) {
+	rows := make([]TextRow, 60_000)
+	size := 0
+	for i := range rows {
+		words := make([]string, 5+(i*7919)%40)
+		for j := range words {
+			words[j] = fmt.Sprintf("w%d", (i*31+j*17)%5000)
+		}
+		rows[i] = TextRow{ID: int64(i), Text: strings.Join(words, " ")}
+		size += len(rows[i].Text)
+	}
+	path := filepath.Join(b.TempDir(), "train-00000.parquet")
+	if err := WriteParquet(path, rows, 8192); err != nil {
+		b.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := bytes.NewReader(data)
+	b.Run("pages", func(b *testing.B) {
+		b.SetBytes(int64(size))
+		b.ReportAllocs()
+		for b.Loop() {
+			n := 0
+			err := ScanTextAt(r, int64(len(data)), path, func(t TextBatch) error { n += len(t.Texts); return nil })
+			if err != nil || n != len(rows) {
+				b.Fatalf("%d rows, %v", n, err)
+			}
+		}
+	})
+	b.Run("rows", func(b *testing.B) {
+		b.SetBytes(int64(size))
+		b.ReportAllocs()
+		for b.Loop() {
+			var texts []string
+			err := ScanParquetAt(r, int64(len(data)), path, []string{"id", "text"}, func(batch []TextRow) error {
+				for _, row := range batch {
+					texts = append(texts, strings.Clone(row.Text))
+				}
+				return nil
+			})
+			if err != nil || len(texts) != len(rows) {
+				b.Fatalf("%d rows, %v", len(texts), err)
+			}
+		}
+	})
 }

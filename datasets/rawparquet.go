@@ -98,29 +98,37 @@ func recoverWrite(name string, err *error) {
 // flat value array of a required list<required T> column (max levels 1, 1):
 // a document of k > 0 values gives k entries (rep 0 then 1s, def 1), an empty
 // document one entry (rep 0, def 0). It returns the slices, reusing their
-// storage.
+// storage. Both start as all ones (copies, not a loop a value at a time); then
+// each document's first entry is marked.
 func listLevels(offsets []int64, def, rep []int16) ([]int16, []int16) {
 	n := 0
 	for i := 0; i+1 < len(offsets); i++ {
 		n += max(1, int(offsets[i+1]-offsets[i]))
 	}
-	def, rep = grow16(def, n), grow16(rep, n)
+	def, rep = fillOnes(grow16(def, n)), fillOnes(grow16(rep, n))
 	k := 0
 	for i := 0; i+1 < len(offsets); i++ {
 		m := int(offsets[i+1] - offsets[i])
+		rep[k] = 0
 		if m == 0 {
-			def[k], rep[k] = 0, 0
-			k++
-			continue
+			def[k] = 0
+			m = 1
 		}
-		d, r := def[k:k+m], rep[k:k+m]
-		for j := range d {
-			d[j], r[j] = 1, 1
-		}
-		r[0] = 0
 		k += m
 	}
 	return def, rep
+}
+
+// fillOnes sets every element of s to 1 by doubling copies.
+func fillOnes(s []int16) []int16 {
+	if len(s) == 0 {
+		return s
+	}
+	s[0] = 1
+	for j := 1; j < len(s); j *= 2 {
+		copy(s[j:], s[:j])
+	}
+	return s
 }
 
 func grow16(s []int16, n int) []int16 {

@@ -11,6 +11,7 @@
 package datasets
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -43,7 +44,7 @@ type PackedRow struct {
 	AttentionMask []int8  `parquet:"attention_mask,list"`
 }
 
-// WriteParquet writes rows to path atomically (zstd-compressed, row groups of
+// WriteParquet writes rows to path atomically (Snappy-compressed, row groups of
 // rowGroup rows).
 func WriteParquet[T any](path string, rows []T, rowGroup int64) error {
 	return atomicfile.Write(path, func(w io.Writer) error {
@@ -70,16 +71,29 @@ func ScanParquet[T any](path string, required []string, fn func([]T) error) erro
 // streamed from an object store), naming the file name in errors.
 func ScanParquetAt[T any](r io.ReaderAt, size int64, name string, required []string, fn func([]T) error) (err error) {
 	defer recoverCorrupt(name, &err)
-	pf, err := parquet.OpenFile(r, size)
+	pf, err := openParquetAt(r, size, name)
 	if err != nil {
-		return fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): %w", name, err)
+		return err
 	}
+	if err := requireColumns(pf, name, required); err != nil {
+		return err
+	}
+	return scanRows(pf, name, fn)
+}
+
+// requireColumns checks that pf has the top-level columns named in required.
+func requireColumns(pf *parquet.File, name string, required []string) error {
 	have := columnNames(pf.Schema())
 	for _, col := range required {
 		if !slices.Contains(have, col) {
 			return fmt.Errorf("%s: missing column %q (has %v)", name, col, have)
 		}
 	}
+	return nil
+}
+
+// scanRows reads pf's rows into T in batches of up to 1024.
+func scanRows[T any](pf *parquet.File, name string, fn func([]T) error) error {
 	pr := parquet.NewGenericReader[T](pf)
 	defer pr.Close()
 	buf := make([]T, 1024)
@@ -115,21 +129,39 @@ func openSized(path string) (*os.File, int64, error) {
 
 // openParquet opens a Parquet file with parquet-go, naming the file in errors.
 func openParquet(path string) (*parquet.File, func() error, error) {
-	f, err := os.Open(path)
+	f, size, err := openSized(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := f.Stat()
+	pf, err := openParquetAt(f, size, path)
 	if err != nil {
 		f.Close()
 		return nil, nil, err
-	}
-	pf, err := parquet.OpenFile(f, st.Size())
-	if err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): %w", path, err)
 	}
 	return pf, f.Close, nil
+}
+
+// openParquetAt opens size bytes of r with parquet-go once the footer's
+// length, read from the file's last 8 bytes, fits the file: parquet-go
+// allocates a buffer of that length (up to 4 GiB) before it reads the footer,
+// so a damaged or hostile length would cost that much memory first.
+func openParquetAt(r io.ReaderAt, size int64, name string) (*parquet.File, error) {
+	const magic = 4
+	var tail [4 + magic]byte
+	if size < 2*magic+4 {
+		return nil, fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): %d bytes", name, size)
+	}
+	if _, err := r.ReadAt(tail[:], size-int64(len(tail))); err != nil {
+		return nil, fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): %w", name, err)
+	}
+	if n := int64(binary.LittleEndian.Uint32(tail[:4])); n > size-2*magic-4 {
+		return nil, fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): a %d-byte footer claimed in a %d-byte file", name, n, size)
+	}
+	pf, err := parquet.OpenFile(r, size)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): %w", name, err)
+	}
+	return pf, nil
 }
 
 // recoverCorrupt turns a panic of the Parquet readers (they panic on some

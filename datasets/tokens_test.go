@@ -216,3 +216,91 @@ func writeTokenGroups(t *testing.T, path string, groups []TokensTable) {
 		t.Fatal(err)
 	}
 }
+
+func TestListLevels(t *testing.T) {
+	tests := []struct {
+		name     string
+		offsets  []int64
+		def, rep []int16
+	}{
+		{"no documents", []int64{0}, []int16{}, []int16{}},
+		{"one empty", []int64{0, 0}, []int16{0}, []int16{0}},
+		{"one of three", []int64{0, 3}, []int16{1, 1, 1}, []int16{0, 1, 1}},
+		{"empty between", []int64{0, 2, 2, 3}, []int16{1, 1, 0, 1}, []int16{0, 1, 0, 0}},
+		{"empty first and last", []int64{0, 0, 1, 1}, []int16{0, 1, 0}, []int16{0, 0, 0}},
+	}
+	// Reused storage holds the last call's zeros: every entry must be set again.
+	stale := func() []int16 { return make([]int16, 0, 8) }
+	def, rep := stale(), stale()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			def, rep = listLevels(tc.offsets, def, rep)
+			if !reflect.DeepEqual(def, tc.def) || !reflect.DeepEqual(rep, tc.rep) {
+				t.Errorf("def %v rep %v, want %v %v", def, rep, tc.def, tc.rep)
+			}
+		})
+	}
+}
+
+// A row group far larger than a data page (dataPageSize), with documents and
+// empty documents across page boundaries, reads back the same through ours,
+// parquet-go and arrow-go's generic reader.
+func TestTokensTableManyPages(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "train-00000.parquet")
+	var g TokensTable
+	g.Offsets = []int64{0}
+	var want [][]int32
+	for d := range 400 {
+		n := (d * 7919) % 1500
+		if d%9 == 0 {
+			n = 0
+		}
+		doc := make([]int32, n)
+		for j := range doc {
+			doc[j] = int32((d*1000 + j) % 50257)
+		}
+		g.IDs = append(g.IDs, int64(d))
+		g.Flat = append(g.Flat, doc...)
+		g.Offsets = append(g.Offsets, int64(len(g.Flat)))
+		want = append(want, doc)
+	}
+	if pages := len(g.Flat) * 4 / dataPageSize; pages < 10 {
+		t.Fatalf("only %d pages of values: the test needs more", pages)
+	}
+	writeTokenGroups(t, path, []TokensTable{g, g})
+	want = append(want, want...)
+	if _, docs := scanAll(t, path); !reflect.DeepEqual(docs, normEmpty(want)) {
+		t.Errorf("ours: %d documents differ from what was written", len(docs))
+	}
+	i := 0
+	if err := ScanParquet(path, []string{"id", "ids"}, func(b []TokensRow) error {
+		for _, r := range b {
+			if !reflect.DeepEqual(append([]int32{}, r.IDs...), normEmpty(want)[i]) || r.ID != int64(i%400) {
+				t.Errorf("parquet-go row %d: id %d, %d ids", i, r.ID, len(r.IDs))
+			}
+			i++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	mem := memory.NewGoAllocator()
+	tbl, err := pqarrow.ReadTable(context.Background(), bytes.NewReader(data), parquet.NewReaderProperties(mem), pqarrow.ArrowReadProperties{}, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Release()
+	if tbl.NumRows() != 800 {
+		t.Errorf("arrow-go sees %d rows, want 800", tbl.NumRows())
+	}
+}
+
+// normEmpty gives empty documents the form scanAll returns ([]int32{}).
+func normEmpty(docs [][]int32) [][]int32 {
+	out := make([][]int32, len(docs))
+	for i, d := range docs {
+		out[i] = append([]int32{}, d...)
+	}
+	return out
+}

@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 
 	"github.com/mdlm-go/mdlm/artifact"
@@ -250,11 +249,11 @@ func scanChunks(ctx context.Context, in stage.InputFile, slots chan struct{}, to
 		c, size = &chunk{seq: seq}, 0
 		return nil
 	}
-	err := datasets.ScanParquetAt(in, in.Size(), in.Name(), []string{"id", "text"}, func(rows []datasets.TextRow) error {
-		for _, r := range rows {
-			c.ids = append(c.ids, r.ID)
-			c.texts = append(c.texts, strings.Clone(r.Text)) // the reader reuses its buffers
-			size += len(r.Text)
+	err := datasets.ScanTextAt(in, in.Size(), in.Name(), func(b datasets.TextBatch) error {
+		for i, text := range b.Texts { // the batch's own: no copy needed
+			c.ids = append(c.ids, b.IDs[i])
+			c.texts = append(c.texts, text)
+			size += len(text)
 			if size >= chunkBytes {
 				if err := send(); err != nil {
 					return err

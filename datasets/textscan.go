@@ -1,0 +1,237 @@
+package datasets
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/encoding"
+	"github.com/parquet-go/parquet-go/format"
+)
+
+// TextBatch is a run of consecutive documents of a text/v1 shard: document i
+// has id IDs[i] and text Texts[i]. A batch owns its memory (no later read
+// reuses it), so a caller may keep it or hand it to another goroutine.
+type TextBatch struct {
+	IDs   []int64
+	Texts []string
+}
+
+// ScanTextAt streams the documents of a text/v1 shard (size bytes of r; name
+// in errors) in order, a batch at a time. It reads what ScanParquetAt reads
+// into TextRow, with every text in a batch's own storage.
+//
+// Shards as the download stage writes them (columns id INT64 and text
+// BYTE_ARRAY, both required) are read page by page: a text page's bytes are
+// copied once into one buffer and the batch's strings point into it, where the
+// row reader builds each row by reflection and a string per text, which the
+// caller then has to copy (its buffers are reused). Any other layout (nullable
+// columns, other types, nesting) goes through ScanParquetAt.
+func ScanTextAt(r io.ReaderAt, size int64, name string, fn func(TextBatch) error) (err error) {
+	defer recoverCorrupt(name, &err)
+	pf, err := openParquetAt(r, size, name)
+	if err != nil {
+		return err
+	}
+	idCol, textCol, ok := plainTextColumns(pf.Schema())
+	if !ok {
+		return scanTextRows(pf, name, fn)
+	}
+	for g, rg := range pf.RowGroups() {
+		if err := scanTextGroup(rg, idCol, textCol, fn); err != nil {
+			if ce, ok := errors.AsType[callerError](err); ok {
+				return ce.err
+			}
+			return fmt.Errorf("%s: row group %d: %w", name, g, err)
+		}
+	}
+	return nil
+}
+
+// plainTextColumns finds the leaf indices of id and text when the schema is
+// the download stage's: required, unnested, INT64 without a logical type (or a
+// signed 64-bit one) and BYTE_ARRAY without one (or STRING).
+func plainTextColumns(s *parquet.Schema) (idCol, textCol int, ok bool) {
+	id, okID := s.Lookup("id")
+	text, okText := s.Lookup("text")
+	if !okID || !okText || id.MaxDefinitionLevel != 0 || id.MaxRepetitionLevel != 0 ||
+		text.MaxDefinitionLevel != 0 || text.MaxRepetitionLevel != 0 {
+		return 0, 0, false
+	}
+	it, tt := id.Node.Type(), text.Node.Type()
+	if it.Kind() != parquet.Int64 || tt.Kind() != parquet.ByteArray {
+		return 0, 0, false
+	}
+	if lt := it.LogicalType(); lt != nil && lt.Value != nil {
+		if i, isInt := lt.Value.(*format.IntType); !isInt || i.BitWidth != 64 || !i.IsSigned {
+			return 0, 0, false
+		}
+	}
+	if lt := tt.LogicalType(); lt != nil && lt.Value != nil {
+		if _, isString := lt.Value.(*format.StringType); !isString {
+			return 0, 0, false
+		}
+	}
+	return id.ColumnIndex, text.ColumnIndex, true
+}
+
+// callerError marks an error returned by the caller's function, passed on
+// unwrapped.
+type callerError struct{ err error }
+
+func (e callerError) Error() string { return e.err.Error() }
+func (e callerError) Unwrap() error { return e.err }
+
+// scanTextGroup reads one row group: its ids whole (8 bytes a row), then its
+// text pages, each a batch.
+func scanTextGroup(rg parquet.RowGroup, idCol, textCol int, fn func(TextBatch) error) error {
+	chunks := rg.ColumnChunks()
+	ids, err := readIDs(chunks[idCol])
+	if err != nil {
+		return fmt.Errorf("column id: %w", err)
+	}
+	pages := chunks[textCol].Pages()
+	defer pages.Close()
+	row := 0
+	for {
+		p, err := pages.ReadPage()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("column text: %w", err)
+		}
+		texts, err := pageTexts(p)
+		parquet.Release(p)
+		if err != nil {
+			return fmt.Errorf("column text: %w", err)
+		}
+		if len(texts) > len(ids)-row {
+			return fmt.Errorf("column text has more values than column id (%d)", len(ids))
+		}
+		if len(texts) > 0 {
+			if err := fn(TextBatch{IDs: ids[row : row+len(texts) : row+len(texts)], Texts: texts}); err != nil {
+				return callerError{err}
+			}
+		}
+		row += len(texts)
+	}
+	if row != len(ids) {
+		return fmt.Errorf("column text has %d values, column id %d", row, len(ids))
+	}
+	return nil
+}
+
+// readIDs reads a required INT64 column chunk. The slice grows with the pages
+// actually decoded, not with a count the file claims.
+func readIDs(cc parquet.ColumnChunk) ([]int64, error) {
+	pages := cc.Pages()
+	defer pages.Close()
+	var ids []int64
+	for {
+		p, err := pages.ReadPage()
+		if errors.Is(err, io.EOF) {
+			return ids, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if d := p.Data(); d.Kind() == encoding.Int64 {
+			ids = append(ids, d.Int64()...)
+		} else if ids, err = appendValues(ids, p, parquet.Value.Int64); err != nil {
+			return nil, err
+		}
+		parquet.Release(p)
+	}
+}
+
+// pageTexts copies the texts of one page of a required BYTE_ARRAY column into
+// one buffer and returns strings over it.
+func pageTexts(p parquet.Page) ([]string, error) {
+	d := p.Data()
+	if d.Kind() != encoding.ByteArray { // dictionary-encoded: through values
+		vals, err := appendValues(nil, p, func(v parquet.Value) []byte { return v.ByteArray() })
+		if err != nil {
+			return nil, err
+		}
+		n := 0
+		for _, v := range vals {
+			n += len(v)
+		}
+		var b strings.Builder
+		b.Grow(n)
+		for _, v := range vals {
+			b.Write(v)
+		}
+		return splitString(b.String(), vals, func(v []byte) int { return len(v) }), nil
+	}
+	data, offsets := d.ByteArray()
+	if len(offsets) < 2 {
+		return nil, nil
+	}
+	lo, hi := offsets[0], offsets[len(offsets)-1]
+	own := string(data[lo:hi])
+	texts := make([]string, len(offsets)-1)
+	for i := range texts {
+		texts[i] = own[offsets[i]-lo : offsets[i+1]-lo]
+	}
+	return texts, nil
+}
+
+// splitString cuts s into consecutive strings of the lengths of items.
+func splitString[T any](s string, items []T, length func(T) int) []string {
+	out := make([]string, len(items))
+	at := 0
+	for i, it := range items {
+		n := length(it)
+		out[i] = s[at : at+n]
+		at += n
+	}
+	return out
+}
+
+// appendValues appends f of each value of page p to dst (values read in
+// batches, so a page's claimed count is not trusted for an allocation).
+func appendValues[T any](dst []T, p parquet.Page, f func(parquet.Value) T) ([]T, error) {
+	r := p.Values()
+	buf := make([]parquet.Value, 1024)
+	for {
+		n, err := r.ReadValues(buf)
+		for _, v := range buf[:n] {
+			dst = append(dst, f(v))
+		}
+		if errors.Is(err, io.EOF) {
+			return dst, nil
+		}
+		if err != nil {
+			return dst, err
+		}
+		if n == 0 {
+			return dst, io.ErrNoProgress
+		}
+	}
+}
+
+// scanTextRows is the general path: parquet-go's row reader into TextRow,
+// each text copied (the reader reuses its buffers) into one string per batch.
+func scanTextRows(pf *parquet.File, name string, fn func(TextBatch) error) error {
+	if err := requireColumns(pf, name, []string{"id", "text"}); err != nil {
+		return err
+	}
+	return scanRows(pf, name, func(rows []TextRow) error {
+		n := 0
+		for _, r := range rows {
+			n += len(r.Text)
+		}
+		var b strings.Builder
+		b.Grow(n)
+		ids := make([]int64, len(rows))
+		for i, r := range rows {
+			ids[i] = r.ID
+			b.WriteString(r.Text)
+		}
+		return fn(TextBatch{IDs: ids, Texts: splitString(b.String(), rows, func(r TextRow) int { return len(r.Text) })})
+	})
+}

@@ -1,0 +1,270 @@
+package datasets
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress/snappy"
+)
+
+// textDocs are documents with empty texts, a NUL, invalid UTF-8 and texts of
+// long words repeated (longer than a page at 5,000), so a shard has several
+// row groups and pages.
+func textDocs(n, long int) []TextRow {
+	rows := make([]TextRow, n)
+	for i := range rows {
+		var text string
+		switch i % 7 {
+		case 0:
+			text = ""
+		case 1:
+			text = "a\x00b\xff"
+		case 2:
+			text = strings.Repeat(fmt.Sprintf("word%d ", i), long)
+		default:
+			text = fmt.Sprintf("document %d: the quick brown fox", i)
+		}
+		rows[i] = TextRow{ID: int64(i*3 - 7), Text: text}
+	}
+	return rows
+}
+
+// writeRows writes rows of any struct type as one Parquet file with row
+// groups of rowGroup rows and pages of about 16 KB.
+func writeRows[T any](t testing.TB, rows []T, rowGroup int64) []byte {
+	return writePaged(t, rows, rowGroup, 16<<10)
+}
+
+func writePaged[T any](t testing.TB, rows []T, rowGroup int64, pageBytes int) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	w := parquet.NewGenericWriter[T](&b, parquet.Compression(&snappy.Codec{}), parquet.MaxRowsPerRowGroup(rowGroup), parquet.PageBufferSize(pageBytes))
+	if _, err := w.Write(rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// scanTextAll reads data with ScanTextAt, keeping every batch until the end
+// (a batch must not change after its call).
+func scanTextAll(data []byte) ([]TextRow, error) {
+	var batches []TextBatch
+	err := ScanTextAt(bytes.NewReader(data), int64(len(data)), "s.parquet", func(b TextBatch) error {
+		if len(b.IDs) != len(b.Texts) {
+			return fmt.Errorf("batch of %d ids and %d texts", len(b.IDs), len(b.Texts))
+		}
+		batches = append(batches, b)
+		return nil
+	})
+	var rows []TextRow
+	for _, b := range batches {
+		for i := range b.IDs {
+			rows = append(rows, TextRow{ID: b.IDs[i], Text: b.Texts[i]})
+		}
+	}
+	return rows, err
+}
+
+// scanRowsAll reads data with the row reader, the reference for ScanTextAt.
+func scanRowsAll(data []byte) ([]TextRow, error) {
+	var rows []TextRow
+	err := ScanParquetAt(bytes.NewReader(data), int64(len(data)), "s.parquet", []string{"id", "text"}, func(b []TextRow) error {
+		for _, r := range b {
+			rows = append(rows, TextRow{ID: r.ID, Text: strings.Clone(r.Text)})
+		}
+		return nil
+	})
+	return rows, err
+}
+
+type textRowOptional struct {
+	ID   *int64  `parquet:"id,optional"`
+	Text *string `parquet:"text,optional"`
+}
+
+type textRowDict struct {
+	ID   int64  `parquet:"id"`
+	Text string `parquet:"text,dict"`
+}
+
+type textRowDelta struct {
+	ID   int64  `parquet:"id,delta"`
+	Text string `parquet:"text,delta"`
+}
+
+type textRowInt32 struct {
+	ID   int32  `parquet:"id"`
+	Text string `parquet:"text"`
+}
+
+type textRowExtra struct {
+	Source string `parquet:"source"`
+	Text   string `parquet:"text"`
+	ID     int64  `parquet:"id"`
+}
+
+// ScanTextAt reads what the row reader reads, through the page path (the
+// download stage's layout, dictionary and delta encodings, extra columns) and
+// through the row path (nullable columns, an int32 id).
+func TestScanTextAt(t *testing.T) {
+	docs := textDocs(300, 5000)
+	optional := make([]textRowOptional, len(docs))
+	dict := make([]textRowDict, len(docs))
+	delta := make([]textRowDelta, len(docs))
+	narrow := make([]textRowInt32, len(docs))
+	extra := make([]textRowExtra, len(docs))
+	for i, d := range docs {
+		if i%5 != 3 {
+			optional[i] = textRowOptional{ID: &d.ID, Text: &d.Text}
+		}
+		dict[i] = textRowDict{ID: d.ID, Text: fmt.Sprint("doc ", i%4)}
+		delta[i] = textRowDelta(d)
+		narrow[i] = textRowInt32{ID: int32(d.ID), Text: d.Text}
+		extra[i] = textRowExtra{Source: "s", Text: d.Text, ID: d.ID}
+	}
+	tests := []struct {
+		name  string
+		data  []byte
+		pages bool // the page path reads it
+	}{
+		{"download layout", writeRows(t, docs, 64), true},
+		{"one row group", writeRows(t, docs, 1<<20), true},
+		{"no rows", writeRows(t, []TextRow{}, 64), true},
+		{"dictionary", writeRows(t, dict, 100), true},
+		{"delta", writeRows(t, delta, 100), true},
+		{"extra column", writeRows(t, extra, 100), true},
+		{"nullable", writeRows(t, optional, 100), false},
+		{"int32 id", writeRows(t, narrow, 100), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pf, err := parquet.OpenFile(bytes.NewReader(tc.data), int64(len(tc.data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, ok := plainTextColumns(pf.Schema()); ok != tc.pages {
+				t.Errorf("page path %v, want %v", ok, tc.pages)
+			}
+			want, err := scanRowsAll(tc.data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := scanTextAll(tc.data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%d rows differ from the row reader's %d", len(got), len(want))
+			}
+		})
+	}
+}
+
+func TestScanTextAtErrors(t *testing.T) {
+	type onlyText struct {
+		Text string `parquet:"text"`
+	}
+	good := writeRows(t, textDocs(50, 5000), 20)
+	stop := errors.New("stop")
+	tests := []struct {
+		name string
+		data []byte
+		fn   func(TextBatch) error
+		want string
+	}{
+		{"missing column", writeRows(t, []onlyText{{"a"}}, 10), nil, `s.parquet: missing column "id"`},
+		{"not Parquet", []byte("PAR1 not really PAR1"), nil, "s.parquet: not a readable Parquet file"},
+		{"truncated", good[:len(good)-20], nil, "s.parquet:"},
+		{"caller's error", good, func(TextBatch) error { return stop }, "stop"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fn := tc.fn
+			if fn == nil {
+				fn = func(TextBatch) error { return nil }
+			}
+			err := ScanTextAt(bytes.NewReader(tc.data), int64(len(tc.data)), "s.parquet", fn)
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q...", err, tc.want)
+			}
+			if tc.fn != nil && err != stop {
+				t.Errorf("the caller's error came back as %v, not itself", err)
+			}
+		})
+	}
+}
+
+// FuzzScanText: on any bytes, ScanTextAt reads exactly what the row reader
+// reads, or both refuse; never a panic.
+func FuzzScanText(f *testing.F) {
+	seeds := [][]byte{
+		writePaged(f, textDocs(30, 40), 8, 512), // several pages a row group
+		writeRows(f, []textRowDict{{1, "a"}, {2, "b"}, {3, "a"}}, 2),
+		writeRows(f, []textRowDelta{{1, "ab"}, {5, ""}}, 2),
+		writeRows(f, []textRowOptional{{}, {Text: new(string)}}, 2),
+	}
+	for _, s := range seeds {
+		f.Add(s)
+		f.Add(s[:len(s)*2/3])
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		want, wantErr := scanRowsAll(data)
+		got, err := scanTextAll(data)
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("ScanTextAt: %v; the row reader: %v", err, wantErr)
+		}
+		if err == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("ScanTextAt read %d rows, the row reader %d, and they differ", len(got), len(want))
+		}
+		if err != nil && !strings.HasPrefix(err.Error(), "s.parquet") {
+			t.Fatalf("error %v does not name the file", err)
+		}
+	})
+}
+
+// A footer length the file cannot hold is refused before parquet-go
+// allocates a buffer of that length (up to 4 GiB), at every entry point that
+// opens Parquet with parquet-go.
+func TestParquetFooterClaimRefused(t *testing.T) {
+	good := writeRows(t, textDocs(5, 10), 8)
+	bad := append([]byte(nil), good...)
+	binary.LittleEndian.PutUint32(bad[len(bad)-8:], 0xFFFFFFF0)
+	path := filepath.Join(t.TempDir(), "bad.parquet")
+	if err := os.WriteFile(path, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	entries := map[string]func() error{
+		"ScanTextAt": func() error {
+			return ScanTextAt(bytes.NewReader(bad), int64(len(bad)), path, func(TextBatch) error { return nil })
+		},
+		"ScanParquet": func() error {
+			return ScanParquet(path, []string{"text"}, func([]TextRow) error { return nil })
+		},
+		"ReadDocs":  func() error { return ReadDocs(path, "text", ByLine, func(string) error { return nil }) },
+		"CountDocs": func() error { _, err := CountDocs(path, "text", ByLine); return err },
+	}
+	for name, open := range entries {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		err := open()
+		runtime.ReadMemStats(&after)
+		if err == nil || !strings.Contains(err.Error(), "footer claimed") || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: err = %v", name, err)
+		}
+		if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+			t.Errorf("%s: allocated %d bytes for a %d-byte file", name, n, len(bad))
+		}
+	}
+}
