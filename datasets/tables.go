@@ -157,10 +157,15 @@ func openParquetAt(r io.ReaderAt, size int64, name string) (*parquet.File, error
 	if n := int64(binary.LittleEndian.Uint32(tail[:4])); n > size-2*magic-4 {
 		return nil, fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): a %d-byte footer claimed in a %d-byte file", name, n, size)
 	}
-	pf, err := parquet.OpenFile(r, size)
+	// Every reader here scans in order: the page index (for seeking) and the
+	// bloom filters are not read, so their damage cannot matter. Pages are
+	// read through a pageGuard.
+	g := &pageGuard{r: r}
+	pf, err := parquet.OpenFile(g, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		return nil, fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): %w", name, err)
 	}
+	g.guard(pf.Metadata(), size)
 	return pf, nil
 }
 

@@ -109,7 +109,7 @@ func scanTextGroup(rg parquet.RowGroup, idCol, textCol int, fn func(TextBatch) e
 			return fmt.Errorf("column text: %w", err)
 		}
 		if len(texts) > len(ids)-row {
-			return fmt.Errorf("column text has more values than column id (%d)", len(ids))
+			return fmt.Errorf("%w: column text has more values than column id (%d)", errRowCount, len(ids))
 		}
 		if len(texts) > 0 {
 			if err := fn(TextBatch{IDs: ids[row : row+len(texts) : row+len(texts)], Texts: texts}); err != nil {
@@ -118,11 +118,14 @@ func scanTextGroup(rg parquet.RowGroup, idCol, textCol int, fn func(TextBatch) e
 		}
 		row += len(texts)
 	}
-	if row != len(ids) {
-		return fmt.Errorf("column text has %d values, column id %d", row, len(ids))
+	if row != len(ids) || int64(row) != rg.NumRows() {
+		return fmt.Errorf("%w: column text has %d values, column id %d, the row group %d rows", errRowCount, row, len(ids), rg.NumRows())
 	}
 	return nil
 }
+
+// errRowCount: a row group whose columns do not hold one value per row.
+var errRowCount = errors.New("the columns disagree on the number of rows")
 
 // readIDs reads a required INT64 column chunk. The slice grows with the pages
 // actually decoded, not with a count the file claims.

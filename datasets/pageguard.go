@@ -1,0 +1,153 @@
+package datasets
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+
+	"github.com/parquet-go/parquet-go/encoding/thrift"
+	"github.com/parquet-go/parquet-go/format"
+)
+
+// maxPageBytes bounds a page's uncompressed size, as arrow-go's reader
+// bounds it by default (256 MiB): parquet-go allocates what a header claims
+// before it decompresses.
+const maxPageBytes = 256 << 20
+
+// errPageClaim: a page header claims more bytes than its column chunk holds, or
+// more than maxPageBytes uncompressed.
+var errPageClaim = errors.New("a page header claims more than the file can hold")
+
+// pageGuard is the io.ReaderAt parquet-go reads a file through. parquet-go
+// allocates a page's compressed size, as its header claims, before it reads
+// the page, and its uncompressed size before it decompresses it: up to 2 GiB
+// each for a damaged or hostile header. The guard parses each page header of
+// every column chunk as parquet-go's reads reach it (they run in order
+// through each chunk) and fails the read that would hand parquet-go a header
+// whose page overruns its chunk or decompresses to more than maxPageBytes.
+type pageGuard struct {
+	r io.ReaderAt
+
+	mu     sync.Mutex
+	chunks []guardedChunk // by start
+	reach  []int64        // reach[i]: the largest end of chunks[:i+1]
+}
+
+// guardedChunk is one column chunk's byte range and the offset of the next
+// page header not yet checked.
+type guardedChunk struct{ start, end, next int64 }
+
+// guard starts checking the column chunks of md (parquet-go opened the file
+// through g). A chunk starts where parquet-go starts reading it: at its
+// dictionary page when it has one, else at its first data page.
+func (g *pageGuard) guard(md *format.FileMetaData, size int64) {
+	var chunks []guardedChunk
+	for _, rg := range md.RowGroups {
+		for _, c := range rg.Columns {
+			start := c.MetaData.DataPageOffset
+			if c.MetaData.DictionaryPageOffset != 0 {
+				start = c.MetaData.DictionaryPageOffset
+			}
+			end := start + c.MetaData.TotalCompressedSize
+			if start < 0 || c.MetaData.TotalCompressedSize < 0 || end > size || end < start {
+				continue // parquet-go cannot read past the file: nothing to guard
+			}
+			chunks = append(chunks, guardedChunk{start: start, end: end, next: start})
+		}
+	}
+	sort.Slice(chunks, func(i, j int) bool { return chunks[i].start < chunks[j].start })
+	reach := make([]int64, len(chunks))
+	for i, c := range chunks {
+		reach[i] = c.end
+		if i > 0 {
+			reach[i] = max(c.end, reach[i-1])
+		}
+	}
+	g.mu.Lock()
+	g.chunks, g.reach = chunks, reach
+	g.mu.Unlock()
+}
+
+func (g *pageGuard) ReadAt(p []byte, off int64) (int, error) {
+	n, err := g.r.ReadAt(p, off)
+	if n > 0 {
+		if cerr := g.check(off, off+int64(n)); cerr != nil {
+			return 0, cerr
+		}
+	}
+	return n, err
+}
+
+// check parses the page headers that start in [lo, hi), chunk by chunk: the
+// chunks from the first that reaches past lo (a binary search, so a file of
+// many chunks costs a few steps a read) to the last that starts before hi.
+func (g *pageGuard) check(lo, hi int64) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	first := sort.Search(len(g.reach), func(i int) bool { return g.reach[i] > lo })
+	for i := first; i < len(g.chunks); i++ {
+		c := &g.chunks[i]
+		if c.start >= hi {
+			break
+		}
+		if c.end <= lo {
+			continue
+		}
+		if lo == c.start {
+			c.next = c.start // the chunk read again from its beginning
+		}
+		for c.next >= lo && c.next < hi && c.next < c.end {
+			next, err := g.checkPage(c.next, c.end)
+			if err != nil {
+				return err
+			}
+			c.next = next
+		}
+	}
+	return nil
+}
+
+// checkPage parses the page header at off (its chunk ends at end) and returns
+// where the next one starts.
+func (g *pageGuard) checkPage(off, end int64) (int64, error) {
+	var h format.PageHeader
+	n, err := decodeHeader(g.r, off, end, &h)
+	if err != nil {
+		return 0, fmt.Errorf("page header at byte %d: %w", off, err)
+	}
+	left := end - off - n
+	switch {
+	case int64(h.CompressedPageSize) > left:
+		return 0, fmt.Errorf("%w: the page at byte %d claims %d bytes, its column chunk has %d left", errPageClaim, off, h.CompressedPageSize, left)
+	case h.UncompressedPageSize > maxPageBytes:
+		return 0, fmt.Errorf("%w: the page at byte %d claims %d bytes uncompressed (at most %d)", errPageClaim, off, h.UncompressedPageSize, maxPageBytes)
+	case h.CompressedPageSize < 0 || h.UncompressedPageSize < 0:
+		return 0, fmt.Errorf("page header at byte %d: negative page size", off)
+	}
+	return off + n + int64(h.CompressedPageSize), nil
+}
+
+// decodeHeader decodes the Thrift page header at off into h and returns its
+// length. A header holds statistics of any size, so it is read in growing
+// windows up to the end of its chunk.
+func decodeHeader(r io.ReaderAt, off, end int64, h *format.PageHeader) (int64, error) {
+	var protocol thrift.CompactProtocol
+	for window := int64(1 << 10); ; window *= 4 {
+		w := min(window, end-off)
+		buf := make([]byte, w)
+		if _, err := r.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
+			return 0, err
+		}
+		*h = format.PageHeader{}
+		pr := protocol.NewReaderFromBytes(buf)
+		err := thrift.NewDecoder(pr).Decode(h)
+		if err == nil {
+			return int64(pr.BytesRead()), nil
+		}
+		if w == end-off {
+			return 0, err
+		}
+	}
+}

@@ -1,0 +1,91 @@
+package datasets
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/encoding/thrift"
+	"github.com/parquet-go/parquet-go/format"
+)
+
+// withPageHeader returns data with the first page header of column col's
+// first chunk changed by edit (re-encoded in place; later offsets may shift,
+// which no reader gets to).
+func withPageHeader(t *testing.T, data []byte, col int, edit func(*format.PageHeader)) []byte {
+	t.Helper()
+	pf, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := pf.Metadata().RowGroups[0].Columns[col].MetaData
+	start := md.DataPageOffset
+	if md.DictionaryPageOffset != 0 {
+		start = md.DictionaryPageOffset
+	}
+	var h format.PageHeader
+	n, err := decodeHeader(bytes.NewReader(data), start, int64(len(data)), &h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit(&h)
+	b, err := thrift.Marshal(new(thrift.CompactProtocol), &h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := append([]byte(nil), data[:start]...)
+	out = append(out, b...)
+	return append(out, data[start+n:]...)
+}
+
+// A page header claiming more bytes than its column chunk holds, or more than
+// maxPageBytes uncompressed, is refused before parquet-go allocates the claim,
+// through every reader that opens Parquet with parquet-go.
+func TestPageGuard(t *testing.T) {
+	good := writeRows(t, textDocs(20, 10), 100)
+	tests := []struct {
+		name string
+		edit func(*format.PageHeader)
+	}{
+		{"compressed size", func(h *format.PageHeader) { h.CompressedPageSize = 1<<31 - 1 }},
+		{"uncompressed size", func(h *format.PageHeader) { h.UncompressedPageSize = 1<<31 - 1 }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := withPageHeader(t, good, 1, tc.edit) // the text column
+			path := filepath.Join(t.TempDir(), "bad.parquet")
+			if err := os.WriteFile(path, bad, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			readers := map[string]func() error{
+				"ScanTextAt": func() error {
+					return ScanTextAt(bytes.NewReader(bad), int64(len(bad)), path, func(TextBatch) error { return nil })
+				},
+				"ScanParquet": func() error {
+					return ScanParquet(path, []string{"text"}, func([]TextRow) error { return nil })
+				},
+				"ReadDocs": func() error { return ReadDocs(path, "text", ByLine, func(string) error { return nil }) },
+			}
+			for name, read := range readers {
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				err := read()
+				runtime.ReadMemStats(&after)
+				if !errors.Is(err, errPageClaim) {
+					t.Errorf("%s: err = %v, want a refused page claim", name, err)
+				}
+				if n := after.TotalAlloc - before.TotalAlloc; n > 4<<20 {
+					t.Errorf("%s: allocated %d bytes for a %d-byte file", name, n, len(bad))
+				}
+			}
+		})
+	}
+	// The intact file reads through the guard.
+	if rows, err := scanTextAll(good); err != nil || len(rows) != 20 {
+		t.Errorf("intact file: %d rows, %v", len(rows), err)
+	}
+}
