@@ -50,9 +50,12 @@ func (g *pageGuard) guard(md *format.FileMetaData, size int64) {
 			if c.MetaData.DictionaryPageOffset != 0 {
 				start = c.MetaData.DictionaryPageOffset
 			}
-			end := start + c.MetaData.TotalCompressedSize
-			if start < 0 || c.MetaData.TotalCompressedSize < 0 || end > size || end < start {
-				continue // parquet-go cannot read past the file: nothing to guard
+			if start < 0 || start >= size {
+				continue // parquet-go reads nothing there
+			}
+			end := size // a chunk claimed past the file ends with it
+			if n := c.MetaData.TotalCompressedSize; n >= 0 && n <= size-start {
+				end = start + n
 			}
 			chunks = append(chunks, guardedChunk{start: start, end: end, next: start})
 		}

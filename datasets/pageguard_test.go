@@ -89,3 +89,33 @@ func TestPageGuard(t *testing.T) {
 		t.Errorf("intact file: %d rows, %v", len(rows), err)
 	}
 }
+
+// A column chunk whose claimed length runs past the file is guarded up to
+// the file's end, not skipped.
+func TestPageGuardChunkPastFile(t *testing.T) {
+	good := writeRows(t, textDocs(20, 10), 100)
+	pf, err := parquet.OpenFile(bytes.NewReader(good), int64(len(good)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := *pf.Metadata()
+	md.RowGroups = append([]format.RowGroup(nil), md.RowGroups...)
+	md.RowGroups[0].Columns = append([]format.ColumnChunk(nil), md.RowGroups[0].Columns...)
+	md.RowGroups[0].Columns[1].MetaData.TotalCompressedSize = 1 << 40
+	g := &pageGuard{r: bytes.NewReader(good)}
+	g.guard(&md, int64(len(good)))
+	text := md.RowGroups[0].Columns[1].MetaData
+	start := text.DataPageOffset
+	if text.DictionaryPageOffset != 0 {
+		start = text.DictionaryPageOffset
+	}
+	var c *guardedChunk
+	for i := range g.chunks {
+		if g.chunks[i].start == start {
+			c = &g.chunks[i]
+		}
+	}
+	if c == nil || c.end != int64(len(good)) {
+		t.Fatalf("chunk at %d: %+v, want it guarded to the file's end %d", start, c, len(good))
+	}
+}

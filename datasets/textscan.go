@@ -28,7 +28,7 @@ type TextBatch struct {
 // copied once into one buffer and the batch's strings point into it, where the
 // row reader builds each row by reflection and a string per text, which the
 // caller then has to copy (its buffers are reused). Any other layout (nullable
-// columns, other types, nesting) goes through ScanParquetAt.
+// columns, other types, nesting) goes through that row reader.
 func ScanTextAt(r io.ReaderAt, size int64, name string, fn func(TextBatch) error) (err error) {
 	defer recoverCorrupt(name, &err)
 	pf, err := openParquetAt(r, size, name)
@@ -143,10 +143,13 @@ func readIDs(cc parquet.ColumnChunk) ([]int64, error) {
 		}
 		if d := p.Data(); d.Kind() == encoding.Int64 {
 			ids = append(ids, d.Int64()...)
-		} else if ids, err = appendValues(ids, p, parquet.Value.Int64); err != nil {
-			return nil, err
+		} else {
+			ids, err = appendValues(ids, p, parquet.Value.Int64)
 		}
 		parquet.Release(p)
+		if err != nil {
+			return nil, err
+		}
 	}
 }
 
