@@ -2,7 +2,6 @@ package datasets
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -25,13 +24,7 @@ func TestParquetInteropWithArrowGo(t *testing.T) {
 		t.Fatal(err)
 	}
 	// parquet-go -> arrow-go
-	data, _ := os.ReadFile(ours)
-	mem := memory.NewGoAllocator()
-	tbl, err := pqarrow.ReadTable(context.Background(), bytes.NewReader(data), parquet.NewReaderProperties(mem), pqarrow.ArrowReadProperties{}, mem)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tbl.Release()
+	tbl := arrowTable(t, ours)
 	if tbl.NumRows() != 3 {
 		t.Fatalf("arrow-go read %d rows", tbl.NumRows())
 	}
@@ -48,7 +41,7 @@ func TestParquetInteropWithArrowGo(t *testing.T) {
 
 	// arrow-go -> parquet-go
 	schema := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64}, {Name: "text", Type: arrow.BinaryTypes.String}}, nil)
-	b := array.NewRecordBuilder(mem, schema)
+	b := array.NewRecordBuilder(memory.NewGoAllocator(), schema)
 	b.Field(0).(*array.Int64Builder).AppendValues([]int64{10, 11}, nil)
 	b.Field(1).(*array.StringBuilder).AppendValues([]string{"hello", "wörld"}, nil)
 	rec := b.NewRecordBatch()
@@ -65,6 +58,9 @@ func TestParquetInteropWithArrowGo(t *testing.T) {
 	}
 	if !reflect.DeepEqual(texts, []TextRow{{10, "hello"}, {11, "wörld"}}) {
 		t.Errorf("parquet-go read %v", texts)
+	}
+	if got, err := scanTextAll(buf.Bytes()); err != nil || !reflect.DeepEqual(got, texts) { // nullable columns: the row path
+		t.Errorf("ScanTextAt read %v, %v", got, err)
 	}
 	var docs []string
 	if err := ReadDocs(theirs, "text", ByLine, func(s string) error { docs = append(docs, s); return nil }); err != nil || !reflect.DeepEqual(docs, []string{"hello", "wörld"}) {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/parquet-go/parquet-go"
@@ -57,31 +58,9 @@ func TestPageGuard(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			bad := withPageHeader(t, good, 1, tc.edit) // the text column
-			path := filepath.Join(t.TempDir(), "bad.parquet")
-			if err := os.WriteFile(path, bad, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			readers := map[string]func() error{
-				"ScanTextAt": func() error {
-					return ScanTextAt(bytes.NewReader(bad), int64(len(bad)), path, func(TextBatch) error { return nil })
-				},
-				"ScanParquet": func() error {
-					return ScanParquet(path, []string{"text"}, func([]TextRow) error { return nil })
-				},
-				"ReadDocs": func() error { return ReadDocs(path, "text", ByLine, func(string) error { return nil }) },
-			}
-			for name, read := range readers {
-				var before, after runtime.MemStats
-				runtime.ReadMemStats(&before)
-				err := read()
-				runtime.ReadMemStats(&after)
-				if !errors.Is(err, errPageClaim) {
-					t.Errorf("%s: err = %v, want a refused page claim", name, err)
-				}
-				if n := after.TotalAlloc - before.TotalAlloc; n > 4<<20 {
-					t.Errorf("%s: allocated %d bytes for a %d-byte file", name, n, len(bad))
-				}
-			}
+			refusedCheaply(t, bad, []string{"ScanTextAt", "ScanParquet", "ReadDocs"}, func(err error) bool {
+				return errors.Is(err, errPageClaim)
+			})
 		})
 	}
 	// The intact file reads through the guard.
@@ -117,5 +96,39 @@ func TestPageGuardChunkPastFile(t *testing.T) {
 	}
 	if c == nil || c.end != int64(len(good)) {
 		t.Fatalf("chunk at %d: %+v, want it guarded to the file's end %d", start, c, len(good))
+	}
+}
+
+// refusedCheaply writes bad to a file and reads it with each named reader
+// (ScanTextAt, ScanParquet, ReadDocs, CountDocs): each must refuse it with an
+// error that refused accepts and names the file, having allocated at most 4
+// MB (the claims under test are GBs).
+func refusedCheaply(t *testing.T, bad []byte, names []string, refused func(error) bool) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "bad.parquet")
+	if err := os.WriteFile(path, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	readers := map[string]func() error{
+		"ScanTextAt": func() error {
+			return ScanTextAt(bytes.NewReader(bad), int64(len(bad)), path, func(TextBatch) error { return nil })
+		},
+		"ScanParquet": func() error {
+			return ScanParquet(path, []string{"text"}, func([]TextRow) error { return nil })
+		},
+		"ReadDocs":  func() error { return ReadDocs(path, "text", ByLine, func(string) error { return nil }) },
+		"CountDocs": func() error { _, err := CountDocs(path, "text", ByLine); return err },
+	}
+	for _, name := range names {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		err := readers[name]()
+		runtime.ReadMemStats(&after)
+		if err == nil || !refused(err) || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: err = %v", name, err)
+		}
+		if n := after.TotalAlloc - before.TotalAlloc; n > 4<<20 {
+			t.Errorf("%s: allocated %d bytes for a %d-byte file", name, n, len(bad))
+		}
 	}
 }

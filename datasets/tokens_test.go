@@ -63,13 +63,7 @@ func TestTokensTableRoundTrip(t *testing.T) {
 			t.Errorf("parquet-go row %d = %+v", i, r)
 		}
 	}
-	data, _ := os.ReadFile(path)
-	mem := memory.NewGoAllocator()
-	tbl, err := pqarrow.ReadTable(context.Background(), bytes.NewReader(data), parquet.NewReaderProperties(mem), pqarrow.ArrowReadProperties{}, mem)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tbl.Release()
+	tbl := arrowTable(t, path)
 	if tbl.NumRows() != 6 || tbl.Schema().Field(1).Type.ID() != arrow.LIST {
 		t.Errorf("arrow-go sees %d rows, schema %s", tbl.NumRows(), tbl.Schema())
 	}
@@ -284,13 +278,7 @@ func TestTokensTableManyPages(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	data, _ := os.ReadFile(path)
-	mem := memory.NewGoAllocator()
-	tbl, err := pqarrow.ReadTable(context.Background(), bytes.NewReader(data), parquet.NewReaderProperties(mem), pqarrow.ArrowReadProperties{}, mem)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tbl.Release()
+	tbl := arrowTable(t, path)
 	if tbl.NumRows() != 800 {
 		t.Errorf("arrow-go sees %d rows, want 800", tbl.NumRows())
 	}
@@ -303,4 +291,21 @@ func normEmpty(docs [][]int32) [][]int32 {
 		out[i] = append([]int32{}, d...)
 	}
 	return out
+}
+
+// arrowTable reads the Parquet file at path with arrow-go's generic reader
+// (pqarrow); the table is released when the test ends.
+func arrowTable(t *testing.T, path string) arrow.Table {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := memory.NewGoAllocator()
+	tbl, err := pqarrow.ReadTable(context.Background(), bytes.NewReader(data), parquet.NewReaderProperties(mem), pqarrow.ArrowReadProperties{}, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tbl.Release)
+	return tbl
 }
