@@ -16,17 +16,24 @@ import (
 // before it decompresses.
 const maxPageBytes = 256 << 20
 
-// errPageClaim: a page header claims more bytes than its column chunk holds, or
-// more than maxPageBytes uncompressed.
+// maxPageValues bounds the values (and rows) a page header may claim:
+// parquet-go allocates per claimed value (offsets for byte arrays, decoded
+// values for other encodings) before decoding. Writers cut pages at about a
+// megabyte; 2^25 values is a page of a million rows many times over.
+const maxPageValues = 1 << 25
+
+// errPageClaim: a page header claims more bytes than its column chunk holds,
+// more than maxPageBytes uncompressed, or more than maxPageValues values.
 var errPageClaim = errors.New("a page header claims more than the file can hold")
 
 // pageGuard is the io.ReaderAt parquet-go reads a file through. parquet-go
 // allocates a page's compressed size, as its header claims, before it reads
-// the page, and its uncompressed size before it decompresses it: up to 2 GiB
-// each for a damaged or hostile header. The guard parses each page header of
-// every column chunk as parquet-go's reads reach it (they run in order
-// through each chunk) and fails the read that would hand parquet-go a header
-// whose page overruns its chunk or decompresses to more than maxPageBytes.
+// the page, its uncompressed size before it decompresses it, and per claimed
+// value before it decodes it: gigabytes for a damaged or hostile header. The
+// guard parses each page header of every column chunk as parquet-go's reads
+// reach it (they run in order through each chunk) and fails the read that
+// would hand parquet-go a header whose page overruns its chunk, decompresses
+// to more than maxPageBytes or holds more than maxPageValues values.
 type pageGuard struct {
 	r io.ReaderAt
 
@@ -128,8 +135,25 @@ func (g *pageGuard) checkPage(off, end int64) (int64, error) {
 		return 0, fmt.Errorf("%w: the page at byte %d claims %d bytes uncompressed (at most %d)", errPageClaim, off, h.UncompressedPageSize, maxPageBytes)
 	case h.CompressedPageSize < 0 || h.UncompressedPageSize < 0:
 		return 0, fmt.Errorf("page header at byte %d: negative page size", off)
+	case claimedValues(&h) > maxPageValues:
+		return 0, fmt.Errorf("%w: the page at byte %d claims %d values (at most %d)", errPageClaim, off, claimedValues(&h), maxPageValues)
 	}
 	return off + n + int64(h.CompressedPageSize), nil
+}
+
+// claimedValues is the largest count of values or rows in a page header.
+func claimedValues(h *format.PageHeader) int64 {
+	var n int32
+	if h.DataPageHeader.Valid {
+		n = max(n, h.DataPageHeader.V.NumValues)
+	}
+	if h.DataPageHeaderV2.Valid {
+		n = max(n, h.DataPageHeaderV2.V.NumValues, h.DataPageHeaderV2.V.NumRows)
+	}
+	if h.DictionaryPageHeader.Valid {
+		n = max(n, h.DictionaryPageHeader.V.NumValues)
+	}
+	return int64(n)
 }
 
 // decodeHeader decodes the Thrift page header at off into h and returns its

@@ -16,8 +16,9 @@ import (
 
 // withPageHeader returns data with the first page header of column col's
 // first chunk changed by edit (re-encoded in place; later offsets may shift,
-// which no reader gets to).
-func withPageHeader(t *testing.T, data []byte, col int, edit func(*format.PageHeader)) []byte {
+// which no reader gets to). With keepEnd, a header that grew shrinks its page
+// by as much, so the page still fits its chunk.
+func withPageHeader(t *testing.T, data []byte, col int, keepEnd bool, edit func(*format.PageHeader)) []byte {
 	t.Helper()
 	pf, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
@@ -38,6 +39,14 @@ func withPageHeader(t *testing.T, data []byte, col int, edit func(*format.PageHe
 	if err != nil {
 		t.Fatal(err)
 	}
+	if grown := int32(len(b)) - int32(n); keepEnd && grown > 0 {
+		// The header grew into its page: the page shrinks so it still ends
+		// where it did (its last bytes are lost).
+		h.CompressedPageSize -= grown
+		if b, err = thrift.Marshal(new(thrift.CompactProtocol), &h); err != nil || int64(len(b)) != n+int64(grown) {
+			t.Fatalf("re-encoded header: %d bytes, %v", len(b), err)
+		}
+	}
 	out := append([]byte(nil), data[:start]...)
 	out = append(out, b...)
 	return append(out, data[start+n:]...)
@@ -57,7 +66,7 @@ func TestPageGuard(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			bad := withPageHeader(t, good, 1, tc.edit) // the text column
+			bad := withPageHeader(t, good, 1, false, tc.edit) // the text column
 			refusedCheaply(t, bad, []string{"ScanTextAt", "ScanParquet", "ReadDocs"}, func(err error) bool {
 				return errors.Is(err, errPageClaim)
 			})
@@ -131,4 +140,28 @@ func refusedCheaply(t *testing.T, bad []byte, names []string, refused func(error
 			t.Errorf("%s: allocated %d bytes for a %d-byte file", name, n, len(bad))
 		}
 	}
+}
+
+// A page claiming more values than maxPageValues is refused before
+// parquet-go sizes buffers by that count (its decodeDataPage takes an offset a
+// value for byte arrays).
+func TestPageGuardValues(t *testing.T) {
+	var b bytes.Buffer
+	w := parquet.NewGenericWriter[TextRow](&b, parquet.Compression(&parquet.Uncompressed))
+	if _, err := w.Write(textDocs(6, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	bad := withPageHeader(t, b.Bytes(), 1, true, func(h *format.PageHeader) {
+		if !h.DataPageHeaderV2.Valid {
+			t.Fatalf("first text page is %v, not a data page v2", h.Type)
+		}
+		h.DataPageHeaderV2.V.NumValues = 1<<31 - 1
+		h.CRC = 0 // no checksum to stop parquet-go before it decodes
+	})
+	refusedCheaply(t, bad, []string{"ScanTextAt", "ScanParquet", "ReadDocs"}, func(err error) bool {
+		return errors.Is(err, errPageClaim) && strings.Contains(err.Error(), "values")
+	})
 }

@@ -20,8 +20,10 @@ type TextBatch struct {
 }
 
 // ScanTextAt streams the documents of a text/v1 shard (size bytes of r; name
-// in errors) in order, a batch at a time. It reads what ScanParquetAt reads
-// into TextRow, with every text in a batch's own storage.
+// in errors) in order, a batch at a time, with every text in a batch's own
+// storage. It reads what ScanParquetAt reads into TextRow; on a damaged file
+// it may refuse where that row reader reads on (FuzzScanText), never the
+// reverse.
 //
 // Shards as the download stage writes them (columns id INT64 and text
 // BYTE_ARRAY, both required) are read page by page: a text page's bytes are
@@ -85,17 +87,23 @@ func (e callerError) Error() string { return e.err.Error() }
 func (e callerError) Unwrap() error { return e.err }
 
 // scanTextGroup reads one row group: its ids whole (8 bytes a row), then its
-// text pages, each a batch.
+// text pages, each a batch. Like the row reader, it reads each column's pages
+// only until it has a value for each of the group's rows: pages after those
+// are not read.
 func scanTextGroup(rg parquet.RowGroup, idCol, textCol int, fn func(TextBatch) error) error {
+	rows := rg.NumRows()
+	if rows < 0 {
+		return fmt.Errorf("%w: %d rows claimed", errRowCount, rows)
+	}
 	chunks := rg.ColumnChunks()
-	ids, err := readIDs(chunks[idCol])
+	ids, err := readIDs(chunks[idCol], rows)
 	if err != nil {
 		return fmt.Errorf("column id: %w", err)
 	}
 	pages := chunks[textCol].Pages()
 	defer pages.Close()
 	row := 0
-	for {
+	for row < len(ids) {
 		p, err := pages.ReadPage()
 		if errors.Is(err, io.EOF) {
 			break
@@ -108,9 +116,7 @@ func scanTextGroup(rg parquet.RowGroup, idCol, textCol int, fn func(TextBatch) e
 		if err != nil {
 			return fmt.Errorf("column text: %w", err)
 		}
-		if len(texts) > len(ids)-row {
-			return fmt.Errorf("%w: column text has more values than column id (%d)", errRowCount, len(ids))
-		}
+		texts = texts[:min(len(texts), len(ids)-row)]
 		if len(texts) > 0 {
 			if err := fn(TextBatch{IDs: ids[row : row+len(texts) : row+len(texts)], Texts: texts}); err != nil {
 				return callerError{err}
@@ -118,8 +124,8 @@ func scanTextGroup(rg parquet.RowGroup, idCol, textCol int, fn func(TextBatch) e
 		}
 		row += len(texts)
 	}
-	if row != len(ids) || int64(row) != rg.NumRows() {
-		return fmt.Errorf("%w: column text has %d values, column id %d, the row group %d rows", errRowCount, row, len(ids), rg.NumRows())
+	if row != len(ids) || int64(row) != rows {
+		return fmt.Errorf("%w: column text has %d values, column id %d, the row group %d rows", errRowCount, row, len(ids), rows)
 	}
 	return nil
 }
@@ -127,16 +133,17 @@ func scanTextGroup(rg parquet.RowGroup, idCol, textCol int, fn func(TextBatch) e
 // errRowCount: a row group whose columns do not hold one value per row.
 var errRowCount = errors.New("the columns disagree on the number of rows")
 
-// readIDs reads a required INT64 column chunk. The slice grows with the pages
-// actually decoded, not with a count the file claims.
-func readIDs(cc parquet.ColumnChunk) ([]int64, error) {
+// readIDs reads the first rows values of a required INT64 column chunk. The
+// slice grows with the pages actually decoded, not with a count the file
+// claims.
+func readIDs(cc parquet.ColumnChunk, rows int64) ([]int64, error) {
 	pages := cc.Pages()
 	defer pages.Close()
 	var ids []int64
-	for {
+	for int64(len(ids)) < rows {
 		p, err := pages.ReadPage()
 		if errors.Is(err, io.EOF) {
-			return ids, nil
+			break
 		}
 		if err != nil {
 			return nil, err
@@ -151,6 +158,7 @@ func readIDs(cc parquet.ColumnChunk) ([]int64, error) {
 			return nil, err
 		}
 	}
+	return ids[:min(int64(len(ids)), rows)], nil
 }
 
 // pageTexts copies the texts of one page of a required BYTE_ARRAY column into
