@@ -6,10 +6,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
-
-	"github.com/mdlm-go/mdlm/internal/atomicfile"
 )
 
 // BenchmarkPackedWriter: 1100 blocks of 1024 GPT-2-range ids (about 1.1M tokens)
@@ -81,21 +80,7 @@ func BenchmarkTokensWriter(b *testing.B) {
 func BenchmarkScanTokensTables(b *testing.B) {
 	t := benchTokensTable()
 	path := filepath.Join(b.TempDir(), "tokens.parquet")
-	err := atomicfile.Write(path, func(w io.Writer) error {
-		tw, err := NewTokensWriter(w, path)
-		if err != nil {
-			return err
-		}
-		for range 16 {
-			if err := tw.WriteTable(t); err != nil {
-				return err
-			}
-		}
-		return tw.Close()
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	writeTokenGroups(b, path, slices.Repeat([]TokensTable{t}, 16))
 	b.SetBytes(16 * int64(len(t.Flat)) * 4)
 	b.ReportAllocs()
 	for b.Loop() {

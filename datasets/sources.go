@@ -213,14 +213,13 @@ func readParquetText(path, column string, fn func(string) error) (err error) {
 				pages.Close()
 				return fmt.Errorf("%s: column %q: %w", path, column, perr)
 			}
-			vals := make([]parquet.Value, p.NumValues())
-			n, verr := p.Values().ReadValues(vals)
-			if verr != nil && verr != io.EOF {
+			docs, verr := appendValues(nil, p, parquet.Value.String) // in batches, not sized by the page's claim
+			if verr != nil {
 				pages.Close()
 				return fmt.Errorf("%s: column %q: %w", path, column, verr)
 			}
-			for _, v := range vals[:n] {
-				if err := fn(v.String()); err != nil {
+			for _, doc := range docs {
+				if err := fn(doc); err != nil {
 					pages.Close()
 					return err
 				}

@@ -42,11 +42,8 @@ func ScanTextAt(r io.ReaderAt, size int64, name string, fn func(TextBatch) error
 		return scanTextRows(pf, name, fn)
 	}
 	for g, rg := range pf.RowGroups() {
-		if err := scanTextGroup(rg, idCol, textCol, fn); err != nil {
-			if ce, ok := errors.AsType[callerError](err); ok {
-				return ce.err
-			}
-			return fmt.Errorf("%s: row group %d: %w", name, g, err)
+		if err := scanTextGroup(rg, idCol, textCol, fmt.Sprintf("%s: row group %d", name, g), fn); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -79,26 +76,20 @@ func plainTextColumns(s *parquet.Schema) (idCol, textCol int, ok bool) {
 	return id.ColumnIndex, text.ColumnIndex, true
 }
 
-// callerError marks an error returned by the caller's function, passed on
-// unwrapped.
-type callerError struct{ err error }
-
-func (e callerError) Error() string { return e.err.Error() }
-func (e callerError) Unwrap() error { return e.err }
-
 // scanTextGroup reads one row group: its ids whole (8 bytes a row), then its
 // text pages, each a batch. Like the row reader, it reads each column's pages
 // only until it has a value for each of the group's rows: pages after those
-// are not read.
-func scanTextGroup(rg parquet.RowGroup, idCol, textCol int, fn func(TextBatch) error) error {
+// are not read. Its own errors start with where (the file and row group); the
+// caller's come back as they are.
+func scanTextGroup(rg parquet.RowGroup, idCol, textCol int, where string, fn func(TextBatch) error) error {
 	rows := rg.NumRows()
 	if rows < 0 {
-		return fmt.Errorf("%w: %d rows claimed", errRowCount, rows)
+		return fmt.Errorf("%s: %d rows claimed", where, rows)
 	}
 	chunks := rg.ColumnChunks()
 	ids, err := readIDs(chunks[idCol], rows)
 	if err != nil {
-		return fmt.Errorf("column id: %w", err)
+		return fmt.Errorf("%s: column id: %w", where, err)
 	}
 	pages := chunks[textCol].Pages()
 	defer pages.Close()
@@ -109,29 +100,26 @@ func scanTextGroup(rg parquet.RowGroup, idCol, textCol int, fn func(TextBatch) e
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("column text: %w", err)
+			return fmt.Errorf("%s: column text: %w", where, err)
 		}
 		texts, err := pageTexts(p)
 		parquet.Release(p)
 		if err != nil {
-			return fmt.Errorf("column text: %w", err)
+			return fmt.Errorf("%s: column text: %w", where, err)
 		}
 		texts = texts[:min(len(texts), len(ids)-row)]
 		if len(texts) > 0 {
 			if err := fn(TextBatch{IDs: ids[row : row+len(texts) : row+len(texts)], Texts: texts}); err != nil {
-				return callerError{err}
+				return err
 			}
 		}
 		row += len(texts)
 	}
 	if row != len(ids) || int64(row) != rows {
-		return fmt.Errorf("%w: column text has %d values, column id %d, the row group %d rows", errRowCount, row, len(ids), rows)
+		return fmt.Errorf("%s: the columns disagree on the number of rows: column text has %d values, column id %d, the row group %d rows", where, row, len(ids), rows)
 	}
 	return nil
 }
-
-// errRowCount: a row group whose columns do not hold one value per row.
-var errRowCount = errors.New("the columns disagree on the number of rows")
 
 // readIDs reads the first rows values of a required INT64 column chunk. The
 // slice grows with the pages actually decoded, not with a count the file

@@ -192,7 +192,7 @@ func FuzzScanTokens(f *testing.F) {
 
 // writeTokenGroups writes groups as a tokens/v1 shard at path, one row group
 // each.
-func writeTokenGroups(t *testing.T, path string, groups []TokensTable) {
+func writeTokenGroups(t testing.TB, path string, groups []TokensTable) {
 	t.Helper()
 	err := atomicfile.Write(path, func(w io.Writer) error {
 		tw, err := NewTokensWriter(w, path)
