@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -163,5 +164,40 @@ func TestPageGuardValues(t *testing.T) {
 	})
 	refusedCheaply(t, bad, []string{"ScanTextAt", "ScanParquet", "ReadDocs"}, func(err error) bool {
 		return errors.Is(err, errPageClaim) && strings.Contains(err.Error(), "values")
+	})
+}
+
+// FuzzReadDocsParquet: a Parquet source file of any bytes (the download
+// stage reads users' files with ReadDocs) gives documents or an error naming
+// the file, never a panic; an intact file gives its texts, in order.
+func FuzzReadDocsParquet(f *testing.F) {
+	docs := textDocs(12, 40)
+	seeds := [][]byte{
+		writePaged(f, docs, 5, 512),
+		writeRows(f, []textRowDict{{1, "a"}, {2, "b"}, {3, "a"}}, 2),
+		writeRows(f, []textRowOptional{{}, {Text: new(string)}}, 2),
+	}
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "src.parquet")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		err := ReadDocs(path, "text", ByLine, func(s string) error { got = append(got, s); return nil })
+		if err != nil && !strings.Contains(err.Error(), path) {
+			t.Fatalf("error %v does not name the file", err)
+		}
+		if bytes.Equal(data, seeds[0]) {
+			want := make([]string, len(docs))
+			for i, d := range docs {
+				want[i] = d.Text
+			}
+			if err != nil || !slices.Equal(got, want) {
+				t.Fatalf("intact file: %d documents, %v", len(got), err)
+			}
+		}
 	})
 }
