@@ -17,6 +17,7 @@ package tokenizer
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 )
 
 // Tokenizer turns text into token ids and back.
@@ -57,8 +58,11 @@ func Encode32(t Tokenizer, dst []int32, scratch []int, text string) ([]int32, []
 	} else {
 		scratch = t.Encode(text)
 	}
-	for _, id := range scratch {
-		dst = append(dst, int32(id))
+	n := len(dst)
+	dst = slices.Grow(dst, len(scratch))[:n+len(scratch)]
+	out := dst[n:]
+	for i, id := range scratch {
+		out[i] = int32(id)
 	}
 	return dst, scratch
 }

@@ -157,7 +157,7 @@ func TestTokenizeChunksKeepOrder(t *testing.T) {
 	shards, _ := datasets.Shards(text, "*")
 	dst := filepath.Join(t.TempDir(), "shard.parquet")
 	g, _ := tokenizer.Load("gpt2")
-	if err := tokenizeShard(ctx, shards[0], dst, g, nil, 2); !errors.Is(err, context.Canceled) {
+	if err := tokenizeShards(ctx, []shardJob{{shards[0], dst}}, g, nil, 2, func(shardJob) {}); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled shard: err = %v", err)
 	}
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(dst), "*")); len(left) != 0 {
@@ -223,4 +223,56 @@ func TestStalePublishingClaim(t *testing.T) {
 		t.Fatalf("stale claim: %v", err)
 	}
 	wantEncoded(t, readTokens(t, out), []string{"one", "two"})
+}
+
+// Shards read at once by several readers (workers beyond workersPerReader),
+// each cut into many chunks, keep their documents in order; a damaged shard
+// among them stops the run with an error naming it, leaves no temporary file
+// and publishes nothing for it; once repaired, a rerun keeps the shards
+// finished before and completes.
+func TestTokenizeShardsInParallel(t *testing.T) {
+	defer func(n int) { chunkBytes = n }(chunkBytes)
+	chunkBytes = 40
+	var lines []string
+	for i := 0; i < 240; i++ {
+		lines = append(lines, strings.Repeat("word ", i%11)+"line "+strconv.Itoa(i))
+	}
+	text := stagetest.TextArtifact(t, 30, lines...) // 8 shards
+	opts := Options{In: text, Out: filepath.Join(t.TempDir(), "tokens"), Tokenizer: "gpt2", Workers: 3*workersPerReader + 1}
+	if _, err := Run(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	wantEncoded(t, readTokens(t, opts.Out), lines)
+
+	shards, _ := datasets.Shards(text, "*")
+	if len(shards) != 8 {
+		t.Fatalf("%d shards, want 8", len(shards))
+	}
+	damaged := shards[3]
+	good, _ := os.ReadFile(damaged)
+	bad := append([]byte{}, good...)
+	bad[len(bad)/2] ^= 0x40
+	os.WriteFile(damaged, bad, 0o644)
+	opts.Out = filepath.Join(t.TempDir(), "again")
+	_, err := Run(context.Background(), opts)
+	if err == nil || !strings.Contains(err.Error(), filepath.Base(damaged)) {
+		t.Fatalf("damaged shard: err = %v, want one naming %s", err, filepath.Base(damaged))
+	}
+	if _, err := os.Stat(opts.Out); err == nil {
+		t.Fatal("published from a damaged shard")
+	}
+	partial := opts.Out + ".partial"
+	if _, err := os.Stat(filepath.Join(partial, filepath.Base(damaged))); err == nil {
+		t.Error("the damaged shard's tokens were kept")
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(partial, ".*tmp*")); len(tmp) != 0 {
+		t.Errorf("temporary files left: %v", tmp)
+	}
+	kept, _ := filepath.Glob(filepath.Join(partial, "*.parquet"))
+	os.WriteFile(damaged, good, 0o644)
+	if _, err := Run(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	wantEncoded(t, readTokens(t, opts.Out), lines)
+	t.Logf("%d shards survived the damaged one: %v", len(kept), kept)
 }
