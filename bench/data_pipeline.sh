@@ -28,10 +28,8 @@ for f in sorted(glob.glob("/usr/share/perl/*/pod/*.pod"))[:200]:
         if doc.strip(): out.write(json.dumps({"text": doc}) + "\n")
 PY
 go test -c -o "$work/mdlm.test" ./cmd/mdlm/
-# The benchmark runs the data stages through the command line in process, each
-# with its own collector setting (pack at GOGC=400 unless GOGC is set:
-# stage.DataGC; tokenize at the default); the tokenizer-alone anchor runs at the
-# default.
+# The benchmark runs the data stages through the command line in process, at
+# the collector's default setting, as the tokenizer-alone anchor.
 for corpus in "${corpora[@]}"; do
   echo "corpus: $corpus"
   (cd cmd/mdlm && MDLM_DATA_CORPUS="$corpus" "$work/mdlm.test" -test.run '^$' \

@@ -3,13 +3,10 @@ package datasets
 import (
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
-	"github.com/apache/arrow-go/v18/parquet/schema"
 )
 
 // Token columns go through arrow-go's column-chunk API with definition and
@@ -136,119 +133,4 @@ func grow16(s []int16, n int) []int16 {
 		return make([]int16, n)
 	}
 	return s[:n]
-}
-
-// listColumnReader reads a list<int32> column (max repetition level 1) of any
-// nullability, the way other writers may have produced it.
-type listColumnReader struct {
-	idx            int
-	maxDef         int16
-	elemNullDef    int16 // the def level of a null element; -1 if elements are required
-	vals           []int32
-	def, rep       []int16
-	path, filePath string
-}
-
-func findColumn(sch *schema.Schema, pred func(*schema.Column) bool) int {
-	for i := 0; i < sch.NumColumns(); i++ {
-		if pred(sch.Column(i)) {
-			return i
-		}
-	}
-	return -1
-}
-
-func newListColumnReader(path string, sch *schema.Schema, name string) (*listColumnReader, error) {
-	i := findColumn(sch, func(c *schema.Column) bool { return strings.HasPrefix(c.Path(), name+".") })
-	if i < 0 {
-		return nil, fmt.Errorf("%s: missing column %q", path, name)
-	}
-	c := sch.Column(i)
-	if c.PhysicalType() != parquet.Types.Int32 || c.MaxRepetitionLevel() != 1 {
-		return nil, fmt.Errorf("%s: column %q is %s with repetition depth %d, want a list of int32", path, name, c.PhysicalType(), c.MaxRepetitionLevel())
-	}
-	r := &listColumnReader{idx: i, maxDef: c.MaxDefinitionLevel(), elemNullDef: -1, path: c.Path(), filePath: path}
-	if c.SchemaNode().RepetitionType() == parquet.Repetitions.Optional {
-		r.elemNullDef = r.maxDef - 1
-	}
-	return r, nil
-}
-
-// read loads the column chunk of row group rg (numLevels level entries).
-func (r *listColumnReader) read(rg *file.RowGroupReader) error {
-	cc, err := rg.Column(r.idx)
-	if err != nil {
-		return err
-	}
-	cr, ok := cc.(*file.Int32ColumnChunkReader)
-	if !ok {
-		return fmt.Errorf("column %s: unexpected reader %T", r.path, cc)
-	}
-	meta, err := rg.MetaData().ColumnChunk(r.idx)
-	if err != nil {
-		return err
-	}
-	n := meta.NumValues()
-	if n < 0 {
-		return fmt.Errorf("column %s: %d level entries claimed", r.path, n)
-	}
-	// Buffers grow with what is actually decoded, in batches, so a damaged
-	// header that claims billions of entries costs nothing until data backs it.
-	r.vals, r.def, r.rep = r.vals[:0], r.def[:0], r.rep[:0]
-	levels, values := 0, 0
-	for int64(levels) < n {
-		batch := int(min(n-int64(levels), readBatch))
-		r.vals, r.def, r.rep = grow(r.vals, values+batch), grow(r.def, levels+batch), grow(r.rep, levels+batch)
-		total, got, err := cr.ReadBatch(int64(batch), r.vals[values:values+batch], r.def[levels:levels+batch], r.rep[levels:levels+batch])
-		if err != nil {
-			return fmt.Errorf("column %s: %w", r.path, err)
-		}
-		if total == 0 {
-			return fmt.Errorf("column %s: %d of %d level entries present (truncated?)", r.path, levels, n)
-		}
-		levels += int(total)
-		values += got
-	}
-	r.def, r.rep, r.vals = r.def[:levels], r.rep[:levels], r.vals[:values]
-	return nil
-}
-
-// readBatch is the most level entries decoded per call.
-const readBatch = 1 << 20
-
-// grow returns s with length n, keeping its contents (amortised doubling).
-func grow[T any](s []T, n int) []T {
-	if cap(s) < n {
-		t := make([]T, n, max(n, 2*cap(s)))
-		copy(t, s)
-		return t
-	}
-	return s[:n]
-}
-
-// each calls fn with every row's values (a view into the reader's buffer).
-func (r *listColumnReader) each(fn func(row int, vals []int32) error) error {
-	row, v := -1, 0
-	start := 0
-	for k := range r.def {
-		if r.rep[k] == 0 {
-			if row >= 0 {
-				if err := fn(row, r.vals[start:v]); err != nil {
-					return err
-				}
-			}
-			row++
-			start = v
-		}
-		switch d := r.def[k]; {
-		case d == r.maxDef:
-			v++
-		case d == r.elemNullDef:
-			return fmt.Errorf("%s: column %s row %d holds a null token id", r.filePath, r.path, row)
-		}
-	}
-	if row >= 0 {
-		return fn(row, r.vals[start:v])
-	}
-	return nil
 }

@@ -136,6 +136,9 @@ func readIDs(cc parquet.ColumnChunk, rows int64) ([]int64, error) {
 		if err != nil {
 			return nil, err
 		}
+		if p.NumNulls() > 0 {
+			return nil, fmt.Errorf("a null document id near row %d", len(ids))
+		}
 		if d := p.Data(); d.Kind() == encoding.Int64 {
 			ids = append(ids, d.Int64()...)
 		} else {

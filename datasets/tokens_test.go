@@ -3,6 +3,7 @@ package datasets
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/mdlm-go/mdlm/internal/atomicfile"
@@ -153,8 +155,11 @@ func TestScanTokensCorrupt(t *testing.T) {
 }
 
 // FuzzScanTokens: a damaged token shard is read or refused with an error,
-// never a panic or a hang; the intact shard reads back exactly, and a strict
-// prefix of it (a truncated copy) is always refused.
+// never a panic or a hang; the intact shards read back exactly, and a strict
+// prefix of one (a truncated copy) is always refused. The page reader is
+// never more lenient than parquet-go's row reader, and where both read a
+// file they read the same documents (it may refuse more: a list that
+// continues a row never started, levels and values that disagree).
 func FuzzScanTokens(f *testing.F) {
 	dir := f.TempDir()
 	good := filepath.Join(dir, "good.parquet")
@@ -162,32 +167,82 @@ func FuzzScanTokens(f *testing.F) {
 		f.Fatal(err)
 	}
 	data, _ := os.ReadFile(good)
+	intact := map[string]int{string(data): 3}
 	f.Add(data)
 	f.Add(data[:len(data)-9])
+	small := [][]int32{{7, 7, 8}, {}, {9}, {7}}
+	for i, props := range []*parquet.WriterProperties{
+		parquet.NewWriterProperties(), // dictionary pages
+		parquet.NewWriterProperties(parquet.WithDictionaryDefault(false), parquet.WithDataPageVersion(parquet.DataPageV2)),
+	} {
+		p := filepath.Join(dir, fmt.Sprint("arrow", i, ".parquet"))
+		writeArrowTokens(f, p, small, i == 1, props)
+		b, _ := os.ReadFile(p)
+		intact[string(b)] = len(small)
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		path := filepath.Join(t.TempDir(), "t.parquet")
 		os.WriteFile(path, b, 0o644)
-		docs, tokens := 0, 0
-		err := ScanTokensParquet(path, func(_ int64, ids []int32) error {
-			docs, tokens = docs+1, tokens+len(ids)
+		var ids []int64
+		var docs [][]int32
+		err := ScanTokensParquet(path, func(id int64, v []int32) error {
+			ids, docs = append(ids, id), append(docs, append([]int32{}, v...))
 			return nil
 		})
-		switch {
-		case bytes.Equal(b, data) && (err != nil || docs != 3 || tokens != 5):
-			t.Fatalf("intact shard: %d docs, %d tokens, %v", docs, tokens, err)
-		case len(b) < len(data) && bytes.Equal(b, data[:len(b)]) && err == nil:
+		if n, ok := intact[string(b)]; ok && (err != nil || len(docs) != n) {
+			t.Fatalf("intact shard: %d docs, %v", len(docs), err)
+		}
+		if len(b) < len(data) && bytes.Equal(b, data[:len(b)]) && err == nil {
 			t.Fatalf("a %d-byte prefix of a %d-byte shard was read without error", len(b), len(data))
 		}
-		// The ReaderAt reader (streamed shards) agrees with the path reader.
-		atDocs, atTokens := 0, 0
-		atErr := ScanTokensTablesAt(bytes.NewReader(b), int64(len(b)), "s3://b/t.parquet", func(t TokensTable) error {
-			atDocs, atTokens = atDocs+len(t.IDs), atTokens+len(t.Flat)
+		if err != nil {
+			return
+		}
+		var rowIDs []int64
+		var rowDocs [][]int32
+		rowErr := ScanParquet(path, []string{"id", "ids"}, func(rows []TokensRow) error {
+			for _, r := range rows {
+				rowIDs, rowDocs = append(rowIDs, r.ID), append(rowDocs, append([]int32{}, r.IDs...))
+			}
 			return nil
 		})
-		if (atErr == nil) != (err == nil) || (err == nil && (atDocs != docs || atTokens != tokens)) {
-			t.Fatalf("ScanTokensTablesAt: %d docs, %d tokens, %v; path reader: %d, %d, %v", atDocs, atTokens, atErr, docs, tokens, err)
+		if rowErr != nil {
+			t.Fatalf("read %d documents of a file the row reader refuses: %v", len(docs), rowErr)
+		}
+		// The row reader fills TokensRow by name: under a list whose element
+		// is named otherwise it reads zeros (the lengths stay right), where
+		// the page reader takes the list's one leaf, whatever its name.
+		if !sameLengths(docs, rowDocs) || !reflect.DeepEqual(ids, rowIDs) ||
+			(listLeaf(t, b) == "ids.list.element" && !reflect.DeepEqual(docs, rowDocs)) {
+			t.Fatalf("%d documents, the row reader %d: they differ", len(docs), len(rowDocs))
 		}
 	})
+}
+
+func sameLengths(a, b [][]int32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if len(a[i]) != len(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// listLeaf is the path of the token list's leaf column in the Parquet file b.
+func listLeaf(t *testing.T, b []byte) string {
+	pf, err := openParquetAt(bytes.NewReader(b), int64(len(b)), "t.parquet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := findTokenColumns(pf.Schema(), "t.parquet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.listPath
 }
 
 // writeTokenGroups writes groups as a tokens/v1 shard at path, one row group
@@ -308,4 +363,108 @@ func arrowTable(t *testing.T, path string) arrow.Table {
 	}
 	t.Cleanup(tbl.Release)
 	return tbl
+}
+
+// ScanTokensTablesAt reads the token layouts other writers produce as
+// parquet-go's row reader does: arrow-go with dictionary pages (and its
+// fallback to plain pages mid-chunk), data page v2, Snappy, nullable lists,
+// many small pages, parquet-go's own writer.
+func TestScanTokensLayouts(t *testing.T) {
+	docs := make([][]int32, 700)
+	for d := range docs {
+		n := (d * 37) % 90
+		if d%11 == 0 {
+			n = 0
+		}
+		docs[d] = make([]int32, n)
+		for j := range docs[d] {
+			docs[d][j] = int32(1000 + (d*j)%(50+d)) // repeats for the dictionary, then more values
+		}
+	}
+	base := []parquet.WriterProperty{parquet.WithMaxRowGroupLength(300)}
+	tests := []struct {
+		name     string
+		nullable bool
+		props    []parquet.WriterProperty
+	}{
+		{"dictionary", false, nil},
+		{"dictionary falling back to plain", false, []parquet.WriterProperty{parquet.WithDictionaryPageSizeLimit(256), parquet.WithDataPageSize(512)}},
+		{"plain v2 snappy", false, []parquet.WriterProperty{parquet.WithDictionaryDefault(false), parquet.WithDataPageVersion(parquet.DataPageV2), parquet.WithCompression(compress.Codecs.Snappy)}},
+		{"nullable lists, small pages", true, []parquet.WriterProperty{parquet.WithDictionaryDefault(false), parquet.WithDataPageSize(300)}},
+		{"nullable lists, dictionary v2", true, []parquet.WriterProperty{parquet.WithDataPageVersion(parquet.DataPageV2)}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "t.parquet")
+			writeArrowTokens(t, path, docs, tc.nullable, parquet.NewWriterProperties(append(base, tc.props...)...))
+			wantTokensLikeRowReader(t, path, len(docs))
+		})
+	}
+	t.Run("parquet-go writer", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "t.parquet")
+		rows := make([]TokensRow, len(docs))
+		for i, d := range docs {
+			rows[i] = TokensRow{ID: int64(i), IDs: d}
+		}
+		if err := WriteParquet(path, rows, 256); err != nil {
+			t.Fatal(err)
+		}
+		wantTokensLikeRowReader(t, path, len(docs))
+	})
+}
+
+// writeArrowTokens writes docs (ids 0, 1, ...; every fifth list null when
+// nullable) through pqarrow with props.
+func writeArrowTokens(t testing.TB, path string, docs [][]int32, nullable bool, props *parquet.WriterProperties) {
+	t.Helper()
+	mem := memory.NewGoAllocator()
+	listType := arrow.DataType(arrow.ListOfNonNullable(arrow.PrimitiveTypes.Int32))
+	if nullable {
+		listType = arrow.ListOf(arrow.PrimitiveTypes.Int32)
+	}
+	schema := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "ids", Type: listType, Nullable: nullable}}, nil)
+	b := array.NewRecordBuilder(mem, schema)
+	defer b.Release()
+	lb := b.Field(1).(*array.ListBuilder)
+	vb := lb.ValueBuilder().(*array.Int32Builder)
+	for i, d := range docs {
+		b.Field(0).(*array.Int64Builder).Append(int64(i))
+		if nullable && i%5 == 4 {
+			lb.AppendNull()
+			continue
+		}
+		lb.Append(true)
+		vb.AppendValues(d, nil)
+	}
+	rec := b.NewRecordBatch()
+	defer rec.Release()
+	var buf bytes.Buffer
+	if err := pqarrow.WriteTable(array.NewTableFromRecords(schema, []arrow.RecordBatch{rec}), &buf, 1<<20, props, pqarrow.DefaultWriterProps()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantTokensLikeRowReader checks that ScanTokensParquet and parquet-go's row
+// reader (ScanParquet into TokensRow) read the same n documents from path.
+func wantTokensLikeRowReader(t *testing.T, path string, n int) {
+	t.Helper()
+	var want [][]int32
+	var wantIDs []int64
+	if err := ScanParquet(path, []string{"id", "ids"}, func(b []TokensRow) error {
+		for _, r := range b {
+			wantIDs, want = append(wantIDs, r.ID), append(want, append([]int32{}, r.IDs...))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ids, docs := scanAll(t, path)
+	if len(docs) != n || !reflect.DeepEqual(ids, wantIDs) || !reflect.DeepEqual(docs, want) {
+		t.Fatalf("%d documents, the row reader %d (of %d written); equal ids %v, equal documents %v",
+			len(docs), len(want), n, reflect.DeepEqual(ids, wantIDs), reflect.DeepEqual(docs, want))
+	}
 }

@@ -35,8 +35,6 @@ package stage
 import (
 	"context"
 	"log/slog"
-	"os"
-	"runtime/debug"
 
 	"github.com/gomlx/compute"
 
@@ -53,9 +51,6 @@ type Def struct {
 	// New returns a pointer to a zero Options struct of the stage (kong reads its
 	// tags, defaults and help); it implements Builder or Sharder.
 	New func() Options
-	// DataGC: the stage streams bounded chunks of data, and Execute lets the
-	// garbage collector run less often while it runs (see DataGC).
-	DataGC bool
 	// Resumable: the stage keeps its progress in the work directory, and an
 	// interrupted Execute says that rerunning the same command continues.
 	Resumable bool
@@ -158,16 +153,4 @@ func (e *Env) Logger() *slog.Logger {
 		return slog.Default()
 	}
 	return e.Log
-}
-
-// DataGC lets the garbage collector run 4x less often during a data stage
-// (unless $GOGC is set): data stages stream bounded chunks, so the extra heap
-// is small, and collection was about a tenth of their CPU. It returns the undo,
-// for stages run in process by `mdlm run`.
-func DataGC() func() {
-	if os.Getenv("GOGC") != "" {
-		return func() {}
-	}
-	old := debug.SetGCPercent(400)
-	return func() { debug.SetGCPercent(old) }
 }

@@ -31,7 +31,7 @@ import (
 var Def = stage.Def{Kind: "pack", Version: 1, Output: artifact.PackedType,
 	Help:   "Pack tokens/v1 into fixed-length blocks (packed/v1: Arrow and Parquet); shards by split.",
 	Inputs: []stage.Input{{Name: "tokens", Type: artifact.TokensType}},
-	New:    func() stage.Options { return &Options{} }, DataGC: true}
+	New:    func() stage.Options { return &Options{} }}
 
 // Options are the stage's flags.
 type Options struct {
@@ -256,7 +256,7 @@ func readTables(ctx context.Context, shards []string, fn func(datasets.TokensTab
 // files are kept only when every shard it read verified.
 func scanShard(shard string, fn func(datasets.TokensTable) error) error {
 	if !stage.IsStreamed(filepath.Dir(shard)) {
-		return datasets.ScanTokensTables(shard, fn) // memory-mapped
+		return datasets.ScanTokensTables(shard, fn)
 	}
 	return stage.ScanInput(shard, func(in stage.InputFile) error {
 		return datasets.ScanTokensTablesAt(in, in.Size(), in.Name(), fn)

@@ -1,0 +1,223 @@
+package datasets
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/encoding"
+)
+
+// ScanTokensTables reads a tokens/v1 shard row group by row group; each table
+// is freshly allocated, so fn may keep it (say, hand it to another goroutine).
+func ScanTokensTables(path string, fn func(TokensTable) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	return ScanTokensTablesAt(f, st.Size(), path, fn)
+}
+
+// ScanTokensTablesAt is ScanTokensTables over size bytes of r (a local file,
+// or one streamed from an object store), naming the file name in errors.
+//
+// It reads any Parquet file with an int64 "id" column and a list<int32> "ids"
+// column (one repetition level; lists and elements required or optional, as
+// other writers make them), page by page: a page's levels give the documents'
+// boundaries and its values are copied once into the table. An empty or null
+// list is an empty document; a null id or token id is an error.
+func ScanTokensTablesAt(r io.ReaderAt, size int64, name string, fn func(TokensTable) error) (err error) {
+	defer recoverCorrupt(name, &err)
+	pf, err := openParquetAt(r, size, name)
+	if err != nil {
+		return err
+	}
+	cols, err := findTokenColumns(pf.Schema(), name)
+	if err != nil {
+		return err
+	}
+	meta := pf.Metadata()
+	for g, rg := range pf.RowGroups() {
+		where := fmt.Sprintf("%s: row group %d", name, g)
+		hint := int64(0)
+		if g < len(meta.RowGroups) && cols.list < len(meta.RowGroups[g].Columns) {
+			hint = meta.RowGroups[g].Columns[cols.list].MetaData.TotalCompressedSize / 4
+		}
+		t, err := cols.readGroup(rg, hint, where)
+		if err != nil {
+			return err
+		}
+		if err := fn(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tokenColumns locates a tokens/v1 shard's columns: the leaf indices of id
+// and of the list's element, the element's highest definition level (a
+// value) and the one that means a null element (-1 when elements are
+// required).
+type tokenColumns struct {
+	id, list            int
+	maxDef, elemNullDef int
+	listPath            string
+}
+
+func findTokenColumns(s *parquet.Schema, name string) (tokenColumns, error) {
+	id, ok := s.Lookup("id")
+	if !ok {
+		return tokenColumns{}, fmt.Errorf("%s: missing column %q (has %s)", name, "id", leafPaths(s))
+	}
+	if k := id.Node.Type().Kind(); k != parquet.Int64 || id.MaxRepetitionLevel != 0 {
+		return tokenColumns{}, fmt.Errorf("%s: column id is %s with repetition depth %d, want int64", name, k, id.MaxRepetitionLevel)
+	}
+	var list parquet.LeafColumn
+	var path string
+	for _, p := range s.Columns() { // (a LeafColumn's Path holds only the leaf's name)
+		if len(p) > 1 && p[0] == "ids" {
+			list, ok = s.Lookup(p...)
+			path = strings.Join(p, ".")
+			break
+		}
+	}
+	if !ok || path == "" {
+		return tokenColumns{}, fmt.Errorf("%s: missing column %q (has %s)", name, "ids", leafPaths(s))
+	}
+	if k := list.Node.Type().Kind(); k != parquet.Int32 || list.MaxRepetitionLevel != 1 {
+		return tokenColumns{}, fmt.Errorf("%s: column %q is %s with repetition depth %d, want a list of int32", name, path, k, list.MaxRepetitionLevel)
+	}
+	c := tokenColumns{id: id.ColumnIndex, list: list.ColumnIndex, maxDef: list.MaxDefinitionLevel, elemNullDef: -1, listPath: path}
+	if list.Node.Optional() {
+		c.elemNullDef = c.maxDef - 1
+	}
+	return c, nil
+}
+
+func leafPaths(s *parquet.Schema) string {
+	var out []string
+	for _, p := range s.Columns() {
+		out = append(out, strings.Join(p, "."))
+	}
+	return strings.Join(out, ", ")
+}
+
+// readGroup reads one row group into a table: the ids whole, then the list
+// column's pages, each page's values appended to Flat at once. hint sizes
+// Flat (it comes from the chunk's size in the file, so a claimed count is
+// never allocated).
+func (c tokenColumns) readGroup(rg parquet.RowGroup, hint int64, where string) (TokensTable, error) {
+	rows := rg.NumRows()
+	if rows < 0 {
+		return TokensTable{}, fmt.Errorf("%s: %d rows claimed", where, rows)
+	}
+	chunks := rg.ColumnChunks()
+	ids, err := readIDs(chunks[c.id], rows)
+	if err != nil {
+		return TokensTable{}, fmt.Errorf("%s: column id: %w", where, err)
+	}
+	t := TokensTable{IDs: ids, Offsets: make([]int64, 1, len(ids)+1), Flat: make([]int32, 0, max(0, hint))}
+	pages := chunks[c.list].Pages()
+	defer pages.Close()
+	started := false
+	for {
+		p, err := pages.ReadPage()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return TokensTable{}, fmt.Errorf("%s: column %s: %w", where, c.listPath, err)
+		}
+		err = c.appendPage(&t, p, &started)
+		parquet.Release(p)
+		if err != nil {
+			return TokensTable{}, fmt.Errorf("%s: column %s: %w", where, c.listPath, err)
+		}
+	}
+	if started {
+		t.Offsets = append(t.Offsets, int64(len(t.Flat)))
+	}
+	if docs := len(t.Offsets) - 1; docs != len(ids) || int64(docs) != rows {
+		return TokensTable{}, fmt.Errorf("%s: the columns disagree on the number of rows: column %s has %d lists, column id %d values, the row group %d rows", where, c.listPath, docs, len(ids), rows)
+	}
+	return t, nil
+}
+
+// appendPage appends one page of the list column to t: a repetition level of
+// 0 starts a document (closing the one before), a definition level of maxDef
+// is a token id, a lower one an empty or null list (or a null id: an error).
+func (c tokenColumns) appendPage(t *TokensTable, p parquet.Page, started *bool) error {
+	rep, def := p.RepetitionLevels(), p.DefinitionLevels()
+	var vals []int32
+	// A dictionary-encoded page's Data is its indexes, also int32: those go
+	// value by value, as does anything else unusual.
+	if d := p.Data(); p.Dictionary() == nil && d.Kind() == encoding.Int32 && int64(len(rep)) == p.NumValues() {
+		vals = d.Int32()
+	} else {
+		var err error
+		if rep, def, vals, err = pageLevels(p); err != nil {
+			return err
+		}
+	}
+	if len(rep) != len(def) {
+		return fmt.Errorf("a page with %d repetition and %d definition levels", len(rep), len(def))
+	}
+	base, n := int64(len(t.Flat)), 0
+	for k, r := range rep {
+		if r == 0 {
+			if *started {
+				t.Offsets = append(t.Offsets, base+int64(n))
+			}
+			*started = true
+		} else if !*started {
+			return errors.New("the first list entry continues a row that never started")
+		}
+		switch d := int(def[k]); {
+		case d == c.maxDef:
+			n++
+		case d > c.maxDef:
+			return fmt.Errorf("definition level %d above the column's %d", d, c.maxDef)
+		case d == c.elemNullDef:
+			return fmt.Errorf("document %d holds a null token id", len(t.Offsets)-1)
+		}
+	}
+	if n != len(vals) {
+		return fmt.Errorf("a page with %d values for %d defined entries", len(vals), n)
+	}
+	t.Flat = append(t.Flat, vals...)
+	return nil
+}
+
+// pageLevels reads a page value by value (in batches, so its claimed count is
+// not trusted for an allocation): the levels of every entry and the non-null
+// values.
+func pageLevels(p parquet.Page) (rep, def []byte, vals []int32, err error) {
+	r := p.Values()
+	buf := make([]parquet.Value, 1024)
+	for {
+		n, err := r.ReadValues(buf)
+		for _, v := range buf[:n] {
+			rep, def = append(rep, byte(v.RepetitionLevel())), append(def, byte(v.DefinitionLevel()))
+			if !v.IsNull() {
+				vals = append(vals, v.Int32())
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return rep, def, vals, nil
+		}
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if n == 0 {
+			return nil, nil, nil, io.ErrNoProgress
+		}
+	}
+}
