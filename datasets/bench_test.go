@@ -76,7 +76,7 @@ func BenchmarkTokensWriter(b *testing.B) {
 }
 
 // BenchmarkScanTokensTables reads back what BenchmarkTokensWriter writes (from
-// a file, memory-mapped, as the pack stage reads tokens).
+// a file, as the pack stage reads tokens).
 func BenchmarkScanTokensTables(b *testing.B) {
 	t := benchTokensTable()
 	path := filepath.Join(b.TempDir(), "tokens.parquet")

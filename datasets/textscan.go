@@ -79,7 +79,8 @@ func plainTextColumns(s *parquet.Schema) (idCol, textCol int, ok bool) {
 // scanTextGroup reads one row group: its ids whole (8 bytes a row), then its
 // text pages, each a batch. Like the row reader, it reads each column's pages
 // only until it has a value for each of the group's rows: pages after those
-// are not read. Its own errors start with where (the file and row group); the
+// are not read. A column holding more values than the group's rows is
+// refused (parquet-go's row reader makes the extra rows of zeros). Its own errors start with where (the file and row group); the
 // caller's come back as they are.
 func scanTextGroup(rg parquet.RowGroup, idCol, textCol int, where string, fn func(TextBatch) error) error {
 	rows := rg.NumRows()
@@ -107,7 +108,9 @@ func scanTextGroup(rg parquet.RowGroup, idCol, textCol int, where string, fn fun
 		if err != nil {
 			return fmt.Errorf("%s: column text: %w", where, err)
 		}
-		texts = texts[:min(len(texts), len(ids)-row)]
+		if len(texts) > len(ids)-row {
+			return fmt.Errorf("%s: column text holds more values than the row group's %d rows", where, rows)
+		}
 		if len(texts) > 0 {
 			if err := fn(TextBatch{IDs: ids[row : row+len(texts) : row+len(texts)], Texts: texts}); err != nil {
 				return err
@@ -121,9 +124,10 @@ func scanTextGroup(rg parquet.RowGroup, idCol, textCol int, where string, fn fun
 	return nil
 }
 
-// readIDs reads the first rows values of a required INT64 column chunk. The
-// slice grows with the pages actually decoded, not with a count the file
-// claims.
+// readIDs reads the values of a required INT64 column chunk, which must hold
+// no more than the row group's rows (it stops reading pages once it has that
+// many). The slice grows with the pages actually decoded, not with a count
+// the file claims.
 func readIDs(cc parquet.ColumnChunk, rows int64) ([]int64, error) {
 	pages := cc.Pages()
 	defer pages.Close()
@@ -149,7 +153,10 @@ func readIDs(cc parquet.ColumnChunk, rows int64) ([]int64, error) {
 			return nil, err
 		}
 	}
-	return ids[:min(int64(len(ids)), rows)], nil
+	if int64(len(ids)) > rows { // a damaged page: the row reader would make rows of zeros
+		return nil, fmt.Errorf("%d values in a row group of %d rows", len(ids), rows)
+	}
+	return ids, nil
 }
 
 // pageTexts copies the texts of one page of a required BYTE_ARRAY column into

@@ -206,8 +206,10 @@ func TestScanTextAtErrors(t *testing.T) {
 // FuzzScanText: on any bytes, never a panic, and never more lenient than the
 // row reader: what ScanTextAt reads, the row reader reads the same. On damaged
 // files ScanTextAt may be stricter: it refuses a row group whose columns do
-// not hold a value per row, and a dictionary page of unknown type, where the
-// row reader (reading the dictionary by its offset) still reads the rows
+// not hold a value per row, or hold more values than it has rows (where the
+// row reader makes the extra rows of zeros: regression input
+// c7592bb46d9247e8), and a dictionary page of unknown type, where the row
+// reader (reading the dictionary by its offset) still reads the rows
 // (regression input 2612fc68292d610e). The intact seeds must read. (Other
 // regression inputs are files whose damaged page index once made the row
 // reader return other rows than the pages hold; no reader here reads the page
