@@ -3,11 +3,13 @@ package datasets
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -17,6 +19,8 @@ import (
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/parquet-go/parquet-go/encoding/thrift"
+	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/mdlm-go/mdlm/internal/atomicfile"
 )
@@ -467,4 +471,54 @@ func wantTokensLikeRowReader(t *testing.T, path string, n int) {
 		t.Fatalf("%d documents, the row reader %d (of %d written); equal ids %v, equal documents %v",
 			len(docs), len(want), n, reflect.DeepEqual(ids, wantIDs), reflect.DeepEqual(docs, want))
 	}
+}
+
+// A token list chunk whose footer claims a huge size is refused (its pages
+// are guarded up to the file's end, where the footer is no page) without
+// sizing the table by the claim.
+func TestScanTokensChunkSizeClaim(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.parquet")
+	flat := make([]int32, 3000)
+	for i := range flat {
+		flat[i] = int32(i)
+	}
+	writeTokenGroups(t, path, []TokensTable{{IDs: []int64{0, 1}, Offsets: []int64{0, 1000, 3000}, Flat: flat}})
+	good, _ := os.ReadFile(path)
+	bad := withFooter(t, good, func(md *format.FileMetaData) {
+		md.RowGroups[0].Columns[1].MetaData.TotalCompressedSize = 1 << 32 // 4 GB
+	})
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	n := 0
+	err := ScanTokensTablesAt(bytes.NewReader(bad), int64(len(bad)), "t.parquet", func(t TokensTable) error {
+		n += len(t.Flat)
+		return nil
+	})
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.HasPrefix(err.Error(), "t.parquet: ") {
+		t.Errorf("read %d tokens, err %v; want an error naming the file", n, err)
+	}
+	if a := after.TotalAlloc - before.TotalAlloc; a > 4<<20 {
+		t.Errorf("allocated %d bytes for a %d-byte file", a, len(bad))
+	}
+}
+
+// withFooter returns the Parquet file data with its footer's metadata changed
+// by edit (re-encoded).
+func withFooter(t *testing.T, data []byte, edit func(*format.FileMetaData)) []byte {
+	t.Helper()
+	n := int(binary.LittleEndian.Uint32(data[len(data)-8:]))
+	start := len(data) - 8 - n
+	var md format.FileMetaData
+	if err := thrift.Unmarshal(new(thrift.CompactProtocol), data[start:start+n], &md); err != nil {
+		t.Fatal(err)
+	}
+	edit(&md)
+	b, err := thrift.Marshal(new(thrift.CompactProtocol), &md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := append(append([]byte(nil), data[:start]...), b...)
+	out = binary.LittleEndian.AppendUint32(out, uint32(len(b)))
+	return append(out, "PAR1"...)
 }

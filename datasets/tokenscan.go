@@ -47,9 +47,9 @@ func ScanTokensTablesAt(r io.ReaderAt, size int64, name string, fn func(TokensTa
 	meta := pf.Metadata()
 	for g, rg := range pf.RowGroups() {
 		where := fmt.Sprintf("%s: row group %d", name, g)
-		hint := int64(0)
+		hint := int64(0) // the chunk's bytes as a count of int32s; the footer's claim is capped by the file
 		if g < len(meta.RowGroups) && cols.list < len(meta.RowGroups[g].Columns) {
-			hint = meta.RowGroups[g].Columns[cols.list].MetaData.TotalCompressedSize / 4
+			hint = min(meta.RowGroups[g].Columns[cols.list].MetaData.TotalCompressedSize, size) / 4
 		}
 		t, err := cols.readGroup(rg, hint, where)
 		if err != nil {
