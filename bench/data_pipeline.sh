@@ -28,8 +28,9 @@ for f in sorted(glob.glob("/usr/share/perl/*/pod/*.pod"))[:200]:
         if doc.strip(): out.write(json.dumps({"text": doc}) + "\n")
 PY
 go test -c -o "$work/mdlm.test" ./cmd/mdlm/
-# The benchmark runs the data stages through the command line in process, at
-# the collector's default setting, as the tokenizer-alone anchor.
+# The benchmark runs tokenize and pack through the command line in process, at
+# the collector's default setting (stage.DataGC is only for download and
+# train-tokenizer), as the tokenizer-alone anchor.
 for corpus in "${corpora[@]}"; do
   echo "corpus: $corpus"
   (cd cmd/mdlm && MDLM_DATA_CORPUS="$corpus" "$work/mdlm.test" -test.run '^$' \

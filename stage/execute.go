@@ -57,6 +57,9 @@ func Execute(ctx context.Context, env *Env, def Def, opts Options) (m artifact.M
 	if err != nil {
 		return m, false, err
 	}
+	if def.DataGC {
+		defer DataGC()()
+	}
 	r := newRemote()
 	restore, err := r.localInputs(ctx, env, def, opts)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -271,14 +272,17 @@ func TestIsReference(t *testing.T) {
 	}
 }
 
-// cancelProbe is a Builder that, when Cancel is set, fails as a stage whose
-// context was cancelled.
-type cancelProbe struct {
+// gcProbe is a Builder that records the GC percent it runs under and, when
+// Cancel is set, fails as a stage whose context was cancelled.
+type gcProbe struct {
 	Out    string `output:""`
 	Cancel bool   `cosmetic:""`
+	gc     int
 }
 
-func (p *cancelProbe) Build(ctx context.Context, env *Env, dirs Dirs) (artifact.Manifest, error) {
+func (p *gcProbe) Build(ctx context.Context, env *Env, dirs Dirs) (artifact.Manifest, error) {
+	p.gc = debug.SetGCPercent(100)
+	debug.SetGCPercent(p.gc)
 	if p.Cancel {
 		return artifact.Manifest{}, fmt.Errorf("step 3: %w", context.Canceled)
 	}
@@ -286,25 +290,38 @@ func (p *cancelProbe) Build(ctx context.Context, env *Env, dirs Dirs) (artifact.
 	return artifact.Manifest{}, nil
 }
 
-// The Def's fields replace per-stage wrappers: Resumable turns an
-// interruption into the message that rerunning continues from <out>.work.
+// The Def's fields replace per-stage wrappers: DataGC raises the GC percent
+// while the stage runs (and restores it); Resumable turns an interruption
+// into the message that rerunning continues from <out>.work.
 func TestDefFields(t *testing.T) {
+	t.Setenv("GOGC", "")
+	os.Unsetenv("GOGC")
+	before := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(before)
 	for _, c := range []struct {
 		name         string
 		def          Def
 		cancel       bool
+		wantGC       int
 		wantErr      string
 		wantNoResume bool
 	}{
-		{name: "plain", def: Def{}},
-		{name: "resumable", def: Def{Resumable: true}, cancel: true, wantErr: "interrupted; progress is kept in"},
-		{name: "not resumable", def: Def{}, cancel: true, wantErr: "context canceled", wantNoResume: true},
+		{name: "data", def: Def{DataGC: true}, wantGC: 400},
+		{name: "plain", def: Def{}, wantGC: 100},
+		{name: "resumable", def: Def{Resumable: true}, cancel: true, wantGC: 100, wantErr: "interrupted; progress is kept in"},
+		{name: "not resumable", def: Def{}, cancel: true, wantGC: 100, wantErr: "context canceled", wantNoResume: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			c.def.Kind, c.def.Version, c.def.Output = "p", 1, "p/v1"
-			c.def.New = func() Options { return &cancelProbe{} }
-			p := &cancelProbe{Out: filepath.Join(t.TempDir(), "out"), Cancel: c.cancel}
+			c.def.New = func() Options { return &gcProbe{} }
+			p := &gcProbe{Out: filepath.Join(t.TempDir(), "out"), Cancel: c.cancel}
 			_, _, err := Execute(context.Background(), quietEnv, c.def, p)
+			if p.gc != c.wantGC {
+				t.Errorf("GC percent during Build %d, want %d", p.gc, c.wantGC)
+			}
+			if got := debug.SetGCPercent(100); got != 100 {
+				t.Errorf("GC percent after Execute %d, want it restored to 100", got)
+			}
 			switch {
 			case c.wantErr == "" && err != nil:
 				t.Fatal(err)

@@ -28,7 +28,7 @@ import (
 // Def declares the stage.
 var Def = stage.Def{Kind: "download", Version: 1, Output: artifact.TextType,
 	Help: "Fetch a registered dataset from the hub, or read local files, into a text/v1 artifact.",
-	New:  func() stage.Options { return &Options{} }}
+	New:  func() stage.Options { return &Options{} }, DataGC: true}
 
 // Options are the stage's flags.
 type Options struct {

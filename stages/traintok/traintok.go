@@ -28,7 +28,7 @@ const FileName = "tokenizer.json"
 var Def = stage.Def{Kind: "train-tokenizer", Version: 1, Output: artifact.TokenizerType,
 	Help:   "Learn a byte-level BPE tokenizer (tokenizer/v1: tokenizer.json) from a text/v1 split.",
 	Inputs: []stage.Input{{Name: "text", Type: artifact.TextType}},
-	New:    func() stage.Options { return &Options{} }}
+	New:    func() stage.Options { return &Options{} }, DataGC: true}
 
 // Options are the stage's flags.
 type Options struct {
