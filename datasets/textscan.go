@@ -80,8 +80,9 @@ func plainTextColumns(s *parquet.Schema) (idCol, textCol int, ok bool) {
 // text pages, each a batch. Like the row reader, it reads each column's pages
 // only until it has a value for each of the group's rows: pages after those
 // are not read. A column holding more values than the group's rows is
-// refused (parquet-go's row reader makes the extra rows of zeros). Its own errors start with where (the file and row group); the
-// caller's come back as they are.
+// refused (parquet-go's row reader makes the extra rows of zeros). Its own
+// errors start with where (the file and row group); the caller's come back as
+// they are.
 func scanTextGroup(rg parquet.RowGroup, idCol, textCol int, where string, fn func(TextBatch) error) error {
 	rows := rg.NumRows()
 	if rows < 0 {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/parquet-go/parquet-go"
@@ -14,16 +13,12 @@ import (
 // ScanTokensTables reads a tokens/v1 shard row group by row group; each table
 // is freshly allocated, so fn may keep it (say, hand it to another goroutine).
 func ScanTokensTables(path string, fn func(TokensTable) error) error {
-	f, err := os.Open(path)
+	f, size, err := openSized(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	return ScanTokensTablesAt(f, st.Size(), path, fn)
+	return ScanTokensTablesAt(f, size, path, fn)
 }
 
 // ScanTokensTablesAt is ScanTokensTables over size bytes of r (a local file,
@@ -196,28 +191,20 @@ func (c tokenColumns) appendPage(t *TokensTable, p parquet.Page, started *bool) 
 	return nil
 }
 
-// pageLevels reads a page value by value (in batches, so its claimed count is
-// not trusted for an allocation): the levels of every entry and the non-null
-// values.
+// pageLevels reads a page value by value (through appendValues, so its
+// claimed count is not trusted for an allocation): the levels of every entry
+// and the non-null values.
 func pageLevels(p parquet.Page) (rep, def []byte, vals []int32, err error) {
-	r := p.Values()
-	buf := make([]parquet.Value, 1024)
-	for {
-		n, err := r.ReadValues(buf)
-		for _, v := range buf[:n] {
-			rep, def = append(rep, byte(v.RepetitionLevel())), append(def, byte(v.DefinitionLevel()))
-			if !v.IsNull() {
-				vals = append(vals, v.Int32())
-			}
-		}
-		if errors.Is(err, io.EOF) {
-			return rep, def, vals, nil
-		}
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		if n == 0 {
-			return nil, nil, nil, io.ErrNoProgress
+	vs, err := appendValues(nil, p, func(v parquet.Value) parquet.Value { return v })
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rep, def = make([]byte, len(vs)), make([]byte, len(vs))
+	for i, v := range vs {
+		rep[i], def[i] = byte(v.RepetitionLevel()), byte(v.DefinitionLevel())
+		if !v.IsNull() {
+			vals = append(vals, v.Int32())
 		}
 	}
+	return rep, def, vals, nil
 }

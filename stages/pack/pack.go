@@ -255,9 +255,6 @@ func readTables(ctx context.Context, shards []string, fn func(datasets.TokensTab
 // (stage.OpenInputFile), and verifies it before returning: the split's
 // files are kept only when every shard it read verified.
 func scanShard(shard string, fn func(datasets.TokensTable) error) error {
-	if !stage.IsStreamed(filepath.Dir(shard)) {
-		return datasets.ScanTokensTables(shard, fn)
-	}
 	return stage.ScanInput(shard, func(in stage.InputFile) error {
 		return datasets.ScanTokensTablesAt(in, in.Size(), in.Name(), fn)
 	})
