@@ -31,15 +31,41 @@ type TextBatch struct {
 // row reader builds each row by reflection and a string per text, which the
 // caller then has to copy (its buffers are reused). Any other layout (nullable
 // columns, other types, nesting) goes through that row reader.
-func ScanTextAt(r io.ReaderAt, size int64, name string, fn func(TextBatch) error) (err error) {
+func ScanTextAt(r io.ReaderAt, size int64, name string, fn func(TextBatch) error) error {
+	return scanText(r, size, name, true, fn)
+}
+
+// ScanTextsAt streams the texts of a Parquet file's column "text" in order, a
+// batch at a time, each batch in its own storage, as ScanTextAt does but
+// without ids: the file needs no id column, and one it has is not read (what
+// `mdlm tokenizer train` reads from text/v1 shards and users' files). On a
+// damaged file it may refuse where the row reader reads on, never the reverse
+// (FuzzScanText).
+func ScanTextsAt(r io.ReaderAt, size int64, name string, fn func([]string) error) error {
+	return scanText(r, size, name, false, func(b TextBatch) error { return fn(b.Texts) })
+}
+
+// scanText is ScanTextAt, with ids or without them (IDs nil).
+func scanText(r io.ReaderAt, size int64, name string, withIDs bool, fn func(TextBatch) error) (err error) {
 	defer recoverCorrupt(name, &err)
 	pf, err := openParquetAt(r, size, name)
 	if err != nil {
 		return err
 	}
-	idCol, textCol, ok := plainTextColumns(pf.Schema())
+	textCol, ok := plainColumn(pf.Schema(), "text", parquet.ByteArray)
+	idCol := -1
+	if withIDs {
+		var okID bool
+		idCol, okID = plainColumn(pf.Schema(), "id", parquet.Int64)
+		ok = ok && okID
+	}
 	if !ok {
-		return scanTextRows(pf, name, fn)
+		if withIDs {
+			return scanTextRows(pf, name, []string{"id", "text"}, func(r TextRow) string { return r.Text }, func(r TextRow) int64 { return r.ID }, fn)
+		}
+		// Without ids the id column is not read, so whatever its type, no
+		// conversion of it can fail.
+		return scanTextRows(pf, name, []string{"text"}, func(r textOnlyRow) string { return r.Text }, nil, fn)
 	}
 	for g, rg := range pf.RowGroups() {
 		if err := scanTextGroup(rg, idCol, textCol, fmt.Sprintf("%s: row group %d", name, g), fn); err != nil {
@@ -49,54 +75,61 @@ func ScanTextAt(r io.ReaderAt, size int64, name string, fn func(TextBatch) error
 	return nil
 }
 
-// plainTextColumns finds the leaf indices of id and text when the schema is
-// the download stage's: required, unnested, INT64 without a logical type (or a
-// signed 64-bit one) and BYTE_ARRAY without one (or STRING).
-func plainTextColumns(s *parquet.Schema) (idCol, textCol int, ok bool) {
-	id, okID := s.Lookup("id")
-	text, okText := s.Lookup("text")
-	if !okID || !okText || id.MaxDefinitionLevel != 0 || id.MaxRepetitionLevel != 0 ||
-		text.MaxDefinitionLevel != 0 || text.MaxRepetitionLevel != 0 {
-		return 0, 0, false
+// plainColumn finds the leaf index of column name when it is laid out as the
+// download stage writes it: required, unnested, of kind (INT64 without a
+// logical type or a signed 64-bit one; BYTE_ARRAY without one or STRING).
+func plainColumn(s *parquet.Schema, name string, kind parquet.Kind) (int, bool) {
+	c, ok := s.Lookup(name)
+	if !ok || c.MaxDefinitionLevel != 0 || c.MaxRepetitionLevel != 0 {
+		return 0, false
 	}
-	it, tt := id.Node.Type(), text.Node.Type()
-	if it.Kind() != parquet.Int64 || tt.Kind() != parquet.ByteArray {
-		return 0, 0, false
+	t := c.Node.Type()
+	if t.Kind() != kind {
+		return 0, false
 	}
-	if lt := it.LogicalType(); lt != nil && lt.Value != nil {
-		if i, isInt := lt.Value.(*format.IntType); !isInt || i.BitWidth != 64 || !i.IsSigned {
-			return 0, 0, false
+	if lt := t.LogicalType(); lt != nil && lt.Value != nil {
+		switch v := lt.Value.(type) {
+		case *format.IntType:
+			if kind != parquet.Int64 || v.BitWidth != 64 || !v.IsSigned {
+				return 0, false
+			}
+		case *format.StringType:
+			if kind != parquet.ByteArray {
+				return 0, false
+			}
+		default:
+			return 0, false
 		}
 	}
-	if lt := tt.LogicalType(); lt != nil && lt.Value != nil {
-		if _, isString := lt.Value.(*format.StringType); !isString {
-			return 0, 0, false
-		}
-	}
-	return id.ColumnIndex, text.ColumnIndex, true
+	return c.ColumnIndex, true
 }
 
-// scanTextGroup reads one row group: its ids whole (8 bytes a row), then its
-// text pages, each a batch. Like the row reader, it reads each column's pages
-// only until it has a value for each of the group's rows: pages after those
-// are not read. A column holding more values than the group's rows is
-// refused (parquet-go's row reader makes the extra rows of zeros). Its own
-// errors start with where (the file and row group); the caller's come back as
-// they are.
+// scanTextGroup reads one row group: its ids whole (8 bytes a row; none when
+// idCol < 0), then its text pages, each a batch. Like the row reader, it reads
+// each column's pages only until it has a value for each of the group's rows
+// (with ids, each id): pages after those are not read. A column holding more
+// values than the group's rows is refused (parquet-go's row reader makes the
+// extra rows of zeros). Its own errors start with where (the file and row
+// group); the caller's come back as they are.
 func scanTextGroup(rg parquet.RowGroup, idCol, textCol int, where string, fn func(TextBatch) error) error {
 	rows := rg.NumRows()
 	if rows < 0 {
 		return fmt.Errorf("%s: %d rows claimed", where, rows)
 	}
 	chunks := rg.ColumnChunks()
-	ids, err := readIDs(chunks[idCol], rows)
-	if err != nil {
-		return fmt.Errorf("%s: column id: %w", where, err)
+	var ids []int64
+	want := rows // values the text column must give
+	if idCol >= 0 {
+		var err error
+		if ids, err = readIDs(chunks[idCol], rows); err != nil {
+			return fmt.Errorf("%s: column id: %w", where, err)
+		}
+		want = int64(len(ids))
 	}
 	pages := chunks[textCol].Pages()
 	defer pages.Close()
-	row := 0
-	for row < len(ids) {
+	row := int64(0)
+	for row < want {
 		p, err := pages.ReadPage()
 		if errors.Is(err, io.EOF) {
 			break
@@ -109,18 +142,26 @@ func scanTextGroup(rg parquet.RowGroup, idCol, textCol int, where string, fn fun
 		if err != nil {
 			return fmt.Errorf("%s: column text: %w", where, err)
 		}
-		if len(texts) > len(ids)-row {
+		n := int64(len(texts))
+		if n > want-row {
 			return fmt.Errorf("%s: column text holds more values than the row group's %d rows", where, rows)
 		}
-		if len(texts) > 0 {
-			if err := fn(TextBatch{IDs: ids[row : row+len(texts) : row+len(texts)], Texts: texts}); err != nil {
+		if n > 0 {
+			b := TextBatch{Texts: texts}
+			if idCol >= 0 {
+				b.IDs = ids[row : row+n : row+n]
+			}
+			if err := fn(b); err != nil {
 				return err
 			}
 		}
-		row += len(texts)
+		row += n
 	}
-	if row != len(ids) || int64(row) != rows {
+	switch {
+	case idCol >= 0 && (row != want || row != rows):
 		return fmt.Errorf("%s: the columns disagree on the number of rows: column text has %d values, column id %d, the row group %d rows", where, row, len(ids), rows)
+	case row != rows:
+		return fmt.Errorf("%s: column text has %d values, the row group %d rows", where, row, rows)
 	}
 	return nil
 }
@@ -227,24 +268,35 @@ func appendValues[T any](dst []T, p parquet.Page, f func(parquet.Value) T) ([]T,
 	}
 }
 
-// scanTextRows is the general path: parquet-go's row reader into TextRow,
-// each text copied (the reader reuses its buffers) into one string per batch.
-func scanTextRows(pf *parquet.File, name string, fn func(TextBatch) error) error {
-	if err := requireColumns(pf, name, []string{"id", "text"}); err != nil {
+// textOnlyRow is what ScanTextsAt's row path reads of a row.
+type textOnlyRow struct {
+	Text string `parquet:"text"`
+}
+
+// scanTextRows is the general path: parquet-go's row reader into T, the
+// texts copied (the reader reuses its buffers) into one string per batch, and
+// the batches' IDs by id (none when id is nil).
+func scanTextRows[T any](pf *parquet.File, name string, required []string, text func(T) string, id func(T) int64, fn func(TextBatch) error) error {
+	if err := requireColumns(pf, name, required); err != nil {
 		return err
 	}
-	return scanRows(pf, name, func(rows []TextRow) error {
+	return scanRows(pf, name, func(rows []T) error {
 		n := 0
 		for _, r := range rows {
-			n += len(r.Text)
+			n += len(text(r))
 		}
 		var b strings.Builder
 		b.Grow(n)
-		ids := make([]int64, len(rows))
-		for i, r := range rows {
-			ids[i] = r.ID
-			b.WriteString(r.Text)
+		var ids []int64
+		if id != nil {
+			ids = make([]int64, len(rows))
 		}
-		return fn(TextBatch{IDs: ids, Texts: splitString(b.String(), rows, func(r TextRow) int { return len(r.Text) })})
+		for i, r := range rows {
+			if id != nil {
+				ids[i] = id(r)
+			}
+			b.WriteString(text(r))
+		}
+		return fn(TextBatch{IDs: ids, Texts: splitString(b.String(), rows, func(r T) int { return len(text(r)) })})
 	})
 }

@@ -5,7 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -86,6 +90,38 @@ func scanRowsAll(data []byte) ([]TextRow, error) {
 	return rows, err
 }
 
+// scanTextsAll reads data with ScanTextsAt, keeping every batch until the end.
+func scanTextsAll(data []byte) ([]string, error) {
+	var batches [][]string
+	err := ScanTextsAt(bytes.NewReader(data), int64(len(data)), "s.parquet", func(b []string) error {
+		batches = append(batches, b)
+		return nil
+	})
+	return slices.Concat(batches...), err
+}
+
+// textRowsAll reads the texts of data with the row reader, the reference for
+// ScanTextsAt.
+func textRowsAll(data []byte) ([]string, error) {
+	var texts []string
+	err := ScanParquetAt(bytes.NewReader(data), int64(len(data)), "s.parquet", []string{"text"}, func(b []textOnlyRow) error {
+		for _, r := range b {
+			texts = append(texts, strings.Clone(r.Text))
+		}
+		return nil
+	})
+	return texts, err
+}
+
+// textsOf is the texts of rows.
+func textsOf(rows []TextRow) []string {
+	texts := make([]string, len(rows))
+	for i, r := range rows {
+		texts[i] = r.Text
+	}
+	return texts
+}
+
 type textRowOptional struct {
 	ID   *int64  `parquet:"id,optional"`
 	Text *string `parquet:"text,optional"`
@@ -151,8 +187,10 @@ func TestScanTextAt(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, _, ok := plainTextColumns(pf.Schema()); ok != tc.pages {
-				t.Errorf("page path %v, want %v", ok, tc.pages)
+			_, okText := plainColumn(pf.Schema(), "text", parquet.ByteArray)
+			_, okID := plainColumn(pf.Schema(), "id", parquet.Int64)
+			if okText && okID != tc.pages {
+				t.Errorf("page path %v, want %v", okText && okID, tc.pages)
 			}
 			want, err := scanRowsAll(tc.data)
 			if err != nil {
@@ -203,8 +241,106 @@ func TestScanTextAtErrors(t *testing.T) {
 	}
 }
 
+// fuzzInput reads the []byte argument of a committed fuzz input of target.
+func fuzzInput(t *testing.T, target, name string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", "fuzz", target, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, arg, ok := strings.Cut(strings.TrimSpace(string(raw)), "\n[]byte(")
+	if !ok || !strings.HasSuffix(arg, ")") {
+		t.Fatalf("%s: not a one-[]byte fuzz input", name)
+	}
+	s, err := strconv.Unquote(strings.TrimSuffix(arg, ")"))
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return []byte(s)
+}
+
+// A row group whose id column holds more values than its 2 rows: parquet-go's
+// row reader makes 16 rows of it. The row path refuses the group, as the page
+// path refuses such a column.
+func TestScanRowsRowCount(t *testing.T) {
+	data := fuzzInput(t, "FuzzScanText", "7fe8d430538b9898")
+	_, err := scanRowsAll(data)
+	if err == nil || !strings.Contains(err.Error(), "s.parquet: row group 0: more rows than the 2 its metadata states") {
+		t.Fatalf("err = %v, want the row group refused", err)
+	}
+	if texts, err := scanTextsAll(data); err != nil || len(texts) != 2 {
+		t.Errorf("ScanTextsAt (the text column alone, which is intact): %d texts, %v", len(texts), err)
+	}
+}
+
+type textRowStringID struct {
+	ID   string `parquet:"id"`
+	Text string `parquet:"text"`
+}
+
+// ScanTextsAt reads the texts the row reader reads, with or without an id
+// column (one it has is not read, whatever its type), page by page where the
+// text column is required and unnested.
+func TestScanTextsAt(t *testing.T) {
+	docs := textDocs(300, 5000)
+	only := make([]textOnlyRow, len(docs))
+	strID := make([]textRowStringID, len(docs))
+	optional := make([]textRowOptional, len(docs))
+	dict := make([]textRowDict, len(docs))
+	for i, d := range docs {
+		only[i] = textOnlyRow{Text: d.Text}
+		strID[i] = textRowStringID{ID: fmt.Sprint(d.ID), Text: d.Text}
+		if i%5 != 3 {
+			optional[i] = textRowOptional{ID: &d.ID, Text: &d.Text}
+		}
+		dict[i] = textRowDict{ID: d.ID, Text: fmt.Sprint("doc ", i%4)}
+	}
+	tests := []struct {
+		name  string
+		data  []byte
+		pages bool
+	}{
+		{"download layout", writeRows(t, docs, 64), true},
+		{"text only", writeRows(t, only, 64), true},
+		{"string id", writeRows(t, strID, 64), true},
+		{"no rows", writeRows(t, []textOnlyRow{}, 64), true},
+		{"dictionary", writeRows(t, dict, 100), true},
+		{"nullable", writeRows(t, optional, 100), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pf, err := parquet.OpenFile(bytes.NewReader(tc.data), int64(len(tc.data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := plainColumn(pf.Schema(), "text", parquet.ByteArray); ok != tc.pages {
+				t.Errorf("page path %v, want %v", ok, tc.pages)
+			}
+			want, err := textRowsAll(tc.data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := scanTextsAll(tc.data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%d texts differ from the row reader's %d", len(got), len(want))
+			}
+		})
+	}
+	type onlyID struct {
+		ID int64 `parquet:"id"`
+	}
+	data := writeRows(t, []onlyID{{1}}, 10)
+	if _, err := scanTextsAll(data); err == nil || !strings.HasPrefix(err.Error(), `s.parquet: missing column "text"`) {
+		t.Errorf("a file without a text column: err = %v", err)
+	}
+}
+
 // FuzzScanText: on any bytes, never a panic, and never more lenient than the
-// row reader: what ScanTextAt reads, the row reader reads the same. On damaged
+// row reader: what ScanTextAt reads, the row reader reads the same; the same
+// for ScanTextsAt (checkScanTexts). On damaged
 // files ScanTextAt may be stricter: it refuses a row group whose columns do
 // not hold a value per row, or hold more values than it has rows (where the
 // row reader makes the extra rows of zeros: regression input
@@ -221,16 +357,19 @@ func FuzzScanText(f *testing.F) {
 		writeRows(f, []textRowDelta{{1, "ab"}, {5, ""}}, 2),
 		writeRows(f, []textRowOptional{{}, {Text: new(string)}}, 2),
 	}
-	intact := map[string]bool{}
-	for _, s := range seeds {
-		intact[string(s)] = true
+	textOnly := writePaged(f, []textOnlyRow{{"a"}, {""}, {"bc"}, {strings.Repeat("d", 300)}, {"e"}}, 2, 256)
+	intact := map[string]bool{} // intact files; true: with an id column
+	for _, s := range append(seeds, textOnly) {
+		intact[string(s)] = !bytes.Equal(s, textOnly)
 		f.Add(s)
 		f.Add(s[:len(s)*2/3])
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		withID, isIntact := intact[string(data)]
+		checkScanTexts(t, data, isIntact)
 		got, err := scanTextAll(data)
 		if err != nil {
-			if intact[string(data)] {
+			if withID {
 				t.Fatalf("an intact file refused: %v", err)
 			}
 			if !strings.HasPrefix(err.Error(), "s.parquet") {
@@ -246,6 +385,35 @@ func FuzzScanText(f *testing.F) {
 			t.Fatalf("ScanTextAt read %d rows, the row reader %d, and they differ", len(got), len(want))
 		}
 	})
+}
+
+// checkScanTexts is FuzzScanText's invariant for ScanTextsAt: an error names
+// the file and an intact file reads; what it reads, the row reader reads the
+// same; and where ScanTextAt reads a file, ScanTextsAt reads its texts.
+func checkScanTexts(t *testing.T, data []byte, intact bool) {
+	got, err := scanTextsAll(data)
+	if err != nil {
+		if intact {
+			t.Fatalf("ScanTextsAt refused an intact file: %v", err)
+		}
+		if !strings.HasPrefix(err.Error(), "s.parquet") {
+			t.Fatalf("error %v does not name the file", err)
+		}
+		if rows, errIDs := scanTextAll(data); errIDs == nil {
+			t.Fatalf("ScanTextAt read %d rows, ScanTextsAt refused: %v", len(rows), err)
+		}
+		return
+	}
+	want, err := textRowsAll(data)
+	if err != nil {
+		t.Fatalf("ScanTextsAt read %d texts; the row reader refused: %v", len(got), err)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("ScanTextsAt read %d texts, the row reader %d, and they differ", len(got), len(want))
+	}
+	if rows, err := scanTextAll(data); err == nil && !slices.Equal(got, textsOf(rows)) {
+		t.Fatalf("ScanTextsAt read %d texts, ScanTextAt %d rows, and their texts differ", len(got), len(rows))
+	}
 }
 
 // A footer length the file cannot hold is refused before parquet-go

@@ -464,6 +464,17 @@ func wantTokensLikeRowReader(t *testing.T, path string, n int) {
 	}
 }
 
+// A damaged page whose levels put an empty list inside a document (repetition
+// level 1, definition level 0) is refused; parquet-go's row reader reads a
+// zero there, and the page reader once dropped the entry.
+func TestScanTokensEntryInsideList(t *testing.T) {
+	data := fuzzInput(t, "FuzzScanTokens", "0749e4663b3d0a23")
+	err := ScanTokensTablesAt(bytes.NewReader(data), int64(len(data)), "t.parquet", func(TokensTable) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "t.parquet: row group 0: column ids.list.element: document 2: an entry inside its list with definition level 0") {
+		t.Fatalf("err = %v, want the entry refused", err)
+	}
+}
+
 // A token list chunk whose footer claims a huge size is refused (its pages
 // are guarded up to the file's end, where the footer is no page) without
 // sizing the table by the claim.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/parquet-go/parquet-go"
@@ -59,12 +60,12 @@ func ScanTokensTablesAt(r io.ReaderAt, size int64, name string, fn func(TokensTa
 
 // tokenColumns locates a tokens/v1 shard's columns: the leaf indices of id
 // and of the list's element, the element's highest definition level (a
-// value) and the one that means a null element (-1 when elements are
-// required).
+// value) and the level from which a list entry exists (its repeated node is
+// defined: below it, an empty or null list; from it up to maxDef, a null).
 type tokenColumns struct {
-	id, list            int
-	maxDef, elemNullDef int
-	listPath            string
+	id, list         int
+	maxDef, entryDef int
+	listPath         string
 }
 
 func findTokenColumns(s *parquet.Schema, name string) (tokenColumns, error) {
@@ -90,11 +91,27 @@ func findTokenColumns(s *parquet.Schema, name string) (tokenColumns, error) {
 	if k := list.Node.Type().Kind(); k != parquet.Int32 || list.MaxRepetitionLevel != 1 {
 		return tokenColumns{}, fmt.Errorf("%s: column %q is %s with repetition depth %d, want a list of int32", name, path, k, list.MaxRepetitionLevel)
 	}
-	c := tokenColumns{id: id.ColumnIndex, list: list.ColumnIndex, maxDef: list.MaxDefinitionLevel, elemNullDef: -1, listPath: path}
-	if list.Node.Optional() {
-		c.elemNullDef = c.maxDef - 1
+	return tokenColumns{id: id.ColumnIndex, list: list.ColumnIndex, maxDef: list.MaxDefinitionLevel,
+		entryDef: entryDefLevel(s, strings.Split(path, ".")), listPath: path}, nil
+}
+
+// entryDefLevel is the definition level of the first repeated node on path
+// from n: the optional and repeated nodes down to it, itself included.
+func entryDefLevel(n parquet.Node, path []string) int {
+	def := 0
+	for _, name := range path {
+		i := slices.IndexFunc(n.Fields(), func(f parquet.Field) bool { return f.Name() == name })
+		if i < 0 {
+			break // never: path is one of the schema's columns
+		}
+		if n = n.Fields()[i]; n.Optional() || n.Repeated() {
+			def++
+		}
+		if n.Repeated() {
+			break
+		}
 	}
-	return c, nil
+	return def
 }
 
 func leafPaths(s *parquet.Schema) string {
@@ -148,7 +165,8 @@ func (c tokenColumns) readGroup(rg parquet.RowGroup, hint int64, where string) (
 
 // appendPage appends one page of the list column to t: a repetition level of
 // 0 starts a document (closing the one before), a definition level of maxDef
-// is a token id, a lower one an empty or null list (or a null id: an error).
+// is a token id, one below entryDef an empty or null list (only where a
+// document starts), any other a null id (an error).
 func (c tokenColumns) appendPage(t *TokensTable, p parquet.Page, started *bool) error {
 	rep, def := p.RepetitionLevels(), p.DefinitionLevels()
 	var vals []int32
@@ -180,8 +198,10 @@ func (c tokenColumns) appendPage(t *TokensTable, p parquet.Page, started *bool) 
 			n++
 		case d > c.maxDef:
 			return fmt.Errorf("definition level %d above the column's %d", d, c.maxDef)
-		case d == c.elemNullDef:
+		case d >= c.entryDef:
 			return fmt.Errorf("document %d holds a null token id", len(t.Offsets)-1)
+		case r > 0: // an empty or null list is a whole row's, never inside one
+			return fmt.Errorf("document %d: an entry inside its list with definition level %d, below the %d of an entry", len(t.Offsets)-1, d, c.entryDef)
 		}
 	}
 	if n != len(vals) {
