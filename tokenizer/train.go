@@ -72,34 +72,54 @@ func NewWordCounts(special []string) *WordCounts {
 func (w *WordCounts) Len() int { return len(w.counts) }
 
 // Add counts the words of docs on up to workers goroutines (0: GOMAXPROCS).
+// No word kept refers to the memory of docs.
 func (w *WordCounts) Add(docs []string, workers int) {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	workers = max(1, min(workers, len(docs)))
-	parts := make([]map[string]int64, workers)
+	parts := make([]tally, workers)
 	var wg sync.WaitGroup
 	for k := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m := map[string]int64{}
+			t := tally{index: map[string]int32{}}
 			for i := k; i < len(docs); i += workers {
-				countDoc(m, docs[i], w.special)
+				countDoc(&t, docs[i], w.special)
 			}
-			parts[k] = m
+			parts[k] = t
 		}()
 	}
 	wg.Wait()
-	for _, m := range parts {
-		for s, n := range m {
-			w.counts[s] += n
+	for _, t := range parts {
+		for s, i := range t.index { // s is the tally's own copy
+			w.counts[s] += t.counts[i]
 		}
 	}
 }
 
-// countDoc adds the pre-tokens of doc (split around special tokens) to m.
-func countDoc(m map[string]int64, doc string, special []string) {
+// tally counts the words of one goroutine: a word's count is
+// counts[index[word]]. A word goes into the map once, as a copy, and is only
+// looked up afterwards: assigning to a string key already in a Go map stores
+// the key given in place of the one there, so `m[w]++` would keep the document
+// (or the page of a shard) that w is cut from alive for as long as the map.
+type tally struct {
+	index  map[string]int32
+	counts []int64
+}
+
+func (t *tally) add(w string) {
+	if i, ok := t.index[w]; ok {
+		t.counts[i]++
+		return
+	}
+	t.index[strings.Clone(w)] = int32(len(t.counts))
+	t.counts = append(t.counts, 1)
+}
+
+// countDoc adds the pre-tokens of doc (split around special tokens) to t.
+func countDoc(t *tally, doc string, special []string) {
 	for doc != "" {
 		cut, skip := len(doc), 0
 		for _, s := range special {
@@ -107,7 +127,7 @@ func countDoc(m map[string]int64, doc string, special []string) {
 				cut, skip = i, len(s)
 			}
 		}
-		countWords(m, doc[:cut])
+		countWords(t, doc[:cut])
 		if cut == len(doc) {
 			return
 		}
@@ -115,19 +135,15 @@ func countDoc(m map[string]int64, doc string, special []string) {
 	}
 }
 
-// countWords adds the GPT-2 pre-tokens of s to m (bytelevel.go: nextPreToken).
-func countWords(m map[string]int64, s string) {
+// countWords adds the GPT-2 pre-tokens of s to t (bytelevel.go: nextPreToken).
+func countWords(t *tally, s string) {
 	for i := 0; i < len(s); {
 		j := nextPreToken(s, i)
 		if j <= i { // never: nextPreToken always advances; guard against a loop
 			j = i + 1
 		}
 		if w := s[i:j]; len(w) <= MaxTrainWordBytes {
-			if _, ok := m[w]; ok {
-				m[w]++
-			} else {
-				m[strings.Clone(w)] = 1 // never keep the document alive through a key
-			}
+			t.add(w)
 		}
 		i = j
 	}

@@ -6,9 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+	"unsafe"
 )
 
 // trainCorpus returns the documents of testdata/corpus.jsonl.gz (prose, code
@@ -40,6 +43,38 @@ func trainOn(t testing.TB, docs []string, cfg TrainConfig) *TrainedBPE {
 
 // TestTrainBPESmall checks the merges on a corpus small enough to do by hand:
 // the most frequent pair first, ties to the smallest ids, specials first.
+// The counts keep no memory of the documents: texts cut from one buffer (as
+// a Parquet page's texts are) leave it collectable once counted, even when a
+// word is seen again after its first count (a Go map assignment to a string
+// key in it stores the key given).
+func TestWordCountsKeepNoDocument(t *testing.T) {
+	wc := NewWordCounts(nil)
+	freed := make(chan struct{})
+	func() {
+		page := []byte(strings.Repeat("the quick brown fox jumps over the lazy dog. ", 1<<12))
+		runtime.AddCleanup(&page[0], func(ch chan struct{}) { close(ch) }, freed)
+		text := unsafe.String(&page[0], len(page))
+		var docs []string
+		for i := 0; i+45 <= len(text); i += 45 {
+			docs = append(docs, text[i:i+45])
+		}
+		wc.Add(docs, 2)
+		wc.Add(docs[:10], 1)
+	}()
+	for i := 0; i < 20; i++ {
+		runtime.GC()
+		select {
+		case <-freed:
+			if got := wc.counts[" fox"]; got != 4106 {
+				t.Errorf(`count of " fox" = %d, want 4106`, got)
+			}
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatal("the documents' buffer is still reachable after counting: a word refers to it")
+}
+
 func TestTrainBPESmall(t *testing.T) {
 	m := trainOn(t, []string{"aaab ab ab"}, TrainConfig{VocabSize: 2 + 256 + 3, Special: []string{"<s>", "</s>"}})
 	if !slices.Equal(m.Tokens[:2], []string{"<s>", "</s>"}) || len(m.Tokens) != 261 {

@@ -134,9 +134,9 @@ func ReadCorpus(ctx context.Context, path string, fn func([]string)) error {
 		// A shard streamed from a bucket is verified before Train returns
 		// (stage.ScanInput), so nothing is written from a damaged one.
 		err = stage.ScanInput(path, func(in stage.InputFile) error {
-			return datasets.ScanParquetAt(in, in.Size(), in.Name(), []string{"text"}, func(rows []datasets.TextRow) error {
-				for _, r := range rows {
-					if err := add(strings.Clone(r.Text)); err != nil { // the reader reuses its buffers
+			return datasets.ScanTextsAt(in, in.Size(), in.Name(), func(texts []string) error {
+				for _, s := range texts { // each batch in its own storage: kept as it is
+					if err := add(s); err != nil {
 						return err
 					}
 				}
