@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # The data stages at scale, each as its own mdlm process: ~300 MB of JSON-lines
 # text (Debian fortunes + perl pods + the embedded KJV, repeated with variations,
-# deterministic) through download --hold-out, tokenize (GPT-2) and pack (L 1024).
-# Prints wall time and peak RSS per stage and the artifact sizes.
-# MDLM_SCALE_MB sets the corpus size (default 300). MDLM_BENCH_SMOKE=1: 3 MB (CI).
+# deterministic) through download --hold-out, tokenizer train (a 4,096-id BPE on
+# the train split), tokenize (GPT-2) and pack (L 1024). Prints wall time, CPU
+# and peak RSS per stage and the artifact sizes.
+# MDLM_SCALE_MB sets the corpus size (default 300). MDLM_BENCH_SMOKE=1 (CI): 3 MB,
+# and in a git checkout the two-build mode below against HEAD, one round.
+# MDLM_SCALE_BASE=<git ref>: also builds that commit (a temporary worktree) and
+# runs every stage with both builds, alternating, MDLM_SCALE_ROUNDS times (3 by
+# default); per stage it prints each build's range of wall times and peaks and
+# the ratio of the medians (this tree / base), and checks that both builds
+# wrote the same files (and fails if they did not when the base is HEAD and the
+# tree has no changes: the stages are deterministic).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd
@@ -16,6 +24,21 @@ if [ ! -d /usr/share/games/fortunes ]; then
 fi
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }
 go build -o "$work/mdlm" ./cmd/mdlm
+base=${MDLM_SCALE_BASE:-}
+rounds=${MDLM_SCALE_ROUNDS:-3}
+if [ -n "${MDLM_BENCH_SMOKE:-}" ] && git rev-parse --verify -q HEAD >/dev/null; then
+  base=${base:-HEAD} rounds=1
+fi
+# Outputs must match only between a build and itself: HEAD against a clean tree.
+must_match=
+[ "$base" = HEAD ] && git diff --quiet HEAD && must_match=1
+if [ -n "$base" ]; then
+  tree=$(mktemp -d) repo=$PWD
+  trap 'git -C "$repo" worktree remove --force "$tree" >/dev/null 2>&1 || true' EXIT
+  git worktree add --detach "$tree" "$base" >/dev/null
+  (cd "$tree" && go build -o "$work/mdlm-base" ./cmd/mdlm)
+  echo "base: $(git rev-parse --short "$base"), this tree: $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ' (with changes)')"
+fi
 python3 - "$work/corpus.jsonl" "$mb" <<'PY'
 import gzip, glob, json, os, sys
 out, mb = sys.argv[1], int(sys.argv[2])
@@ -35,9 +58,63 @@ while size < mb * 1_000_000:
 print(f"corpus: {i} documents, {size/1e6:.0f} MB of text", file=sys.stderr)
 PY
 cd "$work"
-rm -rf text tokens packed
-run() { /usr/bin/time -f "%e s, peak RSS %M KB: mdlm $*" ./mdlm "$@" 2>&1 >/dev/null | grep 'peak RSS' ; }
-run download corpus.jsonl --hold-out 5000 -o text
-run tokenize text -o tokens --tokenizer gpt2
-run pack tokens -o packed --length 1024
-du -sh text tokens packed
+stages=(
+  "download|text|download corpus.jsonl --hold-out 5000 -o OUT"
+  "train-tokenizer|bpe.json|tokenizer train --vocab-size 4096 -o OUT text"
+  "tokenize|tokens|tokenize text -o OUT --tokenizer gpt2"
+  "pack|packed|pack tokens -o OUT --length 1024"
+)
+# timed BIN OUT ARGS...: runs one stage into OUT (removed first); prints "wall cpu
+# peak_kb".
+timed() {
+  local bin=$1 out=$2; shift 2
+  rm -rf "$out"
+  /usr/bin/time -f "%e %U %S %M" -o time.txt "$bin" "${@//OUT/$out}" >/dev/null 2>stage.log ||
+    { cat stage.log >&2; echo "data_scale.sh: mdlm ${*//OUT/$out} failed" >&2; exit 1; }
+  awk '{printf "%s %.2f %s\n", $1, $2 + $3, $4}' time.txt
+}
+# digest DIR|FILE: one sha256 over the data files (artifact.json and the
+# dot-files beside it hold times and paths).
+digest() { find "$1" -type f ! -name artifact.json ! -name '.*' | sort | xargs cat | sha256sum | cut -c1-16; }
+if [ -z "$base" ]; then
+  for st in "${stages[@]}"; do
+    IFS='|' read -r name out args <<<"$st"
+    read -r wall cpu kb < <(timed ./mdlm "$out" $args)
+    echo "$name: $wall s, $cpu s CPU, peak RSS $kb KB"
+  done
+  du -sh text bpe.json tokens packed
+  exit 0
+fi
+median() { sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+for st in "${stages[@]}"; do
+  IFS='|' read -r name out args <<<"$st"
+  : >"new.$name" && : >"base.$name"
+  for r in $(seq "$rounds"); do
+    order=(new base); [ $((r % 2)) = 0 ] && order=(base new)
+    for b in "${order[@]}"; do
+      bin=./mdlm; [ "$b" = base ] && bin=./mdlm-base
+      timed "$bin" "$out.$b" $args >>"$b.$name"
+    done
+  done
+  # The next stage reads this tree's output under the plain name.
+  rm -rf "$out" && mv "$out.new" "$out"
+  same=yes; [ "$(digest "$out")" = "$(digest "$out.base")" ] || same=NO
+  rm -rf "$out.base"
+  # The base reads the same input as this tree (this tree's output of the
+  # stage before), so a difference is this stage's alone.
+  for b in base new; do
+    printf '%-16s %-4s wall %s-%s s, CPU %s-%s s, peak %s-%s MB\n' "$name" "$b" \
+      "$(cut -d' ' -f1 "$b.$name" | sort -n | head -1)" "$(cut -d' ' -f1 "$b.$name" | sort -n | tail -1)" \
+      "$(cut -d' ' -f2 "$b.$name" | sort -n | head -1)" "$(cut -d' ' -f2 "$b.$name" | sort -n | tail -1)" \
+      "$(cut -d' ' -f3 "$b.$name" | sort -n | head -1 | awk '{printf "%.0f", $1/1024}')" \
+      "$(cut -d' ' -f3 "$b.$name" | sort -n | tail -1 | awk '{printf "%.0f", $1/1024}')"
+  done
+  wn=$(cut -d' ' -f1 "new.$name" | median); wb=$(cut -d' ' -f1 "base.$name" | median)
+  pn=$(cut -d' ' -f3 "new.$name" | median); pb=$(cut -d' ' -f3 "base.$name" | median)
+  awk -v n="$name" -v wn="$wn" -v wb="$wb" -v pn="$pn" -v pb="$pb" -v same="$same" -v r="$rounds" \
+    'BEGIN {printf "%-16s ratio this tree / base, medians of %d: wall %.2f, peak %.2f; same output: %s\n", n, r, wn/wb, pn/pb, same}'
+  if [ -n "$must_match" ] && [ "$same" != yes ]; then
+    echo "data_scale.sh: $name wrote other files than the same stage of $base" >&2
+    exit 1
+  fi
+done
