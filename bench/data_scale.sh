@@ -79,13 +79,21 @@ digest() { find "$1" -type f ! -name artifact.json ! -name '.*' | sort | xargs c
 if [ -z "$base" ]; then
   for st in "${stages[@]}"; do
     IFS='|' read -r name out args <<<"$st"
-    read -r wall cpu kb < <(timed ./mdlm "$out" $args)
+    timed ./mdlm "$out" $args >stage.time
+    read -r wall cpu kb <stage.time
     echo "$name: $wall s, $cpu s CPU, peak RSS $kb KB"
   done
   du -sh text bpe.json tokens packed
   exit 0
 fi
 median() { sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+# range FIELD FILE [KB]: the lowest and highest of a field of timed's lines
+# (KB: kilobytes shown as whole megabytes).
+range() {
+  cut -d' ' -f"$1" "$2" | sort -n | awk -v kb="${3:-}" 'NR == 1 {lo = $1} {hi = $1}
+    END {if (kb) {lo = sprintf("%.0f", lo / 1024); hi = sprintf("%.0f", hi / 1024)}
+         printf (lo == hi) ? "%s" : "%s-%s", lo, hi}'
+}
 for st in "${stages[@]}"; do
   IFS='|' read -r name out args <<<"$st"
   : >"new.$name" && : >"base.$name"
@@ -103,11 +111,8 @@ for st in "${stages[@]}"; do
   # The base reads the same input as this tree (this tree's output of the
   # stage before), so a difference is this stage's alone.
   for b in base new; do
-    printf '%-16s %-4s wall %s-%s s, CPU %s-%s s, peak %s-%s MB\n' "$name" "$b" \
-      "$(cut -d' ' -f1 "$b.$name" | sort -n | head -1)" "$(cut -d' ' -f1 "$b.$name" | sort -n | tail -1)" \
-      "$(cut -d' ' -f2 "$b.$name" | sort -n | head -1)" "$(cut -d' ' -f2 "$b.$name" | sort -n | tail -1)" \
-      "$(cut -d' ' -f3 "$b.$name" | sort -n | head -1 | awk '{printf "%.0f", $1/1024}')" \
-      "$(cut -d' ' -f3 "$b.$name" | sort -n | tail -1 | awk '{printf "%.0f", $1/1024}')"
+    printf '%-16s %-4s wall %s s, CPU %s s, peak %s MB\n' "$name" "$b" \
+      "$(range 1 "$b.$name")" "$(range 2 "$b.$name")" "$(range 3 "$b.$name" kb)"
   done
   wn=$(cut -d' ' -f1 "new.$name" | median); wb=$(cut -d' ' -f1 "base.$name" | median)
   pn=$(cut -d' ' -f3 "new.$name" | median); pb=$(cut -d' ' -f3 "base.$name" | median)

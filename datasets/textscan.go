@@ -45,6 +45,16 @@ func ScanTextsAt(r io.ReaderAt, size int64, name string, fn func([]string) error
 	return scanText(r, size, name, false, func(b TextBatch) error { return fn(b.Texts) })
 }
 
+// ScanTexts is ScanTextsAt over the local file path.
+func ScanTexts(path string, fn func([]string) error) error {
+	f, size, err := openSized(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return ScanTextsAt(f, size, path, fn)
+}
+
 // scanText is ScanTextAt, with ids or without them (IDs nil).
 func scanText(r io.ReaderAt, size int64, name string, withIDs bool, fn func(TextBatch) error) (err error) {
 	defer recoverCorrupt(name, &err)

@@ -175,12 +175,12 @@ func flagValue(args []string, name string) string {
 // maximal runs of letters and apostrophes, lower-cased), to say how much of a
 // sample is made of the corpus's words.
 type wordIndex struct {
-	words map[string]bool
+	words map[string]string // each word to the index's own copy of it
 	pairs map[[2]string]bool
 }
 
 func newWordIndex() *wordIndex {
-	return &wordIndex{words: map[string]bool{}, pairs: map[[2]string]bool{}}
+	return &wordIndex{words: map[string]string{}, pairs: map[[2]string]bool{}}
 }
 
 // splitWords returns the lower-cased words of s.
@@ -188,14 +188,22 @@ func splitWords(s string) []string {
 	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !unicode.IsLetter(r) && r != '\'' })
 }
 
-// add indexes the words and adjacent pairs of one document.
+// add indexes the words and adjacent pairs of one document. The keys are the
+// index's own copies: a word is a substring of doc (or of its lower-cased
+// copy), and a map assignment to a key already there stores the key given, so
+// indexing doc's own words would keep every document alive.
 func (x *wordIndex) add(doc string) {
-	ws := splitWords(doc)
-	for i, w := range ws {
-		x.words[w] = true
-		if i > 0 {
-			x.pairs[[2]string{ws[i-1], w}] = true
+	var prev string
+	for i, w := range splitWords(doc) {
+		own, ok := x.words[w]
+		if !ok {
+			own = strings.Clone(w)
+			x.words[own] = own
 		}
+		if i > 0 {
+			x.pairs[[2]string{prev, own}] = true
+		}
+		prev = own
 	}
 }
 
@@ -208,7 +216,7 @@ func (x *wordIndex) share(text string) wordShare {
 	ws := splitWords(text)
 	for i, w := range ws {
 		s.Words++
-		if x.words[w] {
+		if _, ok := x.words[w]; ok {
 			s.KnownWords++
 		}
 		if i > 0 {
@@ -233,12 +241,12 @@ func corpusIndex(dir string) *wordIndex {
 	}
 	x, size := newWordIndex(), 0
 	for _, sh := range shards {
-		err := datasets.ScanParquet(sh, []string{"text"}, func(rows []datasets.TextRow) error {
-			for _, r := range rows {
-				if size += len(r.Text); size > maxSummaryIndexBytes {
+		err := datasets.ScanTexts(sh, func(texts []string) error {
+			for _, text := range texts {
+				if size += len(text); size > maxSummaryIndexBytes {
 					return errIndexFull
 				}
-				x.add(r.Text)
+				x.add(text)
 			}
 			return nil
 		})

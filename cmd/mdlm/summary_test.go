@@ -2,7 +2,12 @@ package main
 
 import (
 	"math"
+	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
+	"time"
+	"unsafe"
 
 	"github.com/mdlm-go/mdlm/artifact"
 	"github.com/mdlm-go/mdlm/datasets"
@@ -44,6 +49,61 @@ func TestWordShare(t *testing.T) {
 		if got := x.share(c.text); got != c.want {
 			t.Errorf("share(%q) = %+v, want %+v", c.text, got, c.want)
 		}
+	}
+}
+
+// The index keeps its own copies of the words: documents cut from one buffer
+// (already in lower case, so lower-casing returns them as they are) leave it
+// collectable once indexed.
+func TestWordIndexKeepsNoDocument(t *testing.T) {
+	x := newWordIndex()
+	freed := make(chan struct{})
+	func() {
+		page := []byte(strings.Repeat("the quick brown fox jumps over the lazy dog. ", 1000))
+		runtime.AddCleanup(&page[0], func(ch chan struct{}) { close(ch) }, freed)
+		text := unsafe.String(&page[0], len(page))
+		for i := 0; i+45 <= len(text); i += 45 {
+			x.add(text[i : i+45])
+		}
+	}()
+	for range 20 {
+		runtime.GC()
+		select {
+		case <-freed:
+			if got := x.share("the lazy fox"); got != (wordShare{Words: 3, KnownWords: 3, Pairs: 2, KnownPairs: 1}) {
+				t.Errorf("share = %+v after the documents were freed", got)
+			}
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatal("the documents' buffer is still reachable after indexing: a word refers to it")
+}
+
+// corpusIndex reads the train split's shards of a text/v1 artifact, not the
+// valid split's.
+func TestCorpusIndex(t *testing.T) {
+	dir := t.TempDir()
+	for name, texts := range map[string][]string{
+		datasets.ShardName("train", 0, 2): {"In the beginning", "God created"},
+		datasets.ShardName("train", 1, 2): {"the heaven and the earth."},
+		datasets.ShardName("valid", 0, 1): {"unseen words"},
+	} {
+		rows := make([]datasets.TextRow, len(texts))
+		for i, text := range texts {
+			rows[i] = datasets.TextRow{ID: int64(i), Text: text}
+		}
+		if err := datasets.WriteParquet(filepath.Join(dir, name), rows, 8); err != nil {
+			t.Fatal(err)
+		}
+	}
+	x := corpusIndex(dir)
+	if x == nil {
+		t.Fatal("no index")
+	}
+	want := wordShare{Words: 6, KnownWords: 4, Pairs: 5, KnownPairs: 2} // the heaven, god created
+	if got := x.share("the heaven unseen words god created"); got != want {
+		t.Errorf("share = %+v, want %+v", got, want)
 	}
 }
 
