@@ -48,17 +48,25 @@ type guardedChunk struct{ start, end, next int64 }
 
 // guard starts checking the column chunks of md (parquet-go opened the file
 // through g). A chunk starts where parquet-go starts reading it: at its
-// dictionary page when it has one, else at its first data page.
-func (g *pageGuard) guard(md *format.FileMetaData, size int64) {
+// dictionary page when it has one, else at its first data page. A chunk whose
+// first data page or dictionary page (0: none) is stated outside the file is
+// refused: since parquet-go starts at the dictionary page, a reader of pages
+// would read on past a damaged data page offset where its row reader fails
+// (FuzzScanText's regression input 1641e20e85511b51: -320).
+func (g *pageGuard) guard(md *format.FileMetaData, size int64) error {
+	const magic = 4 // no page before the file's leading magic
 	var chunks []guardedChunk
-	for _, rg := range md.RowGroups {
-		for _, c := range rg.Columns {
+	for i, rg := range md.RowGroups {
+		for j, c := range rg.Columns {
 			start := c.MetaData.DataPageOffset
-			if c.MetaData.DictionaryPageOffset != 0 {
-				start = c.MetaData.DictionaryPageOffset
+			if start < magic || start >= size {
+				return fmt.Errorf("row group %d, column %d: data page offset %d outside the file's %d bytes", i, j, start, size)
 			}
-			if start < 0 || start >= size {
-				continue // parquet-go reads nothing there
+			if d := c.MetaData.DictionaryPageOffset; d != 0 {
+				if d < magic || d >= size {
+					return fmt.Errorf("row group %d, column %d: dictionary page offset %d outside the file's %d bytes", i, j, d, size)
+				}
+				start = d
 			}
 			end := size // a chunk claimed past the file ends with it
 			if n := c.MetaData.TotalCompressedSize; n >= 0 && n <= size-start {
@@ -78,6 +86,7 @@ func (g *pageGuard) guard(md *format.FileMetaData, size int64) {
 	g.mu.Lock()
 	g.chunks, g.reach = chunks, reach
 	g.mu.Unlock()
+	return nil
 }
 
 func (g *pageGuard) ReadAt(p []byte, off int64) (int, error) {

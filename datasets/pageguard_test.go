@@ -92,7 +92,9 @@ func TestPageGuardChunkPastFile(t *testing.T) {
 	md.RowGroups[0].Columns = append([]format.ColumnChunk(nil), md.RowGroups[0].Columns...)
 	md.RowGroups[0].Columns[1].MetaData.TotalCompressedSize = 1 << 40
 	g := &pageGuard{r: bytes.NewReader(good)}
-	g.guard(&md, int64(len(good)))
+	if err := g.guard(&md, int64(len(good))); err != nil {
+		t.Fatal(err)
+	}
 	text := md.RowGroups[0].Columns[1].MetaData
 	start := text.DataPageOffset
 	if text.DictionaryPageOffset != 0 {

@@ -22,7 +22,6 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/snappy"
-	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/mdlm-go/mdlm/internal/atomicfile"
 )
@@ -189,31 +188,10 @@ func openParquetAt(r io.ReaderAt, size int64, name string) (*parquet.File, error
 	if err != nil {
 		return nil, fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): %w", name, err)
 	}
-	if err := checkChunkOffsets(pf.Metadata(), size); err != nil {
+	if err := g.guard(pf.Metadata(), size); err != nil {
 		return nil, fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): %w", name, err)
 	}
-	g.guard(pf.Metadata(), size)
 	return pf, nil
-}
-
-// checkChunkOffsets refuses a column chunk whose first data page or
-// dictionary page (0: none) is stated outside the file. parquet-go reads a
-// chunk from its dictionary page when it has one, so a reader of pages would
-// read on past a damaged data page offset where its row reader fails
-// (FuzzScanText's regression input 1641e20e85511b51: -320).
-func checkChunkOffsets(md *format.FileMetaData, size int64) error {
-	for i, rg := range md.RowGroups {
-		for j, c := range rg.Columns {
-			const magic = 4
-			if d := c.MetaData.DataPageOffset; d < magic || d >= size {
-				return fmt.Errorf("row group %d, column %d: data page offset %d outside the file's %d bytes", i, j, d, size)
-			}
-			if d := c.MetaData.DictionaryPageOffset; d != 0 && (d < magic || d >= size) {
-				return fmt.Errorf("row group %d, column %d: dictionary page offset %d outside the file's %d bytes", i, j, d, size)
-			}
-		}
-	}
-	return nil
 }
 
 // recoverCorrupt turns a panic of the Parquet readers (they panic on some

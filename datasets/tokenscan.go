@@ -77,14 +77,15 @@ func findTokenColumns(s *parquet.Schema, name string) (tokenColumns, error) {
 		return tokenColumns{}, fmt.Errorf("%s: column id is %s with repetition depth %d, want int64", name, k, id.MaxRepetitionLevel)
 	}
 	var list parquet.LeafColumn
-	var path string
-	for _, p := range s.Columns() { // (a LeafColumn's Path holds only the leaf's name)
+	var leafPath []string // (a LeafColumn's Path holds only the leaf's name)
+	for _, p := range s.Columns() {
 		if len(p) > 1 && p[0] == "ids" {
 			list, ok = s.Lookup(p...)
-			path = strings.Join(p, ".")
+			leafPath = p
 			break
 		}
 	}
+	path := strings.Join(leafPath, ".")
 	if !ok || path == "" {
 		return tokenColumns{}, fmt.Errorf("%s: missing column %q (has %s)", name, "ids", leafPaths(s))
 	}
@@ -92,7 +93,7 @@ func findTokenColumns(s *parquet.Schema, name string) (tokenColumns, error) {
 		return tokenColumns{}, fmt.Errorf("%s: column %q is %s with repetition depth %d, want a list of int32", name, path, k, list.MaxRepetitionLevel)
 	}
 	return tokenColumns{id: id.ColumnIndex, list: list.ColumnIndex, maxDef: list.MaxDefinitionLevel,
-		entryDef: entryDefLevel(s, strings.Split(path, ".")), listPath: path}, nil
+		entryDef: entryDefLevel(s, leafPath), listPath: path}, nil
 }
 
 // entryDefLevel is the definition level of the first repeated node on path
