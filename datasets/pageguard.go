@@ -49,10 +49,11 @@ type guardedChunk struct{ start, end, next int64 }
 // guard starts checking the column chunks of md (parquet-go opened the file
 // through g). A chunk starts where parquet-go starts reading it: at its
 // dictionary page when it has one, else at its first data page. A chunk whose
-// first data page or dictionary page (0: none) is stated outside the file is
-// refused: since parquet-go starts at the dictionary page, a reader of pages
-// would read on past a damaged data page offset where its row reader fails
-// (FuzzScanText's regression input 1641e20e85511b51: -320).
+// first data page is stated outside the file, or whose dictionary page (0:
+// none) is not before it, is refused: since parquet-go starts at the
+// dictionary page, a reader of pages would read on past a damaged data page
+// offset where its row reader fails (FuzzScanText's regression inputs
+// 1641e20e85511b51: -320, and e6c3ee27730cc766: 28, after the dictionary).
 func (g *pageGuard) guard(md *format.FileMetaData, size int64) error {
 	const magic = 4 // no page before the file's leading magic
 	var chunks []guardedChunk
@@ -63,8 +64,8 @@ func (g *pageGuard) guard(md *format.FileMetaData, size int64) error {
 				return fmt.Errorf("row group %d, column %d: data page offset %d outside the file's %d bytes", i, j, start, size)
 			}
 			if d := c.MetaData.DictionaryPageOffset; d != 0 {
-				if d < magic || d >= size {
-					return fmt.Errorf("row group %d, column %d: dictionary page offset %d outside the file's %d bytes", i, j, d, size)
+				if d < magic || d >= start {
+					return fmt.Errorf("row group %d, column %d: dictionary page offset %d not between the file's start and the data page offset %d", i, j, d, start)
 				}
 				start = d
 			}

@@ -127,6 +127,9 @@ func scanTextGroup(rg parquet.RowGroup, idCol, textCol int, where string, fn fun
 		return fmt.Errorf("%s: %d rows claimed", where, rows)
 	}
 	chunks := rg.ColumnChunks()
+	if err := oneValueARow(chunks[textCol], rows); err != nil {
+		return fmt.Errorf("%s: column text: %w", where, err)
+	}
 	var ids []int64
 	want := rows // values the text column must give
 	if idCol >= 0 {
@@ -176,11 +179,14 @@ func scanTextGroup(rg parquet.RowGroup, idCol, textCol int, where string, fn fun
 	return nil
 }
 
-// readIDs reads the values of a required INT64 column chunk, which must hold
-// no more than the row group's rows (it stops reading pages once it has that
-// many). The slice grows with the pages actually decoded, not with a count
-// the file claims.
+// readIDs reads the values of an INT64 column chunk with no nulls, which must
+// state one value a row and hold no more than the row group's rows (it stops
+// reading pages once it has that many). The slice grows with the pages
+// actually decoded, not with a count the file claims.
 func readIDs(cc parquet.ColumnChunk, rows int64) ([]int64, error) {
+	if err := oneValueARow(cc, rows); err != nil {
+		return nil, err
+	}
 	pages := cc.Pages()
 	defer pages.Close()
 	var ids []int64
@@ -209,6 +215,17 @@ func readIDs(cc parquet.ColumnChunk, rows int64) ([]int64, error) {
 		return nil, fmt.Errorf("%d values in a row group of %d rows", len(ids), rows)
 	}
 	return ids, nil
+}
+
+// oneValueARow refuses a required, unnested column chunk that states other
+// than one value for each of its row group's rows: it is damaged even where
+// the pages a reader would take are intact (a group of 0 rows over a damaged
+// page: regression input affd290f4b2609fb).
+func oneValueARow(cc parquet.ColumnChunk, rows int64) error {
+	if n := cc.NumValues(); n != rows {
+		return fmt.Errorf("%d values in a row group of %d rows", n, rows)
+	}
+	return nil
 }
 
 // pageTexts copies the texts of one page of a required BYTE_ARRAY column into

@@ -276,14 +276,21 @@ func TestScanRowsRowCount(t *testing.T) {
 	}
 }
 
-// A chunk whose data page offset is stated outside the file is refused when
-// the file opens, though parquet-go would read its pages from the dictionary
-// page (and its row reader fails on the offset).
-func TestChunkOffsetsChecked(t *testing.T) {
-	data := fuzzInput(t, "FuzzScanText", "1641e20e85511b51")
-	_, err := scanTextsAll(data)
-	if err == nil || !strings.Contains(err.Error(), "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 1, column 1: data page offset -320 outside the file") {
-		t.Fatalf("err = %v, want the offset refused", err)
+// Column chunks whose metadata the pages cannot honour are refused, though
+// the pages a reader would take read: a data page offset outside the file or
+// before the dictionary page (parquet-go reads the pages from the dictionary
+// page; its row reader fails on the offset), and values in a row group of 0 rows (no page need be read; the
+// row reader reads a damaged one).
+func TestTextChunkClaimsRefused(t *testing.T) {
+	for _, c := range []struct{ input, want string }{
+		{"1641e20e85511b51", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 1, column 1: data page offset -320 outside the file"},
+		{"e6c3ee27730cc766", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 1, column 1: dictionary page offset 258 not between the file's start and the data page offset 28"},
+		{"affd290f4b2609fb", "s.parquet: row group 0: column text: 24 values in a row group of 0 rows"},
+	} {
+		_, err := scanTextsAll(fuzzInput(t, "FuzzScanText", c.input))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want %q", c.input, err, c.want)
+		}
 	}
 }
 
@@ -362,33 +369,29 @@ func FuzzScanText(f *testing.F) {
 	})
 }
 
-// errRowReaderUnsure: the row reader reads the file, but what it reads is not
-// a reference.
-var errRowReaderUnsure = errors.New("the row reader reads this file, not surely right")
+// errRowReaderUnsure: the row reader is no reference for the file.
+var errRowReaderUnsure = errors.New("the row reader is no reference for this file")
 
 // textReference is the row reader's texts of data, the reference for
-// ScanTextsAt. parquet-go's reader of the text column alone converts each row
-// group to that column, and on a file damaged in the id column it drops it can
-// misread the texts (regression input 3110a74384f74276: "", "", "a" where the
-// pages hold "a", "b", "a"). So where the file has an id column that the
-// reader of whole rows refuses, the texts are no reference
-// (errRowReaderUnsure), though the text reader must still read the file.
+// ScanTextsAt, which reads the text column alone. The row reader reads every
+// column, and parquet-go's reader of the text column alone converts each row
+// group to that column: on a file damaged in another column it fails
+// (regression input 0dbd55c5b131253c, a column renamed by the damage) or
+// misreads the texts (3110a74384f74276: "", "", "a" where the pages hold "a",
+// "b", "a"). So the text-only reader is the reference only for a file of the
+// text column alone; for one with an id column, the reader of whole rows is,
+// where it reads; anything else has none (errRowReaderUnsure).
 func textReference(data []byte) ([]string, error) {
-	texts, err := textRowsAll(data)
-	if err != nil {
-		return nil, err
+	pf, err := openParquetAt(bytes.NewReader(data), int64(len(data)), "s.parquet")
+	if err != nil || len(pf.Schema().Columns()) == 1 {
+		return textRowsAll(data)
 	}
-	if _, errRows := scanRowsAll(data); errRows != nil {
-		if pf, err := openParquetAt(bytes.NewReader(data), int64(len(data)), "s.parquet"); err != nil || hasColumn(pf, "id") {
-			return nil, errRowReaderUnsure
+	if _, ok := pf.Schema().Lookup("id"); ok {
+		if rows, err := scanRowsAll(data); err == nil {
+			return textsOf(rows), nil
 		}
 	}
-	return texts, nil
-}
-
-func hasColumn(pf *parquet.File, name string) bool {
-	_, ok := pf.Schema().Lookup(name)
-	return ok
+	return nil, errRowReaderUnsure
 }
 
 // notLaxerThanRowReader is FuzzScanText's invariant for one reader: an error
