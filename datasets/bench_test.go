@@ -9,6 +9,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress/snappy"
 )
 
 // BenchmarkPackedWriter: 1100 blocks of 1024 GPT-2-range ids (about 1.1M tokens)
@@ -98,7 +101,10 @@ func BenchmarkScanTokensTables(b *testing.B) {
 // writes it (8 MB of text in 60,000 documents, Snappy, row groups of 8,192)
 // the two ways the tokenize stage could: ScanTextAt's pages, and the row
 // reader with each text copied out of its reused buffers (what the stage did
-// before ScanTextAt).
+// before ScanTextAt); then ScanTextsAt over the same texts in a nullable
+// column (as Arrow writers make them; every tenth null), through its pages and
+// through the row reader of the text column alone (its path for such a column
+// before it read them page by page).
 func BenchmarkScanText(b *testing.B) {
 	rows := make([]TextRow, 60_000)
 	size := 0
@@ -130,6 +136,47 @@ func BenchmarkScanText(b *testing.B) {
 			}
 		}
 	})
+	nullable := make([]nullableTextRow, len(rows))
+	for i := range rows {
+		if i%10 != 9 {
+			nullable[i].Text = &rows[i].Text
+		}
+	}
+	var nb bytes.Buffer
+	w := parquet.NewGenericWriter[nullableTextRow](&nb, parquet.Compression(&snappy.Codec{}), parquet.MaxRowsPerRowGroup(8192))
+	if _, err := w.Write(nullable); err != nil {
+		b.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
+	nr := bytes.NewReader(nb.Bytes())
+	b.Run("nullable-pages", func(b *testing.B) {
+		b.SetBytes(int64(size))
+		b.ReportAllocs()
+		for b.Loop() {
+			n := 0
+			err := ScanTextsAt(nr, int64(nb.Len()), path, func(t []string) error { n += len(t); return nil })
+			if err != nil || n != len(rows) {
+				b.Fatalf("%d rows, %v", n, err)
+			}
+		}
+	})
+	b.Run("nullable-rows", func(b *testing.B) {
+		b.SetBytes(int64(size))
+		b.ReportAllocs()
+		for b.Loop() {
+			pf, err := openParquetAt(nr, int64(nb.Len()), path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			n := 0
+			err = scanTextRows(pf, path, []string{"text"}, func(r textOnlyRow) string { return r.Text }, nil, func(t TextBatch) error { n += len(t.Texts); return nil })
+			if err != nil || n != len(rows) {
+				b.Fatalf("%d rows, %v", n, err)
+			}
+		}
+	})
 	b.Run("rows", func(b *testing.B) {
 		b.SetBytes(int64(size))
 		b.ReportAllocs()
@@ -146,4 +193,9 @@ func BenchmarkScanText(b *testing.B) {
 			}
 		}
 	})
+}
+
+// nullableTextRow is a document whose text may be null.
+type nullableTextRow struct {
+	Text *string `parquet:"text,optional"`
 }

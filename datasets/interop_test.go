@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -12,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	pgparquet "github.com/parquet-go/parquet-go"
 )
 
 // Parquet written by parquet-go reads back through arrow-go's reader, and the
@@ -65,5 +68,60 @@ func TestParquetInteropWithArrowGo(t *testing.T) {
 	var docs []string
 	if err := ReadDocs(theirs, "text", ByLine, func(s string) error { docs = append(docs, s); return nil }); err != nil || !reflect.DeepEqual(docs, []string{"hello", "wörld"}) {
 		t.Errorf("ReadDocs = %v, %v", docs, err)
+	}
+}
+
+// Files as Arrow writers make them (every column nullable, strings often
+// dictionary-encoded, data pages of version 1 or 2): ScanTextsAt reads a null
+// text as "", as the row reader does, on its page path.
+func TestScanTextsArrowGoNullable(t *testing.T) {
+	texts := make([]string, 500)
+	valid := make([]bool, len(texts))
+	want := make([]string, len(texts))
+	for i := range texts {
+		texts[i] = strings.Repeat(string(rune('a'+i%26)), i%37)
+		valid[i] = i%6 != 1
+		if valid[i] {
+			want[i] = texts[i]
+		}
+	}
+	schema := arrow.NewSchema([]arrow.Field{{Name: "text", Type: arrow.BinaryTypes.String, Nullable: true}, {Name: "url", Type: arrow.BinaryTypes.String, Nullable: true}}, nil)
+	b := array.NewRecordBuilder(memory.NewGoAllocator(), schema)
+	b.Field(0).(*array.StringBuilder).AppendValues(texts, valid)
+	b.Field(1).(*array.StringBuilder).AppendValues(texts, nil)
+	rec := b.NewRecordBatch()
+	defer rec.Release()
+	tests := []struct {
+		name  string
+		props []parquet.WriterProperty
+	}{
+		{"plain, page v1", []parquet.WriterProperty{parquet.WithDictionaryDefault(false), parquet.WithDataPageVersion(parquet.DataPageV1)}},
+		{"plain, page v2", []parquet.WriterProperty{parquet.WithDictionaryDefault(false), parquet.WithDataPageVersion(parquet.DataPageV2)}},
+		{"dictionary, page v1", []parquet.WriterProperty{parquet.WithDataPageVersion(parquet.DataPageV1)}},
+		{"dictionary, page v2, small pages", []parquet.WriterProperty{parquet.WithDataPageVersion(parquet.DataPageV2), parquet.WithDataPageSize(256)}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			tbl := array.NewTableFromRecords(schema, []arrow.RecordBatch{rec})
+			defer tbl.Release()
+			if err := pqarrow.WriteTable(tbl, &buf, 128, parquet.NewWriterProperties(tc.props...), pqarrow.DefaultWriterProps()); err != nil {
+				t.Fatal(err)
+			}
+			pf, err := openParquetAt(bytes.NewReader(buf.Bytes()), int64(buf.Len()), "s.parquet")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if col, ok := plainColumn(pf.Schema(), "text", pgparquet.ByteArray, true); !ok || !col.optional {
+				t.Fatalf("text column: %+v, %v; want the page path for a nullable column", col, ok)
+			}
+			got, err := scanTextsAll(buf.Bytes())
+			if err != nil || !slices.Equal(got, want) {
+				t.Fatalf("ScanTextsAt read %d texts (%v), want %d", len(got), err, len(want))
+			}
+			if ref, err := textRowsAll(buf.Bytes()); err != nil || !slices.Equal(ref, want) {
+				t.Fatalf("the row reader read %d texts (%v), want %d", len(ref), err, len(want))
+			}
+		})
 	}
 }

@@ -29,8 +29,10 @@ type TextBatch struct {
 // BYTE_ARRAY, both required) are read page by page: a text page's bytes are
 // copied once into one buffer and the batch's strings point into it, where the
 // row reader builds each row by reflection and a string per text, which the
-// caller then has to copy (its buffers are reused). Any other layout (nullable
-// columns, other types, nesting) goes through that row reader.
+// caller then has to copy (its buffers are reused). A nullable text column
+// (as pandas, Arrow and Hugging Face datasets write strings) is read page by
+// page too, a null as "" as the row reader reads it. Any other layout (a
+// nullable id, other types, nesting) goes through that row reader.
 func ScanTextAt(r io.ReaderAt, size int64, name string, fn func(TextBatch) error) error {
 	return scanText(r, size, name, true, fn)
 }
@@ -40,7 +42,9 @@ func ScanTextAt(r io.ReaderAt, size int64, name string, fn func(TextBatch) error
 // without ids: the file needs no id column, and one it has is not read (what
 // `mdlm tokenizer train` reads from text/v1 shards and users' files). On a
 // damaged file it may refuse where the row reader reads on, never the reverse
-// (FuzzScanText).
+// (FuzzScanText). The column is read page by page where it is a BYTE_ARRAY
+// column, required or nullable (a null reads as ""), and through the row
+// reader otherwise.
 func ScanTextsAt(r io.ReaderAt, size int64, name string, fn func([]string) error) error {
 	return scanText(r, size, name, false, func(b TextBatch) error { return fn(b.Texts) })
 }
@@ -62,12 +66,11 @@ func scanText(r io.ReaderAt, size int64, name string, withIDs bool, fn func(Text
 	if err != nil {
 		return err
 	}
-	textCol, ok := plainColumn(pf.Schema(), "text", parquet.ByteArray)
+	text, ok := plainColumn(pf.Schema(), "text", parquet.ByteArray, true)
 	idCol := -1
 	if withIDs {
-		var okID bool
-		idCol, okID = plainColumn(pf.Schema(), "id", parquet.Int64)
-		ok = ok && okID
+		id, okID := plainColumn(pf.Schema(), "id", parquet.Int64, false)
+		idCol, ok = id.index, ok && okID
 	}
 	if !ok {
 		if withIDs {
@@ -78,40 +81,48 @@ func scanText(r io.ReaderAt, size int64, name string, withIDs bool, fn func(Text
 		return scanTextRows(pf, name, []string{"text"}, func(r textOnlyRow) string { return r.Text }, nil, fn)
 	}
 	for g, rg := range pf.RowGroups() {
-		if err := scanTextGroup(rg, idCol, textCol, fmt.Sprintf("%s: row group %d", name, g), fn); err != nil {
+		if err := scanTextGroup(rg, idCol, text, fmt.Sprintf("%s: row group %d", name, g), fn); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// plainColumn finds the leaf index of column name when it is laid out as the
-// download stage writes it: required, unnested, of kind (INT64 without a
-// logical type or a signed 64-bit one; BYTE_ARRAY without one or STRING).
-func plainColumn(s *parquet.Schema, name string, kind parquet.Kind) (int, bool) {
+// leafColumn is a leaf column of a file: its index, and whether it is
+// nullable.
+type leafColumn struct {
+	index    int
+	optional bool
+}
+
+// plainColumn finds column name when it is laid out as the download stage
+// writes it: unnested, required (or, where nullable, optional), of kind
+// (INT64 without a logical type or a signed 64-bit one; BYTE_ARRAY without one
+// or STRING).
+func plainColumn(s *parquet.Schema, name string, kind parquet.Kind, nullable bool) (leafColumn, bool) {
 	c, ok := s.Lookup(name)
-	if !ok || c.MaxDefinitionLevel != 0 || c.MaxRepetitionLevel != 0 {
-		return 0, false
+	if !ok || c.MaxRepetitionLevel != 0 || c.MaxDefinitionLevel > 1 || (c.MaxDefinitionLevel == 1 && !nullable) {
+		return leafColumn{}, false
 	}
 	t := c.Node.Type()
 	if t.Kind() != kind {
-		return 0, false
+		return leafColumn{}, false
 	}
 	if lt := t.LogicalType(); lt != nil && lt.Value != nil {
 		switch v := lt.Value.(type) {
 		case *format.IntType:
 			if kind != parquet.Int64 || v.BitWidth != 64 || !v.IsSigned {
-				return 0, false
+				return leafColumn{}, false
 			}
 		case *format.StringType:
 			if kind != parquet.ByteArray {
-				return 0, false
+				return leafColumn{}, false
 			}
 		default:
-			return 0, false
+			return leafColumn{}, false
 		}
 	}
-	return c.ColumnIndex, true
+	return leafColumn{index: c.ColumnIndex, optional: c.MaxDefinitionLevel == 1}, true
 }
 
 // scanTextGroup reads one row group: its ids whole (8 bytes a row; none when
@@ -121,13 +132,13 @@ func plainColumn(s *parquet.Schema, name string, kind parquet.Kind) (int, bool) 
 // values than the group's rows is refused (parquet-go's row reader makes the
 // extra rows of zeros). Its own errors start with where (the file and row
 // group); the caller's come back as they are.
-func scanTextGroup(rg parquet.RowGroup, idCol, textCol int, where string, fn func(TextBatch) error) error {
+func scanTextGroup(rg parquet.RowGroup, idCol int, text leafColumn, where string, fn func(TextBatch) error) error {
 	rows := rg.NumRows()
 	if rows < 0 {
 		return fmt.Errorf("%s: %d rows claimed", where, rows)
 	}
 	chunks := rg.ColumnChunks()
-	if err := oneValueARow(chunks[textCol], rows); err != nil {
+	if err := oneValueARow(chunks[text.index], rows); err != nil {
 		return fmt.Errorf("%s: column text: %w", where, err)
 	}
 	var ids []int64
@@ -139,7 +150,7 @@ func scanTextGroup(rg parquet.RowGroup, idCol, textCol int, where string, fn fun
 		}
 		want = int64(len(ids))
 	}
-	pages := chunks[textCol].Pages()
+	pages := chunks[text.index].Pages()
 	defer pages.Close()
 	row := int64(0)
 	for row < want {
@@ -150,7 +161,7 @@ func scanTextGroup(rg parquet.RowGroup, idCol, textCol int, where string, fn fun
 		if err != nil {
 			return fmt.Errorf("%s: column text: %w", where, err)
 		}
-		texts, err := pageTexts(p)
+		texts, err := pageTexts(p, text.optional)
 		parquet.Release(p)
 		if err != nil {
 			return fmt.Errorf("%s: column text: %w", where, err)
@@ -217,8 +228,8 @@ func readIDs(cc parquet.ColumnChunk, rows int64) ([]int64, error) {
 	return ids, nil
 }
 
-// oneValueARow refuses a required, unnested column chunk that states other
-// than one value for each of its row group's rows: it is damaged even where
+// oneValueARow refuses an unnested column chunk that states other than one
+// value (a null counts as one) for each of its row group's rows: it is damaged even where
 // the pages a reader would take are intact (a group of 0 rows over a damaged
 // page: regression input affd290f4b2609fb).
 func oneValueARow(cc parquet.ColumnChunk, rows int64) error {
@@ -228,14 +239,18 @@ func oneValueARow(cc parquet.ColumnChunk, rows int64) error {
 	return nil
 }
 
-// pageTexts copies the texts of one page of a required BYTE_ARRAY column into
-// one buffer and returns strings over it.
-func pageTexts(p parquet.Page) ([]string, error) {
+// pageTexts copies the texts of one page of a BYTE_ARRAY column into one
+// buffer and returns strings over it, one a row; a null of an optional column
+// (its pages' Data holds only the values present) is "".
+func pageTexts(p parquet.Page, optional bool) ([]string, error) {
 	d := p.Data()
-	if d.Kind() != encoding.ByteArray { // dictionary-encoded: through values
+	if d.Kind() != encoding.ByteArray { // dictionary-encoded: through values, nulls among them
 		vals, err := appendValues(nil, p, func(v parquet.Value) []byte { return v.ByteArray() })
 		if err != nil {
 			return nil, err
+		}
+		if levels := p.DefinitionLevels(); optional && len(vals) != len(levels) {
+			return nil, fmt.Errorf("a page of %d rows gives %d values", len(levels), len(vals))
 		}
 		n := 0
 		for _, v := range vals {
@@ -249,14 +264,46 @@ func pageTexts(p parquet.Page) ([]string, error) {
 		return splitString(b.String(), vals, func(v []byte) int { return len(v) }), nil
 	}
 	data, offsets := d.ByteArray()
-	if len(offsets) < 2 {
-		return nil, nil
+	var texts []string
+	if len(offsets) >= 2 {
+		lo, hi := offsets[0], offsets[len(offsets)-1]
+		own := string(data[lo:hi])
+		texts = make([]string, len(offsets)-1)
+		for i := range texts {
+			texts[i] = own[offsets[i]-lo : offsets[i+1]-lo]
+		}
 	}
-	lo, hi := offsets[0], offsets[len(offsets)-1]
-	own := string(data[lo:hi])
-	texts := make([]string, len(offsets)-1)
-	for i := range texts {
-		texts[i] = own[offsets[i]-lo : offsets[i+1]-lo]
+	if !optional {
+		return texts, nil
+	}
+	return placeNulls(texts, p.DefinitionLevels())
+}
+
+// placeNulls spreads present, the values of an optional column's page, over
+// its rows: row i holds the next value where levels[i] is 1 and "" (a null)
+// where it is 0. The levels must mark as many rows present as there are
+// values.
+func placeNulls(present []string, levels []byte) ([]string, error) {
+	n := 0
+	for i, l := range levels {
+		if l > 1 {
+			return nil, fmt.Errorf("definition level %d at row %d of a page, over the column's 1", l, i)
+		}
+		n += int(l)
+	}
+	if n != len(present) {
+		return nil, fmt.Errorf("a page marks %d of its %d rows present and holds %d values", n, len(levels), len(present))
+	}
+	if n == len(levels) {
+		return present, nil
+	}
+	texts := make([]string, len(levels))
+	k := 0
+	for i, l := range levels {
+		if l == 1 {
+			texts[i] = present[k]
+			k++
+		}
 	}
 	return texts, nil
 }

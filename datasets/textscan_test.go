@@ -127,6 +127,17 @@ type textRowOptional struct {
 	Text *string `parquet:"text,optional"`
 }
 
+// textRowNullText is a required id and a nullable text, one dictionary-encoded.
+type textRowNullText struct {
+	ID   int64   `parquet:"id"`
+	Text *string `parquet:"text,optional"`
+}
+
+type textRowNullDict struct {
+	ID   int64   `parquet:"id"`
+	Text *string `parquet:"text,optional,dict"`
+}
+
 type textRowDict struct {
 	ID   int64  `parquet:"id"`
 	Text string `parquet:"text,dict"`
@@ -150,9 +161,9 @@ type textRowExtra struct {
 
 // ScanTextAt and ScanTextsAt read what the row reader reads, through the
 // page path (the download stage's layout, dictionary and delta encodings, extra
-// columns; for ScanTextsAt also no id column, or one of another type, which it
-// does not read) and through the row path (nullable columns; for ScanTextAt an
-// int32 id).
+// columns, a nullable text column; for ScanTextsAt also no id column, or one of
+// another type or nullable, which it does not read) and through the row path
+// (for ScanTextAt a nullable or int32 id).
 func TestScanTextLayouts(t *testing.T) {
 	docs := textDocs(300, 5000)
 	optional := make([]textRowOptional, len(docs))
@@ -162,9 +173,20 @@ func TestScanTextLayouts(t *testing.T) {
 	extra := make([]textRowExtra, len(docs))
 	only := make([]textOnlyRow, len(docs))
 	strID := make([]textRowStringID, len(docs))
+	nullText := make([]textRowNullText, len(docs))
+	nullDict := make([]textRowNullDict, len(docs))
+	allNull := make([]textRowNullText, 40)
+	for i := range allNull {
+		allNull[i].ID = int64(i)
+	}
 	for i, d := range docs {
 		if i%5 != 3 {
 			optional[i] = textRowOptional{ID: &d.ID, Text: &d.Text}
+		}
+		nullText[i].ID, nullDict[i].ID = d.ID, d.ID
+		if i%7 != 2 && i%11 != 0 {
+			nullText[i].Text = &d.Text
+			nullDict[i].Text = &dict[i].Text
 		}
 		dict[i] = textRowDict{ID: d.ID, Text: fmt.Sprint("doc ", i%4)}
 		delta[i] = textRowDelta(d)
@@ -186,7 +208,11 @@ func TestScanTextLayouts(t *testing.T) {
 		{"dictionary", writeRows(t, dict, 100), true, true, true},
 		{"delta", writeRows(t, delta, 100), true, true, true},
 		{"extra column", writeRows(t, extra, 100), true, true, true},
-		{"nullable", writeRows(t, optional, 100), true, false, false},
+		{"nullable", writeRows(t, optional, 100), true, false, true},
+		{"nullable text", writeRows(t, nullText, 100), true, true, true},
+		{"nullable text, small pages", writePaged(t, nullText, 100, 512), true, true, true},
+		{"nullable text, dictionary", writeRows(t, nullDict, 100), true, true, true},
+		{"nullable text, every text null", writeRows(t, allNull, 16), true, true, true},
 		{"int32 id", writeRows(t, narrow, 100), true, false, true},
 		{"text only", writeRows(t, only, 64), false, false, true},
 		{"string id", writeRows(t, strID, 64), false, false, true},
@@ -197,8 +223,8 @@ func TestScanTextLayouts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, okText := plainColumn(pf.Schema(), "text", parquet.ByteArray)
-			_, okID := plainColumn(pf.Schema(), "id", parquet.Int64)
+			_, okText := plainColumn(pf.Schema(), "text", parquet.ByteArray, true)
+			_, okID := plainColumn(pf.Schema(), "id", parquet.Int64, false)
 			if okText != tc.textPages || (okText && okID) != tc.pages {
 				t.Errorf("page paths: ScanTextAt %v, ScanTextsAt %v; want %v, %v", okText && okID, okText, tc.pages, tc.textPages)
 			}
@@ -348,6 +374,8 @@ func FuzzScanText(f *testing.F) {
 		writeRows(f, []textRowDict{{1, "a"}, {2, "b"}, {3, "a"}}, 2),
 		writeRows(f, []textRowDelta{{1, "ab"}, {5, ""}}, 2),
 		writeRows(f, []textRowOptional{{}, {Text: new(string)}}, 2),
+		writePaged(f, []textRowNullText{{ID: 1}, {2, new("ab")}, {3, new("")}, {ID: 4}, {5, new("cde")}}, 3, 256),
+		writeRows(f, []textRowNullDict{{1, new("a")}, {ID: 2}, {3, new("a")}}, 2),
 	}
 	textOnly := writePaged(f, []textOnlyRow{{"a"}, {""}, {"bc"}, {strings.Repeat("d", 300)}, {"e"}}, 2, 256)
 	intact := map[string]bool{} // intact files; true: with an id column
