@@ -462,3 +462,37 @@ func TestParquetFooterClaimRefused(t *testing.T) {
 		return strings.Contains(err.Error(), "footer claimed")
 	})
 }
+
+// placeNulls puts a nullable page's values at the rows its levels mark
+// present, "" at the nulls, and refuses levels and values that disagree.
+func TestPlaceNulls(t *testing.T) {
+	tests := []struct {
+		name    string
+		present []string
+		levels  []byte
+		want    []string
+		err     string
+	}{
+		{"no nulls", []string{"a", "b"}, []byte{1, 1}, []string{"a", "b"}, ""},
+		{"nulls", []string{"a", "b"}, []byte{0, 1, 0, 0, 1}, []string{"", "a", "", "", "b"}, ""},
+		{"only nulls", nil, []byte{0, 0}, []string{"", ""}, ""},
+		{"empty page", nil, nil, nil, ""},
+		{"a value short", []string{"a"}, []byte{1, 1}, nil, "a page marks 2 of its 2 rows present and holds 1 values"},
+		{"a value over", []string{"a", "b"}, []byte{1, 0}, nil, "a page marks 1 of its 2 rows present and holds 2 values"},
+		{"level over the column's", []string{"a"}, []byte{0, 2}, nil, "definition level 2 at row 1 of a page, over the column's 1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := placeNulls(tc.present, tc.levels)
+			if tc.err != "" {
+				if err == nil || err.Error() != tc.err {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(got, tc.want) {
+				t.Fatalf("placeNulls = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
