@@ -229,9 +229,9 @@ func readIDs(cc parquet.ColumnChunk, rows int64) ([]int64, error) {
 }
 
 // oneValueARow refuses an unnested column chunk that states other than one
-// value (a null counts as one) for each of its row group's rows: it is damaged even where
-// the pages a reader would take are intact (a group of 0 rows over a damaged
-// page: regression input affd290f4b2609fb).
+// value (a null counts as one) for each of its row group's rows: it is damaged
+// even where the pages a reader would take are intact (a group of 0 rows over
+// a damaged page: regression input affd290f4b2609fb).
 func oneValueARow(cc parquet.ColumnChunk, rows int64) error {
 	if n := cc.NumValues(); n != rows {
 		return fmt.Errorf("%d values in a row group of %d rows", n, rows)
@@ -241,31 +241,14 @@ func oneValueARow(cc parquet.ColumnChunk, rows int64) error {
 
 // pageTexts copies the texts of one page of a BYTE_ARRAY column into one
 // buffer and returns strings over it, one a row; a null of an optional column
-// (its pages' Data holds only the values present) is "".
+// is "".
 func pageTexts(p parquet.Page, optional bool) ([]string, error) {
 	d := p.Data()
-	if d.Kind() != encoding.ByteArray { // dictionary-encoded: through values, nulls among them
-		vals, err := appendValues(nil, p, func(v parquet.Value) []byte { return v.ByteArray() })
-		if err != nil {
-			return nil, err
-		}
-		if levels := p.DefinitionLevels(); optional && len(vals) != len(levels) {
-			return nil, fmt.Errorf("a page of %d rows gives %d values", len(levels), len(vals))
-		}
-		n := 0
-		for _, v := range vals {
-			n += len(v)
-		}
-		var b strings.Builder
-		b.Grow(n)
-		for _, v := range vals {
-			b.Write(v)
-		}
-		return splitString(b.String(), vals, func(v []byte) int { return len(v) }), nil
+	if d.Kind() != encoding.ByteArray { // dictionary-encoded
+		return valueTexts(p, optional)
 	}
-	data, offsets := d.ByteArray()
 	var texts []string
-	if len(offsets) >= 2 {
+	if data, offsets := d.ByteArray(); len(offsets) >= 2 {
 		lo, hi := offsets[0], offsets[len(offsets)-1]
 		own := string(data[lo:hi])
 		texts = make([]string, len(offsets)-1)
@@ -273,10 +256,32 @@ func pageTexts(p parquet.Page, optional bool) ([]string, error) {
 			texts[i] = own[offsets[i]-lo : offsets[i+1]-lo]
 		}
 	}
-	if !optional {
+	if !optional { // Data holds one value a row
 		return texts, nil
 	}
-	return placeNulls(texts, p.DefinitionLevels())
+	return placeNulls(texts, p.DefinitionLevels()) // Data holds the values present
+}
+
+// valueTexts is pageTexts through the page's values (nulls among them), for
+// pages whose Data is not the texts.
+func valueTexts(p parquet.Page, optional bool) ([]string, error) {
+	vals, err := appendValues(nil, p, func(v parquet.Value) []byte { return v.ByteArray() })
+	if err != nil {
+		return nil, err
+	}
+	if levels := p.DefinitionLevels(); optional && len(vals) != len(levels) {
+		return nil, fmt.Errorf("a page of %d rows gives %d values", len(levels), len(vals))
+	}
+	n := 0
+	for _, v := range vals {
+		n += len(v)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, v := range vals {
+		b.Write(v)
+	}
+	return splitString(b.String(), vals, func(v []byte) int { return len(v) }), nil
 }
 
 // placeNulls spreads present, the values of an optional column's page, over
