@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -238,5 +239,66 @@ func TestReadJSONLFields(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: err = %v, want %q", body, err, want)
 		}
+	}
+}
+
+// Parquet sources: the chosen column is read as documents whatever else a row
+// holds, a null as an empty document (as in JSON lines); a column that is
+// missing, not a string, a list or a struct is an error naming file, column
+// and what it is.
+func TestReadParquetColumns(t *testing.T) {
+	type content struct {
+		URL     string  `parquet:"url"`
+		Content *string `parquet:"content,optional"`
+	}
+	type dictText struct {
+		Text *string `parquet:"text,optional,dict"`
+	}
+	type typed struct {
+		ID    int64    `parquet:"id"`
+		Tags  []string `parquet:"tags,list"`
+		Words []string `parquet:"words"`
+		Meta  struct {
+			Text string `parquet:"text"`
+		} `parquet:"meta"`
+		Kind string `parquet:"kind,enum"`
+	}
+	a, b := "a\nb", ""
+	tests := []struct {
+		name, column string
+		data         []byte
+		want         []string
+		err          string
+	}{
+		{"nullable column of another name", "content", writePaged(t, []content{{"u", &a}, {"v", nil}, {"w", &b}, {"x", nil}}, 3, 256), []string{"a\nb", "", "", ""}, ""},
+		{"nullable, dictionary", "text", writeRows(t, []dictText{{&a}, {nil}, {&a}}, 2), []string{"a\nb", "", "a\nb"}, ""},
+		{"missing", "text", writeRows(t, []content{{"u", &a}}, 2), nil, `src.parquet: missing column "text" (has [url content])`},
+		{"an integer", "id", writeRows(t, []typed{{ID: 1}}, 2), nil, `src.parquet: column "id" is INT64 INT(64,true), not a string column`},
+		{"a list", "tags", writeRows(t, []typed{{Tags: []string{"x"}}}, 2), nil, `src.parquet: column "tags" is a group (a list or a struct), not a string column`},
+		{"a struct", "meta", writeRows(t, []typed{{ID: 1}}, 2), nil, `src.parquet: column "meta" is a group`},
+		{"repeated", "words", writeRows(t, []typed{{Words: []string{"x", "y"}}}, 2), nil, `src.parquet: column "words" is repeated BYTE_ARRAY STRING, not a string column`},
+		{"an enum", "kind", writeRows(t, []typed{{Kind: "k"}}, 2), nil, `src.parquet: column "kind" is BYTE_ARRAY ENUM, not a string column`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "src.parquet")
+			if err := os.WriteFile(path, tc.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var docs []string
+			err := ReadDocs(path, tc.column, ByLine, func(s string) error { docs = append(docs, s); return nil })
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.HasPrefix(err.Error(), path) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(docs, tc.want) {
+				t.Fatalf("ReadDocs = %q, %v; want %q", docs, err, tc.want)
+			}
+			if n, err := CountDocs(path, tc.column, ByLine); err != nil || n != int64(len(docs)) {
+				t.Errorf("CountDocs = %d, %v; ReadDocs read %d", n, err, len(docs))
+			}
+		})
 	}
 }

@@ -170,36 +170,45 @@ func TestPageGuardValues(t *testing.T) {
 }
 
 // FuzzReadDocsParquet: a Parquet source file of any bytes (the download
-// stage reads users' files with ReadDocs) gives documents or an error naming
-// the file, never a panic; an intact file gives its texts, in order.
+// stage reads users' files with ReadDocs, through scanColumnTexts) gives
+// documents or an error naming the file, never a panic; an intact file gives
+// its texts, in order; what it reads, the row reader reads the same
+// (notLaxerThanRowReader, textReference, as for ScanTextsAt). The bytes go
+// through a file, as ReadDocs takes them, for the seeds only: scanColumnTexts
+// reads the rest from memory, many times faster.
 func FuzzReadDocsParquet(f *testing.F) {
-	docs := textDocs(12, 40)
 	seeds := [][]byte{
-		writePaged(f, docs, 5, 512),
+		writePaged(f, textDocs(12, 40), 5, 512),
 		writeRows(f, []textRowDict{{1, "a"}, {2, "b"}, {3, "a"}}, 2),
 		writeRows(f, []textRowOptional{{}, {Text: new(string)}}, 2),
+		writePaged(f, []textRowNullText{{ID: 1}, {2, new("ab")}, {3, new("")}, {ID: 4}, {5, new("cde")}}, 3, 256),
+		writeRows(f, []textRowNullDict{{1, new("a")}, {ID: 2}, {3, new("a")}}, 2),
 	}
+	intact := map[string]bool{}
 	for _, s := range seeds {
+		intact[string(s)] = true
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		read := func(data []byte) ([]string, error) {
+			var docs []string
+			err := scanColumnTexts(bytes.NewReader(data), int64(len(data)), "s.parquet", "text", func(b []string) error {
+				docs = append(docs, b...)
+				return nil
+			})
+			return docs, err
+		}
+		got, _ := notLaxerThanRowReader(t, "ReadDocs", read, textReference, data, intact[string(data)])
+		if !intact[string(data)] {
+			return
+		}
 		path := filepath.Join(t.TempDir(), "src.parquet")
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		var got []string
-		err := ReadDocs(path, "text", ByLine, func(s string) error { got = append(got, s); return nil })
-		if err != nil && !strings.Contains(err.Error(), path) {
-			t.Fatalf("error %v does not name the file", err)
-		}
-		if bytes.Equal(data, seeds[0]) {
-			want := make([]string, len(docs))
-			for i, d := range docs {
-				want[i] = d.Text
-			}
-			if err != nil || !slices.Equal(got, want) {
-				t.Fatalf("intact file: %d documents, %v", len(got), err)
-			}
+		var docs []string
+		if err := ReadDocs(path, "text", ByLine, func(s string) error { docs = append(docs, s); return nil }); err != nil || !slices.Equal(docs, got) {
+			t.Fatalf("ReadDocs read %d documents (%v), from memory %d", len(docs), err, len(got))
 		}
 	})
 }

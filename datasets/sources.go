@@ -12,8 +12,6 @@ import (
 	"reflect"
 	"sort"
 	"strings"
-
-	"github.com/parquet-go/parquet-go"
 )
 
 // TextSplit says how a plain-text file becomes documents.
@@ -191,43 +189,22 @@ func readText(path string, r io.Reader, ts TextSplit, fn func(string) error) err
 	return nil
 }
 
-func readParquetText(path, column string, fn func(string) error) (err error) {
-	defer recoverCorrupt(path, &err)
-	pf, closeFile, err := openParquet(path)
+// readParquetText streams the documents of a Parquet source's string column
+// (scanColumnTexts).
+func readParquetText(path, column string, fn func(string) error) error {
+	f, size, err := openSized(path)
 	if err != nil {
 		return err
 	}
-	defer closeFile()
-	col, ok := pf.Schema().Lookup(column)
-	if !ok {
-		return fmt.Errorf("%s: missing column %q (has %v)", path, column, columnNames(pf.Schema()))
-	}
-	for _, rg := range pf.RowGroups() {
-		pages := rg.ColumnChunks()[col.ColumnIndex].Pages()
-		for {
-			p, perr := pages.ReadPage()
-			if perr == io.EOF {
-				break
-			}
-			if perr != nil {
-				pages.Close()
-				return fmt.Errorf("%s: column %q: %w", path, column, perr)
-			}
-			docs, verr := appendValues(nil, p, parquet.Value.String) // in batches, not sized by the page's claim
-			if verr != nil {
-				pages.Close()
-				return fmt.Errorf("%s: column %q: %w", path, column, verr)
-			}
-			for _, doc := range docs {
-				if err := fn(doc); err != nil {
-					pages.Close()
-					return err
-				}
+	defer f.Close()
+	return scanColumnTexts(f, size, path, column, func(docs []string) error {
+		for _, doc := range docs {
+			if err := fn(doc); err != nil {
+				return err
 			}
 		}
-		pages.Close()
-	}
-	return nil
+		return nil
+	})
 }
 
 // CountDocs counts a source file's documents: Parquet from its metadata, JSON

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/parquet-go/parquet-go"
@@ -80,6 +81,11 @@ func scanText(r io.ReaderAt, size int64, name string, withIDs bool, fn func(Text
 		// conversion of it can fail.
 		return scanTextRows(pf, name, []string{"text"}, func(r textOnlyRow) string { return r.Text }, nil, fn)
 	}
+	return scanTextGroups(pf, name, idCol, text, fn)
+}
+
+// scanTextGroups reads pf's row groups with scanTextGroup.
+func scanTextGroups(pf *parquet.File, name string, idCol int, text leafColumn, fn func(TextBatch) error) error {
 	for g, rg := range pf.RowGroups() {
 		if err := scanTextGroup(rg, idCol, text, fmt.Sprintf("%s: row group %d", name, g), fn); err != nil {
 			return err
@@ -88,9 +94,51 @@ func scanText(r io.ReaderAt, size int64, name string, withIDs bool, fn func(Text
 	return nil
 }
 
-// leafColumn is a leaf column of a file: its index, and whether it is
-// nullable.
+// scanColumnTexts streams the texts of a source file's string column (a
+// user's choice of column, what ReadDocs reads) page by page, as ScanTextsAt
+// reads a column "text": required or nullable (a null reads as ""), checked
+// against its row groups' row counts. A column that is missing, of another
+// type, repeated or a group is refused with what it is: its values are no
+// documents (parquet-go would print a null as "<null>" and a number as its
+// digits).
+func scanColumnTexts(r io.ReaderAt, size int64, name, column string, fn func([]string) error) (err error) {
+	defer recoverCorrupt(name, &err)
+	pf, err := openParquetAt(r, size, name)
+	if err != nil {
+		return err
+	}
+	text, ok := plainColumn(pf.Schema(), column, parquet.ByteArray, true)
+	if !ok {
+		return notStringColumn(pf.Schema(), name, column)
+	}
+	return scanTextGroups(pf, name, -1, text, func(b TextBatch) error { return fn(b.Texts) })
+}
+
+// notStringColumn is the error for a column plainColumn does not take as text:
+// missing, a group (a list or a struct), or a leaf of another layout.
+func notStringColumn(s *parquet.Schema, name, column string) error {
+	have := columnNames(s)
+	leaf, ok := s.Lookup(column)
+	switch {
+	case !ok && !slices.Contains(have, column):
+		return fmt.Errorf("%s: missing column %q (has %v)", name, column, have)
+	case !ok:
+		return fmt.Errorf("%s: column %q is a group (a list or a struct), not a string column", name, column)
+	}
+	what := leaf.Node.Type().Kind().String()
+	if lt := leaf.Node.Type().LogicalType(); lt != nil && lt.Value != nil {
+		what += " " + lt.String()
+	}
+	if leaf.MaxRepetitionLevel > 0 {
+		what = "repeated " + what
+	}
+	return fmt.Errorf("%s: column %q is %s, not a string column (BYTE_ARRAY, unnested)", name, column, what)
+}
+
+// leafColumn is a leaf column of a file: its name, its index, and whether it
+// is nullable.
 type leafColumn struct {
+	name     string
 	index    int
 	optional bool
 }
@@ -122,7 +170,7 @@ func plainColumn(s *parquet.Schema, name string, kind parquet.Kind, nullable boo
 			return leafColumn{}, false
 		}
 	}
-	return leafColumn{index: c.ColumnIndex, optional: c.MaxDefinitionLevel == 1}, true
+	return leafColumn{name: name, index: c.ColumnIndex, optional: c.MaxDefinitionLevel == 1}, true
 }
 
 // scanTextGroup reads one row group: its ids whole (8 bytes a row; none when
@@ -139,7 +187,7 @@ func scanTextGroup(rg parquet.RowGroup, idCol int, text leafColumn, where string
 	}
 	chunks := rg.ColumnChunks()
 	if err := oneValueARow(chunks[text.index], rows); err != nil {
-		return fmt.Errorf("%s: column text: %w", where, err)
+		return fmt.Errorf("%s: column %s: %w", where, text.name, err)
 	}
 	var ids []int64
 	want := rows // values the text column must give
@@ -159,16 +207,16 @@ func scanTextGroup(rg parquet.RowGroup, idCol int, text leafColumn, where string
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("%s: column text: %w", where, err)
+			return fmt.Errorf("%s: column %s: %w", where, text.name, err)
 		}
 		texts, err := pageTexts(p, text.optional)
 		parquet.Release(p)
 		if err != nil {
-			return fmt.Errorf("%s: column text: %w", where, err)
+			return fmt.Errorf("%s: column %s: %w", where, text.name, err)
 		}
 		n := int64(len(texts))
 		if n > want-row {
-			return fmt.Errorf("%s: column text holds more values than the row group's %d rows", where, rows)
+			return fmt.Errorf("%s: column %s holds more values than the row group's %d rows", where, text.name, rows)
 		}
 		if n > 0 {
 			b := TextBatch{Texts: texts}
@@ -183,9 +231,9 @@ func scanTextGroup(rg parquet.RowGroup, idCol int, text leafColumn, where string
 	}
 	switch {
 	case idCol >= 0 && (row != want || row != rows):
-		return fmt.Errorf("%s: the columns disagree on the number of rows: column text has %d values, column id %d, the row group %d rows", where, row, len(ids), rows)
+		return fmt.Errorf("%s: the columns disagree on the number of rows: column %s has %d values, column id %d, the row group %d rows", where, text.name, row, len(ids), rows)
 	case row != rows:
-		return fmt.Errorf("%s: column text has %d values, the row group %d rows", where, row, rows)
+		return fmt.Errorf("%s: column %s has %d values, the row group %d rows", where, text.name, row, rows)
 	}
 	return nil
 }
