@@ -125,16 +125,21 @@ func BenchmarkScanText(b *testing.B) {
 		b.Fatal(err)
 	}
 	r := bytes.NewReader(data)
-	b.Run("pages", func(b *testing.B) {
-		b.SetBytes(int64(size))
-		b.ReportAllocs()
-		for b.Loop() {
-			n := 0
-			err := ScanTextAt(r, int64(len(data)), path, func(t TextBatch) error { n += len(t.Texts); return nil })
-			if err != nil || n != len(rows) {
-				b.Fatalf("%d rows, %v", n, err)
+	run := func(name string, read func() (int, error)) {
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				if n, err := read(); err != nil || n != len(rows) {
+					b.Fatalf("%d rows, %v", n, err)
+				}
 			}
-		}
+		})
+	}
+	run("pages", func() (int, error) {
+		n := 0
+		err := ScanTextAt(r, int64(len(data)), path, func(t TextBatch) error { n += len(t.Texts); return nil })
+		return n, err
 	})
 	nullable := make([]nullableTextRow, len(rows))
 	for i := range rows {
@@ -151,47 +156,29 @@ func BenchmarkScanText(b *testing.B) {
 		b.Fatal(err)
 	}
 	nr := bytes.NewReader(nb.Bytes())
-	b.Run("nullable-pages", func(b *testing.B) {
-		b.SetBytes(int64(size))
-		b.ReportAllocs()
-		for b.Loop() {
-			n := 0
-			err := ScanTextsAt(nr, int64(nb.Len()), path, func(t []string) error { n += len(t); return nil })
-			if err != nil || n != len(rows) {
-				b.Fatalf("%d rows, %v", n, err)
-			}
-		}
+	run("nullable-pages", func() (int, error) {
+		n := 0
+		err := ScanTextsAt(nr, int64(nb.Len()), path, func(t []string) error { n += len(t); return nil })
+		return n, err
 	})
-	b.Run("nullable-rows", func(b *testing.B) {
-		b.SetBytes(int64(size))
-		b.ReportAllocs()
-		for b.Loop() {
-			pf, err := openParquetAt(nr, int64(nb.Len()), path)
-			if err != nil {
-				b.Fatal(err)
-			}
-			n := 0
-			err = scanTextRows(pf, path, []string{"text"}, func(r textOnlyRow) string { return r.Text }, nil, func(t TextBatch) error { n += len(t.Texts); return nil })
-			if err != nil || n != len(rows) {
-				b.Fatalf("%d rows, %v", n, err)
-			}
+	run("nullable-rows", func() (int, error) {
+		pf, err := openParquetAt(nr, int64(nb.Len()), path)
+		if err != nil {
+			return 0, err
 		}
+		n := 0
+		err = scanTextRows(pf, path, []string{"text"}, func(r textOnlyRow) string { return r.Text }, nil, func(t TextBatch) error { n += len(t.Texts); return nil })
+		return n, err
 	})
-	b.Run("rows", func(b *testing.B) {
-		b.SetBytes(int64(size))
-		b.ReportAllocs()
-		for b.Loop() {
-			var texts []string
-			err := ScanParquetAt(r, int64(len(data)), path, []string{"id", "text"}, func(batch []TextRow) error {
-				for _, row := range batch {
-					texts = append(texts, strings.Clone(row.Text))
-				}
-				return nil
-			})
-			if err != nil || len(texts) != len(rows) {
-				b.Fatalf("%d rows, %v", len(texts), err)
+	run("rows", func() (int, error) {
+		var texts []string
+		err := ScanParquetAt(r, int64(len(data)), path, []string{"id", "text"}, func(batch []TextRow) error {
+			for _, row := range batch {
+				texts = append(texts, strings.Clone(row.Text))
 			}
-		}
+			return nil
+		})
+		return len(texts), err
 	})
 }
 
