@@ -34,20 +34,30 @@ type TextBatch struct {
 // (as pandas, Arrow and Hugging Face datasets write strings) is read page by
 // page too, a null as "" as the row reader reads it. Any other layout (a
 // nullable id, other types, nesting) goes through that row reader.
-func ScanTextAt(r io.ReaderAt, size int64, name string, fn func(TextBatch) error) error {
-	return scanText(r, size, name, true, fn)
+func ScanTextAt(r io.ReaderAt, size int64, name string, fn func(TextBatch) error) (err error) {
+	defer recoverCorrupt(name, &err)
+	pf, err := openParquetAt(r, size, name)
+	if err != nil {
+		return err
+	}
+	text, okText := plainColumn(pf.Schema(), "text", parquet.ByteArray, true)
+	id, okID := plainColumn(pf.Schema(), "id", parquet.Int64, false)
+	if !okText || !okID {
+		return scanTextRows(pf, name, fn)
+	}
+	return scanTextGroups(pf, name, id.index, text, fn)
 }
 
 // ScanTextsAt streams the texts of a Parquet file's column "text" in order, a
 // batch at a time, each batch in its own storage, as ScanTextAt does but
 // without ids: the file needs no id column, and one it has is not read (what
-// `mdlm tokenizer train` reads from text/v1 shards and users' files). On a
-// damaged file it may refuse where the row reader reads on, never the reverse
-// (FuzzScanText). The column is read page by page where it is a BYTE_ARRAY
-// column, required or nullable (a null reads as ""), and through the row
-// reader otherwise.
+// `mdlm tokenizer train` reads from text/v1 shards and users' files). The
+// column is read page by page (scanColumnTexts): strings, required or nullable
+// (a null reads as ""); any other column "text" is refused. On a damaged file
+// it may refuse where the row reader reads on, never the reverse
+// (FuzzScanText).
 func ScanTextsAt(r io.ReaderAt, size int64, name string, fn func([]string) error) error {
-	return scanText(r, size, name, false, func(b TextBatch) error { return fn(b.Texts) })
+	return scanColumnTexts(r, size, name, "text", fn)
 }
 
 // ScanTexts is ScanTextsAt over the local file path.
@@ -60,30 +70,6 @@ func ScanTexts(path string, fn func([]string) error) error {
 	return ScanTextsAt(f, size, path, fn)
 }
 
-// scanText is ScanTextAt, with ids or without them (IDs nil).
-func scanText(r io.ReaderAt, size int64, name string, withIDs bool, fn func(TextBatch) error) (err error) {
-	defer recoverCorrupt(name, &err)
-	pf, err := openParquetAt(r, size, name)
-	if err != nil {
-		return err
-	}
-	text, ok := plainColumn(pf.Schema(), "text", parquet.ByteArray, true)
-	idCol := -1
-	if withIDs {
-		id, okID := plainColumn(pf.Schema(), "id", parquet.Int64, false)
-		idCol, ok = id.index, ok && okID
-	}
-	if !ok {
-		if withIDs {
-			return scanTextRows(pf, name, []string{"id", "text"}, func(r TextRow) string { return r.Text }, func(r TextRow) int64 { return r.ID }, fn)
-		}
-		// Without ids the id column is not read, so whatever its type, no
-		// conversion of it can fail.
-		return scanTextRows(pf, name, []string{"text"}, func(r textOnlyRow) string { return r.Text }, nil, fn)
-	}
-	return scanTextGroups(pf, name, idCol, text, fn)
-}
-
 // scanTextGroups reads pf's row groups with scanTextGroup.
 func scanTextGroups(pf *parquet.File, name string, idCol int, text leafColumn, fn func(TextBatch) error) error {
 	for g, rg := range pf.RowGroups() {
@@ -94,10 +80,10 @@ func scanTextGroups(pf *parquet.File, name string, idCol int, text leafColumn, f
 	return nil
 }
 
-// scanColumnTexts streams the texts of a source file's string column (a
-// user's choice of column, what ReadDocs reads) page by page, as ScanTextsAt
-// reads a column "text": required or nullable (a null reads as ""), checked
-// against its row groups' row counts. A column that is missing, of another
+// scanColumnTexts streams the texts of a file's string column (ScanTextsAt's
+// "text", or a user's choice of column, what ReadDocs reads) page by page:
+// required or nullable (a null reads as ""), checked against its row groups'
+// row counts. A column that is missing, of another
 // type, repeated or a group is refused with what it is: its values are no
 // documents (parquet-go would print a null as "<null>" and a number as its
 // digits).
@@ -395,35 +381,25 @@ func appendValues[T any](dst []T, p parquet.Page, f func(parquet.Value) T) ([]T,
 	}
 }
 
-// textOnlyRow is what ScanTextsAt's row path reads of a row.
-type textOnlyRow struct {
-	Text string `parquet:"text"`
-}
-
-// scanTextRows is the general path: parquet-go's row reader into T, the
-// texts copied (the reader reuses its buffers) into one string per batch, and
-// the batches' IDs by id (none when id is nil).
-func scanTextRows[T any](pf *parquet.File, name string, required []string, text func(T) string, id func(T) int64, fn func(TextBatch) error) error {
-	if err := requireColumns(pf, name, required); err != nil {
+// scanTextRows is ScanTextAt's general path: parquet-go's row reader into
+// TextRow, each text copied (the reader reuses its buffers) into one string
+// per batch.
+func scanTextRows(pf *parquet.File, name string, fn func(TextBatch) error) error {
+	if err := requireColumns(pf, name, []string{"id", "text"}); err != nil {
 		return err
 	}
-	return scanRows(pf, name, func(rows []T) error {
+	return scanRows(pf, name, func(rows []TextRow) error {
 		n := 0
 		for _, r := range rows {
-			n += len(text(r))
+			n += len(r.Text)
 		}
 		var b strings.Builder
 		b.Grow(n)
-		var ids []int64
-		if id != nil {
-			ids = make([]int64, len(rows))
-		}
+		ids := make([]int64, len(rows))
 		for i, r := range rows {
-			if id != nil {
-				ids[i] = id(r)
-			}
-			b.WriteString(text(r))
+			ids[i] = r.ID
+			b.WriteString(r.Text)
 		}
-		return fn(TextBatch{IDs: ids, Texts: splitString(b.String(), rows, func(r T) int { return len(text(r)) })})
+		return fn(TextBatch{IDs: ids, Texts: splitString(b.String(), rows, func(r TextRow) int { return len(r.Text) })})
 	})
 }

@@ -122,6 +122,12 @@ func textsOf(rows []TextRow) []string {
 	return texts
 }
 
+// textOnlyRow is a row of the column text alone (the row reader's reading of
+// it is ScanTextsAt's reference).
+type textOnlyRow struct {
+	Text string `parquet:"text"`
+}
+
 type textRowOptional struct {
 	ID   *int64  `parquet:"id,optional"`
 	Text *string `parquet:"text,optional"`
@@ -353,6 +359,15 @@ func TestScanTextsAtNoText(t *testing.T) {
 	data := writeRows(t, []onlyID{{1}}, 10)
 	if _, err := scanTextsAll(data); err == nil || !strings.HasPrefix(err.Error(), `s.parquet: missing column "text"`) {
 		t.Errorf("a file without a text column: err = %v", err)
+	}
+	// A column text of numbers is no documents (the row reader would convert
+	// them to their digits).
+	type numbers struct {
+		Text int64 `parquet:"text"`
+	}
+	data = writeRows(t, []numbers{{12}}, 10)
+	if _, err := scanTextsAll(data); err == nil || err.Error() != `s.parquet: column "text" is INT64 INT(64,true), not a string column (BYTE_ARRAY, unnested)` {
+		t.Errorf("a column text of numbers: err = %v", err)
 	}
 }
 
