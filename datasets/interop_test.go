@@ -14,7 +14,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
-	pgparquet "github.com/parquet-go/parquet-go"
 )
 
 // Parquet written by parquet-go reads back through arrow-go's reader, and the
@@ -112,7 +111,7 @@ func TestScanTextsArrowGoNullable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if col, ok := plainColumn(pf.Schema(), "text", pgparquet.ByteArray, true); !ok || !col.optional {
+			if col, ok := stringColumn(pf.Schema(), "text"); !ok || !col.optional {
 				t.Fatalf("text column: %+v, %v; want the page path for a nullable column", col, ok)
 			}
 			got, err := scanTextsAll(buf.Bytes())

@@ -26,26 +26,31 @@ type TextBatch struct {
 // it may refuse where that row reader reads on (FuzzScanText), never the
 // reverse.
 //
-// Shards as the download stage writes them (columns id INT64 and text
-// BYTE_ARRAY, both required) are read page by page: a text page's bytes are
-// copied once into one buffer and the batch's strings point into it, where the
-// row reader builds each row by reflection and a string per text, which the
-// caller then has to copy (its buffers are reused). A nullable text column
-// (as pandas, Arrow and Hugging Face datasets write strings) is read page by
-// page too, a null as "" as the row reader reads it. Any other layout (a
-// nullable id, other types, nesting) goes through that row reader.
+// The shard is read page by page: a text page's bytes are copied once into
+// one buffer and the batch's strings point into it, where the row reader
+// builds each row by reflection and a string per text, which the caller then
+// has to copy (its buffers are reused). The column text is a string column,
+// required or nullable (as pandas, Arrow and Hugging Face datasets write
+// strings; a null reads as ""); the column id an integer column
+// (documentIDColumn), required or nullable without nulls. Any other column of
+// either name is refused with what it is: the row reader would read a column
+// text of numbers as their digits, a null id as 0 and an unsigned 32-bit id
+// over 2^31-1 as a negative number.
 func ScanTextAt(r io.ReaderAt, size int64, name string, fn func(TextBatch) error) (err error) {
 	defer recoverCorrupt(name, &err)
 	pf, err := openParquetAt(r, size, name)
 	if err != nil {
 		return err
 	}
-	text, okText := plainColumn(pf.Schema(), "text", parquet.ByteArray, true)
-	id, okID := plainColumn(pf.Schema(), "id", parquet.Int64, false)
-	if !okText || !okID {
-		return scanTextRows(pf, name, fn)
+	id, err := documentIDColumn(pf.Schema(), name)
+	if err != nil {
+		return err
 	}
-	return scanTextGroups(pf, name, id.index, text, fn)
+	text, ok := stringColumn(pf.Schema(), "text")
+	if !ok {
+		return notStringColumn(pf.Schema(), name, "text")
+	}
+	return scanTextGroups(pf, name, &id, text, fn)
 }
 
 // ScanTextsAt streams the texts of a Parquet file's column "text" in order, a
@@ -71,9 +76,9 @@ func ScanTexts(path string, fn func([]string) error) error {
 }
 
 // scanTextGroups reads pf's row groups with scanTextGroup.
-func scanTextGroups(pf *parquet.File, name string, idCol int, text leafColumn, fn func(TextBatch) error) error {
+func scanTextGroups(pf *parquet.File, name string, id *idColumn, text leafColumn, fn func(TextBatch) error) error {
 	for g, rg := range pf.RowGroups() {
-		if err := scanTextGroup(rg, idCol, text, fmt.Sprintf("%s: row group %d", name, g), fn); err != nil {
+		if err := scanTextGroup(rg, id, text, fmt.Sprintf("%s: row group %d", name, g), fn); err != nil {
 			return err
 		}
 	}
@@ -93,14 +98,14 @@ func scanColumnTexts(r io.ReaderAt, size int64, name, column string, fn func([]s
 	if err != nil {
 		return err
 	}
-	text, ok := plainColumn(pf.Schema(), column, parquet.ByteArray, true)
+	text, ok := stringColumn(pf.Schema(), column)
 	if !ok {
 		return notStringColumn(pf.Schema(), name, column)
 	}
-	return scanTextGroups(pf, name, -1, text, func(b TextBatch) error { return fn(b.Texts) })
+	return scanTextGroups(pf, name, nil, text, func(b TextBatch) error { return fn(b.Texts) })
 }
 
-// notStringColumn is the error for a column plainColumn does not take as text:
+// notStringColumn is the error for a column stringColumn does not take as text:
 // missing, a group (a list or a struct), or a leaf of another layout.
 func notStringColumn(s *parquet.Schema, name, column string) error {
 	have := columnNames(s)
@@ -111,6 +116,12 @@ func notStringColumn(s *parquet.Schema, name, column string) error {
 	case !ok:
 		return fmt.Errorf("%s: column %q is a group (a list or a struct), not a string column", name, column)
 	}
+	return fmt.Errorf("%s: column %q is %s, not a string column (BYTE_ARRAY, unnested)", name, column, leafType(leaf))
+}
+
+// leafType describes a leaf column's type for an error: its physical type,
+// logical type and repetition (INT64 INT(64,true), repeated BYTE_ARRAY).
+func leafType(leaf parquet.LeafColumn) string {
 	what := leaf.Node.Type().Kind().String()
 	if lt := leaf.Node.Type().LogicalType(); lt != nil && lt.Value != nil {
 		what += " " + lt.String()
@@ -118,7 +129,7 @@ func notStringColumn(s *parquet.Schema, name, column string) error {
 	if leaf.MaxRepetitionLevel > 0 {
 		what = "repeated " + what
 	}
-	return fmt.Errorf("%s: column %q is %s, not a string column (BYTE_ARRAY, unnested)", name, column, what)
+	return what
 }
 
 // leafColumn is a leaf column of a file: its name, its index, and whether it
@@ -129,34 +140,54 @@ type leafColumn struct {
 	optional bool
 }
 
-// plainColumn finds column name when it is laid out as the download stage
-// writes it: unnested, required (or, where nullable, optional), of kind
-// (INT64 without a logical type or a signed 64-bit one; BYTE_ARRAY without one
-// or STRING).
-func plainColumn(s *parquet.Schema, name string, kind parquet.Kind, nullable bool) (leafColumn, bool) {
+// stringColumn finds column name when it is a string column as the download
+// stage writes it, or nullable: unnested, BYTE_ARRAY without a logical type or
+// STRING.
+func stringColumn(s *parquet.Schema, name string) (leafColumn, bool) {
 	c, ok := s.Lookup(name)
-	if !ok || c.MaxRepetitionLevel != 0 || c.MaxDefinitionLevel > 1 || (c.MaxDefinitionLevel == 1 && !nullable) {
+	if !ok || c.MaxRepetitionLevel != 0 || c.MaxDefinitionLevel > 1 || c.Node.Type().Kind() != parquet.ByteArray {
 		return leafColumn{}, false
 	}
-	t := c.Node.Type()
-	if t.Kind() != kind {
-		return leafColumn{}, false
-	}
-	if lt := t.LogicalType(); lt != nil && lt.Value != nil {
-		switch v := lt.Value.(type) {
-		case *format.IntType:
-			if kind != parquet.Int64 || v.BitWidth != 64 || !v.IsSigned {
-				return leafColumn{}, false
-			}
-		case *format.StringType:
-			if kind != parquet.ByteArray {
-				return leafColumn{}, false
-			}
-		default:
+	if lt := c.Node.Type().LogicalType(); lt != nil && lt.Value != nil {
+		if _, ok := lt.Value.(*format.StringType); !ok {
 			return leafColumn{}, false
 		}
 	}
 	return leafColumn{name: name, index: c.ColumnIndex, optional: c.MaxDefinitionLevel == 1}, true
+}
+
+// idColumn is a shard's document id column (documentIDColumn).
+type idColumn struct {
+	leafColumn
+	// unsigned: the logical type is an unsigned integer. An INT32 value's
+	// bits are then a uint32, and an INT64 value's a uint64, refused over
+	// 2^63-1 (a document id is an int64).
+	unsigned bool
+}
+
+// documentIDColumn finds the column id of a text/v1 or tokens/v1 shard: an
+// unnested INT64 or INT32 column, required or nullable (a null id is refused
+// where it is read), without a logical type or with an integer one, signed or
+// unsigned. It names what the column is otherwise.
+func documentIDColumn(s *parquet.Schema, name string) (idColumn, error) {
+	c, ok := s.Lookup("id")
+	if !ok {
+		if slices.Contains(columnNames(s), "id") {
+			return idColumn{}, fmt.Errorf("%s: column \"id\" is a group (a list or a struct), not an integer column", name)
+		}
+		return idColumn{}, fmt.Errorf("%s: missing column %q (has %v)", name, "id", columnNames(s))
+	}
+	kind := c.Node.Type().Kind()
+	ok = c.MaxRepetitionLevel == 0 && c.MaxDefinitionLevel <= 1 && (kind == parquet.Int64 || kind == parquet.Int32)
+	unsigned := false
+	if lt := c.Node.Type().LogicalType(); ok && lt != nil && lt.Value != nil {
+		it, isInt := lt.Value.(*format.IntType)
+		ok, unsigned = isInt, isInt && !it.IsSigned
+	}
+	if !ok {
+		return idColumn{}, fmt.Errorf("%s: column \"id\" is %s, not an integer column (INT64 or INT32, unnested)", name, leafType(c))
+	}
+	return idColumn{leafColumn{name: "id", index: c.ColumnIndex, optional: c.MaxDefinitionLevel == 1}, unsigned}, nil
 }
 
 // scanTextGroup reads one row group: its ids whole (8 bytes a row; none when
@@ -166,7 +197,7 @@ func plainColumn(s *parquet.Schema, name string, kind parquet.Kind, nullable boo
 // values than the group's rows is refused (parquet-go's row reader makes the
 // extra rows of zeros). Its own errors start with where (the file and row
 // group); the caller's come back as they are.
-func scanTextGroup(rg parquet.RowGroup, idCol int, text leafColumn, where string, fn func(TextBatch) error) error {
+func scanTextGroup(rg parquet.RowGroup, id *idColumn, text leafColumn, where string, fn func(TextBatch) error) error {
 	rows := rg.NumRows()
 	if rows < 0 {
 		return fmt.Errorf("%s: %d rows claimed", where, rows)
@@ -177,9 +208,9 @@ func scanTextGroup(rg parquet.RowGroup, idCol int, text leafColumn, where string
 	}
 	var ids []int64
 	want := rows // values the text column must give
-	if idCol >= 0 {
+	if id != nil {
 		var err error
-		if ids, err = readIDs(chunks[idCol], rows); err != nil {
+		if ids, err = readIDs(chunks[id.index], rows, id.unsigned); err != nil {
 			return fmt.Errorf("%s: column id: %w", where, err)
 		}
 		want = int64(len(ids))
@@ -206,7 +237,7 @@ func scanTextGroup(rg parquet.RowGroup, idCol int, text leafColumn, where string
 		}
 		if n > 0 {
 			b := TextBatch{Texts: texts}
-			if idCol >= 0 {
+			if id != nil {
 				b.IDs = ids[row : row+n : row+n]
 			}
 			if err := fn(b); err != nil {
@@ -216,7 +247,7 @@ func scanTextGroup(rg parquet.RowGroup, idCol int, text leafColumn, where string
 		row += n
 	}
 	switch {
-	case idCol >= 0 && (row != want || row != rows):
+	case id != nil && (row != want || row != rows):
 		return fmt.Errorf("%s: the columns disagree on the number of rows: column %s has %d values, column id %d, the row group %d rows", where, text.name, row, len(ids), rows)
 	case row != rows:
 		return fmt.Errorf("%s: column %s has %d values, the row group %d rows", where, text.name, row, rows)
@@ -224,11 +255,12 @@ func scanTextGroup(rg parquet.RowGroup, idCol int, text leafColumn, where string
 	return nil
 }
 
-// readIDs reads the values of an INT64 column chunk with no nulls, which must
-// state one value a row and hold no more than the row group's rows (it stops
-// reading pages once it has that many). The slice grows with the pages
-// actually decoded, not with a count the file claims.
-func readIDs(cc parquet.ColumnChunk, rows int64) ([]int64, error) {
+// readIDs reads the values of an integer column chunk with no nulls, which
+// must state one value a row and hold no more than the row group's rows (it
+// stops reading pages once it has that many). The slice grows with the pages
+// actually decoded, not with a count the file claims. unsigned: the column's
+// logical type is unsigned (idColumn).
+func readIDs(cc parquet.ColumnChunk, rows int64, unsigned bool) ([]int64, error) {
 	if err := oneValueARow(cc, rows); err != nil {
 		return nil, err
 	}
@@ -246,20 +278,60 @@ func readIDs(cc parquet.ColumnChunk, rows int64) ([]int64, error) {
 		if p.NumNulls() > 0 {
 			return nil, fmt.Errorf("a null document id near row %d", len(ids))
 		}
-		if d := p.Data(); d.Kind() == encoding.Int64 {
-			ids = append(ids, d.Int64()...)
-		} else {
-			ids, err = appendValues(ids, p, parquet.Value.Int64)
-		}
+		start := len(ids)
+		ids, err = appendPageIDs(ids, p, unsigned)
 		parquet.Release(p)
 		if err != nil {
 			return nil, err
+		}
+		if unsigned {
+			if i := slices.IndexFunc(ids[start:], func(v int64) bool { return v < 0 }); i >= 0 {
+				return nil, fmt.Errorf("document id %d at row %d is over 2^63-1 (ids are signed 64-bit)", uint64(ids[start+i]), start+i)
+			}
 		}
 	}
 	if int64(len(ids)) > rows { // a damaged page: the row reader would make rows of zeros
 		return nil, fmt.Errorf("%d values in a row group of %d rows", len(ids), rows)
 	}
 	return ids, nil
+}
+
+// appendPageIDs appends the ids of one page of an integer column to ids: an
+// INT32 value widened (as a uint32 where unsigned), an INT64 as it is (a
+// uint64's bits where unsigned: readIDs refuses those over 2^63-1).
+func appendPageIDs(ids []int64, p parquet.Page, unsigned bool) ([]int64, error) {
+	d := p.Data()
+	switch {
+	case p.Dictionary() != nil: // Data holds the indexes into the dictionary
+	case d.Kind() == encoding.Int64:
+		return append(ids, d.Int64()...), nil
+	case d.Kind() == encoding.Int32:
+		for _, v := range d.Int32() {
+			ids = append(ids, widenID(v, unsigned))
+		}
+		return ids, nil
+	}
+	null := false
+	ids, err := appendValues(ids, p, func(v parquet.Value) int64 { // dictionary pages
+		null = null || v.IsNull()
+		if v.Kind() == parquet.Int32 {
+			return widenID(v.Int32(), unsigned)
+		}
+		return v.Int64()
+	})
+	if err == nil && null {
+		err = errors.New("a null document id in a page that counts none")
+	}
+	return ids, err
+}
+
+// widenID is an INT32 id as an int64: its bits as a uint32 where the column
+// is unsigned.
+func widenID(v int32, unsigned bool) int64 {
+	if unsigned {
+		return int64(uint32(v))
+	}
+	return int64(v)
 }
 
 // oneValueARow refuses an unnested column chunk that states other than one
@@ -379,27 +451,4 @@ func appendValues[T any](dst []T, p parquet.Page, f func(parquet.Value) T) ([]T,
 			return dst, io.ErrNoProgress
 		}
 	}
-}
-
-// scanTextRows is ScanTextAt's general path: parquet-go's row reader into
-// TextRow, each text copied (the reader reuses its buffers) into one string
-// per batch.
-func scanTextRows(pf *parquet.File, name string, fn func(TextBatch) error) error {
-	if err := requireColumns(pf, name, []string{"id", "text"}); err != nil {
-		return err
-	}
-	return scanRows(pf, name, func(rows []TextRow) error {
-		n := 0
-		for _, r := range rows {
-			n += len(r.Text)
-		}
-		var b strings.Builder
-		b.Grow(n)
-		ids := make([]int64, len(rows))
-		for i, r := range rows {
-			ids[i] = r.ID
-			b.WriteString(r.Text)
-		}
-		return fn(TextBatch{IDs: ids, Texts: splitString(b.String(), rows, func(r TextRow) int { return len(r.Text) })})
-	})
 }

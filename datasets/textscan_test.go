@@ -79,6 +79,8 @@ func scanTextAll(data []byte) ([]TextRow, error) {
 }
 
 // scanRowsAll reads data with the row reader, the reference for ScanTextAt.
+// The row reader reads an unsigned 32-bit id over 2^31-1 as a negative
+// number: such ids are given their value (rowReaderID).
 func scanRowsAll(data []byte) ([]TextRow, error) {
 	var rows []TextRow
 	err := ScanParquetAt(bytes.NewReader(data), int64(len(data)), "s.parquet", []string{"id", "text"}, func(b []TextRow) error {
@@ -87,7 +89,30 @@ func scanRowsAll(data []byte) ([]TextRow, error) {
 		}
 		return nil
 	})
+	id := rowReaderID(data)
+	for i := range rows {
+		rows[i].ID = id(rows[i].ID)
+	}
 	return rows, err
+}
+
+// rowReaderID returns what a document id the row reader read from data is:
+// the same, except in an unsigned column of INT32 values, where the row
+// reader extends the sign of a uint32 over 2^31-1.
+func rowReaderID(data []byte) func(int64) int64 {
+	same := func(id int64) int64 { return id }
+	pf, err := openParquetAt(bytes.NewReader(data), int64(len(data)), "s.parquet")
+	if err != nil {
+		return same
+	}
+	c, err := documentIDColumn(pf.Schema(), "s.parquet")
+	if err != nil || !c.unsigned {
+		return same
+	}
+	if leaf, _ := pf.Schema().Lookup("id"); leaf.Node.Type().Kind() != parquet.Int32 {
+		return same
+	}
+	return func(id int64) int64 { return int64(uint32(id)) }
 }
 
 // scanTextsAll reads data with ScanTextsAt, keeping every batch until the end.
@@ -165,17 +190,44 @@ type textRowExtra struct {
 	ID     int64  `parquet:"id"`
 }
 
-// ScanTextAt and ScanTextsAt read what the row reader reads, through the
-// page path (the download stage's layout, dictionary and delta encodings, extra
-// columns, a nullable text column; for ScanTextsAt, which has no other path,
-// also no id column, or one of another type or nullable, which it does not
-// read) and, for ScanTextAt, through the row path (a nullable or int32 id).
+type textRowNullID struct {
+	ID   *int64 `parquet:"id,optional"`
+	Text string `parquet:"text"`
+}
+
+type textRowUint32 struct {
+	ID   uint32 `parquet:"id"`
+	Text string `parquet:"text"`
+}
+
+type textRowInt32Dict struct {
+	ID   int32  `parquet:"id,dict"`
+	Text string `parquet:"text"`
+}
+
+type textRowUint32Dict struct {
+	ID   uint32 `parquet:"id,dict"`
+	Text string `parquet:"text"`
+}
+
+type textRowUint64 struct {
+	ID   uint64 `parquet:"id"`
+	Text string `parquet:"text"`
+}
+
+// ScanTextAt and ScanTextsAt read what the row reader reads, page by page:
+// the download stage's layout, dictionary and delta encodings, extra
+// columns, nullable text and id columns, an INT32 id; for ScanTextsAt,
+// which reads the column text alone, also no id column or one of another
+// type.
 func TestScanTextLayouts(t *testing.T) {
 	docs := textDocs(300, 5000)
 	optional := make([]textRowOptional, len(docs))
+	nullID := make([]textRowNullID, len(docs))
 	dict := make([]textRowDict, len(docs))
 	delta := make([]textRowDelta, len(docs))
 	narrow := make([]textRowInt32, len(docs))
+	narrowDict := make([]textRowInt32Dict, len(docs))
 	extra := make([]textRowExtra, len(docs))
 	only := make([]textOnlyRow, len(docs))
 	strID := make([]textRowStringID, len(docs))
@@ -186,9 +238,11 @@ func TestScanTextLayouts(t *testing.T) {
 		allNull[i].ID = int64(i)
 	}
 	for i, d := range docs {
+		optional[i] = textRowOptional{ID: &d.ID}
 		if i%5 != 3 {
-			optional[i] = textRowOptional{ID: &d.ID, Text: &d.Text}
+			optional[i].Text = &d.Text
 		}
+		nullID[i] = textRowNullID{ID: &d.ID, Text: d.Text}
 		nullText[i].ID, nullDict[i].ID = d.ID, d.ID
 		if i%7 != 2 && i%11 != 0 {
 			nullText[i].Text = &d.Text
@@ -197,6 +251,7 @@ func TestScanTextLayouts(t *testing.T) {
 		dict[i] = textRowDict{ID: d.ID, Text: fmt.Sprint("doc ", i%4)}
 		delta[i] = textRowDelta(d)
 		narrow[i] = textRowInt32{ID: int32(d.ID), Text: d.Text}
+		narrowDict[i] = textRowInt32Dict{ID: int32(d.ID % 5), Text: d.Text}
 		extra[i] = textRowExtra{Source: "s", Text: d.Text, ID: d.ID}
 		only[i] = textOnlyRow{Text: d.Text}
 		strID[i] = textRowStringID{ID: fmt.Sprint(d.ID), Text: d.Text}
@@ -205,39 +260,57 @@ func TestScanTextLayouts(t *testing.T) {
 		name    string
 		data    []byte
 		withIDs bool // ScanTextAt reads it
-		pages   bool // ScanTextAt's page path reads it
 	}{
-		{"download layout", writeRows(t, docs, 64), true, true},
-		{"one row group", writeRows(t, docs, 1<<20), true, true},
-		{"no rows", writeRows(t, []TextRow{}, 64), true, true},
-		{"dictionary", writeRows(t, dict, 100), true, true},
-		{"delta", writeRows(t, delta, 100), true, true},
-		{"extra column", writeRows(t, extra, 100), true, true},
-		{"nullable", writeRows(t, optional, 100), true, false},
-		{"nullable text", writeRows(t, nullText, 100), true, true},
-		{"nullable text, small pages", writePaged(t, nullText, 100, 512), true, true},
-		{"nullable text, dictionary", writeRows(t, nullDict, 100), true, true},
-		{"nullable text, every text null", writeRows(t, allNull, 16), true, true},
-		{"int32 id", writeRows(t, narrow, 100), true, false},
-		{"text only", writeRows(t, only, 64), false, false},
-		{"string id", writeRows(t, strID, 64), false, false},
+		{"download layout", writeRows(t, docs, 64), true},
+		{"one row group", writeRows(t, docs, 1<<20), true},
+		{"no rows", writeRows(t, []TextRow{}, 64), true},
+		{"dictionary", writeRows(t, dict, 100), true},
+		{"delta", writeRows(t, delta, 100), true},
+		{"extra column", writeRows(t, extra, 100), true},
+		{"nullable id and text", writeRows(t, optional, 100), true},
+		{"nullable id", writeRows(t, nullID, 100), true},
+		{"nullable text", writeRows(t, nullText, 100), true},
+		{"nullable text, small pages", writePaged(t, nullText, 100, 512), true},
+		{"nullable text, dictionary", writeRows(t, nullDict, 100), true},
+		{"nullable text, every text null", writeRows(t, allNull, 16), true},
+		{"int32 id", writeRows(t, narrow, 100), true},
+		{"int32 id, dictionary", writeRows(t, narrowDict, 100), true},
+		{"text only", writeRows(t, only, 64), false},
+		{"string id", writeRows(t, strID, 64), false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			pf, err := parquet.OpenFile(bytes.NewReader(tc.data), int64(len(tc.data)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, okText := plainColumn(pf.Schema(), "text", parquet.ByteArray, true)
-			_, okID := plainColumn(pf.Schema(), "id", parquet.Int64, false)
-			if !okText || okID != tc.pages {
-				t.Errorf("page paths: ScanTextAt %v, ScanTextsAt %v; want %v, true", okText && okID, okText, tc.pages)
-			}
 			notLaxerThanRowReader(t, "ScanTextsAt", scanTextsAll, textRowsAll, tc.data, true)
 			if tc.withIDs {
 				notLaxerThanRowReader(t, "ScanTextAt", scanTextAll, scanRowsAll, tc.data, true)
 			}
 		})
+	}
+}
+
+// Unsigned ids read as their values, which the row reader does not do: it
+// reads a uint32 over 2^31-1 as a negative number. A uint64 over 2^63-1 does
+// not fit a document id (int64) and is refused.
+func TestScanTextUnsignedIDs(t *testing.T) {
+	small := writeRows(t, []textRowUint32{{4_000_000_000, "a"}, {7, "b"}, {1<<31 - 1, "c"}}, 2)
+	rows, err := scanTextAll(small)
+	want := []TextRow{{4_000_000_000, "a"}, {7, "b"}, {1<<31 - 1, "c"}}
+	if err != nil || !reflect.DeepEqual(rows, want) {
+		t.Errorf("uint32 ids: %v, %v; want %v", rows, err, want)
+	}
+	dict := writeRows(t, []textRowUint32Dict{{4_000_000_000, "a"}, {7, "b"}, {4_000_000_000, "c"}}, 10)
+	want = []TextRow{{4_000_000_000, "a"}, {7, "b"}, {4_000_000_000, "c"}}
+	if rows, err := scanTextAll(dict); err != nil || !reflect.DeepEqual(rows, want) {
+		t.Errorf("uint32 ids, dictionary-encoded: %v, %v; want %v", rows, err, want)
+	}
+	fits := writeRows(t, []textRowUint64{{1<<63 - 1, "a"}, {0, "b"}}, 10)
+	if rows, err := scanTextAll(fits); err != nil || rows[0].ID != 1<<63-1 {
+		t.Errorf("uint64 ids under 2^63: %v, %v", rows, err)
+	}
+	over := writeRows(t, []textRowUint64{{5, "a"}, {1 << 63, "b"}}, 10)
+	_, err = scanTextAll(over)
+	if err == nil || err.Error() != "s.parquet: row group 0: column id: document id 9223372036854775808 at row 1 is over 2^63-1 (ids are signed 64-bit)" {
+		t.Errorf("a uint64 id over 2^63-1: err = %v", err)
 	}
 }
 
@@ -254,6 +327,29 @@ func TestScanTextAtErrors(t *testing.T) {
 		want string
 	}{
 		{"missing column", writeRows(t, []onlyText{{"a"}}, 10), nil, `s.parquet: missing column "id"`},
+		{"string id", writeRows(t, []textRowStringID{{"1", "a"}}, 10), nil,
+			`s.parquet: column "id" is BYTE_ARRAY STRING, not an integer column (INT64 or INT32, unnested)`},
+		{"float id", writeRows(t, []struct {
+			ID   float64 `parquet:"id"`
+			Text string  `parquet:"text"`
+		}{{1, "a"}}, 10), nil, `s.parquet: column "id" is DOUBLE, not an integer column (INT64 or INT32, unnested)`},
+		{"repeated id", writeRows(t, []struct {
+			ID   []int64 `parquet:"id"`
+			Text string  `parquet:"text"`
+		}{{[]int64{1}, "a"}}, 10), nil, `s.parquet: column "id" is repeated INT64`},
+		{"timestamp id", writeRows(t, []struct {
+			ID   int64  `parquet:"id,timestamp"`
+			Text string `parquet:"text"`
+		}{{1, "a"}}, 10), nil, `s.parquet: column "id" is INT64 TIMESTAMP`},
+		{"null id", writeRows(t, []textRowNullID{{new(int64(3)), "a"}, {nil, "b"}}, 10), nil,
+			"s.parquet: row group 0: column id: a null document id near row 0"},
+		{"text of numbers", writeRows(t, []struct {
+			ID   int64 `parquet:"id"`
+			Text int64 `parquet:"text"`
+		}{{1, 12}}, 10), nil, `s.parquet: column "text" is INT64 INT(64,true), not a string column (BYTE_ARRAY, unnested)`},
+		{"no text", writeRows(t, []struct {
+			ID int64 `parquet:"id"`
+		}{{1}}, 10), nil, `s.parquet: missing column "text" (has [id])`},
 		{"not Parquet", []byte("PAR1 not really PAR1"), nil, "s.parquet: not a readable Parquet file"},
 		{"truncated", good[:len(good)-20], nil, "s.parquet:"},
 		{"caller's error", good, func(TextBatch) error { return stop }, "stop"},
@@ -371,23 +467,26 @@ func TestScanTextsAtNoText(t *testing.T) {
 }
 
 // FuzzScanText: on any bytes, never a panic, and never more lenient than the
-// row reader: what ScanTextAt reads, the row reader reads the same; the same
-// for ScanTextsAt, and where both read a file their texts agree. On damaged
-// files ScanTextAt may be stricter: it refuses a row group whose columns do
-// not hold a value per row, or hold more values than it has rows (where the
-// row reader makes the extra rows of zeros: regression input
-// c7592bb46d9247e8), and a dictionary page of unknown type, where the row
-// reader (reading the dictionary by its offset) still reads the rows
-// (regression input 2612fc68292d610e). The intact seeds must read. (Other
-// regression inputs are files whose damaged page index once made the row
-// reader return other rows than the pages hold; no reader here reads the page
-// index now.)
+// row reader: what ScanTextAt reads, the row reader reads the same (an
+// unsigned 32-bit id as its value: scanRowsAll); the same for ScanTextsAt.
+// What ScanTextAt reads, ScanTextsAt reads too (the same text reader, and
+// ScanTextAt also reads the ids), with the same texts. On damaged files
+// ScanTextAt may be stricter: it refuses a null id (the row reader reads 0), a
+// row group whose columns do not hold a value per row, or hold more values
+// than it has rows (where the row reader makes the extra rows of zeros:
+// regression input c7592bb46d9247e8), and a dictionary page of unknown type,
+// where the row reader (reading the dictionary by its offset) still reads the
+// rows (regression input 2612fc68292d610e). The intact seeds must read.
+// (Other regression inputs are files whose damaged page index once made the
+// row reader return other rows than the pages hold; no reader here reads the
+// page index now.)
 func FuzzScanText(f *testing.F) {
 	seeds := [][]byte{
 		writePaged(f, textDocs(30, 40), 8, 512), // several pages a row group
 		writeRows(f, []textRowDict{{1, "a"}, {2, "b"}, {3, "a"}}, 2),
 		writeRows(f, []textRowDelta{{1, "ab"}, {5, ""}}, 2),
-		writeRows(f, []textRowOptional{{}, {Text: new(string)}}, 2),
+		writeRows(f, []textRowOptional{{ID: new(int64(1))}, {ID: new(int64(2)), Text: new(string)}}, 2),
+		writeRows(f, []textRowUint32Dict{{4_000_000_000, "a"}, {7, "b"}, {4_000_000_000, ""}}, 2),
 		writePaged(f, []textRowNullText{{ID: 1}, {2, new("ab")}, {3, new("")}, {ID: 4}, {5, new("cde")}}, 3, 256),
 		writeRows(f, []textRowNullDict{{1, new("a")}, {ID: 2}, {3, new("a")}}, 2),
 	}
@@ -398,15 +497,13 @@ func FuzzScanText(f *testing.F) {
 		f.Add(s)
 		f.Add(s[:len(s)*2/3])
 	}
+	f.Add(writeRows(f, []textRowOptional{{}, {Text: new(string)}}, 2)) // null ids: ScanTextAt refuses them
 	f.Fuzz(func(t *testing.T, data []byte) {
 		withID, isIntact := intact[string(data)]
 		texts, textsRead := notLaxerThanRowReader(t, "ScanTextsAt", scanTextsAll, textReference, data, isIntact)
 		rows, rowsRead := notLaxerThanRowReader(t, "ScanTextAt", scanTextAll, scanRowsAll, data, withID)
-		// ScanTextAt may read through the row path what ScanTextsAt, on the
-		// page path, refuses (regression input caf1d1f93887d314: a text
-		// dictionary page of unknown type); where both read, they agree.
-		if rowsRead && textsRead && !slices.Equal(texts, textsOf(rows)) {
-			t.Fatalf("ScanTextsAt read %d texts, ScanTextAt %d rows, and their texts differ", len(texts), len(rows))
+		if rowsRead && (!textsRead || !slices.Equal(texts, textsOf(rows))) {
+			t.Fatalf("ScanTextAt read %d rows; ScanTextsAt read %d texts (%v), not the same", len(rows), len(texts), textsRead)
 		}
 	})
 }

@@ -132,6 +132,55 @@ func TestScanTokensFromOtherWriters(t *testing.T) {
 	}
 }
 
+// A token shard's id column is read by the rule of a text shard's
+// (documentIDColumn): any integer column, an unsigned one as its values; other
+// columns are refused by what they are.
+func TestScanTokensIDColumns(t *testing.T) {
+	dir := t.TempDir()
+	type int32Row struct {
+		ID  int32   `parquet:"id"`
+		IDs []int32 `parquet:"ids,list"`
+	}
+	type uint32Row struct {
+		ID  uint32  `parquet:"id"`
+		IDs []int32 `parquet:"ids,list"`
+	}
+	type stringRow struct {
+		ID  string  `parquet:"id"`
+		IDs []int32 `parquet:"ids,list"`
+	}
+	type nullRow struct {
+		ID  *int64  `parquet:"id,optional"`
+		IDs []int32 `parquet:"ids,list"`
+	}
+	if ids, docs := scanAll(t, writeFile(t, dir, "int32.parquet", []int32Row{{-3, []int32{1}}, {9, nil}})); !reflect.DeepEqual(ids, []int64{-3, 9}) || !reflect.DeepEqual(docs, [][]int32{{1}, {}}) {
+		t.Errorf("int32 ids: %v %v", ids, docs)
+	}
+	if ids, _ := scanAll(t, writeFile(t, dir, "uint32.parquet", []uint32Row{{4_000_000_000, []int32{1}}})); !reflect.DeepEqual(ids, []int64{4_000_000_000}) {
+		t.Errorf("uint32 ids: %v", ids)
+	}
+	for _, c := range []struct{ path, want string }{
+		{writeFile(t, dir, "string.parquet", []stringRow{{"a", nil}}), `column "id" is BYTE_ARRAY STRING, not an integer column (INT64 or INT32, unnested)`},
+		{writeFile(t, dir, "null.parquet", []nullRow{{nil, []int32{1}}}), "column id: a null document id near row 0"},
+	} {
+		err := ScanTokensParquet(c.path, func(int64, []int32) error { return nil })
+		if err == nil || !strings.Contains(err.Error(), c.path) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want %q", c.path, err, c.want)
+		}
+	}
+}
+
+// writeFile writes rows as the Parquet file name in dir (row groups of 10
+// rows) and returns its path.
+func writeFile[T any](t *testing.T, dir, name string, rows []T) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := WriteParquet(p, rows, 10); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // Truncated or corrupted token shards are errors naming the file, never panics.
 func TestScanTokensCorrupt(t *testing.T) {
 	dir := t.TempDir()
@@ -213,6 +262,10 @@ func FuzzScanTokens(f *testing.F) {
 		})
 		if rowErr != nil {
 			t.Fatalf("read %d documents of a file the row reader refuses: %v", len(docs), rowErr)
+		}
+		id := rowReaderID(b) // an unsigned INT32 id: the row reader extends its sign
+		for i := range rowIDs {
+			rowIDs[i] = id(rowIDs[i])
 		}
 		// The row reader fills TokensRow by name: under a list whose element
 		// is named otherwise it reads zeros (regression input

@@ -63,20 +63,19 @@ func ScanTokensTablesAt(r io.ReaderAt, size int64, name string, fn func(TokensTa
 // value) and the level from which a list entry exists (its repeated node is
 // defined: below it, an empty or null list; from it up to maxDef, a null).
 type tokenColumns struct {
-	id, list         int
+	id               idColumn
+	list             int
 	maxDef, entryDef int
 	listPath         string
 }
 
 func findTokenColumns(s *parquet.Schema, name string) (tokenColumns, error) {
-	id, ok := s.Lookup("id")
-	if !ok {
-		return tokenColumns{}, fmt.Errorf("%s: missing column %q (has %s)", name, "id", leafPaths(s))
-	}
-	if k := id.Node.Type().Kind(); k != parquet.Int64 || id.MaxRepetitionLevel != 0 {
-		return tokenColumns{}, fmt.Errorf("%s: column id is %s with repetition depth %d, want int64", name, k, id.MaxRepetitionLevel)
+	id, err := documentIDColumn(s, name)
+	if err != nil {
+		return tokenColumns{}, err
 	}
 	var list parquet.LeafColumn
+	ok := false
 	var leafPath []string // (a LeafColumn's Path holds only the leaf's name)
 	for _, p := range s.Columns() {
 		if len(p) > 1 && p[0] == "ids" {
@@ -92,7 +91,7 @@ func findTokenColumns(s *parquet.Schema, name string) (tokenColumns, error) {
 	if k := list.Node.Type().Kind(); k != parquet.Int32 || list.MaxRepetitionLevel != 1 {
 		return tokenColumns{}, fmt.Errorf("%s: column %q is %s with repetition depth %d, want a list of int32", name, path, k, list.MaxRepetitionLevel)
 	}
-	return tokenColumns{id: id.ColumnIndex, list: list.ColumnIndex, maxDef: list.MaxDefinitionLevel,
+	return tokenColumns{id: id, list: list.ColumnIndex, maxDef: list.MaxDefinitionLevel,
 		entryDef: entryDefLevel(s, leafPath), listPath: path}, nil
 }
 
@@ -133,7 +132,7 @@ func (c tokenColumns) readGroup(rg parquet.RowGroup, hint int64, where string) (
 		return TokensTable{}, fmt.Errorf("%s: %d rows claimed", where, rows)
 	}
 	chunks := rg.ColumnChunks()
-	ids, err := readIDs(chunks[c.id], rows)
+	ids, err := readIDs(chunks[c.id.index], rows, c.id.unsigned)
 	if err != nil {
 		return TokensTable{}, fmt.Errorf("%s: column id: %w", where, err)
 	}
