@@ -10,9 +10,10 @@
 # MDLM_BENCH_SCALE_REPS rounds (9 by default), each timing every family's 1- and
 # 2-worker passes, so each family's passes spread over the whole measurement; the
 # fastest pass of each and the median of the rounds' 2/1 ratios are reported (and
-# the same for two controls in the same rounds, on 1 and 2 goroutines, what the
-# machine gives a second thread at those moments: a register-only loop, and
-# dependent reads over one shared 8 MB table), with
+# the same for three controls in the same rounds, on 1 and 2 goroutines, what
+# the machine gives a second thread at those moments: a register-only loop of
+# dependent multiplies, one of eight independent chains that keeps the core's
+# execution units busy, and dependent reads over one shared 8 MB table), with
 # CPU seconds per MB (a second worker that burns more CPU per MB than one is the
 # scaling loss, whatever else runs);
 # allocations and bytes allocated (alloc-MB) per MB of text. Prints MB/s, mdlm's ratio to HF and the batch scaling for
@@ -138,6 +139,8 @@ awk '{ speed[$1] = $2; if ($7 == "cpu-s/MB") cpu[$1] = $6; if ($1 ~ /-scaling$/)
     if (lowhf < 1e9) printf "HF'"'"'s own batch scaling, encodeBatch on 2 threads / 1 (%d rounds, median): lowest %.2fx (%s)\n", hfr, lowhf, lowhfam
     c = "control-spin-scaling"
     if (c in med) printf "the machine'"'"'s own 2-thread scaling in the same rounds (a register-only loop): best %.2fx, median %.2fx\n", cbest[c], med[c]
+    c = "control-ilp-scaling"
+    if (c in med) printf "the same for a throughput-bound loop (eight independent chains): best %.2fx, median %.2fx\n", cbest[c], med[c]
     c = "control-mem-scaling"
     if (c in med) printf "the same for dependent reads over one shared 8 MB table: best %.2fx, median %.2fx\n", cbest[c], med[c]
   }' "$out"

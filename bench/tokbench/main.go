@@ -7,9 +7,12 @@
 // The families' measurements are interleaved: -scale-reps rounds, each timing
 // every family's 1- and 2-worker passes (the fastest of each and the median of
 // the rounds' ratios are reported), with the -reps single-thread passes of
-// each family spread over the same rounds, and two controls on 1 and 2
+// each family spread over the same rounds, and three controls on 1 and 2
 // goroutines, what the machine gives a second thread at those moments: a
-// register-only loop, and dependent reads over one shared 8 MB table.
+// register-only loop of dependent multiplies (latency-bound), one of eight
+// independent chains (throughput-bound: it needs the core's execution units,
+// which a hypervisor's other tenant on the same physical core takes), and
+// dependent reads over one shared 8 MB table.
 //
 // It prints one line per measurement: name, MB/s, allocs/MB, the process's
 // CPU seconds per MB (user + system, garbage collection included), the MB
@@ -191,6 +194,35 @@ func spinPass(workers int) func() {
 	})
 }
 
+// ilpPass is the throughput-bound control: eight independent chains of adds,
+// xors and shifts a step (no memory touched, nothing shared), which keep a
+// core's integer units busy as the encoders' code does, where spinPass waits
+// on one multiply at a time. A second thread on a core whose execution units
+// are shared (another tenant on the sibling hardware thread) slows it, and
+// not spinPass.
+func ilpPass(workers int) func() {
+	const total = 1 << 25 // steps in all
+	return controlPass(workers, total, func(w, n int) uint64 {
+		a, b, c, d := uint64(w+1), uint64(w+2), uint64(w+3), uint64(w+4)
+		e, f, g, h := uint64(w+5), uint64(w+6), uint64(w+7), uint64(w+8)
+		for range n {
+			a += b ^ 3
+			b += c ^ 5
+			c += d ^ 7
+			d += e ^ 11
+			e += f ^ 13
+			f += g ^ 17
+			g += h ^ 19
+			h += a ^ 23
+			a ^= a >> 7
+			c ^= c >> 9
+			e ^= e >> 11
+			g ^= g >> 13
+		}
+		return a + b + c + d + e + f + g + h
+	})
+}
+
 // memTableBytes is the size of the memory control's table: 8 MB, about what a
 // family's encoder reads at random (its pre-token cache's slots and records,
 // the merge table and the vocabulary).
@@ -236,6 +268,7 @@ func reportRounds(report func(string, result), rounds, reps int, singles []named
 		table := chase.RandomCycle(memTableBytes, 1)
 		pairs = append([]scalePair{
 			{"control-spin-1workers", "control-spin-2workers", spinPass(1), spinPass(2)},
+			{"control-ilp-1workers", "control-ilp-2workers", ilpPass(1), ilpPass(2)},
 			{"control-mem-1workers", "control-mem-2workers", memPass(table, 1), memPass(table, 2)},
 		}, pairs...)
 	}
