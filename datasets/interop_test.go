@@ -2,6 +2,8 @@ package datasets
 
 import (
 	"bytes"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -61,12 +63,99 @@ func TestParquetInteropWithArrowGo(t *testing.T) {
 	if !reflect.DeepEqual(texts, []TextRow{{10, "hello"}, {11, "wörld"}}) {
 		t.Errorf("parquet-go read %v", texts)
 	}
-	if got, err := scanTextAll(buf.Bytes()); err != nil || !reflect.DeepEqual(got, texts) { // nullable columns: the row path
+	if got, err := scanTextAll(buf.Bytes()); err != nil || !reflect.DeepEqual(got, texts) { // nullable columns
 		t.Errorf("ScanTextAt read %v, %v", got, err)
 	}
 	var docs []string
 	if err := ReadDocs(theirs, "text", ByLine, func(s string) error { docs = append(docs, s); return nil }); err != nil || !reflect.DeepEqual(docs, []string{"hello", "wörld"}) {
 		t.Errorf("ReadDocs = %v, %v", docs, err)
+	}
+}
+
+// Ids of every integer type as arrow-go writes them (nullable without nulls;
+// dictionary pages, plain pages of version 2, a dictionary falling back to
+// plain pages within a chunk), at the types' limits, read as their values by
+// ScanTextAt.
+func TestScanTextArrowGoIDs(t *testing.T) {
+	types := []struct {
+		typ      arrow.DataType
+		min, max int64
+	}{
+		{arrow.PrimitiveTypes.Int8, math.MinInt8, math.MaxInt8},
+		{arrow.PrimitiveTypes.Int16, math.MinInt16, math.MaxInt16},
+		{arrow.PrimitiveTypes.Int32, math.MinInt32, math.MaxInt32},
+		{arrow.PrimitiveTypes.Int64, math.MinInt64, math.MaxInt64},
+		{arrow.PrimitiveTypes.Uint8, 0, math.MaxUint8},
+		{arrow.PrimitiveTypes.Uint16, 0, math.MaxUint16},
+		{arrow.PrimitiveTypes.Uint32, 0, math.MaxUint32},
+		{arrow.PrimitiveTypes.Uint64, 0, math.MaxInt64},
+	}
+	layouts := []struct {
+		name  string
+		props []parquet.WriterProperty
+	}{
+		{"dictionary", nil},
+		{"plain, page v2", []parquet.WriterProperty{parquet.WithDictionaryDefault(false), parquet.WithDataPageVersion(parquet.DataPageV2)}},
+		{"dictionary falling back to plain", []parquet.WriterProperty{parquet.WithDictionaryPageSizeLimit(64), parquet.WithBatchSize(32)}},
+	}
+	want := make([]TextRow, 2000)
+	for _, ty := range types {
+		for i := range want {
+			want[i] = TextRow{ID: ty.max - int64(i%97), Text: fmt.Sprint("doc ", i)}
+			if i%2 == 1 {
+				want[i].ID = ty.min + int64(i%89)
+			}
+		}
+		schema := arrow.NewSchema([]arrow.Field{{Name: "id", Type: ty.typ, Nullable: true}, {Name: "text", Type: arrow.BinaryTypes.String}}, nil)
+		b := array.NewRecordBuilder(memory.NewGoAllocator(), schema)
+		for _, r := range want {
+			appendArrowInt(t, b.Field(0), r.ID)
+			b.Field(1).(*array.StringBuilder).Append(r.Text)
+		}
+		rec := b.NewRecordBatch()
+		b.Release()
+		for _, l := range layouts {
+			t.Run(ty.typ.String()+", "+l.name, func(t *testing.T) {
+				var buf bytes.Buffer
+				props := parquet.NewWriterProperties(append([]parquet.WriterProperty{parquet.WithMaxRowGroupLength(700)}, l.props...)...)
+				if err := pqarrow.WriteTable(array.NewTableFromRecords(schema, []arrow.RecordBatch{rec}), &buf, 700, props, pqarrow.DefaultWriterProps()); err != nil {
+					t.Fatal(err)
+				}
+				got, err := scanTextAll(buf.Bytes())
+				if err != nil || !reflect.DeepEqual(got, want) {
+					i := 0
+					for i < min(len(got), len(want)) && got[i] == want[i] {
+						i++
+					}
+					t.Fatalf("read %d rows (%v), want %d; the first difference at row %d", len(got), err, len(want), i)
+				}
+			})
+		}
+		rec.Release()
+	}
+}
+
+// appendArrowInt appends v to an arrow integer builder of any width.
+func appendArrowInt(t *testing.T, b array.Builder, v int64) {
+	switch x := b.(type) {
+	case *array.Int8Builder:
+		x.Append(int8(v))
+	case *array.Int16Builder:
+		x.Append(int16(v))
+	case *array.Int32Builder:
+		x.Append(int32(v))
+	case *array.Int64Builder:
+		x.Append(v)
+	case *array.Uint8Builder:
+		x.Append(uint8(v))
+	case *array.Uint16Builder:
+		x.Append(uint16(v))
+	case *array.Uint32Builder:
+		x.Append(uint32(v))
+	case *array.Uint64Builder:
+		x.Append(uint64(v))
+	default:
+		t.Fatalf("no integer builder: %T", b)
 	}
 }
 
@@ -111,7 +200,7 @@ func TestScanTextsArrowGoNullable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if col, ok := stringColumn(pf.Schema(), "text"); !ok || !col.optional {
+			if col, ok := stringColumn(pf, "text"); !ok || !col.optional {
 				t.Fatalf("text column: %+v, %v; want the page path for a nullable column", col, ok)
 			}
 			got, err := scanTextsAll(buf.Bytes())

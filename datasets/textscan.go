@@ -22,8 +22,10 @@ type TextBatch struct {
 
 // ScanTextAt streams the documents of a text/v1 shard (size bytes of r; name
 // in errors) in order, a batch at a time, with every text in a batch's own
-// storage. It reads what ScanParquetAt reads into TextRow; on a damaged file
-// it may refuse where that row reader reads on (FuzzScanText), never the
+// storage. Where it reads a file, parquet-go's row reader (ScanParquetAt into
+// TextRow) reads the same texts and ids, but for unsigned 32-bit ids over
+// 2^31-1, which that reader reads as negative numbers; it refuses some files
+// the row reader reads on (below, and damaged files: FuzzScanText), never the
 // reverse.
 //
 // The shard is read page by page: a text page's bytes are copied once into
@@ -42,13 +44,13 @@ func ScanTextAt(r io.ReaderAt, size int64, name string, fn func(TextBatch) error
 	if err != nil {
 		return err
 	}
-	id, err := documentIDColumn(pf.Schema(), name)
+	id, err := documentIDColumn(pf, name)
 	if err != nil {
 		return err
 	}
-	text, ok := stringColumn(pf.Schema(), "text")
+	text, ok := stringColumn(pf, "text")
 	if !ok {
-		return notStringColumn(pf.Schema(), name, "text")
+		return notStringColumn(pf, name, "text")
 	}
 	return scanTextGroups(pf, name, &id, text, fn)
 }
@@ -98,25 +100,67 @@ func scanColumnTexts(r io.ReaderAt, size int64, name, column string, fn func([]s
 	if err != nil {
 		return err
 	}
-	text, ok := stringColumn(pf.Schema(), column)
+	text, ok := stringColumn(pf, column)
 	if !ok {
-		return notStringColumn(pf.Schema(), name, column)
+		return notStringColumn(pf, name, column)
 	}
 	return scanTextGroups(pf, name, nil, text, func(b TextBatch) error { return fn(b.Texts) })
 }
 
 // notStringColumn is the error for a column stringColumn does not take as text:
 // missing, a group (a list or a struct), or a leaf of another layout.
-func notStringColumn(s *parquet.Schema, name, column string) error {
-	have := columnNames(s)
-	leaf, ok := s.Lookup(column)
+func notStringColumn(pf *parquet.File, name, column string) error {
+	have := columnNames(pf.Schema())
+	leaf, ok := pf.Schema().Lookup(column)
 	switch {
 	case !ok && !slices.Contains(have, column):
 		return fmt.Errorf("%s: missing column %q (has %v)", name, column, have)
 	case !ok:
 		return fmt.Errorf("%s: column %q is a group (a list or a struct), not a string column", name, column)
 	}
+	if err := typeMismatch(pf, name, column, leaf); err != nil {
+		return err
+	}
 	return fmt.Errorf("%s: column %q is %s, not a string column (BYTE_ARRAY, unnested)", name, column, leafType(leaf))
+}
+
+// statedKind is the physical type pf's schema states for its leaf column
+// (the schema lists its elements depth first, so its leaves in column
+// order). parquet-go gives a column the Kind of its logical type (INT(32) is
+// INT32) and decodes the column's pages by that: where the two disagree (an
+// INT64 column annotated INT(32)) the values would be read at the wrong
+// width, without an error.
+func statedKind(pf *parquet.File, column int) (parquet.Kind, bool) {
+	schema := pf.Metadata().Schema
+	n := 0
+	for _, e := range schema[min(1, len(schema)):] {
+		if !e.Type.Valid { // a group
+			continue
+		}
+		if n == column {
+			return parquet.Kind(e.Type.V), true
+		}
+		n++
+	}
+	return 0, false
+}
+
+// typeMismatch is the error for leaf, the file's column named column, when its
+// logical type does not fit the physical type the file states for it (nil when
+// they agree).
+func typeMismatch(pf *parquet.File, name, column string, leaf parquet.LeafColumn) error {
+	stated, ok := statedKind(pf, leaf.ColumnIndex)
+	if ok && stated == leaf.Node.Type().Kind() {
+		return nil
+	}
+	what := "no physical type"
+	switch {
+	case ok && stated >= parquet.Boolean && stated <= parquet.FixedLenByteArray:
+		what = stated.String()
+	case ok:
+		what = fmt.Sprintf("physical type %d, which Parquet does not define", int(stated))
+	}
+	return fmt.Errorf("%s: column %q is %s stored as %s: its logical type does not fit its physical type", name, column, leafType(leaf), what)
 }
 
 // leafType describes a leaf column's type for an error: its physical type,
@@ -143,9 +187,10 @@ type leafColumn struct {
 // stringColumn finds column name when it is a string column as the download
 // stage writes it, or nullable: unnested, BYTE_ARRAY without a logical type or
 // STRING.
-func stringColumn(s *parquet.Schema, name string) (leafColumn, bool) {
-	c, ok := s.Lookup(name)
-	if !ok || c.MaxRepetitionLevel != 0 || c.MaxDefinitionLevel > 1 || c.Node.Type().Kind() != parquet.ByteArray {
+func stringColumn(pf *parquet.File, name string) (leafColumn, bool) {
+	c, ok := pf.Schema().Lookup(name)
+	if !ok || c.MaxRepetitionLevel != 0 || c.MaxDefinitionLevel > 1 || c.Node.Type().Kind() != parquet.ByteArray ||
+		typeMismatch(pf, "", name, c) != nil {
 		return leafColumn{}, false
 	}
 	if lt := c.Node.Type().LogicalType(); lt != nil && lt.Value != nil {
@@ -169,13 +214,17 @@ type idColumn struct {
 // unnested INT64 or INT32 column, required or nullable (a null id is refused
 // where it is read), without a logical type or with an integer one, signed or
 // unsigned. It names what the column is otherwise.
-func documentIDColumn(s *parquet.Schema, name string) (idColumn, error) {
+func documentIDColumn(pf *parquet.File, name string) (idColumn, error) {
+	s := pf.Schema()
 	c, ok := s.Lookup("id")
 	if !ok {
 		if slices.Contains(columnNames(s), "id") {
 			return idColumn{}, fmt.Errorf("%s: column \"id\" is a group (a list or a struct), not an integer column", name)
 		}
 		return idColumn{}, fmt.Errorf("%s: missing column %q (has %v)", name, "id", columnNames(s))
+	}
+	if err := typeMismatch(pf, name, "id", c); err != nil {
+		return idColumn{}, err
 	}
 	kind := c.Node.Type().Kind()
 	ok = c.MaxRepetitionLevel == 0 && c.MaxDefinitionLevel <= 1 && (kind == parquet.Int64 || kind == parquet.Int32)

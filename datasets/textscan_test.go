@@ -15,6 +15,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/snappy"
+	"github.com/parquet-go/parquet-go/format"
 )
 
 // textDocs are documents with empty texts, a NUL, invalid UTF-8 and texts of
@@ -105,11 +106,15 @@ func rowReaderID(data []byte) func(int64) int64 {
 	if err != nil {
 		return same
 	}
-	c, err := documentIDColumn(pf.Schema(), "s.parquet")
-	if err != nil || !c.unsigned {
+	leaf, ok := pf.Schema().Lookup("id")
+	if !ok || leaf.Node.Type().Kind() != parquet.Int32 {
 		return same
 	}
-	if leaf, _ := pf.Schema().Lookup("id"); leaf.Node.Type().Kind() != parquet.Int32 {
+	lt := leaf.Node.Type().LogicalType()
+	if lt == nil {
+		return same
+	}
+	if it, isInt := lt.Value.(*format.IntType); !isInt || it.IsSigned {
 		return same
 	}
 	return func(id int64) int64 { return int64(uint32(id)) }
@@ -307,10 +312,18 @@ func TestScanTextUnsignedIDs(t *testing.T) {
 	if rows, err := scanTextAll(fits); err != nil || rows[0].ID != 1<<63-1 {
 		t.Errorf("uint64 ids under 2^63: %v, %v", rows, err)
 	}
-	over := writeRows(t, []textRowUint64{{5, "a"}, {1 << 63, "b"}}, 10)
-	_, err = scanTextAll(over)
-	if err == nil || err.Error() != "s.parquet: row group 0: column id: document id 9223372036854775808 at row 1 is over 2^63-1 (ids are signed 64-bit)" {
-		t.Errorf("a uint64 id over 2^63-1: err = %v", err)
+	type textRowUint64Dict struct {
+		ID   uint64 `parquet:"id,dict"`
+		Text string `parquet:"text"`
+	}
+	for _, over := range [][]byte{
+		writeRows(t, []textRowUint64{{5, "a"}, {1 << 63, "b"}}, 10),
+		writeRows(t, []textRowUint64Dict{{5, "a"}, {1 << 63, "b"}, {5, "c"}}, 10),
+	} {
+		_, err = scanTextAll(over)
+		if err == nil || err.Error() != "s.parquet: row group 0: column id: document id 9223372036854775808 at row 1 is over 2^63-1 (ids are signed 64-bit)" {
+			t.Errorf("a uint64 id over 2^63-1: err = %v", err)
+		}
 	}
 }
 
@@ -343,6 +356,8 @@ func TestScanTextAtErrors(t *testing.T) {
 		}{{1, "a"}}, 10), nil, `s.parquet: column "id" is INT64 TIMESTAMP`},
 		{"null id", writeRows(t, []textRowNullID{{new(int64(3)), "a"}, {nil, "b"}}, 10), nil,
 			"s.parquet: row group 0: column id: a null document id near row 0"},
+		{"null id in a later row group", writeRows(t, []textRowNullID{{new(int64(1)), "a"}, {new(int64(2)), "b"}, {new(int64(3)), "c"}, {nil, "d"}}, 2), nil,
+			"s.parquet: row group 1: column id: a null document id near row 0"},
 		{"text of numbers", writeRows(t, []struct {
 			ID   int64 `parquet:"id"`
 			Text int64 `parquet:"text"`
@@ -406,18 +421,74 @@ func TestScanRowsRowCount(t *testing.T) {
 // Column chunks whose metadata the pages cannot honour are refused, though
 // the pages a reader would take read: a data page offset outside the file or
 // before the dictionary page (parquet-go reads the pages from the dictionary
-// page; its row reader fails on the offset), and values in a row group of 0 rows (no page need be read; the
-// row reader reads a damaged one).
+// page; its row reader fails on the offset), and a column of a physical type
+// Parquet does not define (parquet-go takes the type of its STRING annotation;
+// the input was found as a chunk of values in a row group of 0 rows:
+// TestOneValueARow).
 func TestTextChunkClaimsRefused(t *testing.T) {
 	for _, c := range []struct{ input, want string }{
 		{"1641e20e85511b51", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 1, column 1: data page offset -320 outside the file"},
 		{"e6c3ee27730cc766", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 1, column 1: dictionary page offset 258 not between the file's start and the data page offset 28"},
-		{"affd290f4b2609fb", "s.parquet: row group 0: column text: 24 values in a row group of 0 rows"},
+		{"affd290f4b2609fb", `s.parquet: column "text" is BYTE_ARRAY STRING stored as physical type`},
 	} {
 		_, err := scanTextsAll(fuzzInput(t, "FuzzScanText", c.input))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v, want %q", c.input, err, c.want)
 		}
+	}
+}
+
+// A chunk must state one value for each row of its group, even where no page
+// need be read (a group of 0 rows over 24 values).
+func TestOneValueARow(t *testing.T) {
+	if err := oneValueARow(statedValues{n: 24}, 0); err == nil || err.Error() != "24 values in a row group of 0 rows" {
+		t.Errorf("24 values, 0 rows: err = %v", err)
+	}
+	if err := oneValueARow(statedValues{n: 7}, 7); err != nil {
+		t.Errorf("7 values, 7 rows: %v", err)
+	}
+}
+
+// statedValues is a column chunk that states n values (and does nothing else).
+type statedValues struct {
+	parquet.ColumnChunk
+	n int64
+}
+
+func (c statedValues) NumValues() int64 { return c.n }
+
+// A column whose logical type does not fit the physical type the file states
+// for it is refused: parquet-go decodes its pages by the logical type, so an
+// INT64 column annotated INT(32) read as int32 gives the halves of its values
+// as ids, without an error (and the row reader reads those halves too).
+func TestScanTextTypeMismatch(t *testing.T) {
+	docs := textDocs(8, 2)
+	for i := range docs {
+		docs[i].ID = int64(i+1)<<33 | int64(i)
+	}
+	data := writeRows(t, docs, 100)
+	retype := func(column string, edit func(*format.SchemaElement)) []byte {
+		return withFooter(t, data, func(md *format.FileMetaData) {
+			for i := range md.Schema {
+				if md.Schema[i].Name == column {
+					edit(&md.Schema[i])
+				}
+			}
+		})
+	}
+	narrowID := retype("id", func(e *format.SchemaElement) {
+		e.LogicalType = format.LogicalType{Value: &format.IntType{BitWidth: 32, IsSigned: true}}
+	})
+	if rows, err := scanTextAll(narrowID); err == nil || err.Error() != `s.parquet: column "id" is INT32 INT(32,true) stored as INT64: its logical type does not fit its physical type` {
+		t.Errorf("an INT64 id annotated INT(32): %d rows (%v), err = %v", len(rows), rows, err)
+	}
+	intText := retype("text", func(e *format.SchemaElement) { e.Type.V = format.Int32 })
+	want := `s.parquet: column "text" is BYTE_ARRAY STRING stored as INT32: its logical type does not fit its physical type`
+	if _, err := scanTextAll(intText); err == nil || err.Error() != want {
+		t.Errorf("ScanTextAt: an INT32 text annotated STRING: err = %v", err)
+	}
+	if _, err := scanTextsAll(intText); err == nil || err.Error() != want {
+		t.Errorf("ScanTextsAt: an INT32 text annotated STRING: err = %v", err)
 	}
 }
 

@@ -149,6 +149,10 @@ func TestScanTokensIDColumns(t *testing.T) {
 		ID  string  `parquet:"id"`
 		IDs []int32 `parquet:"ids,list"`
 	}
+	type uint64Row struct {
+		ID  uint64  `parquet:"id"`
+		IDs []int32 `parquet:"ids,list"`
+	}
 	type nullRow struct {
 		ID  *int64  `parquet:"id,optional"`
 		IDs []int32 `parquet:"ids,list"`
@@ -159,8 +163,23 @@ func TestScanTokensIDColumns(t *testing.T) {
 	if ids, _ := scanAll(t, writeFile(t, dir, "uint32.parquet", []uint32Row{{4_000_000_000, []int32{1}}})); !reflect.DeepEqual(ids, []int64{4_000_000_000}) {
 		t.Errorf("uint32 ids: %v", ids)
 	}
+	wide := writeFile(t, dir, "wide.parquet", []TokensRow{{ID: 5 << 33, IDs: []int32{1}}})
+	data, err := os.ReadFile(wide)
+	if err != nil {
+		t.Fatal(err)
+	}
+	narrowed := filepath.Join(dir, "narrowed.parquet") // an INT64 id annotated INT(32)
+	os.WriteFile(narrowed, withFooter(t, data, func(md *format.FileMetaData) {
+		for i := range md.Schema {
+			if md.Schema[i].Name == "id" {
+				md.Schema[i].LogicalType = format.LogicalType{Value: &format.IntType{BitWidth: 32, IsSigned: true}}
+			}
+		}
+	}), 0o644)
 	for _, c := range []struct{ path, want string }{
 		{writeFile(t, dir, "string.parquet", []stringRow{{"a", nil}}), `column "id" is BYTE_ARRAY STRING, not an integer column (INT64 or INT32, unnested)`},
+		{narrowed, `column "id" is INT32 INT(32,true) stored as INT64: its logical type does not fit its physical type`},
+		{writeFile(t, dir, "uint64.parquet", []uint64Row{{1 << 63, nil}}), "column id: document id 9223372036854775808 at row 0 is over 2^63-1"},
 		{writeFile(t, dir, "null.parquet", []nullRow{{nil, []int32{1}}}), "column id: a null document id near row 0"},
 	} {
 		err := ScanTokensParquet(c.path, func(int64, []int32) error { return nil })
@@ -286,7 +305,7 @@ func listLeaf(t *testing.T, b []byte) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := findTokenColumns(pf.Schema(), "t.parquet")
+	c, err := findTokenColumns(pf, "t.parquet")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ func ScanTokensTablesAt(r io.ReaderAt, size int64, name string, fn func(TokensTa
 	if err != nil {
 		return err
 	}
-	cols, err := findTokenColumns(pf.Schema(), name)
+	cols, err := findTokenColumns(pf, name)
 	if err != nil {
 		return err
 	}
@@ -69,8 +69,9 @@ type tokenColumns struct {
 	listPath         string
 }
 
-func findTokenColumns(s *parquet.Schema, name string) (tokenColumns, error) {
-	id, err := documentIDColumn(s, name)
+func findTokenColumns(pf *parquet.File, name string) (tokenColumns, error) {
+	s := pf.Schema()
+	id, err := documentIDColumn(pf, name)
 	if err != nil {
 		return tokenColumns{}, err
 	}
@@ -90,6 +91,9 @@ func findTokenColumns(s *parquet.Schema, name string) (tokenColumns, error) {
 	}
 	if k := list.Node.Type().Kind(); k != parquet.Int32 || list.MaxRepetitionLevel != 1 {
 		return tokenColumns{}, fmt.Errorf("%s: column %q is %s with repetition depth %d, want a list of int32", name, path, k, list.MaxRepetitionLevel)
+	}
+	if err := typeMismatch(pf, name, path, list); err != nil {
+		return tokenColumns{}, err
 	}
 	return tokenColumns{id: id, list: list.ColumnIndex, maxDef: list.MaxDefinitionLevel,
 		entryDef: entryDefLevel(s, leafPath), listPath: path}, nil
