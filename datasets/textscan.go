@@ -35,9 +35,9 @@ type TextBatch struct {
 // required or nullable (as pandas, Arrow and Hugging Face datasets write
 // strings; a null reads as ""); the column id an integer column
 // (documentIDColumn), required or nullable without nulls. Any other column of
-// either name is refused with what it is: the row reader would read a column
-// text of numbers as their digits, a null id as 0 and an unsigned 32-bit id
-// over 2^31-1 as a negative number.
+// either name, or one whose logical type does not fit its stored type
+// (typeMismatch), is refused with what it is: the row reader would read a
+// column text of numbers as their digits and a null id as 0.
 func ScanTextAt(r io.ReaderAt, size int64, name string, fn func(TextBatch) error) (err error) {
 	defer recoverCorrupt(name, &err)
 	pf, err := openParquetAt(r, size, name)
