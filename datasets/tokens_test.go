@@ -137,30 +137,10 @@ func TestScanTokensFromOtherWriters(t *testing.T) {
 // columns are refused by what they are.
 func TestScanTokensIDColumns(t *testing.T) {
 	dir := t.TempDir()
-	type int32Row struct {
-		ID  int32   `parquet:"id"`
-		IDs []int32 `parquet:"ids,list"`
-	}
-	type uint32Row struct {
-		ID  uint32  `parquet:"id"`
-		IDs []int32 `parquet:"ids,list"`
-	}
-	type stringRow struct {
-		ID  string  `parquet:"id"`
-		IDs []int32 `parquet:"ids,list"`
-	}
-	type uint64Row struct {
-		ID  uint64  `parquet:"id"`
-		IDs []int32 `parquet:"ids,list"`
-	}
-	type nullRow struct {
-		ID  *int64  `parquet:"id,optional"`
-		IDs []int32 `parquet:"ids,list"`
-	}
-	if ids, docs := scanAll(t, writeFile(t, dir, "int32.parquet", []int32Row{{-3, []int32{1}}, {9, nil}})); !reflect.DeepEqual(ids, []int64{-3, 9}) || !reflect.DeepEqual(docs, [][]int32{{1}, {}}) {
+	if ids, docs := scanAll(t, writeFile(t, dir, "int32.parquet", []idRow[int32]{{-3, []int32{1}}, {9, nil}})); !reflect.DeepEqual(ids, []int64{-3, 9}) || !reflect.DeepEqual(docs, [][]int32{{1}, {}}) {
 		t.Errorf("int32 ids: %v %v", ids, docs)
 	}
-	if ids, _ := scanAll(t, writeFile(t, dir, "uint32.parquet", []uint32Row{{4_000_000_000, []int32{1}}})); !reflect.DeepEqual(ids, []int64{4_000_000_000}) {
+	if ids, _ := scanAll(t, writeFile(t, dir, "uint32.parquet", []idRow[uint32]{{4_000_000_000, []int32{1}}})); !reflect.DeepEqual(ids, []int64{4_000_000_000}) {
 		t.Errorf("uint32 ids: %v", ids)
 	}
 	wide := writeFile(t, dir, "wide.parquet", []TokensRow{{ID: 5 << 33, IDs: []int32{1}}})
@@ -177,16 +157,22 @@ func TestScanTokensIDColumns(t *testing.T) {
 		}
 	}), 0o644)
 	for _, c := range []struct{ path, want string }{
-		{writeFile(t, dir, "string.parquet", []stringRow{{"a", nil}}), `column "id" is BYTE_ARRAY STRING, not an integer column (INT64 or INT32, unnested)`},
+		{writeFile(t, dir, "string.parquet", []idRow[string]{{"a", nil}}), `column "id" is BYTE_ARRAY STRING, not an integer column (INT64 or INT32, unnested)`},
 		{narrowed, `column "id" is INT32 INT(32,true) stored as INT64: its logical type does not fit its physical type`},
-		{writeFile(t, dir, "uint64.parquet", []uint64Row{{1 << 63, nil}}), "column id: document id 9223372036854775808 at row 0 is over 2^63-1"},
-		{writeFile(t, dir, "null.parquet", []nullRow{{nil, []int32{1}}}), "column id: a null document id near row 0"},
+		{writeFile(t, dir, "uint64.parquet", []idRow[uint64]{{1 << 63, nil}}), "column id: document id 9223372036854775808 at row 0 is over 2^63-1"},
+		{writeFile(t, dir, "null.parquet", []idRow[*int64]{{nil, []int32{1}}}), "column id: a null document id near row 0"},
 	} {
 		err := ScanTokensParquet(c.path, func(int64, []int32) error { return nil })
 		if err == nil || !strings.Contains(err.Error(), c.path) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v, want %q", c.path, err, c.want)
 		}
 	}
+}
+
+// idRow is a token shard's row with an id of type T (a pointer: nullable).
+type idRow[T any] struct {
+	ID  T       `parquet:"id"`
+	IDs []int32 `parquet:"ids,list"`
 }
 
 // writeFile writes rows as the Parquet file name in dir (row groups of 10
