@@ -240,7 +240,7 @@ func documentIDColumn(pf *parquet.File, name string) (idColumn, error) {
 }
 
 // scanTextGroup reads one row group: its ids whole (8 bytes a row; none when
-// idCol < 0), then its text pages, each a batch. Like the row reader, it reads
+// id is nil), then its text pages, each a batch. Like the row reader, it reads
 // each column's pages only until it has a value for each of the group's rows
 // (with ids, each id): pages after those are not read. A column holding more
 // values than the group's rows is refused (parquet-go's row reader makes the
