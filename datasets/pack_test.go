@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/parquet-go/parquet-go/format"
 )
 
 var sp = Specials{BOS: 100, EOS: 101, PAD: 0}
@@ -262,6 +264,7 @@ func TestReadParquetColumns(t *testing.T) {
 			Text string `parquet:"text"`
 		} `parquet:"meta"`
 		Kind string `parquet:"kind,enum"`
+		Doc  string `parquet:"doc,json"`
 	}
 	a, b := "a\nb", ""
 	tests := []struct {
@@ -277,7 +280,16 @@ func TestReadParquetColumns(t *testing.T) {
 		{"a list", "tags", writeRows(t, []typed{{Tags: []string{"x"}}}, 2), nil, `src.parquet: column "tags" is a group (a list or a struct), not a string column`},
 		{"a struct", "meta", writeRows(t, []typed{{ID: 1}}, 2), nil, `src.parquet: column "meta" is a group`},
 		{"repeated", "words", writeRows(t, []typed{{Words: []string{"x", "y"}}}, 2), nil, `src.parquet: column "words" is repeated BYTE_ARRAY STRING, not a string column`},
-		{"an enum", "kind", writeRows(t, []typed{{Kind: "k"}}, 2), nil, `src.parquet: column "kind" is BYTE_ARRAY ENUM, not a string column`},
+		{"an enum", "kind", writeRows(t, []typed{{Kind: "k"}, {Kind: ""}}, 2), []string{"k", ""}, ""},
+		{"JSON", "doc", writeRows(t, []typed{{Doc: `{"a": 1}`}}, 2), []string{`{"a": 1}`}, ""},
+		{"BSON", "doc", withFooter(t, writeRows(t, []typed{{Doc: "\x05\x00\x00\x00\x00"}}, 2), func(md *format.FileMetaData) {
+			for i := range md.Schema {
+				if md.Schema[i].Name == "doc" {
+					md.Schema[i].LogicalType = format.LogicalType{Value: &format.BsonType{}}
+					md.Schema[i].ConvertedType.Valid = false
+				}
+			}
+		}), nil, `src.parquet: column "doc" is BYTE_ARRAY BSON, not a string column`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

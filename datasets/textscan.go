@@ -121,7 +121,7 @@ func notStringColumn(pf *parquet.File, name, column string) error {
 	if err := typeMismatch(pf, name, column, leaf); err != nil {
 		return err
 	}
-	return fmt.Errorf("%s: column %q is %s, not a string column (BYTE_ARRAY, unnested)", name, column, leafType(leaf))
+	return fmt.Errorf("%s: column %q is %s, not a string column (BYTE_ARRAY, unnested; STRING, ENUM, JSON or no annotation)", name, column, leafType(leaf))
 }
 
 // statedKind is the physical type pf's schema states for its leaf column
@@ -186,7 +186,9 @@ type leafColumn struct {
 
 // stringColumn finds column name when it is a string column as the download
 // stage writes it, or nullable: unnested, BYTE_ARRAY without a logical type or
-// STRING.
+// with one of the text annotations, STRING, ENUM (strings from a set) or JSON
+// (the text of JSON values). Binary annotations (BSON, DECIMAL, geometry) are
+// no text.
 func stringColumn(pf *parquet.File, name string) (leafColumn, bool) {
 	c, ok := pf.Schema().Lookup(name)
 	if !ok || c.MaxRepetitionLevel != 0 || c.MaxDefinitionLevel > 1 || c.Node.Type().Kind() != parquet.ByteArray ||
@@ -194,7 +196,9 @@ func stringColumn(pf *parquet.File, name string) (leafColumn, bool) {
 		return leafColumn{}, false
 	}
 	if lt := c.Node.Type().LogicalType(); lt != nil && lt.Value != nil {
-		if _, ok := lt.Value.(*format.StringType); !ok {
+		switch lt.Value.(type) {
+		case *format.StringType, *format.EnumType, *format.JsonType:
+		default:
 			return leafColumn{}, false
 		}
 	}

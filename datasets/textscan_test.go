@@ -361,7 +361,7 @@ func TestScanTextAtErrors(t *testing.T) {
 		{"text of numbers", writeRows(t, []struct {
 			ID   int64 `parquet:"id"`
 			Text int64 `parquet:"text"`
-		}{{1, 12}}, 10), nil, `s.parquet: column "text" is INT64 INT(64,true), not a string column (BYTE_ARRAY, unnested)`},
+		}{{1, 12}}, 10), nil, `s.parquet: column "text" is INT64 INT(64,true), not a string column (BYTE_ARRAY, unnested; STRING, ENUM, JSON or no annotation)`},
 		{"no text", writeRows(t, []struct {
 			ID int64 `parquet:"id"`
 		}{{1}}, 10), nil, `s.parquet: missing column "text" (has [id])`},
@@ -532,7 +532,7 @@ func TestScanTextsAtNoText(t *testing.T) {
 		Text int64 `parquet:"text"`
 	}
 	data = writeRows(t, []numbers{{12}}, 10)
-	if _, err := scanTextsAll(data); err == nil || err.Error() != `s.parquet: column "text" is INT64 INT(64,true), not a string column (BYTE_ARRAY, unnested)` {
+	if _, err := scanTextsAll(data); err == nil || err.Error() != `s.parquet: column "text" is INT64 INT(64,true), not a string column (BYTE_ARRAY, unnested; STRING, ENUM, JSON or no annotation)` {
 		t.Errorf("a column text of numbers: err = %v", err)
 	}
 }
