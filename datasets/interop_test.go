@@ -200,8 +200,8 @@ func TestScanTextsArrowGoNullable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if col, ok := stringColumn(pf, "text"); !ok || !col.optional {
-				t.Fatalf("text column: %+v, %v; want the page path for a nullable column", col, ok)
+			if col, err := stringColumn(pf, "s.parquet", "text"); err != nil || !col.optional {
+				t.Fatalf("text column: %+v, %v; want a nullable string column", col, err)
 			}
 			got, err := scanTextsAll(buf.Bytes())
 			if err != nil || !slices.Equal(got, want) {

@@ -48,9 +48,9 @@ func ScanTextAt(r io.ReaderAt, size int64, name string, fn func(TextBatch) error
 	if err != nil {
 		return err
 	}
-	text, ok := stringColumn(pf, "text")
-	if !ok {
-		return notStringColumn(pf, name, "text")
+	text, err := stringColumn(pf, name, "text")
+	if err != nil {
+		return err
 	}
 	return scanTextGroups(pf, name, &id, text, fn)
 }
@@ -100,28 +100,26 @@ func scanColumnTexts(r io.ReaderAt, size int64, name, column string, fn func([]s
 	if err != nil {
 		return err
 	}
-	text, ok := stringColumn(pf, column)
-	if !ok {
-		return notStringColumn(pf, name, column)
+	text, err := stringColumn(pf, name, column)
+	if err != nil {
+		return err
 	}
 	return scanTextGroups(pf, name, nil, text, func(b TextBatch) error { return fn(b.Texts) })
 }
 
-// notStringColumn is the error for a column stringColumn does not take as text:
-// missing, a group (a list or a struct), or a leaf of another layout.
-func notStringColumn(pf *parquet.File, name, column string) error {
-	have := columnNames(pf.Schema())
+// leafOf finds column, a leaf of pf whose logical type fits the physical type
+// the file states for it (typeMismatch), or says what it is instead: missing,
+// or a group (a list or a struct), which is not want ("a string column").
+func leafOf(pf *parquet.File, name, column, want string) (parquet.LeafColumn, error) {
 	leaf, ok := pf.Schema().Lookup(column)
+	have := columnNames(pf.Schema())
 	switch {
 	case !ok && !slices.Contains(have, column):
-		return fmt.Errorf("%s: missing column %q (has %v)", name, column, have)
+		return leaf, fmt.Errorf("%s: missing column %q (has %v)", name, column, have)
 	case !ok:
-		return fmt.Errorf("%s: column %q is a group (a list or a struct), not a string column", name, column)
+		return leaf, fmt.Errorf("%s: column %q is a group (a list or a struct), not %s", name, column, want)
 	}
-	if err := typeMismatch(pf, name, column, leaf); err != nil {
-		return err
-	}
-	return fmt.Errorf("%s: column %q is %s, not a string column (BYTE_ARRAY, unnested; STRING, ENUM, JSON or no annotation)", name, column, leafType(leaf))
+	return leaf, typeMismatch(pf, name, column, leaf)
 }
 
 // statedKind is the physical type pf's schema states for its leaf column
@@ -184,25 +182,28 @@ type leafColumn struct {
 	optional bool
 }
 
-// stringColumn finds column name when it is a string column as the download
-// stage writes it, or nullable: unnested, BYTE_ARRAY without a logical type or
-// with one of the text annotations, STRING, ENUM (strings from a set) or JSON
-// (the text of JSON values). Binary annotations (BSON, DECIMAL, geometry) are
-// no text.
-func stringColumn(pf *parquet.File, name string) (leafColumn, bool) {
-	c, ok := pf.Schema().Lookup(name)
-	if !ok || c.MaxRepetitionLevel != 0 || c.MaxDefinitionLevel > 1 || c.Node.Type().Kind() != parquet.ByteArray ||
-		typeMismatch(pf, "", name, c) != nil {
-		return leafColumn{}, false
+// stringColumn finds column, a string column as the download stage writes
+// it, or nullable: unnested, BYTE_ARRAY without a logical type or with one of
+// the text annotations, STRING, ENUM (strings from a set) or JSON (the text of
+// JSON values). Binary annotations (BSON, DECIMAL, geometry) are no text. Any
+// other column is refused naming what it is.
+func stringColumn(pf *parquet.File, name, column string) (leafColumn, error) {
+	c, err := leafOf(pf, name, column, "a string column")
+	if err != nil {
+		return leafColumn{}, err
 	}
-	if lt := c.Node.Type().LogicalType(); lt != nil && lt.Value != nil {
+	ok := c.MaxRepetitionLevel == 0 && c.MaxDefinitionLevel <= 1 && c.Node.Type().Kind() == parquet.ByteArray
+	if lt := c.Node.Type().LogicalType(); ok && lt != nil && lt.Value != nil {
 		switch lt.Value.(type) {
 		case *format.StringType, *format.EnumType, *format.JsonType:
 		default:
-			return leafColumn{}, false
+			ok = false
 		}
 	}
-	return leafColumn{name: name, index: c.ColumnIndex, optional: c.MaxDefinitionLevel == 1}, true
+	if !ok {
+		return leafColumn{}, fmt.Errorf("%s: column %q is %s, not a string column (BYTE_ARRAY, unnested; STRING, ENUM, JSON or no annotation)", name, column, leafType(c))
+	}
+	return leafColumn{name: column, index: c.ColumnIndex, optional: c.MaxDefinitionLevel == 1}, nil
 }
 
 // idColumn is a shard's document id column (documentIDColumn).
@@ -219,19 +220,12 @@ type idColumn struct {
 // where it is read), without a logical type or with an integer one, signed or
 // unsigned. It names what the column is otherwise.
 func documentIDColumn(pf *parquet.File, name string) (idColumn, error) {
-	s := pf.Schema()
-	c, ok := s.Lookup("id")
-	if !ok {
-		if slices.Contains(columnNames(s), "id") {
-			return idColumn{}, fmt.Errorf("%s: column \"id\" is a group (a list or a struct), not an integer column", name)
-		}
-		return idColumn{}, fmt.Errorf("%s: missing column %q (has %v)", name, "id", columnNames(s))
-	}
-	if err := typeMismatch(pf, name, "id", c); err != nil {
+	c, err := leafOf(pf, name, "id", "an integer column")
+	if err != nil {
 		return idColumn{}, err
 	}
 	kind := c.Node.Type().Kind()
-	ok = c.MaxRepetitionLevel == 0 && c.MaxDefinitionLevel <= 1 && (kind == parquet.Int64 || kind == parquet.Int32)
+	ok := c.MaxRepetitionLevel == 0 && c.MaxDefinitionLevel <= 1 && (kind == parquet.Int64 || kind == parquet.Int32)
 	unsigned := false
 	if lt := c.Node.Type().LogicalType(); ok && lt != nil && lt.Value != nil {
 		it, isInt := lt.Value.(*format.IntType)
