@@ -7,9 +7,10 @@
 # github.com/tiktoken-go/tokenizer; mdlm's batch encoder on 1 and 2 workers
 # (BatchEncode) for every family, with a cold cache every pass and with a warm
 # one (the steady state of a long corpus). The batch passes are interleaved:
-# MDLM_BENCH_SCALE_REPS rounds (9 by default), each timing every family's 1- and
+# MDLM_BENCH_SCALE_REPS rounds (25 by default), each timing every family's 1- and
 # 2-worker passes, so each family's passes spread over the whole measurement; the
-# fastest pass of each and the median of the rounds' 2/1 ratios are reported (and
+# fastest pass of each and the median of the rounds' 2/1 ratios are reported, with
+# a 95% distribution-free interval for that median (order statistics) (and
 # the same for three controls in the same rounds, on 1 and 2 goroutines, what
 # the machine gives a second thread at those moments: a register-only loop of
 # dependent multiplies, one of eight independent chains that keeps the core's
@@ -58,7 +59,7 @@ source bench/lib/families.sh
 
 (cd bench/tokbench && GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd go build -o "$work/tokbench" .)
 reps=${MDLM_BENCH_REPS:-3}
-scale_reps=${MDLM_BENCH_SCALE_REPS:-9}
+scale_reps=${MDLM_BENCH_SCALE_REPS:-25}
 [ -n "${MDLM_BENCH_SMOKE:-}" ] && reps=1 && scale_reps=1
 out="$work/results.txt"
 {
@@ -83,13 +84,20 @@ out="$work/results.txt"
       node bench/tokenizers.js "$corpus" "$reps" "${pairs[@]}"
   fi
 } | tee "$out"
-awk '{ speed[$1] = $2; if ($7 == "cpu-s/MB") cpu[$1] = $6; if ($1 ~ /-scaling$/) med[$1] = $5 + 0; if ($1 ~ /^control-.*-scaling$/) cbest[$1] = $3 + 0
+awk '{ speed[$1] = $2; if ($7 == "cpu-s/MB") cpu[$1] = $6; if ($1 ~ /-scaling$/) { med[$1] = $5 + 0; if ($10 == "median-95%") { split($11, ci, "-"); cilo[$1] = ci[1] + 0; cihi[$1] = ci[2] + 0 } } if ($1 ~ /^control-.*-scaling$/) cbest[$1] = $3 + 0
     # hf-tokenizers-<family>-encodeBatch-threads<T>-round<R>: hfs[family, R, T] = MB/s
     if (match($1, /-encodeBatch-threads[12]-round[0-9]+$/)) {
       fam = substr($1, 1, RSTART - 1); sub(/^hf-tokenizers-/, "", fam)
       split(substr($1, RSTART), tr, /-threads|-round/)
       hfs[fam, tr[3] + 0, tr[2] + 0] = $2; if (tr[3] + 0 > hfr) hfr = tr[3] + 0
     }
+  }
+  # ci95(row): prints a scaling row'"'"'s 95% interval for its median and counts
+  # the rows whose interval lies wholly above, or wholly below, 1.8x.
+  function ci95(row) {
+    if (!(row in cilo)) return
+    printf " (95%% %.2f-%.2fx)", cilo[row], cihi[row]
+    nci++; if (cilo[row] >= 1.8) nabove++; if (cihi[row] < 1.8) nbelow++
   }
   # hfmedian(f): the median over the rounds of HF encodeBatch 2 threads / 1 for family f.
   function hfmedian(f,   r, k, x, i, j, t) {
@@ -117,7 +125,7 @@ awk '{ speed[$1] = $2; if ($7 == "cpu-s/MB") cpu[$1] = $6; if ($1 ~ /-scaling$/)
         printf "  batch 2 workers / 1: %.2fx", s
         if (cpu[b1] > 0) printf " (CPU per MB %.2fx)", cpu[b2] / cpu[b1]
         m = med["mdlm-" f "-batch-scaling"]
-        if (m != "") { printf " median %.2fx", m; if (m < lowmed) { lowmed = m; lowmfam = f } }
+        if (m != "") { printf " median %.2fx", m; if (m < lowmed) { lowmed = m; lowmfam = f; lowmrow = "mdlm-" f "-batch-scaling" }; ci95("mdlm-" f "-batch-scaling") }
       }
       w1 = "mdlm-" f "-warm-batch-1workers"; w2 = "mdlm-" f "-warm-batch-2workers"
       if (speed[w1] != "" && speed[w2] != "") {
@@ -125,7 +133,7 @@ awk '{ speed[$1] = $2; if ($7 == "cpu-s/MB") cpu[$1] = $6; if ($1 ~ /-scaling$/)
         if (s < lowwarm) { lowwarm = s; lowwfam = f }
         printf ", warm cache %.2fx", s
         m = med["mdlm-" f "-warm-batch-scaling"]
-        if (m != "") { printf " median %.2fx", m; if (m < lowmed) { lowmed = m; lowmfam = f " warm" } }
+        if (m != "") { printf " median %.2fx", m; if (m < lowmed) { lowmed = m; lowmfam = f " warm"; lowmrow = "mdlm-" f "-warm-batch-scaling" }; ci95("mdlm-" f "-warm-batch-scaling") }
       }
       h = hfmedian(f)
       if (h > 0) { printf "; HF encodeBatch 2 threads / 1: median %.2fx", h; if (h < lowhf) { lowhf = h; lowhfam = f } }
@@ -135,7 +143,12 @@ awk '{ speed[$1] = $2; if ($7 == "cpu-s/MB") cpu[$1] = $6; if ($1 ~ /-scaling$/)
     if (speed["tiktoken-go-r50k"] != "") printf "mdlm-gpt2 / tiktoken-go: %.2fx\n", speed["mdlm-gpt2"] / speed["tiktoken-go-r50k"]
     if (lowscale < 1e9) printf "batch scaling, 2 workers / 1 worker: lowest %.2fx (%s) (target >= 1.8x)\n", lowscale, lowfam
     if (lowwarm < 1e9) printf "batch scaling with a warm cache (a long corpus'"'"'s steady state): lowest %.2fx (%s)\n", lowwarm, lowwfam
-    if (lowmed < 1e9) printf "batch scaling, median of the rounds'"'"' paired ratios: lowest %.2fx (%s)\n", lowmed, lowmfam
+    if (lowmed < 1e9) {
+      printf "batch scaling, median of the rounds'"'"' paired ratios: lowest %.2fx (%s)", lowmed, lowmfam
+      if (lowmrow in cilo) printf ", its 95%% interval %.2f-%.2fx", cilo[lowmrow], cihi[lowmrow]
+      printf "\n"
+      if (nci > 0) printf "medians whose 95%% interval lies above 1.8x: %d of %d; wholly below: %d\n", nabove, nci, nbelow
+    }
     if (lowhf < 1e9) printf "HF'"'"'s own batch scaling, encodeBatch on 2 threads / 1 (%d rounds, median): lowest %.2fx (%s)\n", hfr, lowhf, lowhfam
     c = "control-spin-scaling"
     if (c in med) printf "the machine'"'"'s own 2-thread scaling in the same rounds (a register-only loop): best %.2fx, median %.2fx\n", cbest[c], med[c]

@@ -26,6 +26,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"regexp"
 	"runtime"
@@ -260,6 +261,27 @@ func median(xs []float64) float64 {
 	return (xs[n/2-1] + xs[n/2]) / 2
 }
 
+// medianInterval returns a distribution-free confidence interval of at least
+// 95% for the median of the population xs were drawn from (xs sorted): the
+// k-th smallest and k-th largest, k the largest rank with P(Binomial(n, 1/2)
+// < k) <= 2.5%. With fewer than 6 values no such k exists and it returns the
+// extremes.
+func medianInterval(xs []float64) (lo, hi float64) {
+	n := len(xs)
+	k, tail := 0, 0.0 // tail: P(Binomial(n, 1/2) < k+1)
+	p := math.Pow(0.5, float64(n))
+	for i := 0; i <= n; i++ { // p: P(Binomial(n, 1/2) = i)
+		if tail+p > 0.025 {
+			break
+		}
+		tail += p
+		k = i + 1
+		p = p * float64(n-i) / float64(i+1)
+	}
+	k = max(k, 1)
+	return xs[k-1], xs[n-k]
+}
+
 // reportRounds measures the queued singles and pairs in interleaved rounds,
 // with the two control pairs first, and prints each single's and side's fastest
 // pass and each pair's scaling line.
@@ -282,8 +304,10 @@ func reportRounds(report func(string, result), rounds, reps int, singles []named
 			report(p.name1, r.best1)
 			report(p.name2, r.best2)
 		}
-		fmt.Printf("%-28s best %.2fx median %.2fx lowest %.2fx rounds %d\n", strings.TrimSuffix(p.name1, "-1workers")+"-scaling",
-			r.best1.wall.Seconds()/r.best2.wall.Seconds(), median(r.ratios), slices.Min(r.ratios), len(r.ratios))
+		med := median(r.ratios) // sorts r.ratios
+		lo, hi := medianInterval(r.ratios)
+		fmt.Printf("%-28s best %.2fx median %.2fx lowest %.2fx rounds %d median-95%% %.2f-%.2fx\n", strings.TrimSuffix(p.name1, "-1workers")+"-scaling",
+			r.best1.wall.Seconds()/r.best2.wall.Seconds(), med, r.ratios[0], len(r.ratios), lo, hi)
 	}
 }
 
@@ -308,7 +332,7 @@ func fail(err error) {
 func main() {
 	corpus := flag.String("corpus", "", "text file")
 	reps := flag.Int("reps", 3, "passes over the corpus (best one is reported); a family's single-thread passes are spread over the scaling rounds")
-	scaleReps := flag.Int("scale-reps", 9, "rounds of the batch encoder on 1 and 2 workers, every family in each round (best of each and the median ratio are reported)")
+	scaleReps := flag.Int("scale-reps", 25, "rounds of the batch encoder on 1 and 2 workers, every family in each round (best of each and the median ratio are reported)")
 	only := flag.String("only", "", "regexp: run only the measurements whose name matches")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measurements here")
 	memprofile := flag.String("memprofile", "", "write an allocation profile here at the end")
