@@ -58,7 +58,7 @@ fi
 go vet ./...
 go vet -tags xla ./backend/
 go vet -tags hftokenizers ./tokenizer/ # the optional Rust backend type-checks without libtokenizers.a
-(cd bench/tokbench && go vet .)       # the tokenizer benchmark's own module still builds against this one
+(cd bench/tokbench && go vet . && go test -count=1 .) # the tokenizer benchmark's own module builds against this one; its statistics are right
 go test -count=1 -timeout 20m ./... 2>&1 | tee /tmp/mdlm-test.log
 # The race detector over the concurrent I/O code (writers hashing on background
 # goroutines, the shard protocol, the streamed tokenize, the pipelined pack, the

@@ -6,8 +6,9 @@
 //
 // The families' measurements are interleaved: -scale-reps rounds, each timing
 // every family's 1- and 2-worker passes (the fastest of each and the median of
-// the rounds' ratios are reported), with the -reps single-thread passes of
-// each family spread over the same rounds, and three controls on 1 and 2
+// the rounds' ratios are reported, with a 95% distribution-free interval for
+// that median), with the -reps single-thread passes of each family spread
+// over the same rounds, and three controls on 1 and 2
 // goroutines, what the machine gives a second thread at those moments: a
 // register-only loop of dependent multiplies (latency-bound), one of eight
 // independent chains (throughput-bound: it needs the core's execution units,
