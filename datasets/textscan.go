@@ -112,11 +112,10 @@ func scanColumnTexts(r io.ReaderAt, size int64, name, column string, fn func([]s
 // or a group (a list or a struct), which is not want ("a string column").
 func leafOf(pf *parquet.File, name, column, want string) (parquet.LeafColumn, error) {
 	leaf, ok := pf.Schema().Lookup(column)
-	have := columnNames(pf.Schema())
-	switch {
-	case !ok && !slices.Contains(have, column):
-		return leaf, fmt.Errorf("%s: missing column %q (has %v)", name, column, have)
-	case !ok:
+	if !ok {
+		if have := columnNames(pf.Schema()); !slices.Contains(have, column) {
+			return leaf, fmt.Errorf("%s: missing column %q (has %v)", name, column, have)
+		}
 		return leaf, fmt.Errorf("%s: column %q is a group (a list or a struct), not %s", name, column, want)
 	}
 	return leaf, typeMismatch(pf, name, column, leaf)
