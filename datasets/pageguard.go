@@ -42,9 +42,10 @@ type pageGuard struct {
 	reach  []int64        // reach[i]: the largest end of chunks[:i+1]
 }
 
-// guardedChunk is one column chunk's byte range and the offset of the next
-// page header not yet checked.
-type guardedChunk struct{ start, end, next int64 }
+// guardedChunk is one column chunk's byte range, where its footer says its
+// first data page starts, and the offset of the next page header not yet
+// checked.
+type guardedChunk struct{ start, end, data, next int64 }
 
 // guard starts checking the column chunks of md (parquet-go opened the file
 // through g). A chunk starts where parquet-go starts reading it: at its
@@ -73,7 +74,7 @@ func (g *pageGuard) guard(md *format.FileMetaData, size int64) error {
 			if n := c.MetaData.TotalCompressedSize; n >= 0 && n <= size-start {
 				end = start + n
 			}
-			chunks = append(chunks, guardedChunk{start: start, end: end, next: start})
+			chunks = append(chunks, guardedChunk{start: start, end: end, data: c.MetaData.DataPageOffset, next: start})
 		}
 	}
 	sort.Slice(chunks, func(i, j int) bool { return chunks[i].start < chunks[j].start })
@@ -100,7 +101,8 @@ func (g *pageGuard) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
-// check parses the page headers that start in [lo, hi), chunk by chunk: the
+// check parses the page headers that start in [lo, hi), chunk by chunk (the
+// pages before a chunk's first data page must end where it starts): the
 // chunks from the first that reaches past lo (a binary search, so a file of
 // many chunks costs a few steps a read) to the last that starts before hi.
 func (g *pageGuard) check(lo, hi int64) error {
@@ -122,6 +124,12 @@ func (g *pageGuard) check(lo, hi int64) error {
 			next, err := g.checkPage(c.next, c.end)
 			if err != nil {
 				return err
+			}
+			if c.next < c.data && next > c.data {
+				// The pages from the dictionary's run past the stated first
+				// data page: a reader of pages and parquet-go's row reader,
+				// which seeks that offset, would read different pages.
+				return fmt.Errorf("the page at byte %d runs to byte %d, past its column chunk's data page offset %d", c.next, next, c.data)
 			}
 			c.next = next
 		}

@@ -419,9 +419,10 @@ func TestScanRowsRowCount(t *testing.T) {
 }
 
 // Column chunks whose metadata the pages cannot honour are refused, though
-// the pages a reader would take read: a data page offset outside the file or
-// before the dictionary page (parquet-go reads the pages from the dictionary
-// page; its row reader fails on the offset), and a column of a physical type
+// the pages a reader would take read: a data page offset outside the file,
+// before the dictionary page or not where the pages after it start
+// (parquet-go reads the pages from the dictionary page; its row reader seeks
+// the offset and fails there), and a column of a physical type
 // Parquet does not define (parquet-go takes the type of its STRING annotation;
 // the input was found as a chunk of values in a row group of 0 rows:
 // TestOneValueARow).
@@ -429,6 +430,7 @@ func TestTextChunkClaimsRefused(t *testing.T) {
 	for _, c := range []struct{ input, want string }{
 		{"1641e20e85511b51", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 1, column 1: data page offset -320 outside the file"},
 		{"e6c3ee27730cc766", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 1, column 1: dictionary page offset 258 not between the file's start and the data page offset 28"},
+		{"361a514ba790a4ae", "s.parquet: row group 1: column text: the page at byte 284 runs to byte 332, past its column chunk's data page offset 318"},
 		{"affd290f4b2609fb", `s.parquet: column "text" is BYTE_ARRAY STRING stored as physical type`},
 	} {
 		_, err := scanTextsAll(fuzzInput(t, "FuzzScanText", c.input))
