@@ -31,7 +31,9 @@ var errPageClaim = errors.New("a page header claims more than the file can hold"
 // the page, its uncompressed size before it decompresses it, and per claimed
 // value before it decodes it: gigabytes for a damaged or hostile header. The
 // guard parses each page header of every column chunk as parquet-go's reads
-// reach it (they run in order through each chunk) and fails the read that
+// reach it (they run in order through each chunk, but for the row reader's
+// seek to the first data page, up to which the guard walks the headers) and
+// fails the read that
 // would hand parquet-go a header whose page overruns its chunk, decompresses
 // to more than maxPageBytes or holds more than maxPageValues values.
 type pageGuard struct {
@@ -101,10 +103,11 @@ func (g *pageGuard) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
-// check parses the page headers that start in [lo, hi), chunk by chunk (the
-// pages before a chunk's first data page must end where it starts): the
-// chunks from the first that reaches past lo (a binary search, so a file of
-// many chunks costs a few steps a read) to the last that starts before hi.
+// check parses, in each column chunk that [lo, hi) overlaps, the page headers
+// from the first not yet checked to the last that starts before hi (the pages
+// before a chunk's first data page must end where it starts): the chunks from
+// the first that reaches past lo (a binary search, so a file of many chunks
+// costs a few steps a read) to the last that starts before hi.
 func (g *pageGuard) check(lo, hi int64) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -120,7 +123,10 @@ func (g *pageGuard) check(lo, hi int64) error {
 		if lo == c.start {
 			c.next = c.start // the chunk read again from its beginning
 		}
-		for c.next >= lo && c.next < hi && c.next < c.end {
+		// Every header from the last one checked up to hi: a read that lands
+		// past it (parquet-go's row reader seeks the stated data page offset
+		// once it has read the dictionary) is walked up to as well.
+		for c.next < hi && c.next < c.end {
 			next, err := g.checkPage(c.next, c.end)
 			if err != nil {
 				return err

@@ -3,6 +3,7 @@ package datasets
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -210,5 +211,59 @@ func FuzzReadDocsParquet(f *testing.F) {
 		if err := ReadDocs(path, "text", ByLine, func(s string) error { docs = append(docs, s); return nil }); err != nil || !slices.Equal(docs, got) {
 			t.Fatalf("ReadDocs read %d documents (%v), from memory %d", len(docs), err, len(got))
 		}
+	})
+}
+
+// A read that lands past the page header the guard checked last
+// (parquet-go's row reader seeks a chunk's stated data page offset once it has
+// read the dictionary) is checked too: the guard walks the headers up to it.
+// Here a dictionary page larger than parquet-go's 4 KB read window ends 16
+// bytes before the stated data page, whose header claims 2 GB. Without the
+// walk, the row reader allocated 2.9 GB for this 16 KB file.
+func TestPageGuardReadAhead(t *testing.T) {
+	rows := make([]textRowDict, 300)
+	for i := range rows {
+		rows[i] = textRowDict{ID: int64(i), Text: fmt.Sprintf("%040x", uint64(i)*0x9e3779b97f4a7c15)}
+	}
+	var b bytes.Buffer
+	w := parquet.NewGenericWriter[textRowDict](&b, parquet.Compression(&parquet.Uncompressed))
+	if _, err := w.Write(rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	good := b.Bytes()
+	pf, err := parquet.OpenFile(bytes.NewReader(good), int64(len(good)), parquet.SkipPageIndex(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := pf.Metadata().RowGroups[0].Columns[1].MetaData
+	dict, data := md.DictionaryPageOffset, md.DataPageOffset
+	if dict == 0 || data-dict <= 4096 {
+		t.Fatalf("text chunk: dictionary at %d, data at %d: want a dictionary page over 4 KB", dict, data)
+	}
+	// The data page's header claims 2 GB (the page is the chunk's last).
+	var h format.PageHeader
+	n, err := decodeHeader(bytes.NewReader(good), data, int64(len(good)), &h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.CompressedPageSize = 1<<31 - 1
+	hb, err := thrift.Marshal(new(thrift.CompactProtocol), &h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const gap = 16
+	bad := slices.Concat(good[:data], make([]byte, gap), hb, good[data+n:])
+	bad = withFooter(t, bad, func(fm *format.FileMetaData) {
+		c := &fm.RowGroups[0].Columns[1].MetaData
+		c.DataPageOffset += gap
+		c.TotalCompressedSize += gap + int64(len(hb)) - n
+	})
+	// The walk from the dictionary's end finds no page header in the gap.
+	want := fmt.Sprintf("page header at byte %d: ", data)
+	refusedCheaply(t, bad, []string{"ScanTextAt", "ScanParquet", "ReadDocs"}, func(err error) bool {
+		return strings.Contains(err.Error(), want)
 	})
 }
