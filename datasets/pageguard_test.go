@@ -219,21 +219,9 @@ func FuzzReadDocsParquet(f *testing.F) {
 // read the dictionary) is checked too: the guard walks the headers up to it.
 // Here a dictionary page larger than parquet-go's 4 KB read window ends 16
 // bytes before the stated data page, whose header claims 2 GB. Without the
-// walk, the row reader allocated 2.9 GB for this 16 KB file.
+// walk, the row reader allocated 2.9 GB for this 7 KB file.
 func TestPageGuardReadAhead(t *testing.T) {
-	rows := make([]textRowDict, 300)
-	for i := range rows {
-		rows[i] = textRowDict{ID: int64(i), Text: fmt.Sprintf("%040x", uint64(i)*0x9e3779b97f4a7c15)}
-	}
-	var b bytes.Buffer
-	w := parquet.NewGenericWriter[textRowDict](&b, parquet.Compression(&parquet.Uncompressed))
-	if _, err := w.Write(rows); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	good := b.Bytes()
+	good := writeRows(t, largeDictRows(150), 150)
 	pf, err := parquet.OpenFile(bytes.NewReader(good), int64(len(good)), parquet.SkipPageIndex(true))
 	if err != nil {
 		t.Fatal(err)
@@ -266,4 +254,15 @@ func TestPageGuardReadAhead(t *testing.T) {
 	refusedCheaply(t, bad, []string{"ScanTextAt", "ScanParquet", "ReadDocs"}, func(err error) bool {
 		return strings.Contains(err.Error(), want)
 	})
+}
+
+// largeDictRows gives n rows of distinct 40-byte texts in a dictionary column:
+// at 150 rows, its dictionary page outgrows parquet-go's 4 KB read window.
+func largeDictRows(n int) []textRowDict {
+	rows := make([]textRowDict, n)
+	for i := range rows {
+		x := uint64(i+1) * 0x9e3779b97f4a7c15
+		rows[i] = textRowDict{ID: int64(i), Text: fmt.Sprintf("%016x%016x%08x", x, x*x, x>>32)}
+	}
+	return rows
 }

@@ -118,7 +118,21 @@ func leafOf(pf *parquet.File, name, column, want string) (parquet.LeafColumn, er
 		}
 		return leaf, fmt.Errorf("%s: column %q is a group (a list or a struct), not %s", name, column, want)
 	}
+	if _, ok := leafKind(leaf); !ok {
+		return leaf, fmt.Errorf("%s: column %q is a leaf annotated %s, which only a group can be, not %s", name, column, leaf.Node.Type(), want)
+	}
 	return leaf, typeMismatch(pf, name, column, leaf)
+}
+
+// leafKind is leaf's Kind; false for a leaf whose schema element is annotated
+// with a group's type (MAP, LIST, VARIANT), which a damaged file can state and
+// whose Kind parquet-go panics on: it has no physical type.
+func leafKind(leaf parquet.LeafColumn) (parquet.Kind, bool) {
+	t := leaf.Node.Type()
+	if t.PhysicalType() == nil {
+		return 0, false
+	}
+	return t.Kind(), true
 }
 
 // statedKind is the physical type pf's schema states for its leaf column
@@ -147,7 +161,7 @@ func statedKind(pf *parquet.File, column int) (parquet.Kind, bool) {
 // they agree).
 func typeMismatch(pf *parquet.File, name, column string, leaf parquet.LeafColumn) error {
 	stated, ok := statedKind(pf, leaf.ColumnIndex)
-	if ok && stated == leaf.Node.Type().Kind() {
+	if kind, isLeaf := leafKind(leaf); ok && isLeaf && stated == kind {
 		return nil
 	}
 	what := "no physical type"
@@ -163,7 +177,11 @@ func typeMismatch(pf *parquet.File, name, column string, leaf parquet.LeafColumn
 // leafType describes a leaf column's type for an error: its physical type,
 // logical type and repetition (INT64 INT(64,true), repeated BYTE_ARRAY).
 func leafType(leaf parquet.LeafColumn) string {
-	what := leaf.Node.Type().Kind().String()
+	kind, ok := leafKind(leaf)
+	if !ok {
+		return "a leaf annotated " + leaf.Node.Type().String()
+	}
+	what := kind.String()
 	if lt := leaf.Node.Type().LogicalType(); lt != nil && lt.Value != nil {
 		what += " " + lt.String()
 	}

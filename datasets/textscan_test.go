@@ -107,7 +107,10 @@ func rowReaderID(data []byte) func(int64) int64 {
 		return same
 	}
 	leaf, ok := pf.Schema().Lookup("id")
-	if !ok || leaf.Node.Type().Kind() != parquet.Int32 {
+	if !ok {
+		return same
+	}
+	if kind, isLeaf := leafKind(leaf); !isLeaf || kind != parquet.Int32 {
 		return same
 	}
 	lt := leaf.Node.Type().LogicalType()
@@ -562,6 +565,7 @@ func FuzzScanText(f *testing.F) {
 		writeRows(f, []textRowUint32Dict{{4_000_000_000, "a"}, {7, "b"}, {4_000_000_000, ""}}, 2),
 		writePaged(f, []textRowNullText{{ID: 1}, {2, new("ab")}, {3, new("")}, {ID: 4}, {5, new("cde")}}, 3, 256),
 		writeRows(f, []textRowNullDict{{1, new("a")}, {ID: 2}, {3, new("a")}}, 2),
+		writeRows(f, largeDictRows(150), 150), // a dictionary page over parquet-go's read window
 	}
 	textOnly := writePaged(f, []textOnlyRow{{"a"}, {""}, {"bc"}, {strings.Repeat("d", 300)}, {"e"}}, 2, 256)
 	intact := map[string]bool{} // intact files; true: with an id column

@@ -582,3 +582,63 @@ func withFooter(t *testing.T, data []byte, edit func(*format.FileMetaData)) []by
 	out = binary.LittleEndian.AppendUint32(out, uint32(len(b)))
 	return append(out, "PAR1"...)
 }
+
+// A leaf column annotated with a group's type (MAP, LIST), which a damaged
+// file can state, is refused naming it: parquet-go panics on its Kind, and
+// the readers used to report that panic as corrupt data (FuzzScanText input
+// ee44442da7512043, FuzzReadDocsParquet 6b4f51dde25b1bc3).
+func TestLeafAnnotatedGroupType(t *testing.T) {
+	dir := t.TempDir()
+	annotate := func(data []byte, column string, lt format.LogicalType) string {
+		p := filepath.Join(dir, fmt.Sprintf("%s-%s.parquet", column, lt.String()))
+		if err := os.WriteFile(p, withFooter(t, data, func(md *format.FileMetaData) {
+			for i := range md.Schema {
+				if md.Schema[i].Name == column {
+					md.Schema[i].LogicalType = lt
+				}
+			}
+		}), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	texts := writeRows(t, textDocs(6, 2), 10)
+	tokens, err := os.ReadFile(writeFile(t, dir, "tokens.parquet", []TokensRow{{ID: 1, IDs: []int32{4, 5}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapType := format.LogicalType{Value: new(format.MapType)}
+	listType := format.LogicalType{Value: new(format.ListType)}
+	for _, c := range []struct {
+		name, path, want string
+		read             func(path string) error
+	}{
+		{"ScanText id", annotate(texts, "id", mapType), `column "id" is a leaf annotated MAP, which only a group can be, not an integer column`,
+			func(p string) error {
+				data, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				return ScanTextAt(bytes.NewReader(data), int64(len(data)), p, func(TextBatch) error { return nil })
+			}},
+		{"ScanTexts text", annotate(texts, "text", listType), `column "text" is a leaf annotated LIST, which only a group can be, not a string column`,
+			func(p string) error { return ScanTexts(p, func([]string) error { return nil }) }},
+		{"ReadDocs text", annotate(texts, "text", mapType), `column "text" is a leaf annotated MAP, which only a group can be, not a string column`,
+			func(p string) error { return ReadDocs(p, "text", ByLine, func(string) error { return nil }) }},
+		{"ScanTokensParquet id", annotate(tokens, "id", listType), `column "id" is a leaf annotated LIST, which only a group can be, not an integer column`,
+			func(p string) error { return ScanTokensParquet(p, func(int64, []int32) error { return nil }) }},
+		{"ScanTokensParquet element", annotate(tokens, "element", mapType), `column "ids.list.element" is a leaf annotated MAP with repetition depth 1, want a list of int32`,
+			func(p string) error { return ScanTokensParquet(p, func(int64, []int32) error { return nil }) }},
+	} {
+		err := c.read(c.path)
+		if err == nil || !strings.Contains(err.Error(), c.path) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want %q", c.name, err, c.want)
+		}
+	}
+	for _, in := range []struct{ target, name string }{{"FuzzScanText", "ee44442da7512043"}, {"FuzzReadDocsParquet", "6b4f51dde25b1bc3"}} {
+		want := `s.parquet: column "id" is a leaf annotated MAP, which only a group can be, not an integer column`
+		if _, err := scanTextAll(fuzzInput(t, in.target, in.name)); err == nil || err.Error() != want {
+			t.Errorf("%s: err = %v, want %q", in.name, err, want)
+		}
+	}
+}

@@ -89,8 +89,8 @@ func findTokenColumns(pf *parquet.File, name string) (tokenColumns, error) {
 	if !ok || path == "" {
 		return tokenColumns{}, fmt.Errorf("%s: missing column %q (has %s)", name, "ids", leafPaths(s))
 	}
-	if k := list.Node.Type().Kind(); k != parquet.Int32 || list.MaxRepetitionLevel != 1 {
-		return tokenColumns{}, fmt.Errorf("%s: column %q is %s with repetition depth %d, want a list of int32", name, path, k, list.MaxRepetitionLevel)
+	if k, isLeaf := leafKind(list); !isLeaf || k != parquet.Int32 || list.MaxRepetitionLevel != 1 {
+		return tokenColumns{}, fmt.Errorf("%s: column %q is %s with repetition depth %d, want a list of int32", name, path, leafType(list), list.MaxRepetitionLevel)
 	}
 	if err := typeMismatch(pf, name, path, list); err != nil {
 		return tokenColumns{}, err
