@@ -434,7 +434,8 @@ func TestTextChunkClaimsRefused(t *testing.T) {
 		{"1641e20e85511b51", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 1, column 1: data page offset -320 outside the file"},
 		{"e6c3ee27730cc766", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 1, column 1: dictionary page offset 258 not between the file's start and the data page offset 28"},
 		{"361a514ba790a4ae", "s.parquet: row group 1: column text: the page at byte 284 runs to byte 332, past its column chunk's data page offset 318"},
-		{"affd290f4b2609fb", `s.parquet: column "text" is BYTE_ARRAY STRING stored as physical type`},
+		{"affd290f4b2609fb", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 0, column 0: compression codec 24, which Parquet does not define"},
+		{"66dad09eb7b3ab95", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 1, column 0: compression codec 24, which Parquet does not define"},
 	} {
 		_, err := scanTextsAll(fuzzInput(t, "FuzzScanText", c.input))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -494,6 +495,11 @@ func TestScanTextTypeMismatch(t *testing.T) {
 	}
 	if _, err := scanTextsAll(intText); err == nil || err.Error() != want {
 		t.Errorf("ScanTextsAt: an INT32 text annotated STRING: err = %v", err)
+	}
+	undefined := retype("text", func(e *format.SchemaElement) { e.Type.V = 9 })
+	want = `s.parquet: column "text" is BYTE_ARRAY STRING stored as physical type 9, which Parquet does not define: its logical type does not fit its physical type`
+	if _, err := scanTextsAll(undefined); err == nil || err.Error() != want {
+		t.Errorf("ScanTextsAt: a text of physical type 9: err = %v", err)
 	}
 }
 

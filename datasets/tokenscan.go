@@ -143,7 +143,7 @@ func (c tokenColumns) readGroup(rg parquet.RowGroup, hint int64, where string) (
 	t := TokensTable{IDs: ids, Offsets: make([]int64, 1, len(ids)+1), Flat: make([]int32, 0, max(0, hint))}
 	pages := chunks[c.list].Pages()
 	defer pages.Close()
-	started := false
+	var st listState
 	for {
 		p, err := pages.ReadPage()
 		if errors.Is(err, io.EOF) {
@@ -152,13 +152,13 @@ func (c tokenColumns) readGroup(rg parquet.RowGroup, hint int64, where string) (
 		if err != nil {
 			return TokensTable{}, fmt.Errorf("%s: column %s: %w", where, c.listPath, err)
 		}
-		err = c.appendPage(&t, p, &started)
+		err = c.appendPage(&t, p, &st)
 		parquet.Release(p)
 		if err != nil {
 			return TokensTable{}, fmt.Errorf("%s: column %s: %w", where, c.listPath, err)
 		}
 	}
-	if started {
+	if st.started {
 		t.Offsets = append(t.Offsets, int64(len(t.Flat)))
 	}
 	if docs := len(t.Offsets) - 1; docs != len(ids) || int64(docs) != rows {
@@ -167,11 +167,17 @@ func (c tokenColumns) readGroup(rg parquet.RowGroup, hint int64, where string) (
 	return t, nil
 }
 
+// listState is what appendPage carries from one page of a row group's list
+// column to the next: whether a document has started, and whether it started
+// as an empty or null list (which no entry may continue).
+type listState struct{ started, empty bool }
+
 // appendPage appends one page of the list column to t: a repetition level of
 // 0 starts a document (closing the one before), a definition level of maxDef
 // is a token id, one below entryDef an empty or null list (only where a
-// document starts), any other a null id (an error).
-func (c tokenColumns) appendPage(t *TokensTable, p parquet.Page, started *bool) error {
+// document starts, and then the whole document), any other a null id (an
+// error).
+func (c tokenColumns) appendPage(t *TokensTable, p parquet.Page, st *listState) error {
 	rep, def := p.RepetitionLevels(), p.DefinitionLevels()
 	var vals []int32
 	// A dictionary-encoded page's Data is its indexes, also int32: those go
@@ -189,15 +195,21 @@ func (c tokenColumns) appendPage(t *TokensTable, p parquet.Page, started *bool) 
 	}
 	base, n := int64(len(t.Flat)), 0
 	for k, r := range rep {
-		if r == 0 {
-			if *started {
+		d := int(def[k])
+		switch {
+		case r == 0:
+			if st.started {
 				t.Offsets = append(t.Offsets, base+int64(n))
 			}
-			*started = true
-		} else if !*started {
+			st.started, st.empty = true, d < c.entryDef
+		case !st.started:
 			return errors.New("the first list entry continues a row that never started")
+		case st.empty:
+			// parquet-go's row reader reads such a document as empty,
+			// arrow-go's as the entries (FuzzScanTokens input f87a5fc872776f27).
+			return fmt.Errorf("document %d: an empty or null list continued by an entry", len(t.Offsets)-1)
 		}
-		switch d := int(def[k]); {
+		switch {
 		case d == c.maxDef:
 			n++
 		case d > c.maxDef:
