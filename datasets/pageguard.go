@@ -39,51 +39,33 @@ var errPageClaim = errors.New("a page header claims more than the file can hold"
 type pageGuard struct {
 	r io.ReaderAt
 
-	mu     sync.Mutex
-	chunks []guardedChunk // by start
-	reach  []int64        // reach[i]: the largest end of chunks[:i+1]
+	mu      sync.Mutex
+	chunks  []guardedChunk // by start
+	reach   []int64        // reach[i]: the largest end of chunks[:i+1]
+	scratch []byte         // checkBody's decoding buffer
 }
 
 // guardedChunk is one column chunk's byte range, where its footer says its
-// first data page starts, and the offset of the next page header not yet
-// checked.
-type guardedChunk struct{ start, end, data, next int64 }
+// first data page starts, the offset of the next page header not yet checked,
+// its compression codec, the values its footer states and those its data
+// pages checked so far claim.
+type guardedChunk struct {
+	start, end, data, next int64
+	codec                  format.CompressionCodec
+	stated, values         int64
+}
 
 // guard starts checking the column chunks of md (parquet-go opened the file
-// through g). A chunk starts where parquet-go starts reading it: at its
-// dictionary page when it has one, else at its first data page. A chunk whose
-// first data page is stated outside the file, or whose dictionary page (0:
-// none) is not before it, is refused: since parquet-go starts at the
-// dictionary page, a reader of pages would read on past a damaged data page
-// offset where its row reader fails (FuzzScanText's regression inputs
-// 1641e20e85511b51: -320, and e6c3ee27730cc766: 28, after the dictionary).
+// through g), each as guardChunk admits it.
 func (g *pageGuard) guard(md *format.FileMetaData, size int64) error {
-	const magic = 4 // no page before the file's leading magic
 	var chunks []guardedChunk
 	for i, rg := range md.RowGroups {
 		for j, c := range rg.Columns {
-			if k := c.MetaData.Codec; k < format.Uncompressed || k > format.Lz4Raw {
-				// parquet-go reads such a chunk: the page readers read
-				// texts where its row reader read empty ones
-				// (FuzzScanText input 66dad09eb7b3ab95). arrow-go
-				// refuses the footer.
-				return fmt.Errorf("row group %d, column %d: compression codec %d, which Parquet does not define", i, j, k)
+			gc, err := guardChunk(c.MetaData, md.RowGroups[0].Columns, j, size)
+			if err != nil {
+				return fmt.Errorf("row group %d, column %d: %w", i, j, err)
 			}
-			start := c.MetaData.DataPageOffset
-			if start < magic || start >= size {
-				return fmt.Errorf("row group %d, column %d: data page offset %d outside the file's %d bytes", i, j, start, size)
-			}
-			if d := c.MetaData.DictionaryPageOffset; d != 0 {
-				if d < magic || d >= start {
-					return fmt.Errorf("row group %d, column %d: dictionary page offset %d not between the file's start and the data page offset %d", i, j, d, start)
-				}
-				start = d
-			}
-			end := size // a chunk claimed past the file ends with it
-			if n := c.MetaData.TotalCompressedSize; n >= 0 && n <= size-start {
-				end = start + n
-			}
-			chunks = append(chunks, guardedChunk{start: start, end: end, data: c.MetaData.DataPageOffset, next: start})
+			chunks = append(chunks, gc)
 		}
 	}
 	sort.Slice(chunks, func(i, j int) bool { return chunks[i].start < chunks[j].start })
@@ -98,6 +80,52 @@ func (g *pageGuard) guard(md *format.FileMetaData, size int64) error {
 	g.chunks, g.reach = chunks, reach
 	g.mu.Unlock()
 	return nil
+}
+
+// guardChunk is the guarded byte range of column j's chunk described by m
+// (first: the columns of row group 0; size: the file's). A chunk starts where
+// parquet-go starts reading it: at its dictionary page when it has one, else
+// at its first data page. It is refused when:
+//   - its codec is one Parquet does not define (parquet-go read texts from
+//     such a chunk where its row reader read empty ones: FuzzScanText input
+//     66dad09eb7b3ab95; arrow-go refuses the footer), or differs from row
+//     group 0's (parquet-go decodes every chunk of a column with that one);
+//   - its first data page is stated outside the file or past the chunk's end
+//     (parquet-go's row reader seeks it and reads zero values there, where a
+//     reader of pages reads on from the dictionary: FuzzReadDocsParquet input
+//     c8002b1e42c3d694), or its dictionary page (0: none) is not before it
+//     (FuzzScanText's regression inputs 1641e20e85511b51: -320, and
+//     e6c3ee27730cc766: 28, after the dictionary).
+func guardChunk(m format.ColumnMetaData, first []format.ColumnChunk, j int, size int64) (guardedChunk, error) {
+	const magic = 4 // no page before the file's leading magic
+	if k := m.Codec; k < format.Uncompressed || k > format.Lz4Raw {
+		return guardedChunk{}, fmt.Errorf("compression codec %d, which Parquet does not define", k)
+	}
+	if j >= len(first) {
+		return guardedChunk{}, fmt.Errorf("a column row group 0 lacks")
+	}
+	if m.Codec != first[j].MetaData.Codec {
+		return guardedChunk{}, fmt.Errorf("compressed with %s, where row group 0 uses %s: the reader decodes a column with one codec", m.Codec, first[j].MetaData.Codec)
+	}
+	data := m.DataPageOffset
+	if data < magic || data >= size {
+		return guardedChunk{}, fmt.Errorf("data page offset %d outside the file's %d bytes", data, size)
+	}
+	start := data
+	if d := m.DictionaryPageOffset; d != 0 {
+		if d < magic || d >= data {
+			return guardedChunk{}, fmt.Errorf("dictionary page offset %d not between the file's start and the data page offset %d", d, data)
+		}
+		start = d
+	}
+	end := size // a chunk claimed past the file ends with it
+	if n := m.TotalCompressedSize; n >= 0 && n <= size-start {
+		end = start + n
+	}
+	if data >= end {
+		return guardedChunk{}, fmt.Errorf("data page offset %d past its column chunk's end at byte %d", data, end)
+	}
+	return guardedChunk{start: start, end: end, data: data, next: start, codec: m.Codec, stated: m.NumValues}, nil
 }
 
 func (g *pageGuard) ReadAt(p []byte, off int64) (int, error) {
@@ -128,15 +156,21 @@ func (g *pageGuard) check(lo, hi int64) error {
 			continue
 		}
 		if lo == c.start {
-			c.next = c.start // the chunk read again from its beginning
+			c.next, c.values = c.start, 0 // the chunk read again from its beginning
 		}
 		// Every header from the last one checked up to hi: a read that lands
 		// past it (parquet-go's row reader seeks the stated data page offset
 		// once it has read the dictionary) is walked up to as well.
 		for c.next < hi && c.next < c.end {
-			next, err := g.checkPage(c.next, c.end)
+			next, values, err := g.checkPage(c.next, c.end, c.codec)
 			if err != nil {
 				return err
+			}
+			if c.values += values; next == c.end && c.values != c.stated {
+				// parquet-go decodes what a page holds, whatever its header
+				// claims, and its row reader fills the rows its pages lack
+				// with zero values (FuzzScanText input b8994c91db065790).
+				return fmt.Errorf("the data pages of the column chunk at byte %d claim %d values, its footer %d", c.start, c.values, c.stated)
 			}
 			if c.next < c.data && next > c.data {
 				// The pages from the dictionary's run past the stated first
@@ -150,26 +184,37 @@ func (g *pageGuard) check(lo, hi int64) error {
 	return nil
 }
 
-// checkPage parses the page header at off (its chunk ends at end) and returns
-// where the next one starts.
-func (g *pageGuard) checkPage(off, end int64) (int64, error) {
+// checkPage parses the page header at off (its chunk ends at end, its pages
+// are compressed with codec), checks its claims and what its data
+// decompresses to (checkBody), and returns where the next page starts and
+// the values it claims (0 for a page other than a data page).
+func (g *pageGuard) checkPage(off, end int64, codec format.CompressionCodec) (next, values int64, err error) {
 	var h format.PageHeader
 	n, err := decodeHeader(g.r, off, end, &h)
 	if err != nil {
-		return 0, fmt.Errorf("page header at byte %d: %w", off, err)
+		return 0, 0, fmt.Errorf("page header at byte %d: %w", off, err)
 	}
 	left := end - off - n
 	switch {
 	case int64(h.CompressedPageSize) > left:
-		return 0, fmt.Errorf("%w: the page at byte %d claims %d bytes, its column chunk has %d left", errPageClaim, off, h.CompressedPageSize, left)
+		return 0, 0, fmt.Errorf("%w: the page at byte %d claims %d bytes, its column chunk has %d left", errPageClaim, off, h.CompressedPageSize, left)
 	case h.UncompressedPageSize > maxPageBytes:
-		return 0, fmt.Errorf("%w: the page at byte %d claims %d bytes uncompressed (at most %d)", errPageClaim, off, h.UncompressedPageSize, maxPageBytes)
+		return 0, 0, fmt.Errorf("%w: the page at byte %d claims %d bytes uncompressed (at most %d)", errPageClaim, off, h.UncompressedPageSize, maxPageBytes)
 	case h.CompressedPageSize < 0 || h.UncompressedPageSize < 0:
-		return 0, fmt.Errorf("page header at byte %d: negative page size", off)
+		return 0, 0, fmt.Errorf("page header at byte %d: negative page size", off)
 	case claimedValues(&h) > maxPageValues:
-		return 0, fmt.Errorf("%w: the page at byte %d claims %d values (at most %d)", errPageClaim, off, claimedValues(&h), maxPageValues)
+		return 0, 0, fmt.Errorf("%w: the page at byte %d claims %d values (at most %d)", errPageClaim, off, claimedValues(&h), maxPageValues)
 	}
-	return off + n + int64(h.CompressedPageSize), nil
+	if err := g.checkBody(codec, &h, off, n); err != nil {
+		return 0, 0, err
+	}
+	switch h.Type {
+	case format.DataPage:
+		values = int64(h.DataPageHeader.V.NumValues)
+	case format.DataPageV2:
+		values = int64(h.DataPageHeaderV2.V.NumValues)
+	}
+	return off + n + int64(h.CompressedPageSize), values, nil
 }
 
 // claimedValues is the largest count of values or rows in a page header.

@@ -118,6 +118,12 @@ func TestPageGuardChunkPastFile(t *testing.T) {
 // MB (the claims under test are GBs).
 func refusedCheaply(t *testing.T, bad []byte, names []string, refused func(error) bool) {
 	t.Helper()
+	refusedWithin(t, bad, names, refused, 4<<20)
+}
+
+// refusedWithin is refusedCheaply allowing limit bytes of allocation.
+func refusedWithin(t *testing.T, bad []byte, names []string, refused func(error) bool, limit uint64) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "bad.parquet")
 	if err := os.WriteFile(path, bad, 0o644); err != nil {
 		t.Fatal(err)
@@ -140,7 +146,7 @@ func refusedCheaply(t *testing.T, bad []byte, names []string, refused func(error
 		if err == nil || !refused(err) || !strings.Contains(err.Error(), path) {
 			t.Errorf("%s: err = %v", name, err)
 		}
-		if n := after.TotalAlloc - before.TotalAlloc; n > 4<<20 {
+		if n := after.TotalAlloc - before.TotalAlloc; n > limit {
 			t.Errorf("%s: allocated %d bytes for a %d-byte file", name, n, len(bad))
 		}
 	}

@@ -407,14 +407,20 @@ func fuzzInput(t *testing.T, target, name string) []byte {
 	return []byte(s)
 }
 
-// A row group whose id column holds more values than its 2 rows: parquet-go's
-// row reader makes 16 rows of it. The row path refuses the group, as the page
-// path refuses such a column.
+// A row group whose columns hold more values than its stated 2 rows:
+// parquet-go's row reader makes 16 rows of it. The row path refuses the group,
+// as the page path refuses such a column.
 func TestScanRowsRowCount(t *testing.T) {
-	data := fuzzInput(t, "FuzzScanText", "7fe8d430538b9898")
+	data := withFooter(t, writeRows(t, textDocs(16, 2), 16), func(md *format.FileMetaData) { md.RowGroups[0].NumRows = 2 })
 	_, err := scanRowsAll(data)
 	if err == nil || !strings.Contains(err.Error(), "s.parquet: row group 0: more rows than the 2 its metadata states") {
 		t.Fatalf("err = %v, want the row group refused", err)
+	}
+	// Here the id column's pages hold 16 values where its chunk states 2;
+	// the guard refuses that on every path. The text column is intact.
+	data = fuzzInput(t, "FuzzScanText", "7fe8d430538b9898")
+	if _, err := scanRowsAll(data); err == nil || !strings.Contains(err.Error(), "s.parquet: row group 0: the data pages of the column chunk at byte 4 claim 16 values, its footer 2") {
+		t.Errorf("the id column of 16 values: err = %v, want the chunk refused", err)
 	}
 	if texts, err := scanTextsAll(data); err != nil || len(texts) != 2 {
 		t.Errorf("ScanTextsAt (the text column alone, which is intact): %d texts, %v", len(texts), err)
@@ -422,22 +428,29 @@ func TestScanRowsRowCount(t *testing.T) {
 }
 
 // Column chunks whose metadata the pages cannot honour are refused, though
-// the pages a reader would take read: a data page offset outside the file,
-// before the dictionary page or not where the pages after it start
+// the pages a reader would take read: a data page offset outside the file or
+// its chunk, before the dictionary page or not where the pages after it start
 // (parquet-go reads the pages from the dictionary page; its row reader seeks
-// the offset and fails there), and a column of a physical type
-// Parquet does not define (parquet-go takes the type of its STRING annotation;
+// the offset and fails there, or reads zero values), data pages claiming
+// other than the values their chunk states, a codec Parquet does not define,
+// and a column of a physical type Parquet does not define (parquet-go takes the type of its STRING annotation;
 // the input was found as a chunk of values in a row group of 0 rows:
 // TestOneValueARow).
 func TestTextChunkClaimsRefused(t *testing.T) {
-	for _, c := range []struct{ input, want string }{
+	for _, c := range []struct{ input, want string }{ // FuzzScanText's inputs, or TARGET/input
 		{"1641e20e85511b51", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 1, column 1: data page offset -320 outside the file"},
 		{"e6c3ee27730cc766", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 1, column 1: dictionary page offset 258 not between the file's start and the data page offset 28"},
 		{"361a514ba790a4ae", "s.parquet: row group 1: column text: the page at byte 284 runs to byte 332, past its column chunk's data page offset 318"},
 		{"affd290f4b2609fb", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 0, column 0: compression codec 24, which Parquet does not define"},
-		{"66dad09eb7b3ab95", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 1, column 0: compression codec 24, which Parquet does not define"},
+		{"66dad09eb7b3ab95", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 0, column 0: data page offset 33 past its column chunk's end at byte 32"},
+		{"FuzzReadDocsParquet/c8002b1e42c3d694", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 0, column 1: data page offset 829 past its column chunk's end at byte 176"},
+		{"b8994c91db065790", "s.parquet: row group 0: column text: the data pages of the column chunk at byte 104 claim 24 values, its footer 2"},
 	} {
-		_, err := scanTextsAll(fuzzInput(t, "FuzzScanText", c.input))
+		target, input, ok := strings.Cut(c.input, "/")
+		if !ok {
+			target, input = "FuzzScanText", c.input
+		}
+		_, err := scanTextsAll(fuzzInput(t, target, input))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v, want %q", c.input, err, c.want)
 		}
