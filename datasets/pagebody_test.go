@@ -39,7 +39,7 @@ var codecs = []struct {
 
 // writeCompressed writes rows with codec, data pages of version 1 or 2 and
 // pages of about 2 KB, in row groups of 100 rows.
-func writeCompressed[T any](t *testing.T, rows []T, codec compress.Codec, version int) []byte {
+func writeCompressed[T any](t testing.TB, rows []T, codec compress.Codec, version int) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	w := parquet.NewGenericWriter[T](&b, parquet.Compression(codec), parquet.DataPageVersion(version),

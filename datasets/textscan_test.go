@@ -586,6 +586,9 @@ func FuzzScanText(f *testing.F) {
 		writeRows(f, []textRowNullDict{{1, new("a")}, {ID: 2}, {3, new("a")}}, 2),
 		writeRows(f, largeDictRows(150), 150), // a dictionary page over parquet-go's read window
 	}
+	for i, c := range codecs[2:] { // GZIP, Brotli, ZSTD, LZ4_RAW: checkBody decodes their pages
+		seeds = append(seeds, writeCompressed(f, textDocs(8, 4), c.codec, 1+i%2))
+	}
 	textOnly := writePaged(f, []textOnlyRow{{"a"}, {""}, {"bc"}, {strings.Repeat("d", 300)}, {"e"}}, 2, 256)
 	intact := map[string]bool{} // intact files; true: with an id column
 	for _, s := range append(seeds, textOnly) {
