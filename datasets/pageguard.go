@@ -33,9 +33,10 @@ var errPageClaim = errors.New("a page header claims more than the file can hold"
 // guard parses each page header of every column chunk as parquet-go's reads
 // reach it (they run in order through each chunk, but for the row reader's
 // seek to the first data page, up to which the guard walks the headers) and
-// fails the read that
-// would hand parquet-go a header whose page overruns its chunk, decompresses
-// to more than maxPageBytes or holds more than maxPageValues values.
+// fails the read that would hand parquet-go a header whose page overruns its
+// chunk, decompresses to more than maxPageBytes or holds more than
+// maxPageValues values, or a compressed page whose data holds more than its
+// header states (checkBody).
 type pageGuard struct {
 	r io.ReaderAt
 
@@ -102,7 +103,7 @@ func guardChunk(m format.ColumnMetaData, first []format.ColumnChunk, j int, size
 		return guardedChunk{}, fmt.Errorf("compression codec %d, which Parquet does not define", k)
 	}
 	if j >= len(first) {
-		return guardedChunk{}, fmt.Errorf("a column row group 0 lacks")
+		return guardedChunk{}, fmt.Errorf("row group 0 has only %d columns", len(first))
 	}
 	if m.Codec != first[j].MetaData.Codec {
 		return guardedChunk{}, fmt.Errorf("compressed with %s, where row group 0 uses %s: the reader decodes a column with one codec", m.Codec, first[j].MetaData.Codec)
