@@ -32,21 +32,9 @@ var errPageData = errors.New("a compressed page does not decompress within its s
 // decoder never writes past it. Uncompressed pages, and data pages v2 whose
 // header marks them so, are not decoded by parquet-go and pass.
 func (g *pageGuard) checkBody(codec format.CompressionCodec, h *format.PageHeader, off, n int64) error {
-	start, size := off+n, int64(h.CompressedPageSize)
-	switch h.Type {
-	case format.DataPage, format.DictionaryPage:
-	case format.DataPageV2:
-		v2 := h.DataPageHeaderV2.V
-		if v2.IsCompressed.Valid && !v2.IsCompressed.V {
-			return nil
-		}
-		levels := int64(v2.RepetitionLevelsByteLength) + int64(v2.DefinitionLevelsByteLength)
-		if levels < 0 || levels > size {
-			return nil // parquet-go refuses the page before it decompresses
-		}
-		start, size = start+levels, size-levels
-	default:
-		return nil // parquet-go reads no values from other pages
+	start, size, ok := compressedPart(h, off+n)
+	if !ok {
+		return nil
 	}
 	limit := int64(h.UncompressedPageSize)
 	var err error
@@ -66,6 +54,28 @@ func (g *pageGuard) checkBody(codec format.CompressionCodec, h *format.PageHeade
 		return fmt.Errorf("%w: the page at byte %d (%s, %d bytes uncompressed): %v", errPageData, off, codec, limit, err)
 	}
 	return nil
+}
+
+// compressedPart is where the part of the page with header h, whose data
+// starts at body, that parquet-go decompresses starts, and its size: a data
+// or dictionary page's data, a data page v2's after its levels (none when its
+// header marks it uncompressed); false for other pages (parquet-go reads no
+// values from them) and for levels longer than the page (parquet-go refuses
+// it before it decompresses).
+func compressedPart(h *format.PageHeader, body int64) (start, size int64, ok bool) {
+	size = int64(h.CompressedPageSize)
+	switch h.Type {
+	case format.DataPage, format.DictionaryPage:
+		return body, size, true
+	case format.DataPageV2:
+		v2 := h.DataPageHeaderV2.V
+		levels := int64(v2.RepetitionLevelsByteLength) + int64(v2.DefinitionLevelsByteLength)
+		if (v2.IsCompressed.Valid && !v2.IsCompressed.V) || levels < 0 || levels > size {
+			return 0, 0, false
+		}
+		return body + levels, size - levels, true
+	}
+	return 0, 0, false
 }
 
 // checkSnappy reads the decoded length a Snappy block of size bytes at start
