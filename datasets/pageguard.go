@@ -48,12 +48,37 @@ type pageGuard struct {
 
 // guardedChunk is one column chunk's byte range, where its footer says its
 // first data page starts, the offset of the next page header not yet checked,
-// its compression codec, the values its footer states and those its data
-// pages checked so far claim.
+// its compression codec, the values its footer states, the rows of its row
+// group, and what its data pages checked so far claim.
 type guardedChunk struct {
 	start, end, data, next int64
 	codec                  format.CompressionCodec
-	stated, values         int64
+	values, rows           int64
+	seen                   pageClaims
+}
+
+// pageClaims is what data pages claim: values (nulls included), and the
+// rows and count of those of version 2 (a version 1 page states no rows).
+type pageClaims struct{ values, rowsV2, v1, v2 int64 }
+
+func (a *pageClaims) add(b pageClaims) {
+	a.values, a.rowsV2, a.v1, a.v2 = a.values+b.values, a.rowsV2+b.rowsV2, a.v1+b.v1, a.v2+b.v2
+}
+
+// complete checks what the data pages of c claimed, once all were checked,
+// against its footer: parquet-go decodes what a page holds, whatever its
+// header claims, and its row reader fills rows its pages lack with zero values
+// (FuzzScanText input b8994c91db065790: 24 values claimed in a chunk of 2;
+// FuzzReadDocsParquet input dbab593682afd3b9: pages v2 of 24 rows each in row
+// groups of 3 and 2).
+func (c *guardedChunk) complete() error {
+	if c.seen.values != c.values {
+		return fmt.Errorf("the data pages of the column chunk at byte %d claim %d values, its footer %d", c.start, c.seen.values, c.values)
+	}
+	if c.seen.v1 == 0 && c.seen.v2 > 0 && c.seen.rowsV2 != c.rows {
+		return fmt.Errorf("the data pages of the column chunk at byte %d claim %d rows, its row group %d", c.start, c.seen.rowsV2, c.rows)
+	}
+	return nil
 }
 
 // guard starts checking the column chunks of md (parquet-go opened the file
@@ -66,6 +91,7 @@ func (g *pageGuard) guard(md *format.FileMetaData, size int64) error {
 			if err != nil {
 				return fmt.Errorf("row group %d, column %d: %w", i, j, err)
 			}
+			gc.rows = rg.NumRows
 			chunks = append(chunks, gc)
 		}
 	}
@@ -126,7 +152,7 @@ func guardChunk(m format.ColumnMetaData, first []format.ColumnChunk, j int, size
 	if data >= end {
 		return guardedChunk{}, fmt.Errorf("data page offset %d past its column chunk's end at byte %d", data, end)
 	}
-	return guardedChunk{start: start, end: end, data: data, next: start, codec: m.Codec, stated: m.NumValues}, nil
+	return guardedChunk{start: start, end: end, data: data, next: start, codec: m.Codec, values: m.NumValues}, nil
 }
 
 func (g *pageGuard) ReadAt(p []byte, off int64) (int, error) {
@@ -157,21 +183,20 @@ func (g *pageGuard) check(lo, hi int64) error {
 			continue
 		}
 		if lo == c.start {
-			c.next, c.values = c.start, 0 // the chunk read again from its beginning
+			c.next, c.seen = c.start, pageClaims{} // the chunk read again from its beginning
 		}
 		// Every header from the last one checked up to hi: a read that lands
 		// past it (parquet-go's row reader seeks the stated data page offset
 		// once it has read the dictionary) is walked up to as well.
 		for c.next < hi && c.next < c.end {
-			next, values, err := g.checkPage(c.next, c.end, c.codec)
+			next, claims, err := g.checkPage(c.next, c.end, c.codec)
 			if err != nil {
 				return err
 			}
-			if c.values += values; next == c.end && c.values != c.stated {
-				// parquet-go decodes what a page holds, whatever its header
-				// claims, and its row reader fills the rows its pages lack
-				// with zero values (FuzzScanText input b8994c91db065790).
-				return fmt.Errorf("the data pages of the column chunk at byte %d claim %d values, its footer %d", c.start, c.values, c.stated)
+			if c.seen.add(claims); next == c.end {
+				if err := c.complete(); err != nil {
+					return err
+				}
 			}
 			if c.next < c.data && next > c.data {
 				// The pages from the dictionary's run past the stated first
@@ -188,34 +213,35 @@ func (g *pageGuard) check(lo, hi int64) error {
 // checkPage parses the page header at off (its chunk ends at end, its pages
 // are compressed with codec), checks its claims and what its data
 // decompresses to (checkBody), and returns where the next page starts and
-// the values it claims (0 for a page other than a data page).
-func (g *pageGuard) checkPage(off, end int64, codec format.CompressionCodec) (next, values int64, err error) {
+// what it claims (nothing for a page other than a data page).
+func (g *pageGuard) checkPage(off, end int64, codec format.CompressionCodec) (next int64, claims pageClaims, err error) {
 	var h format.PageHeader
 	n, err := decodeHeader(g.r, off, end, &h)
 	if err != nil {
-		return 0, 0, fmt.Errorf("page header at byte %d: %w", off, err)
+		return 0, pageClaims{}, fmt.Errorf("page header at byte %d: %w", off, err)
 	}
 	left := end - off - n
 	switch {
 	case int64(h.CompressedPageSize) > left:
-		return 0, 0, fmt.Errorf("%w: the page at byte %d claims %d bytes, its column chunk has %d left", errPageClaim, off, h.CompressedPageSize, left)
+		return 0, pageClaims{}, fmt.Errorf("%w: the page at byte %d claims %d bytes, its column chunk has %d left", errPageClaim, off, h.CompressedPageSize, left)
 	case h.UncompressedPageSize > maxPageBytes:
-		return 0, 0, fmt.Errorf("%w: the page at byte %d claims %d bytes uncompressed (at most %d)", errPageClaim, off, h.UncompressedPageSize, maxPageBytes)
+		return 0, pageClaims{}, fmt.Errorf("%w: the page at byte %d claims %d bytes uncompressed (at most %d)", errPageClaim, off, h.UncompressedPageSize, maxPageBytes)
 	case h.CompressedPageSize < 0 || h.UncompressedPageSize < 0:
-		return 0, 0, fmt.Errorf("page header at byte %d: negative page size", off)
+		return 0, pageClaims{}, fmt.Errorf("page header at byte %d: negative page size", off)
 	case claimedValues(&h) > maxPageValues:
-		return 0, 0, fmt.Errorf("%w: the page at byte %d claims %d values (at most %d)", errPageClaim, off, claimedValues(&h), maxPageValues)
+		return 0, pageClaims{}, fmt.Errorf("%w: the page at byte %d claims %d values (at most %d)", errPageClaim, off, claimedValues(&h), maxPageValues)
 	}
 	if err := g.checkBody(codec, &h, off, n); err != nil {
-		return 0, 0, err
+		return 0, pageClaims{}, err
 	}
 	switch h.Type {
 	case format.DataPage:
-		values = int64(h.DataPageHeader.V.NumValues)
+		claims = pageClaims{values: int64(h.DataPageHeader.V.NumValues), v1: 1}
 	case format.DataPageV2:
-		values = int64(h.DataPageHeaderV2.V.NumValues)
+		v2 := h.DataPageHeaderV2.V
+		claims = pageClaims{values: int64(v2.NumValues), rowsV2: int64(v2.NumRows), v2: 1}
 	}
-	return off + n + int64(h.CompressedPageSize), values, nil
+	return off + n + int64(h.CompressedPageSize), claims, nil
 }
 
 // claimedValues is the largest count of values or rows in a page header.
