@@ -93,7 +93,7 @@ func TestPageGuardChunkPastFile(t *testing.T) {
 	md.RowGroups[0].Columns = append([]format.ColumnChunk(nil), md.RowGroups[0].Columns...)
 	md.RowGroups[0].Columns[1].MetaData.TotalCompressedSize = 1 << 40
 	g := &pageGuard{r: bytes.NewReader(good)}
-	if err := g.guard(&md, int64(len(good))); err != nil {
+	if err := g.guard(&md, int64(len(good)), nil); err != nil {
 		t.Fatal(err)
 	}
 	text := md.RowGroups[0].Columns[1].MetaData
@@ -271,4 +271,85 @@ func largeDictRows(n int) []textRowDict {
 		rows[i] = textRowDict{ID: int64(i), Text: fmt.Sprintf("%016x%016x%08x", x, x*x, x>>32)}
 	}
 	return rows
+}
+
+// guardAll opens data as the readers do, changes its footer's metadata by
+// edit (nil: none) and has the page guard check every byte of it.
+func guardAll(t *testing.T, data []byte, edit func(*format.FileMetaData)) error {
+	t.Helper()
+	pf, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := *pf.Metadata()
+	md.RowGroups = append([]format.RowGroup(nil), md.RowGroups...)
+	for i := range md.RowGroups {
+		md.RowGroups[i].Columns = append([]format.ColumnChunk(nil), md.RowGroups[i].Columns...)
+	}
+	if edit != nil {
+		edit(&md)
+	}
+	g := &pageGuard{r: bytes.NewReader(data)}
+	if err := g.guard(&md, int64(len(data)), leafShapes(pf)); err != nil {
+		return err
+	}
+	return g.check(0, int64(len(data)))
+}
+
+// The guard holds a column chunk's pages to what its footer and row group
+// state, and a page of fixed-width values stored plain to the values its
+// levels define.
+func TestPageGuardChunkClaims(t *testing.T) {
+	good := writeRows(t, textDocs(6, 2), 10) // data pages v2, Snappy
+	dict := writeRows(t, []textRowDict{{1, "a"}, {2, "b"}, {3, "a"}}, 10)
+	if err := guardAll(t, good, nil); err != nil {
+		t.Fatalf("intact file: %v", err)
+	}
+	text := func(md *format.FileMetaData) *format.ColumnMetaData { return &md.RowGroups[0].Columns[1].MetaData }
+	tests := []struct {
+		name string
+		data []byte
+		edit func(*format.FileMetaData)
+		want string
+	}{
+		{"values", good, func(md *format.FileMetaData) { text(md).NumValues++ }, "claim 6 values, its footer 7"},
+		{"rows", good, func(md *format.FileMetaData) { md.RowGroups[0].NumRows = 5 }, "claim 6 rows, its row group 5"},
+		{"data page past its chunk", dict, func(md *format.FileMetaData) {
+			text(md).DataPageOffset = text(md).DictionaryPageOffset + text(md).TotalCompressedSize
+		}, "past its column chunk's end"},
+		{"codec", good, func(md *format.FileMetaData) { text(md).Codec = 24 }, "compression codec 24, which Parquet does not define"},
+		{"physical type", good, func(md *format.FileMetaData) { text(md).Type = 9 }, "physical type 9, which Parquet does not define"},
+	}
+	for _, tc := range tests {
+		if err := guardAll(t, tc.data, tc.edit); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	pages := []struct {
+		name string
+		edit func(*format.PageHeader)
+		want string
+	}{
+		{"nulls in a required column", func(h *format.PageHeader) { h.DataPageHeaderV2.V.NumNulls = 1 }, "claims 1 nulls in a required column"},
+		{"nulls over values", func(h *format.PageHeader) { h.DataPageHeaderV2.V.NumNulls = 7 }, "claims 7 nulls of 6 values"},
+		{"values cut short", func(h *format.PageHeader) { h.DataPageHeaderV2.V.NumValues = 7 }, "its levels define 7 values of 8 bytes, its data holds 48 bytes"},
+	}
+	for _, tc := range pages {
+		bad := withPageHeader(t, good, 0, true, tc.edit) // the id column, INT64 plain
+		if err := guardAll(t, bad, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// A token list page v1 whose levels define 6 ids where its data holds 5 is
+// refused: parquet-go read the sixth from its pooled buffer, 0 or 5 from run
+// to run (FuzzScanTokens input cd505a43e2010ee7).
+func TestPageGuardTokensCutShort(t *testing.T) {
+	data := fuzzInput(t, "FuzzScanTokens", "cd505a43e2010ee7")
+	err := ScanTokensTablesAt(bytes.NewReader(data), int64(len(data)), "t.parquet", func(TokensTable) error { return nil })
+	want := "the page at byte 97: its levels define 6 values of 4 bytes, its data holds 20 bytes"
+	if err == nil || !errors.Is(err, errPageData) || !strings.Contains(err.Error(), want) {
+		t.Errorf("err = %v, want %q", err, want)
+	}
 }

@@ -188,7 +188,7 @@ func openParquetAt(r io.ReaderAt, size int64, name string) (*parquet.File, error
 	if err != nil {
 		return nil, fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): %w", name, err)
 	}
-	if err := g.guard(pf.Metadata(), size); err != nil {
+	if err := g.guard(pf.Metadata(), size, leafShapes(pf)); err != nil {
 		return nil, fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): %w", name, err)
 	}
 	return pf, nil

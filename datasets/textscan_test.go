@@ -449,10 +449,11 @@ func TestTextChunkClaimsRefused(t *testing.T) {
 		{"e6c3ee27730cc766", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 1, column 1: dictionary page offset 258 not between the file's start and the data page offset 28"},
 		{"361a514ba790a4ae", "s.parquet: row group 1: column text: the page at byte 284 runs to byte 332, past its column chunk's data page offset 318"},
 		{"affd290f4b2609fb", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 0, column 0: compression codec 24, which Parquet does not define"},
-		{"66dad09eb7b3ab95", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 0, column 0: data page offset 33 past its column chunk's end at byte 32"},
+		{"66dad09eb7b3ab95", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 0, column 0: physical type 24, which Parquet does not define"},
 		{"FuzzReadDocsParquet/c8002b1e42c3d694", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 0, column 1: data page offset 829 past its column chunk's end at byte 176"},
-		{"b8994c91db065790", "s.parquet: row group 0: column text: the data pages of the column chunk at byte 104 claim 24 values, its footer 2"},
-		{"FuzzReadDocsParquet/dbab593682afd3b9", "s.parquet: row group 0: column text: the data pages of the column chunk at byte 102 claim 24 rows, its row group 3"},
+		{"b8994c91db065790", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 0, column 0: physical type 24, which Parquet does not define"},
+		{"FuzzReadDocsParquet/dbab593682afd3b9", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 0, column 0: physical type 24, which Parquet does not define"},
+		{"FuzzReadDocsParquet/a60fe841830b2974", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 0, column 0: physical type 24, which Parquet does not define"},
 	} {
 		target, input, ok := strings.Cut(c.input, "/")
 		if !ok {
@@ -462,6 +463,16 @@ func TestTextChunkClaimsRefused(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v, want %q", c.input, err, c.want)
 		}
+	}
+	// A required id column's page claiming nulls: ScanTextAt, which reads
+	// the ids, refuses it; ScanTextsAt reads the intact texts.
+	data := fuzzInput(t, "FuzzScanText", "6cb5b0666b31151a")
+	want := "s.parquet: row group 0: column id: the page at byte 4 claims 4 nulls in a required column"
+	if _, err := scanTextAll(data); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("6cb5b0666b31151a: ScanTextAt: err = %v, want %q", err, want)
+	}
+	if texts, err := scanTextsAll(data); err != nil || len(texts) != 8 {
+		t.Errorf("6cb5b0666b31151a: ScanTextsAt: %d texts, %v", len(texts), err)
 	}
 }
 
