@@ -98,6 +98,7 @@ func (g *pageGuard) pageData(codec format.CompressionCodec, compressed bool, sta
 	if _, err := g.r.ReadAt(body, start); err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
+	g.hold(start, body) // parquet-go reads the page next
 	if !compressed {
 		return body, nil
 	}

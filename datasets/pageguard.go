@@ -44,6 +44,8 @@ type pageGuard struct {
 	chunks  []guardedChunk // by start
 	reach   []int64        // reach[i]: the largest end of chunks[:i+1]
 	scratch []byte         // checkBody's decoding buffer
+	held    []byte         // bytes of the file at heldAt, served from memory (hold)
+	heldAt  int64
 }
 
 // guardedChunk is one column chunk's byte range, where its footer says its
@@ -163,13 +165,33 @@ func guardChunk(m format.ColumnMetaData, first []format.ColumnChunk, j int, size
 }
 
 func (g *pageGuard) ReadAt(p []byte, off int64) (int, error) {
-	n, err := g.r.ReadAt(p, off)
+	n, ok := g.fromHeld(p, off)
+	var err error
+	if !ok {
+		n, err = g.r.ReadAt(p, off)
+	}
 	if n > 0 {
 		if cerr := g.check(off, off+int64(n)); cerr != nil {
 			return 0, cerr
 		}
 	}
 	return n, err
+}
+
+// hold keeps b, the bytes of the file at off, to serve parquet-go's next
+// reads of them (the footer, or the page body the guard has just checked)
+// without reading them from the file again. The caller holds g.mu or is the
+// only user of g.
+func (g *pageGuard) hold(off int64, b []byte) { g.heldAt, g.held = off, b }
+
+// fromHeld copies into p the bytes at off when the held bytes cover them.
+func (g *pageGuard) fromHeld(p []byte, off int64) (int, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if off < g.heldAt || off+int64(len(p)) > g.heldAt+int64(len(g.held)) {
+		return 0, false
+	}
+	return copy(p, g.held[off-g.heldAt:]), true
 }
 
 // check parses, in each column chunk that [lo, hi) overlaps, the page headers

@@ -165,9 +165,11 @@ func openParquet(path string) (*parquet.File, func() error, error) {
 }
 
 // openParquetAt opens size bytes of r with parquet-go once the footer's
-// length, read from the file's last 8 bytes, fits the file: parquet-go
-// allocates a buffer of that length (up to 4 GiB) before it reads the footer,
-// so a damaged or hostile length would cost that much memory first.
+// length, read from the file's last 8 bytes, fits the file (parquet-go
+// allocates a buffer of that length, up to 4 GiB, before it reads the footer,
+// so a damaged or hostile length would cost that much memory first) and the
+// footer's lists claim no more than its bytes hold (checkFooter), and reads
+// it through a pageGuard.
 func openParquetAt(r io.ReaderAt, size int64, name string) (*parquet.File, error) {
 	const magic = 4
 	var tail [4 + magic]byte
@@ -180,10 +182,18 @@ func openParquetAt(r io.ReaderAt, size int64, name string) (*parquet.File, error
 	if n := int64(binary.LittleEndian.Uint32(tail[:4])); n > size-2*magic-4 {
 		return nil, fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): a %d-byte footer claimed in a %d-byte file", name, n, size)
 	}
+	footer := make([]byte, binary.LittleEndian.Uint32(tail[:4]))
+	if _, err := r.ReadAt(footer, size-8-int64(len(footer))); err != nil {
+		return nil, fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): %w", name, err)
+	}
+	if err := checkFooter(footer); err != nil {
+		return nil, fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): %w", name, err)
+	}
 	// Every reader here scans in order: the page index (for seeking) and the
 	// bloom filters are not read, so their damage cannot matter. Pages are
-	// read through a pageGuard.
+	// read through a pageGuard, which serves parquet-go the footer read here.
 	g := &pageGuard{r: r}
+	g.hold(size-8-int64(len(footer)), footer)
 	pf, err := parquet.OpenFile(g, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		return nil, fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): %w", name, err)

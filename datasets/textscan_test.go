@@ -448,12 +448,12 @@ func TestTextChunkClaimsRefused(t *testing.T) {
 		{"1641e20e85511b51", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 1, column 1: data page offset -320 outside the file"},
 		{"e6c3ee27730cc766", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 1, column 1: dictionary page offset 258 not between the file's start and the data page offset 28"},
 		{"361a514ba790a4ae", "s.parquet: row group 1: column text: the page at byte 284 runs to byte 332, past its column chunk's data page offset 318"},
-		{"affd290f4b2609fb", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 0, column 0: compression codec 24, which Parquet does not define"},
-		{"66dad09eb7b3ab95", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 0, column 0: physical type 24, which Parquet does not define"},
+		{"affd290f4b2609fb", "s.parquet: not a readable Parquet file (truncated or corrupt?): the footer's encoding is damaged: a value of type 0"},
+		{"66dad09eb7b3ab95", "s.parquet: not a readable Parquet file (truncated or corrupt?): the footer's encoding is damaged: a value of type 0"},
 		{"FuzzReadDocsParquet/c8002b1e42c3d694", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 0, column 1: data page offset 829 past its column chunk's end at byte 176"},
-		{"b8994c91db065790", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 0, column 0: physical type 24, which Parquet does not define"},
-		{"FuzzReadDocsParquet/dbab593682afd3b9", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 0, column 0: physical type 24, which Parquet does not define"},
-		{"FuzzReadDocsParquet/a60fe841830b2974", "s.parquet: not a readable Parquet file (truncated or corrupt?): row group 0, column 0: physical type 24, which Parquet does not define"},
+		{"b8994c91db065790", "s.parquet: not a readable Parquet file (truncated or corrupt?): the footer's encoding is damaged: a value of type 0"},
+		{"FuzzReadDocsParquet/dbab593682afd3b9", "s.parquet: not a readable Parquet file (truncated or corrupt?): the footer's encoding is damaged: a value of type 0"},
+		{"FuzzReadDocsParquet/a60fe841830b2974", "s.parquet: not a readable Parquet file (truncated or corrupt?): the footer's encoding is damaged: a value of type 0"},
 	} {
 		target, input, ok := strings.Cut(c.input, "/")
 		if !ok {
