@@ -340,6 +340,18 @@ func TestPageGuardChunkClaims(t *testing.T) {
 			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
 		}
 	}
+	// A dictionary of three INT64 ids stating four.
+	ids := writeRows(t, []idDictRow{{1, "a"}, {2, "b"}, {3, "c"}, {1, "d"}}, 10)
+	bad := withPageHeader(t, ids, 0, true, func(h *format.PageHeader) { h.DictionaryPageHeader.V.NumValues = 4 })
+	if err := guardAll(t, bad, nil); err == nil || !strings.Contains(err.Error(), "its header states 4 values of 8 bytes, its data holds 24 bytes") {
+		t.Errorf("a dictionary cut short: err = %v", err)
+	}
+}
+
+// idDictRow is a document whose id column is dictionary-encoded.
+type idDictRow struct {
+	ID   int64  `parquet:"id,dict"`
+	Text string `parquet:"text"`
 }
 
 // A token list page v1 whose levels define 6 ids where its data holds 5 is

@@ -53,20 +53,21 @@ func kindWidth(kind parquet.Kind, length int) int {
 	return 0
 }
 
-// plainWidth is the width of the values of the data page with header h in a
-// column of shape leaf when they are stored plain, else 0.
+// plainWidth is the width of the values of the data or dictionary page with
+// header h in a column of shape leaf when they are stored plain, else 0.
 func plainWidth(h *format.PageHeader, leaf leafShape) int {
 	switch {
 	case h.Type == format.DataPage && h.DataPageHeader.V.Encoding == format.Plain,
-		h.Type == format.DataPageV2 && h.DataPageHeaderV2.V.Encoding == format.Plain:
+		h.Type == format.DataPageV2 && h.DataPageHeaderV2.V.Encoding == format.Plain,
+		h.Type == format.DictionaryPage && (h.DictionaryPageHeader.V.Encoding == format.Plain || h.DictionaryPageHeader.V.Encoding == format.PlainDictionary):
 		return leaf.width
 	}
 	return 0
 }
 
-// valuesFit checks that data, a data page's data as parquet-go decodes it (a
-// page v2's values alone), holds width bytes for each value its levels
-// define. parquet-go decodes such a page in place and checks the capacity of
+// valuesFit checks that data, a data or dictionary page's data as parquet-go
+// decodes it (a page v2's values alone), holds width bytes for each value its
+// levels define (each value a dictionary page states). parquet-go decodes such a page in place and checks the capacity of
 // its buffer, not its length, against those values: a page cut short gives
 // values read from whatever its pooled buffer held before (FuzzScanTokens
 // input cd505a43e2010ee7: 6 ids where the page holds 5, the sixth 0 or 5 from
@@ -74,10 +75,13 @@ func plainWidth(h *format.PageHeader, leaf leafShape) int {
 func valuesFit(h *format.PageHeader, data []byte, leaf leafShape, width int) error {
 	var defined int64
 	values := data
-	if h.Type == format.DataPageV2 {
+	switch h.Type {
+	case format.DictionaryPage:
+		defined = int64(h.DictionaryPageHeader.V.NumValues)
+	case format.DataPageV2:
 		v2 := h.DataPageHeaderV2.V
 		defined = int64(v2.NumValues) - int64(v2.NumNulls)
-	} else {
+	default:
 		v1 := h.DataPageHeader.V
 		if (leaf.maxRep > 0 && v1.RepetitionLevelEncoding != format.RLE) || (leaf.maxDef > 0 && v1.DefinitionLevelEncoding != format.RLE) {
 			return nil // levels bit-packed (deprecated): not counted here
@@ -101,7 +105,11 @@ func valuesFit(h *format.PageHeader, data []byte, leaf leafShape, width int) err
 		}
 	}
 	if need := defined * int64(width); int64(len(values)) < need {
-		return fmt.Errorf("its levels define %d values of %d bytes, its data holds %d bytes", defined, width, len(values))
+		what := "its levels define"
+		if h.Type == format.DictionaryPage {
+			what = "its header states"
+		}
+		return fmt.Errorf("%s %d values of %d bytes, its data holds %d bytes", what, defined, width, len(values))
 	}
 	return nil
 }
