@@ -162,24 +162,45 @@ func countLevel(levels []byte, bitWidth int, n int64, want int) (int64, error) {
 		if groups > uint64(len(levels))/uint64(max(bitWidth, 1)) {
 			groups = uint64(len(levels)) / uint64(max(bitWidth, 1))
 		}
-		for i := range int64(groups) * 8 {
-			if i >= n {
-				break
-			}
-			bit := i * int64(bitWidth)
-			var v int
-			for b := range int64(bitWidth) {
-				if levels[(bit+b)/8]>>((bit+b)%8)&1 == 1 {
-					v |= 1 << b
-				}
-			}
-			if v == want {
-				count++
-			}
-		}
 		consumed := min(int64(groups)*8, n)
+		count += countPacked(levels[:int(groups)*bitWidth], bitWidth, consumed, want)
 		n -= consumed
 		levels = levels[int(groups)*bitWidth:]
 	}
 	return count, nil
+}
+
+// countPacked counts the values equal to want among the first m of packed,
+// values of bitWidth bits packed from the least significant bit (one bit a
+// value, the common case of one optional or repeated level, by population
+// count).
+func countPacked(packed []byte, bitWidth int, m int64, want int) int64 {
+	if bitWidth == 1 && want <= 1 {
+		var ones int64
+		full := m / 8
+		for _, b := range packed[:full] {
+			ones += int64(bits.OnesCount8(b))
+		}
+		if r := m % 8; r > 0 {
+			ones += int64(bits.OnesCount8(packed[full] & (1<<r - 1)))
+		}
+		if want == 1 {
+			return ones
+		}
+		return m - ones
+	}
+	var count int64
+	for i := range m {
+		bit := i * int64(bitWidth)
+		var v int
+		for b := range int64(bitWidth) {
+			if packed[(bit+b)/8]>>((bit+b)%8)&1 == 1 {
+				v |= 1 << b
+			}
+		}
+		if v == want {
+			count++
+		}
+	}
+	return count
 }
