@@ -89,12 +89,16 @@ func compressedPart(h *format.PageHeader, codec format.CompressionCodec, body in
 	return 0, 0, false, false
 }
 
-// pageData reads the size bytes at start and, when compressed, decodes them
-// with codec into g's scratch buffer, failing when they hold more than limit
+// pageData reads the size bytes at start into g's body buffer (held for
+// parquet-go's read of them) and, when compressed, decodes them with codec
+// into g's scratch buffer, failing when they hold more than limit
 // bytes or are no valid stream (LZO and LZ4, which parquet-go refuses, are
 // passed undecoded).
 func (g *pageGuard) pageData(codec format.CompressionCodec, compressed bool, start, size, limit int64) ([]byte, error) {
-	body := make([]byte, size)
+	if int64(cap(g.body)) < size {
+		g.body = make([]byte, size)
+	}
+	body := g.body[:size]
 	if _, err := g.r.ReadAt(body, start); err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}

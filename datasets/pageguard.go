@@ -44,6 +44,7 @@ type pageGuard struct {
 	chunks  []guardedChunk // by start
 	reach   []int64        // reach[i]: the largest end of chunks[:i+1]
 	scratch []byte         // checkBody's decoding buffer
+	body    []byte         // checkBody's buffer of a page's stored bytes
 	held    []byte         // bytes of the file at heldAt, served from memory (hold)
 	heldAt  int64
 }
