@@ -95,6 +95,7 @@ func compressedPart(h *format.PageHeader, codec format.CompressionCodec, body in
 // bytes or are no valid stream (LZO and LZ4, which parquet-go refuses, are
 // passed undecoded).
 func (g *pageGuard) pageData(codec format.CompressionCodec, compressed bool, start, size, limit int64) ([]byte, error) {
+	g.hold(0, nil) // the buffer held is about to change
 	if int64(cap(g.body)) < size {
 		g.body = make([]byte, size)
 	}

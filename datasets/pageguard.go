@@ -35,8 +35,10 @@ var errPageClaim = errors.New("a page header claims more than the file can hold"
 // seek to the first data page, up to which the guard walks the headers) and
 // fails the read that would hand parquet-go a header whose page overruns its
 // chunk, decompresses to more than maxPageBytes or holds more than
-// maxPageValues values, or a compressed page whose data holds more than its
-// header states (checkBody).
+// maxPageValues values, or a page whose data decompresses to more than its
+// header states or holds fewer fixed-width values than its levels define
+// (checkBody). It serves parquet-go the bytes it has read itself (the footer,
+// a page's body) from memory.
 type pageGuard struct {
 	r io.ReaderAt
 
@@ -118,10 +120,12 @@ func (g *pageGuard) guard(md *format.FileMetaData, size int64, shapes map[int]le
 // (first: the columns of row group 0; size: the file's). A chunk starts where
 // parquet-go starts reading it: at its dictionary page when it has one, else
 // at its first data page. It is refused when:
-//   - its codec is one Parquet does not define (parquet-go read texts from
-//     such a chunk where its row reader read empty ones: FuzzScanText input
-//     66dad09eb7b3ab95; arrow-go refuses the footer), or differs from row
-//     group 0's (parquet-go decodes every chunk of a column with that one);
+//   - its codec or physical type is one Parquet does not define (parquet-go
+//     read such files where its row reader misread them: FuzzScanText input
+//     66dad09eb7b3ab95, FuzzReadDocsParquet input a60fe841830b2974, now
+//     refused for their footers' encoding; arrow-go refuses them), or its
+//     codec differs from row group 0's (parquet-go decodes every chunk of a
+//     column with that one);
 //   - its first data page is stated outside the file or past the chunk's end
 //     (parquet-go's row reader seeks it and reads zero values there, where a
 //     reader of pages reads on from the dictionary: FuzzReadDocsParquet input
@@ -134,8 +138,6 @@ func guardChunk(m format.ColumnMetaData, first []format.ColumnChunk, j int, size
 		return guardedChunk{}, fmt.Errorf("compression codec %d, which Parquet does not define", k)
 	}
 	if t := m.Type; t < format.Boolean || t > format.FixedLenByteArray {
-		// parquet-go's row reader misread the other columns of such a file
-		// (FuzzReadDocsParquet input a60fe841830b2974); arrow-go refuses it.
 		return guardedChunk{}, fmt.Errorf("physical type %d, which Parquet does not define", t)
 	}
 	if j >= len(first) {
