@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -273,10 +274,14 @@ func largeDictRows(n int) []textRowDict {
 	return rows
 }
 
-// guardAll opens data as the readers do, changes its footer's metadata by
-// edit (nil: none) and has the page guard check every byte of it.
+// guardAll walks data's footer and opens data as the readers do, changes its
+// footer's metadata by edit (nil: none) and has the page guard check every
+// byte of it.
 func guardAll(t *testing.T, data []byte, edit func(*format.FileMetaData)) error {
 	t.Helper()
+	if err := checkFooter(footerOf(data)); err != nil {
+		return err
+	}
 	pf, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		t.Fatal(err)
@@ -363,5 +368,33 @@ func TestPageGuardTokensCutShort(t *testing.T) {
 	want := "the page at byte 97: its levels define 6 values of 4 bytes, its data holds 20 bytes"
 	if err == nil || !errors.Is(err, errPageData) || !strings.Contains(err.Error(), want) {
 		t.Errorf("err = %v, want %q", err, want)
+	}
+}
+
+// The files of parquet-go's test data, written by parquet-mr, Impala, Spark,
+// Arrow C++, Rust's parquet and others (many from apache/parquet-testing):
+// every one that parquet-go opens passes the footer walk and the guard's
+// checks of every page (plain and dictionary, data pages v1 and v2, the
+// delta encodings, nested lists and maps, Snappy, GZIP, ZSTD, LZ4_RAW).
+func TestPageGuardOtherWriters(t *testing.T) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/parquet-go/parquet-go").Output()
+	if err != nil {
+		t.Skipf("parquet-go's module directory: %v", err)
+	}
+	files, _ := filepath.Glob(filepath.Join(strings.TrimSpace(string(out)), "testdata", "*.parquet"))
+	if len(files) < 20 {
+		t.Skipf("%d files in parquet-go's test data", len(files))
+	}
+	for _, path := range files {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)), parquet.SkipPageIndex(true)); err != nil {
+			continue // parquet-go does not open it either
+		}
+		if err := guardAll(t, data, nil); err != nil {
+			t.Errorf("%s: %v", filepath.Base(path), err)
+		}
 	}
 }
