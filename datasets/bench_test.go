@@ -84,17 +84,29 @@ func BenchmarkScanTokensTables(b *testing.B) {
 	t := benchTokensTable()
 	path := filepath.Join(b.TempDir(), "tokens.parquet")
 	writeTokenGroups(b, path, slices.Repeat([]TokensTable{t}, 16))
-	b.SetBytes(16 * int64(len(t.Flat)) * 4)
-	b.ReportAllocs()
-	for b.Loop() {
-		n := 0
-		if err := ScanTokensTables(path, func(got TokensTable) error { n += len(got.Flat); return nil }); err != nil {
-			b.Fatal(err)
-		}
-		if n != 16*len(t.Flat) {
-			b.Fatalf("read %d tokens, want %d", n, 16*len(t.Flat))
-		}
+	for _, name := range []string{"checked", "unchecked"} {
+		b.Run(name, func(b *testing.B) {
+			defer uncheckedBodies(name == "unchecked")()
+			b.SetBytes(16 * int64(len(t.Flat)) * 4)
+			b.ReportAllocs()
+			for b.Loop() {
+				n := 0
+				if err := ScanTokensTables(path, func(got TokensTable) error { n += len(got.Flat); return nil }); err != nil {
+					b.Fatal(err)
+				}
+				if n != 16*len(t.Flat) {
+					b.Fatalf("read %d tokens, want %d", n, 16*len(t.Flat))
+				}
+			}
+		})
 	}
+}
+
+// uncheckedBodies turns the page guard's checkBody off when off is set, to
+// measure what its checks cost, and returns what turns it back on.
+func uncheckedBodies(off bool) func() {
+	skipBodyChecks = off
+	return func() { skipBodyChecks = false }
 }
 
 // BenchmarkScanText reads a text/v1 shard laid out as the download stage
@@ -106,7 +118,8 @@ func BenchmarkScanTokensTables(b *testing.B) {
 // through the row reader of the text column alone, each batch's texts copied
 // into one string (its path for such a column before it read them page by
 // page); and ScanTextAt's pages of the shard written with GZIP, Brotli, ZSTD
-// and LZ4_RAW.
+// and LZ4_RAW. The -unchecked runs turn the page guard's checkBody off, to
+// measure what its checks cost.
 func BenchmarkScanText(b *testing.B) {
 	rows := make([]TextRow, 60_000)
 	size := 0
@@ -138,10 +151,15 @@ func BenchmarkScanText(b *testing.B) {
 			}
 		})
 	}
-	run("pages", func() (int, error) {
+	pages := func() (int, error) {
 		n := 0
 		err := ScanTextAt(r, int64(len(data)), path, func(t TextBatch) error { n += len(t.Texts); return nil })
 		return n, err
+	}
+	run("pages", pages)
+	run("pages-unchecked", func() (int, error) {
+		defer uncheckedBodies(true)()
+		return pages()
 	})
 	nullable := make([]nullableTextRow, len(rows))
 	for i := range rows {
@@ -193,10 +211,15 @@ func BenchmarkScanText(b *testing.B) {
 			b.Fatal(err)
 		}
 		cr := bytes.NewReader(cb.Bytes())
-		run("pages-"+strings.ToLower(c.name), func() (int, error) {
+		read := func() (int, error) {
 			n := 0
 			err := ScanTextAt(cr, int64(cb.Len()), path, func(t TextBatch) error { n += len(t.Texts); return nil })
 			return n, err
+		}
+		run("pages-"+strings.ToLower(c.name), read)
+		run("pages-"+strings.ToLower(c.name)+"-unchecked", func() (int, error) {
+			defer uncheckedBodies(true)()
+			return read()
 		})
 	}
 	run("rows", func() (int, error) {

@@ -15,8 +15,9 @@ const (
 	// footerElemBytes bounds the size a decoder gives one element of a list
 	// of structs (parquet-go's largest footer struct, ColumnChunk, is 560
 	// bytes), and footerBudget the sum over every list: at least 64 MiB, and
-	// 128 bytes for each byte of the footer (the footers of parquet-go's test
-	// data, from many writers, charge at most 49 a byte).
+	// 128 bytes for each byte of the footer (TestPageGuardOtherWriters: the
+	// footers of parquet-go's test data, from many writers, charge at most 49
+	// a byte).
 	footerElemBytes    = 1024
 	footerBudgetMin    = 64 << 20
 	footerBudgetFactor = 128
@@ -189,13 +190,13 @@ func (w *footerWalk) mapping(depth int) error {
 	return nil
 }
 
-// claim checks n elements of type t, each at least min bytes, against the
+// claim checks n elements of type t, each at least least bytes, against the
 // bytes left, and charges what a decoder allocates for them to the budget.
-func (w *footerWalk) claim(n uint64, min int, t byte) error {
+func (w *footerWalk) claim(n uint64, least int, t byte) error {
 	if t < ctTrue || t > ctUUID {
 		return fmt.Errorf("elements of type %d", t)
 	}
-	if n > uint64(len(w.b)-w.i)/uint64(max(min, 1)) {
+	if n > uint64(len(w.b)-w.i)/uint64(max(least, 1)) {
 		return fmt.Errorf("%d elements claimed with %d bytes left", n, len(w.b)-w.i)
 	}
 	size := int64(8)

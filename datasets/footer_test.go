@@ -1,6 +1,7 @@
 package datasets
 
 import (
+	"encoding/binary"
 	"errors"
 	"runtime"
 	"strings"
@@ -58,6 +59,16 @@ func TestFooterListClaimRefused(t *testing.T) {
 
 // footerOf is the footer of the Parquet file data.
 func footerOf(data []byte) []byte {
-	n := int(uint32(data[len(data)-8]) | uint32(data[len(data)-7])<<8 | uint32(data[len(data)-6])<<16 | uint32(data[len(data)-5])<<24)
+	n := int(binary.LittleEndian.Uint32(data[len(data)-8:]))
 	return data[len(data)-8-n : len(data)-8]
+}
+
+// footerCharge is what the footer walk charges to its budget for footer, per
+// byte of it.
+func footerCharge(footer []byte) (float64, error) {
+	w := footerWalk{b: footer, budget: 1 << 62}
+	if err := w.structure(0); err != nil {
+		return 0, err
+	}
+	return float64(1<<62-w.budget) / float64(len(footer)), nil
 }

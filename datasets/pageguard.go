@@ -214,12 +214,13 @@ func (g *pageGuard) check(lo, hi int64) error {
 		if c.end <= lo {
 			continue
 		}
-		if lo == c.start {
-			c.next, c.seen = c.start, pageClaims{} // the chunk read again from its beginning
-		}
 		// Every header from the last one checked up to hi: a read that lands
 		// past it (parquet-go's row reader seeks the stated data page offset
-		// once it has read the dictionary) is walked up to as well.
+		// once it has read the dictionary) is walked up to as well. A read
+		// behind it (parquet-go reads a chunk's dictionary, then the chunk
+		// again from its start) reads pages already checked: the walk from
+		// the chunk's start is the only one parquet-go's reads can follow,
+		// so each page is parsed and decoded once.
 		for c.next < hi && c.next < c.end {
 			next, claims, err := g.checkPage(c, c.next)
 			if err != nil {

@@ -375,7 +375,8 @@ func TestPageGuardTokensCutShort(t *testing.T) {
 // Arrow C++, Rust's parquet and others (many from apache/parquet-testing):
 // every one that parquet-go opens passes the footer walk and the guard's
 // checks of every page (plain and dictionary, data pages v1 and v2, the
-// delta encodings, nested lists and maps, Snappy, GZIP, ZSTD, LZ4_RAW).
+// delta encodings, nested lists and maps, Snappy, GZIP, ZSTD, LZ4_RAW), and
+// its footer walk charges at most half the budget for each.
 func TestPageGuardOtherWriters(t *testing.T) {
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/parquet-go/parquet-go").Output()
 	if err != nil {
@@ -385,6 +386,7 @@ func TestPageGuardOtherWriters(t *testing.T) {
 	if len(files) < 20 {
 		t.Skipf("%d files in parquet-go's test data", len(files))
 	}
+	maxCharge := 0.0
 	for _, path := range files {
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -396,5 +398,12 @@ func TestPageGuardOtherWriters(t *testing.T) {
 		if err := guardAll(t, data, nil); err != nil {
 			t.Errorf("%s: %v", filepath.Base(path), err)
 		}
+		// The footer budget leaves real footers room: twice their charge.
+		charge, err := footerCharge(footerOf(data))
+		if err != nil || charge > footerBudgetFactor/2 {
+			t.Errorf("%s: the footer walk charges %.1f a byte (%v), over half the budget's %d", filepath.Base(path), charge, err, footerBudgetFactor)
+		}
+		maxCharge = max(maxCharge, charge)
 	}
+	t.Logf("the footers charge at most %.1f a byte", maxCharge)
 }

@@ -179,11 +179,12 @@ func openParquetAt(r io.ReaderAt, size int64, name string) (*parquet.File, error
 	if _, err := r.ReadAt(tail[:], size-int64(len(tail))); err != nil {
 		return nil, fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): %w", name, err)
 	}
-	if n := int64(binary.LittleEndian.Uint32(tail[:4])); n > size-2*magic-4 {
+	n := int64(binary.LittleEndian.Uint32(tail[:4]))
+	if n > size-2*magic-4 {
 		return nil, fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): a %d-byte footer claimed in a %d-byte file", name, n, size)
 	}
-	footer := make([]byte, binary.LittleEndian.Uint32(tail[:4]))
-	if _, err := r.ReadAt(footer, size-8-int64(len(footer))); err != nil {
+	footer := make([]byte, n)
+	if _, err := r.ReadAt(footer, size-int64(len(tail))-n); err != nil {
 		return nil, fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): %w", name, err)
 	}
 	if err := checkFooter(footer); err != nil {
@@ -193,7 +194,7 @@ func openParquetAt(r io.ReaderAt, size int64, name string) (*parquet.File, error
 	// bloom filters are not read, so their damage cannot matter. Pages are
 	// read through a pageGuard, which serves parquet-go the footer read here.
 	g := &pageGuard{r: r}
-	g.hold(size-8-int64(len(footer)), footer)
+	g.hold(size-int64(len(tail))-n, footer)
 	pf, err := parquet.OpenFile(g, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		return nil, fmt.Errorf("%s: not a readable Parquet file (truncated or corrupt?): %w", name, err)

@@ -2,7 +2,6 @@ package datasets
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,9 +14,6 @@ import (
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	pqparquet "github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/snappy"
 	"github.com/parquet-go/parquet-go/format"
@@ -678,8 +674,7 @@ func arrowTexts(data []byte) (texts []string, err error) {
 			err = fmt.Errorf("arrow-go: %v", r)
 		}
 	}()
-	mem := memory.NewGoAllocator()
-	tbl, err := pqarrow.ReadTable(context.Background(), bytes.NewReader(data), pqparquet.NewReaderProperties(mem), pqarrow.ArrowReadProperties{}, mem)
+	tbl, err := readArrowTable(data)
 	if err != nil {
 		return nil, err
 	}

@@ -409,13 +409,19 @@ func arrowTable(t *testing.T, path string) arrow.Table {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mem := memory.NewGoAllocator()
-	tbl, err := pqarrow.ReadTable(context.Background(), bytes.NewReader(data), parquet.NewReaderProperties(mem), pqarrow.ArrowReadProperties{}, mem)
+	tbl, err := readArrowTable(data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(tbl.Release)
 	return tbl
+}
+
+// readArrowTable reads the Parquet file data with arrow-go's generic reader
+// (pqarrow); the caller releases the table.
+func readArrowTable(data []byte) (arrow.Table, error) {
+	mem := memory.NewGoAllocator()
+	return pqarrow.ReadTable(context.Background(), bytes.NewReader(data), parquet.NewReaderProperties(mem), pqarrow.ArrowReadProperties{}, mem)
 }
 
 // ScanTokensTablesAt reads the token layouts other writers produce as
