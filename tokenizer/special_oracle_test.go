@@ -1,0 +1,145 @@
+package tokenizer
+
+import (
+	"compress/gzip"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+// specialFile is a tokenizer.json TestEncodeSpecialOracle compares: a name
+// for the report and the plain file node reads.
+type specialFile struct{ name, path string }
+
+// specialFiles are every tokenizer.json at hand: the built-ins, the committed
+// families (unpacked into dir), the hub families of familyGoldens where the
+// oracle folder holds them, and each <oracle>/extra/<name>/tokenizer.json.
+func specialFiles(t *testing.T, dir string) []specialFile {
+	t.Helper()
+	files := []specialFile{
+		{"gpt2", filepath.Join("data", "gpt2-tokenizer.json")},
+		{"bert-base-uncased", filepath.Join("data", "bert-base-uncased-tokenizer.json")},
+	}
+	for _, name := range committedFamilies {
+		files = append(files, specialFile{name, unpackFamily(t, name, dir)})
+	}
+	for _, fam := range familyGoldens {
+		if p := familyPath(fam.npm); fam.npm != "" && fileExists(p) {
+			files = append(files, specialFile{fam.name, p})
+		}
+	}
+	extra, _ := filepath.Glob(filepath.Join(oracleDir(), "extra", "*", "tokenizer.json"))
+	for _, p := range extra {
+		files = append(files, specialFile{"extra/" + filepath.Base(filepath.Dir(p)), p})
+	}
+	return files
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// unpackFamily writes the committed family name's tokenizer.json, gunzipped,
+// into dir and returns its path.
+func unpackFamily(t *testing.T, name, dir string) string {
+	t.Helper()
+	f, err := os.Open(filepath.Join("testdata", "families", name+".json.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	data, err := io.ReadAll(io.LimitReader(zr, MaxFileBytes+1))
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	out := filepath.Join(dir, name+".json")
+	if err := os.WriteFile(out, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// specialTexts are the corpus documents but the code point sweep, its first
+// 16 sweep documents (Latin to Greek), and texts that start or end with an
+// added token, or are one.
+func specialTexts(t *testing.T) []string {
+	var texts []string
+	for _, d := range readCorpus(t) {
+		if d.Sweep == nil || *d.Sweep < 16 {
+			texts = append(texts, d.Text)
+		}
+	}
+	return append(texts, "<s>", "</s>x", "x<|endoftext|>", "[CLS] [SEP]", "<|begin_of_text|>hi", "<bos>", "")
+}
+
+// TestEncodeSpecialOracle compares EncodeSpecial (`mdlm tokenizer encode
+// --special`) with Hugging Face tokenizers' encode(text,
+// add_special_tokens=true), which runs the file's post-processor
+// (TemplateProcessing, BertProcessing, RobertaProcessing, ByteLevel, Sequence),
+// on every tokenizer.json at hand (specialFiles): the goldens compare Encode
+// alone. It runs where the oracle (node and the npm package tokenizers) is
+// installed, as test.sh does.
+func TestEncodeSpecialOracle(t *testing.T) {
+	mods := filepath.Join(oracleDir(), "node_modules")
+	if !fileExists(filepath.Join(mods, "tokenizers")) {
+		t.Skipf("no oracle at %s (run tokenizer/testdata/gen_goldens.sh)", mods)
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node not installed")
+	}
+	dir := t.TempDir()
+	files := specialFiles(t, dir)
+	texts := specialTexts(t)
+	textsFile, out := filepath.Join(dir, "texts.json"), filepath.Join(dir, "hf.json")
+	raw, _ := json.Marshal(texts)
+	if err := os.WriteFile(textsFile, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{filepath.Join("testdata", "special_oracle.js"), textsFile, out}
+	for _, f := range files {
+		args = append(args, f.path)
+	}
+	cmd := exec.Command("node", args...)
+	cmd.Env = append(os.Environ(), "NODE_PATH="+mods)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("node: %v\n%s", err, msg)
+	}
+	var hf [][][]int
+	if raw, err := os.ReadFile(out); err != nil {
+		t.Fatal(err)
+	} else if err := json.Unmarshal(raw, &hf); err != nil {
+		t.Fatal(err)
+	}
+	if len(hf) != len(files) {
+		t.Fatalf("the oracle answered for %d of %d files", len(hf), len(files))
+	}
+	for i, f := range files {
+		t.Run(f.name, func(t *testing.T) {
+			tok, err := LoadFile(f.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bad := 0
+			for k, text := range texts {
+				if got := tok.EncodeSpecial(text); !slices.Equal(got, hf[i][k]) {
+					if bad++; bad <= 3 {
+						t.Errorf("text %d (%.60q):\n  got  %v\n  want %v", k, text, got, hf[i][k])
+					}
+				}
+			}
+			if bad > 0 {
+				t.Errorf("%d of %d texts differ", bad, len(texts))
+			}
+			t.Logf("%s: %d texts compared", f.path, len(texts))
+		})
+	}
+}
