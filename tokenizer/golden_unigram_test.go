@@ -20,6 +20,18 @@ var committedFamilies = []string{"albert", "t5style", "unigram_bytes", "wordleve
 
 func loadCommittedFamily(t testing.TB, name string) *HF {
 	t.Helper()
+	data, path := committedFamilyJSON(t, name)
+	tok, err := Parse(data, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// committedFamilyJSON returns the committed family name's tokenizer.json,
+// gunzipped, and the path it was read from.
+func committedFamilyJSON(t testing.TB, name string) ([]byte, string) {
+	t.Helper()
 	path := filepath.Join("testdata", "families", name+".json.gz")
 	f, err := os.Open(path)
 	if err != nil {
@@ -34,11 +46,7 @@ func loadCommittedFamily(t testing.TB, name string) *HF {
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	tok, err := Parse(data, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return data, path
 }
 
 // TestCommittedFamilyGolden compares Encode and Decode with Hugging Face

@@ -1,9 +1,7 @@
 package tokenizer
 
 import (
-	"compress/gzip"
 	"encoding/json"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,19 +46,7 @@ func fileExists(path string) bool {
 // into dir and returns its path.
 func unpackFamily(t *testing.T, name, dir string) string {
 	t.Helper()
-	f, err := os.Open(filepath.Join("testdata", "families", name+".json.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	data, err := io.ReadAll(io.LimitReader(zr, MaxFileBytes+1))
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
+	data, _ := committedFamilyJSON(t, name)
 	out := filepath.Join(dir, name+".json")
 	if err := os.WriteFile(out, data, 0o644); err != nil {
 		t.Fatal(err)
