@@ -105,6 +105,7 @@ func FuzzRegexSplit(f *testing.F) {
 		`[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`,
 		`[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_` + "`" + `{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`,
 		`[一-龥぀-ゟ゠-ヿ]+`, ` {2,}`, `a+?b|x(?=y)|\x{41}{2,3}`,
+		` ?[^(\s|[.,!?…。，、।۔،])]+`, `[a[b[c-e]]x]+`,
 	}
 	texts := []string{"Hello world!  It's 12345 ok\n\n x", "日本語のテキスト。I'M", "\xff\xfe a \u00a0b", "ǅ Ǆ ſ'S 'LL"}
 	for i, p := range patterns {

@@ -462,14 +462,17 @@ func isASCIIAlnum(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
 }
 
-// parseClass reads a bracket expression after its '['.
+// parseClass reads a bracket expression after its '['. A class nested in it
+// without negation ("[^(\s|[.,!?])]", BLOOM's split pattern) is a union with
+// the rest, as in Oniguruma, so its members join the outer set; nested
+// negated classes and POSIX brackets are refused.
 func (p *reParser) parseClass() (*reAST, error) {
 	cs := &charSet{fold: p.fold}
 	if strings.HasPrefix(p.src[p.pos:], "^") {
 		cs.negated = true
 		p.pos++
 	}
-	first := true
+	first, depth := true, 1 // depth: brackets open, the outer one included
 	for {
 		r, _ := p.peek()
 		switch {
@@ -477,12 +480,23 @@ func (p *reParser) parseClass() (*reAST, error) {
 			return nil, fmt.Errorf("unterminated '[' class")
 		case r == ']' && first:
 			return nil, p.unsupported("']' first in a class")
+		case r == ']' && depth > 1:
+			p.pos++
+			depth--
+			continue
 		case r == ']':
 			p.pos++
 			cs.finish()
 			return &reAST{op: astChar, set: cs, lit: -1}, nil
+		case r == '[' && (strings.HasPrefix(p.src[p.pos:], "[:") || strings.HasPrefix(p.src[p.pos:], "[^")):
+			return nil, p.unsupported("negated nested class or POSIX bracket")
 		case r == '[':
-			return nil, p.unsupported("nested class or POSIX bracket")
+			if depth == maxRegexDepth {
+				return nil, p.unsupported(fmt.Sprintf("classes nested deeper than %d", maxRegexDepth))
+			}
+			p.pos++
+			first, depth = true, depth+1
+			continue
 		case r == '&' && strings.HasPrefix(p.src[p.pos:], "&&"):
 			return nil, p.unsupported("class intersection &&")
 		}

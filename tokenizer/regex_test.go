@@ -50,6 +50,9 @@ func TestRegexSplits(t *testing.T) {
 		{`(?:ab){2}`, "abababa", []string{"abab", "aba"}},
 		{`x(?=y)`, "xxy", []string{"x", "x", "y"}},
 		{`\x41+`, "BAAB", []string{"B", "AA", "B"}},
+		// BLOOM's split pattern: a class nested in a negated one is a union.
+		{` ?[^(\s|[.,!?…。，、।۔،])]+`, "Hi, you (all)|ok… 好。", []string{"Hi", ",", " you", " (", "all", ")|", "ok", "…", " 好", "。"}},
+		{`[a[b[c]]d]+`, "abcdexa", []string{"abcd", "ex", "a"}},
 	}
 	for _, c := range cases {
 		re, err := compileRegex(c.pattern)
@@ -66,7 +69,7 @@ func TestRegexSplits(t *testing.T) {
 // TestRegexRefused: what is outside the subset is refused, never approximated.
 func TestRegexRefused(t *testing.T) {
 	for _, p := range []string{`(?<=a)b`, `\w+`, `a*`, `^a`, `a$`, `\bx`, `(a|b)*`, `(?i:ss)`, `(?i)a`, `a++`,
-		`[[:alpha:]]`, `[a&&b]`, `\1`, `(a+)+`, `\p{Greek}`, `(?i:\p{L})`, `x{2,1}`, `{`} {
+		`[[:alpha:]]`, `[a[^b]]`, `[a[]]`, `[a[b]`, `[a&&b]`, `\1`, `(a+)+`, `\p{Greek}`, `(?i:\p{L})`, `x{2,1}`, `{`} {
 		if _, err := compileRegex(p); !errors.Is(err, errRegexUnsupported) && err == nil {
 			t.Errorf("%q compiled", p)
 		}

@@ -129,3 +129,77 @@ func TestEncodeSpecialOracle(t *testing.T) {
 		})
 	}
 }
+
+// TestNestedClassSplitOracle compares Encode with Hugging Face tokenizers on a
+// GPT-2 vocabulary split as BLOOM's tokenizer.json splits (a Split whose
+// pattern nests a class in a negated one, then ByteLevel without its regex),
+// over the corpus but its code point sweep and the sweep's first 64 documents.
+func TestNestedClassSplitOracle(t *testing.T) {
+	mods := filepath.Join(oracleDir(), "node_modules")
+	if !fileExists(filepath.Join(mods, "tokenizers")) {
+		t.Skipf("no oracle at %s (run tokenizer/testdata/gen_goldens.sh)", mods)
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node not installed")
+	}
+	raw, err := os.ReadFile(filepath.Join("data", "gpt2-tokenizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["pre_tokenizer"] = map[string]any{"type": "Sequence", "pretokenizers": []any{
+		map[string]any{"type": "Split", "pattern": map[string]any{"Regex": ` ?[^(\s|[.,!?…。，、।۔،])]+`}, "behavior": "Isolated", "invert": false},
+		map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false},
+	}}
+	data, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, d := range readCorpus(t) {
+		if d.Sweep == nil || *d.Sweep < 64 {
+			texts = append(texts, d.Text)
+		}
+	}
+	dir := t.TempDir()
+	file, textsFile, out := filepath.Join(dir, "tokenizer.json"), filepath.Join(dir, "texts.json"), filepath.Join(dir, "hf.json")
+	tj, _ := json.Marshal(texts)
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(textsFile, tj, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("node", filepath.Join("testdata", "train_oracle.js"), file, textsFile, out)
+	cmd.Env = append(os.Environ(), "NODE_PATH="+mods)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("node: %v\n%s", err, msg)
+	}
+	var hf struct{ Docs []struct{ IDs []int } }
+	if raw, err := os.ReadFile(out); err != nil {
+		t.Fatal(err)
+	} else if err := json.Unmarshal(raw, &hf); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := Parse(data, "bloom-split")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hf.Docs) != len(texts) {
+		t.Fatalf("the oracle answered for %d of %d texts", len(hf.Docs), len(texts))
+	}
+	bad := 0
+	for k, text := range texts {
+		if got := tok.Encode(text); !slices.Equal(got, hf.Docs[k].IDs) {
+			if bad++; bad <= 3 {
+				t.Errorf("text %d (%.60q):\n  got  %v\n  want %v", k, text, got, hf.Docs[k].IDs)
+			}
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d of %d texts differ", bad, len(texts))
+	}
+}
