@@ -67,6 +67,47 @@ func specialTexts(t *testing.T) []string {
 	return append(texts, "<s>", "</s>x", "x<|endoftext|>", "[CLS] [SEP]", "<|begin_of_text|>hi", "<bos>", "")
 }
 
+// nodeOracle returns the node_modules folder of the oracle that
+// gen_goldens.sh and test.sh install (node and the npm package tokenizers),
+// and skips t where it is not installed.
+func nodeOracle(t *testing.T) string {
+	t.Helper()
+	mods := filepath.Join(oracleDir(), "node_modules")
+	if !fileExists(filepath.Join(mods, "tokenizers")) {
+		t.Skipf("no oracle at %s (run tokenizer/testdata/gen_goldens.sh)", mods)
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node not installed")
+	}
+	return mods
+}
+
+// runOracle runs node on testdata/script with args and the oracle's modules,
+// then decodes the JSON the script wrote to out into v.
+func runOracle(t *testing.T, mods, script, out string, v any, args ...string) {
+	t.Helper()
+	cmd := exec.Command("node", append([]string{filepath.Join("testdata", script)}, args...)...)
+	cmd.Env = append(os.Environ(), "NODE_PATH="+mods)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("node %s: %v\n%s", script, err, msg)
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		t.Fatalf("node %s wrote %s: %v", script, out, err)
+	}
+}
+
+// writeFile writes data to path, failing t on error.
+func writeFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestEncodeSpecialOracle compares EncodeSpecial (`mdlm tokenizer encode
 // --special`) with Hugging Face tokenizers' encode(text,
 // add_special_tokens=true), which runs the file's post-processor
@@ -75,36 +116,19 @@ func specialTexts(t *testing.T) []string {
 // alone. It runs where the oracle (node and the npm package tokenizers) is
 // installed, as test.sh does.
 func TestEncodeSpecialOracle(t *testing.T) {
-	mods := filepath.Join(oracleDir(), "node_modules")
-	if !fileExists(filepath.Join(mods, "tokenizers")) {
-		t.Skipf("no oracle at %s (run tokenizer/testdata/gen_goldens.sh)", mods)
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node not installed")
-	}
+	mods := nodeOracle(t)
 	dir := t.TempDir()
 	files := specialFiles(t, dir)
 	texts := specialTexts(t)
 	textsFile, out := filepath.Join(dir, "texts.json"), filepath.Join(dir, "hf.json")
 	raw, _ := json.Marshal(texts)
-	if err := os.WriteFile(textsFile, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	args := []string{filepath.Join("testdata", "special_oracle.js"), textsFile, out}
+	writeFile(t, textsFile, raw)
+	args := []string{textsFile, out}
 	for _, f := range files {
 		args = append(args, f.path)
 	}
-	cmd := exec.Command("node", args...)
-	cmd.Env = append(os.Environ(), "NODE_PATH="+mods)
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("node: %v\n%s", err, msg)
-	}
 	var hf [][][]int
-	if raw, err := os.ReadFile(out); err != nil {
-		t.Fatal(err)
-	} else if err := json.Unmarshal(raw, &hf); err != nil {
-		t.Fatal(err)
-	}
+	runOracle(t, mods, "special_oracle.js", out, &hf, args...)
 	if len(hf) != len(files) {
 		t.Fatalf("the oracle answered for %d of %d files", len(hf), len(files))
 	}
@@ -135,13 +159,7 @@ func TestEncodeSpecialOracle(t *testing.T) {
 // pattern nests a class in a negated one, then ByteLevel without its regex),
 // over the corpus but its code point sweep and the sweep's first 64 documents.
 func TestNestedClassSplitOracle(t *testing.T) {
-	mods := filepath.Join(oracleDir(), "node_modules")
-	if !fileExists(filepath.Join(mods, "tokenizers")) {
-		t.Skipf("no oracle at %s (run tokenizer/testdata/gen_goldens.sh)", mods)
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node not installed")
-	}
+	mods := nodeOracle(t)
 	raw, err := os.ReadFile(filepath.Join("data", "gpt2-tokenizer.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -167,23 +185,10 @@ func TestNestedClassSplitOracle(t *testing.T) {
 	dir := t.TempDir()
 	file, textsFile, out := filepath.Join(dir, "tokenizer.json"), filepath.Join(dir, "texts.json"), filepath.Join(dir, "hf.json")
 	tj, _ := json.Marshal(texts)
-	if err := os.WriteFile(file, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(textsFile, tj, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("node", filepath.Join("testdata", "train_oracle.js"), file, textsFile, out)
-	cmd.Env = append(os.Environ(), "NODE_PATH="+mods)
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("node: %v\n%s", err, msg)
-	}
+	writeFile(t, file, data)
+	writeFile(t, textsFile, tj)
 	var hf struct{ Docs []struct{ IDs []int } }
-	if raw, err := os.ReadFile(out); err != nil {
-		t.Fatal(err)
-	} else if err := json.Unmarshal(raw, &hf); err != nil {
-		t.Fatal(err)
-	}
+	runOracle(t, mods, "train_oracle.js", out, &hf, file, textsFile, out)
 	tok, err := Parse(data, "bloom-split")
 	if err != nil {
 		t.Fatal(err)

@@ -3,8 +3,6 @@ package tokenizer
 import (
 	"bytes"
 	"encoding/json"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -180,13 +178,7 @@ func TestTrainBPERoundTrip(t *testing.T) {
 // Hugging Face tokenizers' (npm, the oracle gen_goldens.sh installs) for the
 // written file on the held-out documents. Skips without node or the oracle.
 func TestTrainBPEOracle(t *testing.T) {
-	mods := filepath.Join(oracleDir(), "node_modules")
-	if _, err := os.Stat(filepath.Join(mods, "tokenizers")); err != nil {
-		t.Skipf("no oracle at %s (run tokenizer/testdata/gen_goldens.sh)", mods)
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node not installed")
-	}
+	mods := nodeOracle(t)
 	train, held := trainCorpus(t)
 	held = append(held, "<|endoftext|>x  y\n\n\tz<|endoftext|>", "   ", "don't 'll 2024年 🤗🤗 a\u0301")
 	m := trainOn(t, train, TrainConfig{VocabSize: 4000, Special: []string{"<|endoftext|>", "<pad>"}, MinFrequency: 2})
@@ -197,21 +189,8 @@ func TestTrainBPEOracle(t *testing.T) {
 	dir := t.TempDir()
 	file, texts, out := filepath.Join(dir, "tokenizer.json"), filepath.Join(dir, "texts.json"), filepath.Join(dir, "hf.json")
 	tj, _ := json.Marshal(held)
-	if err := os.WriteFile(file, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(texts, tj, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("node", filepath.Join("testdata", "train_oracle.js"), file, texts, out)
-	cmd.Env = append(os.Environ(), "NODE_PATH="+mods)
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("node: %v\n%s", err, msg)
-	}
-	raw, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, file, data)
+	writeFile(t, texts, tj)
 	var hf struct {
 		Vocab int
 		Docs  []struct {
@@ -219,9 +198,7 @@ func TestTrainBPEOracle(t *testing.T) {
 			Text string
 		}
 	}
-	if err := json.Unmarshal(raw, &hf); err != nil {
-		t.Fatal(err)
-	}
+	runOracle(t, mods, "train_oracle.js", out, &hf, file, texts, out)
 	tok, err := Parse(data, "trained")
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,13 +21,7 @@ func normProbes(s string) []string {
 // (five probe strings each). It runs node on testdata/norm_probe.js with the
 // oracle that gen_goldens.sh installs, and skips without them.
 func TestUnicodeNormOracle(t *testing.T) {
-	mods := filepath.Join(oracleDir(), "node_modules")
-	if _, err := os.Stat(filepath.Join(mods, "tokenizers")); err != nil {
-		t.Skipf("no oracle at %s (run tokenizer/testdata/gen_goldens.sh)", mods)
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node not installed")
-	}
+	mods := nodeOracle(t)
 	var cands []string
 	for r := rune(0); r <= 0x10FFFF; r++ {
 		if r >= 0xD800 && r <= 0xDFFF {
@@ -43,22 +36,9 @@ func TestUnicodeNormOracle(t *testing.T) {
 	}
 	dir := t.TempDir()
 	in, out := filepath.Join(dir, "cands.txt"), filepath.Join(dir, "hf.json")
-	if err := os.WriteFile(in, []byte(strings.Join(cands, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("node", filepath.Join("testdata", "norm_probe.js"), in, out)
-	cmd.Env = append(os.Environ(), "NODE_PATH="+mods)
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("node: %v\n%s", err, msg)
-	}
-	data, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, in, []byte(strings.Join(cands, "\n")+"\n"))
 	var rows [][]json.RawMessage
-	if err := json.Unmarshal(data, &rows); err != nil {
-		t.Fatal(err)
-	}
+	runOracle(t, mods, "norm_probe.js", out, &rows, in, out)
 	forms := []normalizer{unicodeNormalizer("NFC"), unicodeNormalizer("NFD"), unicodeNormalizer("NFKC"), unicodeNormalizer("NFKD")}
 	var bad []rune
 	for _, row := range rows {
