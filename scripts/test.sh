@@ -55,7 +55,7 @@ fi
 # saying so, without node or where it does not install.
 oracle="${MDLM_ORACLE_DIR:-$HOME/.cache/mdlm-tokenizer-oracle}"
 if command -v npm >/dev/null; then
-  (mkdir -p "$oracle" && work=$(mktemp -d) && source bench/lib/families.sh && rm -rf "$work") \
+  (work=$(mktemp -d) && trap 'rm -rf "$work"' EXIT && mkdir -p "$oracle" && source bench/lib/families.sh) \
     >/tmp/mdlm-oracle-install.log 2>&1 ||
     echo "test.sh: the npm oracle did not install (/tmp/mdlm-oracle-install.log); the oracle tests will skip" >&2
 fi

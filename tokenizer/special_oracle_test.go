@@ -58,13 +58,39 @@ func unpackFamily(t *testing.T, name, dir string) string {
 // 16 sweep documents (Latin to Greek), and texts that start or end with an
 // added token, or are one.
 func specialTexts(t *testing.T) []string {
+	return append(corpusTexts(t, 16), "<s>", "</s>x", "x<|endoftext|>", "[CLS] [SEP]", "<|begin_of_text|>hi", "<bos>", "")
+}
+
+// corpusTexts are the corpus documents but the code point sweep, and the
+// sweep's first sweeps documents.
+func corpusTexts(t *testing.T, sweeps int) []string {
 	var texts []string
 	for _, d := range readCorpus(t) {
-		if d.Sweep == nil || *d.Sweep < 16 {
+		if d.Sweep == nil || *d.Sweep < sweeps {
 			texts = append(texts, d.Text)
 		}
 	}
-	return append(texts, "<s>", "</s>x", "x<|endoftext|>", "[CLS] [SEP]", "<|begin_of_text|>hi", "<bos>", "")
+	return texts
+}
+
+// compareIDs checks encode on each text against the oracle's ids, reporting
+// the first three that differ and how many do.
+func compareIDs(t *testing.T, texts []string, want [][]int, encode func(string) []int) {
+	t.Helper()
+	if len(want) != len(texts) {
+		t.Fatalf("the oracle answered for %d of %d texts", len(want), len(texts))
+	}
+	bad := 0
+	for k, text := range texts {
+		if got := encode(text); !slices.Equal(got, want[k]) {
+			if bad++; bad <= 3 {
+				t.Errorf("text %d (%.60q):\n  got  %v\n  want %v", k, text, got, want[k])
+			}
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d of %d texts differ", bad, len(texts))
+	}
 }
 
 // nodeOracle returns the node_modules folder of the oracle that
@@ -138,17 +164,7 @@ func TestEncodeSpecialOracle(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			bad := 0
-			for k, text := range texts {
-				if got := tok.EncodeSpecial(text); !slices.Equal(got, hf[i][k]) {
-					if bad++; bad <= 3 {
-						t.Errorf("text %d (%.60q):\n  got  %v\n  want %v", k, text, got, hf[i][k])
-					}
-				}
-			}
-			if bad > 0 {
-				t.Errorf("%d of %d texts differ", bad, len(texts))
-			}
+			compareIDs(t, texts, hf[i], tok.EncodeSpecial)
 			t.Logf("%s: %d texts compared", f.path, len(texts))
 		})
 	}
@@ -176,12 +192,7 @@ func TestNestedClassSplitOracle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var texts []string
-	for _, d := range readCorpus(t) {
-		if d.Sweep == nil || *d.Sweep < 64 {
-			texts = append(texts, d.Text)
-		}
-	}
+	texts := corpusTexts(t, 64)
 	dir := t.TempDir()
 	file, textsFile, out := filepath.Join(dir, "tokenizer.json"), filepath.Join(dir, "texts.json"), filepath.Join(dir, "hf.json")
 	tj, _ := json.Marshal(texts)
@@ -193,18 +204,9 @@ func TestNestedClassSplitOracle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(hf.Docs) != len(texts) {
-		t.Fatalf("the oracle answered for %d of %d texts", len(hf.Docs), len(texts))
+	want := make([][]int, len(hf.Docs))
+	for k, d := range hf.Docs {
+		want[k] = d.IDs
 	}
-	bad := 0
-	for k, text := range texts {
-		if got := tok.Encode(text); !slices.Equal(got, hf.Docs[k].IDs) {
-			if bad++; bad <= 3 {
-				t.Errorf("text %d (%.60q):\n  got  %v\n  want %v", k, text, got, hf.Docs[k].IDs)
-			}
-		}
-	}
-	if bad > 0 {
-		t.Errorf("%d of %d texts differ", bad, len(texts))
-	}
+	compareIDs(t, texts, want, tok.Encode)
 }
